@@ -1,0 +1,19 @@
+"""Stages 1-3 of Algorithm 1: entry counts, thresholds, balanced sampling (SPEC §3)."""
+
+from metaclip2.curation.counts import EntryCounts, count_entries
+from metaclip2.curation.thresholds import DEFAULT_T_EN, entry_probabilities, p_to_t, t_to_p, thresholds
+from metaclip2.curation.sampling import (
+    UNITS,
+    EntryProbabilities,
+    OnlineSampler,
+    keep_probabilities,
+    keep_probability,
+    select_texts,
+    uniform,
+)
+
+__all__ = [
+    "EntryCounts", "count_entries",
+    "DEFAULT_T_EN", "entry_probabilities", "p_to_t", "t_to_p", "thresholds",
+    "UNITS", "EntryProbabilities", "OnlineSampler", "keep_probabilities", "keep_probability", "select_texts", "uniform",
+]  # fmt: skip

@@ -1,0 +1,237 @@
+"""Balanced sampling (Algorithm 1, stage 3), offline or online.
+
+Every random decision is a pure function of ``(seed, image id, alt-text index,
+epoch)``: a keyed BLAKE2b hash turned into a uniform number in [0, 1). There is
+no RNG stream, so a shard can be decided anywhere, in any order, by any number
+of workers, and a data loader can redraw the decision each epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from metaclip2.curation.arrayfile import load_arrays, save_arrays
+from metaclip2.curation.counts import EntryCounts
+from metaclip2.curation.thresholds import DEFAULT_T_EN, entry_probabilities, t_to_p, thresholds
+from metaclip2.matching.matcher import MatcherMismatchError
+
+__all__ = [
+    "UNITS",
+    "uniform",
+    "keep_probability",
+    "keep_probabilities",
+    "select_texts",
+    "EntryProbabilities",
+    "OnlineSampler",
+]
+
+#: ``"image"``: one matched alt-text per image, picked uniformly, then kept with its
+#: pair probability (the release; default). ``"pair"``: every pair decided on its own (the paper).
+UNITS = ("image", "pair")
+
+_FORMAT = "metaclip2-probabilities/1"
+_SCALE = 2.0**-53
+
+
+def uniform(seed: int, image_id: str, text_index: int, epoch: int = 0, purpose: str = "keep") -> float:
+    """Uniform number in [0, 1) determined by its arguments alone.
+
+    Parameters
+    ----------
+    seed : int
+    image_id : str
+        The image's id (any string).
+    text_index : int
+        Index of the alt-text among the image's alt-texts (-1 for image-level draws).
+    epoch : int
+    purpose : str
+        Separates independent draws on the same key (``"keep"``, ``"pick"``).
+    """
+    key = f"{purpose}|{int(seed)}|{int(epoch)}|{int(text_index)}|{image_id}".encode("utf-8", "surrogatepass")
+    h = hashlib.blake2b(key, digest_size=8).digest()
+    return (int.from_bytes(h, "little") >> 11) * _SCALE
+
+
+def keep_probability(q: np.ndarray, ids: Iterable[int]) -> float:
+    """Probability of keeping a pair that matched `ids`: ``1 - prod(1 - q[i])``.
+
+    Computed as a product in ascending id order, in float64, so that
+    :func:`keep_probabilities` gives the same bits. 0 for no ids.
+    """
+    r = 1.0
+    for i in sorted(set(int(i) for i in ids)):
+        r *= 1.0 - float(q[i])
+    return 1.0 - r
+
+
+def keep_probabilities(q: np.ndarray, offsets: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """:func:`keep_probability` of every text of a CSR batch (ids sorted within each text).
+
+    Parameters
+    ----------
+    q : ndarray of float64, shape (n_entries,)
+    offsets : ndarray of int, shape (n + 1,)
+    ids : ndarray of int, shape (offsets[-1],)
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n = len(offsets) - 1
+    out = np.zeros(n, dtype=np.float64)
+    lengths = np.diff(offsets)
+    nonempty = np.flatnonzero(lengths > 0)
+    if len(nonempty):
+        one_minus = 1.0 - np.asarray(q, dtype=np.float64)[np.asarray(ids, dtype=np.int64)]
+        # multiply.reduceat folds each segment left to right, like the scalar loop.
+        out[nonempty] = 1.0 - np.multiply.reduceat(one_minus, offsets[nonempty])
+    return out
+
+
+def select_texts(
+    image_id: str,
+    probabilities: Sequence[float],
+    seed: int = 0,
+    epoch: int = 0,
+    unit: str = "image",
+) -> list[int]:
+    """Indices of an image's alt-texts that are kept.
+
+    Parameters
+    ----------
+    image_id : str
+    probabilities : sequence of float
+        Keep-probability of each alt-text (0 for one that matched nothing or
+        has no metadata), indexed by alt-text index.
+    seed, epoch : int
+    unit : {"image", "pair"}
+        See :data:`UNITS`.
+
+    Returns
+    -------
+    list of int
+        Kept alt-text indices, ascending; at most one with ``unit="image"``.
+    """
+    if unit == "pair":
+        return [k for k, p in enumerate(probabilities) if p > 0 and uniform(seed, image_id, k, epoch) < p]
+    if unit != "image":
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+    candidates = [k for k, p in enumerate(probabilities) if p > 0]
+    if not candidates:
+        return []
+    k = candidates[0] if len(candidates) == 1 else candidates[int(uniform(seed, image_id, -1, epoch, "pick") * len(candidates))]
+    return [k] if uniform(seed, image_id, k, epoch) < probabilities[k] else []
+
+
+class EntryProbabilities:
+    """Per-language entry probabilities ``q = t / max(c, t)`` with their thresholds.
+
+    Attributes
+    ----------
+    q : dict of str to ndarray of float64
+    t : dict of str to int or None
+    digests : dict of str to str
+        Digest of the entry list each language indexes.
+    params : dict
+        How they were computed (``t_en``, ``english``, ``p``).
+    """
+
+    def __init__(self, q: Mapping[str, np.ndarray], t: Mapping[str, float | None], digests: Mapping[str, str], params: Mapping | None = None):
+        self.q = {lang: np.asarray(q[lang], dtype=np.float64) for lang in sorted(q)}
+        self.t = dict(sorted(t.items()))
+        self.digests = dict(sorted(digests.items()))
+        self.params = dict(params or {})
+
+    def __repr__(self) -> str:
+        return f"EntryProbabilities({len(self.q)} languages, params={self.params})"
+
+    @classmethod
+    def from_counts(
+        cls, counts: EntryCounts, t_en: float = DEFAULT_T_EN, english: str = "keep", p: float | None = None, english_code: str = "en"
+    ) -> "EntryProbabilities":
+        """Stage 2: thresholds from merged counts, then entry probabilities."""
+        if p is None and english_code in counts and counts[english_code].any():
+            p = t_to_p(t_en, counts[english_code])
+        t = thresholds(counts, t_en=t_en, english=english, english_code=english_code, p=p)
+        q = {lang: entry_probabilities(counts[lang], t[lang]) for lang in counts}
+        return cls(q, t, counts.digests, {"t_en": t_en, "english": english, "p": p})
+
+    def keep_probability(self, lang: str, ids: Iterable[int]) -> float:
+        """Keep-probability of a pair of `lang` that matched `ids` (0 for an unknown language)."""
+        q = self.q.get(lang)
+        return 0.0 if q is None else keep_probability(q, ids)
+
+    def check_digests(self, digests: Mapping[str, str]) -> None:
+        """Raise :class:`MatcherMismatchError` if a language indexes another entry list."""
+        bad = sorted(lang for lang in self.digests if lang in digests and digests[lang] != self.digests[lang])
+        if bad:
+            raise MatcherMismatchError(f"probabilities were computed for other metadata of: {', '.join(bad)}")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write to `path` (deterministic bytes, atomic)."""
+        header = {"format": _FORMAT, "t": self.t, "digests": self.digests, "params": self.params}
+        save_arrays(path, header, self.q)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "EntryProbabilities":
+        header, arrays = load_arrays(path)
+        if header.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not a metaclip2 probabilities file")
+        return cls(arrays, header["t"], header["digests"], header["params"])
+
+
+class OnlineSampler:
+    """Stage 3 as a per-sample decision for a data loader, redrawn every epoch.
+
+    Parameters
+    ----------
+    probabilities : EntryProbabilities or path
+        Saved per-language entry probabilities (``probabilities.bin`` of a run).
+    seed : int
+    unit : {"image", "pair"}
+
+    Examples
+    --------
+    >>> sampler = OnlineSampler("run/probabilities.bin", seed=0)      # doctest: +SKIP
+    >>> for epoch in range(n_epochs):                                 # doctest: +SKIP
+    ...     for sample in shard:
+    ...         kept = sampler(sample["id"], [(t["lang"], t["ids"]) for t in sample["texts"]], epoch)
+    ...         for k in kept:
+    ...             yield sample["image"], sample["texts"][k]["text"]
+    """
+
+    def __init__(self, probabilities, seed: int = 0, unit: str = "image"):
+        if not isinstance(probabilities, EntryProbabilities):
+            probabilities = EntryProbabilities.load(probabilities)
+        if unit not in UNITS:
+            raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+        self.probabilities = probabilities
+        self.seed = int(seed)
+        self.unit = unit
+
+    def probabilities_of(self, texts: Sequence) -> list[float]:
+        """Keep-probability of each ``(lang, ids)`` (or ``{"lang", "ids"}``) alt-text."""
+        out = []
+        for t in texts:
+            lang, ids = (t["lang"], t["ids"]) if isinstance(t, Mapping) else t
+            out.append(self.probabilities.keep_probability(lang, ids) if len(ids) else 0.0)
+        return out
+
+    def __call__(self, image_id: str, texts: Sequence, epoch: int = 0) -> list[int]:
+        """Indices of the alt-texts of `image_id` kept in `epoch`.
+
+        `texts` lists each alt-text's language and matched entry ids, as
+        ``(lang, ids)`` tuples or ``{"lang": ..., "ids": [...]}`` dicts, in
+        alt-text index order.
+        """
+        return select_texts(image_id, self.probabilities_of(texts), self.seed, epoch, self.unit)
+
+    def keep(self, image_id: str, text_index: int, lang: str, ids: Sequence[int], epoch: int = 0) -> bool:
+        """Pair-unit decision for a single alt-text."""
+        p = self.probabilities.keep_probability(lang, ids) if len(ids) else 0.0
+        return p > 0 and uniform(self.seed, image_id, text_index, epoch) < p

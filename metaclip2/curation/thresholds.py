@@ -1,0 +1,160 @@
+"""Head/tail thresholds per language and entry probabilities (Algorithm 1, stages 2 and 3)."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+__all__ = ["DEFAULT_T_EN", "t_to_p", "p_to_t", "thresholds", "entry_probabilities"]
+
+#: Meta CLIP 2's English threshold on its 5B-pair worldwide pool.
+DEFAULT_T_EN = 170_000
+
+
+def _counts(counts) -> np.ndarray:
+    c = np.asarray(counts)
+    if c.ndim != 1:
+        raise ValueError(f"counts must be 1-D, got shape {c.shape}")
+    if c.size and c.dtype.kind == "f":
+        if not np.all(np.isfinite(c)) or np.any(c != np.floor(c)):
+            raise ValueError("counts must be finite whole numbers")
+    if c.size and c.min() < 0:
+        raise ValueError("counts must be non-negative")
+    return c.astype(np.uint64)
+
+
+def t_to_p(t: float, counts) -> float:
+    """Share of the match mass held by tail entries: ``sum(c[c < t]) / sum(c)``.
+
+    Parameters
+    ----------
+    t : float
+        Threshold (a count).
+    counts : array_like of int, shape (n_entries,)
+        Entry counts of one language.
+
+    Raises
+    ------
+    ValueError
+        If the counts are all zero (there is no mass to share).
+    """
+    c = _counts(counts)
+    total = int(c.sum(dtype=np.uint64))
+    if total == 0:
+        raise ValueError("t_to_p: counts are all zero; there is no match mass")
+    return int(c[c < t].sum(dtype=np.uint64)) / total
+
+
+def p_to_t(p: float, counts) -> int:
+    """Threshold whose tail holds about a share `p` of the match mass.
+
+    Sorts `counts` ascending, takes the cumulative sum divided by the total,
+    and returns the sorted count where that fraction is closest to `p` (the
+    first such position on ties). A result of 0 (closest fraction on a
+    zero count) is raised to 1: a threshold of 0 would make every entry
+    probability ``0 / 0``.
+
+    Parameters
+    ----------
+    p : float
+        Target tail share, in [0, 1].
+    counts : array_like of int, shape (n_entries,)
+
+    Returns
+    -------
+    int
+        ``t >= 1``.
+
+    Raises
+    ------
+    ValueError
+        If the counts are all zero, or `p` is outside [0, 1].
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must lie in [0, 1], got {p}")
+    c = np.sort(_counts(counts))
+    total = int(c.sum(dtype=np.uint64))
+    if total == 0:
+        raise ValueError("p_to_t: counts are all zero; no threshold can be derived")
+    cum = np.cumsum(c, dtype=np.uint64) / total
+    return max(int(c[int(np.argmin(np.abs(cum - p)))]), 1)
+
+
+def thresholds(
+    counts_by_lang: Mapping[str, np.ndarray],
+    t_en: float = DEFAULT_T_EN,
+    english: str = "keep",
+    english_code: str = "en",
+    p: float | None = None,
+) -> dict[str, int | None]:
+    """Per-language thresholds derived from the English one (Algorithm 1, stage 2).
+
+    ``p = t_to_p(t_en, counts["en"])``; then ``t[lang] = p_to_t(p, counts[lang])``.
+
+    Parameters
+    ----------
+    counts_by_lang : mapping of str to array_like of int
+        Entry counts per language over the whole pool.
+    t_en : float
+        English threshold (170,000 for Meta CLIP 2's 5B pool).
+    english : {"keep", "recompute"}
+        ``"keep"`` (the release, default): ``t["en"] = t_en``. ``"recompute"``
+        (the paper): ``t["en"] = p_to_t(p, counts["en"])``.
+    english_code : str
+        Name of the English language in `counts_by_lang`.
+    p : float, optional
+        Tail share to use instead of deriving it from English counts (needed
+        when the pool has no English matches).
+
+    Returns
+    -------
+    dict of str to int or None
+        ``None`` for a language whose counts are all zero: it has no threshold
+        and keeps no pair.
+    """
+    if english not in ("keep", "recompute"):
+        raise ValueError(f"english must be 'keep' or 'recompute', got {english!r}")
+    if t_en is None or not t_en > 0:
+        raise ValueError(f"t_en must be a positive count, got {t_en!r}")
+    if p is None:
+        en = counts_by_lang.get(english_code)
+        if en is None or not np.asarray(en).any():
+            raise ValueError(
+                f"no {english_code!r} matches in the counts: Algorithm 1 derives every threshold from English; "
+                "pass p= (the tail share, e.g. 0.06) to set it directly"
+            )
+        p = t_to_p(t_en, en)
+    out: dict[str, int | None] = {}
+    for lang in sorted(counts_by_lang):
+        c = counts_by_lang[lang]
+        if not np.asarray(c).any():
+            out[lang] = None
+        elif lang == english_code and english == "keep":
+            out[lang] = int(t_en) if float(t_en).is_integer() else t_en
+        else:
+            out[lang] = p_to_t(p, c)
+    return out
+
+
+def entry_probabilities(counts, t: float | None) -> np.ndarray:
+    """Probability of keeping a match of each entry: ``t / max(c, t)``.
+
+    Parameters
+    ----------
+    counts : array_like of int, shape (n_entries,)
+    t : float or None
+        The language's threshold (> 0); None (no threshold: all counts zero)
+        gives all zeros.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_entries,)
+        Values in [0, 1]; 1 for tail entries (``c <= t``); never NaN.
+    """
+    c = _counts(counts)
+    if t is None:
+        return np.zeros(len(c), dtype=np.float64)
+    if not t > 0 or not np.isfinite(t):
+        raise ValueError(f"threshold must be a positive finite count, got {t!r}")
+    return t / np.maximum(c.astype(np.float64), float(t))

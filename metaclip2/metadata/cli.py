@@ -1,0 +1,266 @@
+"""``metaclip2 metadata …``: build metadata from WordNet, a Wikipedia dump and page-view files.
+
+Subcommands::
+
+    wordnet    one language's WordNet/OMW entries, one per line
+    ngrams     dump -> n-gram counts file (parallel over processes)
+    pageviews  page-view files -> per-language ``<lang>.views.tsv`` (views, title)
+    build      one language's metadata (<lang>.tsv + <lang>.summary.json) from given inputs
+    lid        per-Wikipedia metadata directory -> per-LID-language metadata + matchers
+    all        ngrams + page views + WordNet + build (+ lid) for one language
+
+Every handler is set as ``func`` on its parser and returns an exit status; the top-level
+``metaclip2`` CLI calls :func:`add_subcommands`. :func:`main` runs this group alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+__all__ = ["add_subcommands", "main", "read_views", "write_views"]
+
+
+def _use_nltk_data(path: str | None) -> None:
+    if not path:
+        return
+    import nltk
+
+    path = str(Path(path).resolve())
+    os.environ["NLTK_DATA"] = path
+    if path not in nltk.data.path:
+        nltk.data.path.insert(0, path)
+
+
+def write_views(path: str | os.PathLike, views: Counter) -> None:
+    """Write one language's title view totals as ``views<TAB>title`` lines, most viewed first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for title, v in sorted(views.items(), key=lambda tv: (-tv[1], tv[0])):
+            f.write(f"{v}\t{title}\n")
+    os.replace(tmp, path)
+
+
+def read_views(path: str | os.PathLike) -> Counter:
+    """Read a file written by :func:`write_views` (title -> views)."""
+    out: Counter = Counter()
+    with open(path, encoding="utf-8", newline="\n") as f:
+        for line in f:
+            v, _, title = line.rstrip("\n").partition("\t")
+            out[title] += int(v)
+    return out
+
+
+def _add_caps(p: argparse.ArgumentParser) -> None:
+    from metaclip2.metadata import build as b
+    from metaclip2.metadata import pageviews as pv
+
+    def cap(s: str):
+        return None if s.lower() in ("none", "0", "inf") else int(s)
+
+    g = p.add_argument_group("caps and filters (defaults: the paper's)")
+    g.add_argument("--no-wordnet", action="store_true", help="leave WordNet out")
+    g.add_argument("--head-word-only", action="store_true", help="English: only each synset's first lemma (MetaCLIP 1)")
+    g.add_argument("--no-numbers", action="store_true", help='leave out "0" … "99"')
+    g.add_argument("--unigram-fraction", type=float, default=b.DEFAULT_UNIGRAM_FRACTION)
+    g.add_argument("--max-unigrams", type=cap, default=b.DEFAULT_MAX_UNIGRAMS, help="'none' for no cap")
+    g.add_argument("--bigram-method", choices=("pmi", "corrected"), default="pmi")
+    g.add_argument("--min-pmi", type=float, default=b.DEFAULT_MIN_PMI)
+    g.add_argument("--max-bigrams", type=cap, default=b.DEFAULT_MAX_BIGRAMS, help="'none' for no cap")
+    g.add_argument("--title-fraction", type=float, default=pv.DEFAULT_TITLE_FRACTION)
+    g.add_argument("--max-titles", type=cap, default=pv.DEFAULT_MAX_TITLES, help="'none' for no cap")
+    g.add_argument("--max-length", type=int, default=b.DEFAULT_MAX_LENGTH)
+    p.add_argument("--nltk-data", help="nltk data directory holding corpora/wordnet and the OMW zip (else NLTK_DATA)")
+
+
+def _caps(args) -> dict:
+    return dict(
+        wordnet=None if args.no_wordnet else "auto",
+        head_word_only=args.head_word_only,
+        numbers=not args.no_numbers,
+        unigram_fraction=args.unigram_fraction,
+        max_unigrams=args.max_unigrams,
+        bigram_method=args.bigram_method,
+        min_pmi=args.min_pmi,
+        max_bigrams=args.max_bigrams,
+        title_fraction=args.title_fraction,
+        max_titles=args.max_titles,
+        max_length=args.max_length,
+    )
+
+
+def _progress(args) -> bool:
+    return not getattr(args, "quiet", False)
+
+
+def _report(result, paths) -> None:
+    counts = result.counts()
+    print(f"{result.lang}: {len(result.entries)} entries ({', '.join(f'{k} {v}' for k, v in counts.items())})")
+    for p in paths:
+        print(f"  wrote {p}")
+
+
+def _cmd_wordnet(args) -> int:
+    from metaclip2.metadata.wordnet import wordnet_entries
+
+    _use_nltk_data(args.nltk_data)
+    entries = wordnet_entries(args.lang, head_word_only=args.head_word_only, progress=_progress(args))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, "w", encoding="utf-8", newline="\n") as f:
+            f.writelines(e + "\n" for e in entries)
+        print(f"{args.lang}: {len(entries)} WordNet entries -> {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.writelines(e + "\n" for e in entries)
+    return 0
+
+
+def _count_ngrams(dump: str, lang: str, out: Path, processes: int, progress: bool) -> Path:
+    from metaclip2.metadata.ngrams import count_dump_ngrams
+
+    counts = count_dump_ngrams(dump, lang, processes=processes, progress=progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    counts.save(out)
+    return out
+
+
+def _cmd_ngrams(args) -> int:
+    out = _count_ngrams(args.dump, args.lang, Path(args.out), args.processes, _progress(args))
+    print(f"{args.lang}: n-gram counts -> {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_pageviews(args) -> int:
+    from metaclip2.metadata.pageviews import PageviewStats, read_pageviews
+
+    stats = PageviewStats()
+    views = read_pageviews(args.files, languages=args.lang or None, progress=_progress(args), stats=stats)
+    out = Path(args.out_dir)
+    for lang in sorted(views):
+        write_views(out / f"{lang}.views.tsv", views[lang])
+    print(f"{len(views)} languages -> {out}/<lang>.views.tsv; lines: {stats.as_dict()}", file=sys.stderr)
+    return 0
+
+
+def _titles_kwargs(args) -> dict:
+    if getattr(args, "views", None):
+        return {"titles": read_views(args.views)}
+    if getattr(args, "pageviews", None):
+        return {"pageviews": args.pageviews}
+    return {}
+
+
+def _cmd_build(args) -> int:
+    from metaclip2.metadata.build import build_metadata, write_language_metadata
+
+    _use_nltk_data(args.nltk_data)
+    if args.views and args.pageviews:
+        raise SystemExit("give --views or --pageviews, not both")
+    result = build_metadata(args.lang, ngrams=args.ngrams, progress=_progress(args), **_titles_kwargs(args), **_caps(args))
+    _report(result, write_language_metadata(result, args.out_dir))
+    return 0
+
+
+def _cmd_lid(args) -> int:
+    from metaclip2.metadata.lid_merge import build_lid_metadata
+
+    index = build_lid_metadata(args.wiki_dir, args.out_dir, matchers=not args.no_matchers, progress=_progress(args), unknown=args.unknown)
+    for lid, info in index.items():
+        print(f"{lid}: {info['entries']} entries from {', '.join(info['wikipedia'])}")
+    return 0
+
+
+def _cmd_all(args) -> int:
+    from metaclip2.metadata.build import build_metadata, write_language_metadata
+
+    _use_nltk_data(args.nltk_data)
+    out = Path(args.out_dir)
+    ngrams = None
+    if args.dump:
+        ngrams = out / "ngrams" / f"{args.lang}.ngrams"
+        if args.reuse and ngrams.exists():
+            print(f"reusing {ngrams}", file=sys.stderr)
+        else:
+            _count_ngrams(args.dump, args.lang, ngrams, args.processes, _progress(args))
+    result = build_metadata(args.lang, ngrams=ngrams, pageviews=args.pageviews or None, progress=_progress(args), **_caps(args))
+    _report(result, write_language_metadata(result, out / "wikipedia"))
+    if args.lid_dir:
+        from metaclip2.metadata.lid_merge import build_lid_metadata
+
+        build_lid_metadata(out / "wikipedia", args.lid_dir, matchers=True, progress=_progress(args), unknown="other")
+        print(f"  LID metadata -> {args.lid_dir}")
+    return 0
+
+
+def add_subcommands(subparsers) -> argparse.ArgumentParser:
+    """Register ``metadata`` and its subcommands on an argparse ``subparsers`` object.
+
+    Each leaf parser gets ``func`` (call ``args.func(args)``, returns an exit status).
+    """
+    md = subparsers.add_parser("metadata", help="build metadata (WordNet, Wikipedia n-grams, titles) per language")
+    sub = md.add_subparsers(dest="metadata_command", metavar="STEP", required=True)
+
+    def leaf(name, help, func):
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        p.set_defaults(func=func)
+        return p
+
+    p = leaf("wordnet", "one language's WordNet/OMW entries, one per line", _cmd_wordnet)
+    p.add_argument("lang", help="Wikipedia code (en, fr, zh …) or nltk code (eng, fra …)")
+    p.add_argument("--head-word-only", action="store_true", help="English: only each synset's first lemma (MetaCLIP 1)")
+    p.add_argument("-o", "--out", help="output file (default: stdout)")
+    p.add_argument("--nltk-data", help="nltk data directory (else NLTK_DATA)")
+
+    p = leaf("ngrams", "count a Wikipedia dump's unigrams and bigrams into a counts file", _cmd_ngrams)
+    p.add_argument("dump", help="<lang>wiki-<date>-pages-articles*.xml.bz2")
+    p.add_argument("--lang", required=True, help="Wikipedia code of the dump (picks the tokenizer)")
+    p.add_argument("-o", "--out", required=True, help="n-gram counts file to write")
+    p.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+
+    p = leaf("pageviews", "sum hourly page-view files into per-language <lang>.views.tsv", _cmd_pageviews)
+    p.add_argument("files", nargs="+", help="pageviews-YYYYMMDD-HH0000.gz files")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--lang", action="append", help="keep only this language (repeatable; default all)")
+
+    p = leaf("build", "build one language's metadata from given inputs", _cmd_build)
+    p.add_argument("lang", help="Wikipedia code")
+    p.add_argument("--out-dir", required=True, help="receives <lang>.tsv and <lang>.summary.json")
+    p.add_argument("--ngrams", help="n-gram counts file (from `metadata ngrams`)")
+    p.add_argument("--views", help="<lang>.views.tsv (from `metadata pageviews`)")
+    p.add_argument("--pageviews", nargs="+", help="page-view files, read for this language")
+    _add_caps(p)
+
+    p = leaf("lid", "merge per-Wikipedia metadata into per-LID-language metadata and matchers", _cmd_lid)
+    p.add_argument("wiki_dir", help="directory of <wikicode>.tsv files")
+    p.add_argument("out_dir", help="receives <lidlang>.tsv, <lidlang>.matcher, index.json")
+    p.add_argument("--no-matchers", action="store_true", help="do not build matchers")
+    p.add_argument("--unknown", choices=("error", "other"), default="error", help="files whose code is not a known Wikipedia")
+
+    p = leaf("all", "every step for one language: n-grams, page views, WordNet, build (and LID merge)", _cmd_all)
+    p.add_argument("lang", help="Wikipedia code")
+    p.add_argument("--dump", help="the language's pages-articles dump")
+    p.add_argument("--pageviews", nargs="*", default=[], help="page-view files")
+    p.add_argument("--out-dir", required=True, help="receives ngrams/<lang>.ngrams and wikipedia/<lang>.tsv")
+    p.add_argument("--lid-dir", help="also merge out-dir/wikipedia into LID languages here")
+    p.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--reuse", action="store_true", help="reuse an existing n-gram counts file")
+    _add_caps(p)
+    return md
+
+
+def main(argv=None) -> int:
+    """Run the ``metadata`` command group alone: ``python -m metaclip2.metadata.cli metadata …``."""
+    parser = argparse.ArgumentParser(prog="metaclip2")
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Entry lists: digests, duplicate checks and the on-disk metadata format.
+
+An entry's id is its position in its list, so anything that stores ids (a
+matcher, counts, probabilities) also stores :func:`entries_digest` of the list
+and refuses to be paired with another list.
+
+File format (``<lang>.tsv``, UTF-8, human-readable)::
+
+    # metaclip2 metadata	lang=en	entries=3	digest=<sha256 hex>
+    entry	source
+    0	number
+    dog	wordnet
+    New York	bigram
+
+Entries never contain a tab, newline or carriage return (such an entry could
+never match: matching turns those characters into spaces), so one line holds
+one entry and its source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Sequence
+
+__all__ = [
+    "MetadataError",
+    "entries_digest",
+    "find_duplicates",
+    "check_entries",
+    "write_metadata",
+    "read_metadata",
+]
+
+_FORBIDDEN = ("\t", "\n", "\r")
+_MAGIC = "# metaclip2 metadata"
+
+
+class MetadataError(ValueError):
+    """An entry list or a metadata file is not usable as given."""
+
+
+def entries_digest(entries: Iterable[str]) -> str:
+    """SHA-256 hex digest of an ordered entry list.
+
+    Each entry is hashed length-prefixed, so no two different lists (including
+    lists that differ only in order or in where a string is split) share a
+    digest.
+    """
+    h = hashlib.sha256()
+    n = 0
+    for e in entries:
+        b = e.encode("utf-8", "surrogatepass")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+        n += 1
+    h.update(n.to_bytes(8, "little"))
+    return h.hexdigest()
+
+
+def find_duplicates(entries: Iterable[str]) -> list[str]:
+    """Strings that occur more than once in `entries`, in first-seen order."""
+    counts = Counter(entries)
+    return [e for e, c in counts.items() if c > 1]
+
+
+def check_entries(entries: Sequence[str]) -> None:
+    """Raise :class:`MetadataError` unless `entries` is a list of unique, non-empty strings."""
+    bad = [(i, e) for i, e in enumerate(entries) if not isinstance(e, str) or not e]
+    if bad:
+        shown = ", ".join(f"#{i}: {e!r}" for i, e in bad[:5])
+        raise MetadataError(f"entries must be non-empty strings; {len(bad)} are not ({shown}{', ...' if len(bad) > 5 else ''})")
+    dups = find_duplicates(entries)
+    if dups:
+        shown = ", ".join(repr(d) for d in dups[:10])
+        raise MetadataError(
+            f"{len(dups)} entries occur more than once ({shown}{', ...' if len(dups) > 10 else ''}); "
+            "entry ids must be unique: deduplicate the list, keeping the first occurrence"
+        )
+
+
+def write_metadata(path: str | os.PathLike, entries: Sequence[str], sources: Sequence[str] | None = None, lang: str = "") -> str:
+    """Write an entry list (and each entry's source) as a ``.tsv`` metadata file, atomically.
+
+    Returns the list's digest.
+    """
+    check_entries(entries)
+    if sources is None:
+        sources = [""] * len(entries)
+    if len(sources) != len(entries):
+        raise MetadataError(f"{len(sources)} sources for {len(entries)} entries")
+    for e in entries:
+        if any(c in e for c in _FORBIDDEN):
+            raise MetadataError(f"entry {e!r} holds a tab, newline or carriage return and could never match; drop it")
+    digest = entries_digest(entries)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write(f"{_MAGIC}\tlang={lang}\tentries={len(entries)}\tdigest={digest}\n")
+        f.write("entry\tsource\n")
+        for e, s in zip(entries, sources):
+            f.write(f"{e}\t{s}\n")
+    os.replace(tmp, path)
+    return digest
+
+
+def read_metadata(path: str | os.PathLike, with_sources: bool = False):
+    """Read a metadata ``.tsv`` file written by :func:`write_metadata`.
+
+    Returns the entry list, or ``(entries, sources)`` when `with_sources` is true.
+    The digest in the header is checked against the entries read.
+    """
+    path = Path(path)
+    entries: list[str] = []
+    sources: list[str] = []
+    with open(path, encoding="utf-8", newline="\n") as f:
+        header = f.readline().rstrip("\n")
+        if not header.startswith(_MAGIC):
+            raise MetadataError(f"{path}: not a metaclip2 metadata file (first line {header[:60]!r})")
+        fields = dict(kv.split("=", 1) for kv in header.split("\t")[1:] if "=" in kv)
+        f.readline()  # column names
+        for line in f:
+            e, _, s = line.rstrip("\n").partition("\t")
+            entries.append(e)
+            sources.append(s)
+    if "digest" in fields and fields["digest"] != entries_digest(entries):
+        raise MetadataError(f"{path}: entries do not match the digest in its header; the file was edited or truncated")
+    return (entries, sources) if with_sources else entries

@@ -1,0 +1,141 @@
+"""Per-Wikipedia-language metadata -> per-LID-language metadata and matchers (SPEC §1).
+
+Matching uses one entry list per language of the LID model. A LID language gets the union of
+the metadata of every Wikipedia code mapped to it (``zh`` <- zh, zh_yue, zh_classical,
+zh_min_nan …), merged in the order of
+:func:`metaclip2.matching.languages.lid_language_groups` (primary code first; the first code
+to add a string wins). Wikipedia codes that map to no LID language go into ``other``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+from metaclip2.metadata.entries import read_metadata, write_metadata
+
+__all__ = ["OTHER", "group_wikipedia_codes", "merge_metadata", "build_lid_metadata"]
+
+#: LID language of alt-texts whose LID label has no metadata, and of unmapped Wikipedia codes.
+OTHER = "other"
+
+
+def group_wikipedia_codes(codes, unknown: str = "error") -> dict[str, list[str]]:
+    """Group Wikipedia codes by LID language, each group in merge order.
+
+    Codes listed in :func:`lid_language_groups` keep that order (primary first); any
+    other code of a group follows in sorted order. `unknown` says what to do with a code
+    that is not a known Wikipedia: ``"error"`` (raise KeyError) or ``"other"`` (put it in
+    ``other``, with a warning).
+
+    Returns
+    -------
+    dict of str -> list of str
+        LID language -> Wikipedia codes, LID languages sorted.
+    """
+    from metaclip2.matching.languages import lid_language_groups, wikipedia_to_lid_language
+
+    if unknown not in ("error", "other"):
+        raise ValueError(f"unknown must be 'error' or 'other', got {unknown!r}")
+    groups: dict[str, set[str]] = {}
+    for code in codes:
+        try:
+            lid = wikipedia_to_lid_language(code) or OTHER
+        except KeyError as e:
+            if unknown == "error":
+                raise KeyError(f"{e.args[0]}; pass unknown='other' to merge it into {OTHER!r}") from None
+            warnings.warn(f"{code!r} is not a known Wikipedia code; merged into {OTHER!r}", stacklevel=2)
+            lid = OTHER
+        groups.setdefault(lid, set()).add(code)
+    order = lid_language_groups()
+    out: dict[str, list[str]] = {}
+    for lid in sorted(groups):
+        present = groups[lid]
+        ranked = [c for c in order.get(lid, ()) if c in present]
+        ranked += sorted(present - set(ranked))
+        out[lid] = ranked
+    return out
+
+
+def merge_metadata(parts: list[tuple[str, list[str], list[str]]]) -> tuple[list[str], list[str]]:
+    """Merge ``(code, entries, sources)`` lists in the given order, first occurrence wins.
+
+    Returns ``(entries, sources)`` where each source reads ``"<code>:<source>"``.
+    """
+    seen: set[str] = set()
+    entries: list[str] = []
+    sources: list[str] = []
+    for code, ents, srcs in parts:
+        for e, s in zip(ents, srcs):
+            if e in seen:
+                continue
+            seen.add(e)
+            entries.append(e)
+            sources.append(f"{code}:{s}" if s else code)
+    return entries, sources
+
+
+def build_lid_metadata(
+    wiki_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    matchers: bool = True,
+    progress: bool = True,
+    unknown: str = "error",
+) -> dict[str, dict]:
+    """Merge every ``<wikicode>.tsv`` of `wiki_dir` into ``<lidlang>.tsv`` files in `out_dir`.
+
+    Parameters
+    ----------
+    wiki_dir : path
+        Directory of per-Wikipedia-language metadata (``en.tsv``, ``zh_yue.tsv`` …), as
+        written by :func:`metaclip2.metadata.build.write_language_metadata`.
+    out_dir : path
+        Receives ``<lidlang>.tsv`` (source column ``<wikicode>:<source>``), with `matchers`
+        also ``<lidlang>.matcher`` (a saved :class:`metaclip2.matching.matcher.Matcher`), and
+        ``index.json``.
+    matchers : bool
+        Build and save one Aho-Corasick matcher per LID language.
+    progress : bool
+        tqdm bar over LID languages on stderr.
+    unknown : ``"error"`` or ``"other"``
+        What to do with a file whose code is not a known Wikipedia (see
+        :func:`group_wikipedia_codes`).
+
+    Returns
+    -------
+    dict of str -> dict
+        The content of ``index.json``: per LID language, ``entries`` (count), ``digest``,
+        ``wikipedia`` (codes merged, in merge order) and ``matcher`` (file name or None).
+    """
+    from tqdm.auto import tqdm
+
+    wiki_dir, out_dir = Path(wiki_dir), Path(out_dir)
+    files = {p.name[: -len(".tsv")]: p for p in sorted(wiki_dir.glob("*.tsv"))}
+    if not files:
+        raise FileNotFoundError(f"no <wikicode>.tsv metadata files in {wiki_dir}")
+    if wiki_dir.resolve() == out_dir.resolve():
+        raise ValueError("out_dir must differ from wiki_dir: LID files (zh.tsv, other.tsv) would overwrite Wikipedia ones")
+    groups = group_wikipedia_codes(files, unknown=unknown)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index: dict[str, dict] = {}
+    for lid, codes in tqdm(groups.items(), desc="LID metadata", unit="lang", disable=not progress):
+        parts = [(code, *read_metadata(files[code], with_sources=True)) for code in codes]
+        entries, sources = merge_metadata(parts)
+        matcher_name = None
+        if not entries:
+            # An empty list cannot be matched; record the language without files.
+            index[lid] = {"entries": 0, "digest": None, "wikipedia": codes, "matcher": None}
+            continue
+        digest = write_metadata(out_dir / f"{lid}.tsv", entries, sources, lang=lid)
+        if matchers:
+            from metaclip2.matching.matcher import Matcher
+
+            matcher_name = f"{lid}.matcher"
+            Matcher(entries).save(out_dir / matcher_name)
+        index[lid] = {"entries": len(entries), "digest": digest, "wikipedia": codes, "matcher": matcher_name}
+    tmp = out_dir / f"index.json.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(index, sort_keys=True, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, out_dir / "index.json")
+    return index
