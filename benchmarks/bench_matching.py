@@ -25,7 +25,8 @@ def make_data(n_entries: int, n_captions: int, seed: int = 0):
     words = np.array(vocab)
     zipf = 1.0 / np.arange(1, len(words) + 1)
     zipf /= zipf.sum()
-    entries = list(dict.fromkeys(vocab[: int(n_entries * 0.7)] + [f"{a} {b}" for a, b in zip(vocab[::7], vocab[3::7])] + cjk))
+    # ~80% single words, ~10% two-word entries, ~10% CJK strings, like a real mixed list.
+    entries = list(dict.fromkeys(vocab[: int(n_entries * 0.8)] + [f"{a} {b}" for a, b in zip(vocab[::7], vocab[3::7])] + cjk))
     entries = entries[:n_entries]
     captions = []
     for _ in range(n_captions):

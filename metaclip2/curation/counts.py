@@ -33,6 +33,9 @@ def count_entries(n_entries: int, offsets: np.ndarray, ids: np.ndarray) -> np.nd
         ``c[i]`` = number of texts that matched entry ``i``.
     """
     ids = np.asarray(ids)
+    offsets = np.asarray(offsets)
+    if len(offsets) == 0 or offsets[-1] != len(ids):
+        raise ValueError(f"offsets end at {offsets[-1] if len(offsets) else None}, but there are {len(ids)} ids")
     if len(ids) and (ids.min() < 0 or ids.max() >= n_entries):
         raise ValueError(f"entry ids must lie in [0, {n_entries}); got {ids.min()}..{ids.max()}")
     return np.bincount(ids.astype(np.intp, copy=False), minlength=n_entries).astype(np.uint64)
@@ -107,7 +110,13 @@ class EntryCounts(Mapping[str, np.ndarray]):
 
     # -- merging --------------------------------------------------------------------------
     def merge(self, other: "EntryCounts") -> "EntryCounts":
-        """Add `other`'s counts into these, in place; returns self."""
+        """Add `other`'s counts into these, in place; returns self.
+
+        All languages are checked before any is added, so a refused merge changes nothing.
+        """
+        for lang in other:
+            if lang in self._counts:
+                self.register(lang, other.digest(lang), len(other[lang]))
         for lang in other:
             self.register(lang, other.digest(lang), len(other[lang]))
             self._counts[lang] += other[lang]

@@ -59,17 +59,20 @@ def uniform(seed: int, image_id: str, text_index: int, epoch: int = 0, purpose: 
 def keep_probability(q: np.ndarray, ids: Iterable[int]) -> float:
     """Probability of keeping a pair that matched `ids`: ``1 - prod(1 - q[i])``.
 
-    Computed as a product in ascending id order, in float64, so that
-    :func:`keep_probabilities` gives the same bits. 0 for no ids.
+    Accumulated as ``p += q[i] * (1 - p)`` over the ids in ascending order, in
+    float64: equal to the product form, but exact for a single entry (``p ==
+    q[i]``) and never below the largest ``q[i]`` by rounding.
+    :func:`keep_probabilities` performs the same operations and gives the same
+    bits. 0 for no ids.
     """
-    r = 1.0
+    p = 0.0
     for i in sorted(set(int(i) for i in ids)):
-        r *= 1.0 - float(q[i])
-    return 1.0 - r
+        p += float(q[i]) * (1.0 - p)
+    return p
 
 
 def keep_probabilities(q: np.ndarray, offsets: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """:func:`keep_probability` of every text of a CSR batch (ids sorted within each text).
+    """:func:`keep_probability` of every text of a CSR batch (ids sorted and unique within each text).
 
     Parameters
     ----------
@@ -83,14 +86,16 @@ def keep_probabilities(q: np.ndarray, offsets: np.ndarray, ids: np.ndarray) -> n
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     n = len(offsets) - 1
-    out = np.zeros(n, dtype=np.float64)
+    p = np.zeros(n, dtype=np.float64)
+    if n == 0 or offsets[-1] == 0:
+        return p
+    qi = np.asarray(q, dtype=np.float64)[np.asarray(ids, dtype=np.int64)]
     lengths = np.diff(offsets)
-    nonempty = np.flatnonzero(lengths > 0)
-    if len(nonempty):
-        one_minus = 1.0 - np.asarray(q, dtype=np.float64)[np.asarray(ids, dtype=np.int64)]
-        # multiply.reduceat folds each segment left to right, like the scalar loop.
-        out[nonempty] = 1.0 - np.multiply.reduceat(one_minus, offsets[nonempty])
-    return out
+    # The j-th id of every text at once: the same sequence of float operations as the scalar loop.
+    for j in range(int(lengths.max())):
+        rows = np.flatnonzero(lengths > j)
+        p[rows] += qi[offsets[rows] + j] * (1.0 - p[rows])
+    return p
 
 
 def select_texts(

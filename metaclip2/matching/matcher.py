@@ -21,7 +21,8 @@ _FORMAT = "metaclip2-matcher/1"
 # Joins spaced texts in a batch. No padded entry may contain it, so no match crosses two texts.
 _SEP = "\n"
 _NUL = "\x00"
-# Value of the never-matching "\n\x00" that puts the separator first among the root's children.
+# Value of "\n\x00", which puts the separator first among the root's children. It never
+# matches: no text reaching an automaton holds "\n" followed by NUL.
 _DUMMY = -1
 
 
@@ -128,34 +129,35 @@ class Matcher:
         # spacing() of every text at once; each NUL becomes "  \n  ", the " " + ... + " " of two neighbours.
         big = spacing(joined).replace(_NUL, " " + _SEP + " ")
         codes = np.frombuffer(big.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        n_entries = len(self.entries) + 1  # + the dummy id
+        n_entries = len(self.entries)
         keys = [self._token_keys(big, n_entries)]
-        hits = []
+        if self._spaced is not None or self._other is not None:
+            text_of_char = np.cumsum(codes == ord(_SEP))
         if self._spaced is not None:
-            hits.append(_hits(self._spaced, big))
+            hits = _hits(self._spaced, big)
+            keys.append(text_of_char[hits[0::2]] * n_entries + hits[1::2])
         if self._other is not None:
             alphabet = self._other_alphabet
-            inside = codes < len(alphabet)
-            inside[inside] = alphabet[codes[inside]] == 2  # possible first characters
-            if inside.any():
-                # Characters no entry holds become the separator: same matches, and the
-                # automaton (root child 0 is the separator) passes over them at no cost.
-                keep = codes < len(alphabet)
-                keep[keep] = alphabet[codes[keep]] > 0
-                masked = np.where(keep, codes, np.uint32(ord(_SEP))).astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
-                hits.append(_hits(self._other, masked))
-        if hits:
-            hits = np.concatenate(hits)
-            ends, ids = hits[0::2], hits[1::2]
-            seps = np.flatnonzero(codes == ord(_SEP))
-            keys.append(np.searchsorted(seps, ends) * n_entries + ids)
+            cls = np.zeros(len(codes), dtype=np.uint8)
+            known = codes < len(alphabet)
+            cls[known] = alphabet[codes[known]]
+            if (cls == 2).any():
+                # Only characters some entry holds can be part of a match: every run of other
+                # characters (separators included) shrinks to one separator, which no entry holds,
+                # so the matches are the same and the automaton reads far less.
+                blocked = cls == 0
+                sel = ~blocked
+                sel[1:] |= blocked[1:] & ~blocked[:-1]
+                sel[0] = True
+                kept = codes[sel]
+                kept[blocked[sel]] = ord(_SEP)
+                hits = _hits(self._other, kept.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass"))
+                keys.append(text_of_char[sel][hits[0::2]] * n_entries + hits[1::2])
         key = np.concatenate(keys)
         key.sort()
         if len(key):
             key = key[np.concatenate(([True], key[1:] != key[:-1]))]
         text_of_hit, ids = np.divmod(key, n_entries)
-        real = ids != _DUMMY
-        text_of_hit, ids = text_of_hit[real], ids[real]
         return np.bincount(text_of_hit, minlength=n).astype(np.int64), ids
 
     def _token_keys(self, big: str, n_entries: int) -> np.ndarray:
@@ -250,7 +252,7 @@ def _build_automata(entries: list[str]):
     alphabet = np.zeros(0, dtype=np.uint8)
     if other_ids:
         other = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        # Root child 0 is the separator, that masked-out text becomes (see match_many);
+        # Root child 0 is the separator, that masked-out text becomes (see _match_batch);
         # then the most common first characters, so a scan of the root stops early.
         other.add_word(_SEP + _NUL, _DUMMY)
         freq = Counter(padded[i][0] for i in other_ids)

@@ -120,17 +120,24 @@ def _cmd_wordnet(args) -> int:
     return 0
 
 
-def _count_ngrams(dump: str, lang: str, out: Path, processes: int, progress: bool) -> Path:
+def _count_ngrams(dump: str, lang: str, out: Path, processes: int, progress: bool, args=None) -> Path:
     from metaclip2.metadata.ngrams import count_dump_ngrams
 
-    counts = count_dump_ngrams(dump, lang, processes=processes, progress=progress)
+    if getattr(args, "executor", "local") == "ray":
+        from metaclip2.curation.ray_executor import RayExecutor
+
+        # --processes sizes a local Ray instance; ignored when joining a cluster.
+        with RayExecutor(address=args.ray_address, num_cpus=processes) as ex:
+            counts = count_dump_ngrams(dump, lang, progress=progress, executor=ex)
+    else:
+        counts = count_dump_ngrams(dump, lang, processes=processes, progress=progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     counts.save(out)
     return out
 
 
 def _cmd_ngrams(args) -> int:
-    out = _count_ngrams(args.dump, args.lang, Path(args.out), args.processes, _progress(args))
+    out = _count_ngrams(args.dump, args.lang, Path(args.out), args.processes, _progress(args), args)
     print(f"{args.lang}: n-gram counts -> {out}", file=sys.stderr)
     return 0
 
@@ -186,7 +193,7 @@ def _cmd_all(args) -> int:
         if args.reuse and ngrams.exists():
             print(f"reusing {ngrams}", file=sys.stderr)
         else:
-            _count_ngrams(args.dump, args.lang, ngrams, args.processes, _progress(args))
+            _count_ngrams(args.dump, args.lang, ngrams, args.processes, _progress(args), args)
     result = build_metadata(args.lang, ngrams=ngrams, pageviews=args.pageviews or None, progress=_progress(args), **_caps(args))
     _report(result, write_language_metadata(result, out / "wikipedia"))
     if args.lid_dir:
@@ -195,6 +202,11 @@ def _cmd_all(args) -> int:
         build_lid_metadata(out / "wikipedia", args.lid_dir, matchers=True, progress=_progress(args), unknown="other")
         print(f"  LID metadata -> {args.lid_dir}")
     return 0
+
+
+def _add_executor(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="where n-gram counting runs (ray: the `ray` extra)")
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join: 'auto' or HOST:PORT (default: start a local Ray)")
 
 
 def add_subcommands(subparsers) -> argparse.ArgumentParser:
@@ -222,6 +234,7 @@ def add_subcommands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lang", required=True, help="Wikipedia code of the dump (picks the tokenizer)")
     p.add_argument("-o", "--out", required=True, help="n-gram counts file to write")
     p.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    _add_executor(p)
 
     p = leaf("pageviews", "sum hourly page-view files into per-language <lang>.views.tsv", _cmd_pageviews)
     p.add_argument("files", nargs="+", help="pageviews-YYYYMMDD-HH0000.gz files")
@@ -249,6 +262,7 @@ def add_subcommands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, help="receives ngrams/<lang>.ngrams and wikipedia/<lang>.tsv")
     p.add_argument("--lid-dir", help="also merge out-dir/wikipedia into LID languages here")
     p.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    _add_executor(p)
     p.add_argument("--reuse", action="store_true", help="reuse an existing n-gram counts file")
     _add_caps(p)
     return md

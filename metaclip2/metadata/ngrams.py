@@ -155,7 +155,12 @@ class _CountBatch:
 
 
 def count_dump_ngrams(
-    path: str | os.PathLike, lang: str, processes: int = 1, progress: bool = False, batch_size: int = 64
+    path: str | os.PathLike,
+    lang: str,
+    processes: int = 1,
+    progress: bool = False,
+    batch_size: int = 64,
+    executor=None,
 ) -> NgramCounts:
     """Count n-grams of every article of a Wikipedia dump.
 
@@ -172,13 +177,19 @@ def count_dump_ngrams(
         Show a progress bar over the dump's bytes.
     batch_size : int
         Articles per worker task.
+    executor : object, optional
+        Runs the per-batch rendering and counting instead of local processes, e.g.
+        ``RayExecutor("auto")`` to count on a Ray cluster; batch counts are summed on the
+        caller. The result does not depend on it.
     """
     from metaclip2.metadata.tokenize import _spaced_regexes
     from metaclip2.metadata.wikitext import map_article_batches
 
     _spaced_regexes()  # build once before forking workers
     total = NgramCounts()
-    for part in map_article_batches(path, _CountBatch(lang), processes, batch_size, progress, desc=f"{lang} n-grams"):
+    for part in map_article_batches(
+        path, _CountBatch(lang), processes, batch_size, progress, desc=f"{lang} n-grams", executor=executor
+    ):
         total.merge(part)  # type: ignore[arg-type]
     return total
 

@@ -21,6 +21,7 @@ import codecs
 import gzip
 import html
 import io
+import itertools
 import os
 import re
 from dataclasses import dataclass, field
@@ -697,17 +698,31 @@ def map_article_batches(
     batch_size: int = 64,
     progress: bool = False,
     desc: str | None = None,
+    executor=None,
 ) -> Iterator[object]:
     """Apply ``func`` to batches of rendered article texts, in dump order.
 
     ``func`` receives a list of plain texts (see `wikitext_to_text`) and must be picklable
-    (a module-level function) when ``processes > 1``. Results come back in dump order
-    whatever the number of processes.
+    (a module-level function) when ``processes > 1`` or an executor is given. Results come
+    back in dump order whatever the number of processes or the executor.
+
+    ``executor`` (e.g. `metaclip2.curation.ray_executor.RayExecutor`): any object with
+    ``map(fn, list_of_kwargs) -> results in order``; rendering and ``func`` then run as its
+    tasks, a window of ``4 * executor.workers`` batches at a time (bounded memory), and
+    ``processes`` is ignored.
     """
     ctx = _context(read_siteinfo(path))
     bar, update = _progress_bar(path, progress, desc or os.path.basename(os.fspath(path)))
     batches = _batched_wikitext(path, batch_size, update)
     try:
+        if executor is not None:
+            window = 4 * max(1, int(getattr(executor, "workers", 1) or 1))
+            while True:
+                chunk = list(itertools.islice(batches, window))
+                if not chunk:
+                    return
+                # func and ctx are the same objects in every task: an executor may ship them once.
+                yield from executor.map(_render_apply, [{"func": func, "ctx": ctx, "batch": b} for b in chunk])
         if processes <= 1:
             for batch in batches:
                 yield func([_render(w, ctx) for w in batch])
@@ -720,6 +735,11 @@ def map_article_batches(
     finally:
         if bar is not None:
             bar.close()
+
+
+def _render_apply(func: Callable[[list[str]], object], ctx: _Context, batch: list[str]) -> object:
+    """Executor task: render one batch of wikitext and apply ``func``."""
+    return func([_render(w, ctx) for w in batch])
 
 
 class _Composed:

@@ -1,0 +1,166 @@
+"""The datacard of a curation run: what went in, what matched, what was kept, and why.
+
+``datacard.json`` (see :func:`make_datacard`) is built from the run directory alone, so it
+can be (re)made at any time; :func:`write_report` adds PNG plots when matplotlib is installed
+(:func:`metaclip2.curation.plots.write_plots`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from metaclip2.curation.stages import stage1_paths, stage3_paths
+from metaclip2.curation.writers import write_json
+
+__all__ = ["make_datacard", "write_report"]
+
+_FORMAT = "metaclip2-datacard/1"
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def make_datacard(run_dir: str | os.PathLike) -> dict:
+    """The datacard of a (possibly unfinished) run.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run directory (see :mod:`metaclip2.curation.run`).
+
+    Returns
+    -------
+    dict
+        ``format``; ``complete`` (all three stages done); ``parameters`` (the stage
+        sections of run.json, without digests); ``metadata`` (path) and ``metadata_digests``
+        (by language); ``p`` (tail share derived from English); ``totals`` (``pairs``,
+        ``images``, ``invalid``, ``invalid_by_reason``, ``no_metadata``, ``unmatched``,
+        ``matched``, ``kept``, ``not_kept``, ``kept_images``; with ``pairs = invalid +
+        no_metadata + unmatched + matched`` and ``matched = kept + not_kept``);
+        ``languages`` (per metadata language: ``pairs`` in, ``matched``, ``kept``, ``t``,
+        ``tail_share`` = share of the language's match mass in entries counted below ``t``,
+        ``entries``, ``entries_matched``, ``match_mass``); ``no_metadata_labels`` (LID
+        labels without metadata); ``shards`` (per shard: name, input, pairs, invalid,
+        matched, kept, invalid examples with line and reason). Counts not yet known (stage
+        not run) are None.
+    """
+    from metaclip2.curation.counts import EntryCounts
+    from metaclip2.curation.thresholds import t_to_p
+
+    run_dir = Path(run_dir)
+    run = _load(run_dir / "run.json")
+    if run is None:
+        raise FileNotFoundError(f"{run_dir} is not a curation run directory (no run.json)")
+    s1 = run.get("stage1", {})
+    s3 = run.get("stage3")
+    names = s1.get("shards", [])
+    fmt = s3["format"] if s3 else "jsonl"
+
+    totals = {k: 0 for k in ("pairs", "images", "invalid", "no_metadata", "unmatched", "matched", "kept", "not_kept", "kept_images")}
+    by_reason: dict[str, int] = {}
+    no_meta: dict[str, int] = {}
+    langs: dict[str, dict] = {}
+    shards = []
+    stage1_done = stage3_done = bool(names)
+    for name in names:
+        st1 = _load(stage1_paths(run_dir / "stage1", name)["stats"])
+        st3 = _load(stage3_paths(run_dir / "stage3", name, fmt)["stats"])
+        stage1_done &= st1 is not None
+        stage3_done &= st3 is not None
+        row = {"shard": name, "input": None, "pairs": None, "invalid": None, "matched": None, "kept": None, "invalid_examples": []}
+        if st1 is not None:
+            n_invalid = sum(st1["invalid"].values())
+            row.update(input=st1["input"], pairs=st1["pairs"], invalid=n_invalid, matched=st1["matched"],
+                       invalid_by_reason=st1["invalid"], invalid_examples=st1["invalid_examples"])  # fmt: skip
+            for k in ("pairs", "images", "no_metadata", "unmatched", "matched"):
+                totals[k] += st1[k]
+            totals["invalid"] += n_invalid
+            for reason, n in st1["invalid"].items():
+                by_reason[reason] = by_reason.get(reason, 0) + n
+            for label, n in st1.get("no_metadata_labels", {}).items():
+                no_meta[label] = no_meta.get(label, 0) + n
+            for lang, v in st1["by_lang"].items():
+                d = langs.setdefault(lang, {"pairs": 0, "matched": 0, "kept": 0})
+                d["pairs"] += v["pairs"]
+                d["matched"] += v["matched"]
+        if st3 is not None:
+            row["kept"] = st3["kept"]
+            totals["kept"] += st3["kept"]
+            totals["not_kept"] += st3["not_kept"]
+            totals["kept_images"] += st3["kept_images"]
+            for lang, v in st3["by_lang"].items():
+                langs.setdefault(lang, {"pairs": 0, "matched": 0, "kept": 0})["kept"] += v["kept"]
+        shards.append(row)
+    if not stage3_done:
+        for k in ("kept", "not_kept", "kept_images"):
+            totals[k] = None
+        for d in langs.values():
+            d["kept"] = None
+    totals["invalid_by_reason"] = dict(sorted(by_reason.items()))
+
+    thresholds = _load(run_dir / "stage2" / "thresholds.json")
+    counts_path = run_dir / "stage2" / "counts.bin"
+    counts = EntryCounts.load(counts_path) if thresholds is not None and counts_path.exists() else None
+    for lang, d in langs.items():
+        t = thresholds["t"].get(lang) if thresholds else None
+        d["t"] = t
+        d["tail_share"] = None
+        d["entries"] = d["entries_matched"] = d["match_mass"] = None
+        if counts is not None and lang in counts:
+            c = counts[lang]
+            d["entries"] = int(len(c))
+            d["entries_matched"] = int(np.count_nonzero(c))
+            d["match_mass"] = int(c.sum(dtype=np.uint64))
+            if t is not None and d["match_mass"]:
+                d["tail_share"] = t_to_p(t, c)
+
+    params = {k: {kk: vv for kk, vv in v.items() if kk not in ("metadata_digests", "inputs", "shards", "metadata")}
+              for k, v in run.items() if k.startswith("stage")}  # fmt: skip
+    return {
+        "format": _FORMAT,
+        "complete": bool(stage1_done and stage3_done and thresholds is not None),
+        "parameters": params,
+        "metadata": s1.get("metadata"),
+        "metadata_digests": s1.get("metadata_digests", {}),
+        "inputs": s1.get("inputs", []),
+        "p": thresholds["p"] if thresholds else None,
+        "totals": totals,
+        "languages": dict(sorted(langs.items())),
+        "no_metadata_labels": dict(sorted(no_meta.items())),
+        "shards": shards,
+    }
+
+
+def write_report(run_dir: str | os.PathLike, plots: bool = True) -> dict:
+    """Write ``datacard.json`` and, with matplotlib installed, PNG plots to the run directory.
+
+    Parameters
+    ----------
+    run_dir : path
+    plots : bool
+        Also draw plots (:func:`metaclip2.curation.plots.write_plots`); skipped with a note
+        on stderr when matplotlib (``pip install 'metaclip2[plot]'``) is missing.
+
+    Returns
+    -------
+    dict
+        ``{"datacard": Path, "plots": [Path, ...], "card": dict}``.
+    """
+    run_dir = Path(run_dir)
+    card = make_datacard(run_dir)
+    path = write_json(run_dir / "datacard.json", card)
+    written: list[Path] = []
+    if plots:
+        try:
+            from metaclip2.curation.plots import write_plots
+
+            written = list(write_plots(run_dir, card))
+        except ImportError as e:
+            print(f"plots skipped: {e}", file=sys.stderr)
+    return {"datacard": path, "plots": written, "card": card}

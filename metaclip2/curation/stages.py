@@ -1,0 +1,529 @@
+"""The curation stages as plain per-shard functions (Algorithm 1, SPEC §3).
+
+Each function takes only paths, numbers and strings, writes its outputs atomically and
+returns a small JSON-able dict, so any scheduler can run it on one shard: our executors
+(:mod:`metaclip2.curation.executors`), a Slurm array, a Kubernetes job. Loaded metadata
+(matchers) and entry probabilities are cached per process, keyed by path and file stamps, so a
+worker process that handles many shards loads them once.
+
+Stage 1 :func:`match_shard`  — read a shard, identify languages, match, count.
+Stage 2 :func:`merge_counts`, :func:`compute_probabilities` — sum counts, thresholds, entry
+        probabilities.
+Stage 3 :func:`sample_shard` — keep decisions for epoch 0 (the same as
+        :class:`~metaclip2.curation.sampling.OnlineSampler`'s), write the curated subset.
+
+Output files of a shard named ``S`` (see :func:`shard_names`):
+
+* stage 1: ``S.index.jsonl`` (one line per *matched* pair: ``n`` image ordinal in the shard,
+  ``id``, ``k`` alt-text index, ``lang`` metadata language, ``ids`` matched entry ids,
+  ``text``), ``S.counts.bin`` (:class:`EntryCounts`), ``S.stats.json`` (written last);
+* stage 3: ``S.jsonl`` or ``S.parquet`` (:data:`~metaclip2.curation.writers.CURATED_COLUMNS`),
+  ``S.stats.json`` (written last).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import threading
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from metaclip2.curation.counts import EntryCounts
+from metaclip2.curation.readers import DEFAULT_MAX_CHARS, Image, read_shard
+from metaclip2.curation.sampling import UNITS, EntryProbabilities, keep_probabilities, select_texts
+from metaclip2.curation.writers import JsonlWriter, curated_writer, write_json
+
+__all__ = [
+    "MAX_EXAMPLES",
+    "shard_names",
+    "stage1_paths",
+    "stage3_paths",
+    "cached_store",
+    "cached_probabilities",
+    "match_shard",
+    "merge_counts",
+    "compute_probabilities",
+    "sample_shard",
+]
+
+#: Invalid inputs listed by line per shard (all are counted).
+MAX_EXAMPLES = 20
+
+_CHUNK = 4096  # images matched per batch
+
+
+# -- names and paths ---------------------------------------------------------------------------
+
+
+def _safe(s: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("._")
+    return s or "shard"
+
+
+def _strip_ext(name: str) -> str:
+    for ext in (".jsonl.gz", ".json.gz", ".ndjson.gz", ".tar.gz", ".jsonl", ".json", ".ndjson", ".parquet", ".pq", ".tar", ".tgz"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def shard_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """Stable, unique, filesystem-safe names for input shards.
+
+    A shard is named by its path relative to the inputs' deepest common directory, extension
+    dropped, ``/`` written ``__`` (``data/en/part-0.jsonl`` among ``data/*/…`` → ``en__part-0``).
+    Names that would collide after sanitising get an 8-hex suffix from the full path.
+    """
+    resolved = [Path(p).resolve() for p in paths]
+    if not resolved:
+        return []
+    common = Path(os.path.commonpath([str(p.parent) for p in resolved]))
+    raw = [_safe(_strip_ext(str(p.relative_to(common))).replace(os.sep, "__")) for p in resolved]
+    seen: dict[str, int] = {}
+    for r in raw:
+        seen[r] = seen.get(r, 0) + 1
+    return [
+        r if seen[r] == 1 else f"{r}-{hashlib.sha1(str(p).encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+        for r, p in zip(raw, resolved)
+    ]
+
+
+def stage1_paths(out_dir: str | os.PathLike, shard: str) -> dict[str, Path]:
+    """``index``, ``counts`` and ``stats`` paths of a shard's stage-1 outputs in `out_dir`."""
+    d = Path(out_dir)
+    return {"index": d / f"{shard}.index.jsonl", "counts": d / f"{shard}.counts.bin", "stats": d / f"{shard}.stats.json"}
+
+
+def stage3_paths(out_dir: str | os.PathLike, shard: str, format: str = "jsonl") -> dict[str, Path]:
+    """``output`` and ``stats`` paths of a shard's stage-3 outputs in `out_dir`."""
+    d = Path(out_dir)
+    return {"output": d / f"{shard}.{format}", "stats": d / f"{shard}.stats.json"}
+
+
+# -- per-process caches ------------------------------------------------------------------------
+
+_cache_lock = threading.Lock()
+_stores: dict = {}
+_probabilities: dict = {}
+
+
+def _stamp(paths: Iterable[Path]) -> tuple:
+    out = []
+    for p in sorted(paths):
+        st = p.stat()
+        out.append((p.name, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(out)
+
+
+def cached_store(metadata: str | os.PathLike):
+    """The :class:`~metaclip2.matching.store.MetadataStore` of a directory, one per process.
+
+    Reloaded when the directory's ``.tsv``/``.matcher`` files change (size, mtime, inode).
+    """
+    from metaclip2.matching.store import MetadataStore
+
+    d = Path(metadata).resolve()
+    key = (str(d), _stamp(list(d.glob("*.tsv")) + list(d.glob("*.matcher"))))
+    with _cache_lock:
+        store = _stores.get(key)
+        if store is None:
+            _stores.clear()  # one metadata directory at a time per worker
+            store = _stores[key] = MetadataStore(d)
+    return store
+
+
+def cached_probabilities(path: str | os.PathLike) -> EntryProbabilities:
+    """:meth:`EntryProbabilities.load` of `path`, one per process (reloaded when the file changes)."""
+    p = Path(path).resolve()
+    key = (str(p), _stamp([p]))
+    with _cache_lock:
+        probs = _probabilities.get(key)
+        if probs is None:
+            _probabilities.clear()
+            probs = _probabilities[key] = EntryProbabilities.load(p)
+    return probs
+
+
+# -- test hook ---------------------------------------------------------------------------------
+
+_KILL_ENV = "METACLIP2_TEST_KILL_AT"
+_kill_counts: dict[str, int] = {}
+
+
+def _kill_point(name: str) -> None:
+    """SIGKILL this process at a named point, if ``METACLIP2_TEST_KILL_AT=name[:n]`` says so.
+
+    For the resume tests only: a real kill, at the n-th time (default 1st) this process
+    passes the point.
+    """
+    spec = os.environ.get(_KILL_ENV)
+    if not spec:
+        return
+    point, _, nth = spec.rpartition(":")
+    if not nth.isdigit():
+        point, nth = spec, "1"
+    if point != name:
+        return
+    _kill_counts[name] = _kill_counts.get(name, 0) + 1
+    if _kill_counts[name] == int(nth):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# -- stage 1 -----------------------------------------------------------------------------------
+
+
+def _new_stage1_stats(input_path: str, shard: str) -> dict:
+    return {
+        "format": "metaclip2-stage1-stats/1",
+        "input": input_path,
+        "shard": shard,
+        "pairs": 0,
+        "images": 0,
+        "invalid": {},
+        "invalid_examples": [],
+        "no_metadata": 0,
+        "no_metadata_labels": {},
+        "unmatched": 0,
+        "matched": 0,
+        "by_lang": {},
+    }
+
+
+def match_shard(
+    input_path: str | os.PathLike,
+    metadata: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    shard: str | None = None,
+    *,
+    input_format: str | None = None,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    strict: bool = False,
+    min_confidence: float | None = None,
+    lid_model: str | None = None,
+) -> dict:
+    """Stage 1 on one shard: language per alt-text, matching, per-shard counts.
+
+    Parameters
+    ----------
+    input_path : path
+        An input shard (see :mod:`metaclip2.curation.readers`).
+    metadata : path
+        Per-LID-language metadata directory (:class:`~metaclip2.matching.store.MetadataStore`).
+    out_dir : path
+        Where ``<shard>.index.jsonl``, ``<shard>.counts.bin`` and ``<shard>.stats.json`` go.
+    shard : str, optional
+        Output name; default: the input's file name without extension.
+    input_format : {"jsonl", "parquet", "tar"}, optional
+        Default: from the file name.
+    max_chars : int
+        Longer alt-texts are invalid.
+    strict : bool
+        Raise :class:`~metaclip2.curation.readers.InvalidInputError` at the first bad input.
+    min_confidence : float, optional
+        LID predictions below this probability are labelled ``other``.
+    lid_model : str, optional
+        A fastText LID model path; default: the bundled lid.176.ftz. Only loaded if some
+        alt-text comes without a language.
+
+    Returns
+    -------
+    dict
+        The shard's stats (also written to ``<shard>.stats.json``, last): ``pairs`` (= invalid
+        + no_metadata + unmatched + matched), ``images``, ``invalid`` by reason,
+        ``invalid_examples`` (first :data:`MAX_EXAMPLES`, with ``line`` and ``reason``),
+        ``no_metadata`` (pairs whose language has no metadata and no ``other`` exists; by LID
+        label in ``no_metadata_labels``), ``unmatched``, ``matched``, ``by_lang`` (per
+        metadata language: ``pairs``, ``matched``).
+    """
+    input_path = str(input_path)
+    shard = shard or _safe(_strip_ext(Path(input_path).name))
+    paths = stage1_paths(out_dir, shard)
+    store = cached_store(metadata)
+    counts = EntryCounts()
+    stats = _new_stage1_stats(input_path, shard)
+    resolved: dict[str, str | None] = {}
+    ordinal = 0
+    with JsonlWriter(paths["index"]) as index:
+        chunk: list[tuple[int, Image]] = []
+        for image in read_shard(input_path, format=input_format, max_chars=max_chars, strict=strict):
+            if image.id is not None:
+                chunk.append((ordinal, image))
+                ordinal += 1
+            _count_invalid(image, stats)
+            if len(chunk) >= _CHUNK:
+                _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, lid_model)
+                chunk = []
+        if chunk:
+            _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, lid_model)
+        if os.environ.get(_KILL_ENV):
+            index._flush()  # so that a kill leaves a non-empty temporary file behind
+            _kill_point("match_shard:index_written")
+    stats["images"] = ordinal
+    counts.save(paths["counts"])
+    _kill_point("match_shard:before_stats")
+    stats["by_lang"] = dict(sorted(stats["by_lang"].items()))
+    stats["no_metadata_labels"] = dict(sorted(stats["no_metadata_labels"].items()))
+    stats["invalid"] = dict(sorted(stats["invalid"].items()))
+    write_json(paths["stats"], stats)
+    return stats
+
+
+def _count_invalid(image: Image, stats: dict) -> None:
+    for reason, where in zip(image.invalid, image.where):
+        stats["pairs"] += 1
+        if reason is not None:
+            stats["invalid"][reason] = stats["invalid"].get(reason, 0) + 1
+            if len(stats["invalid_examples"]) < MAX_EXAMPLES:
+                stats["invalid_examples"].append({"line": where, "reason": reason})
+
+
+def _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, lid_model) -> None:
+    from metaclip2.matching.lid import resolve_languages
+
+    # Valid alt-texts of the chunk, in input order.
+    slots = [(j, k) for j, (_, image) in enumerate(chunk) for k, r in enumerate(image.invalid) if r is None]
+    if not slots:
+        return
+    texts = [chunk[j][1].texts[k] for j, k in slots]
+    given = [chunk[j][1].langs[k] for j, k in slots]
+    labels = resolve_languages(texts, given, min_confidence=min_confidence, detector=lid_model)
+    langs: list[str | None] = []
+    for label in labels:
+        if label not in resolved:
+            resolved[label] = store.resolve(label)
+        langs.append(resolved[label])
+
+    by_lang: dict[str, list[int]] = {}
+    for s, (lang, label) in enumerate(zip(langs, labels)):
+        if lang is None:
+            stats["no_metadata"] += 1
+            stats["no_metadata_labels"][label] = stats["no_metadata_labels"].get(label, 0) + 1
+        else:
+            by_lang.setdefault(lang, []).append(s)
+
+    matches: list = [None] * len(slots)
+    for lang in sorted(by_lang):
+        members = by_lang[lang]
+        entries = store.entries(lang)
+        counts.register(lang, store.digest(lang), len(entries))
+        offsets, ids = store.matcher(lang).match_many([texts[s] for s in members])
+        counts.add_matches(lang, offsets, ids)
+        n_matched = int(np.count_nonzero(np.diff(offsets)))
+        row = stats["by_lang"].setdefault(lang, {"pairs": 0, "matched": 0})
+        row["pairs"] += len(members)
+        row["matched"] += n_matched
+        stats["matched"] += n_matched
+        stats["unmatched"] += len(members) - n_matched
+        for i, s in enumerate(members):
+            if offsets[i + 1] > offsets[i]:
+                matches[s] = ids[offsets[i] : offsets[i + 1]].tolist()
+
+    for s, (j, k) in enumerate(slots):
+        if matches[s] is not None:
+            n, image = chunk[j]
+            index.write({"n": n, "id": image.id, "k": k, "lang": langs[s], "ids": matches[s], "text": texts[s]})
+
+
+# -- stage 2 -----------------------------------------------------------------------------------
+
+
+def merge_counts(
+    counts_paths: Sequence[str | os.PathLike],
+    out_path: str | os.PathLike | None = None,
+    digests: dict[str, str] | None = None,
+) -> EntryCounts:
+    """Stage 2a: sum per-shard counts.
+
+    Parameters
+    ----------
+    counts_paths : sequence of path
+        ``<shard>.counts.bin`` files.
+    out_path : path, optional
+        Where to save the merged counts.
+    digests : dict, optional
+        Metadata digests by language; counts of other entry lists are refused.
+
+    Returns
+    -------
+    EntryCounts
+    """
+    total = EntryCounts()
+    for p in counts_paths:
+        total.merge(EntryCounts.load(p, digests=digests))
+    if out_path is not None:
+        total.save(out_path)
+    return total
+
+
+def compute_probabilities(
+    counts_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    t_en: float,
+    english: str = "keep",
+    p: float | None = None,
+) -> dict:
+    """Stage 2b: thresholds and entry probabilities from merged counts.
+
+    Writes ``probabilities.bin`` (:class:`EntryProbabilities`, the file an
+    :class:`~metaclip2.curation.sampling.OnlineSampler` loads) and then ``thresholds.json``
+    (``{"p", "t_en", "english", "t": {lang: t or null}}``) to `out_dir`.
+
+    Returns
+    -------
+    dict
+        The content of ``thresholds.json``.
+    """
+    counts = EntryCounts.load(counts_path)
+    if not len(counts):
+        raise ValueError("no alt-text matched any metadata entry: there is nothing to curate (check the metadata and input languages)")
+    probs = EntryProbabilities.from_counts(counts, t_en=t_en, english=english, p=p)
+    out_dir = Path(out_dir)
+    probs.save(out_dir / "probabilities.bin")
+    _kill_point("compute_probabilities:before_thresholds")
+    info = {"p": probs.params["p"], "t_en": t_en, "english": english, "t": probs.t}
+    write_json(out_dir / "thresholds.json", info)
+    return info
+
+
+# -- stage 3 -----------------------------------------------------------------------------------
+
+
+def _index_images(index_path: Path) -> Iterable[list[dict]]:
+    """Rows of a stage-1 index grouped by image (consecutive rows with the same ``n``)."""
+    group: list[dict] = []
+    with open(index_path, encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if group and row["n"] != group[0]["n"]:
+                yield group
+                group = []
+            group.append(row)
+    if group:
+        yield group
+
+
+def sample_shard(
+    index_path: str | os.PathLike,
+    probabilities: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    shard: str | None = None,
+    *,
+    seed: int = 0,
+    unit: str = "image",
+    format: str = "jsonl",
+) -> dict:
+    """Stage 3 on one shard: keep decisions for epoch 0, curated subset written.
+
+    Decisions go through :func:`~metaclip2.curation.sampling.select_texts` with each alt-text's
+    keep-probability (0 for the image's alt-texts that matched nothing), so they equal
+    ``OnlineSampler(probabilities, seed, unit)(id, texts, epoch=0)``.
+
+    Parameters
+    ----------
+    index_path : path
+        A stage-1 ``<shard>.index.jsonl``.
+    probabilities : path
+        ``probabilities.bin`` of stage 2.
+    out_dir : path
+        Where ``<shard>.<format>`` and ``<shard>.stats.json`` go.
+    shard : str, optional
+        Default: the index file name without ``.index.jsonl``.
+    seed : int
+    unit : {"image", "pair"}
+    format : {"jsonl", "parquet"}
+
+    Returns
+    -------
+    dict
+        The shard's stats (also written, last, to ``<shard>.stats.json``): ``images`` with a
+        matched alt-text, ``matched``, ``kept``, ``not_kept`` (= matched − kept),
+        ``kept_images``, ``by_lang`` (``matched``, ``kept``).
+    """
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+    index_path = Path(index_path)
+    shard = shard or index_path.name.removesuffix(".index.jsonl")
+    paths = stage3_paths(out_dir, shard, format)
+    probs = cached_probabilities(probabilities)
+    stats = {
+        "format": "metaclip2-stage3-stats/1",
+        "index": index_path.name,  # a name, not a path: run directories can be compared and moved
+        "shard": shard,
+        "seed": int(seed),
+        "unit": unit,
+        "images": 0,
+        "matched": 0,
+        "kept": 0,
+        "not_kept": 0,
+        "kept_images": 0,
+        "by_lang": {},
+    }
+    with curated_writer(paths["output"], format) as out:
+        batch: list[list[dict]] = []
+        n_rows = 0
+        for group in _index_images(index_path):
+            batch.append(group)
+            n_rows += len(group)
+            if n_rows >= 8192:
+                _sample_batch(batch, probs, seed, unit, out, stats)
+                batch, n_rows = [], 0
+        if batch:
+            _sample_batch(batch, probs, seed, unit, out, stats)
+    _kill_point("sample_shard:before_stats")
+    stats["not_kept"] = stats["matched"] - stats["kept"]
+    stats["by_lang"] = dict(sorted(stats["by_lang"].items()))
+    write_json(paths["stats"], stats)
+    return stats
+
+
+def _sample_batch(batch: list[list[dict]], probs: EntryProbabilities, seed: int, unit: str, out, stats: dict) -> None:
+    rows = [r for g in batch for r in g]
+    p = np.zeros(len(rows), dtype=np.float64)
+    by_lang: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_lang.setdefault(r["lang"], []).append(i)
+    for lang, members in by_lang.items():
+        q = probs.q.get(lang)
+        if q is None:
+            raise ValueError(f"the probabilities have no language {lang!r}, which the stage-1 index holds: they come from another run")
+        lengths = np.array([len(rows[i]["ids"]) for i in members], dtype=np.int64)
+        offsets = np.zeros(len(members) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        ids = np.fromiter((x for i in members for x in rows[i]["ids"]), dtype=np.int64, count=int(offsets[-1]))
+        if len(ids) and ids.max() >= len(q):
+            raise ValueError(f"entry ids of {lang!r} exceed its probabilities: the index comes from other metadata")
+        p[members] = keep_probabilities(q, offsets, ids)
+        row = stats["by_lang"].setdefault(lang, {"matched": 0, "kept": 0})
+        row["matched"] += len(members)
+    i = 0
+    for group in batch:
+        per_text = [0.0] * (max(r["k"] for r in group) + 1)
+        for j, r in enumerate(group):
+            per_text[r["k"]] = float(p[i + j])
+        kept = set(select_texts(group[0]["id"], per_text, seed, 0, unit))
+        stats["images"] += 1
+        stats["matched"] += len(group)
+        if kept:
+            stats["kept_images"] += 1
+        for j, r in enumerate(group):
+            if r["k"] in kept:
+                stats["kept"] += 1
+                stats["by_lang"][r["lang"]]["kept"] += 1
+                out.write(
+                    {
+                        "id": r["id"],
+                        "text": r["text"],
+                        "text_index": r["k"],
+                        "lang": r["lang"],
+                        "ids": r["ids"],
+                        "keep_probability": float(p[i + j]),
+                    }
+                )
+        i += len(group)
