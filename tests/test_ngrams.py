@@ -18,7 +18,7 @@ from metaclip2.metadata.ngrams import (
     score_bigrams,
     unigram_entries,
 )
-from metaclip2.metadata.tokenize import tokenize
+from metaclip2.metadata.tokenizer import tokenize
 
 TEXTS = [
     "New York is a city. New York City is in New York State, United States.",

@@ -36,6 +36,7 @@ def ray_cluster():
     # Test-module functions are not importable by Ray workers: ship them by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield ray
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     ray.shutdown()
 
 
@@ -66,6 +67,24 @@ def test_missing_ray_names_the_extra(monkeypatch):
     assert isinstance(info.value, ImportError)
     with pytest.raises(ImportError, match=r"metaclip2\[ray\]"):
         import_ray()
+    from metaclip2.curation.executors import get_executor
+
+    with pytest.raises(ImportError, match=r"pip install 'metaclip2\[ray\]'"):
+        get_executor("ray", 2)
+
+
+def test_cli_without_ray_is_a_clear_error(monkeypatch, capsys, pool, tmp_path):
+    import argparse
+
+    from metaclip2.curation.cli import add_subcommands
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    parser = argparse.ArgumentParser(prog="metaclip2")
+    add_subcommands(parser.add_subparsers(dest="command", required=True))
+    meta, shards = pool
+    args = parser.parse_args(["count", "--metadata", str(meta), "--input", str(shards[0]), "--out", str(tmp_path / "run"), "--executor", "ray", "--quiet"])
+    assert args.func(args) == 2
+    assert "pip install 'metaclip2[ray]'" in capsys.readouterr().err
 
 
 def test_owned_runtime_is_started_and_shut_down():
@@ -158,6 +177,14 @@ def test_ngram_counts_of_dump_equal_local(ray_cluster, short_dump, tmp_path):
     local.save(tmp_path / "local.ngrams")
     remote.save(tmp_path / "ray.ngrams")
     assert (tmp_path / "local.ngrams").read_bytes() == (tmp_path / "ray.ngrams").read_bytes()
+
+    # `metaclip2 metadata ngrams … --executor ray` (joins the running Ray, leaves it up).
+    from metaclip2.metadata.cli import main
+
+    cli_out = tmp_path / "cli.ngrams"
+    assert main(["metadata", "ngrams", str(short_dump), "--lang", "en", "-o", str(cli_out), "--executor", "ray", "-q"]) == 0
+    assert cli_out.read_bytes() == (tmp_path / "local.ngrams").read_bytes()
+    assert ray_cluster.is_initialized()
 
 
 def test_article_batches_come_back_in_dump_order(ray_cluster, short_dump):

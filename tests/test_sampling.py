@@ -20,7 +20,7 @@ from metaclip2.curation.sampling import (
     select_texts,
     uniform,
 )
-from metaclip2.curation.thresholds import entry_probabilities, p_to_t, t_to_p
+from metaclip2.curation.threshold import entry_probabilities, p_to_t, t_to_p
 from metaclip2.matching.matcher import Matcher, MatcherMismatchError
 from metaclip2.metadata.entries import entries_digest
 

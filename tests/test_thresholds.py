@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metaclip2.curation.thresholds import DEFAULT_T_EN, entry_probabilities, p_to_t, t_to_p, thresholds
+from metaclip2.curation.threshold import DEFAULT_T_EN, entry_probabilities, p_to_t, t_to_p, thresholds
 
 # Hand example: counts already sorted, total 100 so every fraction is a round percentage.
 #   c      = [0,    1,    1,    2,    5,    10,   20,   61]

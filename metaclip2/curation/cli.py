@@ -99,7 +99,7 @@ def _exec_kwargs(args) -> dict:
 
 
 def _t_en(args):
-    from metaclip2.curation.thresholds import DEFAULT_T_EN
+    from metaclip2.curation.threshold import DEFAULT_T_EN
 
     t = DEFAULT_T_EN if args.t_en is None else args.t_en
     return int(t) if float(t).is_integer() else t

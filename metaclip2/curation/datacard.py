@@ -51,7 +51,7 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
         not run) are None.
     """
     from metaclip2.curation.counts import EntryCounts
-    from metaclip2.curation.thresholds import t_to_p
+    from metaclip2.curation.threshold import t_to_p
 
     run_dir = Path(run_dir)
     run = _load(run_dir / "run.json")

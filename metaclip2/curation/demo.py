@@ -82,7 +82,7 @@ def _corpus_ngrams(lang: str, progress: bool):
     """N-gram counts of the bundled corpus; for languages written without spaces, the shipped
     counts when their word segmenter (the ``segment`` extra) is not installed."""
     from metaclip2.metadata.ngrams import NgramCounts, count_ngrams
-    from metaclip2.metadata.tokenize import SegmenterUnavailable
+    from metaclip2.metadata.tokenizer import SegmenterUnavailable
 
     with gzip.open(DEMO_DATA / "corpus" / f"{lang}.txt.gz", "rt", encoding="utf-8") as f:
         lines = f.read().splitlines()

@@ -42,7 +42,7 @@ from metaclip2.curation.stages import (
     stage1_paths,
     stage3_paths,
 )
-from metaclip2.curation.thresholds import DEFAULT_T_EN
+from metaclip2.curation.threshold import DEFAULT_T_EN
 from metaclip2.curation.writers import OUTPUT_FORMATS, remove_temporaries, write_json
 
 __all__ = ["RunMismatchError", "CurationResult", "expand_inputs", "curate", "count", "compute_thresholds", "sample"]
@@ -289,6 +289,8 @@ def compute_thresholds(
     out = Path(out)
     if english not in ("keep", "recompute"):
         raise ValueError(f"english must be 'keep' or 'recompute', got {english!r}")
+    if isinstance(t_en, float) and t_en.is_integer():
+        t_en = int(t_en)  # 8.0 and 8 are the same run
     run = _read_run(out)
     s1 = _require(run, "stage1", out, "run stage 1 (`metaclip2 count`) first")
     stage1 = out / "stage1"

@@ -16,7 +16,7 @@ import numpy as np
 
 from metaclip2.curation.arrayfile import load_arrays, save_arrays
 from metaclip2.curation.counts import EntryCounts
-from metaclip2.curation.thresholds import DEFAULT_T_EN, entry_probabilities, t_to_p, thresholds
+from metaclip2.curation.threshold import DEFAULT_T_EN, entry_probabilities, t_to_p, thresholds
 from metaclip2.matching.matcher import MatcherMismatchError
 
 __all__ = [

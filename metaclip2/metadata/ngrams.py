@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from metaclip2.metadata.tokenize import is_no_space_language, normalize_lang, tokenize
+from metaclip2.metadata.tokenizer import is_no_space_language, normalize_lang, tokenize
 
 __all__ = [
     "NgramCounts",
@@ -182,7 +182,7 @@ def count_dump_ngrams(
         ``RayExecutor("auto")`` to count on a Ray cluster; batch counts are summed on the
         caller. The result does not depend on it.
     """
-    from metaclip2.metadata.tokenize import _spaced_regexes
+    from metaclip2.metadata.tokenizer import _spaced_regexes
     from metaclip2.metadata.wikitext import map_article_batches
 
     _spaced_regexes()  # build once before forking workers

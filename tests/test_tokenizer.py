@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metaclip2.charclass import is_no_space_script, is_punctuation
-from metaclip2.metadata import tokenize as T
-from metaclip2.metadata.tokenize import SegmenterUnavailable, is_no_space_language, tokenize
+from metaclip2.metadata import tokenizer as T
+from metaclip2.metadata.tokenizer import SegmenterUnavailable, is_no_space_language, tokenize
 
 
 def reference_spaced(text: str) -> list[list[str]]:
