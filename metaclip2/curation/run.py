@@ -217,7 +217,7 @@ def count(
     """
     from metaclip2.curation.stages import cached_store
 
-    out = Path(out)
+    out = Path(out).resolve()  # tasks may run on other nodes or in other working directories
     paths = expand_inputs(inputs)
     names = shard_names(paths)
     store = cached_store(metadata)
@@ -286,7 +286,7 @@ def compute_thresholds(
     dict
         ``thresholds.json``: ``{"p", "t_en", "english", "t": {lang: t or None}}``.
     """
-    out = Path(out)
+    out = Path(out).resolve()  # tasks may run on other nodes or in other working directories
     if english not in ("keep", "recompute"):
         raise ValueError(f"english must be 'keep' or 'recompute', got {english!r}")
     if isinstance(t_en, float) and t_en.is_integer():
@@ -341,7 +341,7 @@ def sample(
     list of dict
         Stage-3 stats of every shard, in input order.
     """
-    out = Path(out)
+    out = Path(out).resolve()  # tasks may run on other nodes or in other working directories
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
     if format not in OUTPUT_FORMATS:
@@ -424,7 +424,7 @@ def curate(
         from metaclip2.curation.readers import import_pyarrow
 
         import_pyarrow()  # fail before stage 1, not after it
-    out = Path(out)
+    out = Path(out).resolve()  # tasks may run on other nodes or in other working directories
     ex, owned = _executor(executor, workers, ray_address, progress)
     try:
         count(metadata, inputs, out, strict=strict, max_chars=max_chars, input_format=input_format,
