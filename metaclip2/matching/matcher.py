@@ -132,15 +132,13 @@ class Matcher:
         n_entries = len(self.entries)
         keys = [self._token_keys(big, n_entries)]
         if self._spaced is not None or self._other is not None:
-            text_of_char = np.cumsum(codes == ord(_SEP))
+            seps = np.flatnonzero(codes == ord(_SEP))  # text k ends at seps[k]
         if self._spaced is not None:
             hits = _hits(self._spaced, big)
-            keys.append(text_of_char[hits[0::2]] * n_entries + hits[1::2])
+            keys.append(np.searchsorted(seps, hits[0::2]) * n_entries + hits[1::2])
         if self._other is not None:
-            alphabet = self._other_alphabet
-            cls = np.zeros(len(codes), dtype=np.uint8)
-            known = codes < len(alphabet)
-            cls[known] = alphabet[codes[known]]
+            # alphabet ends with a 0 that every code point past its end is clipped to.
+            cls = self._other_alphabet[np.minimum(codes, len(self._other_alphabet) - 1)]
             if (cls == 2).any():
                 # Only characters some entry holds can be part of a match: every run of other
                 # characters (separators included) shrinks to one separator, which no entry holds,
@@ -149,10 +147,11 @@ class Matcher:
                 sel = ~blocked
                 sel[1:] |= blocked[1:] & ~blocked[:-1]
                 sel[0] = True
-                kept = codes[sel]
-                kept[blocked[sel]] = ord(_SEP)
+                where = np.flatnonzero(sel)
+                kept = codes[where]
+                kept[blocked[where]] = ord(_SEP)
                 hits = _hits(self._other, kept.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass"))
-                keys.append(text_of_char[sel][hits[0::2]] * n_entries + hits[1::2])
+                keys.append(np.searchsorted(seps, where[hits[0::2]]) * n_entries + hits[1::2])
         key = np.concatenate(keys)
         key.sort()
         if len(key):
@@ -232,7 +231,8 @@ def _build_automata(entries: list[str]):
     leading space, `other` the rest (either automaton is None when empty);
     `other_first` is the set of first characters of the `other` entries;
     `other_alphabet` is a uint8 table over code points, 2 for such a first
-    character, 1 for any other character of those entries, 0 otherwise.
+    character, 1 for any other character of those entries, 0 otherwise (its
+    last cell, past every such character, is 0).
     """
     import ahocorasick
 
@@ -261,7 +261,7 @@ def _build_automata(entries: list[str]):
         other.make_automaton()
         first = set(freq)
         chars = {c for i in other_ids for c in padded[i]}
-        alphabet = np.zeros(max(map(ord, chars)) + 1, dtype=np.uint8)
+        alphabet = np.zeros(max(map(ord, chars)) + 2, dtype=np.uint8)
         alphabet[[ord(c) for c in chars]] = 1
         alphabet[[ord(c) for c in first]] = 2
     return tokens, spaced, other, frozenset(first), alphabet
