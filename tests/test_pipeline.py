@@ -336,3 +336,36 @@ def test_cli_curate_report_and_refusal(pool, tmp_path, capsys):
     args = parser.parse_args(["report", str(out), "--no-plots"])
     assert args.func(args) == 0
     assert json.loads((out / "datacard.json").read_text()) == card
+
+
+def test_one_shard_per_job_like_an_array_gives_the_same_bytes(pool, reference, tmp_path, capsys):
+    """`count --plan`, then one `count --shard-index I` per shard (any order), `thresholds`,
+    one `sample --shard-index I` per shard, `report`: what a Slurm array or Kubernetes
+    indexed job runs. Same bytes as `curate`, and a report like any other run."""
+    from metaclip2.curation.cli import add_subcommands
+
+    parser = argparse.ArgumentParser()
+    add_subcommands(parser.add_subparsers(dest="command"))
+    out = tmp_path / "array"
+    stage1 = ["--metadata", str(pool["meta"]), "--input", pool["glob"], "--out", str(out), "--max-chars", "100", "--quiet"]
+    n = len(json.loads((reference.out / "run.json").read_text())["stage1"]["shards"])
+    assert n >= 3
+
+    def run(*argv):
+        args = parser.parse_args(list(argv))
+        return args.func(args)
+
+    assert run("count", *stage1, "--plan") == 0
+    assert not (out / "stage1").exists() or not any((out / "stage1").iterdir())
+    assert run("count", *stage1, "--shard-index", str(n)) == 2  # out of range: a clear error
+    assert "out of range" in capsys.readouterr().err
+    for i in reversed(range(n)):
+        assert run("count", *stage1, "--shard-index", str(i)) == 0
+    assert run("thresholds", "--out", str(out), "--t-en", "8", "--quiet") == 0
+    for i in range(n):
+        assert run("sample", "--out", str(out), "--shard-index", str(i), "--quiet") == 0
+    assert run("report", str(out), "--no-plots") == 0
+    got, want = tree(out), tree(reference.out)
+    assert {k: v for k, v in got.items() if k.startswith("stage")} == {k: v for k, v in want.items() if k.startswith("stage")}
+    assert json.loads(got["run.json"]) == json.loads(want["run.json"])
+    assert json.loads(got["datacard.json"])["totals"] == json.loads(want["datacard.json"])["totals"]

@@ -62,6 +62,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     _common_stage1(p)
     p.add_argument("--out", required=True, metavar="DIR", help="run directory")
     _common_exec(p)
+    _add_shard_selection(p, plan=True)
     p.set_defaults(func=run_count)
 
     p = subparsers.add_parser("thresholds", help="curation stage 2 alone: merged counts, thresholds, entry probabilities")
@@ -74,6 +75,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="run directory with a finished stage 2")
     _common_stage3(p)
     _common_exec(p)
+    _add_shard_selection(p, plan=False)
     p.set_defaults(func=run_sample)
 
     p = subparsers.add_parser("report", help="datacard JSON and plots of a curation run")
@@ -96,6 +98,21 @@ def _stage1_kwargs(args) -> dict:
 
 def _exec_kwargs(args) -> dict:
     return dict(workers=args.workers, executor=args.executor, ray_address=args.ray_address, progress=not args.quiet)
+
+
+def _add_shard_selection(p: argparse.ArgumentParser, plan: bool) -> None:
+    p.add_argument("--shard-index", type=int, action="append", default=None, metavar="I",
+                   help="run only shard I (its position in the sorted input list; repeatable), "
+                   "e.g. $SLURM_ARRAY_TASK_ID in an array job")  # fmt: skip
+    if plan:
+        p.add_argument("--plan", action="store_true",
+                       help="only record the run's parameters in OUT/run.json (once, before an array of --shard-index jobs)")
+
+
+def _shards(args):
+    if getattr(args, "plan", False):
+        return []
+    return args.shard_index
 
 
 def _t_en(args):
@@ -145,7 +162,7 @@ def run_count(args: argparse.Namespace) -> int:
     from metaclip2.curation.run import count
 
     try:
-        stats = count(args.metadata, args.input, args.out, **_stage1_kwargs(args), **_exec_kwargs(args))
+        stats = count(args.metadata, args.input, args.out, shards=_shards(args), **_stage1_kwargs(args), **_exec_kwargs(args))
     except _expected_errors() as e:
         return _fail(e)
     pairs = sum(s["pairs"] for s in stats)
@@ -173,7 +190,7 @@ def run_sample(args: argparse.Namespace) -> int:
     from metaclip2.curation.run import sample
 
     try:
-        stats = sample(args.out, seed=args.seed, unit=args.unit, format=args.format, **_exec_kwargs(args))
+        stats = sample(args.out, seed=args.seed, unit=args.unit, format=args.format, shards=_shards(args), **_exec_kwargs(args))
     except _expected_errors() as e:
         return _fail(e)
     kept = sum(s["kept"] for s in stats)

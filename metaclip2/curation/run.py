@@ -163,6 +163,16 @@ def _map(ex, fn, tasks: list[dict], desc: str) -> list:
     return ex.map(fn, tasks)
 
 
+def _selected(shards: Sequence[int] | None, n: int) -> set[int]:
+    """Shard positions to run: all, or the given ones (an array job's index; [] only records run.json)."""
+    if shards is None:
+        return set(range(n))
+    bad = [i for i in shards if not 0 <= int(i) < n]
+    if bad:
+        raise ValueError(f"shard index {bad[0]} is out of range: the run has {n} shards (0..{n - 1})")
+    return {int(i) for i in shards}
+
+
 def _note(progress: bool, msg: str) -> None:
     if progress:
         print(msg, file=sys.stderr)
@@ -185,6 +195,7 @@ def count(
     executor: Any = "local",
     ray_address: str | None = None,
     progress: bool = True,
+    shards: Sequence[int] | None = None,
 ) -> list[dict]:
     """Stage 1 over every input shard (skipping finished ones): LID, matching, counts.
 
@@ -209,6 +220,10 @@ def count(
     ray_address : str, optional
     progress : bool
         Progress bars and notes on stderr.
+    shards : sequence of int, optional
+        Run only these shards (positions in the sorted input list), e.g. one per job of a
+        Slurm array; ``[]`` only records the run's parameters in ``run.json`` (do that once
+        before starting the array). Default: every shard.
 
     Returns
     -------
@@ -234,7 +249,9 @@ def count(
     _claim(out, "stage1", section, ignore=("metadata",))
     stage_dir = out / "stage1"
     stage_dir.mkdir(parents=True, exist_ok=True)
-    remove_temporaries(stage_dir)
+    todo = _selected(shards, len(paths))
+    if shards is None:
+        remove_temporaries(stage_dir)  # only when no other job may be writing here
     tasks = [
         dict(
             input_path=p,
@@ -247,18 +264,18 @@ def count(
             min_confidence=min_confidence,
             lid_model=section["lid_model"],
         )
-        for p, n in zip(paths, names)
-        if not stage1_paths(stage_dir, n)["stats"].exists()
+        for i, (p, n) in enumerate(zip(paths, names))
+        if i in todo and not stage1_paths(stage_dir, n)["stats"].exists()
     ]
-    if len(tasks) < len(paths):
-        _note(progress, f"stage 1: {len(paths) - len(tasks)} of {len(paths)} shards already done, skipped")
+    if len(tasks) < len(todo):
+        _note(progress, f"stage 1: {len(todo) - len(tasks)} of {len(todo)} shards already done, skipped")
     ex, owned = _executor(executor, workers, ray_address, progress)
     try:
         _map(ex, match_shard, tasks, "stage 1: match")
     finally:
         if owned:
             ex.close()
-    return [_load(stage1_paths(stage_dir, n)["stats"]) for n in names]
+    return [_load(stage1_paths(stage_dir, n)["stats"]) for i, n in enumerate(names) if i in todo]
 
 
 def compute_thresholds(
@@ -323,6 +340,7 @@ def sample(
     executor: Any = "local",
     ray_address: str | None = None,
     progress: bool = True,
+    shards: Sequence[int] | None = None,
 ) -> list[dict]:
     """Stage 3 over every shard (skipping finished ones): keep decisions, curated subset.
 
@@ -333,7 +351,7 @@ def sample(
     seed : int
     unit : {"image", "pair"}
     format : {"jsonl", "parquet"}
-    workers, executor, ray_address, progress
+    workers, executor, ray_address, progress, shards
         As in :func:`count`.
 
     Returns
@@ -355,8 +373,10 @@ def sample(
     _claim(out, "stage3", {"seed": int(seed), "unit": unit, "format": format})
     stage1, stage3 = out / "stage1", out / "stage3"
     stage3.mkdir(parents=True, exist_ok=True)
-    remove_temporaries(stage3)
     names = s1["shards"]
+    todo = _selected(shards, len(names))
+    if shards is None:
+        remove_temporaries(stage3)  # only when no other job may be writing here
     tasks = [
         dict(
             index_path=str(stage1_paths(stage1, n)["index"]),
@@ -367,18 +387,18 @@ def sample(
             unit=unit,
             format=format,
         )
-        for n in names
-        if not stage3_paths(stage3, n, format)["stats"].exists()
+        for i, n in enumerate(names)
+        if i in todo and not stage3_paths(stage3, n, format)["stats"].exists()
     ]
-    if len(tasks) < len(names):
-        _note(progress, f"stage 3: {len(names) - len(tasks)} of {len(names)} shards already done, skipped")
+    if len(tasks) < len(todo):
+        _note(progress, f"stage 3: {len(todo) - len(tasks)} of {len(todo)} shards already done, skipped")
     ex, owned = _executor(executor, workers, ray_address, progress)
     try:
         _map(ex, sample_shard, tasks, "stage 3: sample")
     finally:
         if owned:
             ex.close()
-    return [_load(stage3_paths(stage3, n, format)["stats"]) for n in names]
+    return [_load(stage3_paths(stage3, n, format)["stats"]) for i, n in enumerate(names) if i in todo]
 
 
 def curate(
