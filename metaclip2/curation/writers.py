@@ -63,6 +63,11 @@ class AtomicFile:
         self.tmp = _tmp(self.path)
         self._f = open(self.tmp, "wb")
 
+    @property
+    def stream(self):
+        """The open temporary file (binary), for writers that want a file object."""
+        return self._f
+
     def write(self, data: bytes) -> None:
         self._f.write(data)
 
@@ -89,38 +94,32 @@ class AtomicFile:
             self.abort()
 
 
-class JsonlWriter:
-    """JSON lines (see :func:`json_line`) written atomically to `path`."""
+class _RowWriter:
+    """Rows into an :class:`AtomicFile`: committed by :meth:`close`, dropped by :meth:`abort`."""
 
     def __init__(self, path: str | os.PathLike):
         self._file = AtomicFile(path)
         self.path = self._file.path
-        self._buf: list[str] = []
         self.rows = 0
 
     def write(self, row: dict) -> None:
-        self._buf.append(json_line(row))
-        self.rows += 1
-        if len(self._buf) >= 4096:
-            self._flush()
+        raise NotImplementedError
 
     def write_rows(self, rows: Iterable[dict]) -> None:
         for row in rows:
             self.write(row)
 
-    def _flush(self) -> None:
-        if self._buf:
-            self._file.write("".join(self._buf).encode("utf-8"))
-            self._buf = []
+    def _finish(self) -> None:
+        """Write out what is buffered; the file is committed next."""
 
     def close(self) -> None:
-        self._flush()
+        self._finish()
         self._file.commit()
 
     def abort(self) -> None:
         self._file.abort()
 
-    def __enter__(self) -> "JsonlWriter":
+    def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -130,7 +129,28 @@ class JsonlWriter:
             self.abort()
 
 
-class ParquetWriter:
+class JsonlWriter(_RowWriter):
+    """JSON lines (see :func:`json_line`) written atomically to `path`."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(path)
+        self._buf: list[str] = []
+
+    def write(self, row: dict) -> None:
+        self._buf.append(json_line(row))
+        self.rows += 1
+        if len(self._buf) >= 4096:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf:
+            self._file.write("".join(self._buf).encode("utf-8"))
+            self._buf = []
+
+    _finish = _flush
+
+
+class ParquetWriter(_RowWriter):
     """The curated subset (:data:`CURATED_COLUMNS`) as a Parquet file, written atomically.
 
     Column types: ``id``, ``text``, ``lang`` string; ``text_index`` int32; ``ids`` list of
@@ -141,10 +161,8 @@ class ParquetWriter:
 
     def __init__(self, path: str | os.PathLike):
         pa, pq = import_pyarrow()
+        super().__init__(path)
         self._pa = pa
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = _tmp(self.path)
         self.schema = pa.schema(
             [
                 ("id", pa.string()),
@@ -155,9 +173,8 @@ class ParquetWriter:
                 ("keep_probability", pa.float64()),
             ]
         )
-        self._writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
+        self._writer = pq.ParquetWriter(self._file.stream, self.schema, compression="zstd")
         self._cols: dict[str, list] = {c: [] for c in CURATED_COLUMNS}
-        self.rows = 0
 
     def write(self, row: dict) -> None:
         for c in CURATED_COLUMNS:
@@ -166,40 +183,21 @@ class ParquetWriter:
         if len(self._cols["id"]) >= self.ROW_GROUP:
             self._flush()
 
-    def write_rows(self, rows: Iterable[dict]) -> None:
-        for row in rows:
-            self.write(row)
-
     def _flush(self) -> None:
         if self._cols["id"]:
             table = self._pa.Table.from_pydict(self._cols, schema=self.schema)
             self._writer.write_table(table, row_group_size=self.ROW_GROUP)
             self._cols = {c: [] for c in CURATED_COLUMNS}
 
-    def close(self) -> None:
+    def _finish(self) -> None:
         self._flush()
         self._writer.close()
-        with open(self.tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
         try:
             self._writer.close()
         finally:
-            try:
-                os.unlink(self.tmp)
-            except FileNotFoundError:
-                pass
-
-    def __enter__(self) -> "ParquetWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+            super().abort()
 
 
 def curated_writer(path: str | os.PathLike, format: str = "jsonl"):
