@@ -341,3 +341,11 @@ def test_entry_probabilities_save_load_round_trip(tmp_path):
     EntryCounts.from_arrays({"en": [1]}, {"en": "a" * 64}).save(counts_file)
     with pytest.raises(ValueError):
         EntryProbabilities.load(counts_file)
+
+
+def test_ids_from_another_list_are_a_clear_error():
+    q = np.array([0.5, 1.0, 0.25])
+    with pytest.raises(ValueError, match="outside this language's 3 entries"):
+        keep_probability(q, [1, 7])
+    with pytest.raises(ValueError, match="another metadata list"):
+        keep_probability(q, [-1])

@@ -66,7 +66,13 @@ def keep_probability(q: np.ndarray, ids: Iterable[int]) -> float:
     bits. 0 for no ids.
     """
     p = 0.0
-    for i in sorted(set(int(i) for i in ids)):
+    ids = sorted(set(int(i) for i in ids))
+    if ids and (ids[0] < 0 or ids[-1] >= len(q)):
+        raise ValueError(
+            f"entry id {ids[-1] if ids[-1] >= len(q) else ids[0]} is outside this language's {len(q)} entries: "
+            "the ids come from another metadata list than the probabilities"
+        )
+    for i in ids:
         p += float(q[i]) * (1.0 - p)
     return p
 
