@@ -67,7 +67,6 @@ class Matcher:
         # automaton hit. The rest go to two automata: pyahocorasick scans a node's children
         # linearly, so keeping the thousands of CJK first characters away from the root of the
         # automaton that reads Latin text keeps its root misses cheap (see _build_automata).
-        self._automata = automata
         self._tokens, self._spaced, self._other, self._other_first, self._other_alphabet = automata
 
     def __len__(self) -> int:
@@ -85,7 +84,6 @@ class Matcher:
             ids.update(i for _, i in self._spaced.iter(spaced))
         if self._other is not None and not self._other_first.isdisjoint(text):
             ids.update(i for _, i in self._other.iter(spaced))
-        ids.discard(_DUMMY)
         return sorted(ids)
 
     def match_many(self, texts: Sequence[str], batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +174,7 @@ class Matcher:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         header = json.dumps({"format": _FORMAT, "digest": self.digest, "entries": len(self.entries)}).encode()
-        payload = pickle.dumps((self.entries, self._automata), protocol=5)
+        payload = pickle.dumps((self.entries, (self._tokens, self._spaced, self._other, self._other_first, self._other_alphabet)), protocol=5)
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
         with open(tmp, "wb") as f:
             f.write(len(header).to_bytes(8, "little"))
