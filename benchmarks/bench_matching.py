@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from metaclip2 import Matcher, pad_entry, spacing
+from metaclip2.matching import Matcher, pad_entry, spacing
 
 
 def make_data(n_entries: int, n_captions: int, seed: int = 0):

@@ -24,7 +24,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from metaclip2.curation.ray_executor import RayExecutor  # noqa: E402
+from metaclip2.execution.ray_executor import RayExecutor  # noqa: E402
 from metaclip2.metadata.ngrams import count_dump_ngrams  # noqa: E402
 
 DEFAULT = ROOT.parent / "shared" / "data" / "wikipedia" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"

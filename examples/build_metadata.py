@@ -2,7 +2,7 @@
 
     python examples/build_metadata.py                       # the shared test data, if present
     python examples/build_metadata.py --dump enwiki-20240501-pages-articles.xml.bz2 \
-        --pageviews pageviews-2024*.gz --nltk-data ~/nltk_data --out-dir metadata/wikipedia
+        --pageviews pageviews-2024*.gz --nltk-data ~/nltk_data --out metadata/wikipedia
 
 Defaults point at ../shared/data (beside the repository root) when it exists. With a small
 dump no bigram reaches the paper's PMI > 30 (PMI is at most log2 N for N tokens), so try
@@ -34,8 +34,8 @@ def main() -> int:
     p.add_argument("--dump", default=_default(SHARED / "wikipedia" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"))
     p.add_argument("--nltk-data", default=_default(SHARED / "nltk_data"))
     p.add_argument("--pageviews", nargs="*", default=[], help="pageviews-YYYYMMDD-HH0000.gz files (optional)")
-    p.add_argument("--out-dir", default=str(ROOT / "build" / "metadata" / "wikipedia"))
-    p.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--out", dest="out_dir", default=str(ROOT / "build" / "metadata" / "wikipedia"))
+    p.add_argument("--workers", dest="processes", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--head-word-only", action="store_true", help="MetaCLIP 1's WordNet (synset head words)")
     p.add_argument("--bigram-method", choices=("pmi", "corrected"), default="pmi")
     p.add_argument("--min-pmi", type=float, default=30.0)

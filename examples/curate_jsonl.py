@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from metaclip2.curation.datacard import write_report  # noqa: E402
-from metaclip2.curation.run import curate  # noqa: E402
-from metaclip2.metadata.entries import write_metadata  # noqa: E402
+from metaclip2.pipeline.datacard import write_report  # noqa: E402
+from metaclip2.pipeline.run import curate  # noqa: E402
+from metaclip2.core.entries import write_metadata  # noqa: E402
 
 TOY_METADATA = {
     "en": ["cat", "dog", "red car", "house", "tree", "sky", "the"],

@@ -67,7 +67,7 @@ def main() -> int:
     if args.run is None:
         from curate_jsonl import toy_pool  # the sibling example
 
-        from metaclip2.curation.run import curate
+        from metaclip2.pipeline.run import curate
 
         tmp = Path(tempfile.mkdtemp(prefix="metaclip2-online-"))
         metadata, pattern = toy_pool(tmp)
@@ -90,7 +90,7 @@ def main() -> int:
     if len(epochs) > 1:
         overlap = len(epochs[0] & epochs[1]) / max(len(epochs[0]), 1)
         print(f"epochs 0 and 1 share {overlap:.0%} of their pairs (a new draw each epoch)")
-    if seed == settings["stage3"]["seed"] and settings["stage3"]["format"] == "jsonl":
+    if seed == settings["stage3"]["seed"] and settings["stage3"]["output_format"] == "jsonl":
         offline = {
             (r["id"], r["text_index"])
             for name in settings["stage1"]["shards"]

@@ -1,23 +1,57 @@
 """metaclip2: worldwide metadata-based curation of image-text pairs (Meta CLIP 2).
 
-The pipeline, one subpackage per stage:
+The pipeline in layers, each a subpackage that imports only from the ones above it here:
 
-* :mod:`metaclip2.metadata` — per-language entry lists from WordNet/OMW, Wikipedia
-  unigrams, PMI bigrams and page-view titles (SPEC §1);
-* :mod:`metaclip2.matching` — language identification and Aho-Corasick
-  substring matching of alt-texts against their language's entries (SPEC §2);
-* :mod:`metaclip2.curation` — entry counts, per-language thresholds and
-  balanced sampling, offline or online (Algorithm 1, SPEC §3).
+* :mod:`metaclip2.core` — entry lists and digests, language tables, errors, atomic files;
+* :mod:`metaclip2.execution` — where tasks run: local worker processes or Ray;
+* :mod:`metaclip2.metadata` — per-language entry lists from WordNet/OMW, Wikipedia unigrams,
+  PMI bigrams and page-view titles;
+* :mod:`metaclip2.matching` — language identification, per-LID-language metadata and
+  Aho-Corasick substring matching of alt-texts against their language's entries;
+* :mod:`metaclip2.curation` — Algorithm 1: entry counts, thresholds, balanced sampling;
+* :mod:`metaclip2.pipeline` — readers, per-shard stages, resumable runs, datacard, demo;
+* :mod:`metaclip2.cli` — the ``metaclip2`` command.
 
-Everything below is importable from ``metaclip2`` directly.
+This top level holds what a notebook needs; everything else is in its subpackage.
 """
 
-from metaclip2.metadata import *  # noqa: F401,F403
-from metaclip2.metadata import __all__ as _metadata_all
-from metaclip2.matching import *  # noqa: F401,F403
-from metaclip2.matching import __all__ as _matching_all
-from metaclip2.curation import *  # noqa: F401,F403
-from metaclip2.curation import __all__ as _curation_all
+from metaclip2.core.errors import Metaclip2Error
+from metaclip2.core.entries import read_metadata, write_metadata
+from metaclip2.metadata import (
+    build_metadata,
+    count_dump_ngrams,
+    read_pageviews,
+    tokenize,
+    wordnet_entries,
+    write_language_metadata,
+)
+from metaclip2.matching import (
+    Matcher,
+    MetadataStore,
+    build_lid_metadata,
+    detect_languages,
+    resolve_languages,
+    spacing,
+)
+from metaclip2.curation import (
+    EntryCounts,
+    EntryProbabilities,
+    OnlineSampler,
+    entry_probabilities,
+    keep_probabilities,
+    keep_probability,
+    p_to_t,
+    t_to_p,
+    thresholds,
+)
+from metaclip2.pipeline import CurationConfig, CurationResult, curate, read_shard, run_demo, write_report
 
 __version__ = "0.1.0"
-__all__ = [*_metadata_all, *_matching_all, *_curation_all]
+__all__ = [
+    "Metaclip2Error", "read_metadata", "write_metadata",
+    "build_metadata", "count_dump_ngrams", "read_pageviews", "tokenize", "wordnet_entries", "write_language_metadata",
+    "Matcher", "MetadataStore", "build_lid_metadata", "detect_languages", "resolve_languages", "spacing",
+    "EntryCounts", "EntryProbabilities", "OnlineSampler", "entry_probabilities", "keep_probabilities",
+    "keep_probability", "p_to_t", "t_to_p", "thresholds",
+    "CurationConfig", "CurationResult", "curate", "read_shard", "run_demo", "write_report",
+]  # fmt: skip

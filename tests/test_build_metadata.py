@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metaclip2.charclass import only_punctuation
+from metaclip2.core.charclass import only_punctuation
 from metaclip2.metadata.build import SOURCES, build_metadata, clean_source, write_language_metadata
-from metaclip2.metadata.entries import read_metadata
+from metaclip2.core.entries import read_metadata
 
 NUMBERS = [str(i) for i in range(100)]
 
@@ -145,6 +145,7 @@ def test_clean_source_order():
     assert kept == ["b", "a", "b"] and dropped["empty"] == 1
 
 
+@pytest.mark.slow
 def test_real_wordnet_auto(nltk_data):
     from metaclip2.metadata.wordnet import wordnet_entries
 
@@ -161,7 +162,7 @@ def test_real_wordnet_auto(nltk_data):
 
 
 def _parser():
-    from metaclip2.metadata.cli import add_subcommands
+    from metaclip2.cli.metadata import add_subcommands
 
     p = argparse.ArgumentParser(prog="metaclip2")
     add_subcommands(p.add_subparsers(dest="command", required=True))

@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metaclip2.curation.counts import EntryCounts, count_entries
-from metaclip2.matching.matcher import Matcher, MatcherMismatchError
-from metaclip2.metadata.entries import entries_digest
+from metaclip2.core.errors import MatcherMismatchError
+from metaclip2.matching.matcher import Matcher
+from metaclip2.core.entries import entries_digest
 
 
 def loop_counts(n_entries, matches):
@@ -180,7 +181,7 @@ def test_load_refuses_other_files(tmp_path):
     bad.write_bytes(b"hello world, not counts")
     with pytest.raises(ValueError):
         EntryCounts.load(bad)
-    from metaclip2.curation.arrayfile import save_arrays
+    from metaclip2.core.arrayfile import save_arrays
 
     save_arrays(tmp_path / "p.bin", {"format": "something-else"}, {"en": np.zeros(2)})
     with pytest.raises(ValueError):

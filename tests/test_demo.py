@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow
+
 from metaclip2 import EntryCounts, read_metadata
-from metaclip2.curation import demo
+from metaclip2.pipeline import demo
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,7 @@ def test_accounting_adds_up(runs):
 def test_keep_probabilities_follow_algorithm_1(runs):
     """Each kept pair's keep probability is 1 - prod(1 - t / max(c_i, t)) over its matched
     entries (plain loop), its ids really occur in its text, and head entries got sub-sampled."""
-    from metaclip2 import pad_entry, spacing
+    from metaclip2.matching import pad_entry, spacing
 
     a, _ = runs
     run = a["run"]
@@ -179,7 +181,7 @@ def test_bundled_data_is_small_and_documented():
 @pytest.mark.parametrize("lang", ["zh", "ja", "th"])
 def test_shipped_ngram_fallback_matches_corpus(lang):
     """The shipped counts used without the segment extra are the counts of the shipped corpus."""
-    from metaclip2 import NgramCounts, SegmenterUnavailable, count_ngrams
+    from metaclip2.metadata import NgramCounts, SegmenterUnavailable, count_ngrams
 
     with gzip.open(demo.DEMO_DATA / "corpus" / f"{lang}.txt.gz", "rt", encoding="utf-8") as f:
         lines = f.read().splitlines()

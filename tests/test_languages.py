@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from metaclip2.matching.languages import (
+from metaclip2.core.languages import (
     LID176_LABELS,
     LID176_TO_METADATA_LANGUAGE,
     LID176_TO_WIKIPEDIA,
@@ -97,7 +97,7 @@ def test_group_structure():
 
 
 def test_groups_are_deterministic_across_processes():
-    code = "import json; from metaclip2.matching.languages import lid_language_groups as g; print(json.dumps(g()))"
+    code = "import json; from metaclip2.core.languages import lid_language_groups as g; print(json.dumps(g()))"
     outs = []
     for seed in ("0", "12345"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}

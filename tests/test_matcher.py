@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metaclip2.matching.matcher import Matcher, MatcherMismatchError
+from metaclip2.core.errors import MatcherMismatchError
+from metaclip2.matching.matcher import Matcher
 from metaclip2.matching.text import pad_entry, spacing
-from metaclip2.metadata.entries import MetadataError, entries_digest
+from metaclip2.core.entries import MetadataError, entries_digest
 
 # --- references ---------------------------------------------------------------------------
 
@@ -96,6 +97,7 @@ def cases(draw):
     return entries, texts
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases(), st.integers(1, 4))
 def test_match_and_match_many_agree_with_references(case, batch_size):

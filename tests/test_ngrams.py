@@ -175,6 +175,7 @@ def test_dump_counts_do_not_depend_on_processes(enwiki_dump: Path, tmp_path: Pat
     assert (tmp_path / "1.gz").read_bytes() == (tmp_path / "2.gz").read_bytes()
 
 
+@pytest.mark.slow
 def test_english_dump(enwiki_dump: Path) -> None:
     counts = count_dump_ngrams(enwiki_dump, "en")
     assert counts.n_tokens > 400_000 and counts.unigrams["the"] > 20_000

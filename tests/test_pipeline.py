@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 
 from metaclip2.curation.counts import EntryCounts
-from metaclip2.curation.readers import InvalidInputError
-from metaclip2.curation.run import RunMismatchError, compute_thresholds, count, curate, sample
+from metaclip2.pipeline.readers import InvalidInputError
+from metaclip2.core.errors import RunMismatchError
+from metaclip2.pipeline.run import compute_thresholds, count, curate, sample
 from metaclip2.curation.sampling import OnlineSampler
 from metaclip2.matching.matcher import Matcher
-from metaclip2.metadata.entries import write_metadata
+from metaclip2.core.entries import write_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -173,24 +174,25 @@ def test_two_workers_give_the_same_bytes(pool, reference, tmp_path):
 
 def _run_killed(pool, out: Path, kill_at: str, extra: str = "") -> None:
     code = (
-        "from metaclip2.curation.run import curate\n"
+        "from metaclip2.pipeline.run import curate\n"
         f"curate({str(pool['meta'])!r}, [{pool['glob']!r}], {str(out)!r}, workers=1, t_en=8, progress=False, max_chars=100{extra})\n"
     )
-    env = {**os.environ, "METACLIP2_TEST_KILL_AT": kill_at, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "METACLIP2_KILL_BEFORE_COMMIT": kill_at, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "faults"), str(ROOT)])}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kill_at",
-    ["match_shard:index_written:2", "match_shard:before_stats:3", "compute_probabilities:before_thresholds", "sample_shard:before_stats:2"],
+    ["stage1/*.index.jsonl:2", "stage1/*.stats.json:3", "stage2/thresholds.json", "stage3/*.stats.json:2"],
 )
 def test_resume_after_sigkill_gives_the_same_bytes(pool, reference, tmp_path, kill_at):
     out = tmp_path / "run"
     _run_killed(pool, out, kill_at)
     left = tree(out)
     assert "datacard.json" not in left  # it really stopped mid-run
-    if kill_at.startswith("match_shard:index_written"):
+    if kill_at.startswith("stage1/*.index.jsonl"):
         assert any(".tmp" in name for name in left)  # a half-written file was left behind
     curate(pool["meta"], [pool["glob"]], out, workers=1, **KW)
     assert tree(out) == tree(reference.out)
@@ -238,13 +240,15 @@ def test_stages_alone_pair_unit_and_parquet(pool, tmp_path):
 
     out = tmp_path / "stages"
     stats = count(pool["meta"], [pool["glob"]], out, progress=False, max_chars=100)
-    assert [s["shard"] for s in stats] == ["part-0", "part-1", "part-2"]
+    assert [s.shard for s in stats] == ["part-0", "part-1", "part-2"]
+    total = sum(stats)
+    assert total.pairs == sum(s.pairs for s in stats) and total.shard is None  # stats add up
     info = compute_thresholds(out, t_en=8, progress=False)
     assert info["t"]["en"] == 8 and info["t"]["de"] >= 1
-    s3 = sample(out, seed=3, unit="pair", format="parquet", progress=False, workers=2)
+    s3 = sample(out, seed=3, unit="pair", output_format="parquet", progress=False, workers=2)
     table = pq.read_table(out / "stage3" / "part-0.parquet")
     assert table.column_names == ["id", "text", "text_index", "lang", "ids", "keep_probability"]
-    assert table.num_rows == s3[0]["kept"] > 0
+    assert table.num_rows == s3[0].kept > 0
     sampler = OnlineSampler(out / "stage2" / "probabilities.bin", seed=3, unit="pair")
     for r in table.to_pylist():
         assert sampler.keep(r["id"], r["text_index"], r["lang"], r["ids"], epoch=0)
@@ -256,7 +260,7 @@ def test_stages_alone_pair_unit_and_parquet(pool, tmp_path):
     assert max(kept_per_image.values()) > 1
     # Parquet output is deterministic too.
     again = tmp_path / "again"
-    curate(pool["meta"], [pool["glob"]], again, t_en=8, seed=3, unit="pair", format="parquet", progress=False, max_chars=100)
+    curate(pool["meta"], [pool["glob"]], again, t_en=8, seed=3, unit="pair", output_format="parquet", progress=False, max_chars=100)
     assert (again / "stage3" / "part-0.parquet").read_bytes() == (out / "stage3" / "part-0.parquet").read_bytes()
 
 
@@ -310,7 +314,7 @@ def test_real_lid(tmp_path):
 
 
 def test_ray_executor_without_ray_names_the_extra(monkeypatch):
-    from metaclip2.curation.executors import get_executor
+    from metaclip2.execution import get_executor
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install 'metaclip2\[ray\]'"):
@@ -318,23 +322,20 @@ def test_ray_executor_without_ray_names_the_extra(monkeypatch):
 
 
 def test_cli_curate_report_and_refusal(pool, tmp_path, capsys):
-    from metaclip2.curation.cli import add_subcommands
+    from metaclip2.cli import main
 
-    parser = argparse.ArgumentParser()
-    add_subcommands(parser.add_subparsers(dest="command"))
     out = tmp_path / "cli"
     base = ["--metadata", str(pool["meta"]), "--input", pool["glob"], "--out", str(out), "--t-en", "8", "--max-chars", "100", "--quiet"]
-    args = parser.parse_args(["curate", *base])
-    assert args.func(args) == 0
+    assert main(["curate", *base]) == 0
     printed = capsys.readouterr().out
     assert "datacard" in printed and str(out) in printed
     card = json.loads((out / "datacard.json").read_text())
     assert card["parameters"]["stage2"]["t_en"] == 8
-    args = parser.parse_args(["curate", *base, "--seed", "5"])
-    assert args.func(args) == 2
-    assert "seed" in capsys.readouterr().err
-    args = parser.parse_args(["report", str(out), "--no-plots"])
-    assert args.func(args) == 0
+    assert main(["curate", *base, "--seed", "5"]) == 1  # a run error: one line, no traceback
+    err = capsys.readouterr().err
+    assert "seed: 0 in run.json, 5 now" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["curate", *base, "--t-en", "-5"]) == 2  # a usage error
+    assert main(["report", str(out), "--no-plots"]) == 0
     assert json.loads((out / "datacard.json").read_text()) == card
 
 
@@ -342,18 +343,15 @@ def test_one_shard_per_job_like_an_array_gives_the_same_bytes(pool, reference, t
     """`count --plan`, then one `count --shard-index I` per shard (any order), `thresholds`,
     one `sample --shard-index I` per shard, `report`: what a Slurm array or Kubernetes
     indexed job runs. Same bytes as `curate`, and a report like any other run."""
-    from metaclip2.curation.cli import add_subcommands
+    from metaclip2.cli import main
 
-    parser = argparse.ArgumentParser()
-    add_subcommands(parser.add_subparsers(dest="command"))
     out = tmp_path / "array"
     stage1 = ["--metadata", str(pool["meta"]), "--input", pool["glob"], "--out", str(out), "--max-chars", "100", "--quiet"]
     n = len(json.loads((reference.out / "run.json").read_text())["stage1"]["shards"])
     assert n >= 3
 
     def run(*argv):
-        args = parser.parse_args(list(argv))
-        return args.func(args)
+        return main(list(argv))
 
     assert run("count", *stage1, "--plan") == 0
     assert not (out / "stage1").exists() or not any((out / "stage1").iterdir())

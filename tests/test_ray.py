@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 # Before ray is imported: no usage-stats reporting, no auth token written to $HOME.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-from metaclip2.curation.ray_executor import RayExecutor, RayNotInstalledError, import_ray  # noqa: E402
+from metaclip2.execution.ray_executor import RayExecutor, RayNotInstalledError, import_ray  # noqa: E402
 
 _RAY_INIT = dict(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
 
@@ -67,24 +69,21 @@ def test_missing_ray_names_the_extra(monkeypatch):
     assert isinstance(info.value, ImportError)
     with pytest.raises(ImportError, match=r"metaclip2\[ray\]"):
         import_ray()
-    from metaclip2.curation.executors import get_executor
+    from metaclip2.execution import get_executor
 
     with pytest.raises(ImportError, match=r"pip install 'metaclip2\[ray\]'"):
         get_executor("ray", 2)
 
 
 def test_cli_without_ray_is_a_clear_error(monkeypatch, capsys, pool, tmp_path):
-    import argparse
-
-    from metaclip2.curation.cli import add_subcommands
+    from metaclip2.cli import main
 
     monkeypatch.setitem(sys.modules, "ray", None)
-    parser = argparse.ArgumentParser(prog="metaclip2")
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
     meta, shards = pool
-    args = parser.parse_args(["count", "--metadata", str(meta), "--input", str(shards[0]), "--out", str(tmp_path / "run"), "--executor", "ray", "--quiet"])
-    assert args.func(args) == 2
+    out = tmp_path / "run"
+    assert main(["count", "--metadata", str(meta), "--input", str(shards[0]), "--out", str(out), "--executor", "ray", "--quiet"]) == 2
     assert "pip install 'metaclip2[ray]'" in capsys.readouterr().err
+    assert not out.exists()  # refused before anything was written
 
 
 def test_owned_runtime_is_started_and_shut_down():
@@ -112,7 +111,7 @@ def test_map_keeps_input_order(ray_cluster):
 def test_shared_values_go_through_object_store_once(ray_cluster):
     import numpy as np
 
-    from metaclip2.curation.ray_executor import _shared_values
+    from metaclip2.execution.ray_executor import _shared_values
 
     arr = np.arange(100_000, dtype=np.float64)
     kwargs = [{"arr": arr, "i": i} for i in range(6)]
@@ -179,7 +178,7 @@ def test_ngram_counts_of_dump_equal_local(ray_cluster, short_dump, tmp_path):
     assert (tmp_path / "local.ngrams").read_bytes() == (tmp_path / "ray.ngrams").read_bytes()
 
     # `metaclip2 metadata ngrams … --executor ray` (joins the running Ray, leaves it up).
-    from metaclip2.metadata.cli import main
+    from metaclip2.cli import main
 
     cli_out = tmp_path / "cli.ngrams"
     assert main(["metadata", "ngrams", str(short_dump), "--lang", "en", "-o", str(cli_out), "--executor", "ray", "-q"]) == 0
@@ -214,7 +213,7 @@ def _make_pool(root: Path, n_shards: int = 5, images_per_shard: int = 240, seed:
     """Metadata for en/de/ja and JSONL shards with Zipf-skewed entry use and a few bad lines."""
     import random
 
-    from metaclip2.metadata.entries import write_metadata
+    from metaclip2.core.entries import write_metadata
 
     meta = root / "metadata"
     for lang, entries in _LANGS.items():
@@ -261,10 +260,10 @@ def _run_twice(tmp_path: Path, run) -> tuple[dict[str, bytes], dict[str, bytes]]
 class _Recording(RayExecutor):
     calls: list = []
 
-    def map(self, fn, list_of_kwargs):
-        list_of_kwargs = list(list_of_kwargs)
-        _Recording.calls.append((fn.__name__, len(list_of_kwargs)))
-        return super().map(fn, list_of_kwargs)
+    def run(self, tasks, desc=None):
+        tasks = list(tasks)
+        _Recording.calls.append((type(tasks[0]).__name__ if tasks else None, len(tasks)))
+        return super().run(tasks, desc)
 
 
 @pytest.fixture(scope="module")
@@ -273,7 +272,7 @@ def pool(tmp_path_factory):
 
 
 def test_curate_ray_equals_local_byte_for_byte(ray_cluster, pool, tmp_path):
-    from metaclip2.curation.run import curate
+    from metaclip2.pipeline.run import curate
 
     meta, shards = pool
 
@@ -291,7 +290,7 @@ def test_curate_ray_equals_local_byte_for_byte(ray_cluster, pool, tmp_path):
         assert f in local
     differ = [f for f in local if local[f] != remote[f]]
     assert differ == []
-    assert _Recording.calls == [("match_shard", 5), ("sample_shard", 5)]  # stages 1 and 3 went through Ray
+    assert _Recording.calls == [("MatchTask", 5), ("SampleTask", 5)]  # stages 1 and 3 went through Ray
     # The run is not trivial: some pairs kept, some not, bad lines accounted for.
     stats1 = json.loads(local["stage1/part-00.stats.json"])
     stats3 = json.loads(local["stage3/part-00.stats.json"])
@@ -301,17 +300,12 @@ def test_curate_ray_equals_local_byte_for_byte(ray_cluster, pool, tmp_path):
 
 def test_single_stage_cli_on_ray_resumes_and_equals_local(ray_cluster, pool, tmp_path):
     """`metaclip2 count/thresholds/sample --executor ray`, with a finished shard removed and redone."""
-    import argparse
-
-    from metaclip2.curation.cli import add_subcommands
+    from metaclip2.cli import main
 
     meta, shards = pool
-    parser = argparse.ArgumentParser(prog="metaclip2")
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
 
     def cli(*argv):
-        args = parser.parse_args([str(a) for a in argv])
-        assert args.func(args) == 0
+        assert main([str(a) for a in argv]) == 0
 
     def run(name, out):
         ex = ["--executor", name, "--workers", "2", "--quiet"]
@@ -344,7 +338,7 @@ def _doc_script() -> str:
 
 def test_documented_per_shard_script_equals_curate(pool, tmp_path, monkeypatch):
     """Run docs/cluster.md's curate_shard.py (as array jobs would, in any order) vs `curate`."""
-    from metaclip2.curation.run import curate
+    from metaclip2.pipeline.run import curate
 
     meta, shards = pool
     out = tmp_path / "run"

@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from metaclip2.curation.readers import (
+from metaclip2.pipeline.readers import (
     INVALID_REASONS,
     InvalidInputError,
     ParquetDependencyError,

@@ -21,8 +21,9 @@ from metaclip2.curation.sampling import (
     uniform,
 )
 from metaclip2.curation.threshold import entry_probabilities, p_to_t, t_to_p
-from metaclip2.matching.matcher import Matcher, MatcherMismatchError
-from metaclip2.metadata.entries import entries_digest
+from metaclip2.core.errors import MatcherMismatchError
+from metaclip2.matching.matcher import Matcher
+from metaclip2.core.entries import entries_digest
 
 SIGMAS = 5
 

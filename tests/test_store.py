@@ -9,7 +9,7 @@ import pytest
 from metaclip2.matching.matcher import Matcher
 from metaclip2.matching.store import MetadataStore
 from metaclip2.matching.text import pad_entry, spacing
-from metaclip2.metadata.entries import MetadataError, entries_digest, write_metadata
+from metaclip2.core.entries import MetadataError, entries_digest, write_metadata
 
 LISTS = {
     "en": ["cat", "New York", "of univ", "0"],

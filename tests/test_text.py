@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metaclip2.charclass import ADDITIONAL_PUNCTUATION, is_cjk_like, is_no_space_script, is_punctuation, only_punctuation
+from metaclip2.core.charclass import ADDITIONAL_PUNCTUATION, is_cjk_like, is_no_space_script, is_punctuation, only_punctuation
 from metaclip2.matching.text import pad_entry, spacing
 
 # Written from the SPEC text, independently of the library.

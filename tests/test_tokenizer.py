@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metaclip2.charclass import is_no_space_script, is_punctuation
+from metaclip2.core.charclass import is_no_space_script, is_punctuation
 from metaclip2.metadata import tokenizer as T
 from metaclip2.metadata.tokenizer import SegmenterUnavailable, is_no_space_language, tokenize
 

@@ -25,6 +25,7 @@ def en_texts(enwiki_dump: Path) -> list[str]:
     return list(iter_article_texts(enwiki_dump))
 
 
+@pytest.mark.slow
 def test_english_dump_counts_match_readme(enwiki_dump: Path) -> None:
     pages = list(iter_pages(enwiki_dump))
     assert len(pages) == 206
@@ -56,6 +57,7 @@ def test_english_text_is_clean(en_texts: list[str]) -> None:
     assert 2_000_000 < len(joined) < 4_000_000
 
 
+@pytest.mark.slow
 def test_processes_do_not_change_output(enwiki_dump: Path, en_texts: list[str]) -> None:
     assert list(iter_article_texts(enwiki_dump, processes=2, batch_size=7)) == en_texts
 

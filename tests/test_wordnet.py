@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 from metaclip2.metadata import wordnet as wnmod
 from metaclip2.metadata.wordnet import WORDNET_LANGUAGES, clean_lemma, omw_corpus_name, wordnet_entries
 

@@ -7,8 +7,8 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from metaclip2.curation.arrayfile import load_arrays, save_arrays
-from metaclip2.matching.matcher import MatcherMismatchError
+from metaclip2.core.arrayfile import load_arrays, save_arrays
+from metaclip2.core.errors import DataError, MatcherMismatchError, ParameterError
 
 __all__ = ["count_entries", "EntryCounts"]
 
@@ -35,9 +35,9 @@ def count_entries(n_entries: int, offsets: np.ndarray, ids: np.ndarray) -> np.nd
     ids = np.asarray(ids)
     offsets = np.asarray(offsets)
     if len(offsets) == 0 or offsets[-1] != len(ids):
-        raise ValueError(f"offsets end at {offsets[-1] if len(offsets) else None}, but there are {len(ids)} ids")
+        raise ParameterError(f"offsets end at {offsets[-1] if len(offsets) else None}, but there are {len(ids)} ids")
     if len(ids) and (ids.min() < 0 or ids.max() >= n_entries):
-        raise ValueError(f"entry ids must lie in [0, {n_entries}); got {ids.min()}..{ids.max()}")
+        raise ParameterError(f"entry ids must lie in [0, {n_entries}); got {ids.min()}..{ids.max()}")
     return np.bincount(ids.astype(np.intp, copy=False), minlength=n_entries).astype(np.uint64)
 
 
@@ -100,7 +100,7 @@ class EntryCounts(Mapping[str, np.ndarray]):
         c = self._counts[lang]
         u = np.unique(np.fromiter(ids, dtype=np.int64))
         if len(u) and (u[0] < 0 or u[-1] >= len(c)):
-            raise ValueError(f"entry ids must lie in [0, {len(c)}) for {lang!r}")
+            raise ParameterError(f"entry ids must lie in [0, {len(c)}) for {lang!r}")
         c[u] += np.uint64(1)
 
     def add_matches(self, lang: str, offsets: np.ndarray, ids: np.ndarray) -> None:
@@ -153,7 +153,7 @@ class EntryCounts(Mapping[str, np.ndarray]):
         """Read counts saved by :meth:`save`; with `digests`, check they index those entry lists."""
         header, arrays = load_arrays(path)
         if header.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a metaclip2 counts file")
+            raise DataError(f"{path} is not a metaclip2 counts file")
         c = cls()
         for lang, a in arrays.items():
             c._counts[lang] = a.astype(np.uint64, copy=False)
@@ -169,7 +169,7 @@ class EntryCounts(Mapping[str, np.ndarray]):
         for lang in sorted(counts):
             a = np.asarray(counts[lang])
             if a.ndim != 1 or (a.size and a.min() < 0):
-                raise ValueError(f"counts of {lang!r} must be a 1-D array of non-negative integers")
+                raise DataError(f"counts of {lang!r} must be a 1-D array of non-negative integers")
             c._counts[lang] = a.astype(np.uint64)
             c._digests[lang] = digests[lang]
         return c

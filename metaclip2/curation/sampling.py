@@ -14,10 +14,10 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from metaclip2.curation.arrayfile import load_arrays, save_arrays
+from metaclip2.core.arrayfile import load_arrays, save_arrays
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.curation.threshold import DEFAULT_T_EN, entry_probabilities, t_to_p, thresholds
-from metaclip2.matching.matcher import MatcherMismatchError
+from metaclip2.core.errors import DataError, MatcherMismatchError, ParameterError
 
 __all__ = [
     "UNITS",
@@ -68,7 +68,7 @@ def keep_probability(q: np.ndarray, ids: Iterable[int]) -> float:
     p = 0.0
     ids = sorted(set(int(i) for i in ids))
     if ids and (ids[0] < 0 or ids[-1] >= len(q)):
-        raise ValueError(
+        raise ParameterError(
             f"entry id {ids[-1] if ids[-1] >= len(q) else ids[0]} is outside this language's {len(q)} entries: "
             "the ids come from another metadata list than the probabilities"
         )
@@ -131,7 +131,7 @@ def select_texts(
     if unit == "pair":
         return [k for k, p in enumerate(probabilities) if p > 0 and uniform(seed, image_id, k, epoch) < p]
     if unit != "image":
-        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+        raise ParameterError(f"unit must be one of {UNITS}, got {unit!r}")
     candidates = [k for k, p in enumerate(probabilities) if p > 0]
     if not candidates:
         return []
@@ -192,7 +192,7 @@ class EntryProbabilities:
     def load(cls, path: str | os.PathLike) -> "EntryProbabilities":
         header, arrays = load_arrays(path)
         if header.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a metaclip2 probabilities file")
+            raise DataError(f"{path} is not a metaclip2 probabilities file")
         return cls(arrays, header["t"], header["digests"], header["params"])
 
 
@@ -220,7 +220,7 @@ class OnlineSampler:
         if not isinstance(probabilities, EntryProbabilities):
             probabilities = EntryProbabilities.load(probabilities)
         if unit not in UNITS:
-            raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+            raise ParameterError(f"unit must be one of {UNITS}, got {unit!r}")
         self.probabilities = probabilities
         self.seed = int(seed)
         self.unit = unit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Mapping
+from metaclip2.core.errors import DataError, ParameterError
 
 import numpy as np
 
@@ -15,12 +16,12 @@ DEFAULT_T_EN = 170_000
 def _counts(counts) -> np.ndarray:
     c = np.asarray(counts)
     if c.ndim != 1:
-        raise ValueError(f"counts must be 1-D, got shape {c.shape}")
+        raise ParameterError(f"counts must be 1-D, got shape {c.shape}")
     if c.size and c.dtype.kind == "f":
         if not np.all(np.isfinite(c)) or np.any(c != np.floor(c)):
-            raise ValueError("counts must be finite whole numbers")
+            raise ParameterError("counts must be finite whole numbers")
     if c.size and c.min() < 0:
-        raise ValueError("counts must be non-negative")
+        raise ParameterError("counts must be non-negative")
     return c.astype(np.uint64)
 
 
@@ -42,7 +43,7 @@ def t_to_p(t: float, counts) -> float:
     c = _counts(counts)
     total = int(c.sum(dtype=np.uint64))
     if total == 0:
-        raise ValueError("t_to_p: counts are all zero; there is no match mass")
+        raise DataError("t_to_p: counts are all zero; there is no match mass")
     return int(c[c < t].sum(dtype=np.uint64)) / total
 
 
@@ -72,11 +73,11 @@ def p_to_t(p: float, counts) -> int:
         If the counts are all zero, or `p` is outside [0, 1].
     """
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must lie in [0, 1], got {p}")
+        raise ParameterError(f"p must lie in [0, 1], got {p}")
     c = np.sort(_counts(counts))
     total = int(c.sum(dtype=np.uint64))
     if total == 0:
-        raise ValueError("p_to_t: counts are all zero; no threshold can be derived")
+        raise DataError("p_to_t: counts are all zero; no threshold can be derived")
     cum = np.cumsum(c, dtype=np.uint64) / total
     return max(int(c[int(np.argmin(np.abs(cum - p)))]), 1)
 
@@ -114,13 +115,13 @@ def thresholds(
         and keeps no pair.
     """
     if english not in ("keep", "recompute"):
-        raise ValueError(f"english must be 'keep' or 'recompute', got {english!r}")
+        raise ParameterError(f"english must be 'keep' or 'recompute', got {english!r}")
     if t_en is None or not t_en > 0:
-        raise ValueError(f"t_en must be a positive count, got {t_en!r}")
+        raise ParameterError(f"t_en must be a positive count, got {t_en!r}")
     if p is None:
         en = counts_by_lang.get(english_code)
         if en is None or not np.asarray(en).any():
-            raise ValueError(
+            raise DataError(
                 f"no {english_code!r} matches in the counts: Algorithm 1 derives every threshold from English; "
                 "pass p= (the tail share, e.g. 0.06) to set it directly"
             )
@@ -156,5 +157,5 @@ def entry_probabilities(counts, t: float | None) -> np.ndarray:
     if t is None:
         return np.zeros(len(c), dtype=np.float64)
     if not t > 0 or not np.isfinite(t):
-        raise ValueError(f"threshold must be a positive finite count, got {t!r}")
+        raise ParameterError(f"threshold must be a positive finite count, got {t!r}")
     return t / np.maximum(c.astype(np.float64), float(t))

@@ -1,16 +1,8 @@
-"""Stage 1: language identification and Aho-Corasick matching (SPEC §2)."""
+"""Layer 3: language identification, per-LID-language metadata, and Aho-Corasick matching."""
 
 from metaclip2.matching.text import pad_entry, spacing
-from metaclip2.matching.matcher import Matcher, MatcherMismatchError
+from metaclip2.matching.matcher import Matcher
 from metaclip2.matching.store import MetadataStore
-from metaclip2.matching.languages import (
-    LID176_LABELS,
-    OTHER,
-    WIKIPEDIA_LANGUAGES,
-    lid_language_groups,
-    lid_to_metadata_language,
-    wikipedia_to_lid_language,
-)
 from metaclip2.matching.lid import (
     Detector,
     FastTextDetector,
@@ -20,11 +12,11 @@ from metaclip2.matching.lid import (
     detect_languages_with_scores,
     resolve_languages,
 )
+from metaclip2.matching.lid_metadata import build_lid_metadata
 
 __all__ = [
-    "pad_entry", "spacing", "Matcher", "MatcherMismatchError", "MetadataStore",
-    "LID176_LABELS", "OTHER", "WIKIPEDIA_LANGUAGES", "lid_language_groups", "lid_to_metadata_language",
-    "wikipedia_to_lid_language",
+    "pad_entry", "spacing", "Matcher", "MetadataStore",
     "Detector", "FastTextDetector", "LIDDependencyError", "detect_language", "detect_languages",
     "detect_languages_with_scores", "resolve_languages",
+    "build_lid_metadata",
 ]  # fmt: skip

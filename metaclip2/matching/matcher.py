@@ -13,7 +13,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from metaclip2.matching.text import SPACED_CONTROLS, pad_entry, spacing
-from metaclip2.metadata.entries import MetadataError, check_entries, entries_digest
+from metaclip2.core.entries import MetadataError, check_entries, entries_digest
+from metaclip2.core.errors import MatcherMismatchError
 
 __all__ = ["Matcher", "MatcherMismatchError"]
 
@@ -24,10 +25,6 @@ _NUL = "\x00"
 # Value of "\n\x00", which puts the separator first among the root's children. It never
 # matches: no text reaching an automaton holds "\n" followed by NUL.
 _DUMMY = -1
-
-
-class MatcherMismatchError(MetadataError):
-    """A saved matcher, counts or probabilities belong to another entry list."""
 
 
 class Matcher:

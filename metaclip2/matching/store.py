@@ -6,15 +6,16 @@ import os
 import threading
 from pathlib import Path
 
-from metaclip2.matching.matcher import Matcher, MatcherMismatchError
-from metaclip2.metadata.entries import MetadataError, entries_digest, read_metadata
+from metaclip2.matching.matcher import Matcher
+from metaclip2.core.entries import MetadataError, entries_digest, read_metadata
+from metaclip2.core.errors import MatcherMismatchError, MissingInputError, UnknownLanguageError
 
 __all__ = ["MetadataStore"]
 
 
 class MetadataStore:
     """Per-LID-language metadata in one directory, as written by
-    :func:`metaclip2.metadata.lid_merge.build_lid_metadata`.
+    :func:`metaclip2.matching.lid_metadata.build_lid_metadata`.
 
     The directory holds ``<lang>.tsv`` entry lists and, optionally, prebuilt
     ``<lang>.matcher`` files. Entry lists and matchers are read on first use and
@@ -30,7 +31,7 @@ class MetadataStore:
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
         if not self.directory.is_dir():
-            raise FileNotFoundError(f"metadata directory {self.directory} does not exist; build it with `metaclip2 metadata lid`")
+            raise MissingInputError(f"metadata directory {self.directory} does not exist; build it with `metaclip2 metadata lid`")
         self._files = {p.name[: -len(".tsv")]: p for p in sorted(self.directory.glob("*.tsv")) if not p.name.endswith(".summary.tsv")}
         if not self._files:
             raise MetadataError(f"no <lang>.tsv metadata files in {self.directory}")
@@ -57,7 +58,7 @@ class MetadataStore:
         return self._entries[lang]
 
     def digest(self, lang: str) -> str:
-        """:func:`~metaclip2.metadata.entries.entries_digest` of `lang`'s entry list."""
+        """:func:`~metaclip2.core.entries.entries_digest` of `lang`'s entry list."""
         if lang not in self._digests:
             self._digests[lang] = entries_digest(self.entries(lang))
         return self._digests[lang]
@@ -96,7 +97,7 @@ class MetadataStore:
         if label in self._files:
             return label
         if label:
-            from metaclip2.matching.languages import lid_to_metadata_language
+            from metaclip2.core.languages import lid_to_metadata_language
 
             mapped = lid_to_metadata_language(label)
             if mapped in self._files:
@@ -107,4 +108,4 @@ class MetadataStore:
         try:
             return self._files[lang]
         except KeyError:
-            raise KeyError(f"no metadata for language {lang!r} in {self.directory} (has: {', '.join(self.languages[:20])})") from None
+            raise UnknownLanguageError(f"no metadata for language {lang!r} in {self.directory} (has: {', '.join(self.languages[:20])})") from None

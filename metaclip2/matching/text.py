@@ -13,7 +13,8 @@ script written without spaces matches anywhere.
 
 from __future__ import annotations
 
-from metaclip2.charclass import is_cjk_like
+from metaclip2.core.charclass import is_cjk_like
+from metaclip2.core.errors import ParameterError
 
 __all__ = ["spacing", "pad_entry", "WRAPPED_PUNCTUATION", "SPACED_CONTROLS"]
 
@@ -49,7 +50,7 @@ def pad_entry(entry: str) -> str:
     it unless its last character is.
     """
     if not entry:
-        raise ValueError("cannot pad an empty entry")
+        raise ParameterError("cannot pad an empty entry")
     head = "" if is_cjk_like(entry[0]) else " "
     tail = "" if is_cjk_like(entry[-1]) else " "
     return head + entry + tail

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from metaclip2.charclass import only_punctuation
-from metaclip2.metadata.entries import entries_digest, write_metadata
+from metaclip2.core.charclass import only_punctuation
+from metaclip2.core.entries import entries_digest, write_metadata
 from metaclip2.metadata.pageviews import DEFAULT_MAX_TITLES, DEFAULT_TITLE_FRACTION, read_pageviews, title_entries
+from metaclip2.core.errors import ParameterError
+from metaclip2.core.atomic import write_text
 
 __all__ = [
     "SOURCES",
@@ -137,7 +139,7 @@ def _resolve_wordnet(lang: str, wordnet, head_word_only: bool, progress: bool) -
 
 def _resolve_titles(lang: str, titles, pageviews, fraction: float, max_titles: int | None, progress: bool) -> tuple[list[str], dict]:
     if titles is not None and pageviews is not None:
-        raise ValueError("give titles or pageviews, not both")
+        raise ParameterError("give titles or pageviews, not both")
     if isinstance(titles, (str, os.PathLike)):
         titles, pageviews = None, titles
     if titles is None and pageviews is None:
@@ -329,7 +331,5 @@ def write_language_metadata(result: MetadataBuild, out_dir: PathLike) -> tuple[P
     tsv = out / f"{result.lang}.tsv"
     write_metadata(tsv, result.entries, result.sources, lang=result.lang)
     js = out / f"{result.lang}.summary.json"
-    tmp = js.with_name(js.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(result.summary, sort_keys=True, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, js)
+    write_text(js, json.dumps(result.summary, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
     return tsv, js

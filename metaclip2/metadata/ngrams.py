@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from metaclip2.metadata.tokenizer import is_no_space_language, normalize_lang, tokenize
+from metaclip2.core.errors import DataError, ParameterError
 
 __all__ = [
     "NgramCounts",
@@ -117,7 +118,7 @@ class NgramCounts:
         with gzip.open(path, "rt", encoding="utf-8", newline="\n") as f:
             header = f.readline().rstrip("\n").split("\t")
             if "\t".join(header[:2]) != _FORMAT or not header[2].startswith("n_tokens="):
-                raise ValueError(f"{os.fspath(path)}: not a metaclip2 n-gram count file")
+                raise DataError(f"{os.fspath(path)}: not a metaclip2 n-gram count file")
             out.n_tokens = int(header[2][len("n_tokens=") :])
             uni, bi = out.unigrams, out.bigrams
             for line in f:
@@ -127,13 +128,13 @@ class NgramCounts:
                 elif parts[0] == "B":
                     bi[parts[1], parts[2]] = int(parts[3])
                 else:
-                    raise ValueError(f"{os.fspath(path)}: bad row {line[:80]!r}")
+                    raise DataError(f"{os.fspath(path)}: bad row {line[:80]!r}")
         return out
 
 
 def _check_token(w: str) -> None:
     if not w or "\t" in w or "\n" in w:
-        raise ValueError(f"token {w!r} cannot be stored (empty, or holds a tab/newline)")
+        raise ParameterError(f"token {w!r} cannot be stored (empty, or holds a tab/newline)")
 
 
 def count_ngrams(texts: Iterable[str], lang: str) -> NgramCounts:
@@ -244,7 +245,7 @@ def score_bigrams(counts: NgramCounts, method: str = "pmi", min_count: int = 1) 
     import numpy as np
 
     if method not in ("pmi", "corrected"):
-        raise ValueError(f"method must be 'pmi' or 'corrected', not {method!r}")
+        raise ParameterError(f"method must be 'pmi' or 'corrected', not {method!r}")
     pairs = [(ab, c) for ab, c in counts.bigrams.items() if c >= min_count]
     if not pairs:
         return []

@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
+from metaclip2.core.errors import ParameterError
 
 __all__ = [
     "PageviewStats",
@@ -192,7 +193,7 @@ def title_entries(
         independent of input order.
     """
     if not 0.0 <= top_fraction <= 1.0:
-        raise ValueError(f"top_fraction must be within [0, 1], got {top_fraction}")
+        raise ParameterError(f"top_fraction must be within [0, 1], got {top_fraction}")
     items = [(t, v) for t, v in view_counts.items() if v > 0]
     n = math.ceil(len(items) * top_fraction - 1e-9)  # 0.07 * 100 must give 7, not 8
     if max_entries is not None:

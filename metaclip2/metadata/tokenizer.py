@@ -24,7 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from metaclip2.charclass import is_no_space_script, is_punctuation
+from metaclip2.core.charclass import is_no_space_script, is_punctuation
+from metaclip2.core.errors import MissingExtraError
 
 __all__ = [
     "NO_SPACE_LANGUAGES",
@@ -48,7 +49,7 @@ BOTOK_PACK_ENV = "METACLIP2_BOTOK_DIALECT_PACK"
 _EXTRA = "pip install 'metaclip2[segment]'"
 
 
-class SegmenterUnavailable(ImportError):
+class SegmenterUnavailable(MissingExtraError):
     """The word segmenter a no-space language needs is not installed or has no data."""
 
 
@@ -93,7 +94,7 @@ def _class(ranges: list[tuple[int, int]]) -> str:
 
 @lru_cache(maxsize=1)
 def _spaced_regexes():
-    """(tag regex, token regex) for spaced scripts, built from `metaclip2.charclass`."""
+    """(tag regex, token regex) for spaced scripts, built from `metaclip2.core.charclass`."""
     import regex
 
     # The character classes are derived from the shared predicates (one pass over all code

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import IO, Callable, Iterable, Iterator
+from metaclip2.core.errors import DataError
 
 __all__ = [
     "Page",
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 
-class DumpFormatError(ValueError):
+class DumpFormatError(DataError):
     """The file is not a MediaWiki XML export this reader understands."""
 
 
@@ -706,7 +707,7 @@ def map_article_batches(
     (a module-level function) when ``processes > 1`` or an executor is given. Results come
     back in dump order whatever the number of processes or the executor.
 
-    ``executor`` (e.g. `metaclip2.curation.ray_executor.RayExecutor`): any object with
+    ``executor`` (e.g. `metaclip2.execution.ray_executor.RayExecutor`): any object with
     ``map(fn, list_of_kwargs) -> results in order``; rendering and ``func`` then run as its
     tasks, a window of ``4 * executor.workers`` batches at a time (bounded memory), and
     ``processes`` is ignored.

@@ -16,6 +16,7 @@ import re
 import threading
 import warnings
 from functools import lru_cache
+from metaclip2.core.errors import Metaclip2Error, ParameterError
 
 __all__ = [
     "WORDNET_LANGUAGES",
@@ -45,7 +46,7 @@ _POS_ORDER = {"a": 0, "s": 0, "r": 1, "n": 2, "v": 3}
 _LOCK = threading.Lock()
 
 
-class WordNetDataError(LookupError):
+class WordNetDataError(Metaclip2Error, LookupError):
     """A WordNet/OMW corpus that nltk needs is not installed."""
 
 
@@ -154,7 +155,7 @@ def _entries(code: str, head_word_only: bool, progress: bool = False) -> tuple[s
         names = ((r[2][:1] if head_word_only else r[2]) for r in _english_synsets(progress))
     else:
         if head_word_only:
-            raise ValueError("head_word_only is the English predecessor's variant; it is only defined for English")
+            raise ParameterError("head_word_only is the English predecessor's variant; it is only defined for English")
         if code not in wn.langs():
             return None
         synsets = sorted(wn.all_synsets(lang=code), key=_sort_key)

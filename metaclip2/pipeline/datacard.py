@@ -2,20 +2,22 @@
 
 ``datacard.json`` (see :func:`make_datacard`) is built from the run directory alone, so it
 can be (re)made at any time; :func:`write_report` adds PNG plots when matplotlib is installed
-(:func:`metaclip2.curation.plots.write_plots`).
+(:func:`metaclip2.pipeline.plots.write_plots`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from metaclip2.curation.stages import stage1_paths, stage3_paths
-from metaclip2.curation.writers import write_json
+from metaclip2.pipeline.rundir import load_json
+from metaclip2.pipeline.stages import stage1_paths, stage3_paths
+from metaclip2.core.atomic import write_json
+from metaclip2.pipeline.stats import Stage1Stats, Stage3Stats
+from metaclip2.core.errors import MissingInputError
 
 __all__ = ["make_datacard", "write_report"]
 
@@ -23,7 +25,7 @@ _FORMAT = "metaclip2-datacard/1"
 
 
 def _load(path: Path) -> dict | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    return load_json(path) if path.exists() else None
 
 
 def make_datacard(run_dir: str | os.PathLike) -> dict:
@@ -32,7 +34,7 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
     Parameters
     ----------
     run_dir : path
-        A run directory (see :mod:`metaclip2.curation.run`).
+        A run directory (see :mod:`metaclip2.pipeline.run`).
 
     Returns
     -------
@@ -56,53 +58,42 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
     run_dir = Path(run_dir)
     run = _load(run_dir / "run.json")
     if run is None:
-        raise FileNotFoundError(f"{run_dir} is not a curation run directory (no run.json)")
+        raise MissingInputError(f"{run_dir} is not a curation run directory (no run.json)")
     s1 = run.get("stage1", {})
     s3 = run.get("stage3")
     names = s1.get("shards", [])
-    fmt = s3["format"] if s3 else "jsonl"
+    output_format = s3["output_format"] if s3 else "jsonl"
 
-    totals = {k: 0 for k in ("pairs", "images", "invalid", "no_metadata", "unmatched", "matched", "kept", "not_kept", "kept_images")}
-    by_reason: dict[str, int] = {}
-    no_meta: dict[str, int] = {}
-    langs: dict[str, dict] = {}
+    total1, total3 = Stage1Stats(), Stage3Stats()
     shards = []
     stage1_done = stage3_done = bool(names)
     for name in names:
-        st1 = _load(stage1_paths(run_dir / "stage1", name)["stats"])
-        st3 = _load(stage3_paths(run_dir / "stage3", name, fmt)["stats"])
+        p1 = stage1_paths(run_dir / "stage1", name)["stats"]
+        p3 = stage3_paths(run_dir / "stage3", name, output_format)["stats"]
+        st1 = Stage1Stats.from_json(_load(p1), str(p1)) if p1.exists() else None
+        st3 = Stage3Stats.from_json(_load(p3), str(p3)) if p3.exists() else None
         stage1_done &= st1 is not None
         stage3_done &= st3 is not None
         row = {"shard": name, "input": None, "pairs": None, "invalid": None, "matched": None, "kept": None, "invalid_examples": []}
         if st1 is not None:
-            n_invalid = sum(st1["invalid"].values())
-            row.update(input=st1["input"], pairs=st1["pairs"], invalid=n_invalid, matched=st1["matched"],
-                       invalid_by_reason=st1["invalid"], invalid_examples=st1["invalid_examples"])  # fmt: skip
-            for k in ("pairs", "images", "no_metadata", "unmatched", "matched"):
-                totals[k] += st1[k]
-            totals["invalid"] += n_invalid
-            for reason, n in st1["invalid"].items():
-                by_reason[reason] = by_reason.get(reason, 0) + n
-            for label, n in st1.get("no_metadata_labels", {}).items():
-                no_meta[label] = no_meta.get(label, 0) + n
-            for lang, v in st1["by_lang"].items():
-                d = langs.setdefault(lang, {"pairs": 0, "matched": 0, "kept": 0})
-                d["pairs"] += v["pairs"]
-                d["matched"] += v["matched"]
+            total1 += st1
+            row.update(input=st1.input, pairs=st1.pairs, invalid=st1.n_invalid, matched=st1.matched,
+                       invalid_by_reason=st1.invalid, invalid_examples=st1.invalid_examples)  # fmt: skip
         if st3 is not None:
-            row["kept"] = st3["kept"]
-            totals["kept"] += st3["kept"]
-            totals["not_kept"] += st3["not_kept"]
-            totals["kept_images"] += st3["kept_images"]
-            for lang, v in st3["by_lang"].items():
-                langs.setdefault(lang, {"pairs": 0, "matched": 0, "kept": 0})["kept"] += v["kept"]
+            total3 += st3
+            row["kept"] = st3.kept
         shards.append(row)
-    if not stage3_done:
-        for k in ("kept", "not_kept", "kept_images"):
-            totals[k] = None
-        for d in langs.values():
-            d["kept"] = None
-    totals["invalid_by_reason"] = dict(sorted(by_reason.items()))
+    totals = {k: getattr(total1, k) for k in ("pairs", "images", "no_metadata", "unmatched", "matched")}
+    totals["invalid"] = total1.n_invalid
+    for k in ("kept", "not_kept", "kept_images"):
+        totals[k] = getattr(total3, k) if stage3_done else None
+    totals["invalid_by_reason"] = total1.invalid
+    langs = {
+        lang: {"pairs": v["pairs"], "matched": v["matched"],
+               "kept": total3.by_lang.get(lang, {}).get("kept", 0) if stage3_done else None}
+        for lang, v in total1.by_lang.items()
+    }  # fmt: skip
+    no_meta = total1.no_metadata_labels
 
     thresholds = _load(run_dir / "stage2" / "thresholds.json")
     counts_path = run_dir / "stage2" / "counts.bin"
@@ -144,7 +135,7 @@ def write_report(run_dir: str | os.PathLike, plots: bool = True) -> dict:
     ----------
     run_dir : path
     plots : bool
-        Also draw plots (:func:`metaclip2.curation.plots.write_plots`); skipped with a note
+        Also draw plots (:func:`metaclip2.pipeline.plots.write_plots`); skipped with a note
         on stderr when matplotlib (``pip install 'metaclip2[plot]'``) is missing.
 
     Returns
@@ -158,7 +149,7 @@ def write_report(run_dir: str | os.PathLike, plots: bool = True) -> dict:
     written: list[Path] = []
     if plots:
         try:
-            from metaclip2.curation.plots import write_plots
+            from metaclip2.pipeline.plots import write_plots
 
             written = list(write_plots(run_dir, card))
         except ImportError as e:

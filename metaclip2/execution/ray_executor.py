@@ -1,6 +1,6 @@
 """Run per-shard steps as Ray tasks, on one machine or a cluster (the ``ray`` extra).
 
-`RayExecutor` has the interface of `metaclip2.curation.executors.LocalExecutor`:
+`RayExecutor` has the interface of `metaclip2.execution.local.LocalExecutor`:
 ``map(fn, list_of_kwargs)`` returns ``[fn(**kw) for kw in list_of_kwargs]``, computed as Ray
 tasks, in input order. The curation stages and the n-gram counting of a dump only use that
 method, so their outputs are the same bytes whichever executor runs them.
@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import sys
 from typing import Any, Callable, Sequence
+from metaclip2.core.errors import MissingExtraError
+from metaclip2.execution.executor import Executor
 
 __all__ = ["RayExecutor", "RayNotInstalledError", "import_ray"]
 
@@ -32,7 +34,7 @@ RAY_EXTRA_HINT = "pip install 'metaclip2[ray]'"
 _INLINE_TYPES = (str, bytes, int, float, bool, type(None), os.PathLike)
 
 
-class RayNotInstalledError(ImportError):
+class RayNotInstalledError(MissingExtraError):
     """``--executor ray`` was asked for but Ray is not importable."""
 
 
@@ -59,7 +61,7 @@ def _call(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     return fn(**kwargs)
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Map a function over keyword-argument dicts as Ray tasks, results in input order.
 
     Parameters
@@ -162,9 +164,6 @@ class RayExecutor:
 
     def __enter__(self) -> "RayExecutor":
         return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     @property
     def workers(self) -> int:

@@ -18,6 +18,8 @@ import json
 import math
 import os
 from pathlib import Path
+from metaclip2.core.errors import MissingExtraError
+from metaclip2.core.atomic import AtomicFile
 
 import numpy as np
 
@@ -29,7 +31,7 @@ _PNG_METADATA = {"Software": None}
 _COLORS = {"pairs": "#c6dbef", "matched": "#6baed6", "kept": "#08519c", "head": "#fdd0a2", "cut": "#d94801"}
 
 
-class PlotDependencyError(ImportError):
+class PlotDependencyError(MissingExtraError):
     """Plotting needs matplotlib (the ``plot`` extra)."""
 
 
@@ -87,10 +89,8 @@ def language_rows(datacard: dict) -> list[dict]:
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110, metadata=_PNG_METADATA)
-    os.replace(tmp, path)
+    with AtomicFile(path) as f:
+        fig.savefig(f.stream, format="png", dpi=110, metadata=_PNG_METADATA)
     return path
 
 

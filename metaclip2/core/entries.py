@@ -24,6 +24,8 @@ import os
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
+from metaclip2.core.errors import MetadataError
+from metaclip2.core.atomic import AtomicFile
 
 __all__ = [
     "MetadataError",
@@ -36,10 +38,6 @@ __all__ = [
 
 _FORBIDDEN = ("\t", "\n", "\r")
 _MAGIC = "# metaclip2 metadata"
-
-
-class MetadataError(ValueError):
-    """An entry list or a metadata file is not usable as given."""
 
 
 def entries_digest(entries: Iterable[str]) -> str:
@@ -97,13 +95,11 @@ def write_metadata(path: str | os.PathLike, entries: Sequence[str], sources: Seq
     digest = entries_digest(entries)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    with AtomicFile(path, "w") as f:
         f.write(f"{_MAGIC}\tlang={lang}\tentries={len(entries)}\tdigest={digest}\n")
         f.write("entry\tsource\n")
         for e, s in zip(entries, sources):
             f.write(f"{e}\t{s}\n")
-    os.replace(tmp, path)
     return digest
 
 

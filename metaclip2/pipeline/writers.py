@@ -1,31 +1,18 @@
-"""Atomic writers: JSON files, JSON lines, and the curated subset as JSONL or Parquet.
-
-Every file is written to a temporary name beside its target and renamed into place
-(:func:`os.replace`) only once complete, so a killed run never leaves a file that looks
-finished. Temporary names end in ``.tmp<pid>``; :func:`remove_temporaries` clears the ones a
-killed run left behind.
-"""
+"""Row writers: JSON lines, and the curated subset as JSONL or Parquet, each file atomic
+(:class:`~metaclip2.core.atomic.AtomicFile`): a killed run never leaves a file that looks finished."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from metaclip2.curation.readers import import_pyarrow
+from metaclip2.core.atomic import AtomicFile
+from metaclip2.pipeline.readers import import_pyarrow
+from metaclip2.core.errors import ParameterError
 
-__all__ = [
-    "OUTPUT_FORMATS",
-    "CURATED_COLUMNS",
-    "json_line",
-    "write_json",
-    "AtomicFile",
-    "JsonlWriter",
-    "ParquetWriter",
-    "curated_writer",
-    "remove_temporaries",
-]
+__all__ = ["OUTPUT_FORMATS", "CURATED_COLUMNS", "json_line", "JsonlWriter", "ParquetWriter", "curated_writer"]
 
 OUTPUT_FORMATS = ("jsonl", "parquet")
 
@@ -38,62 +25,6 @@ def json_line(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f"{path.name}.tmp{os.getpid()}")
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write `obj` as JSON (sorted keys, indent 1, UTF-8, trailing newline), atomically."""
-    path = Path(path)
-    with AtomicFile(path) as f:
-        f.write((json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=1) + "\n").encode("utf-8"))
-    return path
-
-
-class AtomicFile:
-    """A binary file written under a temporary name and renamed to `path` on success.
-
-    On an exception inside the ``with`` block the temporary file is removed and `path`
-    is left as it was.
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = _tmp(self.path)
-        self._f = open(self.tmp, "wb")
-
-    @property
-    def stream(self):
-        """The open temporary file (binary), for writers that want a file object."""
-        return self._f
-
-    def write(self, data: bytes) -> None:
-        self._f.write(data)
-
-    def commit(self) -> None:
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        self._f.close()
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
-
-    def __enter__(self) -> "AtomicFile":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
-
-
 class _RowWriter:
     """Rows into an :class:`AtomicFile`: committed by :meth:`close`, dropped by :meth:`abort`."""
 
@@ -104,10 +35,6 @@ class _RowWriter:
 
     def write(self, row: dict) -> None:
         raise NotImplementedError
-
-    def write_rows(self, rows: Iterable[dict]) -> None:
-        for row in rows:
-            self.write(row)
 
     def _finish(self) -> None:
         """Write out what is buffered; the file is committed next."""
@@ -200,27 +127,10 @@ class ParquetWriter(_RowWriter):
             super().abort()
 
 
-def curated_writer(path: str | os.PathLike, format: str = "jsonl"):
+def curated_writer(path: str | os.PathLike, output_format: str = "jsonl"):
     """A :class:`JsonlWriter` or :class:`ParquetWriter` for the curated subset."""
-    if format == "jsonl":
+    if output_format == "jsonl":
         return JsonlWriter(path)
-    if format == "parquet":
+    if output_format == "parquet":
         return ParquetWriter(path)
-    raise ValueError(f"format must be one of {OUTPUT_FORMATS}, got {format!r}")
-
-
-def remove_temporaries(directory: str | os.PathLike) -> int:
-    """Delete temporary files (``*.tmp<pid>``) a killed run left in `directory`; returns how many.
-
-    Call only when no writer is running in that directory.
-    """
-    n = 0
-    directory = Path(directory)
-    if not directory.is_dir():
-        return 0
-    for p in directory.iterdir():
-        stem, sep, pid = p.name.rpartition(".tmp")
-        if sep and stem and pid.isdigit() and p.is_file():
-            p.unlink()
-            n += 1
-    return n
+    raise ParameterError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 from typing import Mapping
+from metaclip2.core.errors import UnknownLanguageError
 
 OTHER = "other"
 """Name of the catch-all LID language (labels without metadata, Wikipedias without a label)."""
@@ -272,7 +273,7 @@ def lid_to_metadata_language(label: str, default: str | None = OTHER) -> str:
     if base != key and base in _LID_TO_LANG:
         return _LID_TO_LANG[base]
     if default is None:
-        raise KeyError(f"unknown language label {label!r}")
+        raise UnknownLanguageError(f"unknown language label {label!r}")
     return default
 
 
@@ -301,7 +302,7 @@ def wikipedia_to_lid_language(code: str) -> str:
     try:
         return _WIKI_TO_LANG[key]
     except KeyError:
-        raise KeyError(f"{code!r} is not a known Wikipedia code (see WIKIPEDIA_LANGUAGES)") from None
+        raise UnknownLanguageError(f"{code!r} is not a known Wikipedia code (see WIKIPEDIA_LANGUAGES)") from None
 
 
 def lid_language_groups() -> dict[str, list[str]]:

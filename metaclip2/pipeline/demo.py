@@ -6,7 +6,7 @@ Steps, all offline and deterministic:
    :func:`metaclip2.build_metadata` from the bundled sample sources in
    ``metaclip2/data/demo/`` (a WordNet-like word list, a small generated corpus counted into
    n-grams, two synthetic page-view files), then merged into per-LID-language metadata and
-   matchers (:func:`metaclip2.metadata.lid_merge.build_lid_metadata`).
+   matchers (:func:`metaclip2.matching.lid_metadata.build_lid_metadata`).
 2. A sample pool of a few thousand images with one to three alt-texts each, generated from a
    fixed seed: nine languages, Zipf-distributed concepts (so a few entries dominate and get
    sub-sampled), some texts without a language (language identification runs on them when
@@ -26,9 +26,9 @@ import os
 import random
 import sys
 from pathlib import Path
+from metaclip2.core.atomic import write_bytes
 
-__all__ = ["DEMO_DATA", "DEMO_LANGUAGES", "DEMO_T_EN", "build_demo_metadata", "make_sample_pool", "run_demo",
-           "add_subcommands"]  # fmt: skip
+__all__ = ["DEMO_DATA", "DEMO_LANGUAGES", "DEMO_T_EN", "build_demo_metadata", "make_sample_pool", "run_demo"]
 
 #: The bundled sample sources.
 DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "demo"
@@ -105,7 +105,7 @@ def build_demo_metadata(out_dir: str | os.PathLike, progress: bool = True) -> Pa
         The LID metadata directory (the ``metadata`` argument of curation).
     """
     from metaclip2.metadata.build import build_metadata, write_language_metadata
-    from metaclip2.metadata.lid_merge import build_lid_metadata
+    from metaclip2.matching.lid_metadata import build_lid_metadata
 
     out = Path(out_dir)
     wiki = out / "wikipedia"
@@ -202,26 +202,24 @@ def make_sample_pool(
         if s == 0:
             lines += _invalid_lines()
         path = out / f"sample-pool-{s:02d}.jsonl"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(b"\n".join(lines) + b"\n")
-        os.replace(tmp, path)
+        write_bytes(path, b"\n".join(lines) + b"\n")
         paths.append(path)
     return paths
 
 
 def _curate(metadata: Path, inputs: list[Path], out: Path, workers: int, progress: bool):
-    from metaclip2.curation.run import curate
+    from metaclip2.pipeline.run import curate
 
     return curate(metadata=metadata, inputs=[str(p) for p in inputs], out=out, t_en=DEMO_T_EN, seed=SEED,
                   workers=workers, progress=progress)  # fmt: skip
 
 
 def _report(run_dir: Path, progress: bool) -> tuple[dict, Path, list[Path]]:
-    from metaclip2.curation.datacard import write_report
+    from metaclip2.pipeline.datacard import write_report
 
     report = write_report(run_dir, plots=False)
     try:
-        from metaclip2.curation.plots import write_plots
+        from metaclip2.pipeline.plots import write_plots
 
         plots = write_plots(run_dir, {**report["card"], "sample_data": True})
     except ImportError as e:
@@ -239,7 +237,7 @@ def _unit(datacard: dict) -> str:
 
 def summary_lines(datacard: dict) -> list[str]:
     """A short per-language table of a datacard (pairs in / matched / kept, t, tail share)."""
-    from metaclip2.curation.plots import language_rows
+    from metaclip2.pipeline.plots import language_rows
 
     rows = language_rows(datacard)
     out = [f"{'lang':<6}{'pairs in':>10}{'matched':>10}{'kept':>8}{'t':>7}{'tail share':>12}"]
@@ -306,32 +304,3 @@ def run_demo(
         for p in plots:
             print(f"plot:      {p}")
     return result
-
-
-def add_subcommands(subparsers) -> None:
-    """Register ``metaclip2 demo [--out DIR] [--workers N]``."""
-    p = subparsers.add_parser(
-        "demo",
-        help="run the whole pipeline on a small multilingual sample shipped with the package",
-        description="Build metadata from bundled sample sources, generate a sample pool, curate it, "
-        "and write the datacard and plots. Everything is SAMPLE data.",
-    )
-    p.add_argument("--out", default="metaclip2-demo", help="output directory (default: ./metaclip2-demo)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
-    p.set_defaults(func=lambda args: run_demo(args.out, workers=args.workers, progress=not args.quiet) and 0)
-
-
-def main(argv=None) -> int:
-    """``python -m metaclip2.curation.demo``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="metaclip2")
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    args.func(args)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

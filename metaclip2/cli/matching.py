@@ -49,8 +49,8 @@ def _lines(files: list[str], stdin: TextIO) -> Iterator[str]:
 
 def run_lid(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     """Run ``metaclip2 lid`` with parsed ``args``; returns the exit status."""
-    from .languages import lid_to_metadata_language
-    from .lid import as_detector, detect_languages_with_scores
+    from metaclip2.core.languages import lid_to_metadata_language
+    from metaclip2.matching.lid import as_detector, detect_languages_with_scores
 
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout

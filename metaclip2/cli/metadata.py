@@ -10,7 +10,7 @@ Subcommands::
     all        ngrams + page views + WordNet + build (+ lid) for one language
 
 Every handler is set as ``func`` on its parser and returns an exit status; the top-level
-``metaclip2`` CLI calls :func:`add_subcommands`. :func:`main` runs this group alone.
+``metaclip2`` CLI calls :func:`add_subcommands`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
+from metaclip2.core.atomic import AtomicFile
 
-__all__ = ["add_subcommands", "main", "read_views", "write_views"]
+__all__ = ["add_subcommands", "read_views", "write_views"]
 
 
 def _use_nltk_data(path: str | None) -> None:
@@ -37,13 +38,9 @@ def _use_nltk_data(path: str | None) -> None:
 
 def write_views(path: str | os.PathLike, views: Counter) -> None:
     """Write one language's title view totals as ``views<TAB>title`` lines, most viewed first."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    with AtomicFile(path, "w") as f:
         for title, v in sorted(views.items(), key=lambda tv: (-tv[1], tv[0])):
             f.write(f"{v}\t{title}\n")
-    os.replace(tmp, path)
 
 
 def read_views(path: str | os.PathLike) -> Counter:
@@ -124,7 +121,7 @@ def _count_ngrams(dump: str, lang: str, out: Path, processes: int, progress: boo
     from metaclip2.metadata.ngrams import count_dump_ngrams
 
     if getattr(args, "executor", "local") == "ray":
-        from metaclip2.curation.ray_executor import RayExecutor
+        from metaclip2.execution.ray_executor import RayExecutor
 
         # --processes sizes a local Ray instance; ignored when joining a cluster.
         with RayExecutor(address=args.ray_address, num_cpus=processes) as ex:
@@ -174,7 +171,7 @@ def _cmd_build(args) -> int:
 
 
 def _cmd_lid(args) -> int:
-    from metaclip2.metadata.lid_merge import build_lid_metadata
+    from metaclip2.matching.lid_metadata import build_lid_metadata
 
     index = build_lid_metadata(args.wiki_dir, args.out_dir, matchers=not args.no_matchers, progress=_progress(args), unknown=args.unknown)
     for lid, info in index.items():
@@ -197,7 +194,7 @@ def _cmd_all(args) -> int:
     result = build_metadata(args.lang, ngrams=ngrams, pageviews=args.pageviews or None, progress=_progress(args), **_caps(args))
     _report(result, write_language_metadata(result, out / "wikipedia"))
     if args.lid_dir:
-        from metaclip2.metadata.lid_merge import build_lid_metadata
+        from metaclip2.matching.lid_metadata import build_lid_metadata
 
         build_lid_metadata(out / "wikipedia", args.lid_dir, matchers=True, progress=_progress(args), unknown="other")
         print(f"  LID metadata -> {args.lid_dir}")
@@ -233,17 +230,18 @@ def add_subcommands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("dump", help="<lang>wiki-<date>-pages-articles*.xml.bz2")
     p.add_argument("--lang", required=True, help="Wikipedia code of the dump (picks the tokenizer)")
     p.add_argument("-o", "--out", required=True, help="n-gram counts file to write")
-    p.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    p.add_argument("--workers", "--processes", dest="processes", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (default: all cores)")
     _add_executor(p)
 
     p = leaf("pageviews", "sum hourly page-view files into per-language <lang>.views.tsv", _cmd_pageviews)
     p.add_argument("files", nargs="+", help="pageviews-YYYYMMDD-HH0000.gz files")
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out", "--out-dir", dest="out_dir", required=True)
     p.add_argument("--lang", action="append", help="keep only this language (repeatable; default all)")
 
     p = leaf("build", "build one language's metadata from given inputs", _cmd_build)
     p.add_argument("lang", help="Wikipedia code")
-    p.add_argument("--out-dir", required=True, help="receives <lang>.tsv and <lang>.summary.json")
+    p.add_argument("--out", "--out-dir", dest="out_dir", required=True, help="receives <lang>.tsv and <lang>.summary.json")
     p.add_argument("--ngrams", help="n-gram counts file (from `metadata ngrams`)")
     p.add_argument("--views", help="<lang>.views.tsv (from `metadata pageviews`)")
     p.add_argument("--pageviews", nargs="+", help="page-view files, read for this language")
@@ -259,22 +257,11 @@ def add_subcommands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("lang", help="Wikipedia code")
     p.add_argument("--dump", help="the language's pages-articles dump")
     p.add_argument("--pageviews", nargs="*", default=[], help="page-view files")
-    p.add_argument("--out-dir", required=True, help="receives ngrams/<lang>.ngrams and wikipedia/<lang>.tsv")
+    p.add_argument("--out", "--out-dir", dest="out_dir", required=True, help="receives ngrams/<lang>.ngrams and wikipedia/<lang>.tsv")
     p.add_argument("--lid-dir", help="also merge out-dir/wikipedia into LID languages here")
-    p.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--workers", "--processes", dest="processes", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (default: all cores)")
     _add_executor(p)
     p.add_argument("--reuse", action="store_true", help="reuse an existing n-gram counts file")
     _add_caps(p)
     return md
-
-
-def main(argv=None) -> int:
-    """Run the ``metadata`` command group alone: ``python -m metaclip2.metadata.cli metadata …``."""
-    parser = argparse.ArgumentParser(prog="metaclip2")
-    add_subcommands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

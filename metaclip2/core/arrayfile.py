@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from metaclip2.core.errors import DataError, ParameterError
+from metaclip2.core.atomic import AtomicFile
 
 import numpy as np
 
@@ -28,19 +30,15 @@ def save_arrays(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndar
     for name in names:
         a = np.ascontiguousarray(arrays[name])
         if a.ndim != 1 or a.dtype.kind not in "biuf":
-            raise ValueError(f"array {name!r} must be 1-D numeric, got shape {a.shape} dtype {a.dtype}")
+            raise ParameterError(f"array {name!r} must be 1-D numeric, got shape {a.shape} dtype {a.dtype}")
         layout.append({"name": name, "dtype": a.dtype.newbyteorder("<").str, "length": int(a.shape[0])})
     meta = json.dumps({"header": header, "arrays": layout}, sort_keys=True, ensure_ascii=False).encode()
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    with AtomicFile(path) as f:
         f.write(_MAGIC)
         f.write(len(meta).to_bytes(8, "little"))
         f.write(meta)
         for name, spec in zip(names, layout):
             f.write(np.ascontiguousarray(arrays[name], dtype=spec["dtype"]).tobytes())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def load_arrays(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
@@ -48,7 +46,7 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     path = Path(path)
     with open(path, "rb") as f:
         if f.read(len(_MAGIC)) != _MAGIC:
-            raise ValueError(f"{path} is not a metaclip2 array file")
+            raise DataError(f"{path} is not a metaclip2 array file")
         n = int.from_bytes(f.read(8), "little")
         meta = json.loads(f.read(n))
         arrays = {}
@@ -56,6 +54,6 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
             dtype = np.dtype(spec["dtype"])
             buf = f.read(dtype.itemsize * spec["length"])
             if len(buf) != dtype.itemsize * spec["length"]:
-                raise ValueError(f"{path} is truncated (array {spec['name']!r})")
+                raise DataError(f"{path} is truncated (array {spec['name']!r})")
             arrays[spec["name"]] = np.frombuffer(buf, dtype=dtype).astype(dtype.newbyteorder("="))
     return meta["header"], arrays

@@ -1,11 +1,9 @@
-"""Executors: run a module-level function over many keyword-argument dicts.
+"""Worker processes on this machine: the package's one way to start them.
 
-The interface is one method, ``map(fn, list_of_kwargs) -> list`` (results in input order,
-the first task error re-raised). :class:`LocalExecutor` uses worker processes on this
-machine; the Ray executor (:mod:`metaclip2.curation.ray_executor`) runs the same calls as
-Ray tasks. Functions must be importable by name and take picklable arguments (paths,
-numbers, strings); heavy state (matchers, probabilities) is loaded and cached inside the
-worker process (see :func:`metaclip2.curation.stages.cached_store`), never shipped per task.
+Workers are started with ``forkserver`` (``spawn`` where it is missing): ``fork`` is unsafe once
+the parent has threads (tqdm's monitor, BLAS pools), and a worker must never inherit a
+half-held lock. Heavy state (matchers, probabilities) is loaded and cached inside each
+worker process, never shipped per task.
 """
 
 from __future__ import annotations
@@ -15,9 +13,10 @@ import sys
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from typing import Any, Callable, Sequence
 
-__all__ = ["EXECUTORS", "LocalExecutor", "get_executor"]
+from metaclip2.execution.executor import Executor
+from metaclip2.core.errors import ParameterError
 
-EXECUTORS = ("local", "ray")
+__all__ = ["LocalExecutor"]
 
 
 def _mp_context():
@@ -27,7 +26,7 @@ def _mp_context():
     return multiprocessing.get_context("forkserver" if "forkserver" in methods and sys.platform != "darwin" else "spawn")
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """Map a function over keyword-argument dicts in worker processes of this machine.
 
     Parameters
@@ -50,7 +49,7 @@ class LocalExecutor:
 
     def __init__(self, workers: int = 1, progress: bool = False, desc: str | None = None):
         if int(workers) < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
+            raise ParameterError(f"workers must be at least 1, got {workers}")
         self.workers = int(workers)
         self.progress = progress
         self.desc = desc
@@ -107,38 +106,3 @@ class LocalExecutor:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-
-    def __enter__(self) -> "LocalExecutor":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def get_executor(name: str = "local", workers: int = 1, ray_address: str | None = None, progress: bool = False):
-    """An executor by name.
-
-    Parameters
-    ----------
-    name : {"local", "ray"}
-    workers : int
-        Local: processes. Ray: CPUs of the local Ray instance started when `ray_address`
-        is None (ignored when connecting to a cluster).
-    ray_address : str, optional
-        ``"auto"`` or ``HOST:PORT`` of a running Ray cluster.
-    progress : bool
-
-    Raises
-    ------
-    ImportError
-        ``name="ray"`` without Ray installed; the message names ``pip install 'metaclip2[ray]'``.
-    """
-    if name == "local":
-        if ray_address is not None:
-            raise ValueError("--ray-address needs --executor ray")
-        return LocalExecutor(workers, progress=progress)
-    if name == "ray":
-        from metaclip2.curation.ray_executor import RayExecutor
-
-        return RayExecutor(address=ray_address, num_cpus=workers if ray_address is None else None, progress=progress)
-    raise ValueError(f"executor must be one of {EXECUTORS}, got {name!r}")

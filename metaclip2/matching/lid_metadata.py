@@ -3,7 +3,7 @@
 Matching uses one entry list per language of the LID model. A LID language gets the union of
 the metadata of every Wikipedia code mapped to it (``zh`` <- zh, zh_yue, zh_classical,
 zh_min_nan …), merged in the order of
-:func:`metaclip2.matching.languages.lid_language_groups` (primary code first; the first code
+:func:`metaclip2.core.languages.lid_language_groups` (primary code first; the first code
 to add a string wins). Wikipedia codes that map to no LID language go into ``other``.
 """
 
@@ -14,7 +14,9 @@ import os
 import warnings
 from pathlib import Path
 
-from metaclip2.metadata.entries import read_metadata, write_metadata
+from metaclip2.core.entries import read_metadata, write_metadata
+from metaclip2.core.errors import MissingInputError, ParameterError, UnknownLanguageError
+from metaclip2.core.atomic import write_text
 
 __all__ = ["OTHER", "group_wikipedia_codes", "merge_metadata", "build_lid_metadata"]
 
@@ -35,17 +37,17 @@ def group_wikipedia_codes(codes, unknown: str = "error") -> dict[str, list[str]]
     dict of str -> list of str
         LID language -> Wikipedia codes, LID languages sorted.
     """
-    from metaclip2.matching.languages import lid_language_groups, wikipedia_to_lid_language
+    from metaclip2.core.languages import lid_language_groups, wikipedia_to_lid_language
 
     if unknown not in ("error", "other"):
-        raise ValueError(f"unknown must be 'error' or 'other', got {unknown!r}")
+        raise ParameterError(f"unknown must be 'error' or 'other', got {unknown!r}")
     groups: dict[str, set[str]] = {}
     for code in codes:
         try:
             lid = wikipedia_to_lid_language(code) or OTHER
         except KeyError as e:
             if unknown == "error":
-                raise KeyError(f"{e.args[0]}; pass unknown='other' to merge it into {OTHER!r}") from None
+                raise UnknownLanguageError(f"{e.args[0]}; pass unknown='other' to merge it into {OTHER!r}") from None
             warnings.warn(f"{code!r} is not a known Wikipedia code; merged into {OTHER!r}", stacklevel=2)
             lid = OTHER
         groups.setdefault(lid, set()).add(code)
@@ -114,9 +116,9 @@ def build_lid_metadata(
     wiki_dir, out_dir = Path(wiki_dir), Path(out_dir)
     files = {p.name[: -len(".tsv")]: p for p in sorted(wiki_dir.glob("*.tsv"))}
     if not files:
-        raise FileNotFoundError(f"no <wikicode>.tsv metadata files in {wiki_dir}")
+        raise MissingInputError(f"no <wikicode>.tsv metadata files in {wiki_dir}")
     if wiki_dir.resolve() == out_dir.resolve():
-        raise ValueError("out_dir must differ from wiki_dir: LID files (zh.tsv, other.tsv) would overwrite Wikipedia ones")
+        raise ParameterError("out_dir must differ from wiki_dir: LID files (zh.tsv, other.tsv) would overwrite Wikipedia ones")
     groups = group_wikipedia_codes(files, unknown=unknown)
     out_dir.mkdir(parents=True, exist_ok=True)
     index: dict[str, dict] = {}
@@ -135,7 +137,5 @@ def build_lid_metadata(
             matcher_name = f"{lid}.matcher"
             Matcher(entries).save(out_dir / matcher_name)
         index[lid] = {"entries": len(entries), "digest": digest, "wikipedia": codes, "matcher": matcher_name}
-    tmp = out_dir / f"index.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(index, sort_keys=True, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / "index.json")
+    write_text(out_dir / "index.json", json.dumps(index, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
     return index

@@ -35,6 +35,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+from metaclip2.core.errors import DataError, MissingExtraError, ParameterError
 
 __all__ = [
     "DEFAULT_MAX_CHARS",
@@ -66,7 +67,7 @@ INVALID_REASONS = (
 _PARQUET_HINT = "pip install 'metaclip2[parquet]'"
 
 
-class InvalidInputError(ValueError):
+class InvalidInputError(DataError):
     """Bad input met in strict mode; the message names the file, line and reason."""
 
     def __init__(self, path: str, line: int | str, reason: str, detail: str = ""):
@@ -79,7 +80,7 @@ class InvalidInputError(ValueError):
         return (type(self), (self.path, self.line, self.reason, self.detail))
 
 
-class ParquetDependencyError(ImportError):
+class ParquetDependencyError(MissingExtraError):
     """Reading or writing Parquet needs pyarrow (the ``parquet`` extra)."""
 
 
@@ -133,7 +134,7 @@ def detect_format(path: str | os.PathLike) -> str:
         return "parquet"
     if name.endswith((".tar", ".tar.gz", ".tgz")):
         return "tar"
-    raise ValueError(f"cannot tell the format of {path} from its name; expected .jsonl, .parquet or .tar")
+    raise ParameterError(f"cannot tell the format of {path} from its name; expected .jsonl, .parquet or .tar")
 
 
 def read_shard(
@@ -163,9 +164,9 @@ def read_shard(
     """
     fmt = format or detect_format(path)
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+        raise ParameterError(f"format must be one of {FORMATS}, got {fmt!r}")
     if max_chars < 1:
-        raise ValueError(f"max_chars must be positive, got {max_chars}")
+        raise ParameterError(f"max_chars must be positive, got {max_chars}")
     reader = {"jsonl": _read_jsonl, "parquet": _read_parquet, "tar": _read_tar}[fmt]
     for image in reader(Path(path), max_chars):
         if strict:

@@ -2,7 +2,7 @@
 
 Each function takes only paths, numbers and strings, writes its outputs atomically and
 returns a small JSON-able dict, so any scheduler can run it on one shard: our executors
-(:mod:`metaclip2.curation.executors`), a Slurm array, a Kubernetes job. Loaded metadata
+(:mod:`metaclip2.execution.local`), a Slurm array, a Kubernetes job. Loaded metadata
 (matchers) and entry probabilities are cached per process, keyed by path and file stamps, so a
 worker process that handles many shards loads them once.
 
@@ -17,7 +17,7 @@ Output files of a shard named ``S`` (see :func:`shard_names`):
 * stage 1: ``S.index.jsonl`` (one line per *matched* pair: ``n`` image ordinal in the shard,
   ``id``, ``k`` alt-text index, ``lang`` metadata language, ``ids`` matched entry ids,
   ``text``), ``S.counts.bin`` (:class:`EntryCounts`), ``S.stats.json`` (written last);
-* stage 3: ``S.jsonl`` or ``S.parquet`` (:data:`~metaclip2.curation.writers.CURATED_COLUMNS`),
+* stage 3: ``S.jsonl`` or ``S.parquet`` (:data:`~metaclip2.pipeline.writers.CURATED_COLUMNS`),
   ``S.stats.json`` (written last).
 """
 
@@ -27,20 +27,22 @@ import hashlib
 import json
 import os
 import re
-import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from metaclip2.curation.counts import EntryCounts
-from metaclip2.curation.readers import DEFAULT_MAX_CHARS, Image, read_shard
+from metaclip2.pipeline.readers import DEFAULT_MAX_CHARS, Image, read_shard
 from metaclip2.curation.sampling import UNITS, EntryProbabilities, keep_probabilities, select_texts
-from metaclip2.curation.writers import JsonlWriter, curated_writer, write_json
+from metaclip2.core.atomic import write_json
+from metaclip2.pipeline.stats import MAX_EXAMPLES, Stage1Stats, Stage3Stats
+from metaclip2.pipeline.writers import JsonlWriter, curated_writer
+from metaclip2.core.errors import DataError, ParameterError
 
 __all__ = [
-    "MAX_EXAMPLES",
     "shard_names",
     "stage1_paths",
     "stage3_paths",
@@ -50,10 +52,9 @@ __all__ = [
     "merge_counts",
     "compute_probabilities",
     "sample_shard",
+    "MatchTask",
+    "SampleTask",
 ]
-
-#: Invalid inputs listed by line per shard (all are counted).
-MAX_EXAMPLES = 20
 
 _CHUNK = 4096  # images matched per batch
 
@@ -100,10 +101,10 @@ def stage1_paths(out_dir: str | os.PathLike, shard: str) -> dict[str, Path]:
     return {"index": d / f"{shard}.index.jsonl", "counts": d / f"{shard}.counts.bin", "stats": d / f"{shard}.stats.json"}
 
 
-def stage3_paths(out_dir: str | os.PathLike, shard: str, format: str = "jsonl") -> dict[str, Path]:
+def stage3_paths(out_dir: str | os.PathLike, shard: str, output_format: str = "jsonl") -> dict[str, Path]:
     """``output`` and ``stats`` paths of a shard's stage-3 outputs in `out_dir`."""
     d = Path(out_dir)
-    return {"output": d / f"{shard}.{format}", "stats": d / f"{shard}.stats.json"}
+    return {"output": d / f"{shard}.{output_format}", "stats": d / f"{shard}.stats.json"}
 
 
 # -- per-process caches ------------------------------------------------------------------------
@@ -150,49 +151,7 @@ def cached_probabilities(path: str | os.PathLike) -> EntryProbabilities:
     return probs
 
 
-# -- test hook ---------------------------------------------------------------------------------
-
-_KILL_ENV = "METACLIP2_TEST_KILL_AT"
-_kill_counts: dict[str, int] = {}
-
-
-def _kill_point(name: str) -> None:
-    """SIGKILL this process at a named point, if ``METACLIP2_TEST_KILL_AT=name[:n]`` says so.
-
-    For the resume tests only: a real kill, at the n-th time (default 1st) this process
-    passes the point.
-    """
-    spec = os.environ.get(_KILL_ENV)
-    if not spec:
-        return
-    point, _, nth = spec.rpartition(":")
-    if not nth.isdigit():
-        point, nth = spec, "1"
-    if point != name:
-        return
-    _kill_counts[name] = _kill_counts.get(name, 0) + 1
-    if _kill_counts[name] == int(nth):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 # -- stage 1 -----------------------------------------------------------------------------------
-
-
-def _new_stage1_stats(input_path: str, shard: str) -> dict:
-    return {
-        "format": "metaclip2-stage1-stats/1",
-        "input": input_path,
-        "shard": shard,
-        "pairs": 0,
-        "images": 0,
-        "invalid": {},
-        "invalid_examples": [],
-        "no_metadata": 0,
-        "no_metadata_labels": {},
-        "unmatched": 0,
-        "matched": 0,
-        "by_lang": {},
-    }
 
 
 def match_shard(
@@ -206,13 +165,13 @@ def match_shard(
     strict: bool = False,
     min_confidence: float | None = None,
     lid_model: str | None = None,
-) -> dict:
+) -> Stage1Stats:
     """Stage 1 on one shard: language per alt-text, matching, per-shard counts.
 
     Parameters
     ----------
     input_path : path
-        An input shard (see :mod:`metaclip2.curation.readers`).
+        An input shard (see :mod:`metaclip2.pipeline.readers`).
     metadata : path
         Per-LID-language metadata directory (:class:`~metaclip2.matching.store.MetadataStore`).
     out_dir : path
@@ -224,7 +183,7 @@ def match_shard(
     max_chars : int
         Longer alt-texts are invalid.
     strict : bool
-        Raise :class:`~metaclip2.curation.readers.InvalidInputError` at the first bad input.
+        Raise :class:`~metaclip2.pipeline.readers.InvalidInputError` at the first bad input.
     min_confidence : float, optional
         LID predictions below this probability are labelled ``other``.
     lid_model : str, optional
@@ -233,20 +192,15 @@ def match_shard(
 
     Returns
     -------
-    dict
-        The shard's stats (also written to ``<shard>.stats.json``, last): ``pairs`` (= invalid
-        + no_metadata + unmatched + matched), ``images``, ``invalid`` by reason,
-        ``invalid_examples`` (first :data:`MAX_EXAMPLES`, with ``line`` and ``reason``),
-        ``no_metadata`` (pairs whose language has no metadata and no ``other`` exists; by LID
-        label in ``no_metadata_labels``), ``unmatched``, ``matched``, ``by_lang`` (per
-        metadata language: ``pairs``, ``matched``).
+    Stage1Stats
+        The shard's accounting (also written, last, to ``<shard>.stats.json``).
     """
     input_path = str(input_path)
     shard = shard or _safe(_strip_ext(Path(input_path).name))
     paths = stage1_paths(out_dir, shard)
     store = cached_store(metadata)
     counts = EntryCounts()
-    stats = _new_stage1_stats(input_path, shard)
+    stats = Stage1Stats(input=input_path, shard=shard)
     resolved: dict[str, str | None] = {}
     ordinal = 0
     with JsonlWriter(paths["index"]) as index:
@@ -261,26 +215,19 @@ def match_shard(
                 chunk = []
         if chunk:
             _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, lid_model)
-        if os.environ.get(_KILL_ENV):
-            index._flush()  # so that a kill leaves a non-empty temporary file behind
-            _kill_point("match_shard:index_written")
-    stats["images"] = ordinal
+    stats.images = ordinal
     counts.save(paths["counts"])
-    _kill_point("match_shard:before_stats")
-    stats["by_lang"] = dict(sorted(stats["by_lang"].items()))
-    stats["no_metadata_labels"] = dict(sorted(stats["no_metadata_labels"].items()))
-    stats["invalid"] = dict(sorted(stats["invalid"].items()))
-    write_json(paths["stats"], stats)
+    write_json(paths["stats"], stats.to_json())
     return stats
 
 
-def _count_invalid(image: Image, stats: dict) -> None:
+def _count_invalid(image: Image, stats: Stage1Stats) -> None:
     for reason, where in zip(image.invalid, image.where):
-        stats["pairs"] += 1
+        stats.pairs += 1
         if reason is not None:
-            stats["invalid"][reason] = stats["invalid"].get(reason, 0) + 1
-            if len(stats["invalid_examples"]) < MAX_EXAMPLES:
-                stats["invalid_examples"].append({"line": where, "reason": reason})
+            stats.invalid[reason] = stats.invalid.get(reason, 0) + 1
+            if len(stats.invalid_examples) < MAX_EXAMPLES:
+                stats.invalid_examples.append({"line": where, "reason": reason})
 
 
 def _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, lid_model) -> None:
@@ -302,8 +249,8 @@ def _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, l
     by_lang: dict[str, list[int]] = {}
     for s, (lang, label) in enumerate(zip(langs, labels)):
         if lang is None:
-            stats["no_metadata"] += 1
-            stats["no_metadata_labels"][label] = stats["no_metadata_labels"].get(label, 0) + 1
+            stats.no_metadata += 1
+            stats.no_metadata_labels[label] = stats.no_metadata_labels.get(label, 0) + 1
         else:
             by_lang.setdefault(lang, []).append(s)
 
@@ -315,11 +262,11 @@ def _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, l
         offsets, ids = store.matcher(lang).match_many([texts[s] for s in members])
         counts.add_matches(lang, offsets, ids)
         n_matched = int(np.count_nonzero(np.diff(offsets)))
-        row = stats["by_lang"].setdefault(lang, {"pairs": 0, "matched": 0})
+        row = stats.by_lang.setdefault(lang, {"pairs": 0, "matched": 0})
         row["pairs"] += len(members)
         row["matched"] += n_matched
-        stats["matched"] += n_matched
-        stats["unmatched"] += len(members) - n_matched
+        stats.matched += n_matched
+        stats.unmatched += len(members) - n_matched
         for i, s in enumerate(members):
             if offsets[i + 1] > offsets[i]:
                 matches[s] = ids[offsets[i] : offsets[i + 1]].tolist()
@@ -382,11 +329,10 @@ def compute_probabilities(
     """
     counts = EntryCounts.load(counts_path)
     if not len(counts):
-        raise ValueError("no alt-text matched any metadata entry: there is nothing to curate (check the metadata and input languages)")
+        raise DataError("no alt-text matched any metadata entry: there is nothing to curate (check the metadata and input languages)")
     probs = EntryProbabilities.from_counts(counts, t_en=t_en, english=english, p=p)
     out_dir = Path(out_dir)
     probs.save(out_dir / "probabilities.bin")
-    _kill_point("compute_probabilities:before_thresholds")
     info = {"p": probs.params["p"], "t_en": t_en, "english": english, "t": probs.t}
     write_json(out_dir / "thresholds.json", info)
     return info
@@ -417,8 +363,8 @@ def sample_shard(
     *,
     seed: int = 0,
     unit: str = "image",
-    format: str = "jsonl",
-) -> dict:
+    output_format: str = "jsonl",
+) -> Stage3Stats:
     """Stage 3 on one shard: keep decisions for epoch 0, curated subset written.
 
     Decisions go through :func:`~metaclip2.curation.sampling.select_texts` with each alt-text's
@@ -432,40 +378,27 @@ def sample_shard(
     probabilities : path
         ``probabilities.bin`` of stage 2.
     out_dir : path
-        Where ``<shard>.<format>`` and ``<shard>.stats.json`` go.
+        Where ``<shard>.<output_format>`` and ``<shard>.stats.json`` go.
     shard : str, optional
         Default: the index file name without ``.index.jsonl``.
     seed : int
     unit : {"image", "pair"}
-    format : {"jsonl", "parquet"}
+    output_format : {"jsonl", "parquet"}
 
     Returns
     -------
-    dict
-        The shard's stats (also written, last, to ``<shard>.stats.json``): ``images`` with a
-        matched alt-text, ``matched``, ``kept``, ``not_kept`` (= matched − kept),
-        ``kept_images``, ``by_lang`` (``matched``, ``kept``).
+    Stage3Stats
+        The shard's accounting (also written, last, to ``<shard>.stats.json``).
     """
     if unit not in UNITS:
-        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+        raise ParameterError(f"unit must be one of {UNITS}, got {unit!r}")
     index_path = Path(index_path)
     shard = shard or index_path.name.removesuffix(".index.jsonl")
-    paths = stage3_paths(out_dir, shard, format)
+    paths = stage3_paths(out_dir, shard, output_format)
     probs = cached_probabilities(probabilities)
-    stats = {
-        "format": "metaclip2-stage3-stats/1",
-        "index": index_path.name,  # a name, not a path: run directories can be compared and moved
-        "shard": shard,
-        "seed": int(seed),
-        "unit": unit,
-        "images": 0,
-        "matched": 0,
-        "kept": 0,
-        "not_kept": 0,
-        "kept_images": 0,
-        "by_lang": {},
-    }
-    with curated_writer(paths["output"], format) as out:
+    # a name, not a path: run directories can be compared and moved
+    stats = Stage3Stats(index=index_path.name, shard=shard, seed=int(seed), unit=unit)
+    with curated_writer(paths["output"], output_format) as out:
         batch: list[list[dict]] = []
         n_rows = 0
         for group in _index_images(index_path):
@@ -476,14 +409,12 @@ def sample_shard(
                 batch, n_rows = [], 0
         if batch:
             _sample_batch(batch, probs, seed, unit, out, stats)
-    _kill_point("sample_shard:before_stats")
-    stats["not_kept"] = stats["matched"] - stats["kept"]
-    stats["by_lang"] = dict(sorted(stats["by_lang"].items()))
-    write_json(paths["stats"], stats)
+    stats.not_kept = stats.matched - stats.kept
+    write_json(paths["stats"], stats.to_json())
     return stats
 
 
-def _sample_batch(batch: list[list[dict]], probs: EntryProbabilities, seed: int, unit: str, out, stats: dict) -> None:
+def _sample_batch(batch: list[list[dict]], probs: EntryProbabilities, seed: int, unit: str, out, stats: Stage3Stats) -> None:
     rows = [r for g in batch for r in g]
     p = np.zeros(len(rows), dtype=np.float64)
     by_lang: dict[str, list[int]] = {}
@@ -492,15 +423,15 @@ def _sample_batch(batch: list[list[dict]], probs: EntryProbabilities, seed: int,
     for lang, members in by_lang.items():
         q = probs.q.get(lang)
         if q is None:
-            raise ValueError(f"the probabilities have no language {lang!r}, which the stage-1 index holds: they come from another run")
+            raise DataError(f"the probabilities have no language {lang!r}, which the stage-1 index holds: they come from another run")
         lengths = np.array([len(rows[i]["ids"]) for i in members], dtype=np.int64)
         offsets = np.zeros(len(members) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         ids = np.fromiter((x for i in members for x in rows[i]["ids"]), dtype=np.int64, count=int(offsets[-1]))
         if len(ids) and ids.max() >= len(q):
-            raise ValueError(f"entry ids of {lang!r} exceed its probabilities: the index comes from other metadata")
+            raise DataError(f"entry ids of {lang!r} exceed its probabilities: the index comes from other metadata")
         p[members] = keep_probabilities(q, offsets, ids)
-        row = stats["by_lang"].setdefault(lang, {"matched": 0, "kept": 0})
+        row = stats.by_lang.setdefault(lang, {"matched": 0, "kept": 0})
         row["matched"] += len(members)
     i = 0
     for group in batch:
@@ -508,14 +439,14 @@ def _sample_batch(batch: list[list[dict]], probs: EntryProbabilities, seed: int,
         for j, r in enumerate(group):
             per_text[r["k"]] = float(p[i + j])
         kept = set(select_texts(group[0]["id"], per_text, seed, 0, unit))
-        stats["images"] += 1
-        stats["matched"] += len(group)
+        stats.images += 1
+        stats.matched += len(group)
         if kept:
-            stats["kept_images"] += 1
+            stats.kept_images += 1
         for j, r in enumerate(group):
             if r["k"] in kept:
-                stats["kept"] += 1
-                stats["by_lang"][r["lang"]]["kept"] += 1
+                stats.kept += 1
+                stats.by_lang[r["lang"]]["kept"] += 1
                 out.write(
                     {
                         "id": r["id"],
@@ -527,3 +458,43 @@ def _sample_batch(batch: list[list[dict]], probs: EntryProbabilities, seed: int,
                     }
                 )
         i += len(group)
+
+
+# -- typed tasks -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchTask:
+    """Stage 1 of one shard, as a picklable callable (what executors run)."""
+
+    input_path: str
+    metadata: str
+    out_dir: str
+    shard: str
+    input_format: str | None
+    max_chars: int
+    strict: bool
+    min_confidence: float | None
+    lid_model: str | None
+
+    def __call__(self) -> Stage1Stats:
+        return match_shard(self.input_path, self.metadata, self.out_dir, self.shard, input_format=self.input_format,
+                           max_chars=self.max_chars, strict=self.strict, min_confidence=self.min_confidence,
+                           lid_model=self.lid_model)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SampleTask:
+    """Stage 3 of one shard, as a picklable callable (what executors run)."""
+
+    index_path: str
+    probabilities: str
+    out_dir: str
+    shard: str
+    seed: int
+    unit: str
+    output_format: str
+
+    def __call__(self) -> Stage3Stats:
+        return sample_shard(self.index_path, self.probabilities, self.out_dir, self.shard, seed=self.seed,
+                            unit=self.unit, output_format=self.output_format)  # fmt: skip

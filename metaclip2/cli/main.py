@@ -1,26 +1,27 @@
-"""``metaclip2`` command line: a thin layer over the library's functions.
+"""The ``metaclip2`` command: each verb group's module registers its subcommands.
 
-Each stage module registers its own subcommands (``add_subcommands``); every
-leaf command sets ``func(args) -> int``.
+Exit status: 0 success; 1 an error in the data or the run (the message names the file and what
+to do); 2 a usage error (a bad option or parameter, or an extra the option needs is not
+installed); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-# (module, what it adds); a module that is not there yet or fails to import for a
-# missing optional dependency only loses its own subcommands.
-_COMMAND_MODULES = (
-    "metaclip2.metadata.cli",
-    "metaclip2.matching.cli",
-    "metaclip2.curation.cli",
-    "metaclip2.curation.demo",
-)
+from metaclip2.core.errors import Metaclip2Error, MissingExtraError, ParameterError
+
+__all__ = ["build_parser", "main"]
+
+# Verb groups, in --help order.
+_COMMAND_MODULES = ("metadata", "matching", "curation", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command's parser."""
+    import importlib
+
     from metaclip2 import __version__
 
     parser = argparse.ArgumentParser(
@@ -30,17 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"metaclip2 {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue
-            raise
-        module.add_subcommands(sub)
+        importlib.import_module(f"metaclip2.cli.{name}").add_subcommands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns its exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -48,10 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished shards are kept and a re-run resumes from them", file=sys.stderr)
         return 130
-    except (ImportError, FileNotFoundError, ValueError) as e:
-        # Library errors already say what is wrong and what to do; no traceback for them.
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0
+    except Metaclip2Error as e:
+        # Our errors already say what is wrong and what to do: one line, no traceback.
         print(f"metaclip2 {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return 2 if isinstance(e, (ParameterError, MissingExtraError)) else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,96 @@
+"""The executor interface: run one function over many tasks, results in input order.
+
+An executor has one method that matters, ``map(fn, list_of_kwargs) -> list``: it returns
+``[fn(**kw) for kw in list_of_kwargs]``, computed wherever the executor runs things (worker
+processes of this machine, :class:`~metaclip2.execution.local.LocalExecutor`; Ray tasks,
+:class:`~metaclip2.execution.ray_executor.RayExecutor`), in input order, the first task error
+re-raised. ``fn`` must be importable by name and its arguments picklable. Typed tasks (callable
+objects such as the pipeline's per-shard tasks) run with :meth:`Executor.run`.
+
+The pipeline and the n-gram counting of dumps use only this interface, so their outputs are
+the same bytes whichever executor runs them; a scheduler of your own only has to provide
+``map``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Sequence
+
+from metaclip2.core.errors import ParameterError
+
+__all__ = ["EXECUTORS", "Executor", "get_executor"]
+
+EXECUTORS = ("local", "ray")
+
+
+def _run_task(task: Callable[[], Any]) -> Any:
+    return task()
+
+
+class Executor(ABC):
+    """Base of the executors; subclasses implement :meth:`map` (and :meth:`close` if they own resources).
+
+    Attributes
+    ----------
+    workers : int
+        How many tasks can run at once.
+    desc : str or None
+        Label of the progress bar of the next :meth:`map`.
+    """
+
+    workers: int = 1
+    desc: str | None = None
+
+    @abstractmethod
+    def map(self, fn: Callable[..., Any], list_of_kwargs: Sequence[dict[str, Any]]) -> list[Any]:
+        """``[fn(**kw) for kw in list_of_kwargs]``, computed by the executor, in input order."""
+
+    def run(self, tasks: Sequence[Callable[[], Any]], desc: str | None = None) -> list[Any]:
+        """``[task() for task in tasks]``, computed by the executor, in input order.
+
+        Each task is a picklable callable object that carries its own parameters.
+        """
+        if desc is not None:
+            self.desc = desc
+        return self.map(_run_task, [{"task": t} for t in tasks])
+
+    def close(self) -> None:
+        """Release workers the executor started (a no-op by default)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def get_executor(name: str = "local", workers: int = 1, ray_address: str | None = None, progress: bool = False):
+    """An executor by name.
+
+    Parameters
+    ----------
+    name : {"local", "ray"}
+    workers : int
+        Local: processes. Ray: CPUs of the local Ray instance started when `ray_address`
+        is None (ignored when connecting to a cluster).
+    ray_address : str, optional
+        ``"auto"`` or ``HOST:PORT`` of a running Ray cluster.
+    progress : bool
+
+    Raises
+    ------
+    ImportError
+        ``name="ray"`` without Ray installed; the message names ``pip install 'metaclip2[ray]'``.
+    """
+    if name == "local":
+        if ray_address is not None:
+            raise ParameterError("--ray-address needs --executor ray")
+        from metaclip2.execution.local import LocalExecutor
+
+        return LocalExecutor(workers, progress=progress)
+    if name == "ray":
+        from metaclip2.execution.ray_executor import RayExecutor
+
+        return RayExecutor(address=ray_address, num_cpus=workers if ray_address is None else None, progress=progress)
+    raise ParameterError(f"executor must be one of {EXECUTORS}, got {name!r}")

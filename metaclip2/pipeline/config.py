@@ -1,0 +1,221 @@
+"""Every parameter of a curation run, its default and its check, declared once.
+
+:class:`CurationConfig` is what :func:`~metaclip2.pipeline.run.curate` and the stage runners
+take; the command line builds its options from the same fields
+(:func:`add_config_arguments`), so a default or a check is never written twice. A config is
+validated whole when it is made, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from metaclip2.core.errors import MissingInputError, ParameterError
+from metaclip2.curation.sampling import UNITS
+from metaclip2.curation.threshold import DEFAULT_T_EN
+from metaclip2.execution.executor import EXECUTORS, Executor
+from metaclip2.pipeline.readers import DEFAULT_MAX_CHARS, FORMATS
+from metaclip2.pipeline.writers import OUTPUT_FORMATS
+
+__all__ = ["ENGLISH_MODES", "CurationConfig", "add_config_arguments", "config_from_arguments"]
+
+ENGLISH_MODES = ("keep", "recompute")
+
+# The stage a field belongs to: 1-3 are part of the run's identity (recorded in run.json and
+# checked on resume); "exec" fields only say how the work runs.
+_STAGE1, _STAGE2, _STAGE3, _EXEC = 1, 2, 3, "exec"
+
+
+def _opt(default: Any, stage: Any, help: str, *, metavar: str | None = None, choices: Iterable | None = None,
+         recorded: bool = True) -> Any:  # fmt: skip
+    meta = {"stage": stage, "help": help, "metavar": metavar, "choices": tuple(choices) if choices else None, "recorded": recorded}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class CurationConfig:
+    """The parameters of a curation run (defaults follow the authors' release where SPEC says so).
+
+    Parameters
+    ----------
+    max_chars : int
+        Alt-texts longer than this are invalid (stage 1).
+    input_format : {"jsonl", "parquet", "tar"} or None
+        Input shard format; None: from each file name.
+    min_confidence : float or None
+        LID predictions below this probability are labelled ``other``.
+    lid_model : str or None
+        A fastText LID model file instead of the bundled lid.176.ftz.
+    strict : bool
+        Stop at the first bad input record (not recorded: it changes no output of a finished shard).
+    t_en : int or float
+        English threshold of Algorithm 1 (170,000 in the paper, for a 29B-pair pool).
+    english : {"keep", "recompute"}
+        Keep ``t_en`` for English (release) or recompute it from p (paper).
+    p : float or None
+        Tail share to use instead of deriving it from English counts.
+    seed : int
+        Seed of every keep decision.
+    unit : {"image", "pair"}
+        One matched alt-text per image (release) or each pair on its own (paper).
+    output_format : {"jsonl", "parquet"}
+        Format of the curated subset.
+    workers : int
+        Worker processes (local) or CPUs of a local Ray instance.
+    executor : {"local", "ray"} or Executor
+        Where shards run.
+    ray_address : str or None
+        ``"auto"`` or ``HOST:PORT`` of a Ray cluster (with ``executor="ray"``).
+    progress : bool
+        Progress bars and notes on stderr.
+
+    Raises
+    ------
+    ParameterError
+        A value out of its range, naming the parameter.
+    MissingInputError
+        `lid_model` names no file.
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline import CurationConfig
+    >>> CurationConfig(t_en=20_000.0, seed=3).t_en
+    20000
+    >>> CurationConfig(unit="caption")
+    Traceback (most recent call last):
+    ...
+    metaclip2.core.errors.ParameterError: unit must be one of ('image', 'pair'), got 'caption'
+    """
+
+    max_chars: int = _opt(DEFAULT_MAX_CHARS, _STAGE1, "alt-texts longer than N characters are invalid", metavar="N")
+    input_format: str | None = _opt(None, _STAGE1, "input shard format (default: from each file name)", choices=FORMATS)
+    min_confidence: float | None = _opt(None, _STAGE1, "LID predictions below P count as 'other'", metavar="P")
+    lid_model: str | None = _opt(None, _STAGE1, "fastText LID model instead of the bundled lid.176.ftz", metavar="PATH")
+    strict: bool = _opt(False, _STAGE1, "stop at the first bad input record, naming file and line", recorded=False)
+    t_en: float = _opt(DEFAULT_T_EN, _STAGE2, "English threshold t_en", metavar="T")
+    english: str = _opt("keep", _STAGE2, "keep t_en for English (release) or recompute it from p (paper)", choices=ENGLISH_MODES)
+    p: float | None = _opt(None, _STAGE2, "tail share to use instead of deriving it from English counts", metavar="P")
+    seed: int = _opt(0, _STAGE3, "sampling seed", metavar="N")
+    unit: str = _opt("image", _STAGE3, "image: one matched alt-text per image (release); pair: each pair alone (paper)", choices=UNITS)
+    output_format: str = _opt("jsonl", _STAGE3, "curated subset format", choices=OUTPUT_FORMATS)
+    workers: int = _opt(1, _EXEC, "worker processes (Ray: CPUs of a local instance)", metavar="N")
+    executor: Any = _opt("local", _EXEC, "where shards run (ray: pip install 'metaclip2[ray]')", choices=EXECUTORS)
+    ray_address: str | None = _opt(None, _EXEC, "Ray cluster to use: 'auto' or HOST:PORT (default: start a local one)", metavar="ADDR")
+    progress: bool = _opt(True, _EXEC, "progress bars and notes on stderr")
+
+    def __post_init__(self) -> None:
+        def fix(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        fix("max_chars", _integer("max_chars", self.max_chars, minimum=1))
+        _choice("input_format", self.input_format, FORMATS, optional=True)
+        fix("min_confidence", _fraction("min_confidence", self.min_confidence, optional=True))
+        if self.lid_model is not None:
+            fix("lid_model", os.fspath(self.lid_model))
+            if not os.path.isfile(self.lid_model):
+                raise MissingInputError(f"lid_model {self.lid_model!r} is not a file: give a fastText .bin/.ftz model, or leave it out for the bundled lid.176")
+        fix("t_en", _positive_count("t_en", self.t_en))
+        _choice("english", self.english, ENGLISH_MODES)
+        fix("p", _fraction("p", self.p, optional=True))
+        fix("seed", _integer("seed", self.seed))
+        _choice("unit", self.unit, UNITS)
+        _choice("output_format", self.output_format, OUTPUT_FORMATS)
+        fix("workers", _integer("workers", self.workers, minimum=1))
+        if not isinstance(self.executor, Executor):
+            _choice("executor", self.executor, EXECUTORS)
+            if self.ray_address is not None and self.executor != "ray":
+                raise ParameterError("ray_address needs executor='ray'")
+        if self.output_format == "parquet":
+            from metaclip2.pipeline.readers import import_pyarrow
+
+            import_pyarrow()  # fail now, not after stage 1
+
+    def replace(self, **changes: Any) -> "CurationConfig":
+        """A copy with `changes` applied (and validated); unknown names raise :class:`ParameterError`."""
+        return dataclasses.replace(self, **_known(changes))
+
+    @classmethod
+    def from_options(cls, config: "CurationConfig | None" = None, **options: Any) -> "CurationConfig":
+        """`config` (default: all defaults) with keyword `options` applied."""
+        return (config or cls()).replace(**options) if options else (config or cls())
+
+    def section(self, stage: int) -> dict[str, Any]:
+        """The run.json record of `stage` (1, 2 or 3): its recorded parameters by name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.metadata["stage"] == stage and f.metadata["recorded"]}  # fmt: skip
+
+
+def _known(options: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(CurationConfig)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ParameterError(f"unknown curation option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    return options
+
+
+def _integer(name: str, value: Any, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()):
+        raise ParameterError(f"{name} must be a whole number, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ParameterError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _fraction(name: str, value: Any, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ParameterError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _positive_count(name: str, value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ParameterError(f"{name} must be a positive count, got {value!r}")
+    return int(value) if float(value).is_integer() else float(value)  # 8.0 and 8 are the same run
+
+
+def _choice(name: str, value: Any, choices: tuple, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if value not in choices:
+        raise ParameterError(f"{name} must be one of {choices}, got {value!r}")
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, stages: Iterable[Any]) -> None:
+    """Add the options of the config fields of `stages` (1, 2, 3, "exec") to `parser`.
+
+    Each field ``name`` becomes ``--name-with-dashes`` (``progress`` becomes ``-q/--quiet``);
+    argparse defaults are left unset so that the config's own defaults apply.
+    """
+    stages = set(stages)
+    for f in dataclasses.fields(CurationConfig):
+        m = f.metadata
+        if m["stage"] not in stages:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "progress":
+            parser.add_argument("-q", "--quiet", dest="progress", action="store_false", default=argparse.SUPPRESS,
+                                help="no progress bars or notes")  # fmt: skip
+        elif f.type in ("bool", bool):
+            parser.add_argument(flag, dest=f.name, action="store_true", default=argparse.SUPPRESS, help=m["help"])
+        else:
+            kind = {"max_chars": int, "seed": int, "workers": int, "t_en": float, "p": float, "min_confidence": float}.get(f.name, str)
+            default = f.default if f.default is not None else "none"
+            parser.add_argument(flag, dest=f.name, type=kind, choices=m["choices"], metavar=m["metavar"],
+                                default=argparse.SUPPRESS, help=f"{m['help']} (default: {default})")  # fmt: skip
+
+
+def config_from_arguments(args: argparse.Namespace) -> CurationConfig:
+    """The :class:`CurationConfig` of parsed arguments (fields not given keep their defaults)."""
+    names = {f.name for f in dataclasses.fields(CurationConfig)}
+    return CurationConfig(**{k: v for k, v in vars(args).items() if k in names})

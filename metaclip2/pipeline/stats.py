@@ -1,0 +1,152 @@
+"""Per-shard accounting of the curation stages, as values that add up.
+
+Every input pair ends in exactly one bucket of stage 1 (``invalid``, ``no_metadata``,
+``unmatched``, ``matched``), and every matched pair in one of stage 3 (``kept``,
+``not_kept``). A shard's stats are written to its ``stats.json`` (last, as its "done"
+marker); the run's totals, and so the datacard, are their sum (``sum(stats, Stage1Stats())``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from metaclip2.core.errors import DataError
+
+__all__ = ["MAX_EXAMPLES", "Stage1Stats", "Stage3Stats"]
+
+#: Invalid inputs listed with their line per shard (all are counted).
+MAX_EXAMPLES = 20
+
+
+def _add_counters(a: dict, b: dict) -> dict:
+    """Key-wise sum of two (possibly nested) counters, keys sorted."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in a.items()}
+    for k, v in b.items():
+        if isinstance(v, dict):
+            out[k] = _add_counters(out.get(k, {}), v)
+        else:
+            out[k] = out.get(k, 0) + v
+    return dict(sorted(out.items()))
+
+
+class _Stats:
+    """Shared behaviour: field-wise ``+``, JSON round trip with a format tag."""
+
+    FORMAT: ClassVar[str]
+
+    def __add__(self, other):
+        if not isinstance(other, type(self)):
+            return NotImplemented
+        merged = {}
+        for f in dataclasses.fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if f.name in ("input", "shard", "index", "seed", "unit"):
+                merged[f.name] = a if a == b else None  # a sum names no single shard
+            elif isinstance(a, dict):
+                merged[f.name] = _add_counters(a, b)
+            elif isinstance(a, list):
+                merged[f.name] = (a + b)[:MAX_EXAMPLES]
+            else:
+                merged[f.name] = a + b
+        return type(self)(**merged)
+
+    def __radd__(self, other):  # sum() starts from 0
+        return self if other == 0 else NotImplemented
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``stats.json`` content: a format tag and every field, counters key-sorted."""
+        d = {"format": self.FORMAT}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            d[f.name] = _add_counters(v, {}) if isinstance(v, dict) else v
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], source: str = "stats") -> "_Stats":
+        """Inverse of :meth:`to_json`; `source` names the file in errors."""
+        if not isinstance(d, dict) or d.get("format") != cls.FORMAT:
+            raise DataError(f"{source} is not a {cls.FORMAT} file: delete it and run the stage again")
+        names = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in d.items() if k in names})
+        except TypeError as e:
+            raise DataError(f"{source} is damaged ({e}): delete it and run the stage again") from None
+
+
+@dataclass
+class Stage1Stats(_Stats):
+    """Stage-1 accounting of a shard (or, summed, of a run).
+
+    ``pairs = sum(invalid.values()) + no_metadata + unmatched + matched``.
+
+    Attributes
+    ----------
+    input, shard : str or None
+        The input file and the shard's name (None in a sum of several shards).
+    pairs, images : int
+        Alt-texts read, and images with an id.
+    invalid : dict
+        Invalid pairs by reason; ``invalid_examples`` lists the first :data:`MAX_EXAMPLES`
+        with ``line`` and ``reason``.
+    no_metadata : int
+        Pairs whose language has no metadata (and no ``other`` list exists), by LID label in
+        ``no_metadata_labels``.
+    unmatched, matched : int
+        Pairs with metadata that matched no entry / at least one.
+    by_lang : dict
+        Per metadata language: ``pairs``, ``matched``.
+    """
+
+    FORMAT: ClassVar[str] = "metaclip2-stage1-stats/1"
+
+    input: str | None = None
+    shard: str | None = None
+    pairs: int = 0
+    images: int = 0
+    invalid: dict = field(default_factory=dict)
+    invalid_examples: list = field(default_factory=list)
+    no_metadata: int = 0
+    no_metadata_labels: dict = field(default_factory=dict)
+    unmatched: int = 0
+    matched: int = 0
+    by_lang: dict = field(default_factory=dict)
+
+    @property
+    def n_invalid(self) -> int:
+        """Invalid pairs, all reasons."""
+        return sum(self.invalid.values())
+
+
+@dataclass
+class Stage3Stats(_Stats):
+    """Stage-3 accounting of a shard (or, summed, of a run).
+
+    ``not_kept = matched - kept``.
+
+    Attributes
+    ----------
+    index, shard : str or None
+        The stage-1 index file name and the shard's name (None in a sum).
+    seed : int or None
+    unit : str or None
+    images : int
+        Images with a matched alt-text.
+    matched, kept, not_kept, kept_images : int
+    by_lang : dict
+        Per metadata language: ``matched``, ``kept``.
+    """
+
+    FORMAT: ClassVar[str] = "metaclip2-stage3-stats/1"
+
+    index: str | None = None
+    shard: str | None = None
+    seed: int | None = None
+    unit: str | None = None
+    images: int = 0
+    matched: int = 0
+    kept: int = 0
+    not_kept: int = 0
+    kept_images: int = 0
+    by_lang: dict = field(default_factory=dict)

@@ -1,0 +1,97 @@
+"""The package's layers: every import points down (or sideways within a subpackage), never up.
+
+core (0) → execution (1) → metadata (2) → matching (3) → curation (4) → pipeline (5) → cli (6).
+Function-local imports count too: a lazy import is still a dependency.
+"""
+
+import ast
+from pathlib import Path
+
+import metaclip2
+
+PACKAGE = Path(metaclip2.__file__).parent
+LAYERS = ["core", "execution", "metadata", "matching", "curation", "pipeline", "cli"]
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[0] != "metaclip2" or len(parts) < 2:
+        return None
+    return LAYERS.index(parts[1]) if parts[1] in LAYERS else None
+
+
+def _imports(path: Path):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module
+            for alias in node.names:  # `from metaclip2 import pipeline`
+                if node.module == "metaclip2":
+                    yield node.lineno, f"metaclip2.{alias.name}"
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            raise AssertionError(f"{path}:{node.lineno}: relative import; use absolute metaclip2.… imports")
+
+
+def upward_imports():
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent)
+        own = _layer(".".join(rel.with_suffix("").parts))
+        if own is None:
+            continue
+        for line, module in _imports(path):
+            target = _layer(module)
+            if target is not None and target > own:
+                bad.append(f"{rel}:{line} imports {module} ({LAYERS[own]} must not import {LAYERS[target]})")
+            if module == "metaclip2" and own is not None and not str(rel).endswith("cli/main.py"):
+                bad.append(f"{rel}:{line} imports the top-level package (import from the subpackage instead)")
+    return bad
+
+
+def test_every_subpackage_is_a_known_layer():
+    subpackages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
+    assert set(subpackages) <= set(LAYERS), subpackages
+    assert {p.stem for p in PACKAGE.glob("*.py")} <= {"__init__", "__main__"}  # no loose modules
+
+
+def test_no_module_imports_from_a_higher_layer():
+    assert upward_imports() == []
+
+
+def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
+    # The guard itself must be able to fail: plant an upward import in a copy of one layer.
+    import shutil
+
+    copy = tmp_path / "metaclip2"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "data"))
+    target = copy / "core" / "charclass.py"
+    target.write_text(target.read_text() + "\n\ndef _f():\n    from metaclip2.pipeline.run import curate\n")
+    monkeypatch.setattr(__import__(__name__), "PACKAGE", copy)
+    assert any("core/charclass.py" in b and "pipeline" in b for b in upward_imports())
+
+
+def test_public_face_is_small_and_importable():
+    assert len(metaclip2.__all__) <= 40
+    for name in metaclip2.__all__:
+        assert hasattr(metaclip2, name), name
+    assert (PACKAGE / "py.typed").exists()
+
+
+def test_every_exception_derives_from_the_root():
+    import importlib
+    import inspect
+
+    seen = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        if "data" in rel.parts or rel.name == "__main__":
+            continue
+        module = importlib.import_module(".".join(rel.parts).removesuffix(".__init__"))
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, BaseException) and cls.__module__.startswith("metaclip2"):
+                seen.append(cls)
+                assert issubclass(cls, metaclip2.Metaclip2Error), cls
+    assert len(set(seen)) >= 10
