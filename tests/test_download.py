@@ -244,7 +244,10 @@ def test_unreachable_mirror_and_bad_parameters(tmp_path):
     with pytest.raises(ValueError):
         download_sources(tmp_path, "en", connections=0, pageview_dates=0, progress=False)
     with pytest.raises(ValueError, match="date"):
-        download_sources(tmp_path, "en", date="May 2024", pageview_dates=0, progress=False)
+        download_sources(tmp_path / "x", "en", date="May 2024", pageview_dates=0, progress=False)
+    with pytest.raises(ValueError, match="n_dates"):
+        download_sources(tmp_path / "x", "en", pageview_dates=400, progress=False)
+    assert not (tmp_path / "x").exists()
 
 
 def _run(argv):
@@ -267,3 +270,18 @@ def test_cli(mirror_tree, tmp_path, capsys):
         assert _run([*argv[:3], "en,zh", *argv[4:]]) == 1  # zh is missing on the mirror
         out = capsys.readouterr().out
         assert "missing" in out and "zhwiki" in out
+
+
+def test_mirror_with_another_layout(tmp_path):
+    root = tmp_path / "archive"
+    name = f"enwiki-{DATE}-pages-articles.xml.bz2"
+    data = _put(root, f"enwiki-{DATE}/{name}", b"dump bytes" * 1000)
+    _put(root, f"enwiki-{DATE}/enwiki-{DATE}-md5sums.txt", f"{hashlib.md5(data).hexdigest()}  {name}\n".encode())
+    with FakeMirror(root) as m:
+        rec = download_sources(tmp_path / "t", "en", date=DATE, pageview_dates=0, base_url=m.url + "/", dump_path="{wiki}-{date}/{name}", progress=False)
+    (f,) = rec["files"]
+    assert f["status"] == "downloaded" and f["verified"] == "md5"
+    assert (tmp_path / "t" / "enwiki" / DATE / name).read_bytes() == data  # the local tree keeps the dump site's layout
+    with pytest.raises(ValueError, match="dump_path"):
+        download_sources(tmp_path / "t2", "en", pageview_dates=0, dump_path="{lang}/{name}", progress=False)
+    assert not (tmp_path / "t2").exists()

@@ -43,6 +43,7 @@ WORDS = {
     "zh": "我们 北京 大学 学生 喜欢 中国 历史 文化 城市 河流 猫 狗".split(),
     "zh_yue": "我哋 香港 大學 鍾意 食嘢 城市 貓 狗 今日 天氣".split(),
     "bo": "བོད ཡིག ལྷ ས".split(),
+    "ja": "東京 大学 学生 日本 歴史 文化 猫 犬 川 町".split(),
 }
 # Titles per language in the page-view files (zh-yue: the domain form of zh_yue).
 VIEWS = [
@@ -60,7 +61,7 @@ def _dump(path: Path, lang: str, n_pages: int, seed: int, redirects_only: bool =
             pages.append(PAGE.format(title=f"R{i}", id=i + 1, redirect='\n    <redirect title="X" />', text="#REDIRECT [[X]]"))
             continue
         words = WORDS[lang]
-        sep = "" if lang in ("zh", "zh_yue", "bo") else " "
+        sep = "" if lang in ("zh", "zh_yue", "bo", "ja") else " "
         stop = "。" if sep == "" else ". "
         sentences = [sep.join(rnd.choice(words) for _ in range(rnd.randint(3, 9))) for _ in range(8)]
         pages.append(PAGE.format(title=f"{lang} {i}", id=i + 1, redirect="", text=escape(stop.join(sentences))))
@@ -215,11 +216,21 @@ def test_missing_segmenter_policies_and_errors(tmp_path):
 
 
 def test_wordnet_where_available(nltk_data, tmp_path):
-    tree = make_tree(tmp_path / "tree", langs=("de", "zh"))
-    r = build_all(tree, tmp_path / "o", "all", progress=False, **CAPS)
+    import nltk
+
+    tree = make_tree(tmp_path / "tree", langs=("de", "ja", "zh"))
+    with pytest.warns(UserWarning, match="jpn"):
+        r = build_all(tree, tmp_path / "o", "all", progress=False, **CAPS)
     rows = {x["lang"]: x for x in r.rows}
     assert rows["zh"]["entries_per_source"]["wordnet"] > 10_000  # OMW cmn through nltk
     assert rows["de"]["entries_per_source"]["wordnet"] == 0 and not rows["de"]["flags"]  # no OMW wordnet for de
+    if "jpn" in nltk.corpus.wordnet.langs():
+        return
+    # The shared OMW data lacks jpn: flagged, and tried again on the next run (its counts reused).
+    assert rows["ja"]["flags"] == ["WordNet data absent"]
+    with pytest.warns(UserWarning, match="jpn"):
+        again = build_all(tree, tmp_path / "o", "all", progress=False, **CAPS)
+    assert {x["lang"]: x["status"] for x in again.rows} == {"de": "reused", "ja": "built", "zh": "reused"}
 
 
 def test_cli(tmp_path, capsys):

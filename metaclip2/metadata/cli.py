@@ -217,7 +217,7 @@ def _cmd_download(args) -> int:
         record = download_sources(
             args.out, languages=args.languages, date=args.date, pageview_dates=args.pageview_dates,
             hours_per_date=args.hours_per_date, seed=args.seed, pageviews_from=args.pageviews_from,
-            pageviews_to=args.pageviews_to, base_url=args.base_url, pageviews_base_url=args.pageviews_base_url,
+            pageviews_to=args.pageviews_to, base_url=args.base_url, pageviews_base_url=args.pageviews_base_url, dump_path=args.dump_path,
             connections=args.connections, retries=args.retries, timeout=args.timeout, progress=_progress(args),
         )  # fmt: skip
     except DownloadError as e:
@@ -303,6 +303,7 @@ def _add_worldwide_subcommands(leaf) -> None:
     p.add_argument("--pageviews-to", help="last date to draw from (default: the day before --date)")
     p.add_argument("--base-url", default=dl.DEFAULT_BASE_URL, help="dump site or mirror with the same layout")
     p.add_argument("--pageviews-base-url", help="page-view root (default: BASE_URL/other/pageviews)")
+    p.add_argument("--dump-path", default=dl.DEFAULT_DUMP_PATH, help="a dump's path below BASE_URL, for mirrors with another layout (default: %(default)s)")
     p.add_argument("--connections", type=int, default=dl.DEFAULT_CONNECTIONS, help="parallel connections (dumps.wikimedia.org allows 2)")
     p.add_argument("--retries", type=int, default=5, help="retries per file after a network error (each resumes)")
     p.add_argument("--timeout", type=float, default=60.0, help="socket timeout, seconds")

@@ -36,6 +36,7 @@ from typing import Iterable, Sequence
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_DUMP_PATH",
     "DEFAULT_DUMP_DATE",
     "DEFAULT_PAGEVIEW_DATES",
     "DEFAULT_CONNECTIONS",
@@ -52,6 +53,8 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://dumps.wikimedia.org"
+#: Where a dump lives below the base URL (the dump site's layout); mirrors/archives may differ.
+DEFAULT_DUMP_PATH = "{wiki}/{date}/{name}"
 #: The paper's dumps (SPEC §1).
 DEFAULT_DUMP_DATE = "20240501"
 #: The paper's number of random page-view dates (the authors' release used 37).
@@ -62,8 +65,12 @@ _CHUNK = 1 << 20
 _HASHES = ("sha1", "md5")
 
 
-class DownloadError(OSError):
-    """A source file could not be fetched or verified (the message names the URL and what to do)."""
+class DownloadError(ValueError):
+    """A checksum file or listing could not be fetched (the message names the URL and what to do).
+
+    Per-file failures (missing, checksum mismatch, network) are not raised: they are reported
+    in each :class:`FileResult` so that one bad file does not stop the others.
+    """
 
 
 def _user_agent() -> str:
@@ -255,11 +262,13 @@ def _hash_name(hexdigest: str) -> str:
 # Planning: what to fetch, with which checksums
 
 
-def _dump_task(code: str, date: str, base_url: str, out: Path, timeout: float) -> FileTask:
+def _dump_task(code: str, date: str, base_url: str, out: Path, timeout: float, dump_path: str = DEFAULT_DUMP_PATH) -> FileTask:
     wiki = wiki_name(code)
     name = f"{wiki}-{date}-pages-articles.xml.bz2"
-    root = f"{base_url.rstrip('/')}/{wiki}/{date}"
-    task = FileTask(url=f"{root}/{name}", dest=str(out / wiki / date / name), kind="dump", lang=code.replace("-", "_"))
+    url = f"{base_url.rstrip('/')}/{dump_path.format(wiki=wiki, date=date, name=name).lstrip('/')}"
+    root = url.rsplit("/", 1)[0]  # the checksum files sit beside the dump
+    # The local tree always has the dump site's layout, whatever the mirror's.
+    task = FileTask(url=url, dest=str(out / wiki / date / name), kind="dump", lang=code.replace("-", "_"))
     status = _fetch_small(f"{root}/dumpstatus.json", timeout)
     if status is not None:
         try:
@@ -281,6 +290,13 @@ def _dump_task(code: str, date: str, base_url: str, out: Path, timeout: float) -
     return task
 
 
+def _check_dump_path(dump_path: str) -> None:
+    try:
+        dump_path.format(wiki="w", date="d", name="n")
+    except (KeyError, IndexError, ValueError) as e:
+        raise ValueError(f"dump_path {dump_path!r} may only use {{wiki}}, {{date}} and {{name}} ({e})") from None
+
+
 def dump_tasks(
     languages: Sequence[str],
     date: str = DEFAULT_DUMP_DATE,
@@ -288,16 +304,19 @@ def dump_tasks(
     base_url: str = DEFAULT_BASE_URL,
     connections: int = DEFAULT_CONNECTIONS,
     timeout: float = 60.0,
+    dump_path: str = DEFAULT_DUMP_PATH,
 ) -> list[FileTask]:
     """One task per language: its ``pages-articles.xml.bz2`` of `date`, with published size and checksums.
 
-    The checksum files (``dumpstatus.json``, else ``*-sha1sums.txt`` / ``*-md5sums.txt``) are
-    fetched here, `connections` at a time.
+    The checksum files (``dumpstatus.json``, else ``*-sha1sums.txt`` / ``*-md5sums.txt``, in the
+    dump's directory) are fetched here, `connections` at a time. `dump_path` places a dump below
+    `base_url` (fields ``{wiki}``, ``{date}``, ``{name}``), for mirrors with another layout.
     """
     date = _parse_date(date).strftime("%Y%m%d")
+    _check_dump_path(dump_path)
     out = Path(out_dir)
     with ThreadPoolExecutor(max(1, connections)) as pool:
-        return list(pool.map(lambda c: _dump_task(c, date, base_url, out, timeout), languages))
+        return list(pool.map(lambda c: _dump_task(c, date, base_url, out, timeout, dump_path), languages))
 
 
 def pageview_tasks(
@@ -416,7 +435,9 @@ def _download_one(task: FileTask, retries: int, timeout: float, bar) -> FileResu
             res.bytes += got
         except urllib.error.HTTPError as e:
             if e.code in (404, 410):
-                res.status, res.message = "missing", f"HTTP {e.code}: not on the server (check the date/--base-url)"
+                res.status = "missing"
+                res.message = (f"HTTP {e.code}: not on the server. dumps.wikimedia.org keeps only the last few dump dates; "
+                               "for an older --date use a mirror or archive that keeps it (--base-url, --dump-path)")  # fmt: skip
                 return res
             err = f"HTTP {e.code}"
         except _Interrupted as e:
@@ -498,6 +519,7 @@ def download_sources(
     pageviews_to: str | None = None,
     base_url: str = DEFAULT_BASE_URL,
     pageviews_base_url: str | None = None,
+    dump_path: str = DEFAULT_DUMP_PATH,
     connections: int = DEFAULT_CONNECTIONS,
     retries: int = 5,
     timeout: float = 60.0,
@@ -520,6 +542,8 @@ def download_sources(
         Dump site or mirror with the same layout.
     pageviews_base_url : str, optional
         Page-view root (default ``<base_url>/other/pageviews``).
+    dump_path : str
+        A dump's path below `base_url` (see :func:`dump_tasks`).
     connections : int
         Parallel HTTP connections (the dump site allows 2 per address).
     retries, timeout : int, float
@@ -541,9 +565,10 @@ def download_sources(
         hours = pageview_hours(pageview_dates, seed, start, end, hours_per_date)
     if connections < 1:
         raise ValueError(f"connections must be at least 1, got {connections}")
+    _check_dump_path(dump_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tasks = dump_tasks(langs, day.strftime("%Y%m%d"), out, base_url, connections, timeout)
+    tasks = dump_tasks(langs, day.strftime("%Y%m%d"), out, base_url, connections, timeout, dump_path)
     tasks += pageview_tasks(hours, out, pageviews_base_url or f"{base_url.rstrip('/')}/other/pageviews", timeout)
     results = download_files(tasks, connections, retries, timeout, progress)
     record = {
@@ -551,6 +576,7 @@ def download_sources(
         "languages": langs,
         "base_url": base_url,
         "pageviews_base_url": pageviews_base_url,
+        "dump_path": dump_path,
         "seed": seed,
         "pageview_hours": [f"{h:%Y%m%d-%H}" for h in hours],
         "files": [asdict(r) for r in results],

@@ -206,7 +206,8 @@ def _ngrams_ready(path: Path, dumps_key) -> bool:
     return path.exists() and meta is not None and meta.get("dumps") == dumps_key
 
 
-def _count_to_file(lang: str, dumps: list[str], path: Path, executor=None, progress: bool = False) -> None:
+def _count_to_file(lang: str, dumps: list[str], path: Path, executor=None, progress: bool = False):
+    """Count the dump (parts summed in order), save the counts atomically with their inputs; return them."""
     from metaclip2.metadata.ngrams import count_dump_ngrams
 
     total = None
@@ -218,6 +219,7 @@ def _count_to_file(lang: str, dumps: list[str], path: Path, executor=None, progr
     total.save(tmp)
     os.replace(tmp, path)
     _write_json(path.with_name(path.name + ".json"), {"dumps": _files_key(Path(d) for d in dumps), "lang": lang})
+    return total
 
 
 def _state_ok(out: Path, lang: str, fingerprint: dict) -> dict | None:
@@ -226,6 +228,8 @@ def _state_ok(out: Path, lang: str, fingerprint: dict) -> dict | None:
     state = _read_json(out / "state" / f"{lang}.json")
     if state is None or state.get("fingerprint") != fingerprint:
         return None
+    if "WordNet data absent" in _row(state)["flags"]:
+        return None  # the data may have been installed since: try again (the counts are reused)
     tsv = out / "wikipedia" / f"{lang}.tsv"
     if not (out / "wikipedia" / f"{lang}.summary.json").exists():
         return None
@@ -280,7 +284,7 @@ def build_language(
     if dumps:
         ngrams = out / "ngrams" / f"{lang}.ngrams"
         if not _ngrams_ready(ngrams, _files_key(Path(d) for d in dumps)):
-            _count_to_file(lang, dumps, ngrams)
+            ngrams = _count_to_file(lang, dumps, ngrams)
     titles = _language_views(view_dirs, lang) if view_dirs is not None else None
     result = build_metadata(lang, ngrams=ngrams, titles=titles, progress=False, **build_kwargs)
     write_language_metadata(result, out / "wikipedia")
@@ -511,7 +515,9 @@ def _row(state: dict) -> dict:
 
     lang, eps = state["lang"], state["entries_per_source"]
     flags = []
-    if state["entries"] == eps.get("number", 0):
+    if state["entries"] == 0:
+        flags.append("EMPTY")
+    elif state["entries"] == eps.get("number", 0):
         flags.append("ONLY NUMBERS")
     if not state["fingerprint"]["dumps"]:
         flags.append("no n-grams: no segmenter")
