@@ -211,18 +211,15 @@ def _cmd_all(args) -> int:
 
 
 def _cmd_download(args) -> int:
-    from metaclip2.metadata.download import DownloadError, download_sources
+    from metaclip2.metadata.download import download_sources
 
-    try:
-        record = download_sources(
-            args.out, languages=args.languages, date=args.date, pageview_dates=args.pageview_dates,
-            hours_per_date=args.hours_per_date, seed=args.seed, pageviews_from=args.pageviews_from,
-            pageviews_to=args.pageviews_to, base_url=args.base_url, pageviews_base_url=args.pageviews_base_url, dump_path=args.dump_path,
-            connections=args.connections, retries=args.retries, timeout=args.timeout, progress=_progress(args),
-        )  # fmt: skip
-    except DownloadError as e:
-        print(f"metaclip2 metadata download: error: {e}", file=sys.stderr)
-        return 2
+    # A DownloadError (an unreachable site) is a ValueError: the top-level CLI prints it without a traceback.
+    record = download_sources(
+        args.out, languages=args.languages, date=args.date, pageview_dates=args.pageview_dates,
+        hours_per_date=args.hours_per_date, seed=args.seed, pageviews_from=args.pageviews_from,
+        pageviews_to=args.pageviews_to, base_url=args.base_url, pageviews_base_url=args.pageviews_base_url, dump_path=args.dump_path,
+        connections=args.connections, retries=args.retries, timeout=args.timeout, progress=_progress(args),
+    )  # fmt: skip
     files = record["files"]
     by_status = Counter(f["status"] for f in files)
     print(f"{len(files)} files under {args.out}: " + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())))

@@ -155,7 +155,10 @@ def resolve_languages(languages: str | Iterable[str]) -> list[str]:
     for code in languages:
         c = code.strip().lower().replace("-", "_")
         c = WIKIPEDIA_ALIASES.get(c, c)
-        (out.add(c) if c in known else bad.append(code))
+        if c in known:
+            out.add(c)
+        else:
+            bad.append(code)
     if bad:
         raise ValueError(f"not Wikipedia codes: {', '.join(bad)} (use dump names such as en, zh_yue, be_tarask, or 'all')")
     if not out:
@@ -567,7 +570,6 @@ def download_sources(
         raise ValueError(f"connections must be at least 1, got {connections}")
     _check_dump_path(dump_path)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     tasks = dump_tasks(langs, day.strftime("%Y%m%d"), out, base_url, connections, timeout, dump_path)
     tasks += pageview_tasks(hours, out, pageviews_base_url or f"{base_url.rstrip('/')}/other/pageviews", timeout)
     results = download_files(tasks, connections, retries, timeout, progress)
@@ -581,6 +583,7 @@ def download_sources(
         "pageview_hours": [f"{h:%Y%m%d-%H}" for h in hours],
         "files": [asdict(r) for r in results],
     }
+    out.mkdir(parents=True, exist_ok=True)
     tmp = out / f"download.json.tmp{os.getpid()}"
     tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, out / "download.json")
