@@ -7,7 +7,10 @@ Subcommands::
     pageviews  page-view files -> per-language ``<lang>.views.tsv`` (views, title)
     build      one language's metadata (<lang>.tsv + <lang>.summary.json) from given inputs
     lid        per-Wikipedia metadata directory -> per-LID-language metadata + matchers
-    all        ngrams + page views + WordNet + build (+ lid) for one language
+    download   pages-articles dumps and hourly page-view files -> a local tree (resumable, verified)
+    import     your own entry list (text, JSON list, JSON object keys) -> <lang>.tsv
+    all        ngrams + page views + WordNet + build (+ lid) for one language, or with
+               --languages for every language of a downloaded tree (then LID merge)
 
 Every handler is set as ``func`` on its parser and returns an exit status; the top-level
 ``metaclip2`` CLI calls :func:`add_subcommands`.
@@ -201,6 +204,113 @@ def _cmd_all(args) -> int:
     return 0
 
 
+# --- issue 13: download, import, and `all --languages` over a downloaded tree -----------------
+
+
+def _cmd_download(args) -> int:
+    from metaclip2.metadata.download import download_sources
+
+    # A DownloadError (an unreachable site) is a ValueError: the top-level CLI prints it without a traceback.
+    record = download_sources(
+        args.out, languages=args.languages, date=args.date, pageview_dates=args.pageview_dates,
+        hours_per_date=args.hours_per_date, seed=args.seed, pageviews_from=args.pageviews_from,
+        pageviews_to=args.pageviews_to, base_url=args.base_url, pageviews_base_url=args.pageviews_base_url, dump_path=args.dump_path,
+        connections=args.connections, retries=args.retries, timeout=args.timeout, progress=_progress(args),
+    )  # fmt: skip
+    files = record["files"]
+    by_status = Counter(f["status"] for f in files)
+    print(f"{len(files)} files under {args.out}: " + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())))
+    unverified = sum(1 for f in files if f["status"] == "downloaded" and not f["verified"])
+    if unverified:
+        print(f"  {unverified} downloaded files had no published checksum (size checked only)")
+    failed = [f for f in files if f["status"] not in ("downloaded", "skipped")]
+    for f in failed:
+        print(f"  {f['status']}: {f['url']} {f['message']}")
+    if failed:
+        print("  re-run the same command to resume; complete files are skipped", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_import(args) -> int:
+    from metaclip2.metadata.importing import import_metadata
+
+    r = import_metadata(args.file, args.lang, args.out_dir, format=args.format, numbers=args.numbers, max_length=args.max_length)
+    s = r.summary
+    print(f"{args.lang}: {s['entries']} entries from {s['candidates']} {s['format']} items of {args.file} "
+          f"(dropped {sum(s['dropped_by_filter'].values())}: {s['dropped_by_filter']}; duplicates {s['duplicates']})")  # fmt: skip
+    print(f"  wrote {Path(args.out_dir) / (args.lang + '.tsv')}")
+    return 0
+
+
+def _cmd_all_languages(args) -> int:
+    from metaclip2.metadata.worldwide import build_all
+
+    _use_nltk_data(args.nltk_data)
+    if args.dump or args.pageviews or args.lid_dir or args.reuse:
+        raise SystemExit("--languages builds from --tree: --dump, --pageviews, --lid-dir and --reuse are for one language")
+    if not args.tree:
+        raise SystemExit("--languages needs --tree (the directory `metaclip2 metadata download` wrote)")
+    report = build_all(
+        args.tree, args.out_dir, args.languages, date=args.date, pageviews=not args.no_page_views,
+        executor=args.executor, workers=args.processes, ray_address=args.ray_address, split_bytes=args.split_bytes,
+        missing_segmenter=args.missing_segmenter, matchers=not args.no_matchers, progress=_progress(args), **_caps(args),
+    )  # fmt: skip
+    print(report.table())
+    print(f"LID metadata: {Path(args.out_dir) / 'lid'} ({len(report.lid_index)} LID languages); use it as `metaclip2 curate --metadata`")
+    return 0
+
+
+def _cmd_all_dispatch(args) -> int:
+    if args.languages:
+        if args.lang:
+            raise SystemExit("give a language or --languages, not both")
+        return _cmd_all_languages(args)
+    if not args.lang:
+        raise SystemExit("give a Wikipedia code, or --languages all|en,de,... with --tree")
+    return _cmd_all(args)
+
+
+def _add_all_languages_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("every language of a downloaded tree (--languages)")
+    g.add_argument("--languages", help="'all' (every dump in --tree) or en,de,zh,...; builds each, merges per LID language into OUT_DIR/lid")
+    g.add_argument("--tree", help="directory written by `metaclip2 metadata download` (or a mirror with the dump site's layout)")
+    g.add_argument("--date", help="dump date YYYYMMDD (default: each language's latest in the tree)")
+    g.add_argument("--no-page-views", action="store_true", help="leave titles out even if the tree has page-view files")
+    g.add_argument("--missing-segmenter", choices=("error", "skip", "no-ngrams"), default="error",
+                   help="a no-space language without its segmenter: stop (default), leave it out, or build it without n-grams")  # fmt: skip
+    g.add_argument("--split-bytes", type=int, default=256 << 20, help="dumps this large are counted one at a time over all workers")
+    g.add_argument("--no-matchers", action="store_true", help="do not save matchers in OUT_DIR/lid")
+
+
+def _add_worldwide_subcommands(leaf) -> None:
+    from metaclip2.metadata import download as dl
+    from metaclip2.metadata.build import DEFAULT_MAX_LENGTH
+
+    p = leaf("download", "fetch pages-articles dumps and hourly page-view files (resumable, checksum-verified)", _cmd_download)
+    p.add_argument("--languages", required=True, help="'all' (every Wikipedia) or en,de,zh,...")
+    p.add_argument("-o", "--out", required=True, help="local tree: <code>wiki/<date>/… and other/pageviews/…")
+    p.add_argument("--date", default=dl.DEFAULT_DUMP_DATE, help="dump date YYYYMMDD (default: the paper's %(default)s)")
+    p.add_argument("--pageview-dates", type=int, default=dl.DEFAULT_PAGEVIEW_DATES, help="random dates of page views (paper: 40; 0: none)")
+    p.add_argument("--hours-per-date", type=int, default=1, help="hourly files per date (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed drawing the dates and hours")
+    p.add_argument("--pageviews-from", help="first date to draw from (default: 365 days before --date)")
+    p.add_argument("--pageviews-to", help="last date to draw from (default: the day before --date)")
+    p.add_argument("--base-url", default=dl.DEFAULT_BASE_URL, help="dump site or mirror with the same layout")
+    p.add_argument("--pageviews-base-url", help="page-view root (default: BASE_URL/other/pageviews)")
+    p.add_argument("--dump-path", default=dl.DEFAULT_DUMP_PATH, help="a dump's path below BASE_URL, for mirrors with another layout (default: %(default)s)")
+    p.add_argument("--connections", type=int, default=dl.DEFAULT_CONNECTIONS, help="parallel connections (dumps.wikimedia.org allows 2)")
+    p.add_argument("--retries", type=int, default=5, help="retries per file after a network error (each resumes)")
+    p.add_argument("--timeout", type=float, default=60.0, help="socket timeout, seconds")
+
+    p = leaf("import", "turn your own entry list (text lines, JSON list, or JSON object keys) into a language's metadata", _cmd_import)
+    p.add_argument("file", help="one entry per line, a JSON list of strings, or a JSON object (MetaCLIP 1 metadata.json)")
+    p.add_argument("--lang", required=True, help="Wikipedia code the list is for (names <lang>.tsv)")
+    p.add_argument("--out-dir", required=True, help="receives <lang>.tsv and <lang>.summary.json (e.g. the wikipedia/ directory)")
+    p.add_argument("--format", choices=("auto", "text", "json-list", "json-keys"), default="auto")
+    p.add_argument("--numbers", action="store_true", help='put "0" ... "99" first, as built metadata does')
+    p.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH, help="drop entries longer than this (characters)")
+
+
 def _add_executor(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="where n-gram counting runs (ray: the `ray` extra)")
     p.add_argument("--ray-address", default=None, help="Ray cluster to join: 'auto' or HOST:PORT (default: start a local Ray)")
@@ -253,8 +363,10 @@ def add_subcommands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-matchers", action="store_true", help="do not build matchers")
     p.add_argument("--unknown", choices=("error", "other"), default="error", help="files whose code is not a known Wikipedia")
 
-    p = leaf("all", "every step for one language: n-grams, page views, WordNet, build (and LID merge)", _cmd_all)
-    p.add_argument("lang", help="Wikipedia code")
+    _add_worldwide_subcommands(leaf)
+    p = leaf("all", "every step for one language, or (--languages) for every language of a downloaded tree", _cmd_all_dispatch)
+    p.add_argument("lang", nargs="?", help="Wikipedia code (one-language mode; see --languages for many)")
+    _add_all_languages_args(p)
     p.add_argument("--dump", help="the language's pages-articles dump")
     p.add_argument("--pageviews", nargs="*", default=[], help="page-view files")
     p.add_argument("--out", "--out-dir", dest="out_dir", required=True, help="receives ngrams/<lang>.ngrams and wikipedia/<lang>.tsv")

@@ -1,0 +1,147 @@
+"""Bring your own entry list: a text or JSON file -> one language's metadata file.
+
+Accepted inputs (detected from the first non-blank character, or named with ``format``):
+
+* ``text``: UTF-8, one entry per line;
+* ``json-list``: a JSON array of strings (e.g. MetaCLIP 1's ``metadata.json``);
+* ``json-keys``: a JSON object whose keys are the entries, in file order (entry -> anything).
+
+The entries go through the filters of built metadata (:func:`metaclip2.metadata.build.clean_source`:
+strip; drop empty, over-long, punctuation-only and tab/newline strings) and are deduplicated,
+the first occurrence winning, so the result is a valid, deterministic entry list. Their source
+column reads ``import``; with ``numbers=True`` the strings ``"0"`` … ``"99"`` come first, as in
+built metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from metaclip2.metadata.build import DEFAULT_MAX_LENGTH, MetadataBuild, clean_source, write_language_metadata
+from metaclip2.metadata.entries import MetadataError, entries_digest
+
+__all__ = ["IMPORT_FORMATS", "read_entry_list", "import_metadata"]
+
+IMPORT_FORMATS = ("auto", "text", "json-list", "json-keys")
+
+
+def read_entry_list(path: str | os.PathLike, format: str = "auto") -> tuple[list[str], str]:
+    """Read an entry list file as given (no filtering).
+
+    Parameters
+    ----------
+    path : path
+        The file (UTF-8; a byte-order mark is ignored).
+    format : {"auto", "text", "json-list", "json-keys"}
+        ``"auto"``: ``[`` -> JSON list, ``{`` -> JSON object keys, else text.
+
+    Returns
+    -------
+    (list of str, str)
+        The strings in file order and the format used.
+
+    Raises
+    ------
+    MetadataError
+        Undecodable bytes, invalid JSON, a non-string list item, or a JSON value that is
+        neither a list nor an object.
+    """
+    if format not in IMPORT_FORMATS:
+        raise ValueError(f"format must be one of {IMPORT_FORMATS}, got {format!r}")
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise MetadataError(f"{path}: not UTF-8 (byte {e.start}); convert it to UTF-8 first") from None
+    if format == "auto":
+        head = text.lstrip()[:1]
+        format = {"[": "json-list", "{": "json-keys"}.get(head, "text")
+    if format == "text":
+        # Only \n and \r\n end a line: other Unicode line breaks are kept for the filters to see.
+        return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")], format
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MetadataError(f"{path}: invalid JSON ({e}); use format 'text' for one entry per line") from None
+    if format == "json-keys":
+        if not isinstance(value, dict):
+            raise MetadataError(f"{path}: expected a JSON object (entries as keys), found {type(value).__name__}")
+        return list(value), format
+    if not isinstance(value, list):
+        raise MetadataError(f"{path}: expected a JSON list of strings, found {type(value).__name__}")
+    bad = [i for i, v in enumerate(value) if not isinstance(v, str)]
+    if bad:
+        raise MetadataError(f"{path}: {len(bad)} list items are not strings (first at index {bad[0]}: {value[bad[0]]!r})")
+    return value, format
+
+
+def import_metadata(
+    path: str | os.PathLike,
+    lang: str,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    format: str = "auto",
+    numbers: bool = False,
+    max_length: int = DEFAULT_MAX_LENGTH,
+) -> MetadataBuild:
+    """Turn an entry list file into `lang`'s metadata (and write it when `out_dir` is given).
+
+    Parameters
+    ----------
+    path : path
+        Text (one entry per line), JSON list, or JSON object (keys) file; see :func:`read_entry_list`.
+    lang : str
+        Wikipedia code the list is for; names the output ``<lang>.tsv``.
+    out_dir : path, optional
+        Receives ``<lang>.tsv`` and ``<lang>.summary.json`` (as built metadata does); put it
+        with the other Wikipedia-level files and run ``metaclip2 metadata lid`` to merge.
+    format : {"auto", "text", "json-list", "json-keys"}
+    numbers : bool
+        Put ``"0"`` … ``"99"`` first, as built metadata does (off: the list as given).
+    max_length : int
+        Drop entries longer than this many characters.
+
+    Returns
+    -------
+    MetadataBuild
+        Entries, their sources (``number``/``import``) and a summary: candidates, entries,
+        drops per filter rule, duplicates, format and input path.
+    """
+    if not lang or any(c in lang for c in "/\\\t\n") or lang.startswith("."):
+        raise ValueError(f"lang must be a plain language code such as 'en', got {lang!r}")
+    raw, used = read_entry_list(path, format)
+    if used == "text" and raw and raw[-1] == "":
+        raw = raw[:-1]  # the final newline ends the last line; it is not an empty entry
+    kept, dropped = clean_source(raw, max_length=max_length)
+    entries: list[str] = [str(i) for i in range(100)] if numbers else []
+    sources: list[str] = ["number"] * len(entries)
+    seen = set(entries)
+    duplicates = 0
+    for s in kept:
+        if s in seen:
+            duplicates += 1
+            continue
+        seen.add(s)
+        entries.append(s)
+        sources.append("import")
+    if not entries:
+        raise MetadataError(f"{path}: no entry left after the filters ({dropped}); is it the right file and format?")
+    summary = {
+        "lang": lang,
+        "entries": len(entries),
+        "digest": entries_digest(entries),
+        "entries_per_source": {"number": sources.count("number"), "import": sources.count("import")},
+        "imported_from": Path(path).name,
+        "format": used,
+        "candidates": len(raw),
+        "dropped_by_filter": dropped,
+        "duplicates": duplicates,
+        "numbers": bool(numbers),
+        "max_length": max_length,
+    }
+    result = MetadataBuild(lang=lang, entries=entries, sources=sources, summary=summary)
+    if out_dir is not None:
+        write_language_metadata(result, out_dir)
+    return result
