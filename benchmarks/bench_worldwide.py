@@ -35,8 +35,8 @@ def main() -> int:
     if not dump.exists():
         print(f"needs {dump} (../shared/data beside the project root)", file=sys.stderr)
         return 2
-    from metaclip2.curation.executors import LocalExecutor
-    from metaclip2.metadata.worldwide import build_all
+    from metaclip2.execution.local import LocalExecutor
+    from metaclip2.pipeline.worldwide import build_all
 
     with tempfile.TemporaryDirectory() as d:
         tree = Path(d) / "tree" / "enwiki" / "20240501"
@@ -59,7 +59,7 @@ def main() -> int:
         import gzip
         import random
 
-        from metaclip2.metadata.worldwide import split_pageviews
+        from metaclip2.pipeline.worldwide import split_pageviews
 
         rnd = random.Random(0)
         langs = ["en", "en.m", "de", "de.m", "fr", "ja", "zh", "es", "ru", "en.d", "commons.m"]

@@ -251,7 +251,7 @@ def test_unreachable_mirror_and_bad_parameters(tmp_path):
 
 
 def _run(argv):
-    from metaclip2.metadata.cli import add_subcommands
+    from metaclip2.cli.metadata import add_subcommands
 
     parser = argparse.ArgumentParser(prog="metaclip2")
     add_subcommands(parser.add_subparsers(dest="command", required=True))

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metaclip2.metadata.build import clean_source
-from metaclip2.metadata.entries import MetadataError, read_metadata
+from metaclip2.core.entries import MetadataError, read_metadata
 from metaclip2.metadata.importing import import_metadata, read_entry_list
 
 RAW = ["dog", " cat ", "", "dog", "!!", "a\tb", "x" * 300, "New York", "42", "猫", "C++"]
@@ -90,8 +90,8 @@ def test_errors(tmp_path):
 
 
 def test_cli_and_lid_merge(tmp_path, capsys):
-    from metaclip2.metadata.cli import add_subcommands
-    from metaclip2.metadata.lid_merge import build_lid_metadata
+    from metaclip2.cli.metadata import add_subcommands
+    from metaclip2.matching.lid_metadata import build_lid_metadata
 
     parser = argparse.ArgumentParser(prog="metaclip2")
     add_subcommands(parser.add_subparsers(dest="command", required=True))

@@ -12,8 +12,8 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from metaclip2.metadata.entries import read_metadata
-from metaclip2.metadata.worldwide import build_all, find_sources
+from metaclip2.core.entries import read_metadata
+from metaclip2.pipeline.worldwide import build_all, find_sources
 
 DATE = "20240501"
 SITE = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="{lang}">
@@ -164,7 +164,7 @@ def test_build_all_end_to_end_resume_and_curate(tmp_path):
     assert fourth.rows[0]["status"] == "built"
 
     # The LID directory is what curation reads.
-    from metaclip2.curation.run import curate
+    from metaclip2.pipeline.run import curate
 
     texts = [("the red car", "en"), ("a big dog near the river", "en"), ("der Hund im Haus", "de"),
              ("北京大学的学生", "zh"), ("香港天氣", "zh"), ("42", "ab"), ("hello", "xx")]  # fmt: skip
@@ -177,7 +177,7 @@ def test_build_all_end_to_end_resume_and_curate(tmp_path):
 
 
 def test_same_bytes_whatever_the_workers(tmp_path):
-    from metaclip2.curation.executors import LocalExecutor
+    from metaclip2.execution.local import LocalExecutor
 
     tree = make_tree(tmp_path / "tree", langs=("de", "zh"))
     build_all(tree, tmp_path / "a", "all", wordnet=None, progress=False, **CAPS)
@@ -234,7 +234,7 @@ def test_wordnet_where_available(nltk_data, tmp_path):
 
 
 def test_cli(tmp_path, capsys):
-    from metaclip2.metadata.cli import add_subcommands
+    from metaclip2.cli.metadata import add_subcommands
 
     parser = argparse.ArgumentParser(prog="metaclip2")
     add_subcommands(parser.add_subparsers(dest="command", required=True))

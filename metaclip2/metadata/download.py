@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from metaclip2.core.errors import DataError
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_DUMP_PATH",
@@ -65,7 +67,7 @@ _CHUNK = 1 << 20
 _HASHES = ("sha1", "md5")
 
 
-class DownloadError(ValueError):
+class DownloadError(DataError):
     """A checksum file or listing could not be fetched (the message names the URL and what to do).
 
     Per-file failures (missing, checksum mismatch, network) are not raised: they are reported
@@ -74,8 +76,12 @@ class DownloadError(ValueError):
 
 
 def _user_agent() -> str:
-    from metaclip2 import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        __version__ = version("metaclip2")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        __version__ = "dev"
     # Wikimedia's policy asks for an identifying User-Agent.
     return f"metaclip2/{__version__} (metadata downloader; https://github.com/metaclip2/metaclip2)"
 
@@ -144,7 +150,7 @@ def resolve_languages(languages: str | Iterable[str]) -> list[str]:
     ValueError
         For a code that is not a known Wikipedia (the message lists them).
     """
-    from metaclip2.matching.languages import WIKIPEDIA_ALIASES, WIKIPEDIA_LANGUAGES
+    from metaclip2.core.languages import WIKIPEDIA_ALIASES, WIKIPEDIA_LANGUAGES
 
     if isinstance(languages, str):
         if languages.strip() == "all":

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from metaclip2.metadata.build import DEFAULT_MAX_LENGTH, MetadataBuild, clean_source, write_language_metadata
-from metaclip2.metadata.entries import MetadataError, entries_digest
+from metaclip2.core.entries import MetadataError, entries_digest
 
 __all__ = ["IMPORT_FORMATS", "read_entry_list", "import_metadata"]
 

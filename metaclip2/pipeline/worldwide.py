@@ -64,7 +64,7 @@ class LanguageSources:
 
 
 def _code_of(wiki_dir: str) -> str | None:
-    from metaclip2.matching.languages import WIKIPEDIA_ALIASES, WIKIPEDIA_LANGUAGES
+    from metaclip2.core.languages import WIKIPEDIA_ALIASES, WIKIPEDIA_LANGUAGES
 
     if not wiki_dir.endswith("wiki"):
         return None
@@ -223,7 +223,7 @@ def _count_to_file(lang: str, dumps: list[str], path: Path, executor=None, progr
 
 
 def _state_ok(out: Path, lang: str, fingerprint: dict) -> dict | None:
-    from metaclip2.metadata.entries import MetadataError, read_metadata
+    from metaclip2.core.entries import MetadataError, read_metadata
 
     state = _read_json(out / "state" / f"{lang}.json")
     if state is None or state.get("fingerprint") != fingerprint:
@@ -234,7 +234,7 @@ def _state_ok(out: Path, lang: str, fingerprint: dict) -> dict | None:
     if not (out / "wikipedia" / f"{lang}.summary.json").exists():
         return None
     try:
-        from metaclip2.metadata.entries import entries_digest
+        from metaclip2.core.entries import entries_digest
 
         if entries_digest(read_metadata(tsv)) != state.get("digest"):
             return None
@@ -344,7 +344,7 @@ class WorldwideReport:
 
 def _resolve_executor(executor, workers: int, ray_address: str | None, progress: bool):
     if executor is None or isinstance(executor, str):
-        from metaclip2.curation.executors import get_executor
+        from metaclip2.execution import get_executor
 
         return get_executor(executor or "local", workers=workers, ray_address=ray_address, progress=progress), True
     return executor, False
@@ -426,7 +426,7 @@ def build_all(
         ``missing_segmenter="error"`` and a no-space language's segmenter is missing (all
         such languages and their packages are named).
     """
-    from metaclip2.matching.languages import wikipedia_to_lid_language
+    from metaclip2.core.languages import wikipedia_to_lid_language
     from metaclip2.metadata.download import resolve_languages
     from metaclip2.metadata.tokenizer import SegmenterUnavailable
 
@@ -497,7 +497,7 @@ def build_all(
         else:
             report.rows.append({**_row(states[lang]), "status": "reused" if states[lang]["reused"] else "built"})
     if lid and any(r["status"] != "skipped" for r in report.rows):
-        from metaclip2.metadata.lid_merge import build_lid_metadata
+        from metaclip2.matching.lid_metadata import build_lid_metadata
 
         report.lid_index = build_lid_metadata(out / "wikipedia", out / "lid", matchers=matchers, progress=progress)
     # Every language built into out_dir so far (also by earlier runs over other languages).
@@ -510,7 +510,7 @@ def build_all(
 
 def _row(state: dict) -> dict:
     """A summary row from a language's state record; flags come from its inputs and counts."""
-    from metaclip2.matching.languages import wikipedia_to_lid_language
+    from metaclip2.core.languages import wikipedia_to_lid_language
     from metaclip2.metadata.wordnet import WORDNET_LANGUAGES
 
     lang, eps = state["lang"], state["entries_per_source"]
