@@ -110,6 +110,9 @@ class Image:
         Reason text ``k`` is invalid (one of :data:`INVALID_REASONS`), or None.
     where : list of (int or str)
         Where text ``k`` came from: 1-based line (JSONL) or row (Parquet) number, or tar member name.
+    extra : dict
+        The record's other scalar fields (``url``, sizes, scores, …), carried into the curated
+        subset.
     """
 
     id: str | None
@@ -117,6 +120,7 @@ class Image:
     langs: list = field(default_factory=list)
     invalid: list = field(default_factory=list)
     where: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
 
     def add(self, text: str | None, lang: str | None, reason: str | None, where: int | str) -> None:
         self.texts.append(text if reason is None else None)

@@ -39,7 +39,8 @@ from metaclip2.pipeline.readers import DEFAULT_MAX_CHARS, Image, read_shard
 from metaclip2.curation.sampling import UNITS, EntryProbabilities, keep_probabilities, select_texts
 from metaclip2.core.atomic import write_json
 from metaclip2.pipeline.stats import MAX_EXAMPLES, Stage1Stats, Stage3Stats
-from metaclip2.pipeline.writers import JsonlWriter, curated_writer
+from metaclip2.pipeline.index import INDEX_SUFFIX, IndexBatch, IndexWriter, iter_index
+from metaclip2.pipeline.writers import curated_writer
 from metaclip2.core.errors import DataError, ParameterError
 
 __all__ = [
@@ -98,7 +99,7 @@ def shard_names(paths: Sequence[str | os.PathLike]) -> list[str]:
 def stage1_paths(out_dir: str | os.PathLike, shard: str) -> dict[str, Path]:
     """``index``, ``counts`` and ``stats`` paths of a shard's stage-1 outputs in `out_dir`."""
     d = Path(out_dir)
-    return {"index": d / f"{shard}.index.jsonl", "counts": d / f"{shard}.counts.bin", "stats": d / f"{shard}.stats.json"}
+    return {"index": d / f"{shard}{INDEX_SUFFIX}", "counts": d / f"{shard}.counts.bin", "stats": d / f"{shard}.stats.json"}
 
 
 def stage3_paths(out_dir: str | os.PathLike, shard: str, output_format: str = "jsonl") -> dict[str, Path]:
@@ -203,7 +204,7 @@ def match_shard(
     stats = Stage1Stats(input=input_path, shard=shard)
     resolved: dict[str, str | None] = {}
     ordinal = 0
-    with JsonlWriter(paths["index"]) as index:
+    with IndexWriter(paths["index"]) as index:
         chunk: list[tuple[int, Image]] = []
         for image in read_shard(input_path, format=input_format, max_chars=max_chars, strict=strict):
             if image.id is not None:
@@ -274,7 +275,7 @@ def _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, l
     for s, (j, k) in enumerate(slots):
         if matches[s] is not None:
             n, image = chunk[j]
-            index.write({"n": n, "id": image.id, "k": k, "lang": langs[s], "ids": matches[s], "text": texts[s]})
+            index.write(n, image.id, k, langs[s], matches[s], texts[s], image.extra or None)
 
 
 # -- stage 2 -----------------------------------------------------------------------------------
@@ -341,18 +342,38 @@ def compute_probabilities(
 # -- stage 3 -----------------------------------------------------------------------------------
 
 
-def _index_images(index_path: Path) -> Iterable[list[dict]]:
-    """Rows of a stage-1 index grouped by image (consecutive rows with the same ``n``)."""
-    group: list[dict] = []
-    with open(index_path, encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            if group and row["n"] != group[0]["n"]:
-                yield group
-                group = []
-            group.append(row)
-    if group:
-        yield group
+def batch_keep_probabilities(batch: IndexBatch, probs: EntryProbabilities) -> np.ndarray:
+    """Keep probability of every row of an index batch (vectorised per language).
+
+    Raises
+    ------
+    DataError
+        A language or entry id the probabilities do not have: index and probabilities come
+        from different runs.
+    """
+    p = np.zeros(len(batch), dtype=np.float64)
+    langs = np.asarray(batch.lang, dtype=object)
+    for lang in sorted(set(batch.lang)):
+        q = probs.q.get(lang)
+        if q is None:
+            raise DataError(f"the probabilities have no language {lang!r}, which the stage-1 index holds: they come from another run")
+        rows = np.flatnonzero(langs == lang)
+        offsets, ids = take_rows(batch.offsets, batch.ids, rows)
+        if len(ids) and int(ids.max()) >= len(q):
+            raise DataError(f"entry ids of {lang!r} exceed its probabilities: the index comes from other metadata")
+        p[rows] = keep_probabilities(q, offsets, ids)
+    return p
+
+
+def take_rows(offsets: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The CSR sub-matrix of `rows` (in that order): ``(offsets, ids)``."""
+    starts, ends = offsets[rows], offsets[np.asarray(rows) + 1]
+    lengths = ends - starts
+    sub = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=sub[1:])
+    # position j of the result reads ids[starts[row_of(j)] + (j - sub[row_of(j)])]
+    gather = np.repeat(starts - sub[:-1], lengths) + np.arange(int(sub[-1]), dtype=np.int64)
+    return sub, ids[gather]
 
 
 def sample_shard(
@@ -393,71 +414,50 @@ def sample_shard(
     if unit not in UNITS:
         raise ParameterError(f"unit must be one of {UNITS}, got {unit!r}")
     index_path = Path(index_path)
-    shard = shard or index_path.name.removesuffix(".index.jsonl")
+    shard = shard or index_path.name.removesuffix(INDEX_SUFFIX)
     paths = stage3_paths(out_dir, shard, output_format)
     probs = cached_probabilities(probabilities)
     # a name, not a path: run directories can be compared and moved
     stats = Stage3Stats(index=index_path.name, shard=shard, seed=int(seed), unit=unit)
     with curated_writer(paths["output"], output_format) as out:
-        batch: list[list[dict]] = []
-        n_rows = 0
-        for group in _index_images(index_path):
-            batch.append(group)
-            n_rows += len(group)
-            if n_rows >= 8192:
-                _sample_batch(batch, probs, seed, unit, out, stats)
-                batch, n_rows = [], 0
-        if batch:
+        for batch in iter_index(index_path):
             _sample_batch(batch, probs, seed, unit, out, stats)
     stats.not_kept = stats.matched - stats.kept
     write_json(paths["stats"], stats.to_json())
     return stats
 
 
-def _sample_batch(batch: list[list[dict]], probs: EntryProbabilities, seed: int, unit: str, out, stats: Stage3Stats) -> None:
-    rows = [r for g in batch for r in g]
-    p = np.zeros(len(rows), dtype=np.float64)
-    by_lang: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        by_lang.setdefault(r["lang"], []).append(i)
-    for lang, members in by_lang.items():
-        q = probs.q.get(lang)
-        if q is None:
-            raise DataError(f"the probabilities have no language {lang!r}, which the stage-1 index holds: they come from another run")
-        lengths = np.array([len(rows[i]["ids"]) for i in members], dtype=np.int64)
-        offsets = np.zeros(len(members) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        ids = np.fromiter((x for i in members for x in rows[i]["ids"]), dtype=np.int64, count=int(offsets[-1]))
-        if len(ids) and ids.max() >= len(q):
-            raise DataError(f"entry ids of {lang!r} exceed its probabilities: the index comes from other metadata")
-        p[members] = keep_probabilities(q, offsets, ids)
-        row = stats.by_lang.setdefault(lang, {"matched": 0, "kept": 0})
-        row["matched"] += len(members)
-    i = 0
-    for group in batch:
-        per_text = [0.0] * (max(r["k"] for r in group) + 1)
-        for j, r in enumerate(group):
-            per_text[r["k"]] = float(p[i + j])
-        kept = set(select_texts(group[0]["id"], per_text, seed, 0, unit))
+def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, seed: int, unit: str, out, stats: Stage3Stats) -> None:
+    p = batch_keep_probabilities(batch, probs)
+    for lang in set(batch.lang):
+        stats.by_lang.setdefault(lang, {"matched": 0, "kept": 0})
+    starts = batch.image_starts().tolist() + [len(batch)]
+    for a, b in zip(starts[:-1], starts[1:]):
+        ks = batch.k[a:b].tolist()
+        per_text = [0.0] * (max(ks) + 1)
+        for j, k in enumerate(ks):
+            per_text[k] = float(p[a + j])
+        kept = set(select_texts(batch.id[a], per_text, seed, 0, unit))
         stats.images += 1
-        stats.matched += len(group)
+        stats.matched += b - a
         if kept:
             stats.kept_images += 1
-        for j, r in enumerate(group):
-            if r["k"] in kept:
+        for j, k in enumerate(ks):
+            r = a + j
+            stats.by_lang[batch.lang[r]]["matched"] += 1
+            if k in kept:
                 stats.kept += 1
-                stats.by_lang[r["lang"]]["kept"] += 1
+                stats.by_lang[batch.lang[r]]["kept"] += 1
                 out.write(
                     {
-                        "id": r["id"],
-                        "text": r["text"],
-                        "text_index": r["k"],
-                        "lang": r["lang"],
-                        "ids": r["ids"],
-                        "keep_probability": float(p[i + j]),
+                        "id": batch.id[r],
+                        "text": batch.text[r],
+                        "text_index": k,
+                        "lang": batch.lang[r],
+                        "ids": batch.row_ids(r).tolist(),
+                        "keep_probability": float(p[r]),
                     }
                 )
-        i += len(group)
 
 
 # -- typed tasks -------------------------------------------------------------------------------
