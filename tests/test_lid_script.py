@@ -315,3 +315,18 @@ def test_every_script_set(captions):
         assert after >= before, label
         if label in SINGLE_LABEL_SCRIPTS or label == "zh":
             assert after >= 0.99, (label, before, after)
+
+
+def test_wordnet_phrases():
+    """OMW lemma phrases alone (the shared data): Han-only Chinese and European languages."""
+    data = lid_captions.shared_data()
+    if data is None:
+        pytest.skip(f"needs the shared test data (nltk_data) at {' or '.join(map(str, lid_captions.SHARED_CANDIDATES))}; it is absent here")
+    zh = [t for t in lid_captions.omw_phrases("zh", data / "nltk_data") if dominant_scripts(t) == ("Hani",)]
+    assert len(zh) >= 300
+    _, new, _, before, after = _rates(zh, "zh")
+    assert after >= 0.97 and after > before and "ja" not in new
+    for label in ("fr", "it", "pt", "nl", "pl", "sv"):
+        raw, new, _, before, after = _rates(lid_captions.omw_phrases(label, data / "nltk_data"), label)
+        assert all(n == r for r, n in zip(raw, new) if "Latn" in LID176_SCRIPTS[r]), label
+        assert after >= before
