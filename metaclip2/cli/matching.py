@@ -28,8 +28,10 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--jsonl", action="store_true", help="print JSON lines {label, score, lang, text}")
     p.add_argument("--min-confidence", type=float, default=None, metavar="P",
                    help="label texts whose top probability is below P as 'other'")
-    p.add_argument("--model", default=None, metavar="PATH",
+    p.add_argument("--lid-model", "--model", dest="model", default=None, metavar="PATH",
                    help="another fastText LID model (.bin/.ftz) instead of the bundled lid.176.ftz")
+    p.add_argument("--no-script-check", dest="script_check", action="store_false",
+                   help="the model's raw labels, without the script-consistency step (the paper's behaviour)")
     p.add_argument("--no-fold-upper", action="store_true",
                    help="do not lower-case all-upper-case lines before prediction")
     p.add_argument("--batch-size", type=int, default=8192, metavar="N", help="lines per model call (default 8192)")
@@ -49,20 +51,22 @@ def _lines(files: list[str], stdin: TextIO) -> Iterator[str]:
 
 def run_lid(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     """Run ``metaclip2 lid`` with parsed ``args``; returns the exit status."""
+    from metaclip2.core.errors import ParameterError
     from metaclip2.core.languages import lid_to_metadata_language
     from metaclip2.matching.lid import as_detector, detect_languages_with_scores
 
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     if args.batch_size < 1:
-        raise SystemExit("--batch-size must be at least 1")
+        raise ParameterError(f"--batch-size must be at least 1, got {args.batch_size}")
     detector = as_detector(args.model)  # load once, fail before reading input
     fold = not args.no_fold_upper
     batch: list[str] = []
 
     def flush() -> None:
         labels, scores = detect_languages_with_scores(
-            batch, min_confidence=args.min_confidence, detector=detector, fold_upper=fold
+            batch, min_confidence=args.min_confidence, detector=detector, fold_upper=fold,
+            script_check=args.script_check,
         )
         out = []
         for text, label, score in zip(batch, labels, scores.tolist()):

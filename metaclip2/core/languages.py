@@ -199,6 +199,106 @@ _LABEL_ALIASES: dict[str, str] = {
 }
 
 
+# --- Scripts -----------------------------------------------------------------------------
+#
+# Which writing system(s) each lid.176 label's language is written in, as ISO 15924 codes,
+# for the script-consistency step of LID (``metaclip2.matching.lid``). Two codes are
+# composites of ISO 15924: ``Jpan`` (Han + Hiragana + Katakana: a text with any kana) and
+# ``Hani`` used for Han *without* kana; ``Hang`` is Hangul (with or without Hanja).
+#
+# Sources, in order:
+# 1. Unicode CLDR ``likelySubtags`` (the default script of each language code), e.g.
+#    ``ka → ka_Geor_GE``, ``pnb → pnb_Arab_PK``, ``sd → sd_Arab_PK``, ``bpy → bpy_Beng_IN``.
+# 2. The script of the label's own Wikipedia edition, whose text lid.176 was trained on and
+#    whose metadata the label is matched against (``languages.py`` routing above). A second
+#    script is listed where that Wikipedia is published in both, through MediaWiki's
+#    LanguageConverter variants or as articles in both scripts: ``sr``/``sh`` (Cyrillic and
+#    Latin), ``kk`` (Cyrillic, Latin, Arabic), ``ku`` (Latin, Arabic), ``tg`` (Cyrillic,
+#    Latin), ``uz`` (Latin, Cyrillic), ``tt`` (Cyrillic, Latin), ``gom`` (Devanagari, Latin).
+# 3. ``mn`` also lists Mongolian script (CLDR ``mn_Mong_CN``), so that the only script of
+#    that name has a label.
+# Deliberately *not* listed: scripts a language is occasionally written in whose text would
+# not match the label's metadata (``ja`` for Han-only text: Han without kana is routed to
+# Chinese; ``hif`` in Devanagari: its Wikipedia is Latin; ``ku`` is Kurmanji, Sorani is
+# ``ckb``).
+_NON_LATIN_SCRIPTS: dict[str, tuple[str, ...]] = {
+    # Cyrillic
+    "av": ("Cyrl",), "ba": ("Cyrl",), "be": ("Cyrl",), "bg": ("Cyrl",), "bxr": ("Cyrl",),
+    "ce": ("Cyrl",), "cv": ("Cyrl",), "krc": ("Cyrl",), "kv": ("Cyrl",), "ky": ("Cyrl",),
+    "lez": ("Cyrl",), "mhr": ("Cyrl",), "mk": ("Cyrl",), "mrj": ("Cyrl",), "myv": ("Cyrl",),
+    "os": ("Cyrl",), "ru": ("Cyrl",), "rue": ("Cyrl",), "sah": ("Cyrl",), "tyv": ("Cyrl",),
+    "uk": ("Cyrl",), "xal": ("Cyrl",),
+    "sr": ("Cyrl", "Latn"), "sh": ("Latn", "Cyrl"), "kk": ("Cyrl", "Latn", "Arab"),
+    "tg": ("Cyrl", "Latn"), "uz": ("Latn", "Cyrl"), "tt": ("Cyrl", "Latn"), "mn": ("Cyrl", "Mong"),
+    # Arabic
+    "ar": ("Arab",), "arz": ("Arab",), "azb": ("Arab",), "ckb": ("Arab",), "fa": ("Arab",),
+    "lrc": ("Arab",), "mzn": ("Arab",), "pnb": ("Arab",), "ps": ("Arab",), "sd": ("Arab",),
+    "ug": ("Arab",), "ur": ("Arab",), "ku": ("Latn", "Arab"),
+    # Other alphabets and abjads
+    "el": ("Grek",), "he": ("Hebr",), "yi": ("Hebr",), "ka": ("Geor",), "xmf": ("Geor",),
+    "hy": ("Armn",), "dv": ("Thaa",), "am": ("Ethi",),
+    # East Asian
+    "zh": ("Hani",), "yue": ("Hani",), "wuu": ("Hani",), "ja": ("Jpan",), "ko": ("Hang",),
+    # South-East Asian and Tibetan
+    "th": ("Thai",), "lo": ("Laoo",), "km": ("Khmr",), "my": ("Mymr",), "bo": ("Tibt",),
+    # Indic (Brahmic)
+    "hi": ("Deva",), "mr": ("Deva",), "ne": ("Deva",), "sa": ("Deva",), "mai": ("Deva",),
+    "bh": ("Deva",), "new": ("Deva",), "dty": ("Deva",), "gom": ("Deva", "Latn"),
+    "bn": ("Beng",), "as": ("Beng",), "bpy": ("Beng",), "pa": ("Guru",), "gu": ("Gujr",),
+    "or": ("Orya",), "ta": ("Taml",), "te": ("Telu",), "kn": ("Knda",), "ml": ("Mlym",),
+    "si": ("Sinh",),
+}
+
+LID176_SCRIPTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {label: _NON_LATIN_SCRIPTS.get(label, ("Latn",)) for label in LID176_LABELS}
+)
+"""lid.176 label → ISO 15924 script code(s) its language is written in, most usual first.
+The 96 labels not listed in ``_NON_LATIN_SCRIPTS`` (``af`` … ``yo``) are Latin-only."""
+
+SCRIPT_DEFAULT_LABEL: Mapping[str, str] = MappingProxyType({
+    "Latn": "en", "Cyrl": "ru", "Arab": "ar", "Grek": "el", "Hebr": "he", "Geor": "ka",
+    "Armn": "hy", "Thaa": "dv", "Ethi": "am", "Mong": "mn",
+    "Hani": "zh", "Jpan": "ja", "Hang": "ko",
+    "Thai": "th", "Laoo": "lo", "Khmr": "km", "Mymr": "my", "Tibt": "bo",
+    "Deva": "hi", "Beng": "bn", "Guru": "pa", "Gujr": "gu", "Orya": "or", "Taml": "ta",
+    "Telu": "te", "Knda": "kn", "Mlym": "ml", "Sinh": "si",
+})
+"""Script → the label given to a text in that script when none of the model's top-k labels
+is written in it: the language with the most speakers (and the largest Wikipedia) among
+the lid.176 labels of that script. Every script of ``LID176_SCRIPTS`` has one."""
+
+_SCRIPT_SUBTAGS = {code.lower(): code for code in SCRIPT_DEFAULT_LABEL} | {"hans": "Hani", "hant": "Hani", "kore": "Hang"}
+
+
+def label_scripts(label: str) -> tuple[str, ...] | None:
+    """Scripts that texts with this LID label are written in, or None if unknown.
+
+    Parameters
+    ----------
+    label : str
+        A lid.176 label (``"sr"``, ``"__label__ja"``), or a form other detectors and input
+        columns use: ``-``/``_`` subtags and old codes (``"zh-TW"``, ``"iw"``, ``"nb"``); a
+        script subtag wins (``"sr-Latn"`` → ``("Latn",)``, ``"zh-Hant"`` → ``("Hani",)``).
+
+    Returns
+    -------
+    tuple of str or None
+        ISO 15924 codes (see :data:`LID176_SCRIPTS`); None for ``"other"`` and for labels
+        that name no lid.176 language (the script check never changes those).
+    """
+    key = _canonical_code(label)
+    if key.startswith("__label__"):
+        key = key[len("__label__"):]
+    if key in LID176_SCRIPTS:
+        return LID176_SCRIPTS[key]
+    parts = key.split("_")
+    for sub in parts[1:]:
+        if sub in _SCRIPT_SUBTAGS:
+            return (_SCRIPT_SUBTAGS[sub],)
+    base = _LABEL_ALIASES.get(key, _LABEL_ALIASES.get(parts[0], parts[0]))
+    return LID176_SCRIPTS.get(base)
+
+
 def _canonical_code(code: str) -> str:
     return code.strip().lower().replace("-", "_")
 

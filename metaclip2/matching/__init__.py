@@ -11,12 +11,13 @@ from metaclip2.matching.lid import (
     detect_languages,
     detect_languages_with_scores,
     resolve_languages,
+    script_check,
 )
 from metaclip2.matching.lid_metadata import build_lid_metadata
 
 __all__ = [
     "pad_entry", "spacing", "Matcher", "MetadataStore",
     "Detector", "FastTextDetector", "LIDDependencyError", "detect_language", "detect_languages",
-    "detect_languages_with_scores", "resolve_languages",
+    "detect_languages_with_scores", "resolve_languages", "script_check",
     "build_lid_metadata",
 ]  # fmt: skip

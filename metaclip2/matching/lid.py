@@ -15,23 +15,35 @@ fastText LID model (e.g. the full ``lid.176.bin`` or GlotLID's ``model.bin``). W
 already carries a language per text, :func:`resolve_languages` runs LID only on the rest.
 
 Labels returned are the detector's own (``__label__`` prefix removed), or ``"other"`` for
-empty texts and predictions under ``min_confidence``. Map them to metadata languages with
+empty texts and predictions under ``min_confidence``, after the **script check** (on by
+default; ``script_check=False`` returns the model's raw labels, as the paper used them): a
+label whose language is not written in any dominant script of the text
+(:mod:`metaclip2.matching.scripts`, ``languages.LID176_SCRIPTS``) is replaced by the best
+label of the model's top-k that is, or else by the script's default language
+(``languages.SCRIPT_DEFAULT_LABEL``). So Han without kana goes to ``zh`` (or ``yue``/``wuu``
+when the model ranks them first), never ``ja``; text with kana to ``ja``; Hangul to ``ko``;
+and a Latin-script text with a Latin-script label is never changed. See :func:`script_check`.
+Map labels to metadata languages with
 :func:`metaclip2.core.languages.lid_to_metadata_language`.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
+import operator
 import os
 import threading
+from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, Union
+from typing import Any, Callable, Iterable, MutableMapping, Sequence, Union
 
 import numpy as np
 
-from metaclip2.core.languages import OTHER
 from metaclip2.core.errors import DataError, MissingExtraError, MissingInputError, ParameterError
+from metaclip2.core.languages import LID176_SCRIPTS, OTHER, SCRIPT_DEFAULT_LABEL, label_scripts
+from metaclip2.matching.scripts import SCRIPTS, WEIGHTS, dominant_mask, script_counts
 
 __all__ = [
     "LIDDependencyError",
@@ -45,6 +57,8 @@ __all__ = [
     "detect_languages",
     "detect_languages_with_scores",
     "resolve_languages",
+    "script_check",
+    "DEFAULT_TOP_K",
 ]
 
 _EXTRA_HINT = "pip install 'metaclip2[lid]'"
@@ -52,7 +66,18 @@ _LABEL_PREFIX = "__label__"
 
 Detector = Callable[[list], Sequence[Union[str, tuple]]]
 """A LID model: called with a list of normalised texts (no newlines), returns one label per
-text, either as ``str`` or as ``(label, score)`` with ``score`` a probability in [0, 1]."""
+text, either as ``str`` or as ``(label, score)`` with ``score`` a probability in [0, 1].
+It may also have a method ``predict_top_k(texts, k)`` returning, per text, its ``k`` best
+``(label, probability)`` pairs, best first, which the script check uses to pick a
+replacement label; without it the replacement is the script's default language."""
+
+DEFAULT_TOP_K = 5
+"""How many of the model's best labels the script check looks through for one written in
+the text's script before it falls back to the script's default language."""
+
+Changes = MutableMapping
+"""Where the script check counts its changes: ``{(model label, new label): count}``, e.g.
+a :class:`collections.Counter`; incremented in place."""
 
 
 class LIDDependencyError(MissingExtraError):
@@ -195,6 +220,20 @@ class FastTextDetector:
         np.minimum(scores, 1.0, out=scores)  # fastText's softmax can exceed 1 by rounding
         return labels, scores.astype(np.float32)
 
+    def predict_top_k(self, texts: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
+        """The ``k`` best ``(label, probability)`` pairs of each normalised text, best first."""
+        if self._f is None:
+            out = []
+            for t in texts:
+                labels, probs = self._model.predict(t, k=k)
+                out.append([(_strip_prefix(lab), min(float(p), 1.0)) for lab, p in zip(labels, probs)])
+            return out
+        predict = self._f.predict
+        return [
+            [(_strip_prefix(lab), min(prob, 1.0)) for prob, lab in predict(t + "\n", k, 0.0, "strict")]
+            for t in texts
+        ]
+
     def predict_labels(self, texts: Sequence[str]) -> list[str]:
         """Top label for each normalised text, in one batched C++ call."""
         if not texts:
@@ -258,12 +297,220 @@ def _check_confidence(min_confidence: float | None) -> None:
         raise ParameterError(f"min_confidence must be in [0, 1], got {min_confidence}")
 
 
+def _check_top_k(top_k: int) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ParameterError(f"top_k must be an integer >= 1, got {top_k!r}")
+
+
+# --- Script check ----------------------------------------------------------------------
+
+_COL = {code: i for i, code in enumerate(SCRIPTS)}
+# Labels allowed on any pure-ASCII text without looking at it: those written in Latin.
+_LATIN_LABELS = frozenset(label for label, scripts in LID176_SCRIPTS.items() if "Latn" in scripts)
+# Script column -> the lid.176 labels written in it.
+_SCRIPT_LABELS: tuple[frozenset, ...] = tuple(
+    frozenset(label for label, scripts in LID176_SCRIPTS.items() if code in scripts) for code in SCRIPTS
+)
+_DEFAULTS: tuple[str, ...] = tuple(SCRIPT_DEFAULT_LABEL[code] for code in SCRIPTS)
+
+
+@functools.lru_cache(maxsize=4096)
+def _label_mask(label: str) -> np.ndarray | None:
+    """Bool row over SCRIPTS of the scripts a label is written in; None: never change it."""
+    scripts = None if label == OTHER else label_scripts(label)
+    if scripts is None:
+        return None
+    mask = np.zeros(len(SCRIPTS), dtype=bool)
+    mask[[_COL[code] for code in scripts]] = True
+    mask.setflags(write=False)
+    return mask
+
+
+def _mismatches(norm: Sequence[str], labels: Sequence[str]) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Positions whose label is not written in any dominant script of the text, with the
+    dominant-script mask and weighted counts of those texts (rows in position order)."""
+    n = len(norm)
+    # Pure-ASCII text is Latin or letterless: a Latin-script label needs no look (the usual case).
+    ascii_ = np.fromiter(map(str.isascii, norm), dtype=bool, count=n)
+    latin = np.fromiter(map(_LATIN_LABELS.__contains__, labels), dtype=bool, count=n)
+    todo = np.flatnonzero(~(ascii_ & latin))
+    none = ([], np.zeros((0, len(SCRIPTS)), dtype=bool), np.zeros((0, len(SCRIPTS)), dtype=np.int32))
+    if not len(todo):
+        return none
+    todo_list = todo.tolist()
+    if len(todo_list) == n:
+        sub_labels, sub_norm = labels, norm
+    elif len(todo_list) == 1:
+        sub_labels, sub_norm = [labels[todo_list[0]]], [norm[todo_list[0]]]
+    else:
+        pick = operator.itemgetter(*todo_list)  # C-level gather
+        sub_labels, sub_norm = pick(labels), pick(norm)
+    keys = list(dict.fromkeys(sub_labels))
+    masks = [_label_mask(k) for k in keys]
+    known = np.array([m is not None for m in masks])
+    table = np.stack([m if m is not None else np.ones(len(SCRIPTS), dtype=bool) for m in masks])
+    row = {k: j for j, k in enumerate(keys)}
+    lid = np.fromiter(map(row.__getitem__, sub_labels), dtype=np.int64, count=len(sub_labels))
+    keep = known[lid]
+    if not keep.all():  # "other" and labels of no lid.176 language are left alone
+        todo_list = todo[keep].tolist()
+        lid = lid[keep]
+        sub_norm = [norm[i] for i in todo_list]
+    if not todo_list:
+        return none
+    counts = script_counts(sub_norm)
+    dominant = dominant_mask(counts)
+    cols = np.flatnonzero(dominant.any(axis=0))  # the few scripts in use
+    dom = dominant[:, cols]
+    bad = np.flatnonzero(dom.any(axis=1) & ~(dom & table[:, cols][lid]).any(axis=1))
+    return [todo_list[j] for j in bad.tolist()], dominant[bad], counts[bad] * WEIGHTS
+
+
+_BITS = 1 << np.arange(len(SCRIPTS), dtype=np.int64)  # a bit per column (28 < 63)
+
+
+@functools.lru_cache(maxsize=4096)
+def _target(bits: int, heaviest: int) -> tuple[frozenset, str]:
+    """Labels written in the dominant scripts ``bits`` (a bit per SCRIPTS column), and the
+    default language of the heaviest one."""
+    cols = [c for c in range(len(SCRIPTS)) if bits >> c & 1]
+    return frozenset().union(*(_SCRIPT_LABELS[c] for c in cols)), _DEFAULTS[heaviest]
+
+
+def _script_check(
+    norm: list[str],
+    labels: list[str],
+    detector: Any,
+    top_k: int,
+    scores: np.ndarray | None = None,
+    changes: Changes | None = None,
+) -> list[str]:
+    """Apply the script check to ``labels`` (in place) of normalised texts ``norm``.
+
+    Changed labels get, in ``scores`` (if given), the model's probability of the new label
+    from its top-k, 0 if it is not there (the script's default), or NaN if the detector
+    gives no scores.
+    """
+    bad, dominant, weighted = _mismatches(norm, labels)
+    if not bad:
+        return labels
+    if isinstance(detector, _LazyDetector):
+        detector = detector.resolve()
+    bits = (dominant @ _BITS).tolist()
+    heaviest = np.where(dominant, weighted, -1).argmax(axis=1).tolist()  # ties: first column
+    targets = [_target(b, h) for b, h in zip(bits, heaviest)]
+    # The model is asked again only where it can make a difference (or scores are wanted):
+    # a script written by a single lid.176 label (Hangul, Thai, Greek ...) decides alone.
+    ask = [j for j, (allowed, _) in enumerate(targets) if scores is not None or len(allowed) > 1]
+    fast = detector._f if isinstance(detector, FastTextDetector) else None
+    top_k_fn = None if fast is not None else getattr(detector, "predict_top_k", None)
+    ranked: dict[int, Any] = {}
+    if ask and fast is not None:
+        predict = fast.predict  # raw (prob, "__label__xx") pairs, read lazily below
+        ranked = {j: predict(norm[bad[j]] + "\n", top_k, 0.0, "strict") for j in ask}
+    elif ask and top_k_fn is not None:
+        got = top_k_fn([norm[bad[j]] for j in ask], top_k)
+        if len(got) != len(ask):
+            raise DataError(f"detector's predict_top_k returned {len(got)} rankings for {len(ask)} texts")
+        ranked = {j: [(p, lab) for lab, p in r] for j, r in zip(ask, got)}
+    for j, i in enumerate(bad):
+        allowed, new = targets[j]
+        prob = None
+        for p, label in ranked.get(j, ()):
+            label = _strip_prefix(str(label))
+            if label in allowed or (label not in LID176_SCRIPTS and _fits(label, dominant[j])):
+                new, prob = label, min(float(p), 1.0)
+                break
+        if changes is not None:
+            key = (labels[i], new)
+            changes[key] = changes.get(key, 0) + 1
+        labels[i] = new
+        if scores is not None and not np.isnan(scores[i]):
+            scores[i] = prob if prob is not None else (0.0 if (fast is not None or top_k_fn is not None) else np.nan)
+    return labels
+
+
+def _fits(label: str, dominant_row: np.ndarray) -> bool:
+    # A non-lid.176 label from a plug-in detector's ranking (e.g. "zh-Hant").
+    mask = _label_mask(label)
+    return mask is not None and bool((mask & dominant_row).any())
+
+
+def script_check(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    detector: Any = None,
+    top_k: int = DEFAULT_TOP_K,
+    fold_upper: bool = True,
+) -> tuple[list[str], Counter]:
+    """Make LID labels agree with the script the texts are written in.
+
+    For each text, the dominant script(s) are found from the Unicode script of its letters
+    (:func:`metaclip2.matching.scripts.dominant_mask`). A label written in one of them
+    (``languages.LID176_SCRIPTS``) is kept, and so is a text without letters, ``"other"``,
+    and a label that names no lid.176 language. Otherwise the label becomes the first of the
+    detector's ``top_k`` best labels that is written in a dominant script, or else the
+    default language of the heaviest dominant script (``languages.SCRIPT_DEFAULT_LABEL``).
+    When only one lid.176 label is written in the dominant scripts (Hangul → ``ko``, Thai
+    → ``th`` …), that label is taken without asking the model again.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The texts the labels were predicted from (normalised here by :func:`normalize_for_lid`).
+    labels : sequence of str
+        One label per text, e.g. from ``detect_languages(texts, script_check=False)``.
+    detector : None, path, or callable
+        The model that gave the labels, asked for its top-k on the texts to change (see
+        :data:`Detector`); a callable without ``predict_top_k`` gets the script defaults.
+    top_k : int
+        How many of the model's best labels to look through.
+    fold_upper : bool
+        As in :func:`normalize_for_lid`; use the value the labels were predicted with.
+
+    Returns
+    -------
+    labels : list of str
+        The checked labels.
+    changes : collections.Counter
+        ``{(old label, new label): number of texts}`` for the labels that changed.
+
+    Raises
+    ------
+    ValueError
+        ``labels`` and ``texts`` differ in length, or ``top_k`` < 1.
+    """
+    _check_top_k(top_k)
+    if len(labels) != len(texts):
+        raise ParameterError(f"{len(labels)} labels given for {len(texts)} texts")
+    norm = _normalize_all(texts, fold_upper)
+    changes: Counter = Counter()
+    out = [str(label) for label in labels]
+    if out:
+        _script_check(norm, out, _LazyDetector(detector), top_k, None, changes)
+    return out, changes
+
+
+class _LazyDetector:
+    """A detector loaded only if the script check needs the model's top-k."""
+
+    def __init__(self, detector: Any):
+        self._spec = detector
+
+    def resolve(self) -> Any:
+        return as_detector(self._spec)
+
+
 def detect_languages_with_scores(
     texts: Iterable[str],
     *,
     min_confidence: float | None = None,
     detector: Any = None,
     fold_upper: bool = True,
+    script_check: bool = True,
+    top_k: int = DEFAULT_TOP_K,
+    changes: Changes | None = None,
 ) -> tuple[list[str], np.ndarray]:
     """LID label and confidence for each text.
 
@@ -279,20 +526,38 @@ def detect_languages_with_scores(
         :data:`Detector`.
     fold_upper : bool
         Lower-case all-upper-case texts before prediction (see :func:`normalize_for_lid`).
+    script_check : bool
+        Replace labels whose language is not written in the text's script (see
+        :func:`script_check`). False returns the model's raw labels.
+    top_k : int
+        How many of the model's best labels the script check looks through.
+    changes : mutable mapping, optional
+        E.g. a :class:`collections.Counter`; incremented by one per label the script check
+        changed, under the key ``(model label, new label)``.
 
     Returns
     -------
     labels : list of str
         One label per text; ``"other"`` for texts empty after normalisation (score 0).
     scores : numpy.ndarray
-        float32, shape (n,), probabilities in [0, 1]; NaN where the detector gives labels only.
+        float32, shape (n,), probabilities in [0, 1]; NaN where the detector gives labels
+        only. A label changed by the script check has the model's probability of the new
+        label if it is among the model's ``top_k``, else 0 (NaN if the detector has no
+        ``predict_top_k``).
 
     Raises
     ------
     ValueError
-        ``min_confidence`` is set but the detector returns no scores.
+        ``min_confidence`` is set but the detector returns no scores, or ``top_k`` < 1.
+
+    Notes
+    -----
+    ``min_confidence`` applies to the model's own top label, before the script check: a
+    text the model is unsure about becomes ``"other"`` and stays so, and a label the check
+    changes is kept even if the new label's probability is lower.
     """
     _check_confidence(min_confidence)
+    _check_top_k(top_k)
     norm = _normalize_all(texts, fold_upper)
     n = len(norm)
     dense = all(norm)  # the common case: no empty text, no scatter needed
@@ -310,6 +575,9 @@ def detect_languages_with_scores(
             raise ParameterError("min_confidence needs a detector that returns (label, score) pairs")
         low = (got_scores < min_confidence).tolist()
         got_labels = [OTHER if lo else lab for lab, lo in zip(got_labels, low)]
+    if script_check:
+        got_scores = np.array(got_scores, dtype=np.float32)  # writable, own copy
+        _script_check(sub, got_labels, det, top_k, got_scores, changes)
     if dense:
         return got_labels, got_scores
     labels = [OTHER] * n
@@ -326,11 +594,15 @@ def detect_languages(
     min_confidence: float | None = None,
     detector: Any = None,
     fold_upper: bool = True,
+    script_check: bool = True,
+    top_k: int = DEFAULT_TOP_K,
+    changes: Changes | None = None,
 ) -> list[str]:
     """LID label for each text (batched; see :func:`detect_languages_with_scores`).
 
     Without ``min_confidence`` the bundled model runs as one batched call that skips
-    computing scores; the labels are the same as those of the scored path.
+    computing scores; the labels are the same as those of the scored path. The script
+    check (``script_check``, ``top_k``, ``changes``) is as there.
 
     Returns
     -------
@@ -338,18 +610,25 @@ def detect_languages(
         One label per text, ``"other"`` for empty texts and low-confidence predictions.
     """
     _check_confidence(min_confidence)
+    _check_top_k(top_k)
     det = as_detector(detector) if detector is not None else None
     if min_confidence is not None or (det is not None and not isinstance(det, FastTextDetector)):
         return detect_languages_with_scores(
-            texts, min_confidence=min_confidence, detector=det, fold_upper=fold_upper
+            texts, min_confidence=min_confidence, detector=det, fold_upper=fold_upper,
+            script_check=script_check, top_k=top_k, changes=changes,
         )[0]
     norm = _normalize_all(texts, fold_upper)
     ft = det if det is not None else default_detector()
     if all(norm):
-        return ft.predict_labels(norm)
+        labels = ft.predict_labels(norm)
+        return _script_check(norm, labels, ft, top_k, None, changes) if script_check else labels
     idx = [i for i, t in enumerate(norm) if t]
+    sub = [norm[i] for i in idx]
+    got = ft.predict_labels(sub)
+    if script_check:
+        _script_check(sub, got, ft, top_k, None, changes)
     labels = [OTHER] * len(norm)
-    for i, label in zip(idx, ft.predict_labels([norm[i] for i in idx])):
+    for i, label in zip(idx, got):
         labels[i] = label
     return labels
 
@@ -360,9 +639,14 @@ def detect_language(
     min_confidence: float | None = None,
     detector: Any = None,
     fold_upper: bool = True,
+    script_check: bool = True,
+    top_k: int = DEFAULT_TOP_K,
 ) -> str:
     """LID label of one text (``"other"`` if empty or below ``min_confidence``)."""
-    return detect_languages([text], min_confidence=min_confidence, detector=detector, fold_upper=fold_upper)[0]
+    return detect_languages(
+        [text], min_confidence=min_confidence, detector=detector, fold_upper=fold_upper,
+        script_check=script_check, top_k=top_k,
+    )[0]
 
 
 def resolve_languages(
@@ -372,6 +656,9 @@ def resolve_languages(
     min_confidence: float | None = None,
     detector: Any = None,
     fold_upper: bool = True,
+    script_check: bool = True,
+    top_k: int = DEFAULT_TOP_K,
+    changes: Changes | None = None,
 ) -> list[str]:
     """Language per text: the given one where present, LID for the rest.
 
@@ -381,16 +668,23 @@ def resolve_languages(
     languages : sequence of (str or None), optional
         Same length as ``texts``. A non-empty string is taken as is (LID is skipped for that
         text); None or ``""`` (or a NaN from a data frame) asks for LID. None: LID for all.
-    min_confidence, detector, fold_upper
-        As in :func:`detect_languages`, for the texts that need LID.
+    min_confidence, detector, fold_upper, script_check, top_k
+        As in :func:`detect_languages`, for the texts that need LID. Given languages are
+        never script-checked.
+    changes : mutable mapping, optional
+        E.g. a :class:`collections.Counter`, incremented by one per detected label the
+        script check changed, under the key ``(model label, new label)``; pass one
+        counter to every call to total a run (the datacard's per-pair counts).
 
     Returns
     -------
     list of str
         Labels as given or detected; map them with ``lid_to_metadata_language``.
     """
+    lid_options = dict(min_confidence=min_confidence, detector=detector, fold_upper=fold_upper,
+                       script_check=script_check, top_k=top_k, changes=changes)
     if languages is None:
-        return detect_languages(texts, min_confidence=min_confidence, detector=detector, fold_upper=fold_upper)
+        return detect_languages(texts, **lid_options)
     if len(languages) != len(texts):
         raise ParameterError(f"{len(languages)} languages given for {len(texts)} texts")
 
@@ -404,9 +698,7 @@ def resolve_languages(
             raise TypeError(f"a language must be a str or None, not {type(lang).__name__}")
     todo = [i for i, lang in enumerate(out) if not lang]
     if todo:
-        found = detect_languages(
-            [texts[i] for i in todo], min_confidence=min_confidence, detector=detector, fold_upper=fold_upper
-        )
+        found = detect_languages([texts[i] for i in todo], **lid_options)
         for i, label in zip(todo, found):
             out[i] = label
     return out
