@@ -38,8 +38,8 @@ def _cli_help() -> str:
     os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: fix it for byte-stable pages
     try:
         parts = []
-        for level, prog, text in _helps(build_parser(), "metaclip2", 2):
-            parts.append(f"{'#' * min(level, 4)} `{prog}`\n\n```text\n{text.rstrip()}\n```\n")
+        for level, prog, text in _helps(build_parser(), "metaclip2", 3):
+            parts.append(f"{'#' * min(level, 5)} `{prog}`\n\n```text\n{text.rstrip()}\n```\n")
         return "\n".join(parts)
     finally:
         if old is None:
