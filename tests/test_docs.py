@@ -19,8 +19,15 @@ NOTEBOOK = ROOT / "examples" / "worldwide_curation.ipynb"
 LAYERS = ("core", "execution", "metadata", "matching", "curation", "pipeline", "cli")
 
 
+def _found(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent package is absent
+        return False
+
+
 def _need(*modules: str, extra: str) -> None:
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    missing = [m for m in modules if not _found(m)]
     if missing:
         pytest.skip(f"needs {', '.join(missing)}: pip install -e '.[{extra}]'")
 
