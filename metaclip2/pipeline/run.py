@@ -326,15 +326,11 @@ def _finished_stage2(run: RunDir, s2: dict) -> dict:
     info, problem = verify.stage2(run.stage2)
     if info is None:
         raise DataError(f"stage 2 of {run.path} cannot be used: {problem}; run `metaclip2 thresholds` again, which redoes it")
+    # probabilities.bin matched the digest thresholds.json recorded when both were written
+    # together, so checking thresholds.json's parameters checks the file's too
     problem = _stage2_params_problem(info, s2)
     if problem is not None:
         raise DataError(f"stage 2 of {run.path} cannot be used: {problem}; run `metaclip2 thresholds` again, which redoes it")
-    from metaclip2.pipeline.stages import cached_probabilities
-
-    params = cached_probabilities(run.probabilities).params
-    want = {"t_en": s2.get("t_en"), "english": s2.get("english"), "p": info.get("p")}
-    if {k: params.get(k) for k in want} != want:
-        raise DataError(f"{run.probabilities} was computed with {params}, not with this run's {want}: run `metaclip2 thresholds` again")
     return info
 
 
