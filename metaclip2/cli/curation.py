@@ -37,7 +37,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         "curate", formatter_class=fmt,
         help="curate a pool of image alt-texts end to end (Algorithm 1): match, threshold, sample, report",
         description="Run stages 1-3 over the input shards into the run directory OUT, then write its datacard and plots.\n"
-        "Re-running the same command resumes a killed run; OUT refuses other metadata, inputs or parameters.",
+        "Re-running the same command resumes a killed run: finished shards are verified (sizes and sha256 of their\n"
+        "outputs, fingerprints of their inputs) and skipped, damaged ones redone. OUT refuses other metadata, inputs\n"
+        "or parameters, a changed input (unless --redo-changed), and a second command while one runs in it.",
         epilog="example:\n  metaclip2 curate --metadata metadata/lid --input 'pool/*.jsonl' --out runs/pool --t-en 20000 --workers 8",
     )  # fmt: skip
     _inputs(p)
@@ -49,7 +51,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         "count", formatter_class=fmt,
         help="curation stage 1 alone: LID, matching and per-shard entry counts",
         description="Stage 1 of Algorithm 1 over the input shards: language identification, matching against the\n"
-        "metadata, and per-shard entry counts, into OUT/stage1. Finished shards are skipped.",
+        "metadata, and per-shard entry counts, into OUT/stage1. Finished shards are verified and skipped.",
         epilog="examples:\n  metaclip2 count --metadata metadata/lid --input 'pool/*.parquet' --out runs/pool --workers 8\n"
         "  metaclip2 count ... --plan            # once, before a Slurm array of:\n"
         "  metaclip2 count ... --shard-index $SLURM_ARRAY_TASK_ID",
@@ -76,7 +78,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         "sample", formatter_class=fmt,
         help="curation stage 3 alone: keep decisions and the curated subset",
         description="Stage 3 of Algorithm 1: a keep decision for every matched pair (epoch 0, the same as an\n"
-        "OnlineSampler's), and the curated subset in OUT/stage3. Finished shards are skipped.",
+        "OnlineSampler's), and the curated subset in OUT/stage3. Finished shards are verified and skipped.",
         epilog="example:\n  metaclip2 sample --out runs/pool --seed 0 --unit image --output-format parquet",
     )  # fmt: skip
     p.add_argument("--out", required=True, metavar="DIR", help="run directory with a finished stage 2")

@@ -12,6 +12,7 @@ from metaclip2.core.errors import (
     RunMismatchError,
     UnknownLanguageError,
 )
+from metaclip2.core.atomic import OutputError
 from metaclip2.core.entries import check_entries, entries_digest, read_metadata, write_metadata
 from metaclip2.core.languages import (
     LID176_LABELS,
@@ -24,7 +25,7 @@ from metaclip2.core.languages import (
 
 __all__ = [
     "Metaclip2Error", "MissingExtraError", "ParameterError", "DataError", "MissingInputError",
-    "UnknownLanguageError", "MetadataError", "MatcherMismatchError", "RunMismatchError",
+    "UnknownLanguageError", "MetadataError", "MatcherMismatchError", "RunMismatchError", "OutputError",
     "check_entries", "entries_digest", "read_metadata", "write_metadata",
     "LID176_LABELS", "OTHER", "WIKIPEDIA_LANGUAGES", "lid_language_groups", "lid_to_metadata_language",
     "wikipedia_to_lid_language",

@@ -1,13 +1,23 @@
-"""A small, deterministic file format for named numpy arrays with a JSON header.
+"""A small, deterministic, self-checking file format for named numpy arrays with a JSON header.
 
 ``np.savez`` writes zip members with timestamps and pickles object arrays;
 this format is byte-identical for equal inputs, needs no pickle, and is
 written atomically (a temporary file renamed into place), so a reader never
-sees a half-written file.
+sees a half-written file. Layout (integers little-endian)::
+
+    b"MC2ARR02"  sha256 (32 bytes) of everything after it
+    meta length (u64)  meta (JSON: {"header": ..., "arrays": [{"name", "dtype", "length"}]})
+    the arrays' bytes, in the order of "arrays"
+
+:func:`load_arrays` checks the declared lengths against the file size before it allocates
+anything and the checksum before it returns, so a damaged file (a flipped bit, a cut, a
+garbage length) raises :class:`~metaclip2.core.errors.DataError` naming it. Files of the
+first version (``MC2ARR01``, no checksum) are still read, with the length checks only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -18,42 +28,89 @@ import numpy as np
 
 __all__ = ["save_arrays", "load_arrays"]
 
-_MAGIC = b"MC2ARR01"
+_MAGIC = b"MC2ARR02"
+_MAGIC_V1 = b"MC2ARR01"
+_DIGEST = 32
+_BLOCK = 1 << 24  # bytes read (and hashed) at a time
 
 
 def save_arrays(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarray]) -> None:
     """Write `header` (JSON-serialisable) and `arrays` (1-D numeric) to `path`, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     names = sorted(arrays)
-    layout = []
+    layout, blobs = [], []
     for name in names:
         a = np.ascontiguousarray(arrays[name])
         if a.ndim != 1 or a.dtype.kind not in "biuf":
             raise ParameterError(f"array {name!r} must be 1-D numeric, got shape {a.shape} dtype {a.dtype}")
-        layout.append({"name": name, "dtype": a.dtype.newbyteorder("<").str, "length": int(a.shape[0])})
+        dtype = a.dtype.newbyteorder("<").str
+        layout.append({"name": name, "dtype": dtype, "length": int(a.shape[0])})
+        blobs.append(np.ascontiguousarray(a, dtype=dtype))
     meta = json.dumps({"header": header, "arrays": layout}, sort_keys=True, ensure_ascii=False).encode()
+    head = len(meta).to_bytes(8, "little") + meta
+    h = hashlib.sha256(head)
+    for b in blobs:
+        h.update(memoryview(b).cast("B"))
     with AtomicFile(path) as f:
         f.write(_MAGIC)
-        f.write(len(meta).to_bytes(8, "little"))
-        f.write(meta)
-        for name, spec in zip(names, layout):
-            f.write(np.ascontiguousarray(arrays[name], dtype=spec["dtype"]).tobytes())
+        f.write(h.digest())
+        f.write(head)
+        for b in blobs:
+            f.write(memoryview(b).cast("B"))
 
 
 def load_arrays(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read a file written by :func:`save_arrays`; returns ``(header, arrays)``."""
+    """Read a file written by :func:`save_arrays`; returns ``(header, arrays)``.
+
+    Raises
+    ------
+    DataError
+        Not an array file, or a damaged one: truncated, lengths that do not fit the file, or
+        content that does not match its checksum. The message names the file.
+    """
     path = Path(path)
+    repair = "delete it and run the stage that writes it again"
     with open(path, "rb") as f:
-        if f.read(len(_MAGIC)) != _MAGIC:
+        size = os.fstat(f.fileno()).st_size
+        magic = f.read(len(_MAGIC))
+        if magic not in (_MAGIC, _MAGIC_V1):
             raise DataError(f"{path} is not a metaclip2 array file")
-        n = int.from_bytes(f.read(8), "little")
-        meta = json.loads(f.read(n))
+        expected = f.read(_DIGEST) if magic == _MAGIC else None
+        raw_n = f.read(8)
+        if len(raw_n) < 8 or (expected is not None and len(expected) < _DIGEST):
+            raise DataError(f"{path} is truncated (header): {repair}")
+        n = int.from_bytes(raw_n, "little")
+        if n > size - f.tell():
+            raise DataError(f"{path} is damaged: its header declares {n} bytes of metadata, more than the file holds; {repair}")
+        raw_meta = f.read(n)
+        h = hashlib.sha256(raw_n + raw_meta) if expected is not None else None
+        try:
+            meta = json.loads(raw_meta)
+            specs = [(str(s["name"]), np.dtype(s["dtype"]), int(s["length"])) for s in meta["arrays"]]
+            header = meta["header"]
+        except (ValueError, TypeError, KeyError) as e:
+            raise DataError(f"{path} is damaged (unreadable metadata: {e}); {repair}") from None
+        if any(length < 0 or dtype.kind not in "biuf" for _, dtype, length in specs):
+            raise DataError(f"{path} is damaged (an array of negative length or non-numeric type); {repair}")
+        declared = sum(dtype.itemsize * length for _, dtype, length in specs)
+        held = size - f.tell()
+        if declared > held:
+            raise DataError(f"{path} is truncated: it declares {declared} bytes of arrays but holds {held}; {repair}")
+        if declared < held:
+            raise DataError(f"{path} is damaged: {held - declared} bytes follow its last array; {repair}")
         arrays = {}
-        for spec in meta["arrays"]:
-            dtype = np.dtype(spec["dtype"])
-            buf = f.read(dtype.itemsize * spec["length"])
-            if len(buf) != dtype.itemsize * spec["length"]:
-                raise DataError(f"{path} is truncated (array {spec['name']!r})")
-            arrays[spec["name"]] = np.frombuffer(buf, dtype=dtype).astype(dtype.newbyteorder("="))
-    return meta["header"], arrays
+        for name, dtype, length in specs:
+            buf = bytearray(dtype.itemsize * length)
+            view = memoryview(buf)
+            got = 0
+            while got < len(buf):
+                k = f.readinto(view[got : got + _BLOCK])
+                if not k:
+                    raise DataError(f"{path} is truncated (array {name!r}); {repair}")
+                if h is not None:
+                    h.update(view[got : got + k])
+                got += k
+            arrays[name] = np.frombuffer(buf, dtype=dtype).astype(dtype.newbyteorder("="), copy=False)
+    if expected is not None and h.digest() != expected:
+        raise DataError(f"{path} is damaged: its content does not match its checksum; {repair}")
+    return header, arrays

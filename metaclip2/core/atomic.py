@@ -4,19 +4,80 @@ A file is written under a temporary name beside its target (``<name>.tmp<pid>``,
 processes never share one), flushed and fsynced, then renamed into place with
 :func:`os.replace`. A killed writer leaves only its temporary file, which
 :func:`remove_temporaries` deletes when the directory is next resumed.
+
+A write that the system refuses (disk full, read-only file system, no permission, a path
+through a file) raises :class:`OutputError`, one sentence naming the path and the cause,
+instead of a bare :class:`OSError` traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["AtomicFile", "write_bytes", "write_text", "write_json", "remove_temporaries", "temporary_name"]
+from metaclip2.core.errors import Metaclip2Error
+
+__all__ = [
+    "OutputError", "output_error", "make_directory", "AtomicFile", "write_bytes", "write_text", "write_json",
+    "remove_temporaries", "temporary_name",
+]  # fmt: skip
 
 _TMP = re.compile(r"\.tmp\d+$")
+
+# errno -> what the user should know; these only ever come from writing.
+_WRITE_ERRORS = {
+    errno.ENOSPC: "the disk is full: free space (or choose another output directory) and run again",
+    errno.EDQUOT: "the disk quota is exceeded: free space (or choose another output directory) and run again",
+    errno.EROFS: "the file system is read-only: choose a writable output directory",
+    errno.EFBIG: "the file is too large for this file system or process limit",
+}
+# errno -> cause, for errors that reading can raise too (mapped only around our own writes)
+_PATH_ERRORS = {
+    errno.EACCES: "permission denied: choose an output directory you can write to",
+    errno.EPERM: "operation not permitted: choose an output directory you can write to",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: choose another output path",
+    errno.EISDIR: "it is a directory",
+    errno.EEXIST: "a file of that name is in the way",
+}
+
+
+class OutputError(Metaclip2Error, OSError):
+    """A file or directory could not be written; the message names the path and the cause."""
+
+
+def output_error(e: OSError, path: str | os.PathLike, any_errno: bool = True) -> OSError | None:
+    """The :class:`OutputError` for `e`, raised while writing `path`.
+
+    With ``any_errno=False`` only errors that reading never raises (disk full, read-only file
+    system, quota, file too large) are mapped and None is returned for others, for code that
+    also reads inside the block. An error of ours is returned as it is.
+    """
+    if isinstance(e, Metaclip2Error):
+        return e if any_errno else None
+    cause = _WRITE_ERRORS.get(e.errno)
+    if cause is None and any_errno:
+        cause = _PATH_ERRORS.get(e.errno) or e.strerror or str(e)
+    if cause is None:
+        return None
+    err = OutputError(f"cannot write {path}: {cause}")
+    err.errno = e.errno
+    return err
+
+
+def make_directory(path: str | os.PathLike) -> Path:
+    """``mkdir -p`` `path`; a refusal raises :class:`OutputError` naming it."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"cannot write {path}: it (or a part of it) is a file, not a directory") from None
+    except OSError as e:
+        raise output_error(e, path) from None
+    return path
 
 
 def temporary_name(path: str | os.PathLike) -> Path:
@@ -45,12 +106,15 @@ class AtomicFile:
         if mode not in ("wb", "w"):
             raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_directory(self.path.parent)
         self.tmp = temporary_name(self.path)
-        if mode == "w":
-            self._f: IO = open(self.tmp, "w", encoding="utf-8", newline="\n")
-        else:
-            self._f = open(self.tmp, "wb")
+        try:
+            if mode == "w":
+                self._f: IO = open(self.tmp, "w", encoding="utf-8", newline="\n")
+            else:
+                self._f = open(self.tmp, "wb")
+        except OSError as e:
+            raise output_error(e, self.path) from None
 
     @property
     def stream(self) -> IO:
@@ -58,22 +122,33 @@ class AtomicFile:
         return self._f
 
     def write(self, data) -> int:
-        return self._f.write(data)
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            self.abort()
+            raise output_error(e, self.path) from None
 
     def commit(self) -> Path:
         """Flush, fsync and rename into place; returns the target path."""
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
-        os.replace(self.tmp, self.path)
+        try:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.abort()
+            raise output_error(e, self.path) from None
         return self.path
 
     def abort(self) -> None:
         """Drop the temporary file; the target is left as it was."""
-        self._f.close()
+        try:
+            self._f.close()
+        except OSError:  # a full disk can refuse the final flush too
+            pass
         try:
             os.unlink(self.tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
 
     def __enter__(self) -> "AtomicFile":
@@ -82,8 +157,14 @@ class AtomicFile:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.commit()
-        else:
-            self.abort()
+            return
+        self.abort()
+        if isinstance(exc, OSError):
+            # a writer that wrote through `stream` (e.g. pyarrow, matplotlib) hit a full or
+            # read-only disk; errors reading can also raise (EACCES) are left alone
+            mapped = output_error(exc, self.path, any_errno=False)
+            if mapped is not None:
+                raise mapped from None
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -117,6 +198,11 @@ def remove_temporaries(directory: str | os.PathLike) -> int:
     n = 0
     for p in directory.iterdir():
         if _TMP.search(p.name) and p.is_file():
-            p.unlink()
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise output_error(e, p) from None
             n += 1
     return n

@@ -190,10 +190,33 @@ class EntryProbabilities:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "EntryProbabilities":
+        """Read probabilities saved by :meth:`save`, checked before use.
+
+        Raises
+        ------
+        DataError
+            Not a probabilities file, or a damaged one: a checksum mismatch
+            (:func:`~metaclip2.core.arrayfile.load_arrays`), a missing field, or a probability
+            that is NaN or outside [0, 1]. The message names the file and the language.
+        """
         header, arrays = load_arrays(path)
-        if header.get("format") != _FORMAT:
+        if not isinstance(header, dict) or header.get("format") != _FORMAT:
             raise DataError(f"{path} is not a metaclip2 probabilities file")
-        return cls(arrays, header["t"], header["digests"], header["params"])
+        t, digests, params = header.get("t"), header.get("digests"), header.get("params")
+        if not (isinstance(t, dict) and isinstance(digests, dict) and isinstance(params, dict)) or set(digests) != set(arrays):
+            raise DataError(f"{path} is damaged (its header does not describe its arrays): run stage 2 again")
+        for lang in sorted(arrays):
+            q = arrays[lang]
+            if q.dtype.kind != "f":
+                raise DataError(f"{path} is damaged: the probabilities of {lang!r} are not floating-point numbers; run stage 2 again")
+            # NaN fails both comparisons, so it is caught here too
+            bad = np.flatnonzero(~((q >= 0.0) & (q <= 1.0)))
+            if len(bad):
+                raise DataError(
+                    f"{path} is damaged: {len(bad)} probabilities of {lang!r} are not in [0, 1] "
+                    f"(entry {int(bad[0])}: {float(q[bad[0]])!r}); run stage 2 again"
+                )
+        return cls(arrays, t, digests, params)
 
 
 class OnlineSampler:

@@ -4,19 +4,26 @@ Workers are started with ``forkserver`` (``spawn`` where it is missing): ``fork`
 the parent has threads (tqdm's monitor, BLAS pools), and a worker must never inherit a
 half-held lock. Heavy state (matchers, probabilities) is loaded and cached inside each
 worker process, never shipped per task.
+
+Workers exit when the process that started them dies, even by ``SIGKILL`` (which runs no
+cleanup): each holds the reading end of a pipe whose only writer is the driver, and exits
+when it reads end-of-file (:func:`exit_with_driver`). Watching the parent process would not
+do: a forkserver worker's parent is the forkserver, which itself waits for its workers.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
+import threading
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from typing import Any, Callable, Sequence
 
 from metaclip2.execution.executor import Executor
 from metaclip2.core.errors import ParameterError
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LocalExecutor", "exit_with_driver"]
 
 
 def _mp_context():
@@ -24,6 +31,28 @@ def _mp_context():
     # workers from a clean process, spawn is the portable fallback.
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods and sys.platform != "darwin" else "spawn")
+
+
+def exit_with_driver(alive) -> None:
+    """Pool initializer: exit this worker as soon as the driver that holds `alive`'s other end is gone.
+
+    Parameters
+    ----------
+    alive : multiprocessing.connection.Connection
+        The reading end of a one-way pipe; the driver never writes, so reading returns only
+        at end-of-file, when the driver has exited or been killed. The worker then ends at
+        once (``os._exit``: it holds nothing that needs cleaning; its temporary files are
+        removed when the run is resumed).
+    """
+
+    def watch() -> None:
+        try:
+            alive.recv_bytes()
+        except (EOFError, OSError):
+            pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="metaclip2-exit-with-driver", daemon=True).start()
 
 
 class LocalExecutor(Executor):
@@ -54,6 +83,7 @@ class LocalExecutor(Executor):
         self.progress = progress
         self.desc = desc
         self._pool: ProcessPoolExecutor | None = None
+        self._alive = None  # (reader, writer) of the pipe whose end-of-file stops the workers
 
     def __repr__(self) -> str:
         return f"LocalExecutor(workers={self.workers})"
@@ -82,7 +112,9 @@ class LocalExecutor(Executor):
                         bar.update(1)
                 return results
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=_mp_context())
+                ctx = _mp_context()
+                self._alive = ctx.Pipe(duplex=False)
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=exit_with_driver, initargs=(self._alive[0],))
             futures = [self._pool.submit(fn, **kw) for kw in list_of_kwargs]
             pending = set(futures)
             try:
@@ -106,3 +138,7 @@ class LocalExecutor(Executor):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._alive is not None:
+            for end in self._alive:
+                end.close()
+            self._alive = None

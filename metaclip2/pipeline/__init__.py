@@ -7,7 +7,8 @@ from metaclip2.pipeline.config import CurationConfig
 from metaclip2.pipeline.readers import Image, InvalidInputError, read_shard
 from metaclip2.pipeline.stages import MatchTask, SampleTask, compute_probabilities, match_shard, merge_counts, sample_shard, shard_names
 from metaclip2.pipeline.stats import Stage1Stats, Stage3Stats
-from metaclip2.pipeline.rundir import RunDir
+from metaclip2.pipeline.rundir import RunBusyError, RunDir
+from metaclip2.pipeline.verify import InputChangedError
 from metaclip2.pipeline.run import CurationResult, compute_thresholds, count, curate, expand_inputs, sample
 from metaclip2.pipeline.datacard import make_datacard, write_report
 from metaclip2.pipeline.demo import run_demo
@@ -15,7 +16,7 @@ from metaclip2.pipeline.demo import run_demo
 __all__ = [
     "CurationConfig", "Image", "InvalidInputError", "read_shard",
     "MatchTask", "SampleTask", "compute_probabilities", "match_shard", "merge_counts", "sample_shard", "shard_names",
-    "Stage1Stats", "Stage3Stats", "RunDir",
+    "Stage1Stats", "Stage3Stats", "RunDir", "RunBusyError", "InputChangedError",
     "CurationResult", "compute_thresholds", "count", "curate", "expand_inputs", "sample",
     "make_datacard", "write_report", "run_demo",
 ]  # fmt: skip

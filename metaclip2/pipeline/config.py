@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from metaclip2.core.errors import MissingInputError, ParameterError
+from metaclip2.core.errors import DataError, MissingInputError, ParameterError
 from metaclip2.curation.sampling import UNITS
 from metaclip2.curation.threshold import DEFAULT_T_EN
 from metaclip2.execution.executor import EXECUTORS, Executor
@@ -53,6 +53,9 @@ class CurationConfig:
         A fastText LID model file instead of the bundled lid.176.ftz.
     strict : bool
         Stop at the first bad input record (not recorded: it changes no output of a finished shard).
+    redo_changed : bool
+        Redo the shards whose input file changed since stage 1 read it (and stages 2-3 after
+        them) instead of refusing the run (not recorded: it only says what to do on resume).
     t_en : int or float
         English threshold of Algorithm 1 (170,000 in the paper, for a 29B-pair pool).
     english : {"keep", "recompute"}
@@ -80,6 +83,8 @@ class CurationConfig:
         A value out of its range, naming the parameter.
     MissingInputError
         `lid_model` names no file.
+    DataError
+        `lid_model` is not a fastText model file.
 
     Examples
     --------
@@ -97,6 +102,8 @@ class CurationConfig:
     min_confidence: float | None = _opt(None, _STAGE1, "LID predictions below P count as 'other'", metavar="P")
     lid_model: str | None = _opt(None, _STAGE1, "fastText LID model instead of the bundled lid.176.ftz", metavar="PATH")
     strict: bool = _opt(False, _STAGE1, "stop at the first bad input record, naming file and line", recorded=False)
+    redo_changed: bool = _opt(False, _STAGE1, "redo shards whose input file changed since stage 1 (default: refuse the run)",
+                              recorded=False)  # fmt: skip
     t_en: float = _opt(DEFAULT_T_EN, _STAGE2, "English threshold t_en", metavar="T")
     english: str = _opt("keep", _STAGE2, "keep t_en for English (release) or recompute it from p (paper)", choices=ENGLISH_MODES)
     p: float | None = _opt(None, _STAGE2, "tail share to use instead of deriving it from English counts", metavar="P")
@@ -119,6 +126,10 @@ class CurationConfig:
             fix("lid_model", os.fspath(self.lid_model))
             if not os.path.isfile(self.lid_model):
                 raise MissingInputError(f"lid_model {self.lid_model!r} is not a file: give a fastText .bin/.ftz model, or leave it out for the bundled lid.176")
+            _check_fasttext_model(self.lid_model)
+        for name in ("strict", "redo_changed", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise ParameterError(f"{name} must be True or False, got {getattr(self, name)!r}")
         fix("t_en", _positive_count("t_en", self.t_en))
         _choice("english", self.english, ENGLISH_MODES)
         fix("p", _fraction("p", self.p, optional=True))
@@ -148,6 +159,19 @@ class CurationConfig:
         """The run.json record of `stage` (1, 2 or 3): its recorded parameters by name."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.metadata["stage"] == stage and f.metadata["recorded"]}  # fmt: skip
+
+
+_FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")  # first int32 of every fastText .bin/.ftz
+
+
+def _check_fasttext_model(path: str) -> None:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise DataError(f"lid_model {path!r} cannot be read ({e.strerror or e})") from None
+    if head != _FASTTEXT_MAGIC:
+        raise DataError(f"lid_model {path!r} is not a fastText model file (.bin/.ftz): give one, or leave it out for the bundled lid.176")
 
 
 def _known(options: dict[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,8 @@ can be (re)made at any time; :func:`write_report` adds PNG plots when matplotlib
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,8 @@ from metaclip2.pipeline.stats import Stage1Stats, Stage3Stats
 from metaclip2.core.errors import MissingInputError
 
 __all__ = ["make_datacard", "write_report"]
+
+log = logging.getLogger(__name__)
 
 _FORMAT = "metaclip2-datacard/1"
 
@@ -143,15 +145,19 @@ def write_report(run_dir: str | os.PathLike, plots: bool = True) -> dict:
     dict
         ``{"datacard": Path, "plots": [Path, ...], "card": dict}``.
     """
+    from metaclip2.pipeline.rundir import RunDir
+
     run_dir = Path(run_dir)
     card = make_datacard(run_dir)
-    path = write_json(run_dir / "datacard.json", card)
-    written: list[Path] = []
-    if plots:
-        try:
-            from metaclip2.pipeline.plots import write_plots
+    # shared: reports may run beside the jobs of an array, never beside a whole-run command
+    with RunDir(run_dir).lock(exclusive=False):
+        path = write_json(run_dir / "datacard.json", card)
+        written: list[Path] = []
+        if plots:
+            try:
+                from metaclip2.pipeline.plots import write_plots
 
-            written = list(write_plots(run_dir, card))
-        except ImportError as e:
-            print(f"plots skipped: {e}", file=sys.stderr)
+                written = list(write_plots(run_dir, card))
+            except ImportError as e:
+                log.warning("plots skipped: %s", e)
     return {"datacard": path, "plots": written, "card": card}

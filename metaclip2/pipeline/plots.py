@@ -14,7 +14,6 @@ Two figures, written into ``<run_dir>/plots/``:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -257,7 +256,9 @@ def write_plots(run_dir: str | os.PathLike, datacard: dict) -> list[Path]:
         from metaclip2.curation.counts import EntryCounts
 
         counts = EntryCounts.load(counts_path)
-        t = json.loads(thr_path.read_text(encoding="utf-8")).get("t", {})
+        from metaclip2.pipeline.rundir import load_json
+
+        t = load_json(thr_path).get("t", {})
         written.append(plot_match_mass(counts, t, plots / "match_mass.png", title_note=note))
     if language_rows(datacard):
         written.append(plot_pairs_per_language(datacard, plots / "pairs_per_language.png", title_note=note))

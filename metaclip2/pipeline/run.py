@@ -5,27 +5,35 @@
 :class:`~metaclip2.pipeline.config.CurationConfig`, given whole (``config=``) or as keyword
 options; the directory's layout and ``run.json`` are :class:`~metaclip2.pipeline.rundir.RunDir`'s.
 
-Every file is written atomically, and a shard whose stats file exists is skipped, so a run
-killed at any point and started again with the same arguments finishes with the same bytes
-as an uninterrupted one. Outputs do not depend on the number of workers or the executor.
-A run refuses (:class:`~metaclip2.core.errors.RunMismatchError`) to continue in a directory
-made with other metadata, inputs, or parameters.
+Every file is written atomically, and a shard whose stats file exists and whose recorded
+inputs and outputs verify (:mod:`metaclip2.pipeline.verify`: sizes and sha256) is skipped, so
+a run killed at any point and started again with the same arguments finishes with the same
+bytes as an uninterrupted one; a shard whose outputs were lost or altered is redone, with a
+warning naming it. Outputs do not depend on the number of workers or the executor.
+
+Every parameter and input is checked before anything is written; a run refuses
+(:class:`~metaclip2.core.errors.RunMismatchError`) to continue in a directory made with
+other metadata, inputs, or parameters, and (:class:`~metaclip2.pipeline.rundir.RunBusyError`)
+to share it with another running command (:meth:`~metaclip2.pipeline.rundir.RunDir.lock`).
 """
 
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from metaclip2.core.atomic import remove_temporaries, write_json
-from metaclip2.core.errors import MissingInputError, ParameterError
+from metaclip2.core.atomic import make_directory, remove_temporaries, write_json
+from metaclip2.core.errors import DataError, MissingInputError, ParameterError
 from metaclip2.execution.executor import Executor, get_executor
+from metaclip2.pipeline import verify
 from metaclip2.pipeline.config import CurationConfig
-from metaclip2.pipeline.rundir import RunDir, load_json
+from metaclip2.pipeline.readers import detect_format
+from metaclip2.pipeline.rundir import RunDir
 from metaclip2.pipeline.stages import (
     MatchTask,
     SampleTask,
@@ -37,6 +45,8 @@ from metaclip2.pipeline.stages import (
     stage3_paths,
 )
 from metaclip2.pipeline.stats import Stage1Stats, Stage3Stats
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CurationResult", "expand_inputs", "curate", "count", "compute_thresholds", "sample"]
 
@@ -85,6 +95,15 @@ def expand_inputs(patterns: Sequence[str | os.PathLike]) -> list[str]:
     return sorted(found)
 
 
+def _check_inputs(paths: Sequence[str], input_format: str | None) -> None:
+    """Refuse, before anything is written, an input that is no shard of a known format or cannot be read."""
+    for path in paths:
+        if input_format is None:
+            detect_format(path)  # ParameterError naming the file
+        if not os.access(path, os.R_OK):
+            raise DataError(f"input {path} cannot be read (permission denied)")
+
+
 class _Executor:
     """The config's executor for the length of a ``with`` block; closed only if made here."""
 
@@ -117,6 +136,55 @@ def _note(config: CurationConfig, msg: str) -> None:
         print(msg, file=sys.stderr)
 
 
+_MAX_REDO_WARNINGS = 20  # one line per redone shard up to this many, then one summary line
+
+
+def _redo(stage: str, redo: Sequence[tuple[str, Path, str]]) -> None:
+    """Warn that shards that looked done are redone (`redo`: shard, stats path, why), and drop
+    their "done" markers first."""
+    for k, (shard, path, problem) in enumerate(redo):
+        if k < _MAX_REDO_WARNINGS:
+            log.warning("%s: shard %s is redone: %s", stage, shard, problem)
+        path.unlink(missing_ok=True)
+    if len(redo) > _MAX_REDO_WARNINGS:
+        log.warning("%s: %d more shards are redone (outputs missing or changed)", stage, len(redo) - _MAX_REDO_WARNINGS)
+
+
+def _stage1_section(metadata, inputs, config: CurationConfig) -> tuple[list[str], list[str], dict]:
+    """Input paths, shard names and run.json's stage-1 section; everything checked, nothing written."""
+    paths = expand_inputs(inputs)
+    _check_inputs(paths, config.input_format)
+    store = cached_store(metadata)  # a missing or empty metadata directory is refused here
+    section = {
+        "metadata": str(Path(metadata).resolve()),
+        "metadata_digests": store.digests(),
+        "inputs": paths,
+        "shards": shard_names(paths),
+        **config.section(1),
+    }
+    return paths, section["shards"], section
+
+
+def _finished_stage1(run: RunDir, s1: dict, config: CurationConfig, what: Sequence[str]) -> dict[str, Stage1Stats]:
+    """Stats of every stage-1 shard, each verified (input unchanged; the outputs in `what` intact).
+
+    For the stages after stage 1, which cannot redo it: a shard that is not finished raises.
+    """
+    names = s1["shards"]
+    missing = [n for n in names if not stage1_paths(run.stage1, n)["stats"].exists()]
+    if missing:
+        raise MissingInputError(
+            f"stage 1 is unfinished for {len(missing)} of {len(names)} shards (e.g. {missing[0]}): run `metaclip2 count` again"
+        )
+    checks = verify.verify_many(
+        lambda n, p: verify.stage1_shard(run.stage1, n, p, check_outputs=what), list(zip(names, s1["inputs"])), config.workers
+    )
+    for name, check in zip(names, checks):
+        if check.stats is None:
+            raise DataError(f"stage 1 of shard {name} cannot be used: {check.problem}; run `metaclip2 count` again, which redoes it")
+    return {n: c.stats for n, c in zip(names, checks)}
+
+
 # -- stages ------------------------------------------------------------------------------------
 
 
@@ -129,7 +197,7 @@ def count(
     shards: Sequence[int] | None = None,
     **options: Any,
 ) -> list[Stage1Stats]:
-    """Stage 1 over every input shard (skipping finished ones): LID, matching, counts.
+    """Stage 1 over every input shard (skipping verified finished ones): LID, matching, counts.
 
     Parameters
     ----------
@@ -152,41 +220,52 @@ def count(
     -------
     list of Stage1Stats
         The selected shards' accounting, in input order.
+
+    Raises
+    ------
+    InputChangedError
+        A finished shard's input changed since it was read (see ``redo_changed``).
+    RunBusyError
+        Another command is running in `out` (an array job, ``shards=[i]``, shares the
+        directory with the other jobs of its array only).
     """
     config = CurationConfig.from_options(config, **options)
-    with _Executor(config) as ex:  # an executor that cannot start refuses before anything is written
-        run = RunDir(out)
-        run.read()  # refuse a file or a foreign directory before anything else
-        paths = expand_inputs(inputs)
-        names = shard_names(paths)
-        todo = _selected(shards, len(paths))
-        store = cached_store(metadata)
-        section = {
-            "metadata": str(Path(metadata).resolve()),
-            "metadata_digests": store.digests(),
-            "inputs": paths,
-            "shards": names,
-            **config.section(1),
-        }
+    run = RunDir(out)
+    run.read()  # refuse a file or a foreign directory before anything else
+    paths, names, section = _stage1_section(metadata, inputs, config)
+    todo = _selected(shards, len(paths))
+    run.check("stage1", section, ignore=("metadata",))
+    with _Executor(config) as ex, run.lock(exclusive=not shards):  # an executor that cannot start refuses before anything is written
         run.claim("stage1", section, ignore=("metadata",))
-        run.stage1.mkdir(parents=True, exist_ok=True)
-        if shards is None:
-            remove_temporaries(run.stage1)  # only when no other job may be writing here
+        make_directory(run.stage1)
+        order = sorted(todo)
+        checks = verify.verify_many(
+            lambda n, p: verify.stage1_shard(run.stage1, n, p, redo_changed=config.redo_changed),
+            [(names[i], paths[i]) for i in order], config.workers,
+        )  # fmt: skip
+        done = {i: c.stats for i, c in zip(order, checks) if c.stats is not None}
+        _redo("stage 1", [(names[i], stage1_paths(run.stage1, names[i])["stats"], c.problem)
+                          for i, c in zip(order, checks) if c.stats is None and c.problem is not None])  # fmt: skip
         tasks = [
-            MatchTask(input_path=p, metadata=section["metadata"], out_dir=str(run.stage1), shard=n,
+            MatchTask(input_path=paths[i], metadata=section["metadata"], out_dir=str(run.stage1), shard=names[i],
                       input_format=config.input_format, max_chars=config.max_chars, strict=config.strict,
                       min_confidence=config.min_confidence, lid_model=config.lid_model)  # fmt: skip
-            for i, (p, n) in enumerate(zip(paths, names))
-            if i in todo and not stage1_paths(run.stage1, n)["stats"].exists()
+            for i in order
+            if i not in done
         ]
-        if len(tasks) < len(todo):
-            _note(config, f"stage 1: {len(todo) - len(tasks)} of {len(todo)} shards already done, skipped")
-        ex.run(tasks, desc="stage 1: match")
-    return [_stats(Stage1Stats, stage1_paths(run.stage1, n)["stats"]) for i, n in enumerate(names) if i in todo]
+        if done:
+            _note(config, f"stage 1: {len(done)} of {len(todo)} shards already done (verified), skipped")
+        results = dict(zip((i for i in order if i not in done), ex.run(tasks, desc="stage 1: match")))
+    return [done[i] if i in done else results[i] for i in order]
 
 
 def compute_thresholds(out: str | os.PathLike, config: CurationConfig | None = None, **options: Any) -> dict:
     """Stage 2: merge the shards' counts, derive thresholds and entry probabilities.
+
+    A finished stage 2 is reused only if its outputs verify and it was made from the current
+    stage-1 counts; otherwise it is computed again. Its parameters are recorded in
+    ``run.json`` only once it succeeded, so a refused attempt (e.g. no English matches and no
+    ``p``) can be retried with other parameters.
 
     Parameters
     ----------
@@ -200,25 +279,58 @@ def compute_thresholds(out: str | os.PathLike, config: CurationConfig | None = N
     Returns
     -------
     dict
-        ``thresholds.json``: ``{"p", "t_en", "english", "t": {lang: t or None}}``.
+        ``thresholds.json``: ``{"p", "t_en", "english", "t": {lang: t or None}, "outputs",
+        "inputs_sha256"}``.
     """
     config = CurationConfig.from_options(config, **options)
     run = RunDir(out)
-    s1 = run.require("stage1", "run stage 1 (`metaclip2 count`) first")
-    missing = [n for n in s1["shards"] if not stage1_paths(run.stage1, n)["stats"].exists()]
-    if missing:
-        raise MissingInputError(
-            f"stage 1 is unfinished for {len(missing)} of {len(s1['shards'])} shards (e.g. {missing[0]}): run `metaclip2 count` again"
-        )
-    run.claim("stage2", config.section(2))
-    if run.thresholds.exists():
-        _note(config, "stage 2: already done, skipped")
-        return load_json(run.thresholds)
-    run.stage2.mkdir(parents=True, exist_ok=True)
-    remove_temporaries(run.stage2)
-    merge_counts([stage1_paths(run.stage1, n)["counts"] for n in s1["shards"]], run.counts, digests=s1["metadata_digests"])
-    info = compute_probabilities(run.counts, run.stage2, t_en=config.t_en, english=config.english, p=config.p)
+    run.require("stage1", "run stage 1 (`metaclip2 count`) first")
+    section = config.section(2)
+    run.check("stage2", section)
+    with run.lock(exclusive=True):
+        s1 = run.require("stage1", "run stage 1 (`metaclip2 count`) first")
+        stats = _finished_stage1(run, s1, config, what=["counts"])
+        counts_name = {n: stage1_paths(run.stage1, n)["counts"].name for n in s1["shards"]}
+        digest = verify.counts_digest({n: stats[n].outputs[counts_name[n]]["sha256"] for n in s1["shards"]})
+        if "stage2" in run.read():
+            info, problem = verify.stage2(run.stage2, digest)
+            if info is not None:
+                problem = _stage2_params_problem(info, section)
+            if problem is None:
+                _note(config, "stage 2: already done (verified), skipped")
+                return info
+            log.warning("stage 2 is redone: %s", problem)
+        make_directory(run.stage2)
+        remove_temporaries(run.stage2)
+        run.thresholds.unlink(missing_ok=True)  # the "done" marker goes first, comes back last
+        merge_counts([stage1_paths(run.stage1, n)["counts"] for n in s1["shards"]], run.counts, digests=s1["metadata_digests"])
+        info = compute_probabilities(run.counts, run.stage2, t_en=config.t_en, english=config.english, p=config.p,
+                                     record={"inputs_sha256": digest})  # fmt: skip
+        run.claim("stage2", section)
     _note(config, f"stage 2: p = {info['p']:.4g}, thresholds of {len(info['t'])} languages")
+    return info
+
+
+def _stage2_params_problem(info: dict, section: dict) -> str | None:
+    """How thresholds.json's parameters differ from run.json's stage-2 section, or None."""
+    for key in ("t_en", "english") + (("p",) if section.get("p") is not None else ()):
+        if info.get(key) != section.get(key):
+            return f"thresholds.json was made with {key} = {info.get(key)!r}, the run's is {section.get(key)!r}"
+    return None
+
+
+def _finished_stage2(run: RunDir, s2: dict) -> dict:
+    """thresholds.json of a verified stage 2 made with run.json's stage-2 parameters."""
+    if not run.thresholds.exists():
+        raise MissingInputError(f"{run.path} has no finished stage 2: run `metaclip2 thresholds` first")
+    info, problem = verify.stage2(run.stage2)
+    if info is None:
+        raise DataError(f"stage 2 of {run.path} cannot be used: {problem}; run `metaclip2 thresholds` again, which redoes it")
+    # probabilities.bin matched the digest thresholds.json recorded when both were written
+    # together, so checking thresholds.json's parameters checks the file's too
+    problem = _stage2_params_problem(info, s2)
+    if problem is not None:
+        raise DataError(f"stage 2 of {run.path} cannot be used: {problem}; run `metaclip2 thresholds` again, which redoes it")
     return info
 
 
@@ -229,7 +341,7 @@ def sample(
     shards: Sequence[int] | None = None,
     **options: Any,
 ) -> list[Stage3Stats]:
-    """Stage 3 over every shard (skipping finished ones): keep decisions, curated subset.
+    """Stage 3 over every shard (skipping verified finished ones): keep decisions, curated subset.
 
     Parameters
     ----------
@@ -251,26 +363,46 @@ def sample(
     run = RunDir(out)
     s1 = run.require("stage1", "run stage 1 (`metaclip2 count`) first")
     run.require("stage2", "run stage 2 (`metaclip2 thresholds`) first")
-    if not run.thresholds.exists():
-        raise MissingInputError(f"{run.path} has no finished stage 2: run `metaclip2 thresholds` first")
     names = s1["shards"]
     todo = _selected(shards, len(names))
-    run.claim("stage3", config.section(3))
-    run.stage3.mkdir(parents=True, exist_ok=True)
-    if shards is None:
-        remove_temporaries(run.stage3)  # only when no other job may be writing here
-    tasks = [
-        SampleTask(index_path=str(stage1_paths(run.stage1, n)["index"]), probabilities=str(run.probabilities),
-                   out_dir=str(run.stage3), shard=n, seed=config.seed, unit=config.unit,
-                   output_format=config.output_format)  # fmt: skip
-        for i, n in enumerate(names)
-        if i in todo and not stage3_paths(run.stage3, n, config.output_format)["stats"].exists()
-    ]
-    if len(tasks) < len(todo):
-        _note(config, f"stage 3: {len(todo) - len(tasks)} of {len(todo)} shards already done, skipped")
-    with _Executor(config) as ex:
-        ex.run(tasks, desc="stage 3: sample")
-    return [_stats(Stage3Stats, stage3_paths(run.stage3, n, config.output_format)["stats"]) for i, n in enumerate(names) if i in todo]
+    section = config.section(3)
+    run.check("stage3", section)
+    with run.lock(exclusive=not shards):
+        s2 = run.require("stage2", "run stage 2 (`metaclip2 thresholds`) first")
+        info = _finished_stage2(run, s2)
+        probs_sha = info["outputs"]["probabilities.bin"]["sha256"]
+        run.claim("stage3", section)
+        make_directory(run.stage3)
+        if not shards:
+            remove_temporaries(run.stage3)
+        order = sorted(todo)
+        stage1 = {}
+        for i in order:  # stage-1 stats and input unchanged; the index itself is verified by its task
+            check = verify.stage1_shard(run.stage1, names[i], s1["inputs"][i], check_outputs=False)
+            if check.stats is None:
+                raise DataError(f"stage 1 of shard {names[i]} is {'unfinished' if check.problem is None else 'unusable: ' + check.problem}; "
+                                "run `metaclip2 count` again")  # fmt: skip
+            stage1[i] = check.stats
+        index_sha = {i: stage1[i].outputs[stage1_paths(run.stage1, names[i])["index"].name]["sha256"] for i in order}
+        checks = verify.verify_many(
+            lambda n, src: verify.stage3_shard(run.stage3, n, config.output_format, src),
+            [(names[i], {"index": index_sha[i], "probabilities": probs_sha}) for i in order], config.workers,
+        )  # fmt: skip
+        done = {i: c.stats for i, c in zip(order, checks) if c.stats is not None}
+        _redo("stage 3", [(names[i], stage3_paths(run.stage3, names[i], config.output_format)["stats"], c.problem)
+                          for i, c in zip(order, checks) if c.stats is None and c.problem is not None])  # fmt: skip
+        tasks = [
+            SampleTask(index_path=str(stage1_paths(run.stage1, names[i])["index"]), probabilities=str(run.probabilities),
+                       out_dir=str(run.stage3), shard=names[i], seed=config.seed, unit=config.unit,
+                       output_format=config.output_format, index_sha256=index_sha[i], probabilities_sha256=probs_sha)  # fmt: skip
+            for i in order
+            if i not in done
+        ]
+        if done:
+            _note(config, f"stage 3: {len(done)} of {len(todo)} shards already done (verified), skipped")
+        with _Executor(config) as ex:
+            results = dict(zip((i for i in order if i not in done), ex.run(tasks, desc="stage 3: sample")))
+    return [done[i] if i in done else results[i] for i in order]
 
 
 def curate(
@@ -282,9 +414,10 @@ def curate(
 ) -> CurationResult:
     """Curate a pool: stage 1 (:func:`count`), 2 (:func:`compute_thresholds`), 3 (:func:`sample`), datacard.
 
-    Re-running with the same arguments resumes (finished shards are skipped) and ends with
-    the same bytes as an uninterrupted run; other metadata, inputs or parameters raise
-    :class:`~metaclip2.core.errors.RunMismatchError`.
+    Re-running with the same arguments resumes (verified finished shards are skipped, damaged
+    ones redone) and ends with the same bytes as an uninterrupted run; other metadata, inputs
+    or parameters raise :class:`~metaclip2.core.errors.RunMismatchError`, leaving the
+    directory as it was. The directory is locked for the whole run.
 
     Parameters
     ----------
@@ -307,22 +440,22 @@ def curate(
     from metaclip2.pipeline.datacard import make_datacard
 
     config = CurationConfig.from_options(config, **options)
-    with _Executor(config) as ex:
+    run = RunDir(out)
+    run.read()
+    _, names, section = _stage1_section(metadata, inputs, config)
+    run.check("stage1", section, ignore=("metadata",))
+    run.check("stage2", config.section(2))
+    run.check("stage3", config.section(3))
+    with _Executor(config) as ex, run.lock(exclusive=True):
         shared = config.replace(executor=ex)
         count(metadata, inputs, out, shared)
         compute_thresholds(out, shared)
         sample(out, shared)
-    run = RunDir(out)
-    card = make_datacard(run.path)
-    write_json(run.datacard, card)
-    names = run.read()["stage1"]["shards"]
+        card = make_datacard(run.path)
+        write_json(run.datacard, card)
     return CurationResult(
         out=run.path,
         probabilities=run.probabilities,
         outputs=[stage3_paths(run.stage3, n, config.output_format)["output"] for n in names],
         datacard=card,
     )
-
-
-def _stats(cls, path: Path):
-    return cls.from_json(load_json(path), source=str(path))

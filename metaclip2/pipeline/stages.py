@@ -19,6 +19,9 @@ Output files of a shard named ``S`` (see :func:`shard_names`):
   ``text``), ``S.counts.bin`` (:class:`EntryCounts`), ``S.stats.json`` (written last);
 * stage 3: ``S.jsonl`` or ``S.parquet`` (:data:`~metaclip2.pipeline.writers.CURATED_COLUMNS`),
   ``S.stats.json`` (written last).
+
+Each stats file also records the size and sha256 of the shard's outputs (and of what it was
+made from), so that a resumed run verifies them before reuse (:mod:`metaclip2.pipeline.verify`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from metaclip2.curation.counts import EntryCounts
 from metaclip2.pipeline.readers import DEFAULT_MAX_CHARS, Image, read_shard
 from metaclip2.curation.sampling import UNITS, EntryProbabilities, keep_probabilities, select_texts
 from metaclip2.core.atomic import write_json
+from metaclip2.core.fingerprint import file_digest, input_fingerprint
 from metaclip2.pipeline.stats import MAX_EXAMPLES, Stage1Stats, Stage3Stats
 from metaclip2.pipeline.index import INDEX_SUFFIX, IndexBatch, IndexWriter, iter_index
 from metaclip2.pipeline.writers import curated_writer
@@ -112,7 +116,7 @@ def stage3_paths(out_dir: str | os.PathLike, shard: str, output_format: str = "j
 
 _cache_lock = threading.Lock()
 _stores: dict = {}
-_probabilities: dict = {}
+_probabilities: dict = {}  # key -> (EntryProbabilities, sha256 of the file)
 
 
 def _stamp(paths: Iterable[Path]) -> tuple:
@@ -142,14 +146,18 @@ def cached_store(metadata: str | os.PathLike):
 
 def cached_probabilities(path: str | os.PathLike) -> EntryProbabilities:
     """:meth:`EntryProbabilities.load` of `path`, one per process (reloaded when the file changes)."""
+    return _cached_probabilities(path)[0]
+
+
+def _cached_probabilities(path: str | os.PathLike) -> tuple[EntryProbabilities, str]:
     p = Path(path).resolve()
     key = (str(p), _stamp([p]))
     with _cache_lock:
-        probs = _probabilities.get(key)
-        if probs is None:
+        hit = _probabilities.get(key)
+        if hit is None:
             _probabilities.clear()
-            probs = _probabilities[key] = EntryProbabilities.load(p)
-    return probs
+            hit = _probabilities[key] = (EntryProbabilities.load(p), file_digest(p)["sha256"])
+    return hit
 
 
 # -- stage 1 -----------------------------------------------------------------------------------
@@ -200,6 +208,9 @@ def match_shard(
     shard = shard or _safe(_strip_ext(Path(input_path).name))
     paths = stage1_paths(out_dir, shard)
     store = cached_store(metadata)
+    # One extra read of the input (which also warms the page cache for the reader): what a
+    # resumed run compares the file with to notice that it was replaced.
+    fingerprint = input_fingerprint(input_path)
     counts = EntryCounts()
     stats = Stage1Stats(input=input_path, shard=shard)
     resolved: dict[str, str | None] = {}
@@ -218,6 +229,11 @@ def match_shard(
             _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, lid_model)
     stats.images = ordinal
     counts.save(paths["counts"])
+    st = os.stat(input_path)
+    if (st.st_size, st.st_mtime_ns) != (fingerprint["bytes"], fingerprint["mtime_ns"]):
+        raise DataError(f"input {input_path} changed while stage 1 read it: run again once it is complete")
+    stats.fingerprint = fingerprint
+    stats.outputs = {p.name: file_digest(p) for key, p in sorted(paths.items()) if key != "stats"}
     write_json(paths["stats"], stats.to_json())
     return stats
 
@@ -316,12 +332,14 @@ def compute_probabilities(
     t_en: float,
     english: str = "keep",
     p: float | None = None,
+    record: dict | None = None,
 ) -> dict:
     """Stage 2b: thresholds and entry probabilities from merged counts.
 
     Writes ``probabilities.bin`` (:class:`EntryProbabilities`, the file an
     :class:`~metaclip2.curation.sampling.OnlineSampler` loads) and then ``thresholds.json``
-    (``{"p", "t_en", "english", "t": {lang: t or null}}``) to `out_dir`.
+    (``{"p", "t_en", "english", "t": {lang: t or null}, "outputs": {file name: {"bytes",
+    "sha256"}}}`` for the counts and ``probabilities.bin``, plus `record`'s items) to `out_dir`.
 
     Returns
     -------
@@ -334,7 +352,8 @@ def compute_probabilities(
     probs = EntryProbabilities.from_counts(counts, t_en=t_en, english=english, p=p)
     out_dir = Path(out_dir)
     probs.save(out_dir / "probabilities.bin")
-    info = {"p": probs.params["p"], "t_en": t_en, "english": english, "t": probs.t}
+    outputs = {Path(counts_path).name: file_digest(counts_path), "probabilities.bin": file_digest(out_dir / "probabilities.bin")}
+    info = {**(record or {}), "p": probs.params["p"], "t_en": t_en, "english": english, "t": probs.t, "outputs": outputs}
     write_json(out_dir / "thresholds.json", info)
     return info
 
@@ -385,6 +404,8 @@ def sample_shard(
     seed: int = 0,
     unit: str = "image",
     output_format: str = "jsonl",
+    index_sha256: str | None = None,
+    probabilities_sha256: str | None = None,
 ) -> Stage3Stats:
     """Stage 3 on one shard: keep decisions for epoch 0, curated subset written.
 
@@ -405,24 +426,37 @@ def sample_shard(
     seed : int
     unit : {"image", "pair"}
     output_format : {"jsonl", "parquet"}
+    index_sha256, probabilities_sha256 : str, optional
+        What stages 1 and 2 recorded for the two files: a file with another digest is refused.
 
     Returns
     -------
     Stage3Stats
         The shard's accounting (also written, last, to ``<shard>.stats.json``).
+
+    Raises
+    ------
+    DataError
+        The index or the probabilities are not the files stages 1 and 2 wrote.
     """
     if unit not in UNITS:
         raise ParameterError(f"unit must be one of {UNITS}, got {unit!r}")
     index_path = Path(index_path)
     shard = shard or index_path.name.removesuffix(INDEX_SUFFIX)
     paths = stage3_paths(out_dir, shard, output_format)
-    probs = cached_probabilities(probabilities)
+    probs, probs_sha256 = _cached_probabilities(probabilities)
+    sources = {"index": file_digest(index_path)["sha256"], "probabilities": probs_sha256}
+    for what, got, want in (("stage-1 index", sources["index"], index_sha256), ("probabilities", probs_sha256, probabilities_sha256)):
+        if want is not None and got != want:
+            path = index_path if what == "stage-1 index" else probabilities
+            raise DataError(f"{path} is not the {what} its stage wrote (sha256 {got[:12]}, {want[:12]} recorded): run that stage again")
     # a name, not a path: run directories can be compared and moved
-    stats = Stage3Stats(index=index_path.name, shard=shard, seed=int(seed), unit=unit)
+    stats = Stage3Stats(index=index_path.name, shard=shard, seed=int(seed), unit=unit, sources=sources)
     with curated_writer(paths["output"], output_format) as out:
         for batch in iter_index(index_path):
             _sample_batch(batch, probs, seed, unit, out, stats)
     stats.not_kept = stats.matched - stats.kept
+    stats.outputs = {paths["output"].name: file_digest(paths["output"])}
     write_json(paths["stats"], stats.to_json())
     return stats
 
@@ -494,7 +528,10 @@ class SampleTask:
     seed: int
     unit: str
     output_format: str
+    index_sha256: str | None = None
+    probabilities_sha256: str | None = None
 
     def __call__(self) -> Stage3Stats:
         return sample_shard(self.index_path, self.probabilities, self.out_dir, self.shard, seed=self.seed,
-                            unit=self.unit, output_format=self.output_format)  # fmt: skip
+                            unit=self.unit, output_format=self.output_format, index_sha256=self.index_sha256,
+                            probabilities_sha256=self.probabilities_sha256)  # fmt: skip

@@ -4,6 +4,11 @@ Every input pair ends in exactly one bucket of stage 1 (``invalid``, ``no_metada
 ``unmatched``, ``matched``), and every matched pair in one of stage 3 (``kept``,
 ``not_kept``). A shard's stats are written to its ``stats.json`` (last, as its "done"
 marker); the run's totals, and so the datacard, are their sum (``sum(stats, Stage1Stats())``).
+
+A shard's stats also record what it was made from and what it wrote (``fingerprint``,
+``sources``, ``outputs``: sizes and sha256 digests), so that a later run verifies them before
+it reuses the shard (:mod:`metaclip2.pipeline.verify`); these describe one shard and are None
+in a sum.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ __all__ = ["MAX_EXAMPLES", "Stage1Stats", "Stage3Stats"]
 
 #: Invalid inputs listed with their line per shard (all are counted).
 MAX_EXAMPLES = 20
+
+# Fields that describe one shard: a sum of several keeps them only where all agree.
+_PER_SHARD = ("input", "shard", "index", "seed", "unit", "fingerprint", "sources", "outputs")
 
 
 def _add_counters(a: dict, b: dict) -> dict:
@@ -42,7 +50,7 @@ class _Stats:
         merged = {}
         for f in dataclasses.fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
-            if f.name in ("input", "shard", "index", "seed", "unit"):
+            if f.name in _PER_SHARD:
                 merged[f.name] = a if a == b else None  # a sum names no single shard
             elif isinstance(a, dict):
                 merged[f.name] = _add_counters(a, b)
@@ -97,6 +105,10 @@ class Stage1Stats(_Stats):
         Pairs with metadata that matched no entry / at least one.
     by_lang : dict
         Per metadata language: ``pairs``, ``matched``.
+    fingerprint : dict
+        The input file as stage 1 read it: ``bytes``, ``mtime_ns``, ``sha256``.
+    outputs : dict
+        Per output file name (index, counts): ``bytes``, ``sha256``, taken after it was written.
     """
 
     FORMAT: ClassVar[str] = "metaclip2-stage1-stats/1"
@@ -112,6 +124,8 @@ class Stage1Stats(_Stats):
     unmatched: int = 0
     matched: int = 0
     by_lang: dict = field(default_factory=dict)
+    fingerprint: dict | None = field(default_factory=dict)
+    outputs: dict | None = field(default_factory=dict)
 
     @property
     def n_invalid(self) -> int:
@@ -136,6 +150,11 @@ class Stage3Stats(_Stats):
     matched, kept, not_kept, kept_images : int
     by_lang : dict
         Per metadata language: ``matched``, ``kept``.
+    sources : dict
+        sha256 of what the shard was sampled from: ``index`` (the stage-1 index) and
+        ``probabilities`` (``probabilities.bin``).
+    outputs : dict
+        Per output file name (the curated subset): ``bytes``, ``sha256``.
     """
 
     FORMAT: ClassVar[str] = "metaclip2-stage3-stats/1"
@@ -150,3 +169,5 @@ class Stage3Stats(_Stats):
     not_kept: int = 0
     kept_images: int = 0
     by_lang: dict = field(default_factory=dict)
+    sources: dict | None = field(default_factory=dict)
+    outputs: dict | None = field(default_factory=dict)
