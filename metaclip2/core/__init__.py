@@ -12,7 +12,7 @@ from metaclip2.core.errors import (
     RunMismatchError,
     UnknownLanguageError,
 )
-from metaclip2.core.atomic import OutputError
+from metaclip2.core.errors import OutputError
 from metaclip2.core.entries import check_entries, entries_digest, read_metadata, write_metadata
 from metaclip2.core.languages import (
     LID176_LABELS,

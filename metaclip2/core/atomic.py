@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import IO, Any
 
-from metaclip2.core.errors import Metaclip2Error
+from metaclip2.core.errors import Metaclip2Error, OutputError
 
 __all__ = [
     "OutputError", "output_error", "make_directory", "AtomicFile", "write_bytes", "write_text", "write_json",
@@ -43,10 +43,6 @@ _PATH_ERRORS = {
     errno.EISDIR: "it is a directory",
     errno.EEXIST: "a file of that name is in the way",
 }
-
-
-class OutputError(Metaclip2Error, OSError):
-    """A file or directory could not be written; the message names the path and the cause."""
 
 
 def output_error(e: OSError, path: str | os.PathLike, any_errno: bool = True) -> OSError | None:

@@ -71,3 +71,7 @@ class MatcherMismatchError(MetadataError):
 
 class RunMismatchError(Metaclip2Error, ValueError):
     """The run directory holds outputs made with other metadata, inputs or parameters."""
+
+
+class OutputError(Metaclip2Error, OSError):
+    """A file or directory could not be written; the message names the path and the cause."""

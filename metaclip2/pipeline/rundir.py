@@ -279,7 +279,7 @@ def _check_writable_location(path: Path) -> None:
     if not parent.is_dir():
         raise ParameterError(f"run directory {path} lies inside {parent}, which is a file: choose another directory")
     if not os.access(parent, os.W_OK | os.X_OK):
-        from metaclip2.core.atomic import OutputError
+        from metaclip2.core.errors import OutputError
 
         raise OutputError(f"cannot write {path}: {parent} is read-only or not writable by you; choose another directory")
 
