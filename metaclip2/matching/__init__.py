@@ -1,7 +1,7 @@
 """Stage 1: language identification and Aho-Corasick matching (SPEC §2)."""
 
 from metaclip2.matching.text import pad_entry, spacing
-from metaclip2.matching.matcher import Matcher, MatcherMismatchError
+from metaclip2.matching.matcher import Matcher, MatcherFileError, MatcherMismatchError
 from metaclip2.matching.store import MetadataStore
 from metaclip2.matching.languages import (
     LID176_LABELS,
@@ -22,7 +22,7 @@ from metaclip2.matching.lid import (
 )
 
 __all__ = [
-    "pad_entry", "spacing", "Matcher", "MatcherMismatchError", "MetadataStore",
+    "pad_entry", "spacing", "Matcher", "MatcherFileError", "MatcherMismatchError", "MetadataStore",
     "LID176_LABELS", "OTHER", "WIKIPEDIA_LANGUAGES", "lid_language_groups", "lid_to_metadata_language",
     "wikipedia_to_lid_language",
     "Detector", "FastTextDetector", "LIDDependencyError", "detect_language", "detect_languages",

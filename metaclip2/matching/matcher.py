@@ -11,8 +11,8 @@ An entry is found by how :func:`~metaclip2.matching.text.pad_entry` pads it:
 * **padded at its start only** (last character CJK-like): a trie over the reversed
   characters, walked backward from every position holding one of their last characters.
 * **never matchable**: an entry holding one of ``, . ; : ? ! ` `` next to a character other
-  than a space can never occur in a spaced text (spacing always separates those
-  characters). Such entries are reported (:attr:`Matcher.unmatchable`, a log warning) and
+  than a space (or two of them one space apart) can never occur in a spaced text (spacing
+  always puts a space of their own around those characters). Such entries are reported (:attr:`Matcher.unmatchable`, a log warning) and
   skipped.
 
 Every walk starts at each candidate position and follows the trie as far as the text
@@ -193,8 +193,8 @@ class Matcher:
         if self.unmatchable:
             shown = ", ".join(repr(entries[i]) for i in self.unmatchable[:5])
             log.warning(
-                "%d of %d entries%s can never match (a , . ; : ? ! or ` not surrounded by spaces, which spacing "
-                "always puts around them) and are skipped: %s%s",
+                "%d of %d entries%s can never match (a , . ; : ? ! or ` not surrounded by spaces of its own, which "
+                "spacing always puts around it) and are skipped: %s%s",
                 len(self.unmatchable), len(entries), f" of {lang!r}" if lang else "", shown,
                 ", ..." if len(self.unmatchable) > 5 else "",
             )  # fmt: skip
@@ -505,15 +505,21 @@ class _Layout:
         cjk = np.array([is_cjk_like(chr(c)) for c in edge.tolist()], dtype=bool)
         first_cjk = cjk[np.searchsorted(edge, first)]
         self.last_cjk = last_cjk = cjk[np.searchsorted(edge, last)]
-        # A wrapped character always has a space on each side in a spaced text, so an entry
-        # with a wrapped character next to anything but a space (inside the padded entry) never
-        # occurs. Outside the entry no neighbour exists: a wrapped character is CJK-like, so an
-        # entry starting or ending with one is not padded on that side.
+        # A wrapped character always has its own space on each side in a spaced text, so an
+        # entry with a wrapped character next to anything but a space (inside the padded entry),
+        # or with two wrapped characters one space apart, never occurs; every other entry does
+        # (remove those spaces to get a text that matches). Outside the entry no neighbour
+        # exists: a wrapped character is CJK-like, so an entry starting or ending with one is
+        # not padded on that side.
         w = np.flatnonzero(ascii_class == _WRAPPED)
         left = ascii_class[np.maximum(w - 1, 0)]
         right = ascii_class[np.minimum(w + 1, len(chars) - 1)]
-        never = ((w > 0) & (left != _SPACE_CLASS) & (left != _NEWLINE_CLASS)) | (
-            (w < len(chars) - 1) & (right != _SPACE_CLASS) & (right != _NEWLINE_CLASS)
+        after_space = ascii_class[np.minimum(w + 2, len(chars) - 1)]
+        never = (
+            ((w > 0) & (left != _SPACE_CLASS) & (left != _NEWLINE_CLASS))
+            | ((w < len(chars) - 1) & (right != _SPACE_CLASS) & (right != _NEWLINE_CLASS))
+            # Two wrapped characters one space apart: each brings its own space, so a text has two.
+            | ((w < len(chars) - 2) & (right == _SPACE_CLASS) & (after_space == _WRAPPED))
         )
         self.unmatchable = self._flag(w[never], n)
         ok = ~self.unmatchable
@@ -631,7 +637,7 @@ def _header_ok(h) -> bool:
         return False
     if not isinstance(h.get("digest"), str) or not isinstance(h.get("payload_sha256"), str):
         return False
-    if h.get("lang") is not None and not isinstance(h["lang"], str):
+    if "lang" not in h or (h["lang"] is not None and not isinstance(h["lang"], str)):
         return False
     s = h.get("sections")
     if not isinstance(s, list) or len(s) != len(_SECTIONS):

@@ -133,7 +133,7 @@ def build_lid_metadata(
             from metaclip2.matching.matcher import Matcher
 
             matcher_name = f"{lid}.matcher"
-            Matcher(entries).save(out_dir / matcher_name)
+            Matcher(entries, lang=lid).save(out_dir / matcher_name)
         index[lid] = {"entries": len(entries), "digest": digest, "wikipedia": codes, "matcher": matcher_name}
     tmp = out_dir / f"index.json.tmp{os.getpid()}"
     tmp.write_text(json.dumps(index, sort_keys=True, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
