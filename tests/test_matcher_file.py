@@ -9,7 +9,6 @@ import logging
 import pickle
 import random
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np

@@ -217,8 +217,10 @@ class Matcher:
         self._word_entry[single_codes] = token_ids[single]
         if np.count_nonzero(self._word_entry >= 0) != len(single_codes):
             raise MetadataError("two single-word entries have the same word (duplicate entries)")
-        for code, i in zip(single_codes.tolist(), token_ids[single].tolist()):
-            words[code - _FIRST_WORD] = entries[i]
+        if len(single_codes):
+            shared = np.array(words, dtype=object)
+            shared[single_codes - _FIRST_WORD] = np.array(entries, dtype=object)[token_ids[single]]
+            words[:] = shared.tolist()
         self._words = dict(zip(words, range(_FIRST_WORD, len(words) + _FIRST_WORD)))
         if len(self._words) != len(words):
             raise MetadataError("the token vocabulary holds a word twice")
@@ -483,6 +485,7 @@ class _Layout:
         n = len(entries)
         if joined is None:
             joined = _SEP.join(entries)
+        self.text = joined
         self.chars = chars = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         # Only ASCII matters below: every other code point is clipped to 127 (class 0).
         ascii_class = _ASCII_CLASS[np.minimum(chars, 127)]
@@ -587,7 +590,13 @@ def _check_tokens(entries: list[str], layout: _Layout, words: list[str], tokens:
     # Both sides split on " " into the same number of pieces, so equal joins mean equal pieces
     # (a word holding a space would add a piece).
     spelled = " ".join(np.array(words, dtype=object)[tokens - _FIRST_WORD].tolist())
-    if spelled != " ".join(itertools.compress(entries, layout.token.tolist())):
+    # The same text cut from the joined entries: one slice per run of consecutive token entries.
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], layout.token.view(np.int8), [0]))))
+    first, stop = edges[0::2], edges[1::2] - 1
+    ends = layout.starts[stop] + layout.lengths[stop]
+    text = layout.text
+    expected = " ".join([text[a:b] for a, b in zip(layout.starts[first].tolist(), ends.tolist())]).replace(_SEP, " ")
+    if spelled != expected:
         raise MatcherFileError("its token codes do not spell its entries")
 
 
