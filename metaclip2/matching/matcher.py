@@ -27,15 +27,15 @@ File format (``.matcher``, little-endian)::
 
 The header names the format, the language, the entry list's digest and count, each
 section's dtype and length, and the payload's size and sha256. The payload holds only data:
-the entries (length-prefixed, the exact input of
-:func:`~metaclip2.metadata.entries.entries_digest`), their byte lengths, the token
-vocabulary and each padded entry's token codes. Loading checks the size, the checksum,
+the entries (UTF-8, joined by newlines) and their byte lengths, the token vocabulary (joined
+by newlines) and the token codes of every entry padded on both sides (int32). Loading checks the size, the checksum,
 the digest, every length and every token against the entries, then derives the tries;
 nothing in a file is executed or trusted unchecked.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import itertools
 import json
@@ -101,7 +101,14 @@ class _Trie:
             k = node[active] * radix + flat[offsets[active] + depth]
             # Parents of this level were numbered after every earlier node, so the keys of
             # all levels concatenate in sorted order and node ids follow key order.
-            level, inverse = np.unique(k, return_inverse=True)
+            if depth == 0 and radix <= 4 * len(k) + 1024:
+                # Level 1 without sorting: keys are the labels themselves.
+                present = np.zeros(radix, dtype=bool)
+                present[k] = True
+                level = np.flatnonzero(present)
+                inverse = (np.cumsum(present) - 1)[k]
+            else:
+                level, inverse = np.unique(k, return_inverse=True)
             node[active] = n_nodes + inverse.reshape(-1)
             n_nodes += len(level)
             keys.append(level)
@@ -123,7 +130,7 @@ class _Trie:
     def walk(self, labels: np.ndarray, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """``(start positions, entry ids)`` of every occurrence in `labels`, read forward (step 1) or backward (-1)."""
         first = self.first
-        node = first[np.minimum(labels, len(first) - 1)]
+        node = np.take(first, labels, mode="clip")
         pos = np.flatnonzero(node >= 0)
         node = node[pos].astype(np.int64)
         found_pos, found_ids = [], []
@@ -203,8 +210,6 @@ class Matcher:
         self.entries = entries
         self.digest = digest
         self.lang = lang
-        self._words_list = words  # kept for save(); the dict below holds the same strings
-        self._tokens = tokens
         self.unmatchable = tuple(np.flatnonzero(layout.unmatchable).tolist())
         token_ids = np.flatnonzero(layout.token)
         n_tok = layout.spaces[token_ids] + 1
@@ -235,7 +240,7 @@ class Matcher:
         self._nbytes = (
             sys.getsizeof(entries) + layout.str_bytes
             + sys.getsizeof(self._words) + _str_bytes_estimate(words, token_ids[single], layout) + 28 * len(words)
-            + sys.getsizeof(words) + tokens.nbytes + self._word_entry.nbytes
+            + self._word_entry.nbytes
             + sum(t.nbytes for t in (self._phrases, self._forward, self._backward) if t is not None)
         )  # fmt: skip
 
@@ -333,21 +338,12 @@ class Matcher:
         """Save the entries, their digest and the token codes to one data-only file, atomically."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        raw = [e.encode("utf-8", "surrogatepass") for e in self.entries]
-        lengths = np.fromiter(map(len, raw), dtype="<u4", count=len(raw))
-        # [u64 length][bytes] per entry: what entries_digest hashes.
-        n = len(raw)
-        heads = np.zeros(n, dtype=np.int64)
-        np.cumsum(lengths[:-1].astype(np.int64) + 8, out=heads[1:])
-        out = np.zeros(int(lengths.sum()) + 8 * n, dtype=np.uint8)
-        body = np.ones(len(out), dtype=bool)
-        head_pos = (heads[:, None] + np.arange(8)).reshape(-1)
-        body[head_pos] = False
-        out[head_pos] = lengths.astype("<u8").view(np.uint8)
-        out[body] = np.frombuffer(b"".join(raw), dtype=np.uint8)
-        stream = out.tobytes()
-        words = _SEP.join(self._words_list).encode("utf-8", "surrogatepass")
-        data = {"entries": stream, "lengths": lengths.tobytes(), "words": words, "tokens": self._tokens.astype("<i4").tobytes()}
+        stream = _SEP.join(self.entries).encode("utf-8", "surrogatepass")
+        bounds = np.concatenate(([-1], np.flatnonzero(np.frombuffer(stream, dtype=np.uint8) == _NEWLINE), [len(stream)]))
+        lengths = (np.diff(bounds) - 1).astype("<u4") if self.entries else np.zeros(0, dtype="<u4")
+        # The vocabulary and token codes are not kept in memory: derive them again (deterministic).
+        words, tokens = _tokenize(self.entries, _Layout(self.entries))
+        data = {"entries": stream, "lengths": lengths.tobytes(), "words": _SEP.join(words).encode("utf-8", "surrogatepass"), "tokens": tokens.astype("<i4").tobytes()}
         sections, chunks = [], []
         for name, dtype in _SECTIONS:
             b = data[name]
@@ -357,7 +353,7 @@ class Matcher:
         header = json.dumps(
             {
                 "format": _FORMAT, "lang": self.lang, "digest": self.digest, "entries": len(self.entries),
-                "words": len(self._words_list), "sections": sections,
+                "words": len(words), "sections": sections,
                 "payload_bytes": len(payload), "payload_sha256": hashlib.sha256(payload).hexdigest(),
             }
         ).encode()  # fmt: skip
@@ -423,7 +419,10 @@ class Matcher:
         if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
             raise MatcherFileError(f"{path} is damaged: its payload does not match its checksum")
         try:
-            return cls._from_payload(payload, header)
+            m = cls._from_payload(payload, header)
+            del data, payload
+            _release_free_memory()
+            return m
         except MatcherFileError as e:
             raise MatcherFileError(f"{path}: {e}") from None
         except (MetadataError, ValueError, IndexError, UnicodeDecodeError) as e:
@@ -440,26 +439,17 @@ class Matcher:
             raise MatcherFileError("its sections do not fill its payload")
         n = header["entries"]
         stream, lengths = arrays["entries"], arrays["lengths"].astype(np.int64)
-        if len(lengths) != n or int(lengths.sum()) + 8 * n != len(stream) or (n and lengths.min() == 0):
+        # The entries joined by \n, and their UTF-8 lengths: the newlines must sit exactly between them.
+        if len(lengths) != n or int(lengths.sum()) + max(n - 1, 0) != len(stream) or (n and lengths.min() == 0):
             raise MatcherFileError("its entry lengths do not fit its entries")
-        h = hashlib.sha256(stream)
-        h.update(n.to_bytes(8, "little"))
-        if h.hexdigest() != header["digest"]:
+        starts = np.zeros(n, dtype=np.int64)
+        np.cumsum(lengths[:-1] + 1, out=starts[1:])
+        if not np.array_equal(np.flatnonzero(stream == _NEWLINE), starts[1:] - 1):
+            raise MatcherFileError("its entry lengths do not fit its entries")
+        if _digest_of_joined(stream, starts, lengths) != header["digest"]:
             raise MatcherFileError("its entries do not match its digest")
-        # The stream is [u64 length][bytes] per entry: check every length field, then drop them, one \n per entry.
-        heads = np.zeros(n, dtype=np.int64)
-        np.cumsum(lengths[:-1] + 8, out=heads[1:])
-        if n and not np.array_equal(stream[heads[:, None] + np.arange(8)].view("<u8").reshape(-1), lengths):
-            raise MatcherFileError("its entry length fields are inconsistent")
-        keep = np.ones(len(stream), dtype=bool)
-        keep[(heads[:, None] + np.arange(7)).reshape(-1)] = False
-        joined = stream[keep]
-        joined[heads - 7 * np.arange(n)] = _NEWLINE
-        text = joined[1:].tobytes().decode("utf-8", "surrogatepass")
-        entries = text.split(_SEP) if n else []
-        if len(entries) != n:
-            raise MatcherFileError("an entry holds a newline")
-        layout = _Layout(entries, text)
+        entries = str(stream, "utf-8", "surrogatepass").split(_SEP) if n else []
+        layout = _Layout(entries, stream, starts, lengths)
         if layout.forbidden.any():
             raise MatcherFileError("an entry holds a tab, carriage return or NUL")
         words_bytes = arrays["words"].tobytes()
@@ -474,36 +464,39 @@ class Matcher:
 
 
 class _Layout:
-    """Per-entry facts derived from the characters of an entry list, vectorized.
+    """Per-entry facts derived from the UTF-8 bytes of an entry list, vectorized.
 
-    ``chars`` holds the code points of ``"\\n".join(entries)``; ``starts``/``lengths`` locate
-    each entry in it. ``token``/``forward``/``backward``/``unmatchable`` partition the entries
-    (see the module docstring); ``spaces`` counts each entry's spaces.
+    ``raw`` holds ``"\\n".join(entries)`` in UTF-8; ``starts``/``lengths`` locate each entry
+    in it (bytes). ``token``/``forward``/``backward``/``unmatchable`` partition the entries
+    (see the module docstring); ``spaces`` counts each entry's spaces. Every character that
+    matters here is ASCII, and no byte of a longer UTF-8 sequence is ASCII.
     """
 
-    def __init__(self, entries: list[str], joined: str | None = None):
+    def __init__(self, entries: list[str], raw: np.ndarray | None = None, starts: np.ndarray | None = None, lengths: np.ndarray | None = None):
+        self.entries = entries
         n = len(entries)
-        if joined is None:
-            joined = _SEP.join(entries)
-        self.text = joined
-        self.chars = chars = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        # Only ASCII matters below: every other code point is clipped to 127 (class 0).
-        ascii_class = _ASCII_CLASS[np.minimum(chars, 127)]
-        ends = np.flatnonzero(ascii_class == _NEWLINE_CLASS)
-        if len(ends) != max(n - 1, 0):
-            raise MetadataError("an entry holds a newline, which could never match; drop it")
-        self.starts = np.concatenate(([0], ends + 1)).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
-        self.lengths = np.diff(np.concatenate((self.starts, [len(chars) + 1]))) - 1 if n else np.zeros(0, dtype=np.int64)
-        if n and self.lengths.min() < 1:
-            raise MetadataError("entries must be non-empty")
-        self.forbidden = self._flag(np.flatnonzero(ascii_class == _FORBIDDEN), n)
+        if raw is None:
+            raw = np.frombuffer(_SEP.join(entries).encode("utf-8", "surrogatepass"), dtype=np.uint8)
+            ends = np.flatnonzero(raw == _NEWLINE)
+            if len(ends) != max(n - 1, 0):
+                raise MetadataError("an entry holds a newline, which could never match; drop it")
+            starts = np.concatenate(([0], ends + 1)).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
+            lengths = np.diff(np.concatenate((starts, [len(raw) + 1]))) - 1 if n else np.zeros(0, dtype=np.int64)
+            if n and lengths.min() < 1:
+                raise MetadataError("entries must be non-empty")
+        self.starts, self.lengths = starts, lengths
+        cls = _BYTE_CLASS[raw]
+        self.forbidden = self._flag(np.flatnonzero(cls == _FORBIDDEN), n)
         if not n:
             self.token = self.forward = self.backward = self.unmatchable = self.last_cjk = np.zeros(0, dtype=bool)
             self.spaces = np.zeros(0, dtype=np.int64)
             self.str_bytes = 0
             return
-        first = chars[self.starts]
-        last = chars[self.starts + self.lengths - 1]
+        first = _decode_at(raw, starts)
+        last_start = starts + lengths - 1
+        for _ in range(3):  # back to the lead byte of the last character
+            last_start -= ((raw[last_start] & 0xC0) == 0x80) & (last_start > starts)
+        last = _decode_at(raw, last_start)
         edge = np.unique(np.concatenate((first, last)))
         cjk = np.array([is_cjk_like(chr(c)) for c in edge.tolist()], dtype=bool)
         first_cjk = cjk[np.searchsorted(edge, first)]
@@ -514,29 +507,29 @@ class _Layout:
         # (remove those spaces to get a text that matches). Outside the entry no neighbour
         # exists: a wrapped character is CJK-like, so an entry starting or ending with one is
         # not padded on that side.
-        w = np.flatnonzero(ascii_class == _WRAPPED)
-        left = ascii_class[np.maximum(w - 1, 0)]
-        right = ascii_class[np.minimum(w + 1, len(chars) - 1)]
-        after_space = ascii_class[np.minimum(w + 2, len(chars) - 1)]
+        w = np.flatnonzero(cls == _WRAPPED)
+        left = cls[np.maximum(w - 1, 0)]
+        right = cls[np.minimum(w + 1, len(raw) - 1)]
+        after_space = cls[np.minimum(w + 2, len(raw) - 1)]
         never = (
             ((w > 0) & (left != _SPACE_CLASS) & (left != _NEWLINE_CLASS))
-            | ((w < len(chars) - 1) & (right != _SPACE_CLASS) & (right != _NEWLINE_CLASS))
+            | ((w < len(raw) - 1) & (right != _SPACE_CLASS) & (right != _NEWLINE_CLASS))
             # Two wrapped characters one space apart: each brings its own space, so a text has two.
-            | ((w < len(chars) - 2) & (right == _SPACE_CLASS) & (after_space == _WRAPPED))
+            | ((w < len(raw) - 2) & (right == _SPACE_CLASS) & (after_space == _WRAPPED))
         )
         self.unmatchable = self._flag(w[never], n)
         ok = ~self.unmatchable
         self.token = ok & ~first_cjk & ~last_cjk
         self.forward = ok & first_cjk
         self.backward = ok & ~first_cjk & last_cjk
-        space = np.flatnonzero(ascii_class == _SPACE_CLASS)
-        self.spaces = np.bincount(np.searchsorted(self.starts, space, "right") - 1, minlength=n).astype(np.int64)
-        # Estimated CPython str sizes: compact ASCII, else (roughly) two bytes a character.
-        wide = self._flag(np.flatnonzero(chars > 127), n)
-        self.str_bytes = int(np.where(wide, 74 + 2 * self.lengths, 49 + self.lengths).sum()) + 8 * n
+        space = np.flatnonzero(cls == _SPACE_CLASS)
+        self.spaces = np.diff(np.append(np.searchsorted(space, starts), len(space))).astype(np.int64)
+        # Estimated CPython str sizes: compact ASCII (one byte a character), else ~two bytes a character.
+        chars = np.fromiter(map(len, entries), dtype=np.int64, count=n)
+        self.str_bytes = int(np.where(chars == lengths, 49 + chars, 74 + 2 * chars).sum()) + 8 * n
 
     def _flag(self, positions: np.ndarray, n: int) -> np.ndarray:
-        """Entries holding any of the character `positions`."""
+        """Entries holding any of the byte `positions`."""
         out = np.zeros(n, dtype=bool)
         out[np.searchsorted(self.starts, positions, "right") - 1] = True
         return out
@@ -547,7 +540,10 @@ class _Layout:
         Forward entries are unpadded at the start and get a trailing space when padded at the
         end; backward entries are padded at the start only, so reversed they end with one space.
         """
-        starts, lengths = self.starts[ids], self.lengths[ids]
+        pick = [self.entries[i] for i in ids.tolist()]
+        chars = np.frombuffer(_SEP.join(pick).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        starts = np.concatenate(([0], np.flatnonzero(chars == _NEWLINE) + 1)).astype(np.int64)
+        lengths = np.diff(np.concatenate((starts, [len(chars) + 1]))) - 1
         pad = np.ones(len(ids), dtype=bool) if reverse else ~self.last_cjk[ids]
         total = lengths + pad
         seq_start = np.zeros(len(ids), dtype=np.int64)
@@ -556,17 +552,27 @@ class _Layout:
         s = np.repeat(starts, total)
         ln = np.repeat(lengths, total)
         src = s + (ln - 1 - r if reverse else r)
-        flat = np.where(r < ln, self.chars[np.minimum(src, len(self.chars) - 1)].astype(np.int64), _SPACE)
+        flat = np.where(r < ln, chars[np.minimum(src, len(chars) - 1)].astype(np.int64), _SPACE)
         return flat, total
 
 
-# Classes of ASCII characters in entry lists (every other code point is clipped to 127, class 0).
+def _decode_at(raw: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Code point of the UTF-8 character starting at each of `pos` (surrogates as encoded by surrogatepass)."""
+    b = [raw[np.minimum(pos + k, len(raw) - 1)].astype(np.int64) for k in range(4)]
+    lead = b[0]
+    two = (lead & 0x1F) << 6 | (b[1] & 0x3F)
+    three = (lead & 0x0F) << 12 | (b[1] & 0x3F) << 6 | (b[2] & 0x3F)
+    four = (lead & 0x07) << 18 | (b[1] & 0x3F) << 12 | (b[2] & 0x3F) << 6 | (b[3] & 0x3F)
+    return np.where(lead < 0x80, lead, np.where(lead < 0xE0, two, np.where(lead < 0xF0, three, four)))
+
+
+# Classes of the bytes of UTF-8 entry lists (non-ASCII bytes are class 0).
 _WRAPPED, _SPACE_CLASS, _NEWLINE_CLASS, _FORBIDDEN = 1, 2, 3, 4
-_ASCII_CLASS = np.zeros(128, dtype=np.uint8)
-_ASCII_CLASS[[ord(c) for c in WRAPPED_PUNCTUATION]] = _WRAPPED
-_ASCII_CLASS[_SPACE] = _SPACE_CLASS
-_ASCII_CLASS[_NEWLINE] = _NEWLINE_CLASS
-_ASCII_CLASS[[ord(c) for c in (*SPACED_CONTROLS, _NUL) if c != _SEP]] = _FORBIDDEN
+_BYTE_CLASS = np.zeros(256, dtype=np.uint8)
+_BYTE_CLASS[[ord(c) for c in WRAPPED_PUNCTUATION]] = _WRAPPED
+_BYTE_CLASS[_SPACE] = _SPACE_CLASS
+_BYTE_CLASS[_NEWLINE] = _NEWLINE_CLASS
+_BYTE_CLASS[[ord(c) for c in (*SPACED_CONTROLS, _NUL) if c != _SEP]] = _FORBIDDEN
 
 
 def _tokenize(entries: list[str], layout: _Layout) -> tuple[list[str], np.ndarray]:
@@ -578,7 +584,7 @@ def _tokenize(entries: list[str], layout: _Layout) -> tuple[list[str], np.ndarra
     return list(vocab), np.fromiter(map(codes.__getitem__, pieces), dtype=np.int64, count=len(pieces))
 
 
-def _check_tokens(entries: list[str], layout: _Layout, words: list[str], tokens: np.ndarray) -> None:
+def _check_tokens(entries: list[str], layout: _Layout, words: list[str], tokens: np.ndarray, chunk: int = 1 << 16) -> None:
     """Check that `tokens` are exactly the space-separated pieces of the both-side-padded entries."""
     ids = np.flatnonzero(layout.token)
     if len(tokens) != int((layout.spaces[ids] + 1).sum()):
@@ -588,16 +594,17 @@ def _check_tokens(entries: list[str], layout: _Layout, words: list[str], tokens:
     if tokens.min() < _FIRST_WORD or tokens.max() >= len(words) + _FIRST_WORD:
         raise MatcherFileError("a token code is out of range")
     # Both sides split on " " into the same number of pieces, so equal joins mean equal pieces
-    # (a word holding a space would add a piece).
-    spelled = " ".join(np.array(words, dtype=object)[tokens - _FIRST_WORD].tolist())
-    # The same text cut from the joined entries: one slice per run of consecutive token entries.
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], layout.token.view(np.int8), [0]))))
-    first, stop = edges[0::2], edges[1::2] - 1
-    ends = layout.starts[stop] + layout.lengths[stop]
-    text = layout.text
-    expected = " ".join([text[a:b] for a, b in zip(layout.starts[first].tolist(), ends.tolist())]).replace(_SEP, " ")
-    if spelled != expected:
-        raise MatcherFileError("its token codes do not spell its entries")
+    # (a word holding a space would add a piece). Chunks of entries bound the memory used.
+    words_obj = np.array(words, dtype=object)
+    offsets = np.concatenate(([0], np.cumsum(np.where(layout.token, layout.spaces + 1, 0))))
+    for lo in range(0, len(entries), chunk):
+        hi = min(len(entries), lo + chunk)
+        a, b = offsets[lo], offsets[hi]
+        if a == b:
+            continue
+        spelled = " ".join(words_obj[tokens[a:b] - _FIRST_WORD].tolist())
+        if spelled != " ".join(itertools.compress(entries[lo:hi], layout.token[lo:hi].tolist())):
+            raise MatcherFileError("its token codes do not spell its entries")
 
 
 def _str_bytes_estimate(words: list[str], shared_ids: np.ndarray, layout: _Layout) -> int:
@@ -606,8 +613,50 @@ def _str_bytes_estimate(words: list[str], shared_ids: np.ndarray, layout: _Layou
     if own <= 0:
         return 0
     total_chars = sum(map(len, words))
-    shared_chars = int(layout.lengths[shared_ids].sum()) if len(shared_ids) else 0
+    shared_chars = int(layout.lengths[shared_ids].sum()) if len(shared_ids) else 0  # bytes: close enough
     return 49 * own + max(total_chars - shared_chars, 0)
+
+
+def _digest_of_joined(joined: np.ndarray, starts: np.ndarray, lengths: np.ndarray, chunk: int = 1 << 16) -> str:
+    """:func:`entries_digest` of entries given as UTF-8 bytes joined by \\n, chunk by chunk (bounded memory)."""
+    h = hashlib.sha256()
+    n = len(lengths)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        lo, hi = int(starts[a]), int(starts[b - 1] + lengths[b - 1])
+        body = joined[lo:hi]
+        # [u64 length][bytes] per entry: each entry's 8-byte length replaces the \n before it.
+        size = lengths[a:b]
+        out = np.empty(int(size.sum()) + 8 * (b - a), dtype=np.uint8)
+        heads = np.zeros(b - a, dtype=np.int64)
+        np.cumsum(size[:-1] + 8, out=heads[1:])
+        is_head = np.zeros(len(out), dtype=bool)
+        for k in range(8):
+            is_head[heads + k] = True
+        out[is_head] = size.astype("<u8").view(np.uint8)
+        out[~is_head] = body[body != _NEWLINE] if b - a > 1 else body
+        h.update(out)
+    h.update(n.to_bytes(8, "little"))
+    return h.hexdigest()
+
+
+def _release_free_memory() -> None:
+    """Give the heap's free pages back to the OS (glibc only; a no-op elsewhere).
+
+    Loading a large list allocates temporaries several times the matcher's size; glibc keeps
+    freed heap memory mapped, which would count in the process's RSS until reused.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 def _parse_header(path: Path, data: bytes) -> tuple[dict, int]:
