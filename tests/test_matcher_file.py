@@ -277,3 +277,17 @@ def test_nbytes_estimate_is_close_to_what_is_allocated():
     held = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     assert 0.5 * held < m.nbytes < 2 * held
+
+
+@pytest.mark.parametrize("entries", [[], ["a"], ["東"], ["a b"], [" "], ["x", "(y)"], ["U.S"], ["\ud800x", "é è"]])
+def test_small_lists_round_trip(tmp_path, entries):
+    path = tmp_path / "s.matcher"
+    m = Matcher(entries)
+    m.save(path)
+    loaded = Matcher.load(path, entries=entries)
+    texts = ["a b 東 x (y)  U.S \ud800x é è", "", " "]
+    assert loaded.entries == entries and loaded.digest == entries_digest(entries)
+    a, b = loaded.match_many(texts), m.match_many(texts)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert [loaded.match(t) for t in texts] == [ref(entries, t) for t in texts]
+    assert Matcher(loaded.entries).nbytes == loaded.nbytes

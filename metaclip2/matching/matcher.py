@@ -41,7 +41,6 @@ import itertools
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -238,8 +237,9 @@ class Matcher:
         bwd = np.flatnonzero(layout.backward)
         self._backward = _Trie(*layout.sequences(bwd, reverse=True), bwd, _CHARS) if len(bwd) else None
         self._nbytes = (
-            sys.getsizeof(entries) + layout.str_bytes
-            + sys.getsizeof(self._words) + _str_bytes_estimate(words, token_ids[single], layout) + 28 * len(words)
+            # The same estimate however the matcher was made: list, dict (≈50 bytes an item), strs, ints.
+            56 + layout.str_bytes
+            + 64 + 50 * len(self._words) + _str_bytes_estimate(words, token_ids[single], layout) + 28 * len(words)
             + self._word_entry.nbytes
             + sum(t.nbytes for t in (self._phrases, self._forward, self._backward) if t is not None)
         )  # fmt: skip
