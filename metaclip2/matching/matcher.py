@@ -400,10 +400,7 @@ class Matcher:
             The file is intact but belongs to another entry list or language.
         """
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise MatcherFileError(f"cannot read matcher file {path}: {e}") from None
+        data = path.read_bytes()
         header, start = _parse_header(path, data)
         expected = entries_digest(entries) if entries is not None else digest
         if expected is not None and expected != header["digest"]:
