@@ -441,7 +441,8 @@ class Matcher:
             raise MatcherFileError("its entry lengths do not fit its entries")
         starts = np.zeros(n, dtype=np.int64)
         np.cumsum(lengths[:-1] + 1, out=starts[1:])
-        if not np.array_equal(np.flatnonzero(stream == _NEWLINE), starts[1:] - 1):
+        # Exactly n - 1 newlines, each where one entry ends: no entry holds one.
+        if n and (_count_newlines(stream) != n - 1 or not (stream[starts[1:] - 1] == _NEWLINE).all()):
             raise MatcherFileError("its entry lengths do not fit its entries")
         if _digest_of_joined(stream, starts, lengths) != header["digest"]:
             raise MatcherFileError("its entries do not match its digest")
@@ -489,15 +490,11 @@ class _Layout:
             self.spaces = np.zeros(0, dtype=np.int64)
             self.str_bytes = 0
             return
-        first = _decode_at(raw, starts)
         last_start = starts + lengths - 1
         for _ in range(3):  # back to the lead byte of the last character
             last_start -= ((raw[last_start] & 0xC0) == 0x80) & (last_start > starts)
-        last = _decode_at(raw, last_start)
-        edge = np.unique(np.concatenate((first, last)))
-        cjk = np.array([is_cjk_like(chr(c)) for c in edge.tolist()], dtype=bool)
-        first_cjk = cjk[np.searchsorted(edge, first)]
-        self.last_cjk = last_cjk = cjk[np.searchsorted(edge, last)]
+        first_cjk = _cjk_like_at(raw, starts)
+        self.last_cjk = last_cjk = _cjk_like_at(raw, last_start)
         # A wrapped character always has its own space on each side in a spaced text, so an
         # entry with a wrapped character next to anything but a space (inside the padded entry),
         # or with two wrapped characters one space apart, never occurs; every other entry does
@@ -551,6 +548,21 @@ class _Layout:
         src = s + (ln - 1 - r if reverse else r)
         flat = np.where(r < ln, chars[np.minimum(src, len(chars) - 1)].astype(np.int64), _SPACE)
         return flat, total
+
+
+_ASCII_CJK_LIKE = np.array([is_cjk_like(chr(c)) for c in range(128)], dtype=bool)
+
+
+def _cjk_like_at(raw: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Whether the UTF-8 character starting at each of `pos` is CJK-like (a table for ASCII, a lookup per distinct other one)."""
+    lead = raw[pos]
+    out = _ASCII_CJK_LIKE[np.minimum(lead, 127)]
+    wide = np.flatnonzero(lead >= 0x80)
+    if len(wide):
+        codes = _decode_at(raw, pos[wide])
+        distinct, inverse = np.unique(codes, return_inverse=True)
+        out[wide] = np.array([is_cjk_like(chr(c)) for c in distinct.tolist()], dtype=bool)[inverse.reshape(-1)]
+    return out
 
 
 def _decode_at(raw: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -612,6 +624,10 @@ def _str_bytes_estimate(words: list[str], shared_ids: np.ndarray, layout: _Layou
     total_chars = sum(map(len, words))
     shared_chars = int(layout.lengths[shared_ids].sum()) if len(shared_ids) else 0  # bytes: close enough
     return 49 * own + max(total_chars - shared_chars, 0)
+
+
+def _count_newlines(a: np.ndarray) -> int:
+    return memoryview(a).tobytes().count(b"\n") if a.nbytes < (1 << 26) else int(np.count_nonzero(a == _NEWLINE))
 
 
 def _digest_of_joined(joined: np.ndarray, starts: np.ndarray, lengths: np.ndarray, chunk: int = 1 << 16) -> str:
