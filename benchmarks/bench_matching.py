@@ -1,20 +1,59 @@
-"""Matcher.match_many against the naive per-caption loop, in one process on the same data.
+"""Matcher: match_many against the authors' per-caption loop, load time and memory, in one process.
 
     python benchmarks/bench_matching.py [--entries 100000] [--captions 100000]
+    python benchmarks/bench_matching.py --data english --entries 500000 --captions 150000 \\
+        --shared-data /work/shared/data [--cache /tmp/bench-en.json]
+    python benchmarks/bench_matching.py --data zh|ja|th --entries 200000 --shared-data /work/shared/data
 
-The baseline is what a straightforward implementation does: for each caption,
-call pyahocorasick's ``iter`` on the spaced caption and collect ids in a set.
-Data is generated (Zipf-distributed words, bigrams, CJK strings) with a fixed seed.
+The baseline is the authors' loop: for each caption, pyahocorasick's ``iter`` over the
+spaced caption with one automaton of every padded entry, ids collected in a set. Both run
+on the same data in this process (best of --repeat); results are checked to be identical.
+
+Data:
+
+* ``synthetic`` (default): Zipf-distributed random words, word pairs and CJK strings (seeded).
+* ``english``: a real English list: every WordNet 3.0 lemma name, then the unigrams, bigrams
+  and trigrams of the shared English Wikipedia sample (most frequent first), then real-looking
+  multi-word strings (WordNet modifier + noun pairs) up to --entries. Captions are the sample's
+  article sentences cut to 4-25 words, plus the demo corpus ``en.txt.gz``, repeated up to
+  --captions. Needs the shared data (WordNet via NLTK_DATA, the Wikipedia dump).
+* ``zh``/``ja``/``th``: the demo WordNet list and n-grams of that language, the OMW lemmas when
+  installed (Chinese), character n-grams of its demo corpus, then random strings of its script
+  up to --entries; captions are the demo corpus lines.
+
+Besides the ratio it prints the matcher's build time, file size, load time (best of 3, wall
+and CPU: the machine may be shared), bytes per entry held after loading (tracemalloc, and the
+RSS growth of a fresh process loading it) and this process's peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import gzip
+import itertools
+import json
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
-from metaclip2.matching import Matcher, pad_entry, spacing
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from metaclip2.matching import Matcher, pad_entry, spacing  # noqa: E402
+
+DEMO = ROOT / "metaclip2" / "data" / "demo"
+ENWIKI = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 
 
 def make_data(n_entries: int, n_captions: int, seed: int = 0):
@@ -40,8 +79,88 @@ def make_data(n_entries: int, n_captions: int, seed: int = 0):
     return entries, captions
 
 
+def _ranked(counter: Counter) -> list[str]:
+    return [" ".join(k) if isinstance(k, tuple) else k for k, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def make_english(shared: Path, n_entries: int, n_captions: int, seed: int = 0):
+    """A ~500k real English list and real English captions (see the module docstring)."""
+    os.environ.setdefault("NLTK_DATA", str(shared / "nltk_data"))
+    from metaclip2.metadata.build import clean_source
+    from metaclip2.metadata.tokenizer import tokenize
+    from metaclip2.metadata.wikitext import iter_article_texts
+    from metaclip2.metadata.wordnet import wordnet_entries
+
+    t0 = time.perf_counter()
+    wordnet = wordnet_entries("en")
+    articles = list(iter_article_texts(shared / "wikipedia" / ENWIKI))
+    uni, bi, tri = Counter(), Counter(), Counter()
+    for text in articles:
+        for chain in tokenize(text, "en"):
+            uni.update(chain)
+            bi.update(zip(chain, chain[1:]))
+            tri.update(zip(chain, chain[1:], chain[2:]))
+    entries: dict[str, None] = {}
+    for source in (wordnet, _ranked(uni), _ranked(bi), _ranked(tri)):
+        entries.update(dict.fromkeys(clean_source(source)[0]))
+    # Pad with real-looking multi-word strings: a WordNet/Wikipedia modifier and a noun.
+    rng = random.Random(seed)
+    heads = [w for w in wordnet if " " not in w and w.isalpha() and w.islower()]
+    mods = [w for w, c in uni.most_common(20000) if w.isalpha()] + heads[:20000]
+    while len(entries) < n_entries:
+        entries[f"{rng.choice(mods)} {rng.choice(heads)}"] = None
+    entries_list = list(entries)[:n_entries]
+
+    captions = []
+    for text in articles:
+        for sentence in re.split(r"(?<=[.!?])\s+", text):
+            words = sentence.split()
+            while len(words) >= 4:
+                k = rng.randint(4, 25)
+                captions.append(" ".join(words[:k]))
+                words = words[k:]
+    with gzip.open(DEMO / "corpus" / "en.txt.gz", "rt", encoding="utf-8") as f:
+        captions += f.read().splitlines()
+    rng.shuffle(captions)
+    captions = list(itertools.islice(itertools.cycle(captions), n_captions))
+    print(f"english data built in {time.perf_counter() - t0:.1f} s ({len(wordnet):,} WordNet lemmas, {len(articles)} articles)")
+    return entries_list, captions
+
+
+_SCRIPTS = {"zh": (0x4E00, 0x9FFF), "ja": (0x3041, 0x30FF), "th": (0x0E01, 0x0E3A)}
+
+
+def make_cjk(lang: str, shared: Path | None, n_entries: int, n_captions: int, seed: int = 0):
+    """Entries and captions of a language written without spaces (see the module docstring)."""
+    rng = random.Random(seed)
+    with gzip.open(DEMO / "corpus" / f"{lang}.txt.gz", "rt", encoding="utf-8") as f:
+        corpus = f.read().splitlines()
+    entries: dict[str, None] = dict.fromkeys(str(i) for i in range(100))
+    entries.update(dict.fromkeys(w for w in (DEMO / "wordnet" / f"{lang}.txt").read_text(encoding="utf-8").splitlines() if w.strip()))
+    with gzip.open(DEMO / "ngrams" / f"{lang}.ngrams.gz", "rt", encoding="utf-8") as f:
+        entries.update(dict.fromkeys(line.split("\t")[1] for line in f if line[:2] in ("U\t", "B\t")))
+    if shared is not None and lang == "zh":
+        import warnings
+
+        os.environ.setdefault("NLTK_DATA", str(shared / "nltk_data"))
+        from metaclip2.metadata.wordnet import wordnet_entries
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            entries.update(dict.fromkeys(wordnet_entries(lang)))
+    for line in corpus:
+        for k in (2, 3, 4):
+            entries.update(dict.fromkeys(line[i : i + k] for i in range(len(line) - k + 1)))
+    lo, hi = _SCRIPTS[lang]
+    while len(entries) < n_entries:
+        entries["".join(chr(rng.randint(lo, hi)) for _ in range(rng.randint(2, 5)))] = None
+    entries_list = [e for e in entries if e.strip() and "\t" not in e][:n_entries]
+    captions = list(itertools.islice(itertools.cycle(corpus), n_captions))
+    return entries_list, captions
+
+
 def naive_automaton(entries):
-    """One automaton of every padded entry: what a straightforward implementation builds."""
+    """One automaton of every padded entry: what the authors' code builds."""
     import ahocorasick
 
     automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
@@ -58,17 +177,84 @@ def naive(automaton, captions):
     return out
 
 
+def measure_load(path: Path, n_entries: int) -> dict:
+    """Best-of-3 load time (wall and CPU), bytes per entry still allocated after one load
+    (tracemalloc), and the RSS growth of a fresh process loading it."""
+    best, cpu = float("inf"), float("inf")
+    for _ in range(3):
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        m = Matcher.load(path)
+        best, cpu = min(best, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
+        del m
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    m = Matcher.load(path)
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    del m
+    code = (
+        "import gc, sys; from metaclip2 import Matcher\n"
+        "def rss(): return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
+        "Matcher(['a b', 'c', '東']).match_many(['a b c 東']); gc.collect(); r0 = rss()\n"
+        "m = Matcher.load(sys.argv[1]); gc.collect(); print(rss() - r0)"
+    )
+    rss = None
+    if Path("/proc/self/statm").exists():
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env)
+        rss = int(out.stdout.strip().splitlines()[-1]) / max(n_entries, 1) if out.returncode == 0 else None
+    return {"wall": best, "cpu": cpu, "traced": held / max(n_entries, 1), "rss": rss}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--entries", type=int, default=100_000)
-    ap.add_argument("--captions", type=int, default=100_000)
+    ap.add_argument("--data", choices=["synthetic", "english", "zh", "ja", "th"], default="synthetic")
+    ap.add_argument("--entries", type=int, default=None, help="default: 100,000 (synthetic), 500,000 (english), 200,000 (zh/ja/th)")
+    ap.add_argument("--captions", type=int, default=None, help="default: 100,000 (150,000 for english)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--shared-data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared test data (WordNet, Wikipedia samples)")
+    ap.add_argument("--cache", type=Path, help="JSON file keeping the generated entries and captions between runs")
     args = ap.parse_args(argv)
-    entries, captions = make_data(args.entries, args.captions)
+    n_entries = args.entries or {"synthetic": 100_000, "english": 500_000}.get(args.data, 200_000)
+    n_captions = args.captions or (150_000 if args.data == "english" else 100_000)
+
+    key = [args.data, n_entries, n_captions]
+    if args.cache and args.cache.exists() and json.loads(args.cache.read_text())["key"] == key:
+        cached = json.loads(args.cache.read_text())
+        entries, captions = cached["entries"], cached["captions"]
+    else:
+        if args.data == "synthetic":
+            entries, captions = make_data(n_entries, n_captions)
+        elif args.data == "english":
+            if not (args.shared_data / "wikipedia" / ENWIKI).is_file():
+                sys.exit(f"--data english needs the shared data at {args.shared_data} (pass --shared-data)")
+            entries, captions = make_english(args.shared_data, n_entries, n_captions)
+        else:
+            entries, captions = make_cjk(args.data, args.shared_data if args.shared_data.is_dir() else None, n_entries, n_captions)
+        if args.cache:
+            args.cache.write_text(json.dumps({"key": key, "entries": entries, "captions": captions}, ensure_ascii=False))
+
     t0 = time.perf_counter()
     matcher = Matcher(entries)
+    build = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.matcher"
+        matcher.save(path)
+        size = path.stat().st_size
+        load = measure_load(path, len(entries))
     automaton = naive_automaton(entries)
-    print(f"{len(entries):,} entries, {len(captions):,} captions; automaton built in {time.perf_counter() - t0:.2f} s")
+    chars = sum(map(len, captions)) / max(len(captions), 1)
+    print(f"{args.data}: {len(entries):,} entries, {len(captions):,} captions ({chars:.0f} chars on average)")
+    estimate = getattr(matcher, "nbytes", 0) / max(len(entries), 1)
+    rss = f"{load['rss']:.0f}" if load["rss"] is not None else "n/a"
+    print(f"matcher: built in {build:.2f} s, file {size / 1e6:.1f} MB; load {load['wall']:.3f} s wall, {load['cpu']:.3f} s CPU "
+          f"(best of 3); bytes/entry after load: {load['traced']:.0f} (tracemalloc), {rss} (RSS growth of a fresh "
+          f"process loading it, transient allocations the allocator keeps included), {estimate:.0f} (Matcher.nbytes)")  # fmt: skip
+    skipped = getattr(matcher, "unmatchable", ())
+    if skipped:
+        print(f"unmatchable entries skipped: {len(skipped):,} (e.g. {', '.join(repr(entries[i]) for i in skipped[:4])})")
 
     best = {"naive": float("inf"), "match_many": float("inf")}
     for _ in range(args.repeat):
@@ -85,6 +271,7 @@ def main(argv=None):
         print(f"{name:>11}: {len(captions) / sec:>12,.0f} captions/s  ({sec:.3f} s, best of {args.repeat})")
     print(f"matched ids per caption: {hits / len(captions):.2f}")
     print(f"ratio match_many / naive: {best['naive'] / best['match_many']:.2f}x")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

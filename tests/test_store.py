@@ -101,3 +101,80 @@ def test_resolve(store_dir):
     s2 = MetadataStore(store_dir)
     assert s2.resolve("fr") is None
     assert s2.resolve("zh") == "zh"
+
+
+# --- bounded matcher cache ------------------------------------------------------------------------
+
+
+def _many_languages(tmp_path, n=8):
+    lists = {}
+    for k in range(n):
+        # Lists of very different sizes, so the budget holds a varying number of matchers.
+        lists[f"l{k}"] = [f"w{k}x{i}" for i in range(1 + 40 * k * k)] + [f"w{k} {i}" for i in range(5 * k)]
+        write_metadata(tmp_path / f"l{k}.tsv", lists[f"l{k}"], lang=f"l{k}")
+    return lists
+
+
+def _reference_lru(accesses, sizes, budget):
+    """Plain LRU over a list: evict the oldest while over budget, never the newest."""
+    cache: list[str] = []
+    for lang in accesses:
+        if lang in cache:
+            cache.remove(lang)
+        cache.append(lang)
+        while sum(sizes[x] for x in cache) > budget and len(cache) > 1:
+            cache.pop(0)
+    return cache
+
+
+def test_cache_eviction_matches_a_plain_lru(tmp_path):
+    import random
+
+    lists = _many_languages(tmp_path)
+    sizes = {lang: Matcher(e).nbytes for lang, e in lists.items()}
+    assert all(MetadataStore(tmp_path).matcher(lang).nbytes == sizes[lang] for lang in lists)
+    rng = random.Random(0)
+    for budget in (0, min(sizes.values()), sorted(sizes.values())[3] * 2, sum(sizes.values()) // 2, sum(sizes.values())):
+        store = MetadataStore(tmp_path, matcher_memory=budget)
+        accesses = [rng.choice(sorted(lists)) for _ in range(60)]
+        for step, lang in enumerate(accesses):
+            m = store.matcher(lang)
+            assert m.entries == lists[lang] and store.entries(lang) == lists[lang]
+            expected = _reference_lru(accesses[: step + 1], sizes, budget)
+            assert list(store.cache_info()) == expected
+            assert store.cache_info() == {x: sizes[x] for x in expected}
+            held = sum(store.cache_info().values())
+            assert held <= budget or len(expected) == 1  # at most one matcher over the budget
+
+
+def test_matcher_larger_than_budget_is_loaded_alone(tmp_path):
+    lists = _many_languages(tmp_path, 3)
+    store = MetadataStore(tmp_path, matcher_memory=1)
+    for lang in lists:
+        assert store.matcher(lang).entries == lists[lang]
+        assert list(store.cache_info()) == [lang]
+    with pytest.raises(ValueError, match="matcher_memory"):
+        MetadataStore(tmp_path, matcher_memory=-1)
+
+
+def test_store_pickles_without_lock_or_matchers(store_dir):
+    import pickle
+    import threading
+
+    s = MetadataStore(store_dir, matcher_memory=12345, strict=True)
+    s.matcher("en")
+    s.digest("zh")
+    blob = pickle.dumps(s)
+    assert b"threading" not in blob and b"Matcher" not in blob
+    t = pickle.loads(blob)
+    assert t.cache_info() == {} and t.matcher_memory == 12345 and t.strict
+    assert t.matcher("en").match("A cat in New York") == s.matcher("en").match("A cat in New York")
+    assert t.digests() == s.digests()
+    # A copy has a working lock of its own.
+    t = pickle.loads(pickle.dumps(MetadataStore(store_dir)))
+    threads = [threading.Thread(target=t.matcher, args=(lang,)) for lang in ("en", "zh", "other") * 3]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert set(t.cache_info()) == {"en", "zh", "other"}

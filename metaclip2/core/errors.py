@@ -69,6 +69,10 @@ class MatcherMismatchError(MetadataError):
     """A saved matcher, counts or probabilities belong to another entry list."""
 
 
+class MatcherFileError(MetadataError):
+    """A ``.matcher`` file is not a matcher, is damaged or truncated, or uses a format that is never loaded."""
+
+
 class RunMismatchError(Metaclip2Error, ValueError):
     """The run directory holds outputs made with other metadata, inputs or parameters."""
 

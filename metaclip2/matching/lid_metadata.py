@@ -135,7 +135,7 @@ def build_lid_metadata(
             from metaclip2.matching.matcher import Matcher
 
             matcher_name = f"{lid}.matcher"
-            Matcher(entries).save(out_dir / matcher_name)
+            Matcher(entries, lang=lid).save(out_dir / matcher_name)
         index[lid] = {"entries": len(entries), "digest": digest, "wikipedia": codes, "matcher": matcher_name}
     write_text(out_dir / "index.json", json.dumps(index, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
     return index

@@ -1,30 +1,151 @@
-"""Aho-Corasick matching of alt-texts against one language's metadata (SPEC §2)."""
+"""Multi-pattern matching of alt-texts against one language's metadata (SPEC §2).
+
+An entry is found by how :func:`~metaclip2.matching.text.pad_entry` pads it:
+
+* **padded on both sides** (most entries of languages written with spaces): ``" e "``
+  occurs in a spaced text exactly when the space-separated tokens of ``e`` are consecutive
+  tokens of the text. A single-token entry is one dict lookup per text token; longer ones
+  are found by walking a trie over token codes.
+* **not padded at its start** (first character CJK-like): a trie over characters, walked
+  forward from every position of the text that holds one of its first characters.
+* **padded at its start only** (last character CJK-like): a trie over the reversed
+  characters, walked backward from every position holding one of their last characters.
+* **never matchable**: an entry holding one of ``, . ; : ? ! ` `` next to a character other
+  than a space (or two of them one space apart) can never occur in a spaced text (spacing
+  always puts a space of their own around those characters). Such entries are reported (:attr:`Matcher.unmatchable`, a log warning) and
+  skipped.
+
+Every walk starts at each candidate position and follows the trie as far as the text
+allows, so every occurrence, overlapping ones included, is found; numpy runs the walks of
+a whole batch level by level. The tries are plain arrays (sorted edge keys, one entry id
+per node), which makes matchers small, fast to load, and storable without pickle.
+
+File format (``.matcher``, little-endian)::
+
+    b"MC2MATCH"  uint32 version  uint32 header_length  header (JSON, UTF-8)
+    payload: sections in header order, each padded to 8 bytes
+
+The header names the format, the language, the entry list's digest and count, each
+section's dtype and length, and the payload's size and sha256. The payload holds only data:
+the entries (UTF-8, joined by newlines) and their byte lengths, the token vocabulary (joined
+by newlines) and the token codes of every entry padded on both sides (int32). Loading checks the size, the checksum,
+the digest, every length and every token against the entries, then derives the tries;
+nothing in a file is executed or trusted unchecked.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import itertools
 import json
+import logging
 import os
-import pickle
-from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from metaclip2.matching.text import SPACED_CONTROLS, pad_entry, spacing
-from metaclip2.core.entries import MetadataError, check_entries, entries_digest
-from metaclip2.core.errors import MatcherMismatchError
+from metaclip2.core.charclass import is_cjk_like
+from metaclip2.core.entries import check_entries, entries_digest
+from metaclip2.core.errors import MatcherFileError, MatcherMismatchError, MetadataError
+from metaclip2.matching.text import SPACED_CONTROLS, WRAPPED_PUNCTUATION, spacing
 
-__all__ = ["Matcher", "MatcherMismatchError"]
+__all__ = ["Matcher", "MatcherMismatchError", "MatcherFileError"]
 
-_FORMAT = "metaclip2-matcher/1"
-# Joins spaced texts in a batch. No padded entry may contain it, so no match crosses two texts.
-_SEP = "\n"
+log = logging.getLogger(__name__)
+
+_FORMAT = "metaclip2-matcher/2"
+_OLD_FORMAT = "metaclip2-matcher/1"
+_MAGIC = b"MC2MATCH"
+_VERSION = 2
+_MAX_HEADER = 1 << 20
+# (name, dtype) of the payload sections, in file order.
+_SECTIONS = (("entries", "u1"), ("lengths", "<u4"), ("words", "u1"), ("tokens", "<i4"))
 _NUL = "\x00"
-# Value of "\n\x00", which puts the separator first among the root's children. It never
-# matches: no text reaching an automaton holds "\n" followed by NUL.
-_DUMMY = -1
+_SEP = "\n"  # joins the spaced texts of a batch; no entry holds it, so no walk crosses texts
+_SPACE, _NEWLINE = 32, 10
+_CHARS = 0x110000  # edge-key radix of the character tries
+# Token codes: 0 = a word of no entry, 1 = the batch separator, 2 + i = vocabulary word i.
+_UNKNOWN, _SEPCODE, _FIRST_WORD = 0, 1, 2
+
+
+class _Trie:
+    """A trie over integer labels as plain arrays.
+
+    Node 0 is the root; the edge into node ``k + 1`` has key ``keys[k] = parent * radix +
+    label`` (keys sorted, so a child is found by binary search); ``entry[node]`` is the id of
+    the entry ending there or -1; ``first[label]`` is the root's child (its last cell, -1,
+    takes every label past the end).
+    """
+
+    __slots__ = ("keys", "entry", "inner", "first", "radix")
+
+    def __init__(self, flat: np.ndarray, lengths: np.ndarray, ids: np.ndarray, radix: int):
+        self.radix = radix
+        n = len(lengths)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        node = np.zeros(n, dtype=np.int64)
+        keys, n_nodes = [], 1
+        for depth in range(int(lengths.max()) if n else 0):
+            active = np.flatnonzero(lengths > depth)
+            k = node[active] * radix + flat[offsets[active] + depth]
+            # Parents of this level were numbered after every earlier node, so the keys of
+            # all levels concatenate in sorted order and node ids follow key order.
+            if depth == 0 and radix <= 4 * len(k) + 1024:
+                # Level 1 without sorting: keys are the labels themselves.
+                present = np.zeros(radix, dtype=bool)
+                present[k] = True
+                level = np.flatnonzero(present)
+                inverse = (np.cumsum(present) - 1)[k]
+            else:
+                level, inverse = np.unique(k, return_inverse=True)
+            node[active] = n_nodes + inverse.reshape(-1)
+            n_nodes += len(level)
+            keys.append(level)
+        self.keys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+        self.entry = np.full(n_nodes, -1, dtype=np.int32)
+        self.entry[node] = ids
+        if np.count_nonzero(self.entry >= 0) != n:
+            raise MetadataError("two entries are the same sequence (duplicate entries)")
+        self.inner = np.zeros(n_nodes, dtype=bool)  # has children
+        self.inner[self.keys // radix] = True
+        roots = self.keys[self.keys < radix]  # parent 0
+        self.first = np.full(int(roots.max()) + 2 if len(roots) else 1, -1, dtype=np.int32)
+        self.first[roots] = np.arange(1, len(roots) + 1, dtype=np.int32)
+
+    @property
+    def nbytes(self) -> int:
+        return self.keys.nbytes + self.entry.nbytes + self.inner.nbytes + self.first.nbytes
+
+    def walk(self, labels: np.ndarray, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """``(start positions, entry ids)`` of every occurrence in `labels`, read forward (step 1) or backward (-1)."""
+        first = self.first
+        node = np.take(first, labels, mode="clip")
+        pos = np.flatnonzero(node >= 0)
+        node = node[pos].astype(np.int64)
+        found_pos, found_ids = [], []
+        depth = 0
+        keys, radix, n_labels = self.keys, self.radix, len(labels)
+        while True:
+            e = self.entry[node]
+            hit = e >= 0
+            found_pos.append(pos[hit])
+            found_ids.append(e[hit])
+            go = self.inner[node]
+            depth += 1
+            q = pos + depth * step
+            go &= (q >= 0) & (q < n_labels)
+            pos, node, q = pos[go], node[go], q[go]
+            if not len(pos):
+                break
+            k = node * radix + labels[q]
+            i = np.searchsorted(keys, k)
+            i[i == len(keys)] = 0
+            ok = keys[i] == k
+            pos, node = pos[ok], i[ok] + 1
+        return np.concatenate(found_pos), np.concatenate(found_ids)
 
 
 class Matcher:
@@ -37,6 +158,17 @@ class Matcher:
         Entries must be unique, non-empty, and free of tab, newline, carriage
         return and NUL (such an entry could never match, since :func:`spacing`
         turns the first three into spaces).
+    lang : str, optional
+        The list's language, recorded in saved files and checked on load.
+
+    Attributes
+    ----------
+    entries : list of str
+    digest : str
+        :func:`~metaclip2.core.entries.entries_digest` of `entries`.
+    lang : str or None
+    unmatchable : tuple of int
+        Ids of the entries that can never match (see the module docstring); they are skipped.
 
     Notes
     -----
@@ -45,43 +177,83 @@ class Matcher:
     found (``"of univ"`` and ``"univ"`` both match ``"of univ of universe"``).
     """
 
-    def __init__(self, entries: Sequence[str]):
+    def __init__(self, entries: Sequence[str], lang: str | None = None):
         entries = list(entries)
         check_entries(entries)
-        bad = [e for e in entries if any(c in e for c in (*SPACED_CONTROLS, _NUL))]
-        if bad:
+        layout = _Layout(entries)
+        bad = np.flatnonzero(layout.forbidden)
+        if len(bad):
             raise MetadataError(
                 f"{len(bad)} entries hold a tab, newline, carriage return or NUL and could never match "
-                f"(e.g. {bad[0]!r}); drop them from the list"
+                f"(e.g. {entries[int(bad[0])]!r}); drop them from the list"
             )
-        self._init(entries, _build_automata(entries), entries_digest(entries))
+        words, tokens = _tokenize(entries, layout)
+        self._init(entries, entries_digest(entries), lang, layout, words, tokens)
+        if self.unmatchable:
+            shown = ", ".join(repr(entries[i]) for i in self.unmatchable[:5])
+            log.warning(
+                "%d of %d entries%s can never match (a , . ; : ? ! or ` not surrounded by spaces of its own, which "
+                "spacing always puts around it) and are skipped: %s%s",
+                len(self.unmatchable), len(entries), f" of {lang!r}" if lang else "", shown,
+                ", ..." if len(self.unmatchable) > 5 else "",
+            )  # fmt: skip
 
-    def _init(self, entries: list[str], automata, digest: str) -> None:
+    def _init(self, entries: list[str], digest: str, lang: str | None, layout: "_Layout", words: list[str], tokens: np.ndarray) -> None:
         self.entries = entries
         self.digest = digest
-        # An entry padded on both sides and holding no space matches exactly when it is one of
-        # the text's space-separated tokens: a dict finds those at a fraction of the cost of an
-        # automaton hit. The rest go to two automata: pyahocorasick scans a node's children
-        # linearly, so keeping the thousands of CJK first characters away from the root of the
-        # automaton that reads Latin text keeps its root misses cheap (see _build_automata).
-        self._tokens, self._spaced, self._other, self._other_first, self._other_alphabet = automata
+        self.lang = lang
+        self.unmatchable = tuple(np.flatnonzero(layout.unmatchable).tolist())
+        token_ids = np.flatnonzero(layout.token)
+        n_tok = layout.spaces[token_ids] + 1
+        single = n_tok == 1
+        offsets = np.zeros(len(token_ids) + 1, dtype=np.int64)
+        np.cumsum(n_tok, out=offsets[1:])
+        # Single-token entries: the word's code gives the entry. Their dict keys are the entry strings themselves.
+        single_codes = tokens[offsets[:-1][single]]
+        self._word_entry = np.full(len(words) + _FIRST_WORD, -1, dtype=np.int32)
+        self._word_entry[single_codes] = token_ids[single]
+        if np.count_nonzero(self._word_entry >= 0) != len(single_codes):
+            raise MetadataError("two single-word entries have the same word (duplicate entries)")
+        if len(single_codes):
+            shared = np.array(words, dtype=object)
+            shared[single_codes - _FIRST_WORD] = np.array(entries, dtype=object)[token_ids[single]]
+            words[:] = shared.tolist()
+        self._words = dict(zip(words, range(_FIRST_WORD, len(words) + _FIRST_WORD)))
+        if len(self._words) != len(words):
+            raise MetadataError("the token vocabulary holds a word twice")
+        self._words[_SEP] = _SEPCODE
+        multi = ~single
+        keep = np.repeat(multi, n_tok)
+        self._phrases = _Trie(tokens[keep], n_tok[multi], token_ids[multi], len(words) + _FIRST_WORD) if multi.any() else None
+        fwd = np.flatnonzero(layout.forward)
+        self._forward = _Trie(*layout.sequences(fwd, reverse=False), fwd, _CHARS) if len(fwd) else None
+        bwd = np.flatnonzero(layout.backward)
+        self._backward = _Trie(*layout.sequences(bwd, reverse=True), bwd, _CHARS) if len(bwd) else None
+        self._nbytes = (
+            # The same estimate however the matcher was made: list, dict (≈50 bytes an item), strs, ints.
+            56 + layout.str_bytes
+            + 64 + 50 * len(self._words) + _str_bytes_estimate(words, token_ids[single], layout) + 28 * len(words)
+            + self._word_entry.nbytes
+            + sum(t.nbytes for t in (self._phrases, self._forward, self._backward) if t is not None)
+        )  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def __repr__(self) -> str:
-        return f"Matcher({len(self.entries)} entries, digest={self.digest[:12]})"
+        return f"Matcher({len(self.entries)} entries, lang={self.lang!r}, digest={self.digest[:12]})"
 
+    @property
+    def nbytes(self) -> int:
+        """Estimated memory held by this matcher, in bytes (entries, vocabulary and tries)."""
+        return self._nbytes
+
+    # -- matching ----------------------------------------------------------------------
     def match(self, text: str) -> list[int]:
         """Sorted unique ids of the entries contained in `text`."""
-        spaced = spacing(text)
-        tokens = self._tokens
-        ids = {tokens[t] for t in spaced.split(" ") if t in tokens}
-        if self._spaced is not None:
-            ids.update(i for _, i in self._spaced.iter(spaced))
-        if self._other is not None and not self._other_first.isdisjoint(text):
-            ids.update(i for _, i in self._other.iter(spaced))
-        return sorted(ids)
+        if not self.entries:
+            return []
+        return sorted(set(self._keys(spacing(text), 1).tolist()))
 
     def match_many(self, texts: Sequence[str], batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
         """Match a batch of texts at once.
@@ -91,7 +263,7 @@ class Matcher:
         texts : sequence of str
             ``n`` alt-texts.
         batch_size : int
-            Texts searched in one automaton pass; bounds the memory used.
+            Texts searched in one pass; bounds the memory used.
 
         Returns
         -------
@@ -114,79 +286,93 @@ class Matcher:
 
     def _match_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         n = len(texts)
+        n_entries = len(self.entries)
         joined = _NUL.join(texts)
         if joined.count(_NUL) != n - 1:
-            # A text holds NUL itself: fall back to one search per text, which keeps its exact semantics.
-            per_text = [self.match(t) for t in texts]
-            return np.array([len(m) for m in per_text], dtype=np.int64), np.fromiter(
-                itertools.chain.from_iterable(per_text), dtype=np.int64
-            )
-        # spacing() of every text at once; each NUL becomes "  \n  ", the " " + ... + " " of two neighbours.
-        big = spacing(joined).replace(_NUL, " " + _SEP + " ")
-        codes = np.frombuffer(big.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        n_entries = len(self.entries)
-        keys = [self._token_keys(big, n_entries)]
-        if self._spaced is not None or self._other is not None:
-            seps = np.flatnonzero(codes == ord(_SEP))  # text k ends at seps[k]
-        if self._spaced is not None:
-            hits = _hits(self._spaced, big)
-            keys.append(np.searchsorted(seps, hits[0::2]) * n_entries + hits[1::2])
-        if self._other is not None:
-            # alphabet ends with a 0 that every code point past its end is clipped to.
-            cls = self._other_alphabet[np.minimum(codes, len(self._other_alphabet) - 1)]
-            if (cls == 2).any():
-                # Only characters some entry holds can be part of a match: every run of other
-                # characters (separators included) shrinks to one separator, which no entry holds,
-                # so the matches are the same and the automaton reads far less.
-                blocked = cls == 0
-                sel = ~blocked
-                sel[1:] |= blocked[1:] & ~blocked[:-1]
-                sel[0] = True
-                where = np.flatnonzero(sel)
-                kept = codes[where]
-                kept[blocked[where]] = ord(_SEP)
-                hits = _hits(self._other, kept.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass"))
-                keys.append(np.searchsorted(seps, where[hits[0::2]]) * n_entries + hits[1::2])
-        key = np.concatenate(keys)
-        key.sort()
+            # A text holds NUL itself: search the texts one by one (NUL is then an ordinary character).
+            key = np.concatenate([self._keys(spacing(t), 1) + k * n_entries for k, t in enumerate(texts)])
+        else:
+            # spacing() of every text at once: " a " NUL " b " -> " a \n b ", the spaced texts joined by \n.
+            key = self._keys(spacing(joined).replace(_NUL, " " + _SEP + " "), n)
+        key.sort()  # (sort + neighbour test: faster than np.unique's hashing here)
         if len(key):
             key = key[np.concatenate(([True], key[1:] != key[:-1]))]
         text_of_hit, ids = np.divmod(key, n_entries)
         return np.bincount(text_of_hit, minlength=n).astype(np.int64), ids
 
-    def _token_keys(self, big: str, n_entries: int) -> np.ndarray:
-        """``text index * n_entries + id`` of every whole-token match in a joined batch."""
-        tokens = big.split(" ")
-        # The separator is a token of its own (" \n "); it maps to -2, a miss to -1.
-        lookup = self._tokens.get
-        values = np.fromiter(map(lookup, tokens, itertools.repeat(-1)), dtype=np.int64, count=len(tokens))
-        is_sep = values == -2
-        text_of_token = np.cumsum(is_sep)
-        found = values >= 0
-        return text_of_token[found] * n_entries + values[found]
+    def _keys(self, big: str, n_texts: int) -> np.ndarray:
+        """``text index * n_entries + id`` of every occurrence in spaced texts joined by \\n (with repeats)."""
+        n_entries = len(self.entries)
+        parts = [np.zeros(0, dtype=np.int64)]
+        if self._phrases is not None or self._word_entry.size > _FIRST_WORD:
+            tokens = big.split(" ")
+            codes = np.fromiter(map(self._words.get, tokens, itertools.repeat(_UNKNOWN)), dtype=np.int64, count=len(tokens))
+            # The first and last pieces lie outside the outer spaces: no occurrence may use them.
+            codes[0] = codes[-1] = _UNKNOWN
+            text_of = np.cumsum(codes == _SEPCODE) if n_texts > 1 else np.zeros(len(codes), dtype=np.int64)
+            e = self._word_entry[codes]
+            hit = np.flatnonzero(e >= 0)
+            parts.append(text_of[hit] * n_entries + e[hit])
+            if self._phrases is not None:
+                pos, ids = self._phrases.walk(codes)
+                parts.append(text_of[pos] * n_entries + ids)
+        if self._forward is not None or self._backward is not None:
+            chars = np.frombuffer(big.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            seps = np.flatnonzero(chars == _NEWLINE) if n_texts > 1 else None
+            for trie, step in ((self._forward, 1), (self._backward, -1)):
+                if trie is not None:
+                    pos, ids = trie.walk(chars, step)
+                    text = np.searchsorted(seps, pos) if seps is not None else 0
+                    parts.append(text * n_entries + ids)
+        return np.concatenate(parts)
 
     # -- persistence -----------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
-        """Save the automaton, the entries and their digest to one file, atomically."""
+        """Save the entries, their digest and the token codes to one data-only file, atomically."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        header = json.dumps({"format": _FORMAT, "digest": self.digest, "entries": len(self.entries)}).encode()
-        payload = pickle.dumps((self.entries, (self._tokens, self._spaced, self._other, self._other_first, self._other_alphabet)), protocol=5)
+        stream = _SEP.join(self.entries).encode("utf-8", "surrogatepass")
+        bounds = np.concatenate(([-1], np.flatnonzero(np.frombuffer(stream, dtype=np.uint8) == _NEWLINE), [len(stream)]))
+        lengths = (np.diff(bounds) - 1).astype("<u4") if self.entries else np.zeros(0, dtype="<u4")
+        # The vocabulary and token codes are not kept in memory: derive them again (deterministic).
+        words, tokens = _tokenize(self.entries, _Layout(self.entries))
+        data = {"entries": stream, "lengths": lengths.tobytes(), "words": _SEP.join(words).encode("utf-8", "surrogatepass"), "tokens": tokens.astype("<i4").tobytes()}
+        sections, chunks = [], []
+        for name, dtype in _SECTIONS:
+            b = data[name]
+            sections.append([name, dtype, len(b) // np.dtype(dtype).itemsize])
+            chunks += [b, b"\0" * (-len(b) % 8)]
+        payload = b"".join(chunks)
+        header = json.dumps(
+            {
+                "format": _FORMAT, "lang": self.lang, "digest": self.digest, "entries": len(self.entries),
+                "words": len(words), "sections": sections,
+                "payload_bytes": len(payload), "payload_sha256": hashlib.sha256(payload).hexdigest(),
+            }
+        ).encode()  # fmt: skip
+        header += b" " * (-(len(_MAGIC) + 8 + len(header)) % 8)
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        with open(tmp, "wb") as f:
-            f.write(len(header).to_bytes(8, "little"))
-            f.write(header)
-            f.write(payload)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(_MAGIC + _VERSION.to_bytes(4, "little") + len(header).to_bytes(4, "little"))
+                f.write(header)
+                f.write(payload)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @staticmethod
     def read_digest(path: str | os.PathLike) -> str:
         """The digest of the entry list a saved matcher was built from, without loading it."""
-        return _read_header(Path(path))[0]["digest"]
+        path = Path(path)
+        with open(path, "rb") as f:
+            return _parse_header(path, f.read(16 + _MAX_HEADER))[0]["digest"]
 
     @classmethod
-    def load(cls, path: str | os.PathLike, entries: Iterable[str] | None = None, digest: str | None = None) -> "Matcher":
-        """Load a matcher saved by :meth:`save`.
+    def load(
+        cls, path: str | os.PathLike, entries: Iterable[str] | None = None, digest: str | None = None, lang: str | None = None
+    ) -> "Matcher":
+        """Load a matcher saved by :meth:`save`, checking everything it holds.
 
         Parameters
         ----------
@@ -194,85 +380,335 @@ class Matcher:
             The entry list (or just its digest) the caller will interpret ids
             with. A matcher built from any other list raises
             :class:`MatcherMismatchError` instead of returning wrong ids.
+        lang : str, optional
+            The language the caller expects; a file saved for another one raises
+            :class:`MatcherMismatchError`.
+
+        Raises
+        ------
+        MatcherFileError
+            The file is not a matcher, is truncated or damaged, fails a check against its
+            own entries, or uses the old pickle-based format (which is never loaded).
+        MatcherMismatchError
+            The file is intact but belongs to another entry list or language.
         """
         path = Path(path)
-        header, f = _read_header(path, keep_open=True)
-        with f:
-            saved_entries, automata = pickle.loads(f.read())
+        data = path.read_bytes()
+        header, start = _parse_header(path, data)
         expected = entries_digest(entries) if entries is not None else digest
         if expected is not None and expected != header["digest"]:
             raise MatcherMismatchError(
                 f"{path} was built from another entry list (digest {header['digest'][:12]}, expected {expected[:12]}); "
                 "rebuild the matcher from the current metadata"
             )
-        if entries_digest(saved_entries) != header["digest"]:
-            raise MatcherMismatchError(f"{path} is corrupt: its entries do not match its digest")
+        if lang is not None and header["lang"] is not None and header["lang"] != lang:
+            raise MatcherMismatchError(f"{path} is the matcher of language {header['lang']!r}, not {lang!r}; rebuild it from {lang}.tsv")
+        payload = memoryview(data)[start:]
+        if len(payload) != header["payload_bytes"]:
+            raise MatcherFileError(f"{path} is truncated or padded: {len(payload):,} payload bytes, its header says {header['payload_bytes']:,}")
+        if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
+            raise MatcherFileError(f"{path} is damaged: its payload does not match its checksum")
+        try:
+            m = cls._from_payload(payload, header)
+            del data, payload
+            _release_free_memory()
+            return m
+        except MatcherFileError as e:
+            raise MatcherFileError(f"{path}: {e}") from None
+        except (MetadataError, ValueError, IndexError, UnicodeDecodeError) as e:
+            raise MatcherFileError(f"{path} fails the check against its own entries ({e}); rebuild it") from None
+
+    @classmethod
+    def _from_payload(cls, payload: memoryview, header: dict) -> "Matcher":
+        arrays, offset = {}, 0
+        for name, dtype, count in header["sections"]:
+            size = count * np.dtype(dtype).itemsize
+            arrays[name] = np.frombuffer(payload, dtype=dtype, count=count, offset=offset)
+            offset += size + (-size % 8)
+        if offset != len(payload):
+            raise MatcherFileError("its sections do not fill its payload")
+        n = header["entries"]
+        stream, lengths = arrays["entries"], arrays["lengths"].astype(np.int64)
+        # The entries joined by \n, and their UTF-8 lengths: the newlines must sit exactly between them.
+        if len(lengths) != n or int(lengths.sum()) + max(n - 1, 0) != len(stream) or (n and lengths.min() == 0):
+            raise MatcherFileError("its entry lengths do not fit its entries")
+        starts = np.zeros(n, dtype=np.int64)
+        np.cumsum(lengths[:-1] + 1, out=starts[1:])
+        # Exactly n - 1 newlines, each where one entry ends: no entry holds one.
+        if n and (_count_newlines(stream) != n - 1 or not (stream[starts[1:] - 1] == _NEWLINE).all()):
+            raise MatcherFileError("its entry lengths do not fit its entries")
+        if _digest_of_joined(stream, starts, lengths) != header["digest"]:
+            raise MatcherFileError("its entries do not match its digest")
+        entries = str(stream, "utf-8", "surrogatepass").split(_SEP) if n else []
+        layout = _Layout(entries, stream, starts, lengths)
+        if layout.forbidden.any():
+            raise MatcherFileError("an entry holds a tab, carriage return or NUL")
+        words_bytes = arrays["words"].tobytes()
+        words = words_bytes.decode("utf-8", "surrogatepass").split(_SEP) if header["words"] else []
+        if len(words) != header["words"]:
+            raise MatcherFileError("its vocabulary does not have the size its header says")
+        tokens = arrays["tokens"].astype(np.int64)
+        _check_tokens(entries, layout, words, tokens)
         m = cls.__new__(cls)
-        m._init(saved_entries, automata, header["digest"])
+        m._init(entries, header["digest"], header["lang"], layout, words, tokens)
         return m
 
 
-def _hits(automaton, text: str) -> np.ndarray:
-    """Flat ``[end, id, end, id, ...]`` of every occurrence, without a Python-level loop."""
-    return np.fromiter(itertools.chain.from_iterable(automaton.iter(text)), dtype=np.int64)
+class _Layout:
+    """Per-entry facts derived from the UTF-8 bytes of an entry list, vectorized.
 
-
-def _build_automata(entries: list[str]):
-    """Split the entries between a token dict and two automata.
-
-    Returns ``(tokens, spaced, other, other_first, other_alphabet)``: `tokens`
-    maps each entry padded on both sides and free of spaces to its id (and the
-    batch separator to -2); `spaced` holds the other entries padded with a
-    leading space, `other` the rest (either automaton is None when empty);
-    `other_first` is the set of first characters of the `other` entries;
-    `other_alphabet` is a uint8 table over code points, 2 for such a first
-    character, 1 for any other character of those entries, 0 otherwise (its
-    last cell, past every such character, is 0).
+    ``raw`` holds ``"\\n".join(entries)`` in UTF-8; ``starts``/``lengths`` locate each entry
+    in it (bytes). ``token``/``forward``/``backward``/``unmatchable`` partition the entries
+    (see the module docstring); ``spaces`` counts each entry's spaces. Every character that
+    matters here is ASCII, and no byte of a longer UTF-8 sequence is ASCII.
     """
-    import ahocorasick
 
-    padded = [pad_entry(e) for e in entries]
-    whole = [len(p) == len(e) + 2 and " " not in e for e, p in zip(entries, padded)]
-    tokens = {e: i for i, (e, w) in enumerate(zip(entries, whole)) if w}
-    tokens[_SEP] = -2
-    spaced_ids = [i for i, p in enumerate(padded) if p[0] == " " and not whole[i]]
-    other_ids = [i for i, p in enumerate(padded) if p[0] != " "]
-    spaced = other = None
-    if spaced_ids:
-        spaced = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        for i in spaced_ids:
-            spaced.add_word(padded[i], i)
-        spaced.make_automaton()
-    first: set[str] = set()
-    alphabet = np.zeros(0, dtype=np.uint8)
-    if other_ids:
-        other = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        # Root child 0 is the separator, that masked-out text becomes (see _match_batch);
-        # then the most common first characters, so a scan of the root stops early.
-        other.add_word(_SEP + _NUL, _DUMMY)
-        freq = Counter(padded[i][0] for i in other_ids)
-        for i in sorted(other_ids, key=lambda i: (-freq[padded[i][0]], i)):
-            other.add_word(padded[i], i)
-        other.make_automaton()
-        first = set(freq)
-        chars = {c for i in other_ids for c in padded[i]}
-        alphabet = np.zeros(max(map(ord, chars)) + 2, dtype=np.uint8)
-        alphabet[[ord(c) for c in chars]] = 1
-        alphabet[[ord(c) for c in first]] = 2
-    return tokens, spaced, other, frozenset(first), alphabet
+    def __init__(self, entries: list[str], raw: np.ndarray | None = None, starts: np.ndarray | None = None, lengths: np.ndarray | None = None):
+        self.entries = entries
+        n = len(entries)
+        if raw is None:
+            raw = np.frombuffer(_SEP.join(entries).encode("utf-8", "surrogatepass"), dtype=np.uint8)
+            ends = np.flatnonzero(raw == _NEWLINE)
+            if len(ends) != max(n - 1, 0):
+                raise MetadataError("an entry holds a newline, which could never match; drop it")
+            starts = np.concatenate(([0], ends + 1)).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
+            lengths = np.diff(np.concatenate((starts, [len(raw) + 1]))) - 1 if n else np.zeros(0, dtype=np.int64)
+            if n and lengths.min() < 1:
+                raise MetadataError("entries must be non-empty")
+        self.starts, self.lengths = starts, lengths
+        cls = _BYTE_CLASS[raw]
+        self.forbidden = self._flag(np.flatnonzero(cls == _FORBIDDEN), n)
+        if not n:
+            self.token = self.forward = self.backward = self.unmatchable = self.last_cjk = np.zeros(0, dtype=bool)
+            self.spaces = np.zeros(0, dtype=np.int64)
+            self.str_bytes = 0
+            return
+        last_start = starts + lengths - 1
+        for _ in range(3):  # back to the lead byte of the last character
+            last_start -= ((raw[last_start] & 0xC0) == 0x80) & (last_start > starts)
+        first_cjk = _cjk_like_at(raw, starts)
+        self.last_cjk = last_cjk = _cjk_like_at(raw, last_start)
+        # A wrapped character always has its own space on each side in a spaced text, so an
+        # entry with a wrapped character next to anything but a space (inside the padded entry),
+        # or with two wrapped characters one space apart, never occurs; every other entry does
+        # (remove those spaces to get a text that matches). Outside the entry no neighbour
+        # exists: a wrapped character is CJK-like, so an entry starting or ending with one is
+        # not padded on that side.
+        w = np.flatnonzero(cls == _WRAPPED)
+        left = cls[np.maximum(w - 1, 0)]
+        right = cls[np.minimum(w + 1, len(raw) - 1)]
+        after_space = cls[np.minimum(w + 2, len(raw) - 1)]
+        never = (
+            ((w > 0) & (left != _SPACE_CLASS) & (left != _NEWLINE_CLASS))
+            | ((w < len(raw) - 1) & (right != _SPACE_CLASS) & (right != _NEWLINE_CLASS))
+            # Two wrapped characters one space apart: each brings its own space, so a text has two.
+            | ((w < len(raw) - 2) & (right == _SPACE_CLASS) & (after_space == _WRAPPED))
+        )
+        self.unmatchable = self._flag(w[never], n)
+        ok = ~self.unmatchable
+        self.token = ok & ~first_cjk & ~last_cjk
+        self.forward = ok & first_cjk
+        self.backward = ok & ~first_cjk & last_cjk
+        space = np.flatnonzero(cls == _SPACE_CLASS)
+        self.spaces = np.diff(np.append(np.searchsorted(space, starts), len(space))).astype(np.int64)
+        # Estimated CPython str sizes: compact ASCII (one byte a character), else ~two bytes a character.
+        chars = np.fromiter(map(len, entries), dtype=np.int64, count=n)
+        self.str_bytes = int(np.where(chars == lengths, 49 + chars, 74 + 2 * chars).sum()) + 8 * n
+
+    def _flag(self, positions: np.ndarray, n: int) -> np.ndarray:
+        """Entries holding any of the byte `positions`."""
+        out = np.zeros(n, dtype=bool)
+        out[np.searchsorted(self.starts, positions, "right") - 1] = True
+        return out
+
+    def sequences(self, ids: np.ndarray, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Code points of the padded entries `ids` (reversed for `reverse`), flat, and their lengths.
+
+        Forward entries are unpadded at the start and get a trailing space when padded at the
+        end; backward entries are padded at the start only, so reversed they end with one space.
+        """
+        pick = [self.entries[i] for i in ids.tolist()]
+        chars = np.frombuffer(_SEP.join(pick).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        starts = np.concatenate(([0], np.flatnonzero(chars == _NEWLINE) + 1)).astype(np.int64)
+        lengths = np.diff(np.concatenate((starts, [len(chars) + 1]))) - 1
+        pad = np.ones(len(ids), dtype=bool) if reverse else ~self.last_cjk[ids]
+        total = lengths + pad
+        seq_start = np.zeros(len(ids), dtype=np.int64)
+        np.cumsum(total[:-1], out=seq_start[1:])
+        r = np.arange(int(total.sum()), dtype=np.int64) - np.repeat(seq_start, total)
+        s = np.repeat(starts, total)
+        ln = np.repeat(lengths, total)
+        src = s + (ln - 1 - r if reverse else r)
+        flat = np.where(r < ln, chars[np.minimum(src, len(chars) - 1)].astype(np.int64), _SPACE)
+        return flat, total
 
 
-def _read_header(path: Path, keep_open: bool = False):
-    f = open(path, "rb")
+_ASCII_CJK_LIKE = np.array([is_cjk_like(chr(c)) for c in range(128)], dtype=bool)
+
+
+def _cjk_like_at(raw: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Whether the UTF-8 character starting at each of `pos` is CJK-like (a table for ASCII, a lookup per distinct other one)."""
+    lead = raw[pos]
+    out = _ASCII_CJK_LIKE[np.minimum(lead, 127)]
+    wide = np.flatnonzero(lead >= 0x80)
+    if len(wide):
+        codes = _decode_at(raw, pos[wide])
+        distinct, inverse = np.unique(codes, return_inverse=True)
+        out[wide] = np.array([is_cjk_like(chr(c)) for c in distinct.tolist()], dtype=bool)[inverse.reshape(-1)]
+    return out
+
+
+def _decode_at(raw: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Code point of the UTF-8 character starting at each of `pos` (surrogates as encoded by surrogatepass)."""
+    b = [raw[np.minimum(pos + k, len(raw) - 1)].astype(np.int64) for k in range(4)]
+    lead = b[0]
+    two = (lead & 0x1F) << 6 | (b[1] & 0x3F)
+    three = (lead & 0x0F) << 12 | (b[1] & 0x3F) << 6 | (b[2] & 0x3F)
+    four = (lead & 0x07) << 18 | (b[1] & 0x3F) << 12 | (b[2] & 0x3F) << 6 | (b[3] & 0x3F)
+    return np.where(lead < 0x80, lead, np.where(lead < 0xE0, two, np.where(lead < 0xF0, three, four)))
+
+
+# Classes of the bytes of UTF-8 entry lists (non-ASCII bytes are class 0).
+_WRAPPED, _SPACE_CLASS, _NEWLINE_CLASS, _FORBIDDEN = 1, 2, 3, 4
+_BYTE_CLASS = np.zeros(256, dtype=np.uint8)
+_BYTE_CLASS[[ord(c) for c in WRAPPED_PUNCTUATION]] = _WRAPPED
+_BYTE_CLASS[_SPACE] = _SPACE_CLASS
+_BYTE_CLASS[_NEWLINE] = _NEWLINE_CLASS
+_BYTE_CLASS[[ord(c) for c in (*SPACED_CONTROLS, _NUL) if c != _SEP]] = _FORBIDDEN
+
+
+def _tokenize(entries: list[str], layout: _Layout) -> tuple[list[str], np.ndarray]:
+    """Vocabulary (first-seen order) and flat token codes of the entries padded on both sides."""
+    token_entries = [entries[i] for i in np.flatnonzero(layout.token).tolist()]
+    pieces = " ".join(token_entries).split(" ") if token_entries else []
+    vocab = dict.fromkeys(pieces)
+    codes = dict(zip(vocab, range(_FIRST_WORD, len(vocab) + _FIRST_WORD)))
+    return list(vocab), np.fromiter(map(codes.__getitem__, pieces), dtype=np.int64, count=len(pieces))
+
+
+def _check_tokens(entries: list[str], layout: _Layout, words: list[str], tokens: np.ndarray, chunk: int = 1 << 16) -> None:
+    """Check that `tokens` are exactly the space-separated pieces of the both-side-padded entries."""
+    ids = np.flatnonzero(layout.token)
+    if len(tokens) != int((layout.spaces[ids] + 1).sum()):
+        raise MatcherFileError("its token codes do not fit its entries")
+    if not len(tokens):
+        return
+    if tokens.min() < _FIRST_WORD or tokens.max() >= len(words) + _FIRST_WORD:
+        raise MatcherFileError("a token code is out of range")
+    # Both sides split on " " into the same number of pieces, so equal joins mean equal pieces
+    # (a word holding a space would add a piece). Chunks of entries bound the memory used.
+    words_obj = np.array(words, dtype=object)
+    offsets = np.concatenate(([0], np.cumsum(np.where(layout.token, layout.spaces + 1, 0))))
+    for lo in range(0, len(entries), chunk):
+        hi = min(len(entries), lo + chunk)
+        a, b = offsets[lo], offsets[hi]
+        if a == b:
+            continue
+        spelled = " ".join(words_obj[tokens[a:b] - _FIRST_WORD].tolist())
+        if spelled != " ".join(itertools.compress(entries[lo:hi], layout.token[lo:hi].tolist())):
+            raise MatcherFileError("its token codes do not spell its entries")
+
+
+def _str_bytes_estimate(words: list[str], shared_ids: np.ndarray, layout: _Layout) -> int:
+    """Estimated bytes of the vocabulary strings not shared with the entry list."""
+    own = len(words) - len(shared_ids)
+    if own <= 0:
+        return 0
+    total_chars = sum(map(len, words))
+    shared_chars = int(layout.lengths[shared_ids].sum()) if len(shared_ids) else 0  # bytes: close enough
+    return 49 * own + max(total_chars - shared_chars, 0)
+
+
+def _count_newlines(a: np.ndarray) -> int:
+    return memoryview(a).tobytes().count(b"\n") if a.nbytes < (1 << 26) else int(np.count_nonzero(a == _NEWLINE))
+
+
+def _digest_of_joined(joined: np.ndarray, starts: np.ndarray, lengths: np.ndarray, chunk: int = 1 << 16) -> str:
+    """:func:`entries_digest` of entries given as UTF-8 bytes joined by \\n, chunk by chunk (bounded memory)."""
+    h = hashlib.sha256()
+    n = len(lengths)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        lo, hi = int(starts[a]), int(starts[b - 1] + lengths[b - 1])
+        body = joined[lo:hi]
+        # [u64 length][bytes] per entry: each entry's 8-byte length replaces the \n before it.
+        size = lengths[a:b]
+        out = np.empty(int(size.sum()) + 8 * (b - a), dtype=np.uint8)
+        heads = np.zeros(b - a, dtype=np.int64)
+        np.cumsum(size[:-1] + 8, out=heads[1:])
+        is_head = np.zeros(len(out), dtype=bool)
+        for k in range(8):
+            is_head[heads + k] = True
+        out[is_head] = size.astype("<u8").view(np.uint8)
+        out[~is_head] = body[body != _NEWLINE] if b - a > 1 else body
+        h.update(out)
+    h.update(n.to_bytes(8, "little"))
+    return h.hexdigest()
+
+
+def _release_free_memory() -> None:
+    """Give the heap's free pages back to the OS (glibc only; a no-op elsewhere).
+
+    Loading a large list allocates temporaries several times the matcher's size; glibc keeps
+    freed heap memory mapped, which would count in the process's RSS until reused.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
+
+
+def _parse_header(path: Path, data: bytes) -> tuple[dict, int]:
+    """The validated header of a matcher file and the payload's offset."""
+    if data[:8] != _MAGIC:
+        # The old format: an 8-byte header length, a JSON header, then a pickle. Name it, never unpickle it.
+        n = int.from_bytes(data[:8], "little") if len(data) >= 8 else 0
+        if 0 < n < _MAX_HEADER and data[8 : 8 + n].lstrip().startswith(b"{") and _OLD_FORMAT.encode() in data[8 : 8 + n]:
+            raise MatcherFileError(
+                f"{path} uses the old pickle-based matcher format, which is never loaded since it could run code; "
+                "rebuild it (`metaclip2 metadata lid`, or let MetadataStore build it from the .tsv)"
+            )
+        raise MatcherFileError(f"{path} is not a metaclip2 matcher file")
+    if len(data) < 16:
+        raise MatcherFileError(f"{path} is truncated: its header is incomplete")
+    version = int.from_bytes(data[8:12], "little")
+    size = int.from_bytes(data[12:16], "little")
+    if version != _VERSION:
+        raise MatcherFileError(f"{path} has matcher format version {version}; this metaclip2 reads version {_VERSION}; rebuild it")
+    if not 0 < size <= _MAX_HEADER or len(data) < 16 + size:
+        raise MatcherFileError(f"{path} is truncated or damaged: bad header length {size}")
     try:
-        n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n)) if 0 < n < 1 << 20 else None
+        header = json.loads(data[16 : 16 + size])
     except (ValueError, UnicodeDecodeError):
-        header = None
-    if not isinstance(header, dict) or header.get("format") != _FORMAT:
-        f.close()
-        raise MetadataError(f"{path} is not a metaclip2 matcher file")
-    if keep_open:
-        return header, f
-    f.close()
-    return header, None
+        raise MatcherFileError(f"{path} is damaged: its header is not valid JSON") from None
+    if not _header_ok(header):
+        raise MatcherFileError(f"{path} is damaged: its header lacks or mistypes a field")
+    return header, 16 + size
+
+
+def _header_ok(h) -> bool:
+    if not isinstance(h, dict) or h.get("format") != _FORMAT:
+        return False
+    ints = ("entries", "words", "payload_bytes")
+    if not all(isinstance(h.get(k), int) and not isinstance(h.get(k), bool) and h[k] >= 0 for k in ints):
+        return False
+    if not isinstance(h.get("digest"), str) or not isinstance(h.get("payload_sha256"), str):
+        return False
+    if "lang" not in h or (h["lang"] is not None and not isinstance(h["lang"], str)):
+        return False
+    s = h.get("sections")
+    if not isinstance(s, list) or len(s) != len(_SECTIONS):
+        return False
+    for got, (name, dtype) in zip(s, _SECTIONS):
+        if not (isinstance(got, list) and len(got) == 3 and got[0] == name and got[1] == dtype):
+            return False
+        if not isinstance(got[2], int) or isinstance(got[2], bool) or not 0 <= got[2] <= h["payload_bytes"]:
+            return False
+    return True

@@ -1,16 +1,21 @@
-"""A directory of per-LID-language metadata, with matchers loaded lazily."""
+"""A directory of per-LID-language metadata, with matchers loaded lazily into a bounded cache."""
 
 from __future__ import annotations
 
 import os
 import threading
+import warnings
+from collections import OrderedDict
 from pathlib import Path
 
-from metaclip2.matching.matcher import Matcher
 from metaclip2.core.entries import MetadataError, entries_digest, read_metadata
-from metaclip2.core.errors import MatcherMismatchError, MissingInputError, UnknownLanguageError
+from metaclip2.core.errors import MatcherFileError, MatcherMismatchError, MissingInputError, ParameterError, UnknownLanguageError
+from metaclip2.matching.matcher import Matcher
 
-__all__ = ["MetadataStore"]
+__all__ = ["MetadataStore", "DEFAULT_MATCHER_MEMORY"]
+
+#: Default memory budget of the matchers a store keeps loaded: 1 GiB.
+DEFAULT_MATCHER_MEMORY = 1 << 30
 
 
 class MetadataStore:
@@ -18,27 +23,59 @@ class MetadataStore:
     :func:`metaclip2.matching.lid_metadata.build_lid_metadata`.
 
     The directory holds ``<lang>.tsv`` entry lists and, optionally, prebuilt
-    ``<lang>.matcher`` files. Entry lists and matchers are read on first use and
-    kept; a matcher file built from another list is ignored and rebuilt in
-    memory (with a warning), never used with the wrong ids.
+    ``<lang>.matcher`` files. A matcher is loaded on first use and kept in a cache
+    bounded by `matcher_memory`; the least recently used matchers are dropped when
+    the budget is exceeded. A matcher file that is damaged, truncated, in the old
+    pickle-based format, or built from another list or language is never used: the
+    matcher is rebuilt in memory from the ``.tsv`` with a warning (or, with `strict`,
+    :class:`~metaclip2.matching.matcher.MatcherFileError` /
+    :class:`~metaclip2.matching.matcher.MatcherMismatchError` is raised).
 
     Parameters
     ----------
     directory : path
         The metadata directory.
+    matcher_memory : int
+        Budget in bytes for loaded matchers (their :attr:`Matcher.nbytes` estimates),
+        1 GiB by default. The cache holds at most one matcher over the budget: a single
+        matcher larger than the budget is still loaded, alone.
+    strict : bool
+        Raise instead of rebuilding when a ``.matcher`` file cannot be used.
+
+    Notes
+    -----
+    A store pickles without its lock and its loaded matchers (they reload lazily), so it
+    can be shipped to worker processes (``datasets.map(num_proc=...)``, Ray tasks).
     """
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, matcher_memory: int = DEFAULT_MATCHER_MEMORY, strict: bool = False):
+        if isinstance(matcher_memory, bool) or not isinstance(matcher_memory, int) or matcher_memory < 0:
+            raise ParameterError(f"matcher_memory must be a number of bytes >= 0, got {matcher_memory!r}")
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise MissingInputError(f"metadata directory {self.directory} does not exist; build it with `metaclip2 metadata lid`")
         self._files = {p.name[: -len(".tsv")]: p for p in sorted(self.directory.glob("*.tsv")) if not p.name.endswith(".summary.tsv")}
         if not self._files:
             raise MetadataError(f"no <lang>.tsv metadata files in {self.directory}")
-        self._entries: dict[str, list[str]] = {}
+        self.matcher_memory = matcher_memory
+        self.strict = strict
         self._digests: dict[str, str] = {}
-        self._matchers: dict[str, Matcher] = {}
-        self._lock = threading.Lock()
+        self._init_cache()
+
+    def _init_cache(self) -> None:
+        self._matchers: OrderedDict[str, Matcher] = OrderedDict()  # least recently used first
+        self._cached_bytes = 0
+        self._lock = threading.RLock()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for k in ("_matchers", "_cached_bytes", "_lock"):
+            del state[k]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._init_cache()
 
     def __repr__(self) -> str:
         return f"MetadataStore({str(self.directory)!r}, {len(self._files)} languages)"
@@ -52,15 +89,16 @@ class MetadataStore:
         return sorted(self._files)
 
     def entries(self, lang: str) -> list[str]:
-        """The ordered entry list of `lang`."""
-        if lang not in self._entries:
-            self._entries[lang] = read_metadata(self._path(lang))
-        return self._entries[lang]
+        """The ordered entry list of `lang` (held by its matcher, which this loads)."""
+        return self.matcher(lang).entries
 
     def digest(self, lang: str) -> str:
-        """:func:`~metaclip2.core.entries.entries_digest` of `lang`'s entry list."""
+        """:func:`~metaclip2.core.entries.entries_digest` of `lang`'s entry list.
+
+        The ``.tsv`` is read and checked once per language; only the digest is kept.
+        """
         if lang not in self._digests:
-            self._digests[lang] = entries_digest(self.entries(lang))
+            self._digests[lang] = entries_digest(read_metadata(self._path(lang)))
         return self._digests[lang]
 
     def digests(self) -> dict[str, str]:
@@ -68,26 +106,37 @@ class MetadataStore:
         return {lang: self.digest(lang) for lang in self.languages}
 
     def matcher(self, lang: str) -> Matcher:
-        """The matcher of `lang`, loaded (or built) once and then cached."""
-        m = self._matchers.get(lang)
-        if m is not None:
-            return m
+        """The matcher of `lang`, from the cache or loaded (or built) into it."""
         with self._lock:
-            if lang not in self._matchers:
-                self._matchers[lang] = self._load_matcher(lang)
-            return self._matchers[lang]
+            m = self._matchers.get(lang)
+            if m is not None:
+                self._matchers.move_to_end(lang)
+                return m
+            m = self._load_matcher(lang)
+            self._matchers[lang] = m
+            self._cached_bytes += m.nbytes
+            # Evict least recently used matchers, never the one just loaded.
+            while self._cached_bytes > self.matcher_memory and len(self._matchers) > 1:
+                _, old = self._matchers.popitem(last=False)
+                self._cached_bytes -= old.nbytes
+            return m
+
+    def cache_info(self) -> dict[str, int]:
+        """Estimated bytes (:attr:`Matcher.nbytes`) of each loaded matcher, least recently used first."""
+        with self._lock:
+            return {lang: m.nbytes for lang, m in self._matchers.items()}
 
     def _load_matcher(self, lang: str) -> Matcher:
-        entries = self.entries(lang)
+        tsv = self._path(lang)
         path = self.directory / f"{lang}.matcher"
         if path.exists():
             try:
-                return Matcher.load(path, digest=self.digest(lang))
-            except MatcherMismatchError as e:
-                import warnings
-
-                warnings.warn(f"{e}; building it in memory from {lang}.tsv instead", stacklevel=3)
-        return Matcher(entries)
+                return Matcher.load(path, digest=self.digest(lang), lang=lang)
+            except (MatcherFileError, MatcherMismatchError) as e:
+                if self.strict:
+                    raise
+                warnings.warn(f"{e}; building the matcher in memory from {tsv.name} instead", stacklevel=3)
+        return Matcher(read_metadata(tsv), lang=lang)
 
     def resolve(self, label: str | None) -> str | None:
         """Metadata language for a LID label: itself, its group (``yue`` → ``zh``), else ``other``.
