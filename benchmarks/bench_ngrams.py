@@ -35,6 +35,7 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 DEFAULT = ROOT.parent / "shared" / "data" / "wikipedia" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 # Running-text words only (a space before, a space or punctuation after), so tag names,
 # link prefixes and template keywords keep working.
@@ -133,6 +134,15 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
+def _cpu_s(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def _hwm_kb(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -161,11 +171,15 @@ def run_cli(argv: list[str], env: dict, one_counter: bool = False) -> dict:
     cmd = [sys.executable, "-c", _ONE_COUNTER, *argv] if one_counter else [sys.executable, "-m", "metaclip2", *argv]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     peaks: dict[int, int] = {}
+    cpu: dict[int, float] = {}
     while proc.poll() is None:
         for pid in _tree(proc.pid):
             kb = _hwm_kb(pid)
             if kb is not None:
                 peaks[pid] = max(peaks.get(pid, 0), kb)
+            c = _cpu_s(pid)
+            if c is not None:
+                cpu[pid] = c
         time.sleep(0.05)
     seconds = time.perf_counter() - t0
     err = proc.stderr.read() if proc.stderr else ""
@@ -179,6 +193,8 @@ def run_cli(argv: list[str], env: dict, one_counter: bool = False) -> dict:
     return {
         "seconds": seconds,
         "peaks_mb": sorted((kb / 1024 for kb in peaks.values()), reverse=True),
+        "parent_cpu_s": cpu.get(proc.pid, 0.0),
+        "workers_cpu_s": sum(v for k, v in cpu.items() if k != proc.pid),
         "ru_maxrss_mb": max(after, before) / 1024 if after > before else None,
         "tokens": tokens,
         "unigrams": uni,
@@ -196,6 +212,7 @@ def main() -> int:
     p.add_argument("--copies", type=int, default=30)
     p.add_argument("--share", type=float, default=0.13, help="share of word types renamed per copy")
     p.add_argument("--memory-limit", default="128MB")
+    p.add_argument("--spill-limit", default="24MB", help="a limit small enough to make the workers spill (4th run)")
     p.add_argument("--keep", help="work in this directory and keep the files")
     args = p.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -216,6 +233,7 @@ def main() -> int:
         "1 process, no limit": (None, work / "unlimited.ngrams"),
         f"1 process, --memory-limit {args.memory_limit}": (["--processes", "1", "--memory-limit", args.memory_limit], work / "limit1.ngrams"),
         f"2 processes, --memory-limit {args.memory_limit}": (["--processes", "2", "--memory-limit", args.memory_limit], work / "limit2.ngrams"),
+        f"2 processes, --memory-limit {args.spill_limit}": (["--processes", "2", "--memory-limit", args.spill_limit], work / "spill2.ngrams"),
     }
     results = {}
     for name, (extra, out) in runs.items():
@@ -228,12 +246,13 @@ def main() -> int:
             f"merge {r['merge_s']:.1f} s)  parts {r['parts']}, runs {r['runs']}  peak RSS per process (MB): "
             + ", ".join(f"{x:.0f}" for x in r["peaks_mb"])
             + (f"  [ru_maxrss {r['ru_maxrss_mb']:.0f} MB]" if r["ru_maxrss_mb"] else "")
+            + f"  CPU s: parent {r['parent_cpu_s']:.1f}, other processes {r['workers_cpu_s']:.1f}"
         )
     files = [out.read_bytes() for _, out in runs.values()]
     same = all(f == files[0] for f in files)
     base = results["1 process, no limit"]
     print(f"tokens {base['tokens']:,}, distinct unigrams {base['unigrams']:,}, distinct bigrams {base['bigrams']:,}")
-    print(f"files byte-identical (no limit / limit with 1 and 2 processes): {same}")
+    print(f"files byte-identical (one counter / limits with 1 and 2 processes / spilling): {same}")
 
     # Memory per distinct bigram: peak RSS of the one-counter run above that of the same
     # command on a 5-page dump (interpreter, libraries, tokenizer tables).
@@ -242,16 +261,27 @@ def main() -> int:
 
     lim2 = results[f"2 processes, --memory-limit {args.memory_limit}"]
     lim1 = results[f"1 process, --memory-limit {args.memory_limit}"]
-    print(f"throughput: 1 process {mb / lim1['seconds']:.2f} MB/s, 2 processes {mb / lim2['seconds']:.2f} MB/s "
-          f"(x{lim1['seconds'] / lim2['seconds']:.2f}); counting phase only: {mb / lim1['count_s']:.2f} / {mb / lim2['count_s']:.2f} MB/s")
-    worst = max(lim2["peaks_mb"])
-    print(f"largest process of the limited 2-process run: {worst:.0f} MB (target < 450 MB)")
+    print(f"throughput (wall clock, shared machine: load average {os.getloadavg()[0]:.1f}): 1 process {mb / lim1['seconds']:.2f} MB/s, "
+          f"2 processes {mb / lim2['seconds']:.2f} MB/s (x{lim1['seconds'] / lim2['seconds']:.2f})")
+    busy = lim2["workers_cpu_s"] + lim2["parent_cpu_s"]
+    per_cpu = mb / busy
+    print(f"per busy core (CPU time, load-independent): {mb / (lim1['parent_cpu_s'] + lim1['workers_cpu_s']):.2f} MB/s with 1 process, "
+          f"{per_cpu:.2f} MB/s per core with 2; the parent used {100 * lim2['parent_cpu_s'] / busy:.1f} % of the 2-process run's CPU "
+          f"(bound on the speed-up from the parent: x{busy / max(lim2['parent_cpu_s'], 1e-9):.0f})")
+    worst = max(max(r["peaks_mb"]) for name, r in results.items() if "limit" in name)
+    print(f"largest process of the limited runs: {worst:.0f} MB (target < 450 MB)")
+    sp = results[f"2 processes, --memory-limit {args.spill_limit}"]
+    print(f"spilling run ({args.spill_limit}): {sp['runs']} runs from {sp['parts']} parts, largest process {max(sp['peaks_mb']):.0f} MB "
+          f"(fixed part of a worker: ~{tiny['peaks_mb'][0]:.0f} MB)")
 
     # Projection to full English Wikipedia.
-    per_proc_mb = mb / lim1["count_s"]
+    per_proc_mb = per_cpu
     merge_rate = base["bigrams"] / max(lim2["merge_s"], 1e-9)  # distinct bigrams written per second
     bigrams_full = (5e8, 7e8)  # the extrapolation (N^0.85-0.89)
-    worker_mb = max(lim2["peaks_mb"][1:] or lim2["peaks_mb"])
+    from metaclip2.metadata.ngram_runs import parse_memory
+
+    # At full scale every worker fills its budget: fixed part + the limit.
+    worker_mb = max(max(lim2["peaks_mb"]), tiny["peaks_mb"][0] + parse_memory(args.memory_limit) / 2**20)
     ku, bu, kb, bb = growth(Path(args.dump))
     unigrams_full = ku * FULL_EN_TOKENS**bu
     print(f"growth on prefixes of the real sample: distinct unigrams ~ {ku:.2f} N^{bu:.3f}, distinct bigrams ~ {kb:.2f} N^{bb:.3f}")
@@ -264,7 +294,7 @@ def main() -> int:
     for workers in (2, 8, 16):
         hours = FULL_EN_BZ2 / 1e6 / (per_proc_mb * workers) / 3600
         peak_gb = (workers * worker_mb + parent_mb) / 1024
-        print(f"  {workers:2d} workers x {args.memory_limit}: counting ~{hours:.1f} h, peak RAM ~{peak_gb:.1f} GB "
+        print(f"  {workers:2d} workers x {args.memory_limit} on {workers} free cores: counting ~{hours:.1f} h, peak RAM ~{peak_gb:.1f} GB "
               f"({workers} x {worker_mb:.0f} MB workers + ~{parent_mb:.0f} MB merge)")
     lo, hi = (b / merge_rate / 3600 for b in bigrams_full)
     print(f"  merge of {bigrams_full[0]:.0e}-{bigrams_full[1]:.0e} distinct bigrams at {merge_rate:,.0f}/s: ~{lo:.1f}-{hi:.1f} h (one process); "

@@ -99,6 +99,7 @@ def _reference(sources: list[list[str]], max_length: int = 256) -> list[str]:
     return out
 
 
+@pytest.mark.filterwarnings("ignore::metaclip2.metadata.build.MetadataWarning")
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.lists(st.text(alphabet="ab 1!，\t", max_size=5), max_size=12), min_size=3, max_size=3),
@@ -279,6 +280,7 @@ def test_english_unigrams_as_the_release(nltk_data, enwiki_dump, tmp_path):
     assert top.counts()["bigram"] == 10 and "United States" in top.entries
 
 
+@pytest.mark.filterwarnings("ignore::metaclip2.metadata.build.MetadataWarning")
 @settings(max_examples=60, deadline=None)
 @given(
     st.dictionaries(st.sampled_from(list("abcdefgh") + ["!", "0", "7", "ab"]), st.integers(1, 6), min_size=1),

@@ -331,3 +331,17 @@ def test_file_rankings_equal_in_memory_rankings(tmp_path: Path, method: str) -> 
     scores = dict(ranked)
     for s, pairs in f.bigram_chunks(method):
         assert s.tolist() == [scores[p] for p in pairs]  # same float64 arithmetic: equal, not close
+
+
+def test_ray_workers_read_their_own_parts(enwiki_dump: Path, tmp_path: Path) -> None:
+    """Byte ranges of a multistream dump counted as Ray tasks give the local file's bytes."""
+    pytest.importorskip("ray")
+    from metaclip2.curation.ray_executor import RayExecutor
+    from metaclip2.metadata.ngrams import write_dump_ngrams
+
+    ms = _multistream(enwiki_dump, tmp_path / "ms.xml.bz2", 1000)
+    write_dump_ngrams(ms, "en", tmp_path / "local.ngrams")
+    with RayExecutor(num_cpus=2) as ex:
+        stats = write_dump_ngrams(ms, "en", tmp_path / "ray.ngrams", executor=ex, memory_limit="2MB", min_part_bytes=300_000)
+    assert stats["parts"] > 1 and stats["runs"] > stats["parts"]
+    assert (tmp_path / "ray.ngrams").read_bytes() == (tmp_path / "local.ngrams").read_bytes()

@@ -461,7 +461,7 @@ class NgramFile:
     Unigram counts are held as numpy arrays indexed by a per-process string hash (about
     24 bytes per distinct unigram); bigrams are read in chunks and only the current best
     candidates are kept as strings. ``method="corrected"`` also holds one float64 PMI per
-    bigram (for its 30th percentile).
+    bigram for a moment (its 30th percentile), and reads the bigrams twice.
 
     Parameters
     ----------
@@ -557,12 +557,18 @@ class NgramFile:
 
         pmi30 = 0.0
         if method == "corrected":
-            kept = [p[c12 >= min_count] for _, c12, p in pmis()]
-            allp = np.concatenate(kept) if kept else np.zeros(0)
-            del kept
+            import tempfile
+
+            # Spooled through a file so the PMIs are held once (8 B per bigram), and
+            # partitioned in place.
+            with tempfile.TemporaryFile() as spool:
+                for _, c12, p in pmis():
+                    p[c12 >= min_count].tofile(spool)
+                spool.seek(0)
+                allp = np.fromfile(spool, dtype=np.float64)
             if allp.size == 0:
                 return
-            pmi30 = float(np.percentile(allp, 30))
+            pmi30 = float(np.percentile(allp, 30, overwrite_input=True))
             del allp
         for rows, c12, pmi in pmis():
             score = pmi if method == "pmi" else (c12 + 1.0) ** 0.7 * (pmi - pmi30)
