@@ -74,9 +74,17 @@ def test_caps():
     assert r.entries == [f"t{i}" for i in range(10)] and r.summary["sources"]["title"]["cap_hit"]
     r = _build(numbers=False, titles=views, title_fraction=0.5, max_titles=None)
     assert len(r.entries) == 50
-    # Caps apply to the source's ranked list before the filters and the dedupe.
-    r = _build(numbers=False, wordnet=["t0"], titles=Counter({"t0": 9, "!!": 8, "t1": 7, "t2": 1}), title_fraction=0.75)
+    # Caps count what a source adds: filtered strings and earlier sources' strings are skipped.
+    views = Counter({"t0": 9, "!!": 8, "t1": 7, "t2": 1, "t3": 1})
+    r = _build(numbers=False, wordnet=["t0"], titles=views, title_fraction=0.5)  # floor(0.5 * 5) = 2
+    assert r.entries == ["t0", "t1", "t2"]
+    t = r.summary["sources"]["title"]
+    assert (t["distinct"], t["cap"], t["entries"], t["duplicates"], t["dropped"]["punctuation"]) == (5, 2, 2, 1, 1)
+    # The earlier behaviour, kept as an option: the ranked list is cut first (rounded up).
+    r = _build(numbers=False, wordnet=["t0"], titles=views, title_fraction=0.5, cap_mode="candidates")
     assert r.entries == ["t0", "t1"]
+    with pytest.raises(ValueError, match="cap_mode"):
+        _build(cap_mode="both")
 
 
 def _reference(sources: list[list[str]], max_length: int = 256) -> list[str]:
@@ -91,6 +99,7 @@ def _reference(sources: list[list[str]], max_length: int = 256) -> list[str]:
     return out
 
 
+@pytest.mark.filterwarnings("ignore::metaclip2.metadata.build.MetadataWarning")
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.lists(st.text(alphabet="ab 1!，\t", max_size=5), max_size=12), min_size=3, max_size=3),
@@ -100,8 +109,12 @@ def test_against_plain_reference(lists, views):
     wn, uni, bi = lists
     r = _build(numbers=True, wordnet=wn, unigrams=uni, bigrams=bi, titles=Counter(views), max_length=3)
     ranked = sorted((t for t, v in views.items() if v > 0), key=lambda t: (-views[t], t))
-    ranked = ranked[: math.ceil(len(ranked) * 0.76 - 1e-9)]
-    assert r.entries == _reference([NUMBERS, wn, uni, bi, ranked], max_length=3)
+    before = _reference([NUMBERS, wn, uni, bi], max_length=3)
+    cap = math.floor(len(ranked) * 0.76 + 1e-9)
+    new_titles = [t for t in _reference([ranked], max_length=3) if t not in before][:cap]
+    assert r.entries == before + new_titles
+    old = _build(numbers=True, wordnet=wn, unigrams=uni, bigrams=bi, titles=Counter(views), max_length=3, cap_mode="candidates")
+    assert old.entries == _reference([NUMBERS, wn, uni, bi, ranked[: math.ceil(len(ranked) * 0.76 - 1e-9)]], max_length=3)
 
 
 def _pageview_file(path: Path) -> Path:
@@ -243,3 +256,82 @@ def test_cli_end_to_end(nltk_data, tmp_path, capsys):
     assert not (tmp_path / "lid2" / "he.matcher").exists() and (tmp_path / "lid" / "he.matcher").exists()
     out = capsys.readouterr().out
     assert "he: " in out
+
+
+# --- caps count what a source adds (SPEC §1) ----------------------------------------------------
+
+
+def test_english_unigrams_as_the_release(nltk_data, enwiki_dump, tmp_path):
+    """WordNet first, then int(0.1 * 39,445) = 3,944 unigrams *added* (the release's English count)."""
+    from metaclip2.metadata.ngrams import NgramCounts, write_dump_ngrams
+
+    path = tmp_path / "en.ngrams"
+    write_dump_ngrams(enwiki_dump, "en", path)
+    r = build_metadata("en", ngrams=path)
+    uni = r.summary["sources"]["unigram"]
+    assert (uni["distinct"], uni["cap"], uni["entries"]) == (39_445, 3_944, 3_944)
+    assert r.counts()["unigram"] == 3_944 and uni["duplicates"] > 5_000  # WordNet already had most frequent words
+    assert r.summary["sources"]["bigram"]["entries"] == 0  # no PMI above 30 in 0.5 M tokens
+    # the file ranking and the in-memory one agree
+    assert build_metadata("en", ngrams=NgramCounts.load(path)).entries == r.entries
+    old = build_metadata("en", ngrams=path, cap_mode="candidates")
+    assert old.counts()["unigram"] == 1_290  # the earlier behaviour: cut to 3,945 first, then deduplicated
+    assert old.entries == r.entries[: len(old.entries) - 1_290] + [e for e, s in zip(old.entries, old.sources) if s == "unigram"]
+    top = build_metadata("en", wordnet=None, ngrams=path, bigram_method="corrected", max_bigrams=10, unigram_fraction=0)
+    assert top.counts()["bigram"] == 10 and "United States" in top.entries
+
+
+@pytest.mark.filterwarnings("ignore::metaclip2.metadata.build.MetadataWarning")
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(list("abcdefgh") + ["!", "0", "7", "ab"]), st.integers(1, 6), min_size=1),
+    st.lists(st.sampled_from(list("abcd") + ["x"]), max_size=5),
+    st.floats(0, 1),
+    st.one_of(st.none(), st.integers(0, 5)),
+)
+def test_unigram_cap_counts_added_entries(unigrams, wordnet, fraction, upper):
+    from metaclip2.metadata.ngrams import NgramCounts
+
+    counts = NgramCounts(Counter(unigrams), Counter(), sum(unigrams.values()))
+    r = _build(wordnet=wordnet, ngrams=counts, unigram_fraction=fraction, max_unigrams=upper)
+    ranked = sorted(unigrams, key=lambda w: (-unigrams[w], w))
+    cap = math.floor(fraction * len(unigrams) + 1e-9)
+    cap = cap if upper is None else min(cap, upper)
+    earlier = _reference([NUMBERS, wordnet])
+    want = [w for w in _reference([ranked]) if w not in earlier][:cap]
+    assert [e for e, s in zip(r.entries, r.sources) if s == "unigram"] == want
+    info = r.summary["sources"]["unigram"]
+    assert info["distinct"] == len(unigrams) and info["cap"] == cap and info["entries"] == len(want)
+
+
+def test_only_numbers_warns(capsys):
+    from metaclip2.metadata.build import MetadataWarning
+
+    with pytest.warns(MetadataWarning, match="de: no entries besides the numbers"):
+        r = build_metadata("de", wordnet="auto")
+    assert r.summary["warnings"] and "no entries besides the numbers" in r.summary["warnings"][0]
+    assert len(build_metadata("xx", wordnet=["dog"]).summary["warnings"]) == 0
+
+
+def test_cli_only_numbers_warns_on_stderr(tmp_path, capfd):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "metaclip2", "metadata", "build", "de", "--out-dir", str(tmp_path), "-q"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "de: no entries besides the numbers" in proc.stderr
+    assert json.loads((tmp_path / "de.summary.json").read_text())["warnings"]
+
+
+def test_cli_ngrams_memory_limit_and_language(enwiki_dump, tmp_path, capsys):
+    out1, out2 = tmp_path / "a.ngrams", tmp_path / "b.ngrams"
+    assert _run(["metadata", "ngrams", str(enwiki_dump), "--lang", "en", "-o", str(out1), "--processes", "1", "-q"]) == 0
+    assert _run(["metadata", "ngrams", str(enwiki_dump), "--lang", "en", "-o", str(out2), "--processes", "2", "--memory-limit", "2MB", "-q"]) == 0
+    assert out1.read_bytes() == out2.read_bytes()
+    assert "runs" in capsys.readouterr().err
+    from metaclip2.metadata.wikitext import DumpLanguageError
+
+    with pytest.raises(DumpLanguageError):
+        _run(["metadata", "ngrams", str(enwiki_dump), "--lang", "bg", "-o", str(tmp_path / "bg.ngrams"), "-q"])
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["metadata", "ngrams", str(enwiki_dump), "--lang", "en", "-o", "x", "--memory-limit", "lots"])

@@ -37,7 +37,7 @@ def test_three_forms_same_result(tmp_path, form):
     items = list(dict.fromkeys(RAW)) if form == "json-keys" else RAW  # object keys are unique already
     assert r.entries == KEPT and r.sources == ["import"] * len(KEPT)
     s = r.summary
-    assert s["format"] == form and s["candidates"] == len(items)
+    assert s["list_format"] == form and s["candidates"] == len(items)
     assert s["dropped_by_filter"] == {"empty": 1, "too_long": 1, "punctuation": 1, "control": 1}
     assert s["duplicates"] == (1 if form != "json-keys" else 0)
     entries, sources = read_metadata(tmp_path / "out" / "en.tsv", with_sources=True)

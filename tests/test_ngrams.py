@@ -186,3 +186,163 @@ def test_english_dump(enwiki_dump: Path) -> None:
     assert bigram_entries(counts, "en") == []  # no PMI above 30 in 0.5 M tokens
     top = bigram_entries(counts, "en", method="corrected", max_entries=10)
     assert "United States" in top and "New York" in top
+
+
+# --- bounded-memory counting: runs, merge, file rankings --------------------------------------
+
+
+def _multistream(src: Path, dst: Path, n_pages: int, pages_per_stream: int = 5) -> Path:
+    """The first ``n_pages`` pages of a dump, rewritten as a multistream bz2 (header, pages, footer streams)."""
+    import bz2
+
+    head, pages, cur, in_pages = [], [], [], False
+    with bz2.open(src, "rt", encoding="utf-8") as f:
+        for line in f:
+            s = line.strip()
+            in_pages = in_pages or s.startswith("<page")
+            if not in_pages:
+                head.append(line)
+            elif s != "</mediawiki>":
+                cur.append(line)
+                if s == "</page>":
+                    pages.append("".join(cur))
+                    cur = []
+                    if len(pages) == n_pages:
+                        break
+    with open(dst, "wb") as out:
+        out.write(bz2.compress("".join(head).encode("utf-8")))
+        for i in range(0, len(pages), pages_per_stream):
+            out.write(bz2.compress("".join(pages[i : i + pages_per_stream]).encode("utf-8")))
+        out.write(bz2.compress(b"</mediawiki>\n"))
+    return dst
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(CHAINS, min_size=1, max_size=4), st.lists(st.integers(0, 40), max_size=5), st.data())
+def test_spilled_runs_merge_to_the_counter_file(workers, spill_at, data) -> None:
+    """Any split over counters and any spill points give the bytes `NgramCounts.save` writes."""
+    import tempfile
+
+    from metaclip2.metadata.ngram_runs import RunCounter, merge_runs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = NgramCounts()
+        runs, n = [], 0
+        for w, chains in enumerate(workers):
+            counter = RunCounter(tmp, f"w{w}")
+            for i, chain in enumerate(chains):
+                counter.add_chains([chain])
+                ref.add_chains([chain])
+                if i in spill_at or data.draw(st.booleans()):
+                    counter.spill()
+            runs += counter.close()
+            n += counter.n_tokens
+        assert n == ref.n_tokens
+        merge_runs(runs, Path(tmp) / "merged.gz", n, Path(tmp) / "work", memory_limit=data.draw(st.sampled_from([None, 1 << 20])))
+        ref.save(Path(tmp) / "ref.gz")
+        assert (Path(tmp) / "merged.gz").read_bytes() == (Path(tmp) / "ref.gz").read_bytes()
+
+
+def test_run_counter_respects_its_budget(tmp_path: Path) -> None:
+    from metaclip2.metadata.ngram_runs import RunCounter
+
+    rng = __import__("random").Random(0)
+    words = [f"w{i}" for i in range(30_000)]
+    counter = RunCounter(tmp_path, "x", memory_limit=4 << 20)
+    for _ in range(40):
+        counter.add_chains([[rng.choice(words) for _ in range(1000)] for _ in range(20)])
+    runs = counter.close()
+    assert len(runs) > 1 and counter.peak_bytes < 4 << 20
+    assert counter.n_tokens == 40 * 20 * 1000
+
+
+def test_parse_memory() -> None:
+    from metaclip2.metadata.ngram_runs import parse_memory
+
+    assert parse_memory("128MB") == parse_memory("128MiB") == parse_memory("128m") == 128 << 20
+    assert parse_memory("1.5GB") == int(1.5 * (1 << 30))
+    assert parse_memory(None) is None and parse_memory("none") is None
+    for bad in ("lots", "12XB", "100kB"):
+        with pytest.raises(ValueError, match="memory limit"):
+            parse_memory(bad)
+
+
+def test_dump_file_same_bytes_for_any_limit_and_workers(enwiki_dump: Path, tmp_path: Path) -> None:
+    from metaclip2.metadata.ngrams import write_dump_ngrams
+
+    ms = _multistream(enwiki_dump, tmp_path / "ms.xml.bz2", 1000)  # every page
+    base = write_dump_ngrams(ms, "en", tmp_path / "a.ngrams")
+    assert base["parts"] == 1 and base["runs"] == 1
+    split = write_dump_ngrams(ms, "en", tmp_path / "b.ngrams", processes=2, memory_limit="1MB", min_part_bytes=200_000, parts_per_worker=3)
+    assert split["parts"] == 6 and split["runs"] > 2 * split["parts"]  # spilled
+    assert split["worker_peak_bytes"] < 1 << 20
+    assert (tmp_path / "a.ngrams").read_bytes() == (tmp_path / "b.ngrams").read_bytes()
+    assert base["bigrams"] == split["bigrams"] and base["n_tokens"] == split["n_tokens"] > 400_000
+    # the same counts through the in-memory counter
+    texts = [t for t in __import__("metaclip2.metadata.wikitext", fromlist=["x"]).iter_article_texts(ms)]
+    count_ngrams(texts, "en").save(tmp_path / "c.ngrams")
+    assert (tmp_path / "c.ngrams").read_bytes() == (tmp_path / "a.ngrams").read_bytes()
+    assert not list(tmp_path.glob(".*runs*"))  # temporary runs removed
+
+
+def test_dump_language_must_match(enwiki_dump: Path, tmp_path: Path) -> None:
+    from metaclip2.metadata.ngrams import write_dump_ngrams
+    from metaclip2.metadata.wikitext import DumpLanguageError
+
+    small = _multistream(enwiki_dump, tmp_path / "ms.xml.bz2", 3)
+    with pytest.raises(DumpLanguageError, match="--force-language"):
+        write_dump_ngrams(small, "bg", tmp_path / "bg.ngrams")
+    assert not (tmp_path / "bg.ngrams").exists()
+    assert write_dump_ngrams(small, "bg", tmp_path / "bg.ngrams", force_language=True)["n_tokens"] > 0
+    with pytest.raises(ValueError, match="memory limit"):
+        write_dump_ngrams(small, "en", tmp_path / "x.ngrams", memory_limit="a lot")
+
+
+def _reference_top(scored: list[tuple[float, object]], k: int, threshold: float) -> tuple[int, list]:
+    above = [(s, i, o) for i, (s, o) in enumerate(scored) if s > threshold]
+    above.sort(key=lambda t: (-t[0], t[1]))
+    return len(above), [o for _, _, o in above[:k]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 6), max_size=60), st.integers(0, 12), st.integers(1, 9), st.sampled_from([-1.0, 2.0]))
+def test_top_ranked_against_sort(values, k, chunk, threshold) -> None:
+    import numpy as np
+
+    from metaclip2.metadata.ngrams import top_ranked
+
+    scored = [(float(v), f"x{i}") for i, v in enumerate(values)]
+    chunks = [(np.array([s for s, _ in scored[i : i + chunk]], dtype=float), [o for _, o in scored[i : i + chunk]]) for i in range(0, len(scored), chunk)]
+    assert top_ranked(chunks, k, threshold) == _reference_top(scored, k, threshold)
+
+
+@pytest.mark.parametrize("method", ["pmi", "corrected"])
+def test_file_rankings_equal_in_memory_rankings(tmp_path: Path, method: str) -> None:
+    from metaclip2.metadata.ngrams import NgramFile, top_ranked
+
+    counts = count_ngrams(TEXTS * 3 + ["a b a b a b c c c d"], "en")
+    counts.save(tmp_path / "c.ngrams")
+    f = NgramFile(tmp_path / "c.ngrams")
+    assert f.n_tokens == counts.n_tokens
+    n, uni = top_ranked(f.unigram_chunks(), 10**6, float("-inf"))
+    assert n == len(counts.unigrams) and uni == unigram_entries(counts, top_fraction=1.0, max_entries=None)
+    ranked = score_bigrams(counts, method)
+    n, best = top_ranked(f.bigram_chunks(method), 10**6, float("-inf"))
+    assert best == [ab for ab, _ in ranked] and n == len(counts.bigrams)
+    scores = dict(ranked)
+    for s, pairs in f.bigram_chunks(method):
+        assert s.tolist() == [scores[p] for p in pairs]  # same float64 arithmetic: equal, not close
+
+
+def test_ray_workers_read_their_own_parts(enwiki_dump: Path, tmp_path: Path) -> None:
+    """Byte ranges of a multistream dump counted as Ray tasks give the local file's bytes."""
+    pytest.importorskip("ray")
+    from metaclip2.execution.ray_executor import RayExecutor
+    from metaclip2.metadata.ngrams import write_dump_ngrams
+
+    ms = _multistream(enwiki_dump, tmp_path / "ms.xml.bz2", 1000)
+    write_dump_ngrams(ms, "en", tmp_path / "local.ngrams")
+    with RayExecutor(num_cpus=2) as ex:
+        stats = write_dump_ngrams(ms, "en", tmp_path / "ray.ngrams", executor=ex, memory_limit="2MB", min_part_bytes=300_000)
+    assert stats["parts"] > 1 and stats["runs"] > stats["parts"]
+    assert (tmp_path / "ray.ngrams").read_bytes() == (tmp_path / "local.ngrams").read_bytes()

@@ -10,10 +10,17 @@ import pytest
 
 from metaclip2.metadata.wikitext import (
     DumpFormatError,
+    DumpLanguageError,
+    DumpPart,
+    SiteInfo,
+    check_dump_language,
+    dump_language,
     iter_article_texts,
     iter_articles,
+    iter_part_articles,
     iter_pages,
     read_siteinfo,
+    split_dump,
     wikitext_to_text,
 )
 
@@ -195,3 +202,88 @@ def test_not_a_dump_is_rejected(tmp_path: Path) -> None:
 )
 def test_wikitext_rules(src: str, expect: str) -> None:
     assert wikitext_to_text(src) == expect
+
+
+# --- parts of a dump read by workers on their own -------------------------------------------
+
+
+def _multistream(src: Path, dst: Path, pages_per_stream: int = 7, cut_bytes: int | None = None) -> Path:
+    """Rewrite a dump as a multistream bz2: a header stream, page streams, a footer stream.
+
+    With ``cut_bytes`` the page text is cut into streams of that many bytes instead, so
+    streams end inside lines, pages and multi-byte characters.
+    """
+    head, pages, cur, in_pages = [], [], [], False
+    with bz2.open(src, "rt", encoding="utf-8") as f:
+        for line in f:
+            s = line.strip()
+            in_pages = in_pages or s.startswith("<page")
+            if not in_pages:
+                head.append(line)
+            elif s != "</mediawiki>":
+                cur.append(line)
+                if s == "</page>":
+                    pages.append("".join(cur))
+                    cur = []
+    with open(dst, "wb") as out:
+        out.write(bz2.compress("".join(head).encode("utf-8")))
+        if cut_bytes:
+            body = "".join(pages).encode("utf-8")
+            for i in range(0, len(body), cut_bytes):
+                out.write(bz2.compress(body[i : i + cut_bytes]))
+        else:
+            for i in range(0, len(pages), pages_per_stream):
+                out.write(bz2.compress("".join(pages[i : i + pages_per_stream]).encode("utf-8")))
+        out.write(bz2.compress(b"</mediawiki>\n"))
+    return dst
+
+
+@pytest.mark.parametrize("layout", [{"pages_per_stream": 7}, {"cut_bytes": 100_003}])
+def test_parts_read_every_article_once(enwiki_dump: Path, tmp_path: Path, layout: dict) -> None:
+    ms = _multistream(enwiki_dump, tmp_path / "ms.xml.bz2", **layout)
+    whole = list(iter_articles(ms))
+    assert [p.title for p in whole] == [p.title for p in iter_articles(enwiki_dump)]
+    for n in (1, 2, 5, 16):
+        parts = split_dump(ms, n, min_part_bytes=1000)
+        assert len(parts) == n
+        got = [page for part in parts for page in iter_part_articles(part)]
+        assert got == whole, n
+    # a single-stream file: everything is read by the first range
+    parts = split_dump(enwiki_dump, 4, min_part_bytes=1000)
+    counts = [sum(1 for _ in iter_part_articles(p)) for p in parts]
+    assert counts == [len(whole), 0, 0, 0]
+    assert split_dump(enwiki_dump, 4) == [DumpPart(str(enwiki_dump))]  # smaller than a part
+
+
+def test_parts_of_plain_and_utf16_files(shared_data: Path, tmp_path: Path) -> None:
+    bg = shared_data / "wikipedia" / "bgwiki-latest-pages-articles-shortened.xml.bz2"  # UTF-16 inside
+    assert split_dump(bg, 8, min_part_bytes=1000) == [DumpPart(str(bg))]
+    plain = tmp_path / "x.xml"
+    plain.write_bytes(bz2.decompress(bg.read_bytes()))
+    assert split_dump(plain, 8, min_part_bytes=10) == [DumpPart(str(plain))]
+    assert [p.title for p in iter_part_articles(DumpPart(str(plain)))] == [p.title for p in iter_articles(bg)]
+
+
+def test_truncated_multistream_is_an_error(enwiki_dump: Path, tmp_path: Path) -> None:
+    ms = _multistream(enwiki_dump, tmp_path / "ms.xml.bz2")
+    cut = tmp_path / "cut.xml.bz2"
+    cut.write_bytes(ms.read_bytes()[: ms.stat().st_size // 2])
+    with pytest.raises(DumpFormatError, match="cut short"):
+        for part in split_dump(cut, 2, min_part_bytes=1000):
+            list(iter_part_articles(part))
+
+
+def test_dump_language(enwiki_dump: Path, shared_data: Path, tmp_path: Path) -> None:
+    assert dump_language(read_siteinfo(enwiki_dump)) == "en"
+    assert dump_language(SiteInfo(dbname="zh_yuewiki", lang="yue")) == "zh_yue"
+    assert dump_language(SiteInfo(lang="be-tarask")) == "be_tarask"
+    assert dump_language(SiteInfo(lang="yue")) == "zh_yue"
+    assert dump_language(SiteInfo()) is None
+    assert check_dump_language(enwiki_dump, "en").dbname == "enwiki"
+    with pytest.raises(DumpLanguageError, match="'en' Wikipedia dump.*--force-language"):
+        check_dump_language(enwiki_dump, "bg")
+    assert check_dump_language(enwiki_dump, "bg", force=True).dbname == "enwiki"
+    assert check_dump_language(shared_data / "wikipedia" / "enwiki-table-markup.xml.bz2", "en").dbname is None  # xml:lang only
+    bare = tmp_path / "bare.xml"
+    bare.write_text("<mediawiki>\n  <page>\n    <title>A</title>\n    <ns>0</ns>\n    <text>x</text>\n  </page>\n</mediawiki>\n")
+    assert check_dump_language(bare, "bg").lang is None  # nothing to check against

@@ -75,6 +75,7 @@ def _add_caps(p: argparse.ArgumentParser) -> None:
     g.add_argument("--title-fraction", type=float, default=pv.DEFAULT_TITLE_FRACTION)
     g.add_argument("--max-titles", type=cap, default=pv.DEFAULT_MAX_TITLES, help="'none' for no cap")
     g.add_argument("--max-length", type=int, default=b.DEFAULT_MAX_LENGTH)
+    g.add_argument("--cap-counts", choices=b.CAP_MODES, default="added", help="added (default, SPEC): a cap counts entries a source adds after filters and dedupe; candidates: earlier behaviour")
     p.add_argument("--nltk-data", help="nltk data directory holding corpora/wordnet and the OMW zip (else NLTK_DATA)")
 
 
@@ -91,6 +92,7 @@ def _caps(args) -> dict:
         title_fraction=args.title_fraction,
         max_titles=args.max_titles,
         max_length=args.max_length,
+        cap_mode=args.cap_counts,
     )
 
 
@@ -120,19 +122,29 @@ def _cmd_wordnet(args) -> int:
     return 0
 
 
-def _count_ngrams(dump: str, lang: str, out: Path, processes: int, progress: bool, args=None) -> Path:
-    from metaclip2.metadata.ngrams import count_dump_ngrams
+def _count_ngrams(dump, lang: str, out: Path, processes: int, progress: bool, args=None) -> Path:
+    from metaclip2.metadata.ngrams import write_dump_ngrams
 
+    kw = dict(
+        memory_limit=getattr(args, "memory_limit", None),
+        force_language=getattr(args, "force_language", False),
+        tmp_dir=getattr(args, "tmp_dir", None),
+        progress=progress,
+    )
     if getattr(args, "executor", "local") == "ray":
         from metaclip2.execution.ray_executor import RayExecutor
 
         # --processes sizes a local Ray instance; ignored when joining a cluster.
         with RayExecutor(address=args.ray_address, num_cpus=processes) as ex:
-            counts = count_dump_ngrams(dump, lang, progress=progress, executor=ex)
+            stats = write_dump_ngrams(dump, lang, out, executor=ex, **kw)
     else:
-        counts = count_dump_ngrams(dump, lang, processes=processes, progress=progress)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    counts.save(out)
+        stats = write_dump_ngrams(dump, lang, out, processes=processes, **kw)
+    print(
+        f"{lang}: {stats['articles']} articles, {stats['n_tokens']} tokens, {stats['unigrams']} unigrams, "
+        f"{stats['bigrams']} bigrams ({stats['parts']} parts, {stats['runs']} runs; "
+        f"counting {stats['count_seconds']:.1f} s, merge {stats['merge_seconds']:.1f} s)",
+        file=sys.stderr,
+    )
     return out
 
 
@@ -140,6 +152,20 @@ def _cmd_ngrams(args) -> int:
     out = _count_ngrams(args.dump, args.lang, Path(args.out), args.processes, _progress(args), args)
     print(f"{args.lang}: n-gram counts -> {out}", file=sys.stderr)
     return 0
+
+
+def _add_scale(p: argparse.ArgumentParser) -> None:
+    from metaclip2.metadata.ngram_runs import parse_memory
+
+    def memory(s: str):
+        try:
+            return parse_memory(s)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    p.add_argument("--memory-limit", type=memory, default=None, help="per-process budget for n-gram tables, e.g. 128MB (default: none); runs spill to disk")
+    p.add_argument("--tmp-dir", default=None, help="where spilled runs go (default: beside the output); must be shared with Ray workers")
+    p.add_argument("--force-language", action="store_true", help="count a dump whose siteinfo names another language than --lang")
 
 
 def _cmd_pageviews(args) -> int:
@@ -234,9 +260,9 @@ def _cmd_download(args) -> int:
 def _cmd_import(args) -> int:
     from metaclip2.metadata.importing import import_metadata
 
-    r = import_metadata(args.file, args.lang, args.out_dir, format=args.format, numbers=args.numbers, max_length=args.max_length)
+    r = import_metadata(args.file, args.lang, args.out_dir, list_format=args.list_format, numbers=args.numbers, max_length=args.max_length)
     s = r.summary
-    print(f"{args.lang}: {s['entries']} entries from {s['candidates']} {s['format']} items of {args.file} "
+    print(f"{args.lang}: {s['entries']} entries from {s['candidates']} {s['list_format']} items of {args.file} "
           f"(dropped {sum(s['dropped_by_filter'].values())}: {s['dropped_by_filter']}; duplicates {s['duplicates']})")  # fmt: skip
     print(f"  wrote {Path(args.out_dir) / (args.lang + '.tsv')}")
     return 0
@@ -306,7 +332,8 @@ def _add_worldwide_subcommands(leaf) -> None:
     p.add_argument("file", help="one entry per line, a JSON list of strings, or a JSON object (MetaCLIP 1 metadata.json)")
     p.add_argument("--lang", required=True, help="Wikipedia code the list is for (names <lang>.tsv)")
     p.add_argument("--out-dir", required=True, help="receives <lang>.tsv and <lang>.summary.json (e.g. the wikipedia/ directory)")
-    p.add_argument("--format", choices=("auto", "text", "json-list", "json-keys"), default="auto")
+    p.add_argument("--list-format", choices=("auto", "text", "json-list", "json-keys"), default="auto",
+                   help="how FILE lists its entries (default: detected from its first character)")
     p.add_argument("--numbers", action="store_true", help='put "0" ... "99" first, as built metadata does')
     p.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH, help="drop entries longer than this (characters)")
 
@@ -337,12 +364,13 @@ def add_subcommands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--nltk-data", help="nltk data directory (else NLTK_DATA)")
 
     p = leaf("ngrams", "count a Wikipedia dump's unigrams and bigrams into a counts file", _cmd_ngrams)
-    p.add_argument("dump", help="<lang>wiki-<date>-pages-articles*.xml.bz2")
+    p.add_argument("dump", nargs="+", help="<lang>wiki-<date>-pages-articles*.xml.bz2 (multistream dumps split over workers; several part files allowed)")
     p.add_argument("--lang", required=True, help="Wikipedia code of the dump (picks the tokenizer)")
     p.add_argument("-o", "--out", required=True, help="n-gram counts file to write")
     p.add_argument("--workers", "--processes", dest="processes", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
     _add_executor(p)
+    _add_scale(p)
 
     p = leaf("pageviews", "sum hourly page-view files into per-language <lang>.views.tsv", _cmd_pageviews)
     p.add_argument("files", nargs="+", help="pageviews-YYYYMMDD-HH0000.gz files")
@@ -374,6 +402,7 @@ def add_subcommands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--workers", "--processes", dest="processes", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
     _add_executor(p)
+    _add_scale(p)
     p.add_argument("--reuse", action="store_true", help="reuse an existing n-gram counts file")
     _add_caps(p)
     return md

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from metaclip2.core.errors import DataError
+from metaclip2.core.errors import DataError, ParameterError
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -166,9 +166,9 @@ def resolve_languages(languages: str | Iterable[str]) -> list[str]:
         else:
             bad.append(code)
     if bad:
-        raise ValueError(f"not Wikipedia codes: {', '.join(bad)} (use dump names such as en, zh_yue, be_tarask, or 'all')")
+        raise ParameterError(f"not Wikipedia codes: {', '.join(bad)} (use dump names such as en, zh_yue, be_tarask, or 'all')")
     if not out:
-        raise ValueError("no languages given")
+        raise ParameterError("no languages given")
     return sorted(out)
 
 
@@ -179,7 +179,7 @@ def _parse_date(s: str | dt.date) -> dt.date:
     try:
         return dt.datetime.strptime(s, "%Y%m%d").date()
     except ValueError:
-        raise ValueError(f"bad date {s!r}: use YYYYMMDD or YYYY-MM-DD") from None
+        raise ParameterError(f"bad date {s!r}: use YYYYMMDD or YYYY-MM-DD") from None
 
 
 def pageview_hours(
@@ -211,11 +211,11 @@ def pageview_hours(
     start_d = _parse_date(start) if start is not None else end_d - dt.timedelta(days=364)
     days = (end_d - start_d).days + 1
     if days < 1:
-        raise ValueError(f"page-view range {start_d}..{end_d} is empty")
+        raise ParameterError(f"page-view range {start_d}..{end_d} is empty")
     if not 1 <= n_dates <= days:
-        raise ValueError(f"n_dates must be within 1..{days} (days in {start_d}..{end_d}), got {n_dates}")
+        raise ParameterError(f"n_dates must be within 1..{days} (days in {start_d}..{end_d}), got {n_dates}")
     if not 1 <= hours_per_date <= 24:
-        raise ValueError(f"hours_per_date must be within 1..24, got {hours_per_date}")
+        raise ParameterError(f"hours_per_date must be within 1..24, got {hours_per_date}")
     rng = random.Random(seed)
     out = []
     for offset in sorted(rng.sample(range(days), n_dates)):
@@ -303,7 +303,7 @@ def _check_dump_path(dump_path: str) -> None:
     try:
         dump_path.format(wiki="w", date="d", name="n")
     except (KeyError, IndexError, ValueError) as e:
-        raise ValueError(f"dump_path {dump_path!r} may only use {{wiki}}, {{date}} and {{name}} ({e})") from None
+        raise ParameterError(f"dump_path {dump_path!r} may only use {{wiki}}, {{date}} and {{name}} ({e})") from None
 
 
 def dump_tasks(
@@ -488,7 +488,7 @@ def download_files(
         In the order of `tasks`. Failures do not stop the other files; see ``status``.
     """
     if connections < 1:
-        raise ValueError(f"connections must be at least 1, got {connections}")
+        raise ParameterError(f"connections must be at least 1, got {connections}")
     from tqdm.auto import tqdm
 
     known = [t.size for t in tasks if t.size is not None]
@@ -573,7 +573,7 @@ def download_sources(
         start = pageviews_from if pageviews_from is not None else _parse_date(end) - dt.timedelta(days=364)
         hours = pageview_hours(pageview_dates, seed, start, end, hours_per_date)
     if connections < 1:
-        raise ValueError(f"connections must be at least 1, got {connections}")
+        raise ParameterError(f"connections must be at least 1, got {connections}")
     _check_dump_path(dump_path)
     out = Path(out_dir)
     tasks = dump_tasks(langs, day.strftime("%Y%m%d"), out, base_url, connections, timeout, dump_path)

@@ -1,6 +1,6 @@
 """Bring your own entry list: a text or JSON file -> one language's metadata file.
 
-Accepted inputs (detected from the first non-blank character, or named with ``format``):
+Accepted inputs (detected from the first non-blank character, or named with ``list_format``):
 
 * ``text``: UTF-8, one entry per line;
 * ``json-list``: a JSON array of strings (e.g. MetaCLIP 1's ``metadata.json``);
@@ -21,20 +21,21 @@ from pathlib import Path
 
 from metaclip2.metadata.build import DEFAULT_MAX_LENGTH, MetadataBuild, clean_source, write_language_metadata
 from metaclip2.core.entries import MetadataError, entries_digest
+from metaclip2.core.errors import ParameterError
 
 __all__ = ["IMPORT_FORMATS", "read_entry_list", "import_metadata"]
 
 IMPORT_FORMATS = ("auto", "text", "json-list", "json-keys")
 
 
-def read_entry_list(path: str | os.PathLike, format: str = "auto") -> tuple[list[str], str]:
+def read_entry_list(path: str | os.PathLike, list_format: str = "auto") -> tuple[list[str], str]:
     """Read an entry list file as given (no filtering).
 
     Parameters
     ----------
     path : path
         The file (UTF-8; a byte-order mark is ignored).
-    format : {"auto", "text", "json-list", "json-keys"}
+    list_format : {"auto", "text", "json-list", "json-keys"}
         ``"auto"``: ``[`` -> JSON list, ``{`` -> JSON object keys, else text.
 
     Returns
@@ -48,33 +49,33 @@ def read_entry_list(path: str | os.PathLike, format: str = "auto") -> tuple[list
         Undecodable bytes, invalid JSON, a non-string list item, or a JSON value that is
         neither a list nor an object.
     """
-    if format not in IMPORT_FORMATS:
-        raise ValueError(f"format must be one of {IMPORT_FORMATS}, got {format!r}")
+    if list_format not in IMPORT_FORMATS:
+        raise ParameterError(f"list_format must be one of {IMPORT_FORMATS}, got {list_format!r}")
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise MetadataError(f"{path}: not UTF-8 (byte {e.start}); convert it to UTF-8 first") from None
-    if format == "auto":
+    if list_format == "auto":
         head = text.lstrip()[:1]
-        format = {"[": "json-list", "{": "json-keys"}.get(head, "text")
-    if format == "text":
+        list_format = {"[": "json-list", "{": "json-keys"}.get(head, "text")
+    if list_format == "text":
         # Only \n and \r\n end a line: other Unicode line breaks are kept for the filters to see.
-        return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")], format
+        return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")], list_format
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise MetadataError(f"{path}: invalid JSON ({e}); use format 'text' for one entry per line") from None
-    if format == "json-keys":
+        raise MetadataError(f"{path}: invalid JSON ({e}); use list_format 'text' for one entry per line") from None
+    if list_format == "json-keys":
         if not isinstance(value, dict):
             raise MetadataError(f"{path}: expected a JSON object (entries as keys), found {type(value).__name__}")
-        return list(value), format
+        return list(value), list_format
     if not isinstance(value, list):
         raise MetadataError(f"{path}: expected a JSON list of strings, found {type(value).__name__}")
     bad = [i for i, v in enumerate(value) if not isinstance(v, str)]
     if bad:
         raise MetadataError(f"{path}: {len(bad)} list items are not strings (first at index {bad[0]}: {value[bad[0]]!r})")
-    return value, format
+    return value, list_format
 
 
 def import_metadata(
@@ -82,7 +83,7 @@ def import_metadata(
     lang: str,
     out_dir: str | os.PathLike | None = None,
     *,
-    format: str = "auto",
+    list_format: str = "auto",
     numbers: bool = False,
     max_length: int = DEFAULT_MAX_LENGTH,
 ) -> MetadataBuild:
@@ -97,7 +98,7 @@ def import_metadata(
     out_dir : path, optional
         Receives ``<lang>.tsv`` and ``<lang>.summary.json`` (as built metadata does); put it
         with the other Wikipedia-level files and run ``metaclip2 metadata lid`` to merge.
-    format : {"auto", "text", "json-list", "json-keys"}
+    list_format : {"auto", "text", "json-list", "json-keys"}
     numbers : bool
         Put ``"0"`` … ``"99"`` first, as built metadata does (off: the list as given).
     max_length : int
@@ -107,11 +108,11 @@ def import_metadata(
     -------
     MetadataBuild
         Entries, their sources (``number``/``import``) and a summary: candidates, entries,
-        drops per filter rule, duplicates, format and input path.
+        drops per filter rule, duplicates, list_format and input path.
     """
     if not lang or any(c in lang for c in "/\\\t\n") or lang.startswith("."):
-        raise ValueError(f"lang must be a plain language code such as 'en', got {lang!r}")
-    raw, used = read_entry_list(path, format)
+        raise ParameterError(f"lang must be a plain language code such as 'en', got {lang!r}")
+    raw, used = read_entry_list(path, list_format)
     if used == "text" and raw and raw[-1] == "":
         raw = raw[:-1]  # the final newline ends the last line; it is not an empty entry
     kept, dropped = clean_source(raw, max_length=max_length)
@@ -127,14 +128,14 @@ def import_metadata(
         entries.append(s)
         sources.append("import")
     if not entries:
-        raise MetadataError(f"{path}: no entry left after the filters ({dropped}); is it the right file and format?")
+        raise MetadataError(f"{path}: no entry left after the filters ({dropped}); is it the right file and list_format?")
     summary = {
         "lang": lang,
         "entries": len(entries),
         "digest": entries_digest(entries),
         "entries_per_source": {"number": sources.count("number"), "import": sources.count("import")},
         "imported_from": Path(path).name,
-        "format": used,
+        "list_format": used,
         "candidates": len(raw),
         "dropped_by_filter": dropped,
         "duplicates": duplicates,

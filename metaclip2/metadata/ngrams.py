@@ -1,7 +1,16 @@
 """Wikipedia unigram/bigram counts and the rankers that turn them into metadata (SPEC §1, 2–3).
 
 Counts are plain sums, so a dump can be split over workers or machines and the parts merged
-with ``+`` in any order. Rankers:
+in any order. Two ways to count:
+
+* `write_dump_ngrams` (dumps of any size): workers read, render, tokenise and count their own
+  parts of the dump in bounded memory (`metaclip2.metadata.ngram_runs`) and the caller merges
+  their sorted runs into a counts file, streamed; `NgramFile` ranks from that file without
+  holding the bigrams as Python objects.
+* `NgramCounts` / `count_ngrams` (small texts, tests): Python ``Counter``s in memory; `save`
+  writes the same file format, byte for byte.
+
+Rankers:
 
 * `unigram_entries`: top ``top_fraction`` of the distinct unigrams by frequency, capped;
 * `bigram_entries` with ``method="pmi"``: log2 PMI exactly as NLTK's
@@ -18,20 +27,23 @@ Ties are broken by the strings (code-point order), so every ranking is determini
 from __future__ import annotations
 
 import gzip
-import io
 import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
+from pathlib import Path
+from typing import Iterable, Iterator
 
+from metaclip2.metadata.ngram_runs import COUNTS_FORMAT, CountsWriter, RunCounter, check_token, merge_runs, parse_memory
 from metaclip2.metadata.tokenizer import is_no_space_language, normalize_lang, tokenize
 from metaclip2.core.errors import DataError, ParameterError
 
 __all__ = [
     "NgramCounts",
+    "NgramFile",
     "count_ngrams",
     "count_dump_ngrams",
+    "write_dump_ngrams",
     "unigram_entries",
     "score_bigrams",
     "bigram_entries",
@@ -43,7 +55,7 @@ __all__ = [
 UNIGRAM_CAP = 251_465
 BIGRAM_CAP = 100_646
 MIN_PMI = 30.0
-_FORMAT = "metaclip2-ngrams\t1"
+_FORMAT = COUNTS_FORMAT
 
 
 @dataclass
@@ -93,23 +105,27 @@ class NgramCounts:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write a gzip TSV: header, then ``U\\tword\\tcount`` and ``B\\tw1\\tw2\\tcount`` rows,
-        each sorted by string. Equal counts give byte-identical files (gzip mtime is 0)."""
-        buf = io.StringIO()
-        buf.write(f"{_FORMAT}\tn_tokens={self.n_tokens}\n")
-        for w in sorted(self.unigrams):
-            c = self.unigrams[w]
-            if c:
-                _check_token(w)
-                buf.write(f"U\t{w}\t{c}\n")
-        for (a, b) in sorted(self.bigrams):
-            c = self.bigrams[a, b]
-            if c:
-                _check_token(a)
-                _check_token(b)
-                buf.write(f"B\t{a}\t{b}\t{c}\n")
-        data = buf.getvalue().encode("utf-8")
-        with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
-            gz.write(data)
+        each sorted by string. Equal counts give byte-identical files (gzip mtime is 0), the
+        same bytes as `write_dump_ngrams` writes for the same counts."""
+        words = sorted(w for w, c in self.unigrams.items() if c)
+        pairs = sorted(ab for ab, c in self.bigrams.items() if c)
+        for w in words:
+            _check_token(w)
+        for a, b in pairs:
+            _check_token(a)
+            _check_token(b)
+        out = CountsWriter(path)
+        try:
+            out.write(f"{_FORMAT}\tn_tokens={self.n_tokens}\n")
+            uni, bi = self.unigrams, self.bigrams
+            for i in range(0, len(words), 65536):
+                out.write("".join(f"U\t{w}\t{uni[w]}\n" for w in words[i : i + 65536]))
+            for i in range(0, len(pairs), 65536):
+                out.write("".join(f"B\t{a}\t{b}\t{bi[a, b]}\n" for a, b in pairs[i : i + 65536]))
+        except BaseException:
+            out.abort()
+            raise
+        out.close()
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NgramCounts":
@@ -132,9 +148,7 @@ class NgramCounts:
         return out
 
 
-def _check_token(w: str) -> None:
-    if not w or "\t" in w or "\n" in w:
-        raise ParameterError(f"token {w!r} cannot be stored (empty, or holds a tab/newline)")
+_check_token = check_token
 
 
 def count_ngrams(texts: Iterable[str], lang: str) -> NgramCounts:
@@ -145,14 +159,135 @@ def count_ngrams(texts: Iterable[str], lang: str) -> NgramCounts:
     return counts
 
 
-class _CountBatch:
-    """Picklable worker step: plain texts → counts."""
+def _count_part(path: str, start: int, end: int | None, lang: str, ctx, run_dir: str, prefix: str, memory_limit: int | None) -> dict:
+    """Executor task: read, render, tokenise and count one part of a dump into sorted runs."""
+    from metaclip2.metadata.wikitext import DumpPart, _render, iter_part_articles
 
-    def __init__(self, lang: str):
-        self.lang = lang
+    counter = RunCounter(run_dir, prefix, memory_limit)
+    articles = 0
+    for page in iter_part_articles(DumpPart(path, start, end)):
+        counter.add_chains(tokenize(_render(page.text, ctx), lang))
+        articles += 1
+    runs = counter.close()
+    return {"runs": runs, "n_tokens": counter.n_tokens, "articles": articles, "peak_bytes": counter.peak_bytes}
 
-    def __call__(self, texts: list[str]) -> NgramCounts:
-        return count_ngrams(texts, self.lang)
+
+def write_dump_ngrams(
+    dumps,
+    lang: str,
+    out: str | os.PathLike,
+    *,
+    processes: int = 1,
+    executor=None,
+    memory_limit: int | str | None = None,
+    tmp_dir: str | os.PathLike | None = None,
+    force_language: bool = False,
+    progress: bool = False,
+    parts_per_worker: int = 4,
+    min_part_bytes: int = 1 << 22,
+) -> dict:
+    """Count the n-grams of a Wikipedia dump into a counts file, in bounded memory.
+
+    Workers decompress, parse, render, tokenise and count their own part of the input (byte
+    ranges of multistream bz2 dumps, or whole files when a dump comes split into several
+    ``…-pages-articlesN.xml-p…bz2`` files) and spill sorted runs to a temporary directory;
+    the caller merges the runs k-way into `out` (streamed). The file is byte-identical
+    whatever `processes`, `executor`, `memory_limit` and `parts_per_worker`.
+
+    Parameters
+    ----------
+    dumps : path or sequence of paths
+        ``<lang>wiki-*-pages-articles*.xml[.bz2]`` (all parts of one language's dump).
+    lang : str
+        Wikipedia code of the dump; selects the tokenizer and must agree with the dump's
+        ``<siteinfo>`` (see `force_language`).
+    out : path
+        Counts file to write (read it with `NgramFile` or `NgramCounts.load`).
+    processes : int
+        Worker processes of the default `~metaclip2.execution.local.LocalExecutor`
+        (1: everything in this process).
+    executor : object, optional
+        Anything with ``map(fn, list_of_kwargs) -> list`` and ``workers`` (a
+        ``LocalExecutor``, a ``RayExecutor``); `processes` is then ignored. Tasks write
+        their runs into `tmp_dir`, which must be visible to every worker.
+    memory_limit : int or str, optional
+        Budget for each worker's counting tables and for the merge (``"128MB"``, bytes);
+        a worker spills a sorted run when it is reached. None: one run per part.
+    tmp_dir : path, optional
+        Where runs go (default: beside `out`); removed afterwards.
+    force_language : bool
+        Count a dump whose ``<siteinfo>`` names another language than `lang`.
+    progress : bool
+        A progress bar over the parts.
+    parts_per_worker : int
+        Parts per worker for splittable (multistream) dumps, for load balance.
+    min_part_bytes : int
+        Smallest byte range given to one task (see `split_dump`).
+
+    Returns
+    -------
+    dict
+        ``n_tokens``, ``unigrams``, ``bigrams`` (distinct), ``articles``, ``parts``,
+        ``runs``, ``worker_peak_bytes`` (largest counting-table estimate of a worker),
+        ``count_seconds`` and ``merge_seconds`` (wall clock of the two phases).
+
+    Raises
+    ------
+    DumpLanguageError
+        The dump's language is not `lang` (and `force_language` is false).
+    ValueError
+        Bad `processes` or `memory_limit`.
+    """
+    import shutil
+    import tempfile
+    import time
+
+    from metaclip2.metadata.wikitext import _context, check_dump_language, split_dump
+
+    paths = [os.fspath(dumps)] if isinstance(dumps, (str, os.PathLike)) else [os.fspath(d) for d in dumps]
+    if not paths:
+        raise ParameterError("no dump given")
+    if int(processes) < 1:
+        raise ParameterError(f"processes must be at least 1, got {processes}")
+    limit = parse_memory(memory_limit)
+    contexts = {p: _context(check_dump_language(p, lang, force=force_language)) for p in paths}
+    own = None
+    if executor is None:
+        from metaclip2.execution.local import LocalExecutor
+
+        executor = own = LocalExecutor(int(processes), progress=progress, desc=f"{lang} n-grams")
+    workers = max(1, int(getattr(executor, "workers", 1) or 1))
+    per_file = max(1, -(-workers * max(1, parts_per_worker) // len(paths)))
+    parts = [part for p in paths for part in split_dump(p, per_file, min_part_bytes=min_part_bytes)]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.runs-", dir=tmp_dir if tmp_dir is not None else out.parent))
+    try:
+        tasks = [
+            dict(path=part.path, start=part.start, end=part.end, lang=lang, ctx=contexts[part.path], run_dir=str(tmp), prefix=f"part{i:05d}", memory_limit=limit)
+            for i, part in enumerate(parts)
+        ]
+        t0 = time.perf_counter()
+        results = executor.map(_count_part, tasks)
+        t1 = time.perf_counter()
+        runs = [r for res in results for r in res["runs"]]
+        n_tokens = sum(res["n_tokens"] for res in results)
+        stats = merge_runs(runs, out, n_tokens, tmp / "merge", memory_limit=limit)
+        t2 = time.perf_counter()
+    finally:
+        if own is not None:
+            own.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "n_tokens": n_tokens,
+        **stats,
+        "articles": sum(res["articles"] for res in results),
+        "parts": len(parts),
+        "runs": len(runs),
+        "worker_peak_bytes": max((res["peak_bytes"] for res in results), default=0),
+        "count_seconds": round(t1 - t0, 3),
+        "merge_seconds": round(t2 - t1, 3),
+    }
 
 
 def count_dump_ngrams(
@@ -162,8 +297,14 @@ def count_dump_ngrams(
     progress: bool = False,
     batch_size: int = 64,
     executor=None,
+    memory_limit: int | str | None = None,
+    force_language: bool = False,
 ) -> NgramCounts:
-    """Count n-grams of every article of a Wikipedia dump.
+    """Count n-grams of every article of a Wikipedia dump, as an in-memory `NgramCounts`.
+
+    For small dumps and tests: this runs `write_dump_ngrams` into a temporary file and
+    loads it, so the result holds every bigram as Python objects. Large dumps: use
+    `write_dump_ngrams` and rank from the file with `NgramFile`.
 
     Parameters
     ----------
@@ -171,28 +312,19 @@ def count_dump_ngrams(
         ``<lang>wiki-*-pages-articles*.xml[.bz2]``.
     lang : str
         Wikipedia language code, selects the tokeniser.
-    processes : int
-        Worker processes (wikitext rendering, tokenising and counting run in the workers);
-        the result does not depend on it.
-    progress : bool
-        Show a progress bar over the dump's bytes.
+    processes, executor, memory_limit, force_language, progress :
+        As in `write_dump_ngrams`; the result does not depend on them.
     batch_size : int
-        Articles per worker task.
-    executor : object, optional
-        Runs the per-batch rendering and counting instead of local processes, e.g.
-        ``RayExecutor("auto")`` to count on a Ray cluster; batch counts are summed on the
-        caller. The result does not depend on it.
+        Ignored (work is split by dump parts); kept for callers of the earlier version.
     """
-    from metaclip2.metadata.tokenizer import _spaced_regexes
-    from metaclip2.metadata.wikitext import map_article_batches
+    import tempfile
 
-    _spaced_regexes()  # build once before forking workers
-    total = NgramCounts()
-    for part in map_article_batches(
-        path, _CountBatch(lang), processes, batch_size, progress, desc=f"{lang} n-grams", executor=executor
-    ):
-        total.merge(part)  # type: ignore[arg-type]
-    return total
+    with tempfile.TemporaryDirectory(prefix="metaclip2-ngrams-") as tmp:
+        out = Path(tmp) / "counts.ngrams"
+        write_dump_ngrams(
+            path, lang, out, processes=processes, executor=executor, memory_limit=memory_limit, force_language=force_language, progress=progress
+        )
+        return NgramCounts.load(out)
 
 
 def unigram_entries(
@@ -316,3 +448,174 @@ def bigram_entries(
         if max_entries is not None and len(out) >= max_entries:
             break
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranking from a counts file, without holding every bigram as Python objects
+
+_CHUNK = 1 << 18
+
+
+class NgramFile:
+    """Rankings read from a counts file (`write_dump_ngrams`, `NgramCounts.save`), streamed.
+
+    Unigram counts are held as numpy arrays indexed by a per-process string hash (about
+    24 bytes per distinct unigram); bigrams are read in chunks and only the current best
+    candidates are kept as strings. ``method="corrected"`` also holds one float64 PMI per
+    bigram for a moment (its 30th percentile), and reads the bigrams twice.
+
+    Parameters
+    ----------
+    path : path
+
+    Raises
+    ------
+    ValueError
+        Not a counts file.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        with gzip.open(self.path, "rt", encoding="utf-8", newline="\n") as f:
+            header = f.readline().rstrip("\n").split("\t")
+        if "\t".join(header[:2]) != _FORMAT or len(header) < 3 or not header[2].startswith("n_tokens="):
+            raise DataError(f"{self.path}: not a metaclip2 n-gram count file")
+        self.n_tokens = int(header[2][len("n_tokens=") :])
+        self._index: tuple | None = None
+
+    def _rows(self, kind: str) -> Iterator[list[list[str]]]:
+        """Chunks of split rows of one section (``"U"`` or ``"B"``)."""
+        tag = kind + "\t"
+        with gzip.open(self.path, "rt", encoding="utf-8", newline="\n") as f:
+            f.readline()
+            chunk: list[list[str]] = []
+            for line in f:
+                if not line.startswith(tag):
+                    if kind == "U":
+                        break  # U rows come first
+                    continue
+                chunk.append(line[2:-1].split("\t"))
+                if len(chunk) >= _CHUNK:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+
+    def _unigram_index(self):
+        """(sorted hashes, counts in that order) or a dict when two strings share a hash."""
+        import numpy as np
+
+        if self._index is None:
+            hashes, counts = [], []
+            for rows in self._rows("U"):
+                hashes.append(np.fromiter((hash(r[0]) for r in rows), dtype=np.int64, count=len(rows)))
+                counts.append(np.fromiter((int(r[1]) for r in rows), dtype=np.int64, count=len(rows)))
+            h = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.int64)
+            c = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+            order = np.argsort(h, kind="stable")
+            h, c = h[order], c[order]
+            if h.size > 1 and bool((h[1:] == h[:-1]).any()):
+                # A 64-bit collision (about 1e-5 at 2e7 words): fall back to exact strings.
+                self._index = ("dict", {r[0]: int(r[1]) for rows in self._rows("U") for r in rows})
+            else:
+                self._index = ("hash", h, c)
+        return self._index
+
+    def _lookup(self, words: list[str]):
+        import numpy as np
+
+        index = self._unigram_index()
+        if index[0] == "dict":
+            return np.fromiter((index[1][w] for w in words), dtype=np.float64, count=len(words))
+        _, h, c = index
+        q = np.fromiter((hash(w) for w in words), dtype=np.int64, count=len(words))
+        return c[np.searchsorted(h, q)].astype(np.float64)
+
+    def unigram_chunks(self, min_count: int = 1) -> Iterator[tuple["np.ndarray", list]]:  # noqa: F821
+        """(scores, words) per chunk in file order; score = count, -inf below `min_count`."""
+        import numpy as np
+
+        for rows in self._rows("U"):
+            c = np.fromiter((int(r[1]) for r in rows), dtype=np.float64, count=len(rows))
+            c[c < min_count] = -np.inf
+            yield c, [r[0] for r in rows]
+
+    def bigram_chunks(self, method: str = "pmi", min_count: int = 1) -> Iterator[tuple["np.ndarray", list]]:  # noqa: F821
+        """(scores, (w1, w2) pairs) per chunk in file order, as `score_bigrams` scores them
+        (-inf below `min_count`)."""
+        import numpy as np
+
+        if method not in ("pmi", "corrected"):
+            raise ParameterError(f"method must be 'pmi' or 'corrected', not {method!r}")
+        n = float(self.n_tokens)
+
+        def pmis():
+            for rows in self._rows("B"):
+                c12 = np.fromiter((int(r[2]) for r in rows), dtype=np.float64, count=len(rows))
+                c1 = self._lookup([r[0] for r in rows])
+                c2 = self._lookup([r[1] for r in rows])
+                yield rows, c12, np.log2(c12 * n) - np.log2(c1 * c2)
+
+        pmi30 = 0.0
+        if method == "corrected":
+            import tempfile
+
+            # Spooled through a file so the PMIs are held once (8 B per bigram), and
+            # partitioned in place.
+            with tempfile.TemporaryFile() as spool:
+                for _, c12, p in pmis():
+                    p[c12 >= min_count].tofile(spool)
+                spool.seek(0)
+                allp = np.fromfile(spool, dtype=np.float64)
+            if allp.size == 0:
+                return
+            pmi30 = float(np.percentile(allp, 30, overwrite_input=True))
+            del allp
+        for rows, c12, pmi in pmis():
+            score = pmi if method == "pmi" else (c12 + 1.0) ** 0.7 * (pmi - pmi30)
+            score[c12 < min_count] = -np.inf
+            yield score, [(r[0], r[1]) for r in rows]
+
+
+def top_ranked(chunks: Iterable[tuple], k: int, threshold: float) -> tuple[int, list]:
+    """The `k` best items with ``score > threshold``, best first, ties in input order.
+
+    Parameters
+    ----------
+    chunks : iterable of (float array, list)
+        Scores and their items, in a fixed order (e.g. a counts file's string order).
+    k : int
+    threshold : float
+
+    Returns
+    -------
+    (int, list)
+        Number of items above the threshold (all of them, not only `k`), and the best `k`.
+        Only about ``2 k`` items are held at a time.
+    """
+    import numpy as np
+
+    above = 0
+    best_s = np.zeros(0)
+    best_r = np.zeros(0, dtype=np.int64)
+    items: dict[int, object] = {}
+    base = 0
+    for scores, objs in chunks:
+        m = scores > threshold
+        above += int(m.sum())
+        if best_s.size >= k and k > 0:
+            m &= scores > best_s[-1]  # ties with the k-th lose: they come later in input order
+        elif k <= 0:
+            m[:] = False
+        idx = np.flatnonzero(m)
+        if idx.size:
+            for i in idx.tolist():
+                items[base + i] = objs[i]
+            s = np.concatenate([best_s, scores[idx]])
+            r = np.concatenate([best_r, idx + base])
+            order = np.lexsort((r, -s))[:k]
+            best_s, best_r = s[order], r[order]
+            if len(items) > 2 * k + _CHUNK:
+                items = {i: items[i] for i in best_r.tolist()}
+        base += len(objs)
+    return above, [items[i] for i in best_r.tolist()]

@@ -33,18 +33,28 @@ __all__ = [
     "Page",
     "SiteInfo",
     "DumpFormatError",
+    "DumpLanguageError",
     "read_siteinfo",
+    "dump_language",
+    "check_dump_language",
     "iter_pages",
     "iter_articles",
     "wikitext_to_text",
     "iter_article_texts",
     "map_article_batches",
+    "DumpPart",
+    "split_dump",
+    "iter_part_articles",
     "DEFAULT_NAMESPACES",
 ]
 
 
 class DumpFormatError(DataError):
     """The file is not a MediaWiki XML export this reader understands."""
+
+
+class DumpLanguageError(DataError):
+    """The dump's ``<siteinfo>`` names another language than the one asked for."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +248,60 @@ def _read_siteinfo_lines(lines: IO[str], path: str | os.PathLike) -> tuple[SiteI
     return info, (line if s.startswith("<page") else None)
 
 
+# xml:lang values of wikis whose code differs (used only when a dump has no <dbname>).
+_XML_LANG_TO_WIKI = {
+    "gsw": "als", "yue": "zh_yue", "lzh": "zh_classical", "nan": "zh_min_nan", "be-tarask": "be_tarask",
+    "nds-nl": "nds_nl", "rup": "roa_rup", "sgs": "bat_smg", "nb": "no", "vro": "fiu_vro",
+    "cbk-zam": "cbk_zam", "jv-x-bms": "map_bms",
+}
+
+
+def dump_language(info: SiteInfo) -> str | None:
+    """Wikipedia code of a dump from its ``<siteinfo>`` (``enwiki`` -> ``en``), or None.
+
+    ``<dbname>`` is used when present (it names the wiki exactly: ``simplewiki``,
+    ``zh_yuewiki``); otherwise the ``xml:lang`` attribute.
+    """
+    if info.dbname and info.dbname.endswith("wiki"):
+        return info.dbname[: -len("wiki")].lower()
+    if info.lang:
+        lang = info.lang.lower()
+        return _XML_LANG_TO_WIKI.get(lang, lang.replace("-", "_"))
+    return None
+
+
+def check_dump_language(path: str | os.PathLike, lang: str, force: bool = False) -> SiteInfo:
+    """Read a dump's site info and check that it is a `lang` Wikipedia.
+
+    Parameters
+    ----------
+    path : path
+    lang : str
+        Wikipedia code asked for (``-`` and ``_`` are the same).
+    force : bool
+        Accept a dump of another language.
+
+    Returns
+    -------
+    SiteInfo
+
+    Raises
+    ------
+    DumpLanguageError
+        The site info names another language and `force` is false. A dump without site
+        info (a hand-made export) passes.
+    """
+    info = read_siteinfo(path)
+    found = dump_language(info)
+    want = lang.strip().lower().replace("-", "_")
+    if found is not None and found != want and not force:
+        raise DumpLanguageError(
+            f"{os.fspath(path)} is a {found!r} Wikipedia dump (siteinfo: dbname={info.dbname!r}, xml:lang={info.lang!r}), "
+            f"not {lang!r}: give the right --lang, or --force-language to count it anyway"
+        )
+    return info
+
+
 def _scan_pages(lines: Iterator[str]) -> Iterator[Page]:
     """Yield pages from lines that follow the first ``<page>`` line."""
     title = ""
@@ -320,6 +384,161 @@ _REDIRECT_TEXT_RE = re.compile(r"\s*#\s*(?:REDIRECT|WEITERLEITUNG|REDIRECCIÓN|R
 def _is_redirect_text(text: str) -> bool:
     # Old exports lack <redirect>; the body then starts with the (localized) magic word.
     return text[:1] in ("#", " ") and _REDIRECT_TEXT_RE.match(text) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting a dump into parts that workers read on their own
+
+_BZ2_STREAM_RE = re.compile(rb"BZh[1-9]\x31\x41\x59\x26\x53\x59")  # stream header + first block magic
+_SCAN = 1 << 20
+
+
+@dataclass(frozen=True)
+class DumpPart:
+    """A share of a dump that one worker reads: a whole file, or a byte range of a bz2 file.
+
+    Attributes
+    ----------
+    path : str
+    start, end : int
+        Byte range; ``end`` is None for the whole file. A range owns the bz2 streams that
+        *start* inside it (and finishes a page that runs past its end).
+    """
+
+    path: str
+    start: int = 0
+    end: int | None = None
+
+
+def split_dump(path: str | os.PathLike, parts: int, min_part_bytes: int = 1 << 22) -> list[DumpPart]:
+    """Split a dump into about `parts` byte ranges that workers decompress and parse alone.
+
+    Only bz2 files holding UTF-8 can be split: ranges are cut at bz2 stream starts, so the
+    split helps with multistream dumps (``…-pages-articles-multistream.xml.bz2``: about 100
+    pages per stream); a single-stream file ends up wholly in its first range. Other files
+    are one part. The union of the parts' articles is the file's articles, each once, in
+    the same order.
+
+    Parameters
+    ----------
+    path : path
+    parts : int
+        Wanted number of parts (at least 1).
+    min_part_bytes : int
+        Ranges are not made smaller than this.
+    """
+    path = os.fspath(path)
+    size = os.path.getsize(path)
+    with open(path, "rb") as raw:
+        magic = raw.read(3)
+    if parts <= 1 or magic != b"BZh" or size <= min_part_bytes or _dump_encoding(path) != "utf-8":
+        return [DumpPart(path)]
+    n = max(1, min(parts, size // min_part_bytes))
+    bounds = [size * i // n for i in range(n + 1)]
+    return [DumpPart(path, bounds[i], bounds[i + 1]) for i in range(n)]
+
+
+def _dump_encoding(path: str | os.PathLike) -> str:
+    text, raw = _open_text(path)
+    with raw, text:
+        return text.encoding
+
+
+def _find_stream(raw: IO[bytes], start: int, end: int) -> int | None:
+    """Offset of the first bz2 stream starting in ``[start, end)``, or None."""
+    pos = start
+    while pos < end:
+        raw.seek(pos)
+        block = raw.read(min(_SCAN, end - pos) + 9)  # + 9: a header straddling the block edge
+        m = _BZ2_STREAM_RE.search(block)
+        if m is not None and pos + m.start() < end:
+            return pos + m.start()
+        if len(block) < 10:
+            return None
+        pos += _SCAN
+    return None
+
+
+def _iter_part_lines(part: DumpPart) -> Iterator[str]:
+    """Lines of the bz2 streams that start in ``part``'s byte range.
+
+    Who owns a line cut by a stream boundary, or a page cut by the range end: the part
+    before the boundary reads on into the next stream until it has finished the line that
+    starts there and, if that leaves it inside a page, up to that page's ``</page>``; the
+    part after it drops its first line (and, in `iter_part_articles`, everything up to its
+    first ``<page>``). So every line and page is read by exactly one part, whether or not
+    streams end on page boundaries.
+    """
+    with open(part.path, "rb") as raw:
+        end = part.end if part.end is not None else os.path.getsize(part.path)
+        off = _find_stream(raw, part.start, end) if part.start > 0 else 0
+        if off is None:
+            return
+        raw.seek(off)
+        pos = off
+        decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        dec: bz2.BZ2Decompressor | None = None
+        pending = ""
+        skip_first = at_cut = off > 0
+        in_page = False
+        overflow = False  # reading a stream that belongs to the next part
+        data = b""
+        while True:
+            if not data:
+                data = raw.read(_SCAN)
+                pos += len(data)
+                if not data:
+                    if dec is not None:
+                        raise DumpFormatError(f"{part.path}: bz2 stream cut short at byte {pos} (truncated dump?)")
+                    break
+            if dec is None:
+                dec = bz2.BZ2Decompressor()
+            try:
+                out = dec.decompress(data)
+            except OSError as e:
+                raise DumpFormatError(f"{part.path}: bad bz2 data in the stream before byte {pos}: {e}") from e
+            data = b""
+            if out and at_cut:
+                # A stream may start inside a multi-byte character; that line is dropped anyway.
+                out = out.lstrip(bytes(range(0x80, 0xC0)))
+                at_cut = not out
+            if out:
+                lines = (pending + decoder.decode(out)).split("\n")
+                pending = lines.pop()
+                for line in lines:
+                    if skip_first:
+                        skip_first = False
+                        continue
+                    s = line.lstrip()
+                    if s.startswith("<page"):
+                        in_page = True
+                    elif s.startswith("</page>"):
+                        in_page = False
+                        if overflow:
+                            yield line + "\n"
+                            return
+                    yield line + "\n"
+                    if overflow and not in_page:
+                        return
+            if dec.eof:
+                data = dec.unused_data
+                dec = None
+                if pos - len(data) >= end:
+                    overflow = True
+        tail = pending + decoder.decode(b"", final=True)
+        if tail and not skip_first:
+            yield tail
+
+
+def iter_part_articles(part: DumpPart, progress: Callable[[int], None] | None = None) -> Iterator[Page]:
+    """The articles (ns 0, not redirects) of one part of a dump (see `split_dump`)."""
+    if part.end is None:
+        yield from iter_articles(part.path, progress)
+        return
+    lines = itertools.dropwhile(lambda ln: not ln.lstrip().startswith("<page"), _iter_part_lines(part))
+    for page in _scan_pages(lines):
+        if page.ns == 0 and not page.redirect and not _is_redirect_text(page.text):
+            yield page
 
 
 # ---------------------------------------------------------------------------------------------
@@ -654,19 +873,6 @@ def _link_text(frame: _Frame, ctx: _Context) -> str:
 # ---------------------------------------------------------------------------------------------
 # Parallel extraction
 
-_WORKER_CTX: _Context | None = None
-
-
-def _init_worker(ctx: _Context) -> None:
-    global _WORKER_CTX
-    _WORKER_CTX = ctx
-
-
-def _render_batch(batch: list[str]) -> list[str]:
-    assert _WORKER_CTX is not None
-    return [_render(w, _WORKER_CTX) for w in batch]
-
-
 def _batched_wikitext(path: str | os.PathLike, batch_size: int, progress: Callable[[int], None] | None) -> Iterator[list[str]]:
     batch: list[str] = []
     for page in iter_articles(path, progress):
@@ -710,30 +916,37 @@ def map_article_batches(
     ``executor`` (e.g. `metaclip2.execution.ray_executor.RayExecutor`): any object with
     ``map(fn, list_of_kwargs) -> results in order``; rendering and ``func`` then run as its
     tasks, a window of ``4 * executor.workers`` batches at a time (bounded memory), and
-    ``processes`` is ignored.
+    ``processes`` is ignored. Without one, ``processes > 1`` uses a
+    `~metaclip2.execution.local.LocalExecutor` of that many workers.
+
+    The parent reads and scans the dump here; `split_dump` and `iter_part_articles` let
+    workers read their own parts instead (see `metaclip2.metadata.ngrams.write_dump_ngrams`).
     """
     ctx = _context(read_siteinfo(path))
     bar, update = _progress_bar(path, progress, desc or os.path.basename(os.fspath(path)))
     batches = _batched_wikitext(path, batch_size, update)
+    own = None
+    if executor is None and processes > 1:
+        # One way to start worker processes: the package's executor (imported here, as
+        # execution sits below metadata only after the restructure).
+        from metaclip2.execution.local import LocalExecutor
+
+        executor = own = LocalExecutor(processes)
     try:
-        if executor is not None:
-            window = 4 * max(1, int(getattr(executor, "workers", 1) or 1))
-            while True:
-                chunk = list(itertools.islice(batches, window))
-                if not chunk:
-                    return
-                # func and ctx are the same objects in every task: an executor may ship them once.
-                yield from executor.map(_render_apply, [{"func": func, "ctx": ctx, "batch": b} for b in chunk])
-        if processes <= 1:
+        if executor is None:
             for batch in batches:
                 yield func([_render(w, ctx) for w in batch])
             return
-        import multiprocessing as mp
-
-        with mp.get_context().Pool(processes, initializer=_init_worker, initargs=(ctx,)) as pool:
-            # imap keeps order; a bounded number of batches is in flight.
-            yield from pool.imap(_Composed(func), batches, chunksize=1)
+        window = 4 * max(1, int(getattr(executor, "workers", 1) or 1))
+        while True:
+            chunk = list(itertools.islice(batches, window))
+            if not chunk:
+                return
+            # func and ctx are the same objects in every task: an executor may ship them once.
+            yield from executor.map(_render_apply, [{"func": func, "ctx": ctx, "batch": b} for b in chunk])
     finally:
+        if own is not None:
+            own.close()
         if bar is not None:
             bar.close()
 
@@ -741,16 +954,6 @@ def map_article_batches(
 def _render_apply(func: Callable[[list[str]], object], ctx: _Context, batch: list[str]) -> object:
     """Executor task: render one batch of wikitext and apply ``func``."""
     return func([_render(w, ctx) for w in batch])
-
-
-class _Composed:
-    """Picklable ``func ∘ render`` run inside a worker."""
-
-    def __init__(self, func: Callable[[list[str]], object]):
-        self.func = func
-
-    def __call__(self, batch: list[str]) -> object:
-        return self.func(_render_batch(batch))
 
 
 def _identity(texts: list[str]) -> list[str]:

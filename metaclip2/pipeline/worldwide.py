@@ -31,6 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+from metaclip2.core.errors import MissingInputError, ParameterError
 
 __all__ = [
     "MISSING_SEGMENTER_POLICIES",
@@ -106,7 +107,7 @@ def find_sources(tree: str | os.PathLike, date: str | None = None) -> tuple[dict
     """
     tree = Path(tree)
     if not tree.is_dir():
-        raise FileNotFoundError(f"{tree} is not a directory; download sources with `metaclip2 metadata download`")
+        raise MissingInputError(f"{tree} is not a directory; download sources with `metaclip2 metadata download`")
     found: dict[str, LanguageSources] = {}
     for wiki_dir in sorted(p for p in tree.iterdir() if p.is_dir()):
         code = _code_of(wiki_dir.name)
@@ -431,28 +432,28 @@ def build_all(
     from metaclip2.metadata.tokenizer import SegmenterUnavailable
 
     if missing_segmenter not in MISSING_SEGMENTER_POLICIES:
-        raise ValueError(f"missing_segmenter must be one of {MISSING_SEGMENTER_POLICIES}, got {missing_segmenter!r}")
+        raise ParameterError(f"missing_segmenter must be one of {MISSING_SEGMENTER_POLICIES}, got {missing_segmenter!r}")
     bad = set(build_kwargs) - _BUILD_KEYS
     if bad:
         raise TypeError(f"unknown build_metadata arguments: {sorted(bad)}")
     if int(split_bytes) < 0:
-        raise ValueError(f"split_bytes must be >= 0, got {split_bytes}")
+        raise ParameterError(f"split_bytes must be >= 0, got {split_bytes}")
     found, pv_files = find_sources(tree, date)
     if isinstance(languages, str) and languages.strip() == "all":
         langs = list(found)
         if not langs:
-            raise FileNotFoundError(f"no <code>wiki/<date>/<code>wiki-<date>-pages-articles*.xml.bz2 dump under {tree}")
+            raise MissingInputError(f"no <code>wiki/<date>/<code>wiki-<date>-pages-articles*.xml.bz2 dump under {tree}")
     else:
         langs = resolve_languages(languages)
         absent = [c for c in langs if c not in found]
         if absent:
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"no pages-articles dump under {tree} for: {', '.join(absent)}; "
                 f"download them with `metaclip2 metadata download --languages {','.join(absent)}`"
             )
     out = Path(out_dir)
     if Path(tree).resolve() == out.resolve():
-        raise ValueError("out_dir must differ from the source tree")
+        raise ParameterError("out_dir must differ from the source tree")
 
     missing = _check_segmenters(langs)
     if missing and missing_segmenter == "error":
