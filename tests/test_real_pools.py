@@ -287,3 +287,19 @@ def test_extra_types_do_not_depend_on_row_order():
         for r in rows:
             t.add(r)
         assert t.types() == want and list(t.types()) == sorted(want)
+
+
+def test_fsspec_input_is_fingerprinted_for_resume(meta, tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+    from metaclip2.core.errors import DataError
+
+    fs = fsspec.filesystem("memory")
+    url = f"memory://fp-{tmp_path.name}/pool.jsonl"
+    lines = "".join(json.dumps({"id": f"i{i}", "text": "the cat sat"}) + "\n" for i in range(30))
+    fs.pipe(url.removeprefix("memory://"), lines.encode())
+    a = curate(meta, [url], tmp_path / "run", **KW)
+    again = curate(meta, [url], tmp_path / "run", **KW)  # resumes: everything verified, nothing redone
+    assert again.datacard["totals"] == a.datacard["totals"]
+    fs.pipe(url.removeprefix("memory://"), lines.replace("cat", "dog").encode())  # same size, other content
+    with pytest.raises(DataError, match="pool"):
+        curate(meta, [url], tmp_path / "run", **KW)
