@@ -164,3 +164,22 @@ def test_curator_with_a_probabilities_path_pickles_the_path(pool):
     a = again.annotate([r["text"] for r in rows])
     keep = again.keep([r["id"] for r in rows], a.langs, a.ids_lists())
     assert sorted(r["id"] for r, k in zip(rows, keep) if k) == pool["kept_pq"]
+
+
+def test_columns_as_numpy_and_arrow(pool):
+    pa = pytest.importorskip("pyarrow")
+    rows = [r for rows in pool["rows"] for r in rows]
+    texts, ids = [r["text"] for r in rows], [r["id"] for r in rows]
+    ref = annotate(texts, metadata=pool["meta"])
+    for column in (np.array(texts, dtype=object), pa.array(texts), pa.chunked_array([texts[:100], texts[100:]])):
+        a = annotate(column, metadata=pool["meta"])
+        assert a.langs == ref.langs and np.array_equal(a.offsets, ref.offsets) and np.array_equal(a.ids, ref.ids)
+    arrow_ids = pa.array(ref.ids_lists(), type=pa.list_(pa.int32()))
+    counts = count_matches(pa.array(ref.langs, type=pa.string()), arrow_ids, metadata=pool["meta"])
+    offline = EntryCounts.load(pool["run_pq"].out / "stage2" / "counts.bin")
+    assert all(np.array_equal(counts[lang], offline[lang]) for lang in offline)
+    probs = EntryProbabilities.from_counts(counts, t_en=T_EN)
+    keep = keep_mask(probs, pa.array(ids), np.array(ref.langs, dtype=object), arrow_ids.slice(0))
+    assert sorted(i for i, k in zip(ids, keep) if k) == pool["kept_pq"]
+    tail = keep_mask(probs, ids[150:], ref.langs[150:], arrow_ids.slice(150))  # a sliced Arrow list column
+    assert tail.tolist() == keep[150:].tolist()
