@@ -173,7 +173,7 @@ def test_label_forms():
 
 
 def test_unknown_codes():
-    assert lid_to_metadata_language("eng_Latn") == OTHER
+    assert lid_to_metadata_language("qqq_Latn") == OTHER
     assert lid_to_metadata_language("xx", default="und") == "und"
     with pytest.raises(KeyError):
         lid_to_metadata_language("xx", default=None)
@@ -181,3 +181,31 @@ def test_unknown_codes():
         wikipedia_to_lid_language("klingon")
     with pytest.raises(KeyError):
         wikipedia_to_lid_language("be_")
+
+
+@pytest.mark.parametrize(
+    "code, label, lang",
+    [
+        ("deu", "de", "de"), ("ger", "de", "de"), ("eng_Latn", "en", "en"), ("cmn_Hani", "zh", "zh"),
+        ("arb_Arab", "ar", "ar"), ("zsm_Latn", "ms", "ms"), ("zh-Hans", "zh", "zh"), ("zh-Hant-TW", "zh", "zh"),
+        ("pt-BR", "pt", "pt"), ("sr-Latn-RS", "sr", "sr"), ("EN", "en", "en"), ("__label__yue", "yue", "zh"),
+        ("als", "als", "als"), ("als_Latn", "sq", "sq"), ("nob", "no", "no"), ("fil", "tl", "tl"),
+        ("be-tarask", "be_tarask", "be"), ("ceb", "ceb", "ceb"), ("ha", "ha", OTHER),
+    ],
+)  # fmt: skip
+def test_given_codes_are_normalised(code, label, lang):
+    from metaclip2.core.languages import normalize_language_code
+
+    assert normalize_language_code(code) == label
+    assert lid_to_metadata_language(code) == lang
+
+
+def test_every_iso639_3_code_maps_to_a_known_language():
+    from metaclip2.core.languages import LID176_LABELS, WIKIPEDIA_LANGUAGES, _ISO639_3, normalize_language_code
+
+    for code, label in _ISO639_3.items():
+        assert label in LID176_LABELS or label in WIKIPEDIA_LANGUAGES, code
+    for label in LID176_LABELS:
+        assert normalize_language_code(label) == label
+    for code in ("xx", "qqq", "", "und_Zzzz", "x-klingon"):
+        assert normalize_language_code(code) is None

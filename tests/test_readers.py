@@ -61,7 +61,7 @@ def bad_jsonl(tmp_path):
 def test_every_bad_input_is_counted_with_its_line(bad_jsonl):
     images = list(read_shard(bad_jsonl, max_chars=40))
     assert _reasons(images) == BAD_EXPECTED
-    assert set(BAD_EXPECTED) == set(INVALID_REASONS)
+    assert set(BAD_EXPECTED) == set(INVALID_REASONS) - {"damaged"}  # damage: see test_damage.py
     # Lines are 1-based file lines, and each reason sits on the line that caused it.
     first_reason_line = {}
     for im in images:
@@ -168,8 +168,9 @@ def test_corrupt_parquet_is_counted_not_fatal(tmp_path):
     path = tmp_path / "corrupt.parquet"
     path.write_bytes(b"PAR1 this is not parquet")
     images = list(read_shard(path))
-    assert _reasons(images) == {"malformed": 1}
-    with pytest.raises(InvalidInputError):
+    assert _reasons(images) == {"damaged": 1}
+    assert images[0].damage["where"] == "footer"
+    with pytest.raises(InvalidInputError, match="damaged"):
         list(read_shard(path, strict=True))
 
 
@@ -221,7 +222,8 @@ def test_truncated_tar_keeps_what_it_read(tmp_path):
     path.write_bytes(data[:2600])  # cut inside b.txt's content
     images = list(read_shard(path))
     assert images[0].id == "a" and images[0].texts == ["first"]
-    assert _reasons(images) == {"malformed": 1}
+    assert _reasons(images) == {"damaged": 1}
+    assert images[1].damage["where"].startswith("offset ") and "lost" in images[1].damage["error"]
 
 
 def test_detect_format():

@@ -20,6 +20,7 @@ from metaclip2.core.languages import (
     WIKIPEDIA_LANGUAGES,
     lid_language_groups,
     lid_to_metadata_language,
+    normalize_language_code,
     wikipedia_to_lid_language,
 )
 
@@ -27,6 +28,6 @@ __all__ = [
     "Metaclip2Error", "MissingExtraError", "ParameterError", "DataError", "MissingInputError",
     "UnknownLanguageError", "MetadataError", "MatcherMismatchError", "RunMismatchError", "OutputError",
     "check_entries", "entries_digest", "read_metadata", "write_metadata",
-    "LID176_LABELS", "OTHER", "WIKIPEDIA_LANGUAGES", "lid_language_groups", "lid_to_metadata_language",
+    "LID176_LABELS", "OTHER", "WIKIPEDIA_LANGUAGES", "lid_language_groups", "lid_to_metadata_language", "normalize_language_code",
     "wikipedia_to_lid_language",
 ]  # fmt: skip

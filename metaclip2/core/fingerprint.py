@@ -17,9 +17,51 @@ from typing import Any, Mapping
 
 from metaclip2.core.errors import DataError, MissingInputError
 
-__all__ = ["file_digest", "input_fingerprint", "file_problem", "input_change"]
+__all__ = ["file_digest", "input_fingerprint", "input_stat", "file_problem", "input_change"]
 
 _BLOCK = 1 << 20
+
+
+def _is_url(path) -> bool:
+    p = os.fspath(path)
+    return "://" in p and not p.startswith("file://")
+
+
+class _Stat:
+    """``st_size`` and ``st_mtime_ns`` of a local file, or of an fsspec URL (mtime 0 if the store has none)."""
+
+    def __init__(self, path):
+        if not _is_url(path):
+            st = os.stat(path)
+            self.st_size, self.st_mtime_ns = st.st_size, st.st_mtime_ns
+            return
+        import fsspec
+
+        fs, p = fsspec.core.url_to_fs(os.fspath(path))
+        try:
+            info = fs.info(p)
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            raise OSError(f"{path}: {e}") from e
+        self.st_size = int(info.get("size") or 0)
+        mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created") or 0
+        if hasattr(mtime, "timestamp"):
+            mtime = mtime.timestamp()
+        self.st_mtime_ns = int(float(mtime) * 1e9) if mtime else 0
+
+
+def input_stat(path: str | os.PathLike) -> _Stat:
+    """Size and modification time (``st_size``, ``st_mtime_ns``) of an input: a local path or an fsspec URL."""
+    return _Stat(path)
+
+
+def _open(path):
+    if not _is_url(path):
+        return open(path, "rb", buffering=0)
+    import fsspec
+
+    return fsspec.open(os.fspath(path), "rb").open()
 
 
 def _sha256(f) -> tuple[int, str]:
@@ -41,7 +83,7 @@ def file_digest(path: str | os.PathLike) -> dict[str, Any]:
     OSError
         The file cannot be read.
     """
-    with open(path, "rb", buffering=0) as f:
+    with _open(path) as f:  # a local file, or an fsspec URL (inputs may be remote)
         n, digest = _sha256(f)
     return {"bytes": n, "sha256": digest}
 
@@ -57,9 +99,9 @@ def input_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
         It cannot be read, or it changed while it was hashed.
     """
     try:
-        st = os.stat(path)
+        st = _Stat(path)
         digest = file_digest(path)["sha256"]
-        after = os.stat(path)
+        after = _Stat(path)
     except FileNotFoundError:
         raise MissingInputError(f"input {path} does not exist") from None
     except OSError as e:
@@ -100,11 +142,11 @@ def input_change(path: str | os.PathLike, recorded: Mapping[str, Any]) -> str | 
     content is hashed, and an equal hash (a file touched or copied back) is unchanged too.
     """
     try:
-        st = os.stat(path)
+        st = _Stat(path)
     except FileNotFoundError:
         return "the file is gone"
-    if st.st_size == recorded.get("bytes") and st.st_mtime_ns == recorded.get("mtime_ns"):
-        return None
+    if st.st_size == recorded.get("bytes") and st.st_mtime_ns == recorded.get("mtime_ns") and st.st_mtime_ns:
+        return None  # (a URL whose store reports no modification time is always hashed)
     if file_digest(path)["sha256"] == recorded.get("sha256"):
         return None
     if st.st_size != recorded.get("bytes"):

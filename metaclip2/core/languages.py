@@ -298,6 +298,43 @@ def label_scripts(label: str) -> tuple[str, ...] | None:
     base = _LABEL_ALIASES.get(key, _LABEL_ALIASES.get(parts[0], parts[0]))
     return LID176_SCRIPTS.get(base)
 
+# ISO 639-3 (and 639-2/B) codes of the languages lid.176 names with a two-letter label, plus
+# the individual languages that GlotLID/FineWeb-2 name inside a macrolanguage (arb for ar,
+# cmn for zh, …). Three-letter lid.176 labels (ceb, war, …) are already ISO 639-3.
+_ISO639_3: dict[str, str] = {
+    "afr": "af", "amh": "am", "arg": "an", "ara": "ar", "arb": "ar", "asm": "as", "ava": "av",
+    "aze": "az", "azj": "az", "bak": "ba", "bel": "be", "bul": "bg", "bih": "bh", "ben": "bn",
+    "bod": "bo", "tib": "bo", "bre": "br", "bos": "bs", "cat": "ca", "che": "ce", "cos": "co",
+    "ces": "cs", "cze": "cs", "chv": "cv", "cym": "cy", "wel": "cy", "dan": "da", "deu": "de",
+    "ger": "de", "div": "dv", "ell": "el", "gre": "el", "eng": "en", "epo": "eo", "spa": "es",
+    "est": "et", "ekk": "et", "eus": "eu", "baq": "eu", "fas": "fa", "per": "fa", "pes": "fa",
+    "prs": "fa", "fin": "fi", "fra": "fr", "fre": "fr", "fry": "fy", "gle": "ga", "gla": "gd",
+    "glg": "gl", "grn": "gn", "gug": "gn", "guj": "gu", "glv": "gv", "heb": "he", "hin": "hi",
+    "hrv": "hr", "hat": "ht", "hun": "hu", "hye": "hy", "arm": "hy", "ina": "ia", "ind": "id",
+    "ile": "ie", "ido": "io", "isl": "is", "ice": "is", "ita": "it", "jpn": "ja", "jav": "jv",
+    "kat": "ka", "geo": "ka", "kaz": "kk", "khm": "km", "kan": "kn", "kor": "ko", "kur": "ku",
+    "kmr": "ku", "kom": "kv", "kpv": "kv", "cor": "kw", "kir": "ky", "lat": "la", "ltz": "lb",
+    "lim": "li", "lao": "lo", "lit": "lt", "lav": "lv", "lvs": "lv", "mlg": "mg", "plt": "mg",
+    "mkd": "mk", "mac": "mk", "mal": "ml", "mon": "mn", "khk": "mn", "mar": "mr", "msa": "ms",
+    "may": "ms", "zsm": "ms", "mlt": "mt", "mya": "my", "bur": "my", "nep": "ne", "npi": "ne",
+    "nld": "nl", "dut": "nl", "nno": "nn", "nor": "no", "oci": "oc", "ori": "or", "ory": "or",
+    "oss": "os", "pan": "pa", "pol": "pl", "pus": "ps", "pbt": "ps", "por": "pt", "que": "qu",
+    "roh": "rm", "ron": "ro", "rum": "ro", "rus": "ru", "san": "sa", "srd": "sc", "snd": "sd",
+    "hbs": "sh", "sin": "si", "slk": "sk", "slo": "sk", "slv": "sl", "som": "so", "sqi": "sq",
+    "alb": "sq", "srp": "sr", "sun": "su", "swe": "sv", "swa": "sw", "swh": "sw", "tam": "ta",
+    "tel": "te", "tgk": "tg", "tha": "th", "tuk": "tk", "tgl": "tl", "tur": "tr", "tat": "tt",
+    "uig": "ug", "ukr": "uk", "urd": "ur", "uzb": "uz", "uzn": "uz", "vie": "vi", "vol": "vo",
+    "wln": "wa", "yid": "yi", "ydd": "yi", "yor": "yo", "zho": "zh", "chi": "zh", "cmn": "zh",
+    "lzh": "zh", "nan": "zh", "hak": "zh", "gan": "zh", "cdo": "zh", "emx": "eml", "egl": "eml",
+    "rgn": "eml", "nob": "no", "gsw": "als", "als": "sq",  # als: only as als_Script (bare als is Alemannic)
+}
+
+# ISO 15924 script subtags (lower case) seen in xxx_Script and BCP-47 codes.
+_SCRIPTS = frozenset(
+    "latn cyrl arab hans hant hani deva beng grek hebr jpan kore hang thai ethi geor armn taml "
+    "telu knda mlym gujr guru orya sinh khmr laoo mymr tibt thaa syrc tfng cans cher zyyy".split()
+)
+
 
 def _canonical_code(code: str) -> str:
     return code.strip().lower().replace("-", "_")
@@ -347,7 +384,8 @@ def lid_to_metadata_language(label: str, default: str | None = OTHER) -> str:
     label : str
         A lid.176 label (``"en"``, ``"__label__yue"``) or ``"other"``. Also accepted: the
         ``-``/region forms and old codes other detectors or an input language column use
-        (``"zh-TW"``, ``"nb"``, ``"iw"``, ``"pt-BR"``) and Wikipedia codes
+        (``"zh-TW"``, ``"nb"``, ``"iw"``, ``"pt-BR"``), ISO 639-3 and ``xxx_Script`` codes
+        (``"deu"``, ``"eng_Latn"``; see :func:`normalize_language_code`) and Wikipedia codes
         (``"be_tarask"``, ``"simple"``).
     default : str or None
         Returned for a label that names no known language; None raises ``KeyError``.
@@ -357,24 +395,64 @@ def lid_to_metadata_language(label: str, default: str | None = OTHER) -> str:
     str
         A key of :func:`lid_language_groups` (``"yue"`` → ``"zh"``, ``"lrc"`` → ``"other"``).
     """
-    key = _canonical_code(label)
-    if key.startswith("__label__"):
-        key = key[len("__label__"):]
-    if key == OTHER:
-        return OTHER
-    key = _LABEL_ALIASES.get(key, key)
-    if key in _LID_TO_LANG:
-        return _LID_TO_LANG[key]
-    wiki = WIKIPEDIA_ALIASES.get(key, key)
-    if wiki in _WIKI_TO_LANG:
-        return _WIKI_TO_LANG[wiki]
-    base = key.split("_", 1)[0]  # region/script subtags: pt_br, sr_latn
-    base = _LABEL_ALIASES.get(base, base)
-    if base != key and base in _LID_TO_LANG:
-        return _LID_TO_LANG[base]
+    code = normalize_language_code(label)
+    if code is not None:
+        return code if code == OTHER else _LID_TO_LANG.get(code) or _WIKI_TO_LANG[code]
     if default is None:
         raise UnknownLanguageError(f"unknown language label {label!r}")
     return default
+
+
+def normalize_language_code(code: str) -> str | None:
+    """The lid.176 label (or Wikipedia code) a given language code stands for, or None if unknown.
+
+    Accepts what data sets put in a language column: lid.176 labels and ``__label__`` forms,
+    ISO 639-1 (``de``), ISO 639-3 and 639-2/B (``deu``, ``ger``; individual languages of a
+    macrolanguage such as ``cmn``, ``arb``, ``zsm``), GlotLID/FineWeb-2 ``xxx_Script``
+    (``eng_Latn``, ``cmn_Hani``), BCP-47 tags with script and/or region (``zh-Hans``,
+    ``pt-BR``, ``sr-Latn-RS``), and Wikipedia codes (``be_tarask``, ``simple``).
+
+    A code with a script subtag is read as ISO 639-3, as GlotLID and FineWeb-2 use it:
+    ``als_Latn`` is Tosk Albanian (→ ``sq``), whereas a bare ``als`` is lid.176's Alemannic.
+
+    Parameters
+    ----------
+    code : str
+
+    Returns
+    -------
+    str or None
+        A code that :func:`lid_to_metadata_language` maps without falling back to its
+        default, or None.
+
+    Examples
+    --------
+    >>> [normalize_language_code(c) for c in ("eng", "eng_Latn", "zh-Hans", "pt-BR", "deu", "xx")]
+    ['en', 'en', 'zh', 'pt', 'de', None]
+    """
+    if not isinstance(code, str):
+        return None
+    key = _canonical_code(code)
+    if key.startswith("__label__"):
+        key = key[len("__label__"):]
+    if not key:
+        return None
+    if key == OTHER:
+        return OTHER
+    parts = key.split("_")
+    scripted = len(parts) > 1 and parts[1] in _SCRIPTS
+    for candidate in (key, parts[0]):
+        if candidate == parts[0] and scripted and candidate in _ISO639_3:
+            return _ISO639_3[candidate]  # xxx_Script: ISO 639-3 meaning first (als_Latn)
+        c = _LABEL_ALIASES.get(candidate, candidate)
+        if c in _LID_TO_LANG:
+            return c
+        w = WIKIPEDIA_ALIASES.get(c, c)
+        if w in _WIKI_TO_LANG:
+            return w
+        if c in _ISO639_3:
+            return _ISO639_3[c]
+    return None
 
 
 def wikipedia_to_lid_language(code: str) -> str:

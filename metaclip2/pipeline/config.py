@@ -19,7 +19,7 @@ from metaclip2.core.errors import DataError, MissingInputError, ParameterError
 from metaclip2.curation.sampling import UNITS
 from metaclip2.curation.threshold import DEFAULT_T_EN
 from metaclip2.execution.executor import EXECUTORS, Executor
-from metaclip2.pipeline.readers import DEFAULT_MAX_CHARS, FORMATS
+from metaclip2.pipeline.readers import DEFAULT_MAX_CHARS, FORMATS, ReaderSpec
 from metaclip2.pipeline.writers import OUTPUT_FORMATS
 
 __all__ = ["ENGLISH_MODES", "CurationConfig", "add_config_arguments", "config_from_arguments"]
@@ -32,8 +32,11 @@ _STAGE1, _STAGE2, _STAGE3, _EXEC = 1, 2, 3, "exec"
 
 
 def _opt(default: Any, stage: Any, help: str, *, metavar: str | None = None, choices: Iterable | None = None,
-         recorded: bool = True) -> Any:  # fmt: skip
-    meta = {"stage": stage, "help": help, "metavar": metavar, "choices": tuple(choices) if choices else None, "recorded": recorded}
+         recorded: bool = True, flag: str | None = None, multi: bool = False) -> Any:  # fmt: skip
+    # flag: the option's name when it is not the field's; multi: a tuple of names given as a
+    # comma list and/or by repeating the option
+    meta = {"stage": stage, "help": help, "metavar": metavar, "choices": tuple(choices) if choices else None,
+            "recorded": recorded, "flag": flag, "multi": multi}  # fmt: skip
     return field(default=default, metadata=meta)
 
 
@@ -52,7 +55,17 @@ class CurationConfig:
     lid_model : str or None
         A fastText LID model file instead of the bundled lid.176.ftz.
     strict : bool
-        Stop at the first bad input record (not recorded: it changes no output of a finished shard).
+        Stop at the first bad input record or damaged container (not recorded: it changes no
+        output of a finished shard).
+    id_key, text_keys, lang_key : str, tuple of str, str, or None
+        Record keys of the image id, its alt-text(s) and a given language; None: detected from
+        the input's layout (see :class:`~metaclip2.pipeline.readers.ReaderSpec`).
+    keep_keys, drop_keys : tuple of str or None
+        Input fields carried into the curated subset: only `keep_keys` (None: all scalar
+        fields), less `drop_keys`.
+    keys_list : bool
+        Also write, per shard, the ids of the kept images (``<shard>.keys.txt``), e.g. to
+        filter the original tars.
     redo_changed : bool
         Redo the shards whose input file changed since stage 1 read it (and stages 2-3 after
         them) instead of refusing the run (not recorded: it only says what to do on resume).
@@ -101,7 +114,13 @@ class CurationConfig:
     input_format: str | None = _opt(None, _STAGE1, "input shard format (default: from each file name)", choices=FORMATS)
     min_confidence: float | None = _opt(None, _STAGE1, "LID predictions below P count as 'other'", metavar="P")
     lid_model: str | None = _opt(None, _STAGE1, "fastText LID model instead of the bundled lid.176.ftz", metavar="PATH")
-    strict: bool = _opt(False, _STAGE1, "stop at the first bad input record, naming file and line", recorded=False)
+    strict: bool = _opt(False, _STAGE1, "stop at the first bad input record or damaged container, naming file and line", recorded=False)
+    id_key: str | None = _opt(None, _STAGE1, "record key of the image id (none: from the detected layout)", metavar="KEY")
+    text_keys: tuple | None = _opt(None, _STAGE1, "record key(s) of the alt-texts, repeatable or a comma list (none: from the detected layout)",
+                                   metavar="KEY", flag="--text-key", multi=True)  # fmt: skip
+    lang_key: str | None = _opt(None, _STAGE1, "record key of a given language code (ISO 639-1/-3, xxx_Script, BCP-47)", metavar="KEY")
+    keep_keys: tuple | None = _opt(None, _STAGE1, "carry only these input fields into the curated subset (comma list)", metavar="KEYS", multi=True)
+    drop_keys: tuple | None = _opt(None, _STAGE1, "do not carry these input fields (comma list)", metavar="KEYS", multi=True)
     redo_changed: bool = _opt(False, _STAGE1, "redo shards whose input file changed since stage 1 (default: refuse the run)",
                               recorded=False)  # fmt: skip
     t_en: float = _opt(DEFAULT_T_EN, _STAGE2, "English threshold t_en", metavar="T")
@@ -110,6 +129,7 @@ class CurationConfig:
     seed: int = _opt(0, _STAGE3, "sampling seed", metavar="N")
     unit: str = _opt("image", _STAGE3, "image: one matched alt-text per image (release); pair: each pair alone (paper)", choices=UNITS)
     output_format: str = _opt("jsonl", _STAGE3, "curated subset format", choices=OUTPUT_FORMATS)
+    keys_list: bool = _opt(False, _STAGE3, "also write the kept image ids of each shard (<shard>.keys.txt), e.g. to filter the original tars")
     workers: int = _opt(1, _EXEC, "worker processes (Ray: CPUs of a local instance)", metavar="N")
     executor: Any = _opt("local", _EXEC, "where shards run (ray: pip install 'metaclip2[ray]')", choices=EXECUTORS)
     ray_address: str | None = _opt(None, _EXEC, "Ray cluster to use: 'auto' or HOST:PORT (default: start a local one)", metavar="ADDR")
@@ -121,6 +141,9 @@ class CurationConfig:
 
         fix("max_chars", _integer("max_chars", self.max_chars, minimum=1))
         _choice("input_format", self.input_format, FORMATS, optional=True)
+        for name in ("text_keys", "keep_keys", "drop_keys"):
+            fix(name, _names(name, getattr(self, name)))
+        self.reader_spec()  # checks the key names
         fix("min_confidence", _fraction("min_confidence", self.min_confidence, optional=True))
         if self.lid_model is not None:
             fix("lid_model", os.fspath(self.lid_model))
@@ -146,6 +169,11 @@ class CurationConfig:
 
             import_pyarrow()  # fail now, not after stage 1
 
+    def reader_spec(self) -> ReaderSpec:
+        """The :class:`~metaclip2.pipeline.readers.ReaderSpec` of the key options."""
+        return ReaderSpec(id_key=self.id_key, text_keys=self.text_keys or (), lang_key=self.lang_key,
+                          keep_keys=self.keep_keys, drop_keys=self.drop_keys or ())  # fmt: skip
+
     def replace(self, **changes: Any) -> "CurationConfig":
         """A copy with `changes` applied (and validated); unknown names raise :class:`ParameterError`."""
         return dataclasses.replace(self, **_known(changes))
@@ -157,7 +185,7 @@ class CurationConfig:
 
     def section(self, stage: int) -> dict[str, Any]:
         """The run.json record of `stage` (1, 2 or 3): its recorded parameters by name."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in dataclasses.fields(self)
                 if f.metadata["stage"] == stage and f.metadata["recorded"]}  # fmt: skip
 
 
@@ -180,6 +208,20 @@ def _known(options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ParameterError(f"unknown curation option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     return options
+
+
+def _names(name: str, value: Any) -> tuple | None:
+    """A tuple of key names from a comma list or a sequence of comma lists; None stays None."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    try:
+        out = tuple(part.strip() for item in items for part in str(item).split(","))
+    except TypeError:
+        raise ParameterError(f"{name} must be key names (a comma list or a list of str), got {value!r}") from None
+    if not out or any(not part for part in out):
+        raise ParameterError(f"{name} must name non-empty keys, got {value!r}")
+    return out
 
 
 def _integer(name: str, value: Any, minimum: int | None = None) -> int:
@@ -226,10 +268,13 @@ def add_config_arguments(parser: argparse.ArgumentParser, stages: Iterable[Any])
         m = f.metadata
         if m["stage"] not in stages:
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flag = m["flag"] or "--" + f.name.replace("_", "-")
         if f.name == "progress":
             parser.add_argument("-q", "--quiet", dest="progress", action="store_false", default=argparse.SUPPRESS,
                                 help="no progress bars or notes")  # fmt: skip
+        elif m["multi"]:
+            parser.add_argument(flag, dest=f.name, action="append", metavar=m["metavar"], default=argparse.SUPPRESS,
+                                help=f"{m['help']}")  # fmt: skip
         elif f.type in ("bool", bool):
             parser.add_argument(flag, dest=f.name, action="store_true", default=argparse.SUPPRESS, help=m["help"])
         else:

@@ -50,9 +50,12 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
         ``languages`` (per metadata language: ``pairs`` in, ``matched``, ``kept``, ``t``,
         ``tail_share`` = share of the language's match mass in entries counted below ``t``,
         ``entries``, ``entries_matched``, ``match_mass``); ``no_metadata_labels`` (LID
-        labels without metadata); ``shards`` (per shard: name, input, pairs, invalid,
-        matched, kept, invalid examples with line and reason). Counts not yet known (stage
-        not run) are None.
+        labels without metadata); ``unknown_lang_codes`` (given language codes that name no
+        known language, by code); ``damaged`` (every damaged stretch of an input: ``shard``,
+        ``input``, ``where`` (byte offset or row group), ``error``, ``lost`` records or None);
+        ``shards`` (per shard: name, input, ``layout`` (layout and keys used, fields found),
+        pairs, invalid, matched, kept, damaged, invalid examples with line and reason).
+        Counts not yet known (stage not run) are None.
     """
     from metaclip2.curation.counts import EntryCounts
     from metaclip2.curation.threshold import t_to_p
@@ -68,6 +71,7 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
 
     total1, total3 = Stage1Stats(), Stage3Stats()
     shards = []
+    damaged = []
     stage1_done = stage3_done = bool(names)
     for name in names:
         p1 = stage1_paths(run_dir / "stage1", name)["stats"]
@@ -79,8 +83,9 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
         row = {"shard": name, "input": None, "pairs": None, "invalid": None, "matched": None, "kept": None, "invalid_examples": []}
         if st1 is not None:
             total1 += st1
-            row.update(input=st1.input, pairs=st1.pairs, invalid=st1.n_invalid, matched=st1.matched,
-                       invalid_by_reason=st1.invalid, invalid_examples=st1.invalid_examples)  # fmt: skip
+            row.update(input=st1.input, layout=st1.layout, pairs=st1.pairs, invalid=st1.n_invalid, matched=st1.matched,
+                       invalid_by_reason=st1.invalid, invalid_examples=st1.invalid_examples, damaged=st1.damaged)  # fmt: skip
+            damaged.extend({"shard": name, "input": st1.input, **d} for d in st1.damaged)
         if st3 is not None:
             total3 += st3
             row["kept"] = st3.kept
@@ -126,8 +131,21 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
         "totals": totals,
         "languages": dict(sorted(langs.items())),
         "no_metadata_labels": dict(sorted(no_meta.items())),
+        "layouts": _layouts(shards),
+        "unknown_lang_codes": dict(sorted(total1.unknown_lang_codes.items())),
+        "damaged": damaged,
         "shards": shards,
     }
+
+
+def _layouts(shards: list[dict]) -> dict:
+    out: dict = {}
+    for row in shards:
+        lay = row.get("layout")
+        if lay:
+            name = lay.get("layout") or "unknown"
+            out[name] = out.get(name, 0) + 1
+    return dict(sorted(out.items()))
 
 
 def write_report(run_dir: str | os.PathLike, plots: bool = True) -> dict:

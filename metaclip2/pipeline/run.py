@@ -41,6 +41,8 @@ from metaclip2.pipeline.stages import (
     compute_probabilities,
     merge_counts,
     shard_names,
+    shard_warnings,
+    stage1_summary,
     stage1_paths,
     stage3_paths,
 )
@@ -76,6 +78,9 @@ class CurationResult:
 def expand_inputs(patterns: Sequence[str | os.PathLike]) -> list[str]:
     """Absolute paths of the files matched by `patterns` (globs, ``**`` allowed), sorted, unique.
 
+    A pattern with a protocol (``s3://``, ``gs://``, ``hf://``, ``memory://``, ``https://``) is
+    expanded by fsspec and kept as a URL.
+
     Raises
     ------
     MissingInputError
@@ -86,6 +91,10 @@ def expand_inputs(patterns: Sequence[str | os.PathLike]) -> list[str]:
     found: set[str] = set()
     for pattern in patterns:
         pattern = os.fspath(pattern)
+        if "://" in pattern and not pattern.startswith("file://"):
+            found.update(_expand_url(pattern))
+            continue
+        pattern = pattern.removeprefix("file://")
         hits = [h for h in glob.glob(pattern, recursive=True) if os.path.isfile(h)]
         if not hits and os.path.isfile(pattern):
             hits = [pattern]
@@ -100,8 +109,30 @@ def _check_inputs(paths: Sequence[str], input_format: str | None) -> None:
     for path in paths:
         if input_format is None:
             detect_format(path)  # ParameterError naming the file
-        if not os.access(path, os.R_OK):
+        if "://" not in path and not os.access(path, os.R_OK):  # a URL is checked when it is read
             raise DataError(f"input {path} cannot be read (permission denied)")
+
+
+def _local(out: str | os.PathLike) -> str | os.PathLike:
+    """`out`, refused if it is a URL: run directories are local (inputs and metadata may be remote)."""
+    if "://" in os.fspath(out) and not os.fspath(out).startswith("file://"):
+        raise ParameterError(f"--out {os.fspath(out)!r} is a URL: run directories are local paths "
+                             "(inputs and metadata may be fsspec URLs; copy the finished run to the object store)")  # fmt: skip
+    return os.fspath(out).removeprefix("file://")
+
+
+def _expand_url(pattern: str) -> list[str]:
+    try:
+        import fsspec
+    except ImportError as err:
+        raise MissingInputError(f"input {pattern!r} is a URL: reading it needs fsspec (pip install 'metaclip2[fsspec]')") from err
+    fs, _, paths = fsspec.get_fs_token_paths(pattern)
+    files = [p for p in paths if fs.isfile(p)] if paths else []
+    if not files and not any(c in pattern for c in "*?["):
+        files = [p for p in paths]
+    if not files:
+        raise MissingInputError(f"input {pattern!r} matches no file")
+    return [fs.unstrip_protocol(p) for p in files]
 
 
 class _Executor:
@@ -156,7 +187,7 @@ def _stage1_section(metadata, inputs, config: CurationConfig) -> tuple[list[str]
     _check_inputs(paths, config.input_format)
     store = cached_store(metadata)  # a missing or empty metadata directory is refused here
     section = {
-        "metadata": str(Path(metadata).resolve()),
+        "metadata": os.fspath(metadata) if "://" in os.fspath(metadata) else str(Path(metadata).resolve()),
         "metadata_digests": store.digests(),
         "inputs": paths,
         "shards": shard_names(paths),
@@ -230,7 +261,7 @@ def count(
         directory with the other jobs of its array only).
     """
     config = CurationConfig.from_options(config, **options)
-    run = RunDir(out)
+    run = RunDir(_local(out))
     run.read()  # refuse a file or a foreign directory before anything else
     paths, names, section = _stage1_section(metadata, inputs, config)
     todo = _selected(shards, len(paths))
@@ -249,13 +280,16 @@ def count(
         tasks = [
             MatchTask(input_path=paths[i], metadata=section["metadata"], out_dir=str(run.stage1), shard=names[i],
                       input_format=config.input_format, max_chars=config.max_chars, strict=config.strict,
-                      min_confidence=config.min_confidence, lid_model=config.lid_model)  # fmt: skip
+                      min_confidence=config.min_confidence, lid_model=config.lid_model, spec=config.reader_spec())  # fmt: skip
             for i in order
             if i not in done
         ]
         if done:
             _note(config, f"stage 1: {len(done)} of {len(todo)} shards already done (verified), skipped")
         results = dict(zip((i for i in order if i not in done), ex.run(tasks, desc="stage 1: match")))
+    for i in order:  # damage and mostly-invalid shards are named, not left to the stats files
+        for line in shard_warnings(results[i] if i in results else done[i]):
+            log.warning(line)
     return [done[i] if i in done else results[i] for i in order]
 
 
@@ -283,7 +317,7 @@ def compute_thresholds(out: str | os.PathLike, config: CurationConfig | None = N
         "inputs_sha256"}``.
     """
     config = CurationConfig.from_options(config, **options)
-    run = RunDir(out)
+    run = RunDir(_local(out))
     run.require("stage1", "run stage 1 (`metaclip2 count`) first")
     section = config.section(2)
     run.check("stage2", section)
@@ -304,8 +338,11 @@ def compute_thresholds(out: str | os.PathLike, config: CurationConfig | None = N
         remove_temporaries(run.stage2)
         run.thresholds.unlink(missing_ok=True)  # the "done" marker goes first, comes back last
         merge_counts([stage1_paths(run.stage1, n)["counts"] for n in s1["shards"]], run.counts, digests=s1["metadata_digests"])
-        info = compute_probabilities(run.counts, run.stage2, t_en=config.t_en, english=config.english, p=config.p,
-                                     record={"inputs_sha256": digest})  # fmt: skip
+        try:
+            info = compute_probabilities(run.counts, run.stage2, t_en=config.t_en, english=config.english, p=config.p,
+                                         record={"inputs_sha256": digest})  # fmt: skip
+        except DataError as e:  # name what stage 1 saw, not only that nothing matched
+            raise DataError(f"{e}; {stage1_summary(sum(stats.values(), Stage1Stats()))}") from None
         run.claim("stage2", section)
     _note(config, f"stage 2: p = {info['p']:.4g}, thresholds of {len(info['t'])} languages")
     return info
@@ -360,7 +397,7 @@ def sample(
         The selected shards' accounting, in input order.
     """
     config = CurationConfig.from_options(config, **options)
-    run = RunDir(out)
+    run = RunDir(_local(out))
     s1 = run.require("stage1", "run stage 1 (`metaclip2 count`) first")
     run.require("stage2", "run stage 2 (`metaclip2 thresholds`) first")
     names = s1["shards"]
@@ -394,7 +431,8 @@ def sample(
         tasks = [
             SampleTask(index_path=str(stage1_paths(run.stage1, names[i])["index"]), probabilities=str(run.probabilities),
                        out_dir=str(run.stage3), shard=names[i], seed=config.seed, unit=config.unit,
-                       output_format=config.output_format, index_sha256=index_sha[i], probabilities_sha256=probs_sha)  # fmt: skip
+                       output_format=config.output_format, index_sha256=index_sha[i], probabilities_sha256=probs_sha,
+                       keys_list=config.keys_list)  # fmt: skip
             for i in order
             if i not in done
         ]
@@ -440,7 +478,7 @@ def curate(
     from metaclip2.pipeline.datacard import make_datacard
 
     config = CurationConfig.from_options(config, **options)
-    run = RunDir(out)
+    run = RunDir(_local(out))
     run.read()
     _, names, section = _stage1_section(metadata, inputs, config)
     run.check("stage1", section, ignore=("metadata",))

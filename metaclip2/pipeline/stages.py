@@ -32,19 +32,20 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from metaclip2.curation.counts import EntryCounts
-from metaclip2.pipeline.readers import DEFAULT_MAX_CHARS, Image, read_shard
+from metaclip2.pipeline.readers import DEFAULT_MAX_CHARS, Image, ReaderSpec, read_shard
 from metaclip2.curation.sampling import UNITS, EntryProbabilities, keep_probabilities, select_texts
 from metaclip2.core.atomic import write_json
-from metaclip2.core.fingerprint import file_digest, input_fingerprint
+from metaclip2.core.fingerprint import file_digest, input_fingerprint, input_stat
 from metaclip2.pipeline.stats import MAX_EXAMPLES, Stage1Stats, Stage3Stats
 from metaclip2.pipeline.index import INDEX_SUFFIX, IndexBatch, IndexWriter, iter_index
-from metaclip2.pipeline.writers import curated_writer
+from metaclip2.core.atomic import AtomicFile
+from metaclip2.pipeline.writers import ExtraTypes, carried_columns, curated_writer
 from metaclip2.core.errors import DataError, ParameterError
 
 __all__ = [
@@ -59,6 +60,8 @@ __all__ = [
     "sample_shard",
     "MatchTask",
     "SampleTask",
+    "shard_warnings",
+    "stage1_summary",
 ]
 
 _CHUNK = 4096  # images matched per batch
@@ -86,17 +89,18 @@ def shard_names(paths: Sequence[str | os.PathLike]) -> list[str]:
     dropped, ``/`` written ``__`` (``data/en/part-0.jsonl`` among ``data/*/…`` → ``en__part-0``).
     Names that would collide after sanitising get an 8-hex suffix from the full path.
     """
-    resolved = [Path(p).resolve() for p in paths]
+    # URLs (fsspec inputs) are named like paths, by what follows their protocol
+    resolved = [Path(p).resolve() if "://" not in str(p) else PurePosixPath("/" + str(p).split("://", 1)[1]) for p in paths]
     if not resolved:
         return []
-    common = Path(os.path.commonpath([str(p.parent) for p in resolved]))
-    raw = [_safe(_strip_ext(str(p.relative_to(common))).replace(os.sep, "__")) for p in resolved]
+    common = os.path.commonpath([str(p.parent) for p in resolved])
+    raw = [_safe(_strip_ext(os.path.relpath(str(p), common)).replace(os.sep, "__")) for p in resolved]
     seen: dict[str, int] = {}
     for r in raw:
         seen[r] = seen.get(r, 0) + 1
     return [
         r if seen[r] == 1 else f"{r}-{hashlib.sha1(str(p).encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
-        for r, p in zip(raw, resolved)
+        for r, p in zip(raw, resolved if all("://" not in str(p) for p in paths) else [os.fspath(p) for p in paths])
     ]
 
 
@@ -107,9 +111,9 @@ def stage1_paths(out_dir: str | os.PathLike, shard: str) -> dict[str, Path]:
 
 
 def stage3_paths(out_dir: str | os.PathLike, shard: str, output_format: str = "jsonl") -> dict[str, Path]:
-    """``output`` and ``stats`` paths of a shard's stage-3 outputs in `out_dir`."""
+    """``output``, ``keys`` (kept image ids, optional) and ``stats`` paths of a shard's stage-3 outputs in `out_dir`."""
     d = Path(out_dir)
-    return {"output": d / f"{shard}.{output_format}", "stats": d / f"{shard}.stats.json"}
+    return {"output": d / f"{shard}.{output_format}", "keys": d / f"{shard}.keys.txt", "stats": d / f"{shard}.stats.json"}
 
 
 # -- per-process caches ------------------------------------------------------------------------
@@ -130,11 +134,13 @@ def _stamp(paths: Iterable[Path]) -> tuple:
 def cached_store(metadata: str | os.PathLike):
     """The :class:`~metaclip2.matching.store.MetadataStore` of a directory, one per process.
 
-    Reloaded when the directory's ``.tsv``/``.matcher`` files change (size, mtime, inode).
+    Reloaded when the directory's ``.tsv``/``.matcher`` files change (size, mtime, inode). An
+    fsspec URL is read through a local copy (:func:`~metaclip2.pipeline.remote.local_metadata`).
     """
     from metaclip2.matching.store import MetadataStore
+    from metaclip2.pipeline.remote import is_url, local_metadata
 
-    d = Path(metadata).resolve()
+    d = local_metadata(os.fspath(metadata)) if is_url(metadata) else Path(metadata).resolve()
     key = (str(d), _stamp(list(d.glob("*.tsv")) + list(d.glob("*.matcher"))))
     with _cache_lock:
         store = _stores.get(key)
@@ -174,6 +180,7 @@ def match_shard(
     strict: bool = False,
     min_confidence: float | None = None,
     lid_model: str | None = None,
+    spec: ReaderSpec | None = None,
 ) -> Stage1Stats:
     """Stage 1 on one shard: language per alt-text, matching, per-shard counts.
 
@@ -198,14 +205,16 @@ def match_shard(
     lid_model : str, optional
         A fastText LID model path; default: the bundled lid.176.ftz. Only loaded if some
         alt-text comes without a language.
+    spec : ReaderSpec, optional
+        Named keys and carried fields; default: the layout is detected.
 
     Returns
     -------
     Stage1Stats
         The shard's accounting (also written, last, to ``<shard>.stats.json``).
     """
-    input_path = str(input_path)
-    shard = shard or _safe(_strip_ext(Path(input_path).name))
+    input_path = os.fspath(input_path)
+    shard = shard or _safe(_strip_ext(input_path.rstrip("/").rsplit("/", 1)[-1]))
     paths = stage1_paths(out_dir, shard)
     store = cached_store(metadata)
     # One extra read of the input (which also warms the page cache for the reader): what a
@@ -215,9 +224,10 @@ def match_shard(
     stats = Stage1Stats(input=input_path, shard=shard)
     resolved: dict[str, str | None] = {}
     ordinal = 0
+    layout: dict = {}
     with IndexWriter(paths["index"]) as index:
         chunk: list[tuple[int, Image]] = []
-        for image in read_shard(input_path, format=input_format, max_chars=max_chars, strict=strict):
+        for image in read_shard(input_path, format=input_format, max_chars=max_chars, strict=strict, spec=spec, report=layout):
             if image.id is not None:
                 chunk.append((ordinal, image))
                 ordinal += 1
@@ -228,8 +238,9 @@ def match_shard(
         if chunk:
             _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, lid_model)
     stats.images = ordinal
+    stats.layout = layout
     counts.save(paths["counts"])
-    st = os.stat(input_path)
+    st = input_stat(input_path)
     if (st.st_size, st.st_mtime_ns) != (fingerprint["bytes"], fingerprint["mtime_ns"]):
         raise DataError(f"input {input_path} changed while stage 1 read it: run again once it is complete")
     stats.fingerprint = fingerprint
@@ -238,13 +249,63 @@ def match_shard(
     return stats
 
 
+_known_codes: dict = {}
+
+
 def _count_invalid(image: Image, stats: Stage1Stats) -> None:
-    for reason, where in zip(image.invalid, image.where):
+    from metaclip2.core.languages import normalize_language_code
+
+    if image.damage is not None:
+        stats.damaged.append(dict(image.damage))
+    for reason, where, lang in zip(image.invalid, image.where, image.langs):
         stats.pairs += 1
         if reason is not None:
             stats.invalid[reason] = stats.invalid.get(reason, 0) + 1
             if len(stats.invalid_examples) < MAX_EXAMPLES:
                 stats.invalid_examples.append({"line": where, "reason": reason})
+        elif lang is not None:
+            known = _known_codes.get(lang)
+            if known is None:
+                known = _known_codes[lang] = normalize_language_code(lang) is not None
+            if not known:
+                stats.unknown_lang_codes[lang] = stats.unknown_lang_codes.get(lang, 0) + 1
+
+
+def stage1_summary(stats: Stage1Stats) -> str:
+    """Where stage 1's pairs went, in one line (for an error that says nothing matched)."""
+    parts = [f"stage 1 read {stats.pairs} pairs: {stats.n_invalid} invalid"]
+    if stats.invalid:
+        reason, n = max(stats.invalid.items(), key=lambda kv: kv[1])
+        parts[0] += f" (mostly {reason}: {n})"
+    parts.append(f"{stats.no_metadata} without metadata")
+    parts.append(f"{stats.unmatched} unmatched")
+    return ", ".join(parts) + " (the stage-1 warnings and stats files name the fields found per shard)"
+
+
+def shard_warnings(stats: Stage1Stats) -> list[str]:
+    """One-line warnings about a shard's stage 1: damage, and most of its pairs invalid.
+
+    The second names the main reason and the fields found against the keys expected, so that
+    a wrong layout or key is seen before "nothing matched".
+    """
+    out = []
+    name = stats.input or stats.shard
+    for d in stats.damaged[:3]:
+        lost = "unknown" if d.get("lost") is None else d["lost"]
+        out.append(f"{name}: damaged at {d['where']}: {d['error']} (records lost: {lost})")
+    if len(stats.damaged) > 3:
+        out.append(f"{name}: {len(stats.damaged) - 3} more damaged stretches (see its stats and the datacard)")
+    if stats.pairs and stats.n_invalid * 2 > stats.pairs:
+        reason, n = max(stats.invalid.items(), key=lambda kv: kv[1])
+        lay = stats.layout or {}
+        found = ", ".join(lay.get("fields") or []) or "none"
+        if lay.get("layout"):
+            used = f"layout {lay['layout']} (id {lay.get('id_key')}, text {'/'.join(lay.get('text_keys') or [])})"
+        else:
+            used = f"no known layout (expected {lay.get('expected')})"
+        out.append(f"{name}: {stats.n_invalid} of {stats.pairs} pairs invalid, mostly {reason} ({n}); "
+                   f"read with {used}; fields found: {found}. Name the keys with --id-key/--text-key if they differ")  # fmt: skip
+    return out
 
 
 def _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, lid_model) -> None:
@@ -291,7 +352,7 @@ def _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, l
     for s, (j, k) in enumerate(slots):
         if matches[s] is not None:
             n, image = chunk[j]
-            index.write(n, image.id, k, langs[s], matches[s], texts[s], image.extra or None)
+            index.write(n, image.id, k, langs[s], matches[s], texts[s], image.fields(k) or None)
 
 
 # -- stage 2 -----------------------------------------------------------------------------------
@@ -406,6 +467,7 @@ def sample_shard(
     output_format: str = "jsonl",
     index_sha256: str | None = None,
     probabilities_sha256: str | None = None,
+    keys_list: bool = False,
 ) -> Stage3Stats:
     """Stage 3 on one shard: keep decisions for epoch 0, curated subset written.
 
@@ -428,6 +490,11 @@ def sample_shard(
     output_format : {"jsonl", "parquet"}
     index_sha256, probabilities_sha256 : str, optional
         What stages 1 and 2 recorded for the two files: a file with another digest is refused.
+        The subset's rows are :data:`~metaclip2.pipeline.writers.CURATED_COLUMNS` then the
+        input's carried fields (:func:`~metaclip2.pipeline.writers.carried_columns`; in
+        Parquet typed by :class:`~metaclip2.pipeline.writers.ExtraTypes` over the shard).
+    keys_list : bool
+        Also write ``<shard>.keys.txt``: the kept images' ids, one per line, in input order.
 
     Returns
     -------
@@ -452,16 +519,34 @@ def sample_shard(
             raise DataError(f"{path} is not the {what} its stage wrote (sha256 {got[:12]}, {want[:12]} recorded): run that stage again")
     # a name, not a path: run directories can be compared and moved
     stats = Stage3Stats(index=index_path.name, shard=shard, seed=int(seed), unit=unit, sources=sources)
-    with curated_writer(paths["output"], output_format) as out:
+    extra_types = None
+    if output_format == "parquet":  # one schema per shard, from all its rows: a pass over the index first
+        types = ExtraTypes()
         for batch in iter_index(index_path):
-            _sample_batch(batch, probs, seed, unit, out, stats)
+            for extra in batch.extra:
+                if extra:
+                    types.add(carried_columns(extra))
+        extra_types = types.types()
+    keys = AtomicFile(paths["keys"]) if keys_list else None
+    try:
+        with curated_writer(paths["output"], output_format, extra_types) as out:
+            for batch in iter_index(index_path):
+                _sample_batch(batch, probs, seed, unit, out, stats, keys)
+        if keys is not None:
+            keys.commit()
+    except BaseException:
+        if keys is not None:
+            keys.abort()
+        raise
     stats.not_kept = stats.matched - stats.kept
     stats.outputs = {paths["output"].name: file_digest(paths["output"])}
+    if keys_list:
+        stats.outputs[paths["keys"].name] = file_digest(paths["keys"])
     write_json(paths["stats"], stats.to_json())
     return stats
 
 
-def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, seed: int, unit: str, out, stats: Stage3Stats) -> None:
+def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, seed: int, unit: str, out, stats: Stage3Stats, keys=None) -> None:
     p = batch_keep_probabilities(batch, probs)
     for lang in set(batch.lang):
         stats.by_lang.setdefault(lang, {"matched": 0, "kept": 0})
@@ -476,6 +561,8 @@ def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, seed: int, unit:
         stats.matched += b - a
         if kept:
             stats.kept_images += 1
+            if keys is not None:
+                keys.write(batch.id[a].encode("utf-8", "surrogatepass") + b"\n")
         for j, k in enumerate(ks):
             r = a + j
             stats.by_lang[batch.lang[r]]["matched"] += 1
@@ -484,6 +571,7 @@ def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, seed: int, unit:
                 stats.by_lang[batch.lang[r]]["kept"] += 1
                 out.write(
                     {
+                        **carried_columns(batch.extra[r]),
                         "id": batch.id[r],
                         "text": batch.text[r],
                         "text_index": k,
@@ -510,11 +598,12 @@ class MatchTask:
     strict: bool
     min_confidence: float | None
     lid_model: str | None
+    spec: ReaderSpec | None = None
 
     def __call__(self) -> Stage1Stats:
         return match_shard(self.input_path, self.metadata, self.out_dir, self.shard, input_format=self.input_format,
                            max_chars=self.max_chars, strict=self.strict, min_confidence=self.min_confidence,
-                           lid_model=self.lid_model)  # fmt: skip
+                           lid_model=self.lid_model, spec=self.spec)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -530,8 +619,9 @@ class SampleTask:
     output_format: str
     index_sha256: str | None = None
     probabilities_sha256: str | None = None
+    keys_list: bool = False
 
     def __call__(self) -> Stage3Stats:
         return sample_shard(self.index_path, self.probabilities, self.out_dir, self.shard, seed=self.seed,
                             unit=self.unit, output_format=self.output_format, index_sha256=self.index_sha256,
-                            probabilities_sha256=self.probabilities_sha256)  # fmt: skip
+                            probabilities_sha256=self.probabilities_sha256, keys_list=self.keys_list)  # fmt: skip

@@ -25,7 +25,7 @@ __all__ = ["MAX_EXAMPLES", "Stage1Stats", "Stage3Stats"]
 MAX_EXAMPLES = 20
 
 # Fields that describe one shard: a sum of several keeps them only where all agree.
-_PER_SHARD = ("input", "shard", "index", "seed", "unit", "fingerprint", "sources", "outputs")
+_PER_SHARD = ("input", "shard", "index", "seed", "unit", "fingerprint", "sources", "outputs", "layout")
 
 
 def _add_counters(a: dict, b: dict) -> dict:
@@ -109,6 +109,16 @@ class Stage1Stats(_Stats):
         The input file as stage 1 read it: ``bytes``, ``mtime_ns``, ``sha256``.
     outputs : dict
         Per output file name (index, counts): ``bytes``, ``sha256``, taken after it was written.
+    layout : dict or None
+        How the shard was read: ``layout``, ``id_key``, ``text_keys``, ``lang_key``, ``fields``
+        (of its first record), ``expected`` (None in a sum of shards read differently).
+    damaged : list of dict
+        Damaged stretches of the container: ``where`` (``offset N`` or ``row group G``),
+        ``error``, ``lost`` (records lost, None if unknown). Their pairs are also counted in
+        ``invalid["damaged"]``.
+    unknown_lang_codes : dict
+        Given language codes that name no known language, by code (their pairs go to
+        ``other``, or have no metadata).
     """
 
     FORMAT: ClassVar[str] = "metaclip2-stage1-stats/1"
@@ -126,6 +136,9 @@ class Stage1Stats(_Stats):
     by_lang: dict = field(default_factory=dict)
     fingerprint: dict | None = field(default_factory=dict)
     outputs: dict | None = field(default_factory=dict)
+    layout: dict | None = None
+    damaged: list = field(default_factory=list)
+    unknown_lang_codes: dict = field(default_factory=dict)
 
     @property
     def n_invalid(self) -> int:

@@ -12,12 +12,88 @@ from metaclip2.core.atomic import AtomicFile
 from metaclip2.pipeline.readers import import_pyarrow
 from metaclip2.core.errors import ParameterError
 
-__all__ = ["OUTPUT_FORMATS", "CURATED_COLUMNS", "json_line", "JsonlWriter", "ParquetWriter", "curated_writer"]
+__all__ = [
+    "OUTPUT_FORMATS",
+    "CURATED_COLUMNS",
+    "ExtraTypes",
+    "carried_columns",
+    "json_line",
+    "JsonlWriter",
+    "ParquetWriter",
+    "curated_writer",
+]
 
 OUTPUT_FORMATS = ("jsonl", "parquet")
 
 #: Columns of the curated subset, in order.
 CURATED_COLUMNS = ("id", "text", "text_index", "lang", "ids", "keep_probability")
+
+
+def carried_columns(extra: dict | None) -> dict:
+    """An input record's carried fields as output columns: a name that clashes with a curated
+    column (``lang``, ``ids``, …) is written ``input_<name>``."""
+    if not extra:
+        return {}
+    return {(f"input_{k}" if k in CURATED_COLUMNS else k): v for k, v in extra.items()}
+
+
+_KIND_ORDER = ("bool", "int", "float", "string")
+
+
+def _kind(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int" if -(2**63) <= v < 2**63 else "string"
+    if isinstance(v, float):
+        return "float"
+    return "string"
+
+
+class ExtraTypes:
+    """Column types of carried fields, inferred the same way whatever the row order.
+
+    Per column: only booleans → bool; only integers → int64; integers and/or floats →
+    float64; anything else (strings, or a mix with strings or booleans) → string (non-strings
+    written as JSON); only nulls → string. Columns are sorted by name.
+    """
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, set] = {}
+
+    def add(self, columns: dict) -> None:
+        for k, v in columns.items():
+            kinds = self.kinds.setdefault(k, set())
+            kind = _kind(v)
+            if kind is not None:
+                kinds.add(kind)
+
+    def types(self) -> dict[str, str]:
+        """Column name → ``"bool"``, ``"int"``, ``"float"`` or ``"string"``, sorted by name."""
+        out = {}
+        for k in sorted(self.kinds):
+            kinds = self.kinds[k]
+            if kinds == {"bool"}:
+                out[k] = "bool"
+            elif kinds == {"int"}:
+                out[k] = "int"
+            elif kinds and kinds <= {"int", "float"}:
+                out[k] = "float"
+            else:
+                out[k] = "string"
+        return out
+
+
+def _convert(v: Any, kind: str) -> Any:
+    if v is None:
+        return None
+    if kind == "string":
+        return v if isinstance(v, str) else json.dumps(v)
+    if kind == "float":
+        return float(v)
+    return v
 
 
 def json_line(obj: Any) -> str:
@@ -78,18 +154,22 @@ class JsonlWriter(_RowWriter):
 
 
 class ParquetWriter(_RowWriter):
-    """The curated subset (:data:`CURATED_COLUMNS`) as a Parquet file, written atomically.
+    """The curated subset (:data:`CURATED_COLUMNS`, then carried columns) as a Parquet file, written atomically.
 
     Column types: ``id``, ``text``, ``lang`` string; ``text_index`` int32; ``ids`` list of
-    int32; ``keep_probability`` float64. Needs pyarrow (``pip install 'metaclip2[parquet]'``).
+    int32; ``keep_probability`` float64; carried columns as `extra_types` says (see
+    :class:`ExtraTypes`), sorted by name. Needs pyarrow (``pip install 'metaclip2[parquet]'``).
     """
 
     ROW_GROUP = 65536
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, extra_types: dict[str, str] | None = None):
         pa, pq = import_pyarrow()
         super().__init__(path)
         self._pa = pa
+        arrow = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(), "string": pa.string()}
+        self.extra_types = dict(sorted((extra_types or {}).items()))
+        self.columns = CURATED_COLUMNS + tuple(self.extra_types)
         self.schema = pa.schema(
             [
                 ("id", pa.string()),
@@ -99,13 +179,16 @@ class ParquetWriter(_RowWriter):
                 ("ids", pa.list_(pa.int32())),
                 ("keep_probability", pa.float64()),
             ]
+            + [(k, arrow[t]) for k, t in self.extra_types.items()]
         )
         self._writer = pq.ParquetWriter(self._file.stream, self.schema, compression="zstd")
-        self._cols: dict[str, list] = {c: [] for c in CURATED_COLUMNS}
+        self._cols: dict[str, list] = {c: [] for c in self.columns}
 
     def write(self, row: dict) -> None:
         for c in CURATED_COLUMNS:
             self._cols[c].append(row[c])
+        for c, kind in self.extra_types.items():
+            self._cols[c].append(_convert(row.get(c), kind))
         self.rows += 1
         if len(self._cols["id"]) >= self.ROW_GROUP:
             self._flush()
@@ -114,7 +197,7 @@ class ParquetWriter(_RowWriter):
         if self._cols["id"]:
             table = self._pa.Table.from_pydict(self._cols, schema=self.schema)
             self._writer.write_table(table, row_group_size=self.ROW_GROUP)
-            self._cols = {c: [] for c in CURATED_COLUMNS}
+            self._cols = {c: [] for c in self.columns}
 
     def _finish(self) -> None:
         self._flush()
@@ -127,10 +210,10 @@ class ParquetWriter(_RowWriter):
             super().abort()
 
 
-def curated_writer(path: str | os.PathLike, output_format: str = "jsonl"):
-    """A :class:`JsonlWriter` or :class:`ParquetWriter` for the curated subset."""
+def curated_writer(path: str | os.PathLike, output_format: str = "jsonl", extra_types: dict[str, str] | None = None):
+    """A :class:`JsonlWriter` or :class:`ParquetWriter` (with carried columns of `extra_types`) for the curated subset."""
     if output_format == "jsonl":
         return JsonlWriter(path)
     if output_format == "parquet":
-        return ParquetWriter(path)
+        return ParquetWriter(path, extra_types)
     raise ParameterError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")

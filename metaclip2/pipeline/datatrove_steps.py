@@ -1,0 +1,95 @@
+"""datatrove pipeline steps: a counting pass and a keep filter over documents (``pip install datatrove``).
+
+Curation needs the whole pool's counts before any keep decision, so it is two pipelines::
+
+    cur = BatchCurator("metadata/lid")
+    LocalPipelineExecutor([ParquetReader(pool, id_key="uid"), MetaclipCounter(cur, "counts/")], tasks=8).run()
+    cur.fit(load_counts("counts/"), t_en=170_000)
+    LocalPipelineExecutor([ParquetReader(pool, id_key="uid"), MetaclipFilter(cur), JsonlWriter("kept/")], tasks=8).run()
+
+Documents are one alt-text each (``doc.text``, image id ``doc.id``), as datatrove's readers
+give them; decisions equal the offline run's (``metaclip2 curate``) on the same records.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from metaclip2.core.errors import MissingExtraError, MissingInputError
+from metaclip2.curation.counts import EntryCounts
+
+try:
+    from datatrove.pipeline.base import PipelineStep
+    from datatrove.pipeline.filters.base_filter import BaseFilter
+except ImportError as err:  # pragma: no cover - exercised only without the extra
+    raise MissingExtraError("the datatrove steps need datatrove: pip install 'metaclip2[frameworks]'") from err
+
+__all__ = ["MetaclipCounter", "MetaclipFilter", "load_counts"]
+
+_BATCH = 512
+
+
+def _batches(data, n: int):
+    batch = []
+    for doc in data:
+        batch.append(doc)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class MetaclipCounter(PipelineStep):
+    """Pass 1: match every document and count; writes ``<counts_dir>/counts-<rank>.bin`` and passes documents on.
+
+    Parameters
+    ----------
+    curator : BatchCurator
+    counts_dir : str
+        A local directory; :func:`load_counts` sums its files.
+    """
+
+    name = "metaclip2 counter"
+    type = "🔢 - COUNTER"
+
+    def __init__(self, curator, counts_dir: str, batch_size: int = _BATCH):
+        super().__init__()
+        self.curator, self.counts_dir, self.batch_size = curator, counts_dir, batch_size
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        counts = EntryCounts()
+        for batch in _batches(data, self.batch_size):
+            a = self.curator.annotate([doc.text for doc in batch])
+            self.curator.count({self.curator.LANG: a.langs, self.curator.IDS: a.ids_lists()}, counts)
+            self.stat_update("matched", value=int(sum(1 for lang, n in zip(a.langs, a.offsets[1:] - a.offsets[:-1]) if lang and n)))
+            yield from batch
+        os.makedirs(self.counts_dir, exist_ok=True)
+        counts.save(os.path.join(self.counts_dir, f"counts-{rank:05d}.bin"))
+
+
+class MetaclipFilter(BaseFilter):
+    """Pass 2: keep the documents the curation keeps (the curator needs probabilities: :meth:`BatchCurator.fit`)."""
+
+    name = "metaclip2 filter"
+
+    def __init__(self, curator, epoch: int = 0, batch_size: int = _BATCH, exclusion_writer=None):
+        super().__init__(exclusion_writer=exclusion_writer, batch_size=batch_size)
+        self.curator, self.epoch = curator, epoch
+
+    def filter_batch(self, batch):
+        a = self.curator.annotate([doc.text for doc in batch])
+        keep = self.curator.keep([doc.id for doc in batch], a.langs, a.ids_lists(), epoch=self.epoch)
+        return [bool(k) for k in keep]
+
+    def filter(self, doc) -> bool:
+        return self.filter_batch([doc])[0]
+
+
+def load_counts(counts_dir: str) -> EntryCounts:
+    """The sum of the ``counts-*.bin`` files a :class:`MetaclipCounter` wrote."""
+    paths = sorted(glob.glob(os.path.join(counts_dir, "counts-*.bin")))
+    if not paths:
+        raise MissingInputError(f"{counts_dir} holds no counts-*.bin: run the MetaclipCounter pipeline first")
+    return EntryCounts.sum(EntryCounts.load(p) for p in paths)

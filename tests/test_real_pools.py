@@ -1,0 +1,305 @@
+"""Real pool layouts in, their columns out: DataComp/img2dataset Parquet and tars with no flags,
+named keys, carried columns, kept-key lists, fsspec inputs, given language codes."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import json
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from metaclip2.pipeline.config import CurationConfig
+from metaclip2.pipeline.readers import LayoutError, ReaderSpec, read_shard
+from metaclip2.pipeline.run import curate
+
+from test_pipeline import WORDS, make_images, make_metadata
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+KW = dict(t_en=8, progress=False, max_chars=100)
+
+
+def flat_rows(seed: int, n: int, prefix: str) -> list[dict]:
+    """One alt-text per image (the DataComp / img2dataset shape), with a language given."""
+    rows = []
+    for im in make_images(seed, n, prefix):
+        t = im["texts"][0]
+        rows.append({"id": im["id"], "text": t["text"], "lang": t["lang"], "url": f"https://img.example/{im['id']}.jpg"})
+    return rows
+
+
+def datacomp_parquet(path: Path, rows) -> Path:
+    table = pa.table({
+        "uid": [r["id"] for r in rows], "url": [r["url"] for r in rows], "text": [r["text"] for r in rows],
+        "original_width": [640 + i for i in range(len(rows))], "original_height": [480] * len(rows),
+        "clip_b32_similarity_score": [0.25 + i / 1000 for i in range(len(rows))],
+        "face_bboxes": [[[0.1, 0.2, 0.3, 0.4]]] * len(rows), "sha256": ["ab" * 32] * len(rows),
+    })  # fmt: skip
+    pq.write_table(table, path)
+    return path
+
+
+def img2dataset_parquet(path: Path, rows) -> Path:
+    table = pa.table({
+        "key": [f"{i:09d}" for i in range(len(rows))], "caption": [r["text"] for r in rows], "url": [r["url"] for r in rows],
+        "status": ["success"] * len(rows), "error_message": [None] * len(rows), "width": [256] * len(rows),
+        "height": [256] * len(rows), "exif": ["{}"] * len(rows),
+    })  # fmt: skip
+    pq.write_table(table, path)
+    return path
+
+
+def _add(tar, name, data: bytes, **kw):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    for k, v in kw.items():
+        setattr(info, k, v)
+    tar.addfile(info, io.BytesIO(data) if data else None)
+
+
+def img2dataset_tar(path: Path, rows, start: int = 0) -> Path:
+    """img2dataset's tar layout; keys are unique across shards (``start`` + row number), as img2dataset writes them."""
+    with tarfile.open(path, "w") as tar:
+        for i, r in enumerate(rows):
+            key = f"{start + i:09d}"
+            meta = {"url": r["url"], "caption": r["text"], "key": key, "status": "success", "error_message": None,
+                    "width": 256, "height": 256, "original_width": 640, "original_height": 480, "exif": "{}"}  # fmt: skip
+            _add(tar, f"{key}.jpg", b"\xff\xd8\xff fake jpeg")
+            _add(tar, f"{key}.txt", r["text"].encode())
+            _add(tar, f"{key}.json", json.dumps(meta).encode())
+    return path
+
+
+@pytest.fixture(scope="module")
+def meta(tmp_path_factory):
+    return make_metadata(tmp_path_factory.mktemp("meta") / "m")
+
+
+def _subset(res) -> list[dict]:
+    rows = []
+    for p in res.outputs:
+        if p.suffix == ".parquet":
+            rows += pq.read_table(p).to_pylist()
+        else:
+            rows += [json.loads(line) for line in p.read_text().splitlines()]
+    return rows
+
+
+@pytest.mark.parametrize("layout", ["datacomp", "img2dataset-parquet", "img2dataset-tar"])
+def test_known_layouts_curate_with_no_flags(meta, tmp_path, layout):
+    expected_layout = {"datacomp": "datacomp", "img2dataset-parquet": "img2dataset", "img2dataset-tar": "img2dataset"}
+    rows = flat_rows(1, 150, "p")
+    make = {"datacomp": datacomp_parquet, "img2dataset-parquet": img2dataset_parquet, "img2dataset-tar": img2dataset_tar}[layout]
+    src = make(tmp_path / ("pool.tar" if layout.endswith("tar") else "pool.parquet"), rows)
+    res = curate(meta, [str(src)], tmp_path / "run", output_format="parquet", keys_list=True, **KW)
+    t = res.datacard["totals"]
+    assert t["invalid"] == 0 and t["pairs"] == 150 and t["kept"] > 0
+    shard = res.datacard["shards"][0]
+    assert res.datacard["layouts"] == {expected_layout[layout]: 1}
+    expected = {"datacomp": ("datacomp", "uid", ["text"]), "img2dataset-parquet": ("img2dataset", "key", ["caption"]),
+                "img2dataset-tar": ("img2dataset", "key", ["caption"])}[layout]  # fmt: skip
+    assert (shard["layout"]["layout"], shard["layout"]["id_key"], shard["layout"]["text_keys"]) == expected
+    out = _subset(res)
+    assert len(out) == t["kept"]
+    by_url = {r["url"]: r for r in rows}
+    for row in out:  # the input's columns come through, typed
+        assert by_url[row["url"]]["text"] == row["text"]
+    schema = pq.read_schema(res.outputs[0])
+    if layout == "datacomp":
+        assert schema.field("original_width").type == pa.int64()
+        assert schema.field("clip_b32_similarity_score").type == pa.float64()
+        assert "face_bboxes" not in schema.names  # not a scalar
+    else:
+        assert schema.field("status").type == pa.string() and schema.field("width").type == pa.int64()
+    assert schema.names[:6] == ["id", "text", "text_index", "lang", "ids", "keep_probability"]
+    assert schema.names[6:] == sorted(schema.names[6:])
+    keys = (res.out / "stage3" / f"{res.outputs[0].stem}.keys.txt").read_text().split()
+    assert keys == [r["id"] for r in out]
+
+
+def test_jsonl_with_named_keys_cli(meta, tmp_path, capsys):
+    from metaclip2.cli.main import main
+
+    rows = flat_rows(2, 80, "j")
+    src = tmp_path / "pool.jsonl"
+    src.write_text("".join(json.dumps({"uid": r["id"], "caption": r["text"], "url": r["url"]}) + "\n" for r in rows))
+    assert main(["curate", "--metadata", str(meta), "--input", str(src), "--out", str(tmp_path / "run"), "--t-en", "8",
+                 "-q", "--id-key", "uid", "--text-key", "caption", "--drop-keys", "nothing"]) == 0  # fmt: skip
+    card = json.loads((tmp_path / "run" / "datacard.json").read_text())
+    assert card["totals"]["invalid"] == 0 and card["totals"]["pairs"] == 80
+    assert card["parameters"]["stage1"]["text_keys"] == ["caption"]
+    out = [json.loads(x) for x in (tmp_path / "run" / "stage3" / "pool.jsonl").read_text().splitlines()]
+    assert out and all(set(r) == {"id", "text", "text_index", "lang", "ids", "keep_probability", "url"} for r in out)
+
+
+def test_wrong_keys_name_the_fields_found(meta, tmp_path, caplog):
+    src = tmp_path / "pool.jsonl"
+    src.write_text("".join(json.dumps({"uid": f"u{i}", "caption": "the cat"}) + "\n" for i in range(20)))
+    with pytest.raises(Exception, match="nothing to curate.*20 pairs: 20 invalid \\(mostly missing_id: 20\\)"):
+        curate(meta, [str(src)], tmp_path / "run", **KW)
+    text = caplog.text
+    assert "20 of 20 pairs invalid, mostly missing_id" in text and "fields found: caption, uid" in text
+
+
+def test_ambiguous_layout_names_the_candidates(tmp_path):
+    src = tmp_path / "x.jsonl"
+    src.write_text(json.dumps({"id": "a", "uid": "b", "text": "cat"}) + "\n")
+    with pytest.raises(LayoutError, match=r"metaclip2 \(id \+ text\), datacomp \(uid \+ text\)"):
+        list(read_shard(src))
+    (im,) = read_shard(src, spec=ReaderSpec(id_key="uid"))
+    assert im.id == "b"
+
+
+def test_several_text_keys_and_keep_drop(tmp_path):
+    src = tmp_path / "x.jsonl"
+    src.write_text(json.dumps({"key": "k", "short": "a cat", "long": "a red car", "url": "u", "w": 3, "nested": {"a": 1}}) + "\n")
+    (im,) = read_shard(src, spec=ReaderSpec(id_key="key", text_keys="short,long"))
+    assert im.texts == ["a cat", "a red car"] and im.extra == {"url": "u", "w": 3}
+    (im,) = read_shard(src, spec=ReaderSpec(id_key="key", text_keys=["short"], keep_keys=["url", "w"], drop_keys=["w"]))
+    assert im.fields(0) == {"url": "u"}
+
+
+def test_per_text_fields_are_carried(meta, tmp_path):
+    src = tmp_path / "x.jsonl"
+    src.write_text(json.dumps({"id": "i1", "url": "U", "texts": [{"text": "the cat", "lang": "en", "source": "alt"},
+                                                                   {"text": "der Hund", "lang": "de", "source": "title"}]}) + "\n")  # fmt: skip
+    res = curate(meta, [str(src)], tmp_path / "run", unit="pair", t_en=1000, progress=False)
+    out = _subset(res)
+    assert sorted((r["source"], r["url"]) for r in out) == [("alt", "U"), ("title", "U")]
+
+
+def test_config_key_options():
+    c = CurationConfig(text_keys="a, b", keep_keys=["x,y", "z"])
+    assert c.text_keys == ("a", "b") and c.keep_keys == ("x", "y", "z")
+    assert c.section(1)["text_keys"] == ["a", "b"]
+    with pytest.raises(ValueError, match="text_keys"):
+        CurationConfig(text_keys="a,,b")
+    import argparse
+
+    from metaclip2.pipeline.config import add_config_arguments, config_from_arguments
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, (1, 3))
+    args = parser.parse_args(["--id-key", "uid", "--text-key", "a", "--text-key", "b,c", "--drop-keys", "exif", "--keys-list"])
+    c = config_from_arguments(args)
+    assert (c.id_key, c.text_keys, c.drop_keys, c.keys_list) == ("uid", ("a", "b", "c"), ("exif",), True)
+    assert c.reader_spec() == ReaderSpec(id_key="uid", text_keys=("a", "b", "c"), drop_keys=("exif",))
+
+
+def test_given_language_codes_are_normalised_and_unknown_ones_counted(meta, tmp_path):
+    lines = [{"id": "a", "text": "der Hund", "lang": "deu"}, {"id": "b", "text": "the cat", "lang": "eng_Latn"},
+             {"id": "c", "text": "猫", "lang": "zh-Hans"}, {"id": "d", "text": "kot", "lang": "xx-klingon"},
+             {"id": "e", "text": "the dog", "lang": "en-GB"}]  # fmt: skip
+    src = tmp_path / "x.jsonl"
+    src.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
+    res = curate(meta, [str(src)], tmp_path / "run", t_en=1000, progress=False, unit="pair")
+    card = res.datacard
+    assert card["unknown_lang_codes"] == {"xx-klingon": 1}
+    assert {r["id"]: r["lang"] for r in _subset(res)} == {"a": "de", "b": "en", "c": "zh", "d": "other", "e": "en"}
+
+
+# -- fsspec ---------------------------------------------------------------------------------------
+
+
+def test_memory_fs_input_gives_the_same_subset(meta, tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+    rows = flat_rows(3, 60, "m")
+    local = datacomp_parquet(tmp_path / "pool.parquet", rows)
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/pools/dc/pool.parquet", local.read_bytes())
+    a = curate(meta, [str(local)], tmp_path / "a", **KW)
+    b = curate(meta, ["memory://pools/dc/*.parquet"], tmp_path / "b", **KW)
+    assert b.datacard["inputs"] == ["memory:///pools/dc/pool.parquet"]
+    assert a.outputs[0].read_bytes() == b.outputs[0].read_bytes()
+
+
+def test_http_input(meta, tmp_path):
+    pytest.importorskip("fsspec")
+    pytest.importorskip("aiohttp", reason="fsspec's HTTP filesystem needs aiohttp")
+    rows = flat_rows(4, 40, "h")
+    served = tmp_path / "www"
+    served.mkdir()
+    img2dataset_tar(served / "00000.tar", rows)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/00000.tar"
+        b = curate(meta, [url], tmp_path / "b", **KW)
+    finally:
+        server.shutdown()
+        thread.join()
+    a = curate(meta, [str(served / "00000.tar")], tmp_path / "a", **KW)
+    assert b.datacard["totals"]["invalid"] == 0
+    assert a.outputs[0].read_bytes() == b.outputs[0].read_bytes()
+
+
+def test_metadata_on_fsspec_is_mirrored_locally(meta, tmp_path, monkeypatch):
+    fsspec = pytest.importorskip("fsspec")
+    monkeypatch.setenv("METACLIP2_CACHE", str(tmp_path / "cache"))
+    fs = fsspec.filesystem("memory")
+    for p in sorted(Path(meta).glob("*.tsv")):
+        fs.pipe(f"/meta-{tmp_path.name}/{p.name}", p.read_bytes())
+    rows = flat_rows(5, 40, "f")
+    src = datacomp_parquet(tmp_path / "pool.parquet", rows)
+    a = curate(meta, [str(src)], tmp_path / "a", **KW)
+    b = curate(f"memory://meta-{tmp_path.name}", [str(src)], tmp_path / "b", **KW)
+    assert a.outputs[0].read_bytes() == b.outputs[0].read_bytes()
+    assert a.datacard["metadata_digests"] == b.datacard["metadata_digests"]
+    assert sorted(p.name for p in (tmp_path / "cache" / "metadata").glob("*/*.tsv")) == sorted(p.name for p in Path(meta).glob("*.tsv"))
+
+
+def test_run_directory_url_is_refused(meta, tmp_path):
+    with pytest.raises(ValueError, match="run directories are local"):
+        curate(meta, [str(tmp_path / "x.jsonl")], "s3://bucket/run", **KW)
+
+
+def test_carried_columns_are_deterministic(meta, tmp_path):
+    from test_pipeline import tree
+
+    (tmp_path / "in").mkdir()
+    for s in range(3):
+        datacomp_parquet(tmp_path / "in" / f"part-{s}.parquet", flat_rows(10 + s, 60, f"d{s}-"))
+    a = curate(meta, [str(tmp_path / "in" / "*.parquet")], tmp_path / "a", output_format="parquet", workers=1, **KW)
+    b = curate(meta, [str(tmp_path / "in" / "*.parquet")], tmp_path / "b", output_format="parquet", workers=2, **KW)
+    assert tree(a.out / "stage3") == tree(b.out / "stage3")
+
+
+def test_extra_types_do_not_depend_on_row_order():
+    import random
+
+    from metaclip2.pipeline.writers import ExtraTypes
+
+    rows = [{"a": 1, "b": 1.5, "c": "x", "d": True, "e": None}, {"a": 2, "b": 2, "c": 3, "d": False, "e": None},
+            {"a": None, "b": None, "c": None, "d": None, "f": 2**70}]  # fmt: skip
+    want = {"a": "int", "b": "float", "c": "string", "d": "bool", "e": "string", "f": "string"}
+    for seed in range(5):
+        random.Random(seed).shuffle(rows)
+        t = ExtraTypes()
+        for r in rows:
+            t.add(r)
+        assert t.types() == want and list(t.types()) == sorted(want)
+
+
+def test_fsspec_input_is_fingerprinted_for_resume(meta, tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+    from metaclip2.core.errors import DataError
+
+    fs = fsspec.filesystem("memory")
+    url = f"memory://fp-{tmp_path.name}/pool.jsonl"
+    lines = "".join(json.dumps({"id": f"i{i}", "text": "the cat sat"}) + "\n" for i in range(30))
+    fs.pipe(url.removeprefix("memory://"), lines.encode())
+    a = curate(meta, [url], tmp_path / "run", **KW)
+    again = curate(meta, [url], tmp_path / "run", **KW)  # resumes: everything verified, nothing redone
+    assert again.datacard["totals"] == a.datacard["totals"]
+    fs.pipe(url.removeprefix("memory://"), lines.replace("cat", "dog").encode())  # same size, other content
+    with pytest.raises(DataError, match="pool"):
+        curate(meta, [url], tmp_path / "run", **KW)
