@@ -75,7 +75,7 @@ def _add_caps(p: argparse.ArgumentParser) -> None:
     g.add_argument("--title-fraction", type=float, default=pv.DEFAULT_TITLE_FRACTION)
     g.add_argument("--max-titles", type=cap, default=pv.DEFAULT_MAX_TITLES, help="'none' for no cap")
     g.add_argument("--max-length", type=int, default=b.DEFAULT_MAX_LENGTH)
-    g.add_argument("--cap-counts", choices=b.CAP_MODES, default="added", help="added (default, SPEC): a cap counts entries a source adds after filters and dedupe; candidates: earlier behaviour")
+    g.add_argument("--cap-counts", choices=b.CAP_MODES, default="added", help="added (default, as the release): a cap counts entries a source adds after filters and dedupe; candidates: earlier behaviour")
     p.add_argument("--nltk-data", help="nltk data directory holding corpora/wordnet and the OMW zip (else NLTK_DATA)")
 
 

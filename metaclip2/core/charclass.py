@@ -1,6 +1,6 @@
 """Unicode character classes shared by metadata building and matching.
 
-Two classes matter to the recipe (SPEC §1, §2):
+Two classes matter to the recipe ([Matching rules][matching-rules], [Filters on every source][filters-on-every-source]):
 
 * **punctuation**: ASCII punctuation, the full-width/CJK marks listed by the
   paper, and every character whose Unicode category is ``P*``;
@@ -72,7 +72,7 @@ def is_no_space_script(ch: str) -> bool:
 
 
 def is_cjk_like(ch: str) -> bool:
-    """Whether an entry starting/ending with `ch` needs no space on that side (SPEC §2)."""
+    """Whether an entry starting/ending with `ch` needs no space on that side ([Matching rules][matching-rules])."""
     return is_no_space_script(ch) or is_punctuation(ch)
 
 

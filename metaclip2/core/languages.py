@@ -1,6 +1,6 @@
 """Language tables: fastText lid.176 labels, Wikipedia codes, and how they group.
 
-Matching uses one metadata list per **LID language** (SPEC §1, "Languages and LID codes").
+Matching uses one metadata list per **LID language** ([From Wikipedia languages to LID languages][from-wikipedia-languages-to-lid-languages]).
 A LID language is named after a lid.176 label and owns the union of the metadata of an
 ordered group of Wikipedias; alt-texts whose label owns no metadata, and Wikipedias that no
 label stands for, go to the language ``"other"``.
@@ -14,13 +14,13 @@ The rule used to fill the table (the authors' release ships it empty):
    apart, because lid.176 separates them and each keeps its own threshold in Algorithm 1:
    ``no``/``nn`` (Bokmål/Nynorsk; ``nb`` is accepted as an alias of ``no``), ``sh``/``sr``/
    ``hr``/``bs``, ``ar``/``arz``, ``de``/``als``/``bar``, ``fa``/``mzn``, ``id``/``ms``/``min``.
-2. Chinese: SPEC groups ``zh`` ← zh, zh_yue, zh_classical, zh_min_nan. lid.176 has its own
+2. Chinese: The recipe groups ``zh`` ← zh, zh_yue, zh_classical, zh_min_nan. lid.176 has its own
    ``yue`` and ``wuu`` labels, but it confuses short Han-script strings among zh/yue/wuu (a
    two-character caption's top two labels are often zh and yue), so splitting Han text over
    three metadata lists would make matching hinge on an unreliable decision. Labels ``yue``
    and ``wuu`` therefore map to ``zh``, and every Chinese-macrolanguage Wikipedia (zh, zh_yue,
    zh_classical, zh_min_nan, wuu, gan, hak, cdo) is in the ``zh`` group. zh_min_nan, hak and
-   cdo are mostly written in Latin romanisation; they are kept in ``zh`` because SPEC names
+   cdo are mostly written in Latin romanisation; they are kept in ``zh`` because the recipe names
    zh_min_nan there and the other two are the same case.
 3. A Wikipedia with no label of its own joins a LID language only when it is the *same*
    language in another standard/orthography, or a member of an ISO 639-3 macrolanguage that
@@ -132,7 +132,7 @@ _VARIETY_ROUTES: dict[str, str] = {
     "hyw": "hy",  # Western Armenian: same script, mutually intelligible standard
     "zh_yue": "zh",  # rule 2 (also the primary Wikipedia of label yue)
     "zh_classical": "zh",  # Classical Chinese (lzh), macrolanguage zho
-    "zh_min_nan": "zh",  # Southern Min (nan), macrolanguage zho; SPEC names it in zh
+    "zh_min_nan": "zh",  # Southern Min (nan), macrolanguage zho; the recipe names it in zh
     "gan": "zh",  # Gan, macrolanguage zho, Han script
     "hak": "zh",  # Hakka, macrolanguage zho
     "cdo": "zh",  # Eastern Min, macrolanguage zho

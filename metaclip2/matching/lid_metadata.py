@@ -1,4 +1,4 @@
-"""Per-Wikipedia-language metadata -> per-LID-language metadata and matchers (SPEC §1).
+"""Per-Wikipedia-language metadata -> per-LID-language metadata and matchers ([From Wikipedia languages to LID languages][from-wikipedia-languages-to-lid-languages]).
 
 Matching uses one entry list per language of the LID model. A LID language gets the union of
 the metadata of every Wikipedia code mapped to it (``zh`` <- zh, zh_yue, zh_classical,

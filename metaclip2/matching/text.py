@@ -1,4 +1,4 @@
-"""The text side and the entry side of substring matching (SPEC §2).
+"""The text side and the entry side of substring matching ([Matching rules][matching-rules]).
 
 Matching is plain substring search of a *padded* entry in a *spaced* text:
 

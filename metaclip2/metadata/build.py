@@ -1,11 +1,11 @@
-"""Merge the four sources into one language's metadata (SPEC §1).
+"""Merge the four sources into one language's metadata ([1. Metadata][1-metadata]).
 
 Order: the strings ``"0"`` … ``"99"``, then WordNet, Wikipedia unigrams, Wikipedia bigrams,
 Wikipedia titles. Every string is stripped and dropped if it is empty, longer than
 ``max_length`` characters, made only of punctuation, or holds a tab/newline/CR; the first
 source to add a string wins.
 
-Caps count what a source adds (SPEC §1, as the authors' release does): a ranked source's cap
+Caps count what a source adds ([Caps][caps], as the authors' release does): a ranked source's cap
 is ``min(upper_bound, floor(fraction × distinct))`` (bigrams: ``min(upper_bound, bigrams above
 the threshold)``), and the source walks its ranked list, skipping filtered strings and strings
 an earlier source added, until it has added that many. ``cap_mode="candidates"`` keeps the
@@ -101,7 +101,7 @@ class MetadataBuild:
 
 
 def clean_source(strings: Iterable[str], max_length: int = DEFAULT_MAX_LENGTH) -> tuple[list[str], dict[str, int]]:
-    """Apply the every-source filters of SPEC §1 to one source's strings.
+    """Apply the [Filters on every source][filters-on-every-source] to one source's strings.
 
     Strips each string, then drops it when empty, longer than `max_length` characters,
     made only of punctuation (and white space), or holding a tab, newline or carriage
@@ -330,7 +330,7 @@ def build_metadata(
     cap_mode: str = "added",
     progress: bool = False,
 ) -> MetadataBuild:
-    """Build one language's metadata from its sources (SPEC §1).
+    """Build one language's metadata from its sources ([1. Metadata][1-metadata]).
 
     Parameters
     ----------
@@ -370,7 +370,7 @@ def build_metadata(
     max_length : int
         Drop strings longer than this many characters.
     cap_mode : {"added", "candidates"}
-        ``"added"`` (SPEC §1, the release): a source adds strings from its ranked list,
+        ``"added"`` (the release; [Caps][caps]): a source adds strings from its ranked list,
         skipping filtered strings and strings of earlier sources, until it has *added* its
         cap. ``"candidates"``: the earlier behaviour of this library, which cut the ranked
         list to the cap (fractions rounded up) before filtering and deduplicating, so a

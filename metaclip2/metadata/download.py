@@ -57,7 +57,7 @@ __all__ = [
 DEFAULT_BASE_URL = "https://dumps.wikimedia.org"
 #: Where a dump lives below the base URL (the dump site's layout); mirrors/archives may differ.
 DEFAULT_DUMP_PATH = "{wiki}/{date}/{name}"
-#: The paper's dumps (SPEC §1).
+#: The paper's dumps (2024-05-01, 329 languages).
 DEFAULT_DUMP_DATE = "20240501"
 #: The paper's number of random page-view dates (the authors' release used 37).
 DEFAULT_PAGEVIEW_DATES = 40

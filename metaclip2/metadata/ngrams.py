@@ -1,4 +1,4 @@
-"""Wikipedia unigram/bigram counts and the rankers that turn them into metadata (SPEC §1, 2–3).
+"""Wikipedia unigram/bigram counts and the rankers that turn them into metadata ([Sources and constants][sources-and-constants], [Bigram scores][bigram-scores]).
 
 Counts are plain sums, so a dump can be split over workers or machines and the parts merged
 in any order. Two ways to count:
@@ -330,7 +330,7 @@ def count_dump_ngrams(
 def unigram_entries(
     counts: NgramCounts, top_fraction: float = 0.10, max_entries: int | None = UNIGRAM_CAP, min_count: int = 1
 ) -> list[str]:
-    """The most frequent unigrams (SPEC §1, source 2).
+    """The most frequent unigrams ([Caps][caps]).
 
     Parameters
     ----------
@@ -406,7 +406,7 @@ def bigram_entries(
     min_count: int = 1,
     min_score: float = 0.0,
 ) -> list[str]:
-    """The best-scoring bigrams as metadata strings (SPEC §1, source 3).
+    """The best-scoring bigrams as metadata strings ([Bigram scores][bigram-scores]).
 
     Parameters
     ----------

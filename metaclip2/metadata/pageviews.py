@@ -1,4 +1,4 @@
-"""Wikipedia titles ranked by page views (SPEC §1, source 4).
+"""Wikipedia titles ranked by page views ([Titles from page views][titles-from-page-views]).
 
 Input: Wikimedia's hourly ``pageviews-YYYYMMDD-HH0000.gz`` files, one line per page::
 
@@ -32,9 +32,9 @@ __all__ = [
     "DEFAULT_MAX_TITLES",
 ]
 
-#: Share of distinct titles kept (SPEC §1).
+#: Share of distinct titles kept (see the algorithm guide, "Sources and constants").
 DEFAULT_TITLE_FRACTION = 0.76
-#: Cap on titles per language: the size of the English title set (SPEC §1).
+#: Cap on titles per language: the size of the English title set (see the algorithm guide, "Sources and constants").
 DEFAULT_MAX_TITLES = 61_235
 
 
@@ -174,7 +174,7 @@ def title_entries(
     top_fraction: float = DEFAULT_TITLE_FRACTION,
     max_entries: int | None = DEFAULT_MAX_TITLES,
 ) -> list[str]:
-    """Titles ranked by views, descending, capped (SPEC §1 source 4).
+    """Titles ranked by views, descending, capped ([Titles from page views][titles-from-page-views], [Caps][caps]).
 
     Parameters
     ----------

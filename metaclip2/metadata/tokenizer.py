@@ -1,9 +1,9 @@
-"""Tokenising Wikipedia text into bigram chains (SPEC §1; for building n-grams only, never matching).
+"""Tokenising Wikipedia text into bigram chains ([Wikipedia text and tokenising][wikipedia-text-and-tokenising]; for building n-grams only, never matching).
 
 `tokenize` returns *chains*: runs of consecutive tokens. Unigrams are all tokens of all chains,
 bigrams are the adjacent pairs inside one chain, so a chain break is exactly "no bigram spans
 this point". Punctuation is never a token: it only breaks chains (punctuation-only strings are
-removed from metadata anyway, SPEC §1), so ``N`` in PMI counts word tokens only.
+removed from metadata anyway: [Filters on every source][filters-on-every-source]), so ``N`` in PMI counts word tokens only.
 
 * Languages written with spaces: HTML tags removed, split on white space; every character of
   the CJK, Thai, Lao, Burmese, Khmer and Tibetan blocks is a token of its own; every punctuation

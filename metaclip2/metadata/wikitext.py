@@ -1,4 +1,4 @@
-"""Plain article text from a MediaWiki ``pages-articles`` XML dump (SPEC §1, sources 2–3).
+"""Plain article text from a MediaWiki ``pages-articles`` XML dump ([Wikipedia text and tokenising][wikipedia-text-and-tokenising]).
 
 The dump (``<lang>wiki-<date>-pages-articles*.xml.bz2``; plain ``.xml``, ``.gz`` and bz2
 multistream work too) is streamed page by page with a line scanner — MediaWiki writes one

@@ -1,4 +1,4 @@
-"""WordNet source of the metadata (SPEC §1, source 1): WordNet 3.0 and Open Multilingual WordNet.
+"""WordNet source of the metadata ([WordNet][wordnet]): WordNet 3.0 and Open Multilingual WordNet.
 
 Read through nltk's ``wordnet`` corpus (English) and its OMW corpus (``omw-2.0`` for
 nltk >= 3.10, ``omw-1.4`` for nltk 3.9). Nothing is downloaded: a missing corpus raises
@@ -27,7 +27,7 @@ __all__ = [
     "omw_corpus_name",
 ]
 
-#: Wikipedia code -> nltk WordNet language code (SPEC §1): English plus 30 OMW wordnets.
+#: Wikipedia code -> nltk WordNet language code (see the algorithm guide, "WordNet"): English plus 30 OMW wordnets.
 #: ``als`` follows the paper's table although OMW ``als`` is (Tosk) Albanian and
 #: Wikipedia ``als`` is Alemannic.
 WORDNET_LANGUAGES: dict[str, str] = {

@@ -42,7 +42,7 @@ def _opt(default: Any, stage: Any, help: str, *, metavar: str | None = None, cho
 
 @dataclass(frozen=True)
 class CurationConfig:
-    """The parameters of a curation run (defaults follow the authors' release where SPEC says so).
+    """The parameters of a curation run (defaults follow the authors' release (see [Choices and departures][choices-and-departures])).
 
     Parameters
     ----------

@@ -6,7 +6,7 @@ Two figures, written into ``<run_dir>/plots/``:
     Per language (the most-matched ones, one panel each): the cumulative share of the
     language's match mass over its entries ranked by count, most-matched first (log x axis),
     with the threshold ``t`` marked. Entries left of the cut (count > t) are the *head*, whose
-    pairs are sub-sampled; the rest is the *tail*, kept whole (SPEC §3).
+    pairs are sub-sampled; the rest is the *tail*, kept whole ([Algorithm 1][algorithm-1]).
 ``pairs_per_language.png``
     Per language: pairs in the pool, pairs that matched an entry, and pairs kept (log scale
     when the languages differ a lot), with the kept share printed above each group.
