@@ -12,8 +12,8 @@ CLI, ``metaclip2 metadata ngrams``, as a subprocess:
 
 1. one counter over the whole dump, no memory limit (`write_dump_ngrams` with one part: the
    baseline file, and the peak RSS per distinct bigram),
-2. ``--processes 1 --memory-limit M``,
-3. ``--processes 2 --memory-limit M``,
+2. ``--workers 1 --memory-limit M``,
+3. ``--workers 2 --memory-limit M``,
 
 and prints MB/s of bz2, the peak RSS of every process of each run (``VmHWM`` polled from
 ``/proc``, and ``ru_maxrss`` of the waited-for children), whether the three files are
@@ -158,7 +158,7 @@ def _hwm_kb(pid: int) -> int | None:
 _ONE_COUNTER = """
 import sys
 from metaclip2.metadata.ngrams import write_dump_ngrams
-s = write_dump_ngrams(sys.argv[1], "en", sys.argv[2], processes=1, parts_per_worker=1, min_part_bytes=1 << 40)
+s = write_dump_ngrams(sys.argv[1], "en", sys.argv[2], workers=1, parts_per_worker=1, min_part_bytes=1 << 40)
 print(f"en: {s['articles']} articles, {s['n_tokens']} tokens, {s['unigrams']} unigrams, {s['bigrams']} bigrams "
       f"({s['parts']} parts, {s['runs']} runs; counting {s['count_seconds']:.1f} s, merge {s['merge_seconds']:.1f} s)", file=sys.stderr)
 """
@@ -231,9 +231,9 @@ def main() -> int:
     tiny = run_cli([str(small), str(work / "tiny.ngrams")], env, one_counter=True)
     runs = {
         "1 process, no limit": (None, work / "unlimited.ngrams"),
-        f"1 process, --memory-limit {args.memory_limit}": (["--processes", "1", "--memory-limit", args.memory_limit], work / "limit1.ngrams"),
-        f"2 processes, --memory-limit {args.memory_limit}": (["--processes", "2", "--memory-limit", args.memory_limit], work / "limit2.ngrams"),
-        f"2 processes, --memory-limit {args.spill_limit}": (["--processes", "2", "--memory-limit", args.spill_limit], work / "spill2.ngrams"),
+        f"1 process, --memory-limit {args.memory_limit}": (["--workers", "1", "--memory-limit", args.memory_limit], work / "limit1.ngrams"),
+        f"2 processes, --memory-limit {args.memory_limit}": (["--workers", "2", "--memory-limit", args.memory_limit], work / "limit2.ngrams"),
+        f"2 processes, --memory-limit {args.spill_limit}": (["--workers", "2", "--memory-limit", args.spill_limit], work / "spill2.ngrams"),
     }
     results = {}
     for name, (extra, out) in runs.items():

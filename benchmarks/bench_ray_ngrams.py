@@ -50,8 +50,8 @@ def main() -> int:
             counts.save(path)
             rows.append((label, dt, path.read_bytes()))
 
-        timed("local, 1 process", processes=1)
-        timed(f"local, {args.cpus} processes", processes=args.cpus)
+        timed("local, 1 process", workers=1)
+        timed(f"local, {args.cpus} processes", workers=args.cpus)
         with RayExecutor(num_cpus=args.cpus, init_kwargs={"log_to_driver": False}) as ex:
             count_dump_ngrams(args.dump, args.lang, batch_size=args.batch_size, executor=ex)  # warm-up
             timed(f"ray, {args.cpus} CPUs", executor=ex)

@@ -35,7 +35,7 @@ def main() -> int:
     p.add_argument("--nltk-data", default=_default(SHARED / "nltk_data"))
     p.add_argument("--pageviews", nargs="*", default=[], help="pageviews-YYYYMMDD-HH0000.gz files (optional)")
     p.add_argument("--out", dest="out_dir", default=str(ROOT / "build" / "metadata" / "wikipedia"))
-    p.add_argument("--workers", dest="processes", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--head-word-only", action="store_true", help="MetaCLIP 1's WordNet (synset head words)")
     p.add_argument("--bigram-method", choices=("pmi", "corrected"), default="pmi")
     p.add_argument("--min-pmi", type=float, default=30.0)
@@ -49,7 +49,7 @@ def main() -> int:
         nltk.data.path.insert(0, args.nltk_data)
 
     t0 = time.perf_counter()
-    counts = count_dump_ngrams(args.dump, "en", processes=args.processes, progress=True)
+    counts = count_dump_ngrams(args.dump, "en", workers=args.workers, progress=True)
     print(f"n-grams: {len(counts.unigrams):,} distinct unigrams, {len(counts.bigrams):,} distinct bigrams, "
           f"{counts.n_tokens:,} tokens ({time.perf_counter() - t0:.1f} s)")  # fmt: skip
     result = build_metadata(

@@ -233,7 +233,7 @@ def test_cli_end_to_end(nltk_data, tmp_path, capsys):
     wn_lines = (tmp_path / "he.wordnet.txt").read_text(encoding="utf-8").splitlines()
     assert len(wn_lines) == 5323
 
-    assert _run(["metadata", "ngrams", str(dump), "--lang", "he", "-o", str(tmp_path / "he.ngrams"), "--processes", "1", "-q"]) == 0
+    assert _run(["metadata", "ngrams", str(dump), "--lang", "he", "-o", str(tmp_path / "he.ngrams"), "--workers", "1", "-q"]) == 0
     assert _run(["metadata", "pageviews", str(pv), "--out-dir", str(tmp_path / "views"), "-q"]) == 0
     assert sorted(p.name for p in (tmp_path / "views").iterdir()) == ["en.views.tsv", "he.views.tsv"]
 
@@ -248,7 +248,7 @@ def test_cli_end_to_end(nltk_data, tmp_path, capsys):
 
     # `all` from the raw inputs gives the same file as the step-by-step build.
     assert _run(["metadata", "all", "he", "--dump", str(dump), "--pageviews", str(pv), "--out-dir", str(tmp_path / "all"),
-                 "--lid-dir", str(tmp_path / "lid"), "--processes", "1", *common]) == 0  # fmt: skip
+                 "--lid-dir", str(tmp_path / "lid"), "--workers", "1", *common]) == 0  # fmt: skip
     assert (tmp_path / "all" / "wikipedia" / "he.tsv").read_bytes() == (tmp_path / "b1" / "he.tsv").read_bytes()
     index = json.loads((tmp_path / "lid" / "index.json").read_text())
     assert index["he"]["wikipedia"] == ["he"] and index["he"]["entries"] == len(entries)
@@ -325,8 +325,8 @@ def test_cli_only_numbers_warns_on_stderr(tmp_path, capfd):
 
 def test_cli_ngrams_memory_limit_and_language(enwiki_dump, tmp_path, capsys):
     out1, out2 = tmp_path / "a.ngrams", tmp_path / "b.ngrams"
-    assert _run(["metadata", "ngrams", str(enwiki_dump), "--lang", "en", "-o", str(out1), "--processes", "1", "-q"]) == 0
-    assert _run(["metadata", "ngrams", str(enwiki_dump), "--lang", "en", "-o", str(out2), "--processes", "2", "--memory-limit", "2MB", "-q"]) == 0
+    assert _run(["metadata", "ngrams", str(enwiki_dump), "--lang", "en", "-o", str(out1), "--workers", "1", "-q"]) == 0
+    assert _run(["metadata", "ngrams", str(enwiki_dump), "--lang", "en", "-o", str(out2), "--workers", "2", "--memory-limit", "2MB", "-q"]) == 0
     assert out1.read_bytes() == out2.read_bytes()
     assert "runs" in capsys.readouterr().err
     from metaclip2.metadata.wikitext import DumpLanguageError

@@ -168,7 +168,7 @@ def _head_of_dump(src: Path, dst: Path, n_pages: int) -> Path:
 def test_dump_counts_do_not_depend_on_processes(enwiki_dump: Path, tmp_path: Path) -> None:
     small = _head_of_dump(enwiki_dump, tmp_path / "small.xml.bz2", 40)
     one = count_dump_ngrams(small, "en")
-    two = count_dump_ngrams(small, "en", processes=2, batch_size=3)
+    two = count_dump_ngrams(small, "en", workers=2, batch_size=3)
     assert one == two and one.n_tokens > 10_000
     one.save(tmp_path / "1.gz")
     two.save(tmp_path / "2.gz")
@@ -273,7 +273,7 @@ def test_dump_file_same_bytes_for_any_limit_and_workers(enwiki_dump: Path, tmp_p
     ms = _multistream(enwiki_dump, tmp_path / "ms.xml.bz2", 1000)  # every page
     base = write_dump_ngrams(ms, "en", tmp_path / "a.ngrams")
     assert base["parts"] == 1 and base["runs"] == 1
-    split = write_dump_ngrams(ms, "en", tmp_path / "b.ngrams", processes=2, memory_limit="1MB", min_part_bytes=200_000, parts_per_worker=3)
+    split = write_dump_ngrams(ms, "en", tmp_path / "b.ngrams", workers=2, memory_limit="1MB", min_part_bytes=200_000, parts_per_worker=3)
     assert split["parts"] == 6 and split["runs"] > 2 * split["parts"]  # spilled
     assert split["worker_peak_bytes"] < 1 << 20
     assert (tmp_path / "a.ngrams").read_bytes() == (tmp_path / "b.ngrams").read_bytes()

@@ -170,7 +170,7 @@ def test_ngram_counts_of_dump_equal_local(ray_cluster, short_dump, tmp_path):
     n_articles = sum(1 for _ in iter_articles(short_dump))
     assert n_articles >= 20
     # Small batches: many tasks, several windows of the executor.
-    local = count_dump_ngrams(short_dump, "en", processes=1, batch_size=2)
+    local = count_dump_ngrams(short_dump, "en", workers=1, batch_size=2)
     remote = count_dump_ngrams(short_dump, "en", batch_size=2, executor=RayExecutor())
     assert local.n_tokens > 50_000
     local.save(tmp_path / "local.ngrams")
@@ -191,7 +191,7 @@ def test_article_batches_come_back_in_dump_order(ray_cluster, short_dump):
 
     titles = [page.text.split("\n", 1)[0] for page in iter_articles(short_dump)]
     got = [t for part in map_article_batches(short_dump, _first_line, batch_size=3, executor=RayExecutor()) for t in part]
-    want = [t for part in map_article_batches(short_dump, _first_line, batch_size=3, processes=1) for t in part]
+    want = [t for part in map_article_batches(short_dump, _first_line, batch_size=3, workers=1) for t in part]
     assert got == want
     assert len(got) == len(titles)
 

@@ -66,7 +66,7 @@ def test_english_text_is_clean(en_texts: list[str]) -> None:
 
 @pytest.mark.slow
 def test_processes_do_not_change_output(enwiki_dump: Path, en_texts: list[str]) -> None:
-    assert list(iter_article_texts(enwiki_dump, processes=2, batch_size=7)) == en_texts
+    assert list(iter_article_texts(enwiki_dump, workers=2, batch_size=7)) == en_texts
 
 
 def test_no_siteinfo_dump_uses_default_namespaces(shared_data: Path) -> None:

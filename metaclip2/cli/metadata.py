@@ -3,7 +3,7 @@
 Subcommands::
 
     wordnet    one language's WordNet/OMW entries, one per line
-    ngrams     dump -> n-gram counts file (parallel over processes)
+    ngrams     dump -> n-gram counts file (parallel over worker processes)
     pageviews  page-view files -> per-language ``<lang>.views.tsv`` (views, title)
     build      one language's metadata (<lang>.tsv + <lang>.summary.json) from given inputs
     lid        per-Wikipedia metadata directory -> per-LID-language metadata + matchers
@@ -122,7 +122,7 @@ def _cmd_wordnet(args) -> int:
     return 0
 
 
-def _count_ngrams(dump, lang: str, out: Path, processes: int, progress: bool, args=None) -> Path:
+def _count_ngrams(dump, lang: str, out: Path, workers: int, progress: bool, args=None) -> Path:
     from metaclip2.metadata.ngrams import write_dump_ngrams
 
     kw = dict(
@@ -134,11 +134,11 @@ def _count_ngrams(dump, lang: str, out: Path, processes: int, progress: bool, ar
     if getattr(args, "executor", "local") == "ray":
         from metaclip2.execution.ray_executor import RayExecutor
 
-        # --processes sizes a local Ray instance; ignored when joining a cluster.
-        with RayExecutor(address=args.ray_address, num_cpus=processes) as ex:
+        # --workers sizes a local Ray instance; ignored when joining a cluster.
+        with RayExecutor(address=args.ray_address, num_cpus=workers) as ex:
             stats = write_dump_ngrams(dump, lang, out, executor=ex, **kw)
     else:
-        stats = write_dump_ngrams(dump, lang, out, processes=processes, **kw)
+        stats = write_dump_ngrams(dump, lang, out, workers=workers, **kw)
     print(
         f"{lang}: {stats['articles']} articles, {stats['n_tokens']} tokens, {stats['unigrams']} unigrams, "
         f"{stats['bigrams']} bigrams ({stats['parts']} parts, {stats['runs']} runs; "
@@ -149,7 +149,7 @@ def _count_ngrams(dump, lang: str, out: Path, processes: int, progress: bool, ar
 
 
 def _cmd_ngrams(args) -> int:
-    out = _count_ngrams(args.dump, args.lang, Path(args.out), args.processes, _progress(args), args)
+    out = _count_ngrams(args.dump, args.lang, Path(args.out), args.workers, _progress(args), args)
     print(f"{args.lang}: n-gram counts -> {out}", file=sys.stderr)
     return 0
 
@@ -219,7 +219,7 @@ def _cmd_all(args) -> int:
         if args.reuse and ngrams.exists():
             print(f"reusing {ngrams}", file=sys.stderr)
         else:
-            _count_ngrams(args.dump, args.lang, ngrams, args.processes, _progress(args), args)
+            _count_ngrams(args.dump, args.lang, ngrams, args.workers, _progress(args), args)
     result = build_metadata(args.lang, ngrams=ngrams, pageviews=args.pageviews or None, progress=_progress(args), **_caps(args))
     _report(result, write_language_metadata(result, out / "wikipedia"))
     if args.lid_dir:
@@ -278,7 +278,7 @@ def _cmd_all_languages(args) -> int:
         raise SystemExit("--languages needs --tree (the directory `metaclip2 metadata download` wrote)")
     report = build_all(
         args.tree, args.out_dir, args.languages, date=args.date, pageviews=not args.no_page_views,
-        executor=args.executor, workers=args.processes, ray_address=args.ray_address, split_bytes=args.split_bytes,
+        executor=args.executor, workers=args.workers, ray_address=args.ray_address, split_bytes=args.split_bytes,
         missing_segmenter=args.missing_segmenter, matchers=not args.no_matchers, progress=_progress(args), **_caps(args),
     )  # fmt: skip
     print(report.table())
@@ -331,7 +331,7 @@ def _add_worldwide_subcommands(leaf) -> None:
     p = leaf("import", "turn your own entry list (text lines, JSON list, or JSON object keys) into a language's metadata", _cmd_import)
     p.add_argument("file", help="one entry per line, a JSON list of strings, or a JSON object (MetaCLIP 1 metadata.json)")
     p.add_argument("--lang", required=True, help="Wikipedia code the list is for (names <lang>.tsv)")
-    p.add_argument("--out-dir", required=True, help="receives <lang>.tsv and <lang>.summary.json (e.g. the wikipedia/ directory)")
+    p.add_argument("--out", "--out-dir", dest="out_dir", required=True, help="receives <lang>.tsv and <lang>.summary.json (e.g. the wikipedia/ directory)")
     p.add_argument("--list-format", choices=("auto", "text", "json-list", "json-keys"), default="auto",
                    help="how FILE lists its entries (default: detected from its first character)")
     p.add_argument("--numbers", action="store_true", help='put "0" ... "99" first, as built metadata does')
@@ -367,7 +367,7 @@ def add_subcommands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("dump", nargs="+", help="<lang>wiki-<date>-pages-articles*.xml.bz2 (multistream dumps split over workers; several part files allowed)")
     p.add_argument("--lang", required=True, help="Wikipedia code of the dump (picks the tokenizer)")
     p.add_argument("-o", "--out", required=True, help="n-gram counts file to write")
-    p.add_argument("--workers", "--processes", dest="processes", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", "--processes", dest="workers", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
     _add_executor(p)
     _add_scale(p)
@@ -399,7 +399,7 @@ def add_subcommands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--pageviews", nargs="*", default=[], help="page-view files")
     p.add_argument("--out", "--out-dir", dest="out_dir", required=True, help="receives ngrams/<lang>.ngrams and wikipedia/<lang>.tsv")
     p.add_argument("--lid-dir", help="also merge out-dir/wikipedia into LID languages here")
-    p.add_argument("--workers", "--processes", dest="processes", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", "--processes", dest="workers", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
     _add_executor(p)
     _add_scale(p)

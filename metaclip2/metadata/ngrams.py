@@ -177,7 +177,7 @@ def write_dump_ngrams(
     lang: str,
     out: str | os.PathLike,
     *,
-    processes: int = 1,
+    workers: int = 1,
     executor=None,
     memory_limit: int | str | None = None,
     tmp_dir: str | os.PathLike | None = None,
@@ -192,7 +192,7 @@ def write_dump_ngrams(
     ranges of multistream bz2 dumps, or whole files when a dump comes split into several
     ``…-pages-articlesN.xml-p…bz2`` files) and spill sorted runs to a temporary directory;
     the caller merges the runs k-way into `out` (streamed). The file is byte-identical
-    whatever `processes`, `executor`, `memory_limit` and `parts_per_worker`.
+    whatever `workers`, `executor`, `memory_limit` and `parts_per_worker`.
 
     Parameters
     ----------
@@ -203,12 +203,12 @@ def write_dump_ngrams(
         ``<siteinfo>`` (see `force_language`).
     out : path
         Counts file to write (read it with `NgramFile` or `NgramCounts.load`).
-    processes : int
+    workers : int
         Worker processes of the default `~metaclip2.execution.local.LocalExecutor`
         (1: everything in this process).
     executor : object, optional
         Anything with ``map(fn, list_of_kwargs) -> list`` and ``workers`` (a
-        ``LocalExecutor``, a ``RayExecutor``); `processes` is then ignored. Tasks write
+        ``LocalExecutor``, a ``RayExecutor``); `workers` is then ignored. Tasks write
         their runs into `tmp_dir`, which must be visible to every worker.
     memory_limit : int or str, optional
         Budget for each worker's counting tables and for the merge (``"128MB"``, bytes);
@@ -236,7 +236,7 @@ def write_dump_ngrams(
     DumpLanguageError
         The dump's language is not `lang` (and `force_language` is false).
     ValueError
-        Bad `processes` or `memory_limit`.
+        Bad `workers` or `memory_limit`.
     """
     import shutil
     import tempfile
@@ -247,15 +247,15 @@ def write_dump_ngrams(
     paths = [os.fspath(dumps)] if isinstance(dumps, (str, os.PathLike)) else [os.fspath(d) for d in dumps]
     if not paths:
         raise ParameterError("no dump given")
-    if int(processes) < 1:
-        raise ParameterError(f"processes must be at least 1, got {processes}")
+    if int(workers) < 1:
+        raise ParameterError(f"workers must be at least 1, got {workers}")
     limit = parse_memory(memory_limit)
     contexts = {p: _context(check_dump_language(p, lang, force=force_language)) for p in paths}
     own = None
     if executor is None:
         from metaclip2.execution.local import LocalExecutor
 
-        executor = own = LocalExecutor(int(processes), progress=progress, desc=f"{lang} n-grams")
+        executor = own = LocalExecutor(int(workers), progress=progress, desc=f"{lang} n-grams")
     workers = max(1, int(getattr(executor, "workers", 1) or 1))
     per_file = max(1, -(-workers * max(1, parts_per_worker) // len(paths)))
     parts = [part for p in paths for part in split_dump(p, per_file, min_part_bytes=min_part_bytes)]
@@ -293,7 +293,7 @@ def write_dump_ngrams(
 def count_dump_ngrams(
     path: str | os.PathLike,
     lang: str,
-    processes: int = 1,
+    workers: int = 1,
     progress: bool = False,
     batch_size: int = 64,
     executor=None,
@@ -312,7 +312,7 @@ def count_dump_ngrams(
         ``<lang>wiki-*-pages-articles*.xml[.bz2]``.
     lang : str
         Wikipedia language code, selects the tokeniser.
-    processes, executor, memory_limit, force_language, progress :
+    workers, executor, memory_limit, force_language, progress :
         As in `write_dump_ngrams`; the result does not depend on them.
     batch_size : int
         Ignored (work is split by dump parts); kept for callers of the earlier version.
@@ -322,7 +322,7 @@ def count_dump_ngrams(
     with tempfile.TemporaryDirectory(prefix="metaclip2-ngrams-") as tmp:
         out = Path(tmp) / "counts.ngrams"
         write_dump_ngrams(
-            path, lang, out, processes=processes, executor=executor, memory_limit=memory_limit, force_language=force_language, progress=progress
+            path, lang, out, workers=workers, executor=executor, memory_limit=memory_limit, force_language=force_language, progress=progress
         )
         return NgramCounts.load(out)
 

@@ -901,7 +901,7 @@ def _progress_bar(path: str | os.PathLike, enabled: bool, desc: str):
 def map_article_batches(
     path: str | os.PathLike,
     func: Callable[[list[str]], object],
-    processes: int = 1,
+    workers: int = 1,
     batch_size: int = 64,
     progress: bool = False,
     desc: str | None = None,
@@ -910,13 +910,13 @@ def map_article_batches(
     """Apply ``func`` to batches of rendered article texts, in dump order.
 
     ``func`` receives a list of plain texts (see `wikitext_to_text`) and must be picklable
-    (a module-level function) when ``processes > 1`` or an executor is given. Results come
-    back in dump order whatever the number of processes or the executor.
+    (a module-level function) when ``workers > 1`` or an executor is given. Results come
+    back in dump order whatever the number of workers or the executor.
 
     ``executor`` (e.g. `metaclip2.execution.ray_executor.RayExecutor`): any object with
     ``map(fn, list_of_kwargs) -> results in order``; rendering and ``func`` then run as its
     tasks, a window of ``4 * executor.workers`` batches at a time (bounded memory), and
-    ``processes`` is ignored. Without one, ``processes > 1`` uses a
+    ``workers`` is ignored. Without one, ``workers > 1`` uses a
     `~metaclip2.execution.local.LocalExecutor` of that many workers.
 
     The parent reads and scans the dump here; `split_dump` and `iter_part_articles` let
@@ -926,12 +926,12 @@ def map_article_batches(
     bar, update = _progress_bar(path, progress, desc or os.path.basename(os.fspath(path)))
     batches = _batched_wikitext(path, batch_size, update)
     own = None
-    if executor is None and processes > 1:
+    if executor is None and workers > 1:
         # One way to start worker processes: the package's executor (imported here, as
         # execution sits below metadata only after the restructure).
         from metaclip2.execution.local import LocalExecutor
 
-        executor = own = LocalExecutor(processes)
+        executor = own = LocalExecutor(workers)
     try:
         if executor is None:
             for batch in batches:
@@ -961,7 +961,7 @@ def _identity(texts: list[str]) -> list[str]:
 
 
 def iter_article_texts(
-    path: str | os.PathLike, processes: int = 1, progress: bool = False, batch_size: int = 64
+    path: str | os.PathLike, workers: int = 1, progress: bool = False, batch_size: int = 64
 ) -> Iterator[str]:
     """Plain text of every article (ns 0, not a redirect) of a dump, in dump order.
 
@@ -969,7 +969,7 @@ def iter_article_texts(
     ----------
     path : str or path-like
         Dump file.
-    processes : int
+    workers : int
         Worker processes rendering wikitext; 1 renders inline. The output is identical
         for any value.
     progress : bool
@@ -982,5 +982,5 @@ def iter_article_texts(
     str
         One article's text (may be empty, e.g. for a page made only of templates).
     """
-    for texts in map_article_batches(path, _identity, processes, batch_size, progress):
+    for texts in map_article_batches(path, _identity, workers, batch_size, progress):
         yield from texts  # type: ignore[misc]

@@ -213,7 +213,7 @@ def _count_to_file(lang: str, dumps: list[str], path: Path, executor=None, progr
 
     total = None
     for d in dumps:
-        part = count_dump_ngrams(d, lang, processes=1, progress=progress, executor=executor)
+        part = count_dump_ngrams(d, lang, workers=1, progress=progress, executor=executor)
         total = part if total is None else total.merge(part)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
