@@ -165,26 +165,26 @@ def test_plug_in_detectors():
         seen.append(list(batch))
         return ["__label__xx" for _ in batch]
 
-    assert detect_languages(texts, detector=labels_only) == ["xx", OTHER, "xx"]
+    assert detect_languages(texts, lid_model=labels_only) == ["xx", OTHER, "xx"]
     assert seen == [["a b", "c d"]]  # normalised, empty texts never reach the detector
-    labels, scores = detect_languages_with_scores(texts, detector=labels_only)
+    labels, scores = detect_languages_with_scores(texts, lid_model=labels_only)
     assert labels == ["xx", OTHER, "xx"] and math.isnan(scores[0]) and scores[1] == 0.0
     with pytest.raises(ValueError):
-        detect_languages(texts, detector=labels_only, min_confidence=0.5)
+        detect_languages(texts, lid_model=labels_only, min_confidence=0.5)
 
     def scored(batch):
         return [("yy", 0.3 if len(t) < 3 else 0.9) for t in batch]
 
-    assert detect_languages(["ab", "abcd"], detector=scored, min_confidence=0.5) == [OTHER, "yy"]
+    assert detect_languages(["ab", "abcd"], lid_model=scored, min_confidence=0.5) == [OTHER, "yy"]
     with pytest.raises(ValueError):
-        detect_languages(["a", "b"], detector=lambda batch: ["x"])
+        detect_languages(["a", "b"], lid_model=lambda batch: ["x"])
     with pytest.raises(TypeError):
-        detect_languages(["a"], detector=42)
+        detect_languages(["a"], lid_model=42)
 
 
 def test_model_path_detector_equals_default():
     texts = list(SENTENCES.values())
-    by_path = detect_languages_with_scores(texts, detector=str(bundled_model_path()))
+    by_path = detect_languages_with_scores(texts, lid_model=str(bundled_model_path()))
     default = detect_languages_with_scores(texts)
     assert by_path[0] == default[0]
     np.testing.assert_array_equal(by_path[1], default[1])
@@ -202,10 +202,10 @@ def test_resolve_languages_skips_given():
         calls.append(len(batch))
         return default_detector()(batch)
 
-    out = resolve_languages(texts, ["zh", None, "", float("nan")], detector=counting)
+    out = resolve_languages(texts, ["zh", None, "", float("nan")], lid_model=counting)
     assert out == ["zh", "fr", "ko", "th"]  # a given language wins, even over what LID would say
     assert calls == [3]
-    assert resolve_languages(texts, ["a", "b", "c", "d"], detector=counting) == ["a", "b", "c", "d"]
+    assert resolve_languages(texts, ["a", "b", "c", "d"], lid_model=counting) == ["a", "b", "c", "d"]
     assert calls == [3]
     assert resolve_languages(texts) == ["ja", "fr", "ko", "th"]
     with pytest.raises(ValueError):

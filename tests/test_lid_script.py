@@ -228,9 +228,9 @@ def test_plug_in_detectors():
         return ["de"] * len(batch)
 
     changes = Counter()
-    assert detect_languages(texts, detector=labels_only, changes=changes) == ["ko", "zh", "ru", "de", OTHER]
+    assert detect_languages(texts, lid_model=labels_only, changes=changes) == ["ko", "zh", "ru", "de", OTHER]
     assert changes == Counter({("de", "ko"): 1, ("de", "zh"): 1, ("de", "ru"): 1})
-    labels, scores = detect_languages_with_scores(texts, detector=labels_only)
+    labels, scores = detect_languages_with_scores(texts, lid_model=labels_only)
     assert labels == ["ko", "zh", "ru", "de", OTHER] and np.isnan(scores[:4]).all()
 
     class Ranked:
@@ -241,10 +241,10 @@ def test_plug_in_detectors():
             assert k == 3
             return [[("en", 0.9), ("uk", 0.05), ("yue", 0.03)] for _ in batch]
 
-    labels, scores = detect_languages_with_scores(texts, detector=Ranked(), top_k=3)
+    labels, scores = detect_languages_with_scores(texts, lid_model=Ranked(), top_k=3)
     assert labels == ["ko", "yue", "uk", "en", OTHER]
     assert scores.tolist() == pytest.approx([0.0, 0.03, 0.05, 0.9, 0.0])
-    assert detect_languages(texts, detector=lambda b: ["xx-unknown"] * len(b)) == ["xx-unknown"] * 4 + [OTHER]
+    assert detect_languages(texts, lid_model=lambda b: ["xx-unknown"] * len(b)) == ["xx-unknown"] * 4 + [OTHER]
     with pytest.raises(ValueError, match="top_k"):
         detect_languages(texts, top_k=0)
     with pytest.raises(ValueError, match="2 labels"):

@@ -65,7 +65,7 @@ def run_lid(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextI
 
     def flush() -> None:
         labels, scores = detect_languages_with_scores(
-            batch, min_confidence=args.min_confidence, detector=detector, fold_upper=fold,
+            batch, min_confidence=args.min_confidence, lid_model=detector, fold_upper=fold,
             script_check=args.script_check,
         )
         out = []

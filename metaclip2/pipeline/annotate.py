@@ -163,7 +163,7 @@ def annotate(
     out_langs: list = [None] * len(texts)
     per_text: list = [None] * len(texts)
     if valid:
-        labels = resolve_languages(valid, valid_langs, min_confidence=min_confidence, detector=lid_model)
+        labels = resolve_languages(valid, valid_langs, min_confidence=min_confidence, lid_model=lid_model)
         resolved: dict = {}
         by_lang: dict[str, list[int]] = {}
         for s, label in enumerate(labels):

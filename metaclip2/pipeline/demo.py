@@ -260,13 +260,13 @@ def summary_lines(datacard: dict) -> list[str]:
 
 
 def run_demo(
-    out_dir: str | os.PathLike = "metaclip2-demo", workers: int = 1, progress: bool = True, *, n_images: int = N_IMAGES
+    out: str | os.PathLike = "metaclip2-demo", workers: int = 1, progress: bool = True, *, n_images: int = N_IMAGES
 ) -> dict:
     """Run the whole pipeline on the bundled SAMPLE data.
 
     Parameters
     ----------
-    out_dir : path
+    out : path
         Receives ``metadata/`` (built metadata), ``pool/`` (the sample pool) and ``run/`` (the
         curation run: subset in ``run/stage3/``, ``run/datacard.json``, ``run/plots/``).
     workers : int
@@ -282,7 +282,7 @@ def run_demo(
         ``{"metadata", "pool", "run", "subset": [paths], "datacard": path, "plots": [paths],
         "lid": bool, "summary": datacard}``.
     """
-    out = Path(out_dir)
+    out = Path(out)
     _note("SAMPLE DATA: a small generated pool and bundled sample sources, not real web data", progress)
     metadata = build_demo_metadata(out / "metadata", progress=progress)
     lid = lid_available()

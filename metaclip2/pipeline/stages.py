@@ -317,7 +317,7 @@ def _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, l
         return
     texts = [chunk[j][1].texts[k] for j, k in slots]
     given = [chunk[j][1].langs[k] for j, k in slots]
-    labels = resolve_languages(texts, given, min_confidence=min_confidence, detector=lid_model)
+    labels = resolve_languages(texts, given, min_confidence=min_confidence, lid_model=lid_model)
     langs: list[str | None] = []
     for label in labels:
         if label not in resolved:
