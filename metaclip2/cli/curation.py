@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import argparse
 
-from metaclip2.pipeline.config import add_config_arguments, config_from_arguments
+import logging
 
-__all__ = ["add_subcommands"]
+from metaclip2.curation.sampling import UNITS
+from metaclip2.cli.logs import attach_run_log
+from metaclip2.core.errors import ParameterError
+from metaclip2.pipeline.config import ENGLISH_MODES, add_config_arguments, config_from_arguments
+
+__all__ = ["add_subcommands", "DAMAGED_EXIT"]
+
+#: Exit status of a lenient run that finished but skipped damaged inputs (see ``metaclip2 --help``).
+DAMAGED_EXIT = 3
+
+log = logging.getLogger(__name__)
 
 _STAGE1, _STAGE2, _STAGE3, _EXEC = 1, 2, 3, "exec"
 
@@ -19,6 +29,27 @@ def _inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metadata", required=True, metavar="DIR", help="per-LID-language metadata directory (<lang>.tsv files)")
     p.add_argument("--input", required=True, nargs="+", metavar="GLOB",
                    help="input shards or glob patterns: .jsonl[.gz] (image or flat form), .parquet, WebDataset .tar")  # fmt: skip
+
+
+def _run_and_out(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("run", nargs="?", metavar="RUN", help=what)
+    p.add_argument("--out", metavar="NEW", help="fork: a new run directory reusing RUN's stage 1 (without RUN: the run directory itself)")
+
+
+def _run_dirs(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(the run to write, the run to fork from or None) of ``RUN [--out NEW]``."""
+    if args.run is None and args.out is None:
+        raise ParameterError("give the run directory: RUN (or --out DIR)")
+    if args.run is None or args.out is None:
+        return args.run or args.out, None
+    from pathlib import Path
+
+    return (args.out, None) if Path(args.run).resolve() == Path(args.out).resolve() else (args.out, args.run)
+
+
+def _logging_of(p: argparse.ArgumentParser) -> None:
+    """``-q`` for verbs whose options do not come from the config (which adds its own)."""
+    p.add_argument("-q", "--quiet", dest="progress", action="store_false", default=argparse.SUPPRESS, help="only warnings and errors")
 
 
 def _shard_selection(p: argparse.ArgumentParser, plan: bool) -> None:
@@ -64,27 +95,63 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "thresholds", formatter_class=fmt,
-        help="curation stage 2 alone: merged counts, thresholds, entry probabilities",
+        help="curation stage 2 alone: merged counts, thresholds, entry probabilities (or a fork with another t_en)",
         description="Stage 2 of Algorithm 1: sum the shards' entry counts, derive the tail share p from English at t_en,\n"
-        "a threshold per language, and the entry probabilities (OUT/stage2/probabilities.bin).",
-        epilog="example:\n  metaclip2 thresholds --out runs/pool --t-en 20000",
+        "a threshold per language, and the entry probabilities (RUN/stage2/probabilities.bin).\n"
+        "With --out NEW, NEW becomes a new run that reuses RUN's finished stage 1 by reference (checked by\n"
+        "digest on every use) and gets its own stages 2-3: try another t_en without redoing stage 1.\n"
+        "A failed stage 2 (e.g. a pool without English and no --p) records nothing: retry with other options.",
+        epilog="examples:\n  metaclip2 thresholds runs/pool --t-en 20000\n"
+        "  metaclip2 thresholds runs/pool --t-en 5000 --out runs/pool-t5000   # fork; then:\n"
+        "  metaclip2 sample runs/pool-t5000\n"
+        "  metaclip2 thresholds runs/pool-no-en --p 0.06                      # a pool without English",
     )  # fmt: skip
-    p.add_argument("--out", required=True, metavar="DIR", help="run directory with a finished stage 1")
+    _run_and_out(p, "run directory with a finished stage 1")
     add_config_arguments(p, (_STAGE2,))
-    p.add_argument("-q", "--quiet", dest="progress", action="store_false", default=argparse.SUPPRESS, help="no notes on stderr")
+    _logging_of(p)
     p.set_defaults(func=run_thresholds)
 
     p = subparsers.add_parser(
         "sample", formatter_class=fmt,
-        help="curation stage 3 alone: keep decisions and the curated subset",
+        help="curation stage 3 alone: keep decisions and the curated subset (or a fork with other parameters)",
         description="Stage 3 of Algorithm 1: a keep decision for every matched pair (epoch 0, the same as an\n"
-        "OnlineSampler's), and the curated subset in OUT/stage3. Finished shards are verified and skipped.",
-        epilog="example:\n  metaclip2 sample --out runs/pool --seed 0 --unit image --output-format parquet",
+        "OnlineSampler's), and the curated subset in RUN/stage3. Finished shards are verified and skipped.\n"
+        "With --out NEW, NEW reuses RUN's stage 1 by reference and runs its own stage 2 (with RUN's stage-2\n"
+        "options unless given here) and stage 3.",
+        epilog="examples:\n  metaclip2 sample runs/pool --seed 0 --unit image --output-format parquet\n"
+        "  metaclip2 sample runs/pool --out runs/pool-seed1 --seed 1              # fork: stage 1 reused\n"
+        "  metaclip2 sample runs/pool --out runs/pool-t5000 --t-en 5000",
     )  # fmt: skip
-    p.add_argument("--out", required=True, metavar="DIR", help="run directory with a finished stage 2")
-    add_config_arguments(p, (_STAGE3, _EXEC))
+    _run_and_out(p, "run directory with a finished stage 2 (or stage 1, with --out)")
+    add_config_arguments(p, (_STAGE2, _STAGE3, _EXEC))
     _shard_selection(p, plan=False)
     p.set_defaults(func=run_sample)
+
+    p = subparsers.add_parser(
+        "sweep", formatter_class=fmt,
+        help="preview stages 2-3 for many t_en from stage 1 alone: expected kept pairs and images per language",
+        description="For each candidate t_en, the exact expected number of kept pairs and images (sums of keep\n"
+        "probabilities, no sampling; ± one standard deviation), per language, and the tail share p, from the\n"
+        "stage-1 outputs alone (counts merged on the fly when stage 2 has not run). --target-size N finds the\n"
+        "t_en whose expected kept size is N. A pool without English sweeps --p instead (several values).\n"
+        "Defaults for --unit, --english and --p are the run's own when it recorded them.",
+        epilog="examples:\n  metaclip2 sweep runs/pool --t-en 1000,5000,20000,50000,170000\n"
+        "  metaclip2 sweep runs/pool --t-en 1000,5000,20000 --csv sweep.csv --plot sweep.png\n"
+        "  metaclip2 sweep runs/pool --target-size 1000000          # then: metaclip2 thresholds runs/pool --t-en T --out NEW\n"
+        "  metaclip2 sweep runs/pool-no-en --p 0.02,0.06,0.1",
+    )  # fmt: skip
+    p.add_argument("run", metavar="RUN", help="run directory with a finished stage 1")
+    p.add_argument("--t-en", dest="t_en_list", metavar="T[,T...]", help="candidate English thresholds, comma-separated")
+    p.add_argument("--target-size", type=float, metavar="N", help="find the t_en whose expected kept size is N")
+    p.add_argument("--measure", choices=("pairs", "images"), default="pairs", help="what --target-size counts (default: pairs)")
+    p.add_argument("--p", dest="p_list", metavar="P[,P...]", help="a fixed tail share, or several to sweep instead of t_en")
+    p.add_argument("--english", choices=ENGLISH_MODES, default=None, help="keep t_en for English or recompute it from p (default: the run's, else keep)")
+    p.add_argument("--unit", choices=UNITS, default=None, help="sampling unit (default: the run's, else image)")
+    p.add_argument("--csv", metavar="FILE", help="also write the table as CSV (one line per t_en and language)")
+    p.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    p.add_argument("--plot", metavar="FILE", help="also plot kept size against t_en (PNG; pip install 'metaclip2[plot]')")
+    _logging_of(p)
+    p.set_defaults(func=run_sweep)
 
     p = subparsers.add_parser(
         "report", formatter_class=fmt,
@@ -108,6 +175,7 @@ def run_curate(args: argparse.Namespace) -> int:
     from metaclip2.pipeline.run import curate
 
     config = config_from_arguments(args)
+    attach_run_log(args.out)
     res = curate(args.metadata, args.input, args.out, config)
     rep = write_report(res.out)
     t = res.datacard["totals"]
@@ -118,6 +186,38 @@ def run_curate(args: argparse.Namespace) -> int:
     print(f"datacard:       {rep['datacard']}")
     for p in rep["plots"]:
         print(f"plot:           {p}")
+    total = _stage1_total(res.out)
+    return _damage_status(total.invalid, getattr(total, "damaged", None), config.strict)
+
+
+def _stage1_total(out):
+    """The run's stage-1 stats, summed over its shards."""
+    from metaclip2.pipeline.rundir import RunDir, load_json
+    from metaclip2.pipeline.stages import stage1_paths
+    from metaclip2.pipeline.stats import Stage1Stats
+
+    run = RunDir(out)
+    paths = [stage1_paths(run.stage1, n)["stats"] for n in run.read()["stage1"]["shards"]]
+    return sum((Stage1Stats.from_json(load_json(p), str(p)) for p in paths), Stage1Stats())
+
+
+def _damage_status(invalid_by_reason: dict, damaged, strict: bool) -> int:
+    """:data:`DAMAGED_EXIT` when a lenient run skipped damaged inputs, else 0.
+
+    Damage is an invalid reason starting with ``damaged``, or a ``damaged`` entry in the stats
+    (a list of damaged stretches, a number, or a mapping of numbers), whichever the readers report.
+    """
+    n = sum(v for k, v in (invalid_by_reason or {}).items() if str(k).startswith("damaged"))
+    if isinstance(damaged, list):  # damaged stretches of containers (their pairs are in invalid["damaged"])
+        n = max(n, len(damaged))
+    elif isinstance(damaged, dict):
+        n += sum(v for v in damaged.values() if isinstance(v, (int, float)))
+    elif isinstance(damaged, (int, float)) and not isinstance(damaged, bool):
+        n += damaged
+    if n and not strict:
+        log.warning("%d pairs were lost to damaged inputs and skipped (see the datacard's invalid_by_reason); "
+                    "exit status %d. Repair the inputs and re-run, or accept the loss", n, DAMAGED_EXIT)  # fmt: skip
+        return DAMAGED_EXIT
     return 0
 
 
@@ -125,18 +225,23 @@ def run_count(args: argparse.Namespace) -> int:
     """``metaclip2 count``."""
     from metaclip2.pipeline.run import count
 
-    stats = count(args.metadata, args.input, args.out, config_from_arguments(args), shards=_shards(args))
+    config = config_from_arguments(args)
+    attach_run_log(args.out)
+    stats = count(args.metadata, args.input, args.out, config, shards=_shards(args))
     pairs = sum(s.pairs for s in stats)
     matched = sum(s.matched for s in stats)
     print(f"stage 1: {len(stats)} shards, {pairs} pairs, {matched} matched -> {args.out}/stage1")
-    return 0
+    total = sum(stats[1:], stats[0]) if stats else None
+    return _damage_status(total.invalid, getattr(total, "damaged", None), config.strict) if total else 0
 
 
 def run_thresholds(args: argparse.Namespace) -> int:
     """``metaclip2 thresholds``."""
     from metaclip2.pipeline.run import compute_thresholds
 
-    info = compute_thresholds(args.out, config_from_arguments(args))
+    out, source = _run_dirs(args)
+    attach_run_log(out, create=source is not None)
+    info = compute_thresholds(out, config_from_arguments(args), source=source)
     print(f"p = {info['p']}")
     for lang, t in info["t"].items():
         print(f"{lang}\t{t}")
@@ -145,12 +250,90 @@ def run_thresholds(args: argparse.Namespace) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     """``metaclip2 sample``."""
+    from metaclip2.pipeline.config import CurationConfig
+    from metaclip2.pipeline.rundir import RunDir
     from metaclip2.pipeline.run import sample
 
-    stats = sample(args.out, config_from_arguments(args), shards=_shards(args))
+    out, source = _run_dirs(args)
+    attach_run_log(out, create=source is not None)
+    config = config_from_arguments(args)
+    stage2 = sorted(k for k in vars(args) if k in CurationConfig().section(2))
+    if source is None and stage2:
+        raise ParameterError(f"--{stage2[0].replace('_', '-')} sets stage 2, which this run has done: fork with --out NEW "
+                             "(stage 1 reused), or use `metaclip2 thresholds`")  # fmt: skip
+    if source is not None:
+        # a fork keeps the source's stage-2 choices unless given here
+        given = {k for k in vars(args) if k in CurationConfig().section(2)}
+        recorded = RunDir(source).read().get("stage2", {})
+        config = config.replace(**{k: v for k, v in recorded.items() if k not in given})
+    stats = sample(out, config, shards=_shards(args), source=source)
     kept = sum(s.kept for s in stats)
     matched = sum(s.matched for s in stats)
-    print(f"stage 3: {kept} of {matched} matched pairs kept -> {args.out}/stage3")
+    print(f"stage 3: {kept} of {matched} matched pairs kept -> {out}/stage3")
+    return 0
+
+
+def _floats(text: str | None, name: str) -> list[float]:
+    if text is None:
+        return []
+    try:
+        return [float(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise ParameterError(f"{name} takes comma-separated numbers, got {text!r}") from None
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    """``metaclip2 sweep``."""
+    import json
+
+    from metaclip2.pipeline.guidance import suggest_t_en
+    from metaclip2.pipeline.rundir import RunDir
+    from metaclip2.pipeline.sweep import load_sweep_data, sweep, target_size
+
+    t_values = _floats(args.t_en_list, "--t-en")
+    p_values = _floats(args.p_list, "--p")
+    if not t_values and args.target_size is None and len(p_values) < 2:
+        raise ParameterError("give candidate thresholds (--t-en 1000,5000,20000), several --p values, or --target-size N")
+    recorded = RunDir(args.run).read()
+    english = args.english or recorded.get("stage2", {}).get("english", "keep")
+    unit = args.unit or recorded.get("stage3", {}).get("unit", "image")
+    if args.p_list is None and recorded.get("stage2", {}).get("p") is not None:
+        p_values = [recorded["stage2"]["p"]]
+    p = None if not p_values else (p_values[0] if len(p_values) == 1 else p_values)
+    data = load_sweep_data(args.run)
+    if args.target_size is not None:
+        if isinstance(p, list):
+            raise ParameterError("--target-size searches one knob: give at most one --p")
+        row = target_size(data, args.target_size, english=english, p=p, unit=unit, measure=args.measure)
+        rows = [row] + ([] if not t_values else sweep(data, t_values, english=english, p=p, unit=unit).rows)
+        print(f"expected {args.measure} kept = {row[args.measure]:,.1f} ± {row[args.measure + '_std']:,.1f} "
+              f"(target {args.target_size:,.0f}) at {row['searched']} = {row[row['searched']]:g}"
+              f"{'' if row['searched'] == 'p' else f' (p = {row[chr(112)]:.4f})'}")  # fmt: skip
+        if row["searched"] == "t_en":
+            print(f"use it: metaclip2 thresholds {args.run} --t-en {row['t_en']:g} --out NEW")
+        else:
+            print(f"use it: metaclip2 thresholds {args.run} --p {row['p']:.6g} --out NEW")
+        table = sweep(data, [row["t_en"]], english=english, p=p if row["searched"] == "t_en" else row["p"], unit=unit)
+        table.rows = rows
+    else:
+        table = sweep(data, t_values, english=english, p=p, unit=unit)
+    print(table)
+    odd = [r for r in table.rows if not 0.01 < r["p"] < 0.99]
+    if odd and data.english:
+        sug = suggest_t_en(data)
+        log.warning("%d candidate(s) give a tail share p outside (0.01, 0.99), where t_en does not fit the pool's size; "
+                    "the paper's p ~ 0.055-0.06 is at t_en = %s (docs/choosing_t_en.md)",
+                    len(odd), ", ".join(f"{t:,}" for t in sorted(set(sug.values()))))  # fmt: skip
+    if args.csv:
+        table.to_csv(args.csv)
+        print(f"csv:  {args.csv}")
+    if args.json:
+        from metaclip2.core.atomic import write_json
+
+        write_json(args.json, table.to_dict())
+        print(f"json: {args.json}")
+    if args.plot:
+        print(f"plot: {table.plot(args.plot)}")
     return 0
 
 

@@ -14,7 +14,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         help="run the whole pipeline on a small multilingual sample shipped with the package",
         description="Build metadata from bundled sample sources, generate a sample pool, curate it, "
         "and write the datacard and plots. Everything is SAMPLE data.",
-        epilog="example: metaclip2 demo --out /tmp/demo --workers 2",
+        epilog="examples:\n  metaclip2 demo --out /tmp/demo --workers 2\n  metaclip2 sweep /tmp/demo/run --t-en 5,10,20,40,80",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", default="metaclip2-demo", metavar="DIR", help="output directory (default: ./metaclip2-demo)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default: 1)")

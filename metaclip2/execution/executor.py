@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from metaclip2.core.errors import ParameterError
 
-__all__ = ["EXECUTORS", "Executor", "get_executor"]
+__all__ = ["EXECUTORS", "Executor", "counting", "get_executor"]
 
 EXECUTORS = ("local", "ray")
 
@@ -41,19 +41,29 @@ class Executor(ABC):
 
     workers: int = 1
     desc: str | None = None
+    #: ``result -> {"pairs": n, ...}``, summed into the progress display (see :meth:`run`, :func:`counting`).
+    counter: Callable[[Any], dict] | None = None
 
     @abstractmethod
     def map(self, fn: Callable[..., Any], list_of_kwargs: Sequence[dict[str, Any]]) -> list[Any]:
         """``[fn(**kw) for kw in list_of_kwargs]``, computed by the executor, in input order."""
 
-    def run(self, tasks: Sequence[Callable[[], Any]], desc: str | None = None) -> list[Any]:
+    def run(self, tasks: Sequence[Callable[[], Any]], desc: str | None = None,
+            counter: Callable[[Any], dict] | None = None) -> list[Any]:  # fmt: skip
         """``[task() for task in tasks]``, computed by the executor, in input order.
 
-        Each task is a picklable callable object that carries its own parameters.
+        Each task is a picklable callable object that carries its own parameters. `counter`
+        maps a finished task's result to counts shown with the progress (``{"pairs": n}``).
         """
         if desc is not None:
             self.desc = desc
-        return self.map(_run_task, [{"task": t} for t in tasks])
+        if counter is None:
+            return self.map(_run_task, [{"task": t} for t in tasks])
+        old, self.counter = self.counter, counter
+        try:
+            return self.map(_run_task, [{"task": t} for t in tasks])
+        finally:
+            self.counter = old
 
     def close(self) -> None:
         """Release workers the executor started (a no-op by default)."""
@@ -63,6 +73,24 @@ class Executor(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class counting:
+    """``with counting(executor, counter): executor.run(...)`` — `counter` on for the block.
+
+    The same as ``run(..., counter=counter)``, for executors whose ``run`` predates it.
+    """
+
+    def __init__(self, executor: "Executor", counter: Callable[[Any], dict] | None):
+        self.executor, self.counter = executor, counter
+
+    def __enter__(self) -> "Executor":
+        self.old = getattr(self.executor, "counter", None)
+        self.executor.counter = self.counter
+        return self.executor
+
+    def __exit__(self, *exc) -> None:
+        self.executor.counter = self.old
 
 
 def get_executor(name: str = "local", workers: int = 1, ray_address: str | None = None, progress: bool = False):

@@ -21,6 +21,7 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from typing import Any, Callable, Sequence
 
 from metaclip2.execution.executor import Executor
+from metaclip2.execution.progress import Progress, counter_of, set_sink
 from metaclip2.core.errors import ParameterError
 
 __all__ = ["LocalExecutor", "exit_with_driver"]
@@ -55,6 +56,12 @@ def exit_with_driver(alive) -> None:
     threading.Thread(target=watch, name="metaclip2-exit-with-driver", daemon=True).start()
 
 
+def _init_worker(alive, pairs) -> None:
+    """Pool initializer: :func:`exit_with_driver`, and :func:`report_pairs` into the shared `pairs`."""
+    exit_with_driver(alive)
+    set_sink(pairs)
+
+
 class LocalExecutor(Executor):
     """Map a function over keyword-argument dicts in worker processes of this machine.
 
@@ -63,7 +70,8 @@ class LocalExecutor(Executor):
     workers : int
         Processes. 1 runs every task in the calling process (no pool, easiest to debug).
     progress : bool
-        Show a tqdm bar (stderr) per :meth:`map` call.
+        Show progress per :meth:`map` call (:class:`~metaclip2.execution.progress.Progress`:
+        a bar on a terminal, plain log lines otherwise).
     desc : str, optional
         Bar label; default: the function's name.
 
@@ -98,40 +106,40 @@ class LocalExecutor(Executor):
             re-raised (tasks not yet started are cancelled).
         """
         list_of_kwargs = list(list_of_kwargs)
-        bar = None
-        if self.progress and list_of_kwargs:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(list_of_kwargs), desc=self.desc or getattr(fn, "__name__", "tasks"), unit="task", file=sys.stderr)
+        bar = Progress(self.desc or getattr(fn, "__name__", "tasks"), len(list_of_kwargs), enabled=self.progress)
         try:
             if self.workers == 1 or len(list_of_kwargs) <= 1:
                 results = []
-                for kw in list_of_kwargs:
-                    results.append(fn(**kw))
-                    if bar is not None:
-                        bar.update(1)
+                old = set_sink(bar)  # tasks' report_pairs reach the display directly
+                try:
+                    for kw in list_of_kwargs:
+                        results.append(fn(**kw))
+                        bar.update(1, **counter_of(self.counter, results[-1]))
+                finally:
+                    set_sink(old)
                 return results
             if self._pool is None:
                 ctx = _mp_context()
                 self._alive = ctx.Pipe(duplex=False)
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=exit_with_driver, initargs=(self._alive[0],))
+                self._pairs = ctx.Value("q", 0)  # workers' report_pairs add here; polled below
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self._alive[0], self._pairs))
+            with self._pairs.get_lock():
+                self._pairs.value = 0
             futures = [self._pool.submit(fn, **kw) for kw in list_of_kwargs]
             pending = set(futures)
             try:
                 while pending:
-                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    done, pending = wait(pending, timeout=1.0, return_when=FIRST_EXCEPTION)
+                    bar.set_live(self._pairs.value)
                     for f in done:
-                        f.result()  # re-raise the first error
-                    if bar is not None:
-                        bar.update(len(done))
+                        bar.update(1, **counter_of(self.counter, f.result()))  # re-raises the first error
             except BaseException:
                 for f in pending:
                     f.cancel()
                 raise
             return [f.result() for f in futures]
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
 
     def close(self) -> None:
         """Shut the worker pool down."""

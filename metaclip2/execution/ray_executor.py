@@ -21,7 +21,6 @@ What is shipped where:
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any, Callable, Sequence
 from metaclip2.core.errors import MissingExtraError
 from metaclip2.execution.executor import Executor
@@ -206,11 +205,9 @@ class RayExecutor(Executor):
             kw = {k: shared.get(id(v), v) for k, v in kw.items()}
             return remote.remote(fn_ref, kw)
 
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
+        from metaclip2.execution.progress import Progress, counter_of
 
-            bar = tqdm(total=len(list_of_kwargs), desc=self.desc or getattr(fn, "__name__", "tasks"), unit="task", file=sys.stderr)
+        bar = Progress(self.desc or getattr(fn, "__name__", "tasks"), len(list_of_kwargs), enabled=self.progress)
         results: list[Any] = [None] * len(list_of_kwargs)
         index: dict[Any, int] = {}
         pending = []
@@ -228,16 +225,15 @@ class RayExecutor(Executor):
                     more, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
                     done += more
                 for ref in done:
-                    results[index.pop(ref)] = ray.get(ref)  # raises the task's error
-                    if bar is not None:
-                        bar.update(1)
+                    i = index.pop(ref)
+                    results[i] = ray.get(ref)  # raises the task's error
+                    bar.update(1, **counter_of(self.counter, results[i]))
         except BaseException:
             for ref in pending:
                 ray.cancel(ref)
             raise
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         return results
 
     def __repr__(self) -> str:

@@ -14,6 +14,8 @@ from metaclip2.pipeline.verify import InputChangedError
 from metaclip2.pipeline.run import CurationResult, compute_thresholds, count, curate, expand_inputs, sample
 from metaclip2.pipeline.datacard import make_datacard, write_report
 from metaclip2.pipeline.demo import run_demo
+from metaclip2.pipeline.fork import fork_run
+from metaclip2.pipeline.sweep import SweepTable, load_sweep_data, sweep, target_size
 
 __all__ = [
     "CurationConfig", "Image", "InvalidInputError", "LayoutError", "ReaderSpec", "read_shard",
@@ -22,4 +24,5 @@ __all__ = [
     "Stage1Stats", "Stage3Stats", "RunDir", "RunBusyError", "InputChangedError",
     "CurationResult", "compute_thresholds", "count", "curate", "expand_inputs", "sample",
     "make_datacard", "write_report", "run_demo",
+    "fork_run", "SweepTable", "load_sweep_data", "sweep", "target_size",
 ]  # fmt: skip

@@ -123,7 +123,7 @@ class CurationConfig:
     drop_keys: tuple | None = _opt(None, _STAGE1, "do not carry these input fields (comma list)", metavar="KEYS", multi=True)
     redo_changed: bool = _opt(False, _STAGE1, "redo shards whose input file changed since stage 1 (default: refuse the run)",
                               recorded=False)  # fmt: skip
-    t_en: float = _opt(DEFAULT_T_EN, _STAGE2, "English threshold t_en", metavar="T")
+    t_en: float = _opt(DEFAULT_T_EN, _STAGE2, "English threshold t_en; it scales with the pool (170000 is the paper's for billions of pairs): preview with `metaclip2 sweep`", metavar="T")
     english: str = _opt("keep", _STAGE2, "keep t_en for English (release) or recompute it from p (paper)", choices=ENGLISH_MODES)
     p: float | None = _opt(None, _STAGE2, "tail share to use instead of deriving it from English counts", metavar="P")
     seed: int = _opt(0, _STAGE3, "sampling seed", metavar="N")

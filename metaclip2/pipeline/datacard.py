@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 _FORMAT = "metaclip2-datacard/1"
 
+log = logging.getLogger(__name__)
+
 
 def _load(path: Path) -> dict | None:
     return load_json(path) if path.exists() else None

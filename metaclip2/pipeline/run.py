@@ -22,16 +22,16 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from metaclip2.core.atomic import make_directory, remove_temporaries, write_json
 from metaclip2.core.errors import DataError, MissingInputError, ParameterError
-from metaclip2.execution.executor import Executor, get_executor
+from metaclip2.execution.executor import Executor, counting, get_executor
 from metaclip2.pipeline import verify
 from metaclip2.pipeline.config import CurationConfig
+from metaclip2.pipeline.fork import fork_run, stage1_dir
 from metaclip2.pipeline.readers import detect_format
 from metaclip2.pipeline.rundir import RunDir
 from metaclip2.pipeline.stages import (
@@ -163,8 +163,7 @@ def _selected(shards: Sequence[int] | None, n: int) -> set[int]:
 
 
 def _note(config: CurationConfig, msg: str) -> None:
-    if config.progress:
-        print(msg, file=sys.stderr)
+    log.info(msg)
 
 
 _MAX_REDO_WARNINGS = 20  # one line per redone shard up to this many, then one summary line
@@ -266,6 +265,10 @@ def count(
     paths, names, section = _stage1_section(metadata, inputs, config)
     todo = _selected(shards, len(paths))
     run.check("stage1", section, ignore=("metadata",))
+    if "source" in run.read():
+        stage1_dir(run)  # a fork's stage 1 is another run's: checked against what the fork recorded
+    elif shards is None and config.p is None and "stage1" not in run.read():
+        _preflight_english(cached_store(metadata), paths, config, refuse=False)  # warn now, not after stage 1
     with _Executor(config) as ex, run.lock(exclusive=not shards):  # an executor that cannot start refuses before anything is written
         run.claim("stage1", section, ignore=("metadata",))
         make_directory(run.stage1)
@@ -286,14 +289,17 @@ def count(
         ]
         if done:
             _note(config, f"stage 1: {len(done)} of {len(todo)} shards already done (verified), skipped")
-        results = dict(zip((i for i in order if i not in done), ex.run(tasks, desc="stage 1: match")))
+        with counting(ex, _stage1_progress):
+            results = dict(zip((i for i in order if i not in done), ex.run(tasks, desc="stage 1: match")))
     for i in order:  # damage and mostly-invalid shards are named, not left to the stats files
         for line in shard_warnings(results[i] if i in results else done[i]):
             log.warning(line)
     return [done[i] if i in done else results[i] for i in order]
 
 
-def compute_thresholds(out: str | os.PathLike, config: CurationConfig | None = None, **options: Any) -> dict:
+def compute_thresholds(
+    out: str | os.PathLike, config: CurationConfig | None = None, *, source: str | os.PathLike | None = None, **options: Any
+) -> dict:
     """Stage 2: merge the shards' counts, derive thresholds and entry probabilities.
 
     A finished stage 2 is reused only if its outputs verify and it was made from the current
@@ -304,7 +310,11 @@ def compute_thresholds(out: str | os.PathLike, config: CurationConfig | None = N
     Parameters
     ----------
     out : path
-        A run directory whose stage 1 is complete.
+        A run directory whose stage 1 is complete; with `source`, a new directory to fork into.
+    source : path, optional
+        Reuse this run's finished stage 1 by reference (:func:`~metaclip2.pipeline.fork.fork_run`)
+        and make `out` a run of its own for stages 2-3: how to try another ``t_en`` without
+        redoing stage 1.
     config : CurationConfig, optional
         Run parameters (its ``t_en``, ``english`` and ``p`` are used).
     **options
@@ -316,9 +326,12 @@ def compute_thresholds(out: str | os.PathLike, config: CurationConfig | None = N
         ``thresholds.json``: ``{"p", "t_en", "english", "t": {lang: t or None}, "outputs",
         "inputs_sha256"}``.
     """
+    from metaclip2.pipeline.guidance import no_english_message, warn_tail_share
+
     config = CurationConfig.from_options(config, **options)
-    run = RunDir(_local(out))
+    run = fork_run(source, _local(out)) if source is not None else RunDir(_local(out))
     run.require("stage1", "run stage 1 (`metaclip2 count`) first")
+    stage1_dir(run)  # a fork: its source's stage 1 is unchanged since
     section = config.section(2)
     run.check("stage2", section)
     with run.lock(exclusive=True):
@@ -337,7 +350,9 @@ def compute_thresholds(out: str | os.PathLike, config: CurationConfig | None = N
         make_directory(run.stage2)
         remove_temporaries(run.stage2)
         run.thresholds.unlink(missing_ok=True)  # the "done" marker goes first, comes back last
-        merge_counts([stage1_paths(run.stage1, n)["counts"] for n in s1["shards"]], run.counts, digests=s1["metadata_digests"])
+        counts = merge_counts([stage1_paths(run.stage1, n)["counts"] for n in s1["shards"]], run.counts, digests=s1["metadata_digests"])
+        if config.p is None and len(counts) and not ("en" in counts and counts["en"].any()):
+            raise DataError(no_english_message())
         try:
             info = compute_probabilities(run.counts, run.stage2, t_en=config.t_en, english=config.english, p=config.p,
                                          record={"inputs_sha256": digest})  # fmt: skip
@@ -345,6 +360,8 @@ def compute_thresholds(out: str | os.PathLike, config: CurationConfig | None = N
             raise DataError(f"{e}; {stage1_summary(sum(stats.values(), Stage1Stats()))}") from None
         run.claim("stage2", section)
     _note(config, f"stage 2: p = {info['p']:.4g}, thresholds of {len(info['t'])} languages")
+    if config.p is None:
+        warn_tail_share(counts, info["p"], config.t_en, log)
     return info
 
 
@@ -376,6 +393,7 @@ def sample(
     config: CurationConfig | None = None,
     *,
     shards: Sequence[int] | None = None,
+    source: str | os.PathLike | None = None,
     **options: Any,
 ) -> list[Stage3Stats]:
     """Stage 3 over every shard (skipping verified finished ones): keep decisions, curated subset.
@@ -388,6 +406,9 @@ def sample(
         Run parameters (its stage-3 and execution fields are used).
     shards : sequence of int, optional
         As in :func:`count`.
+    source : path, optional
+        Fork `out` from this run's finished stage 1 (as :func:`compute_thresholds` does) and run
+        stage 2 there with `config`'s stage-2 fields when the fork has none yet.
     **options
         :class:`CurationConfig` fields, applied over `config`.
 
@@ -397,8 +418,11 @@ def sample(
         The selected shards' accounting, in input order.
     """
     config = CurationConfig.from_options(config, **options)
+    if source is not None:
+        compute_thresholds(out, config, source=source)
     run = RunDir(_local(out))
     s1 = run.require("stage1", "run stage 1 (`metaclip2 count`) first")
+    stage1_dir(run)  # a fork: its source's stage 1 is unchanged since
     run.require("stage2", "run stage 2 (`metaclip2 thresholds`) first")
     names = s1["shards"]
     todo = _selected(shards, len(names))
@@ -438,7 +462,7 @@ def sample(
         ]
         if done:
             _note(config, f"stage 3: {len(done)} of {len(todo)} shards already done (verified), skipped")
-        with _Executor(config) as ex:
+        with _Executor(config) as ex, counting(ex, _stage3_progress):
             results = dict(zip((i for i in order if i not in done), ex.run(tasks, desc="stage 3: sample")))
     return [done[i] if i in done else results[i] for i in order]
 
@@ -480,10 +504,13 @@ def curate(
     config = CurationConfig.from_options(config, **options)
     run = RunDir(_local(out))
     run.read()
-    _, names, section = _stage1_section(metadata, inputs, config)
+    paths, names, section = _stage1_section(metadata, inputs, config)
     run.check("stage1", section, ignore=("metadata",))
     run.check("stage2", config.section(2))
     run.check("stage3", config.section(3))
+    if config.p is None and "stage2" not in run.read() and "source" not in run.read():
+        # Stage 2 derives every threshold from English: find out now, not after stage 1.
+        _preflight_english(cached_store(metadata), paths, config, refuse=True)
     with _Executor(config) as ex, run.lock(exclusive=True):
         shared = config.replace(executor=ex)
         count(metadata, inputs, out, shared)
@@ -497,3 +524,24 @@ def curate(
         outputs=[stage3_paths(run.stage3, n, config.output_format)["output"] for n in names],
         datacard=card,
     )
+
+
+def _preflight_english(store, paths: list[str], config: CurationConfig, refuse: bool) -> None:
+    """LID of a sample of the pool: no English means stage 2 will need ``p`` (refuse, or warn)."""
+    from metaclip2.pipeline.guidance import check_english
+
+    try:
+        check_english(store, paths, input_format=config.input_format, max_chars=config.max_chars,
+                      min_confidence=config.min_confidence, lid_model=config.lid_model, spec=config.reader_spec())  # fmt: skip
+    except DataError as e:
+        if refuse:
+            raise
+        log.warning("%s", e)
+
+
+def _stage1_progress(stats: Stage1Stats) -> dict:
+    return {"pairs": stats.pairs}
+
+
+def _stage3_progress(stats: Stage3Stats) -> dict:
+    return {"pairs": stats.matched, "kept": stats.kept}

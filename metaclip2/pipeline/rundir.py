@@ -14,6 +14,7 @@
     datacard.json                     see metaclip2.pipeline.datacard
     plots/                            see metaclip2.pipeline.plots
     run.lock                          the run's lock (empty while no whole-run command runs)
+    metaclip2.log                     the command line's log (appended by every verb run here)
 
 A section of ``run.json`` is recorded the first time its stage runs and checked on every
 later run: a directory never mixes outputs made with other metadata, inputs or parameters.
@@ -43,10 +44,12 @@ from typing import Any, Iterator, Mapping, Sequence
 from metaclip2.core.atomic import make_directory, output_error, remove_temporaries, write_json
 from metaclip2.core.errors import DataError, Metaclip2Error, MissingInputError, ParameterError, RunMismatchError
 
-__all__ = ["RunDir", "RunBusyError", "RUN_FORMAT", "LOCK_NAME", "load_json"]
+__all__ = ["RunDir", "RunBusyError", "RUN_FORMAT", "LOCK_NAME", "RUN_LOG", "load_json"]
 
 RUN_FORMAT = "metaclip2-run/1"
 LOCK_NAME = "run.lock"
+#: The command line's log in a run directory (allowed, like the lock, before run.json).
+RUN_LOG = "metaclip2.log"
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +106,7 @@ class RunDir:
             if not isinstance(run, dict) or run.get("format") != RUN_FORMAT:
                 raise RunMismatchError(f"{self.run_json} is not a metaclip2 run file")
             return run
-        if self.path.exists() and any(p.name != LOCK_NAME for p in self.path.iterdir()):
+        if self.path.exists() and any(p.name not in (LOCK_NAME, RUN_LOG) for p in self.path.iterdir()):
             raise RunMismatchError(f"{self.path} is not empty and holds no run.json: choose a new or empty directory")
         return {"format": RUN_FORMAT}
 

@@ -47,6 +47,7 @@ from metaclip2.pipeline.index import INDEX_SUFFIX, IndexBatch, IndexWriter, iter
 from metaclip2.core.atomic import AtomicFile
 from metaclip2.pipeline.writers import ExtraTypes, carried_columns, curated_writer
 from metaclip2.core.errors import DataError, ParameterError
+from metaclip2.execution.progress import report_pairs
 
 __all__ = [
     "shard_names",
@@ -223,7 +224,7 @@ def match_shard(
     counts = EntryCounts()
     stats = Stage1Stats(input=input_path, shard=shard)
     resolved: dict[str, str | None] = {}
-    ordinal = 0
+    ordinal = reported = 0
     layout: dict = {}
     with IndexWriter(paths["index"]) as index:
         chunk: list[tuple[int, Image]] = []
@@ -235,8 +236,11 @@ def match_shard(
             if len(chunk) >= _CHUNK:
                 _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, lid_model)
                 chunk = []
+                report_pairs(stats.pairs - reported)  # live progress in pairs, within the shard
+                reported = stats.pairs
         if chunk:
             _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, lid_model)
+    report_pairs(stats.pairs - reported)
     stats.images = ordinal
     stats.layout = layout
     counts.save(paths["counts"])
@@ -532,6 +536,7 @@ def sample_shard(
         with curated_writer(paths["output"], output_format, extra_types) as out:
             for batch in iter_index(index_path):
                 _sample_batch(batch, probs, seed, unit, out, stats, keys)
+                report_pairs(len(batch))
         if keys is not None:
             keys.commit()
     except BaseException:

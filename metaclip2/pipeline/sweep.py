@@ -1,0 +1,617 @@
+"""Preview stages 2-3 for many thresholds from stage 1 alone: expected kept sizes, no sampling.
+
+Stage 3 keeps a pair with probability ``p_r = 1 - prod_i (1 - q[lang][i])`` over the entries it
+matched (SPEC §3), each decision an independent draw. So the expected kept sizes are sums of
+probabilities, and their variances sums of Bernoulli variances:
+
+* ``unit="pair"`` (each pair on its own): kept pairs ``sum_r p_r``; an image is kept when any of
+  its pairs is, with probability ``1 - prod_r (1 - p_r)`` (per language: over its pairs of that
+  language).
+* ``unit="image"`` (the release, :func:`~metaclip2.curation.sampling.select_texts`): one
+  candidate alt-text (``p_r > 0``) is picked uniformly, then kept with its own probability, so
+  the image is kept with probability ``mean_r p_r`` over its candidates and at most one pair per
+  image is kept (kept pairs = kept images; per language, the sum of ``p_r / m`` over the image's
+  pairs of that language, ``m`` its number of candidates). This is *not* ``1 - prod (1 - p_r)``.
+
+:func:`load_sweep_data` reads the stage-1 index once (through
+:func:`~metaclip2.pipeline.index.iter_index`) into flat arrays; every threshold is then numpy
+work over them (:func:`sweep`, :func:`target_size`). Images with one matched alt-text that
+matched one entry, the bulk of a web pool, are folded into per-entry counts (their probability
+is ``q`` itself); the others are kept as CSR rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from metaclip2.core.errors import DataError, MissingInputError, ParameterError
+from metaclip2.curation.counts import EntryCounts
+from metaclip2.curation.sampling import UNITS
+from metaclip2.curation.threshold import t_to_p
+from metaclip2.pipeline.config import ENGLISH_MODES
+from metaclip2.pipeline.guidance import no_english_message
+from metaclip2.pipeline.index import iter_index
+
+__all__ = ["SweepData", "SweepTable", "load_sweep_data", "sweep", "target_size"]
+
+log = logging.getLogger(__name__)
+
+_ENGLISH = "en"
+
+
+# -- per-language thresholds, fast -------------------------------------------------------------
+
+
+class _Language:
+    """One language's counts, sorted once, so that ``t_to_p``/``p_to_t`` cost O(n) per call."""
+
+    def __init__(self, counts: np.ndarray):
+        self.counts = np.asarray(counts, dtype=np.uint64)
+        self.total = int(self.counts.sum(dtype=np.uint64))
+        self.sorted = np.sort(self.counts)
+        # the same operations as curation.threshold.p_to_t, so the same thresholds
+        self.cum = np.cumsum(self.sorted, dtype=np.uint64) / self.total if self.total else None
+        self.as_float = self.counts.astype(np.float64)
+
+    def t_to_p(self, t: float) -> float:
+        # sum(c[c < t]) over the sorted counts: a prefix
+        k = int(np.searchsorted(self.sorted, t, side="left"))
+        return int(self.sorted[:k].sum(dtype=np.uint64)) / self.total
+
+    def p_to_t(self, p: float) -> int:
+        return max(int(self.sorted[int(np.argmin(np.abs(self.cum - p)))]), 1)
+
+    def q(self, t: float | None) -> np.ndarray:
+        if t is None:
+            return np.zeros(len(self.counts), dtype=np.float64)
+        return t / np.maximum(self.as_float, float(t))
+
+
+# -- the run's matched pairs, compact ----------------------------------------------------------
+
+
+@dataclass
+class SweepData:
+    """A run's stage-1 outputs reduced to what keep probabilities need.
+
+    Attributes
+    ----------
+    langs : list of str
+        The counts' languages (sorted); codes below index this list.
+    counts : EntryCounts
+        Merged entry counts of the run.
+    base : ndarray of int64
+        Offset of each language's entries in the concatenated entry space.
+    single : ndarray of float64
+        Per concatenated entry: images whose only matched alt-text matched only that entry.
+    row_lang, row_image : ndarray
+        The other images' matched alt-texts: language code, image number (non-decreasing).
+    offsets, gids : ndarray of int64
+        Their matched entries in CSR form, as concatenated entry ids.
+    images, pairs : int
+        Images with a matched alt-text, and matched pairs, over the run.
+    """
+
+    langs: list
+    counts: EntryCounts
+    base: np.ndarray
+    single: np.ndarray
+    row_lang: np.ndarray
+    row_image: np.ndarray
+    offsets: np.ndarray
+    gids: np.ndarray
+    images: int
+    pairs: int
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self._lang = {lang: _Language(self.counts[lang]) for lang in self.langs}
+        n = len(self.row_lang)
+        # Rows sorted by (image, language), once: images and (image, language) groups are then
+        # contiguous runs, so every per-threshold step is a reduceat without gathers.
+        if n:
+            order = np.lexsort((self.row_lang, self.row_image))
+            lengths = np.diff(self.offsets)[order]
+            starts = self.offsets[:-1][order]
+            offsets = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            self.gids = self.gids[np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)]
+            self.offsets, self.row_lang, self.row_image = offsets, self.row_lang[order], self.row_image[order]
+        li, ll = self.row_image, self.row_lang
+        new_img = np.r_[True, li[1:] != li[:-1]] if n else np.zeros(0, dtype=bool)
+        new_grp = (new_img | np.r_[True, ll[1:] != ll[:-1]]) if n else new_img
+        self._img_starts = np.flatnonzero(new_img)
+        self._grp_starts = np.flatnonzero(new_grp)
+        self._grp_lang = ll[self._grp_starts]
+        self._grp_img_starts = np.flatnonzero(new_img[self._grp_starts])  # image starts among the groups
+        # sums per group / image through bincount: np.add.reduceat is several times slower
+        self._row_grp = np.cumsum(new_grp) - 1
+        self._grp_img = np.cumsum(new_img[self._grp_starts]) - 1
+        self._row_img = np.cumsum(new_img) - 1
+        img_size = np.diff(np.r_[self._img_starts, n])
+        self._inv_m = np.repeat(1.0 / np.maximum(img_size, 1), img_size)  # 1 / candidates, if all are
+        self._row_langs_present = np.unique(ll)
+        # Only entries some pair matched matter: q is computed on those alone, per threshold.
+        entry_lang = np.repeat(np.arange(len(self.langs)), np.diff(np.r_[self.base, len(self.single)]))
+        nz = np.flatnonzero(self.single)
+        self._used = np.unique(np.concatenate([nz, self.gids]))
+        self._used_lang = entry_lang[self._used]
+        self._used_counts = np.concatenate([self._lang[lang].as_float for lang in self.langs])[self._used] if self.langs else np.zeros(0)
+        self._single_pos = np.searchsorted(self._used, nz)
+        self._single_w = self.single[nz]
+        self._single_lang = entry_lang[nz]
+        # rows of one entry read q directly; the others multiply
+        lengths = np.diff(self.offsets)
+        self._one_rows = np.flatnonzero(lengths == 1)
+        self._one_pos = np.searchsorted(self._used, self.gids[self.offsets[self._one_rows]]) if n else np.zeros(0, dtype=np.int64)
+        multi = np.flatnonzero(lengths > 1)
+        self._multi_rows = multi
+        m_len = lengths[multi]
+        m_off = np.zeros(len(multi) + 1, dtype=np.int64)
+        np.cumsum(m_len, out=m_off[1:])
+        m_gids = self.gids[np.repeat(self.offsets[:-1][multi] - m_off[:-1], m_len) + np.arange(int(m_off[-1]), dtype=np.int64)]
+        self._multi_pos = np.searchsorted(self._used, m_gids)
+        self._multi_starts = m_off[:-1]
+        # bincount takes intp: cast once, not per threshold
+        for name in ("_grp_lang", "_single_lang", "_row_grp", "_grp_img", "_row_img"):
+            setattr(self, name, getattr(self, name).astype(np.intp, copy=False))
+        self._row_lang_ip = self.row_lang.astype(np.intp)
+
+    @property
+    def english(self) -> bool:
+        """Whether the counts hold English matches (else thresholds need an explicit p)."""
+        return _ENGLISH in self._lang and self._lang[_ENGLISH].total > 0
+
+    # -- stage 2 ------------------------------------------------------------------------------
+
+    def thresholds(self, t_en: float, english: str = "keep", p: float | None = None) -> tuple[float, dict]:
+        """``(p, {lang: t or None})``, equal to :func:`~metaclip2.curation.threshold.thresholds`."""
+        if english not in ENGLISH_MODES:
+            raise ParameterError(f"english must be one of {ENGLISH_MODES}, got {english!r}")
+        if p is None:
+            if not self.english:
+                raise DataError(no_english_message())
+            p = self._lang[_ENGLISH].t_to_p(t_en)
+        t: dict = {}
+        for lang, L in self._lang.items():
+            if L.total == 0:
+                t[lang] = None
+            elif lang == _ENGLISH and english == "keep":
+                t[lang] = int(t_en) if float(t_en).is_integer() else float(t_en)
+            else:
+                t[lang] = L.p_to_t(p)
+        return p, t
+
+    # -- stage 3 in expectation ---------------------------------------------------------------
+
+    def expect(self, t_en: float, english: str = "keep", p: float | None = None, unit: str = "image") -> dict:
+        """Expected kept sizes (and standard deviations) for one threshold; see the module notes.
+
+        Returns
+        -------
+        dict
+            ``t_en``, ``p``, ``pairs``, ``pairs_std``, ``images``, ``images_std`` and
+            ``languages``: ``{lang: {"t", "pairs", "pairs_std", "images", "images_std"}}``.
+        """
+        if unit not in UNITS:
+            raise ParameterError(f"unit must be one of {UNITS}, got {unit!r}")
+        p, t = self.thresholds(t_en, english, p)
+        # q = t / max(c, t) on the matched entries; a language without threshold keeps nothing
+        t_vec = np.array([np.nan if t[lang] is None else float(t[lang]) for lang in self.langs], dtype=np.float64)
+        t_used = t_vec[self._used_lang]
+        q = np.nan_to_num(t_used / np.maximum(self._used_counts, t_used), nan=0.0)
+        nl = len(self.langs)
+        # one matched pair, one entry: p = q, for both units
+        qs = q[self._single_pos]
+        s_mean = np.bincount(self._single_lang, self._single_w * qs, minlength=nl)
+        s_var = np.bincount(self._single_lang, self._single_w * qs * (1.0 - qs), minlength=nl)
+        pr = self._row_probabilities(q)
+        if unit == "pair":
+            pairs = np.bincount(self._row_lang_ip, pr, minlength=nl)
+            pairs_var = np.bincount(self._row_lang_ip, pr * (1.0 - pr), minlength=nl)
+            g = 1.0 - _reduce(np.multiply, 1.0 - pr, self._grp_starts)
+            images = np.bincount(self._grp_lang, g, minlength=nl)
+            images_var = np.bincount(self._grp_lang, g * (1.0 - g), minlength=nl)
+            img = 1.0 - _reduce(np.multiply, 1.0 - g, self._grp_img_starts)
+            total_pairs_var = float(pairs_var.sum() + s_var.sum())
+        else:
+            if all(t[self.langs[i]] is not None for i in self._row_langs_present):
+                w = pr * self._inv_m  # every matched alt-text is a candidate (p > 0)
+            else:  # a language without threshold: its alt-texts are no candidates
+                m = np.bincount(self._row_img, pr > 0, minlength=len(self._img_starts))[self._row_img]
+                w = np.where(pr > 0, pr / np.maximum(m, 1.0), 0.0)
+            g = np.bincount(self._row_grp, w, minlength=len(self._grp_starts))
+            pairs = images = np.bincount(self._grp_lang, g, minlength=nl)
+            pairs_var = images_var = np.bincount(self._grp_lang, g * (1.0 - g), minlength=nl)
+            img = np.bincount(self._grp_img, g, minlength=len(self._img_starts))
+            total_pairs_var = float((img * (1.0 - img)).sum() + s_var.sum())
+        langs = {}
+        for i, lang in enumerate(self.langs):
+            langs[lang] = {
+                "t": t[lang],
+                "pairs": float(pairs[i] + s_mean[i]),
+                "pairs_std": math.sqrt(max(float(pairs_var[i] + s_var[i]), 0.0)),
+                "images": float(images[i] + s_mean[i]),
+                "images_std": math.sqrt(max(float(images_var[i] + s_var[i]), 0.0)),
+            }
+        return {
+            "t_en": t_en,
+            "p": p,
+            "pairs": float(pairs.sum() + s_mean.sum()),
+            "pairs_std": math.sqrt(max(total_pairs_var, 0.0)),
+            "images": float(img.sum() + s_mean.sum()),
+            "images_std": math.sqrt(max(float((img * (1.0 - img)).sum() + s_var.sum()), 0.0)),
+            "languages": langs,
+        }
+
+    def _row_probabilities(self, q: np.ndarray) -> np.ndarray:
+        pr = np.empty(len(self.row_lang), dtype=np.float64)
+        pr[self._one_rows] = q[self._one_pos]
+        if len(self._multi_rows):
+            pr[self._multi_rows] = 1.0 - np.multiply.reduceat(1.0 - q[self._multi_pos], self._multi_starts)
+        return pr
+
+
+def _reduce(ufunc, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``ufunc.reduceat`` over non-empty segments starting at `starts` (empty input: empty)."""
+    if not len(starts):
+        return np.zeros(0)
+    return ufunc.reduceat(values, starts)
+
+
+# -- reading a run -----------------------------------------------------------------------------
+
+
+def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> SweepData:
+    """Read a run's stage-1 outputs once into a :class:`SweepData`.
+
+    The merged counts are ``stage2/counts.bin`` when stage 2 ran, else the shards' counts summed
+    here (nothing is written).
+
+    Raises
+    ------
+    MissingInputError
+        Stage 1 is missing or unfinished.
+    DataError
+        Index and counts disagree (a language or an entry id the counts do not have).
+    """
+    from metaclip2.pipeline.fork import stage1_dir
+    from metaclip2.pipeline.rundir import RunDir
+    from metaclip2.pipeline.stages import merge_counts, stage1_paths
+
+    run = RunDir(run_dir)
+    s1 = run.require("stage1", "run stage 1 (`metaclip2 count`) first")
+    s1_dir = stage1_dir(run)
+    names = s1["shards"]
+    missing = [n for n in names if not stage1_paths(s1_dir, n)["stats"].exists()]
+    if missing:
+        raise MissingInputError(
+            f"stage 1 is unfinished for {len(missing)} of {len(names)} shards (e.g. {missing[0]}): run `metaclip2 count` again"
+        )
+    if run.counts.exists() and run.thresholds.exists():
+        counts = EntryCounts.load(run.counts, digests=s1["metadata_digests"])
+    else:
+        counts = merge_counts([stage1_paths(s1_dir, n)["counts"] for n in names], digests=s1["metadata_digests"])
+    langs = list(counts)
+    code = {lang: i for i, lang in enumerate(langs)}
+    sizes = np.array([len(counts[lang]) for lang in langs], dtype=np.int64)
+    base = np.zeros(len(langs), dtype=np.int64)
+    if len(langs):
+        base[1:] = np.cumsum(sizes)[:-1]
+    n_total = int(sizes.sum())
+
+    singles: list[np.ndarray] = []
+    parts: dict[str, list[np.ndarray]] = {"lang": [], "image": [], "lengths": [], "gids": []}
+    images = pairs = 0
+    for name in names:
+        for batch in iter_index(stage1_paths(s1_dir, name)["index"], batch_rows=batch_rows):
+            if not len(batch):
+                continue
+            try:
+                lc = np.array([code[lang] for lang in batch.lang], dtype=np.int32)
+            except KeyError as e:
+                raise DataError(f"the stage-1 index of {name} holds language {e.args[0]!r}, which its counts lack: delete the shard's stage-1 files and run stage 1 again") from None
+            lengths = np.diff(batch.offsets)
+            ids = batch.ids.astype(np.int64)
+            row_of_id = np.repeat(np.arange(len(batch)), lengths)
+            if len(ids) and (ids.min() < 0 or np.any(ids >= sizes[lc][row_of_id])):
+                raise DataError(f"entry ids in the stage-1 index of {name} exceed its counts: the index comes from other metadata")
+            gids = ids + base[lc][row_of_id]
+            starts = batch.image_starts()
+            img_size = np.diff(np.r_[starts, len(batch)])
+            img_local = np.repeat(np.arange(len(starts)), img_size)
+            alone = (img_size[img_local] == 1) & (lengths == 1)
+            singles.append(gids[alone[row_of_id]])
+            keep = ~alone
+            parts["lang"].append(lc[keep])
+            parts["image"].append(img_local[keep] + images)
+            parts["lengths"].append(lengths[keep])
+            parts["gids"].append(gids[keep[row_of_id]])
+            images += len(starts)
+            pairs += len(batch)
+    cat = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64)) for k, v in parts.items()}
+    offsets = np.zeros(len(cat["lengths"]) + 1, dtype=np.int64)
+    np.cumsum(cat["lengths"], out=offsets[1:])
+    single = np.bincount(np.concatenate(singles) if singles else np.zeros(0, dtype=np.int64), minlength=n_total).astype(np.float64)
+    log.debug("sweep data of %s: %d images, %d matched pairs (%d single-entry images folded)", run.path, images, pairs, int(single.sum()))
+    return SweepData(
+        langs=langs, counts=counts, base=base, single=single, row_lang=cat["lang"].astype(np.int32),
+        row_image=cat["image"].astype(np.int64), offsets=offsets, gids=cat["gids"].astype(np.int64),
+        images=images, pairs=pairs, source=str(run.path),
+    )  # fmt: skip
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepTable:
+    """Expected kept sizes per candidate threshold (rows in the order asked).
+
+    Attributes
+    ----------
+    rows : list of dict
+        :meth:`SweepData.expect` results.
+    unit, english : str
+    matched_pairs, matched_images : int
+        The run's matched pairs and images with a matched alt-text (what can be kept).
+    """
+
+    rows: list
+    unit: str
+    english: str
+    matched_pairs: int
+    matched_images: int
+    run: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-able: the parameters and the rows."""
+        return {"run": self.run, "unit": self.unit, "english": self.english, "matched_pairs": self.matched_pairs,
+                "matched_images": self.matched_images, "rows": self.rows}  # fmt: skip
+
+    def to_csv(self, path: str | os.PathLike | None = None) -> str:
+        """Long-form CSV (one line per threshold and language, ``all`` for the totals); written to `path` if given."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["t_en", "p", "lang", "t", "pairs", "pairs_std", "images", "images_std"])
+        for r in self.rows:
+            w.writerow([r["t_en"], _g(r["p"]), "all", "", _g(r["pairs"]), _g(r["pairs_std"]), _g(r["images"]), _g(r["images_std"])])
+            for lang, d in r["languages"].items():
+                w.writerow([r["t_en"], _g(r["p"]), lang, "" if d["t"] is None else d["t"], _g(d["pairs"]),
+                            _g(d["pairs_std"]), _g(d["images"]), _g(d["images_std"])])  # fmt: skip
+        text = buf.getvalue()
+        if path is not None:
+            from metaclip2.core.atomic import AtomicFile
+
+            with AtomicFile(path, "w") as f:
+                f.write(text)
+        return text
+
+    def __str__(self) -> str:
+        head = f"{'t_en':>10} {'p':>8} {'kept pairs':>12} {'± sd':>7} {'kept images':>12} {'share kept':>10}  per language: kept pairs (t)"
+        lines = [f"expected kept sizes (unit={self.unit}, english={self.english}) of {self.matched_pairs:,} matched pairs "
+                 f"in {self.matched_images:,} images", head]  # fmt: skip
+        for r in self.rows:
+            share = r["pairs"] / self.matched_pairs if self.matched_pairs else 0.0
+            top = sorted(r["languages"].items(), key=lambda kv: -kv[1]["pairs"])[:6]
+            langs = "  ".join(f"{lang} {d['pairs']:,.0f} ({'-' if d['t'] is None else _g(d['t'])})" for lang, d in top)
+            lines.append(f"{_g(r['t_en']):>10} {r['p']:>8.4f} {r['pairs']:>12,.1f} {r['pairs_std']:>7.1f} "
+                         f"{r['images']:>12,.1f} {share:>10.1%}  {langs}")  # fmt: skip
+        return "\n".join(lines)
+
+    def plot(self, path: str | os.PathLike) -> Path:
+        """Kept size against t_en (log x), total and the largest languages, as a PNG (the ``plot`` extra)."""
+        from metaclip2.pipeline.plots import _pyplot, _save
+
+        plt = _pyplot()
+        rows = sorted(self.rows, key=lambda r: r["t_en"])
+        x = [r["t_en"] for r in rows]
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        ax.plot(x, [r["pairs"] for r in rows], "o-", color="black", label="all languages")
+        if rows:
+            top = sorted(rows[-1]["languages"], key=lambda lang: -rows[-1]["languages"][lang]["pairs"])[:8]
+            for lang in top:
+                ax.plot(x, [r["languages"][lang]["pairs"] for r in rows], ".-", label=lang, alpha=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("t_en (English threshold, matches)")
+        ax.set_ylabel(f"expected kept {'pairs' if self.unit == 'pair' else 'images (= pairs)'}")
+        ax.set_title(f"kept size against t_en ({self.matched_pairs:,} matched pairs, unit={self.unit})", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        try:
+            return _save(fig, Path(path))
+        finally:
+            plt.close(fig)
+
+
+def _g(x) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, (int, np.integer)) or (isinstance(x, float) and x.is_integer() and abs(x) < 1e15):
+        return str(int(x))
+    return f"{x:.6g}"
+
+
+# -- API ---------------------------------------------------------------------------------------
+
+
+def _data(run) -> SweepData:
+    return run if isinstance(run, SweepData) else load_sweep_data(run)
+
+
+def sweep(
+    run,
+    t_en: Iterable[float] = (),
+    *,
+    english: str = "keep",
+    p: float | Sequence[float] | None = None,
+    unit: str = "image",
+) -> SweepTable:
+    """Expected kept sizes of a run for each candidate `t_en` (or each candidate `p`).
+
+    Parameters
+    ----------
+    run : path or SweepData
+        A run directory with a finished stage 1 (or data loaded by :func:`load_sweep_data`, to
+        sweep it several times).
+    t_en : iterable of float
+        Candidate English thresholds.
+    english : {"keep", "recompute"}
+        As in stage 2.
+    p : float or sequence of float, optional
+        A fixed tail share (as stage 2's ``p``), or several to sweep instead of `t_en` (a pool
+        without English has no other knob); then `t_en` may hold one value (default 1) for
+        English in ``keep`` mode.
+    unit : {"image", "pair"}
+        As in stage 3.
+
+    Returns
+    -------
+    SweepTable
+
+    Raises
+    ------
+    ParameterError
+        No candidate, a non-positive t_en, a p outside [0, 1].
+    DataError
+        No English matches and no `p`.
+
+    Examples
+    --------
+    >>> table = sweep("runs/pool", [1000, 5000, 20000])     # doctest: +SKIP
+    >>> print(table); table.to_csv("sweep.csv")              # doctest: +SKIP
+    """
+    data = _data(run)
+    t_values = [_t(t) for t in t_en]
+    if p is not None and not isinstance(p, (int, float)):
+        p_values = [_p(x) for x in p]
+        if len(t_values) > 1:
+            raise ParameterError("sweep either t_en or p: give several values of one of them")
+        if not t_values and data.english and english == "keep":
+            raise ParameterError("sweeping p on a pool with English: give the one t_en English keeps (--t-en T), or recompute it (--english recompute)")
+        t0 = t_values[0] if t_values else 1
+        rows = [data.expect(t0, english, x, unit) for x in p_values]
+    else:
+        if not t_values:
+            raise ParameterError("give at least one t_en to sweep (e.g. 1000,5000,20000)")
+        rows = [data.expect(t, english, None if p is None else _p(p), unit) for t in t_values]
+    return SweepTable(rows, unit, english, data.pairs, data.images, data.source)
+
+
+def target_size(
+    run,
+    size: float,
+    *,
+    english: str = "keep",
+    p: float | None = None,
+    unit: str = "image",
+    measure: str = "pairs",
+    rel_tol: float = 1e-4,
+) -> dict:
+    """The `t_en` (or, without English or with a fixed `p`, the `p`) whose expected kept size is `size`.
+
+    Expected kept size grows with t_en (every language's threshold does), so a bisection finds
+    it: over whole t_en first, then fractions of one when a single step jumps over the target.
+
+    Parameters
+    ----------
+    run : path or SweepData
+    size : float
+        Target expected number of kept pairs (`measure` ``"pairs"``) or images (``"images"``).
+    english, unit : str
+        As in :func:`sweep`.
+    p : float, optional
+        A fixed tail share: then t_en can only move English (``english="keep"``); with
+        ``"recompute"`` it moves nothing, and the search runs over p instead.
+    measure : {"pairs", "images"}
+    rel_tol : float
+        Stop when the expected size is this close to `size`, relatively.
+
+    Returns
+    -------
+    dict
+        The :meth:`SweepData.expect` row of the threshold found, plus ``"target"``,
+        ``"searched"`` (``"t_en"`` or ``"p"``) and ``"gap"``: None, or, when the expected size
+        jumps over the target (a language's threshold steps; small pools), the sizes just
+        below and above the jump (the nearest one is returned, with a warning).
+
+    Raises
+    ------
+    ParameterError
+        `size` is not reachable (more than every matched pair, or less than the smallest kept size).
+    """
+    if measure not in ("pairs", "images"):
+        raise ParameterError(f"measure must be 'pairs' or 'images', got {measure!r}")
+    data = _data(run)
+    size = float(size)
+    if not size > 0:
+        raise ParameterError(f"the target size must be positive, got {size}")
+    by_p = (p is not None and english == "recompute") or (p is None and not data.english)
+    if by_p:
+        f = lambda x: data.expect(1, english, x, unit)  # noqa: E731
+        lo, hi = 0.0, 1.0
+    else:
+        f = lambda x: data.expect(x, english, p, unit)  # noqa: E731
+        lo = 1.0
+        hi = float(max((int(data.counts[lang].max()) for lang in data.langs if len(data.counts[lang])), default=1)) + 1
+    r_lo, r_hi = f(lo), f(hi)
+    if size > r_hi[measure] * (1 + rel_tol):
+        raise ParameterError(f"no threshold keeps {size:,.0f} {measure}: at most {r_hi[measure]:,.1f} are kept in expectation "
+                             f"(of {data.pairs:,} matched pairs in {data.images:,} images)")  # fmt: skip
+    if size < r_lo[measure] * (1 - rel_tol):
+        raise ParameterError(f"no threshold keeps as few as {size:,.0f} {measure}: the smallest expected kept size is {r_lo[measure]:,.1f}")
+    integral = not by_p
+    for _ in range(200):
+        best = min((r_lo, r_hi), key=lambda r: abs(r[measure] - size))
+        if abs(best[measure] - size) <= rel_tol * size:
+            break
+        if integral and hi - lo <= 1:
+            integral = False  # one whole step jumps over the target: refine inside it
+        mid = math.floor((lo + hi) / 2) if integral else (lo + hi) / 2
+        if mid in (lo, hi) and not integral and hi - lo < 1e-9 * max(hi, 1):
+            break
+        r_mid = f(mid)
+        if r_mid[measure] < size:
+            lo, r_lo = mid, r_mid
+        else:
+            hi, r_hi = mid, r_mid
+    best = min((r_lo, r_hi), key=lambda r: abs(r[measure] - size))
+    out = {**best, "target": size, "searched": "p" if by_p else "t_en", "gap": None}
+    if abs(best[measure] - size) > 0.01 * size:
+        # Thresholds of the other languages are counts, so the kept size steps where one moves;
+        # on a small pool one step can jump over the target.
+        knob = "p" if by_p else "t_en"
+        out["gap"] = (r_lo[measure], r_hi[measure])
+        log.warning("the expected kept %s jumps from %.1f to %.1f at %s = %g (a language's threshold steps there); "
+                    "the nearest is %.1f", measure, r_lo[measure], r_hi[measure], knob, best[knob], best[measure])  # fmt: skip
+    return out
+
+
+def _t(x) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise ParameterError(f"t_en must be a positive count, got {x!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ParameterError(f"t_en must be a positive count, got {x!r}")
+    return int(v) if v.is_integer() else v
+
+
+def _p(x) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise ParameterError(f"p must be a number in [0, 1], got {x!r}") from None
+    if not 0 <= v <= 1:
+        raise ParameterError(f"p must be a number in [0, 1], got {x!r}")
+    return v
