@@ -6,8 +6,9 @@
     python benchmarks/bench_matching.py --data zh|ja|th --entries 200000 --shared-data /work/shared/data
 
 The baseline is the authors' loop: for each caption, pyahocorasick's ``iter`` over the
-spaced caption with one automaton of every padded entry, ids collected in a set. Both run
-on the same data in this process (best of --repeat); results are checked to be identical.
+spaced caption with one automaton of every padded entry, ids collected in a set. It and
+``match_many`` of each engine (``--engines``, default: trie and aho-corasick) run on the same
+data in this process (best of --repeat); results are checked to be identical.
 
 Data:
 
@@ -21,9 +22,10 @@ Data:
   installed (Chinese), character n-grams of its demo corpus, then random strings of its script
   up to --entries; captions are the demo corpus lines.
 
-Besides the ratio it prints the matcher's build time, file size, load time (best of 3, wall
-and CPU: the machine may be shared), bytes per entry held after loading (tracemalloc, and the
-RSS growth of a fresh process loading it) and this process's peak RSS.
+Besides the ratios it prints, per engine, the matcher's build time, file size, load time (best
+of 3, wall and CPU: the machine may be shared), bytes per entry held after loading
+(tracemalloc, the RSS growth of a fresh process loading it, and ``Matcher.nbytes``) and the
+peak RSS of a fresh process that loads it and matches every caption.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from metaclip2.matching import Matcher, pad_entry, spacing  # noqa: E402
+from metaclip2.matching.matcher import MATCHER_ENGINES  # noqa: E402
 
 DEMO = ROOT / "metaclip2" / "data" / "demo"
 ENWIKI = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -177,35 +180,41 @@ def naive(automaton, captions):
     return out
 
 
-def measure_load(path: Path, n_entries: int) -> dict:
+def measure_load(path: Path, n_entries: int, engine: str, captions_path: Path) -> dict:
     """Best-of-3 load time (wall and CPU), bytes per entry still allocated after one load
-    (tracemalloc), and the RSS growth of a fresh process loading it."""
+    (tracemalloc), and, in a fresh process, the RSS growth of loading it and the peak RSS of
+    loading it and matching every caption."""
     best, cpu = float("inf"), float("inf")
     for _ in range(3):
         gc.collect()
         t0, c0 = time.perf_counter(), time.process_time()
-        m = Matcher.load(path)
+        m = Matcher.load(path, engine=engine)
         best, cpu = min(best, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
         del m
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    m = Matcher.load(path)
+    m = Matcher.load(path, engine=engine)
     held = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
     del m
     code = (
-        "import gc, sys; from metaclip2 import Matcher\n"
+        "import gc, json, sys; from metaclip2 import Matcher\n"
         "def rss(): return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
-        "Matcher(['a b', 'c', '東']).match_many(['a b c 東']); gc.collect(); r0 = rss()\n"
-        "m = Matcher.load(sys.argv[1]); gc.collect(); print(rss() - r0)"
+        "captions = json.load(open(sys.argv[3], encoding='utf-8'))\n"
+        "Matcher(['a b', 'c', '東'], engine=sys.argv[2]).match_many(['a b c 東']); gc.collect(); r0 = rss()\n"
+        "m = Matcher.load(sys.argv[1], engine=sys.argv[2]); gc.collect(); print(rss() - r0)\n"
+        # VmHWM, not ru_maxrss: the latter keeps the high-water mark of the forked parent across exec.
+        "m.match_many(captions); print(int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) * 1024)"
     )
-    rss = None
+    rss = peak = None
     if Path("/proc/self/statm").exists():
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env)
-        rss = int(out.stdout.strip().splitlines()[-1]) / max(n_entries, 1) if out.returncode == 0 else None
-    return {"wall": best, "cpu": cpu, "traced": held / max(n_entries, 1), "rss": rss}
+        out = subprocess.run([sys.executable, "-c", code, str(path), engine, str(captions_path)], capture_output=True, text=True, env=env)
+        if out.returncode == 0:
+            grown, peak = map(int, out.stdout.split()[-2:])
+            rss = grown / max(n_entries, 1)
+    return {"wall": best, "cpu": cpu, "traced": held / max(n_entries, 1), "rss": rss, "peak": peak}
 
 
 def main(argv=None):
@@ -213,6 +222,7 @@ def main(argv=None):
     ap.add_argument("--data", choices=["synthetic", "english", "zh", "ja", "th"], default="synthetic")
     ap.add_argument("--entries", type=int, default=None, help="default: 100,000 (synthetic), 500,000 (english), 200,000 (zh/ja/th)")
     ap.add_argument("--captions", type=int, default=None, help="default: 100,000 (150,000 for english)")
+    ap.add_argument("--engines", nargs="+", choices=MATCHER_ENGINES, default=list(MATCHER_ENGINES), help="matcher engines to measure (default: all)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--shared-data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared test data (WordNet, Wikipedia samples)")
     ap.add_argument("--cache", type=Path, help="JSON file keeping the generated entries and captions between runs")
@@ -236,42 +246,52 @@ def main(argv=None):
         if args.cache:
             args.cache.write_text(json.dumps({"key": key, "entries": entries, "captions": captions}, ensure_ascii=False))
 
-    t0 = time.perf_counter()
-    matcher = Matcher(entries)
-    build = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.matcher"
-        matcher.save(path)
-        size = path.stat().st_size
-        load = measure_load(path, len(entries))
-    automaton = naive_automaton(entries)
     chars = sum(map(len, captions)) / max(len(captions), 1)
     print(f"{args.data}: {len(entries):,} entries, {len(captions):,} captions ({chars:.0f} chars on average)")
-    estimate = getattr(matcher, "nbytes", 0) / max(len(entries), 1)
-    rss = f"{load['rss']:.0f}" if load["rss"] is not None else "n/a"
-    print(f"matcher: built in {build:.2f} s, file {size / 1e6:.1f} MB; load {load['wall']:.3f} s wall, {load['cpu']:.3f} s CPU "
-          f"(best of 3); bytes/entry after load: {load['traced']:.0f} (tracemalloc), {rss} (RSS growth of a fresh "
-          f"process loading it, transient allocations the allocator keeps included), {estimate:.0f} (Matcher.nbytes)")  # fmt: skip
-    skipped = getattr(matcher, "unmatchable", ())
+    matchers = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        captions_path = Path(tmp) / "captions.json"
+        captions_path.write_text(json.dumps(captions, ensure_ascii=False), encoding="utf-8")
+        for engine in args.engines:
+            gc.collect()
+            t0 = time.perf_counter()
+            matchers[engine] = matcher = Matcher(entries, engine=engine)
+            build = time.perf_counter() - t0
+            path = Path(tmp) / f"{engine}.matcher"
+            matcher.save(path)  # the same bytes whatever the engine
+            load = measure_load(path, len(entries), engine, captions_path)
+            rss = f"{load['rss']:.0f}" if load["rss"] is not None else "n/a"
+            peak = f"{load['peak'] / 2**20:.0f} MB" if load["peak"] is not None else "n/a"
+            print(f"[{engine}] built in {build:.2f} s, file {path.stat().st_size / 1e6:.1f} MB; load {load['wall']:.3f} s wall, "
+                  f"{load['cpu']:.3f} s CPU (best of 3); bytes/entry after load: {load['traced']:.0f} (tracemalloc), {rss} "
+                  f"(RSS growth of a fresh process loading it), {matcher.nbytes / max(len(entries), 1):.0f} (Matcher.nbytes); "
+                  f"peak RSS of a fresh process loading it and matching the captions: {peak}")  # fmt: skip
+    skipped = matchers[args.engines[0]].unmatchable
     if skipped:
         print(f"unmatchable entries skipped: {len(skipped):,} (e.g. {', '.join(repr(entries[i]) for i in skipped[:4])})")
 
-    best = {"naive": float("inf"), "match_many": float("inf")}
+    automaton = naive_automaton(entries)
+    best = dict.fromkeys(["naive", *args.engines], float("inf"))
+    results = {}
     for _ in range(args.repeat):
         t0 = time.perf_counter()
         ref = naive(automaton, captions)
         best["naive"] = min(best["naive"], time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        offsets, ids = matcher.match_many(captions)
-        best["match_many"] = min(best["match_many"], time.perf_counter() - t0)
-    got = [ids[offsets[k] : offsets[k + 1]].tolist() for k in range(len(captions))]
-    assert got == ref, "match_many disagrees with the naive loop"
-    hits = int(offsets[-1])
+        for engine, matcher in matchers.items():
+            t0 = time.perf_counter()
+            results[engine] = matcher.match_many(captions)
+            best[engine] = min(best[engine], time.perf_counter() - t0)
+    for engine, (offsets, ids) in results.items():
+        got = [ids[offsets[k] : offsets[k + 1]].tolist() for k in range(len(captions))]
+        assert got == ref, f"match_many ({engine}) disagrees with the naive loop"
+    hits = sum(map(len, ref))
     for name, sec in best.items():
-        print(f"{name:>11}: {len(captions) / sec:>12,.0f} captions/s  ({sec:.3f} s, best of {args.repeat})")
-    print(f"matched ids per caption: {hits / len(captions):.2f}")
-    print(f"ratio match_many / naive: {best['naive'] / best['match_many']:.2f}x")
-    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+        label = "naive loop" if name == "naive" else f"{name} match_many"
+        print(f"{label:>25}: {len(captions) / sec:>12,.0f} captions/s  ({sec:.3f} s, best of {args.repeat})")
+    print(f"matched ids per caption: {hits / len(captions):.2f}; every engine's result equals the naive loop's")
+    for engine in args.engines:
+        print(f"ratio {engine} match_many / naive: {best['naive'] / best[engine]:.2f}x")
+    print(f"peak RSS of this process (everything above): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

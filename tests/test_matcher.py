@@ -12,9 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metaclip2.core.errors import MatcherMismatchError
-from metaclip2.matching.matcher import Matcher
+from metaclip2.matching.matcher import MATCHER_ENGINES, Matcher
 from metaclip2.matching.text import pad_entry, spacing
 from metaclip2.core.entries import MetadataError, entries_digest
+
+# Every test runs with each engine: they must give the same results for every input.
+pytestmark = pytest.mark.parametrize("engine", MATCHER_ENGINES)
+
 
 # --- references ---------------------------------------------------------------------------
 
@@ -100,9 +104,9 @@ def cases(draw):
 @pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases(), st.integers(1, 4))
-def test_match_and_match_many_agree_with_references(case, batch_size):
+def test_match_and_match_many_agree_with_references(engine, case, batch_size):
     entries, texts = case
-    m = Matcher(entries)
+    m = Matcher(entries, engine=engine)
     expected = [ref_lib(entries, t) for t in texts]
     assert expected == [ref_spec(entries, t) for t in texts]
     assert [m.match(t) for t in texts] == expected
@@ -112,10 +116,10 @@ def test_match_and_match_many_agree_with_references(case, batch_size):
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.text(max_size=6), max_size=8), st.lists(st.text(max_size=25), max_size=6))
-def test_any_unicode_agrees_with_reference(entries, texts):
+def test_any_unicode_agrees_with_reference(engine, entries, texts):
     entries = list(dict.fromkeys(e for e in map(_clean, entries) if e))
     entries += [s for s in dict.fromkeys(_clean(t[1:4]) for t in texts) if s and s not in entries]
-    m = Matcher(entries)
+    m = Matcher(entries, engine=engine)
     expected = [ref_lib(entries, t) for t in texts]
     assert [m.match(t) for t in texts] == expected
     assert check_csr(*m.match_many(texts, batch_size=2), len(texts)) == expected
@@ -152,10 +156,10 @@ def _random_corpus(seed, n_entries, n_texts):
     return entries, [text() for _ in range(n_texts)]
 
 
-def test_random_corpus_many_entries_and_batches():
+def test_random_corpus_many_entries_and_batches(engine):
     entries, texts = _random_corpus(0, 700, 1500)
     texts[10] = "x\x00y 東京"  # one batch takes the NUL fallback, the others do not
-    m = Matcher(entries)
+    m = Matcher(entries, engine=engine)
     expected = [ref_lib(entries, t) for t in texts]
     assert sum(map(len, expected)) > 3000  # the corpus really exercises matching
     assert [m.match(t) for t in texts] == expected
@@ -166,9 +170,9 @@ def test_random_corpus_many_entries_and_batches():
 # --- hand-written cases ---------------------------------------------------------------------
 
 
-def test_shared_padding_of_univ_of_universe():
+def test_shared_padding_of_univ_of_universe(engine):
     entries = ["of", "of univ", "univ", "of universe", "universe", "univ of", "niv", "of univ of universe", "verse"]
-    m = Matcher(entries)
+    m = Matcher(entries, engine=engine)
     assert m.match("of univ of universe") == [0, 1, 2, 3, 4, 5, 7]
     assert m.match("universe of") == [0, 4]
     assert m.match("university") == []
@@ -211,23 +215,23 @@ def test_shared_padding_of_univ_of_universe():
         ("𠀀字", "𠀀𠀀字", True),
     ],
 )
-def test_boundary_cases(entry, text, hit):
-    m = Matcher(["filler", entry])
+def test_boundary_cases(engine, entry, text, hit):
+    m = Matcher(["filler", entry], engine=engine)
     assert m.match(text) == ([1] if hit else [])
     offsets, ids = m.match_many([text, "filler", text], batch_size=2)
     assert check_csr(offsets, ids, 3) == [[1] if hit else [], [0], [1] if hit else []]
 
 
-def test_overlapping_and_repeated_occurrences_count_once():
-    m = Matcher(["ab", "aba", "東京", "京"])
+def test_overlapping_and_repeated_occurrences_count_once(engine):
+    m = Matcher(["ab", "aba", "東京", "京"], engine=engine)
     assert m.match("ab ab ab aba aba") == [0, 1]
     assert m.match("東京東京東京") == [2, 3]
     offsets, ids = m.match_many(["東京東京東京"])
     assert offsets.tolist() == [0, 2] and ids.tolist() == [2, 3]
 
 
-def test_nul_and_surrogates_in_texts():
-    m = Matcher(["a", "東京", "b c"])
+def test_nul_and_surrogates_in_texts(engine):
+    m = Matcher(["a", "東京", "b c"], engine=engine)
     texts = ["a \x00東京", "\x00", "b c", "\ud800 a", "", "東京\udfff"]
     expected = [ref_lib(m.entries, t) for t in texts]
     assert expected == [[0, 1], [], [2], [0], [], [1]]
@@ -235,27 +239,27 @@ def test_nul_and_surrogates_in_texts():
     assert check_csr(*m.match_many(texts[2:]), len(texts) - 2) == expected[2:]
 
 
-def test_empty_inputs():
-    m = Matcher(["a"])
+def test_empty_inputs(engine):
+    m = Matcher(["a"], engine=engine)
     offsets, ids = m.match_many([])
     assert offsets.dtype == np.int64 and offsets.tolist() == [0]
     assert ids.dtype == np.int32 and len(ids) == 0
     assert check_csr(*m.match_many(["", "", "a"]), 3) == [[], [], [0]]
-    empty = Matcher([])
+    empty = Matcher([], engine=engine)
     assert len(empty) == 0 and empty.match("anything") == []
     assert check_csr(*empty.match_many(["x", ""]), 2) == [[], []]
 
 
-def test_only_token_or_only_automaton_entries():
+def test_only_token_or_only_automaton_entries(engine):
     for entries in (["cat", "dog"], ["New York"], ["東京"], ["(x)"]):
-        m = Matcher(entries)
+        m = Matcher(entries, engine=engine)
         texts = ["cat dog New York 東京 (x)", "nothing", ""]
         assert check_csr(*m.match_many(texts), 3) == [ref_lib(entries, t) for t in texts]
 
 
-def test_entries_are_kept_in_order_with_ids():
+def test_entries_are_kept_in_order_with_ids(engine):
     entries = ["b", "a", "東京"]
-    m = Matcher(entries)
+    m = Matcher(entries, engine=engine)
     assert m.entries == entries and len(m) == 3
     assert m.digest == entries_digest(entries)
     assert m.match("a b 東京") == [0, 1, 2]
@@ -264,34 +268,34 @@ def test_entries_are_kept_in_order_with_ids():
 # --- errors ---------------------------------------------------------------------------------
 
 
-def test_duplicates_are_named():
+def test_duplicates_are_named(engine):
     with pytest.raises(MetadataError) as e:
-        Matcher(["apple", "pear", "apple", "東京", "fig", "東京"])
+        Matcher(["apple", "pear", "apple", "東京", "fig", "東京"], engine=engine)
     msg = str(e.value)
     assert "'apple'" in msg and "'東京'" in msg and "'pear'" not in msg and "'fig'" not in msg
 
 
-def test_case_variants_are_not_duplicates():
-    m = Matcher(["Apple", "apple", "APPLE"])
+def test_case_variants_are_not_duplicates(engine):
+    m = Matcher(["Apple", "apple", "APPLE"], engine=engine)
     assert m.match("apple APPLE") == [1, 2]
 
 
 @pytest.mark.parametrize("bad", ["", "a\tb", "a\nb", "a\rb", "a\x00b"])
-def test_unusable_entries_rejected(bad):
+def test_unusable_entries_rejected(engine, bad):
     with pytest.raises(MetadataError):
-        Matcher(["ok", bad])
+        Matcher(["ok", bad], engine=engine)
 
 
 # --- persistence ----------------------------------------------------------------------------
 
 
-def test_save_load_round_trip(tmp_path):
+def test_save_load_round_trip(engine, tmp_path):
     entries, texts = _random_corpus(1, 300, 400)
-    m = Matcher(entries)
+    m = Matcher(entries, engine=engine)
     path = tmp_path / "sub" / "en.matcher"
     m.save(path)
     assert Matcher.read_digest(path) == m.digest
-    for loaded in (Matcher.load(path), Matcher.load(path, entries=entries), Matcher.load(path, digest=m.digest)):
+    for loaded in (Matcher.load(path, engine=engine), Matcher.load(path, entries=entries, engine=engine), Matcher.load(path, digest=m.digest, engine=engine)):
         assert loaded.entries == entries and loaded.digest == m.digest
         assert [loaded.match(t) for t in texts] == [m.match(t) for t in texts]
         a, b = loaded.match_many(texts, batch_size=50), m.match_many(texts)
@@ -299,23 +303,23 @@ def test_save_load_round_trip(tmp_path):
     assert not list(tmp_path.glob("sub/*.tmp*"))
 
 
-def test_load_refuses_other_entry_list(tmp_path):
+def test_load_refuses_other_entry_list(engine, tmp_path):
     entries = ["a", "b", "c"]
     path = tmp_path / "m.matcher"
-    Matcher(entries).save(path)
+    Matcher(entries, engine=engine).save(path)
     for other in (["a", "b"], ["b", "a", "c"], ["a", "b", "c", "d"], ["a", "b", "C"]):
         with pytest.raises(MatcherMismatchError):
-            Matcher.load(path, entries=other)
+            Matcher.load(path, entries=other, engine=engine)
     with pytest.raises(MatcherMismatchError):
         Matcher.load(path, digest=entries_digest(["x"]))
     assert issubclass(MatcherMismatchError, MetadataError)
 
 
-def test_load_refuses_non_matcher_file(tmp_path):
+def test_load_refuses_non_matcher_file(engine, tmp_path):
     path = tmp_path / "junk.matcher"
     path.write_bytes(b"not a matcher at all")
     with pytest.raises(MetadataError):
-        Matcher.load(path)
+        Matcher.load(path, engine=engine)
     (tmp_path / "empty.matcher").write_bytes(b"")
     with pytest.raises(MetadataError):
-        Matcher.load(tmp_path / "empty.matcher")
+        Matcher.load(tmp_path / "empty.matcher", engine=engine)

@@ -172,6 +172,20 @@ def test_two_workers_give_the_same_bytes(pool, reference, tmp_path):
     assert tree(out) == tree(reference.out)
 
 
+def test_aho_corasick_engine_gives_the_same_bytes_and_is_not_recorded(pool, reference, tmp_path):
+    from metaclip2.cli import main
+
+    out = tmp_path / "ac"
+    curate(pool["meta"], [pool["glob"]], out, workers=1, matcher_engine="aho-corasick", **KW)
+    assert tree(out) == tree(reference.out)
+    assert "matcher_engine" not in (out / "run.json").read_text()
+    # Resuming with the other engine is the same run; the flag comes from the config's fields.
+    args = ["--metadata", str(pool["meta"]), "--input", pool["glob"], "--out", str(out), "--t-en", "8", "--max-chars", "100", "--quiet"]
+    assert main(["curate", *args, "--matcher-engine", "trie"]) == 0
+    got, ref = tree(out), tree(reference.out)
+    assert {k: got.get(k) for k in ref} == ref  # (the CLI adds plots and a run log)
+
+
 def _run_killed(pool, out: Path, kill_at: str, extra: str = "") -> None:
     code = (
         "from metaclip2.pipeline.run import curate\n"

@@ -20,6 +20,14 @@ allows, so every occurrence, overlapping ones included, is found; numpy runs the
 a whole batch level by level. The tries are plain arrays (sorted edge keys, one entry id
 per node), which makes matchers small, fast to load, and storable without pickle.
 
+That is the default engine, ``"trie"``. ``Matcher(..., engine="aho-corasick")`` finds the
+same entries with pyahocorasick automata instead, the paper's method: single-token entries
+padded on both sides in a dict over the text's tokens, the other entries padded at their start
+in one automaton, those starting with a CJK-like character in another, which reads only the
+runs of a text made of its entries' characters that hold one of their first characters.
+Everything else (entry checks, unmatchable entries, padding, spacing, batching, the CSR
+result, the file format) is shared by both engines.
+
 File format (``.matcher``, little-endian)::
 
     b"MC2MATCH"  uint32 version  uint32 header_length  header (JSON, UTF-8)
@@ -29,8 +37,9 @@ The header names the format, the language, the entry list's digest and count, ea
 section's dtype and length, and the payload's size and sha256. The payload holds only data:
 the entries (UTF-8, joined by newlines) and their byte lengths, the token vocabulary (joined
 by newlines) and the token codes of every entry padded on both sides (int32). Loading checks the size, the checksum,
-the digest, every length and every token against the entries, then derives the tries;
-nothing in a file is executed or trusted unchecked.
+the digest, every length and every token against the entries, then builds the chosen
+engine from them (tries, or automata rebuilt from the entries); nothing in a file is executed
+or trusted unchecked, and the file is the same whatever engine saved or loads it.
 """
 
 from __future__ import annotations
@@ -48,10 +57,10 @@ import numpy as np
 
 from metaclip2.core.charclass import is_cjk_like
 from metaclip2.core.entries import check_entries, entries_digest
-from metaclip2.core.errors import MatcherFileError, MatcherMismatchError, MetadataError
+from metaclip2.core.errors import MatcherFileError, MatcherMismatchError, MetadataError, ParameterError
 from metaclip2.matching.text import SPACED_CONTROLS, WRAPPED_PUNCTUATION, spacing
 
-__all__ = ["Matcher", "MatcherMismatchError", "MatcherFileError"]
+__all__ = ["Matcher", "MATCHER_ENGINES", "MatcherMismatchError", "MatcherFileError"]
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +169,11 @@ class Matcher:
         turns the first three into spaces).
     lang : str, optional
         The list's language, recorded in saved files and checked on load.
+    engine : {"trie", "aho-corasick"}
+        How entries are searched: ``"trie"`` (default) walks the array tries described in
+        the module docstring; ``"aho-corasick"`` runs pyahocorasick automata, the paper's
+        method (for exact reproduction or cross-checking; larger and slower to build). Both
+        give the same ids for every text.
 
     Attributes
     ----------
@@ -167,8 +181,16 @@ class Matcher:
     digest : str
         :func:`~metaclip2.core.entries.entries_digest` of `entries`.
     lang : str or None
+    engine : str
     unmatchable : tuple of int
         Ids of the entries that can never match (see the module docstring); they are skipped.
+
+    Raises
+    ------
+    ParameterError
+        `engine` is not one of :data:`MATCHER_ENGINES`.
+    MetadataError
+        An entry is empty, repeated, or holds a tab, newline, carriage return or NUL.
 
     Notes
     -----
@@ -177,7 +199,8 @@ class Matcher:
     found (``"of univ"`` and ``"univ"`` both match ``"of univ of universe"``).
     """
 
-    def __init__(self, entries: Sequence[str], lang: str | None = None):
+    def __init__(self, entries: Sequence[str], lang: str | None = None, engine: str = "trie"):
+        _check_engine(engine)
         entries = list(entries)
         check_entries(entries)
         layout = _Layout(entries)
@@ -187,8 +210,7 @@ class Matcher:
                 f"{len(bad)} entries hold a tab, newline, carriage return or NUL and could never match "
                 f"(e.g. {entries[int(bad[0])]!r}); drop them from the list"
             )
-        words, tokens = _tokenize(entries, layout)
-        self._init(entries, entries_digest(entries), lang, layout, words, tokens)
+        self._init(entries, entries_digest(entries), lang, layout, engine)
         if self.unmatchable:
             shown = ", ".join(repr(entries[i]) for i in self.unmatchable[:5])
             log.warning(
@@ -198,54 +220,31 @@ class Matcher:
                 ", ..." if len(self.unmatchable) > 5 else "",
             )  # fmt: skip
 
-    def _init(self, entries: list[str], digest: str, lang: str | None, layout: "_Layout", words: list[str], tokens: np.ndarray) -> None:
+    def _init(self, entries: list[str], digest: str, lang: str | None, layout: "_Layout", engine: str,
+              words: list[str] | None = None, tokens: np.ndarray | None = None) -> None:  # fmt: skip
         self.entries = entries
         self.digest = digest
         self.lang = lang
+        self.engine = engine
         self.unmatchable = tuple(np.flatnonzero(layout.unmatchable).tolist())
-        token_ids = np.flatnonzero(layout.token)
-        n_tok = layout.spaces[token_ids] + 1
-        single = n_tok == 1
-        offsets = np.zeros(len(token_ids) + 1, dtype=np.int64)
-        np.cumsum(n_tok, out=offsets[1:])
-        # Single-token entries: the word's code gives the entry. Their dict keys are the entry strings themselves.
-        single_codes = tokens[offsets[:-1][single]]
-        self._word_entry = np.full(len(words) + _FIRST_WORD, -1, dtype=np.int32)
-        self._word_entry[single_codes] = token_ids[single]
-        if np.count_nonzero(self._word_entry >= 0) != len(single_codes):
-            raise MetadataError("two single-word entries have the same word (duplicate entries)")
-        if len(single_codes):
-            shared = np.array(words, dtype=object)
-            shared[single_codes - _FIRST_WORD] = np.array(entries, dtype=object)[token_ids[single]]
-            words[:] = shared.tolist()
-        self._words = dict(zip(words, range(_FIRST_WORD, len(words) + _FIRST_WORD)))
-        if len(self._words) != len(words):
-            raise MetadataError("the token vocabulary holds a word twice")
-        self._words[_SEP] = _SEPCODE
-        multi = ~single
-        keep = np.repeat(multi, n_tok)
-        self._phrases = _Trie(tokens[keep], n_tok[multi], token_ids[multi], len(words) + _FIRST_WORD) if multi.any() else None
-        fwd = np.flatnonzero(layout.forward)
-        self._forward = _Trie(*layout.sequences(fwd, reverse=False), fwd, _CHARS) if len(fwd) else None
-        bwd = np.flatnonzero(layout.backward)
-        self._backward = _Trie(*layout.sequences(bwd, reverse=True), bwd, _CHARS) if len(bwd) else None
-        self._nbytes = (
-            # The same estimate however the matcher was made: list, dict (≈50 bytes an item), strs, ints.
-            56 + layout.str_bytes
-            + 64 + 50 * len(self._words) + _str_bytes_estimate(words, token_ids[single], layout) + 28 * len(words)
-            + self._word_entry.nbytes
-            + sum(t.nbytes for t in (self._phrases, self._forward, self._backward) if t is not None)
-        )  # fmt: skip
+        self._engine = _ENGINES[engine](entries, layout, words, tokens)
+        self._nbytes = 56 + layout.str_bytes + self._engine.nbytes  # the entry list (list + strs), then the engine
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def __repr__(self) -> str:
-        return f"Matcher({len(self.entries)} entries, lang={self.lang!r}, digest={self.digest[:12]})"
+        return f"Matcher({len(self.entries)} entries, lang={self.lang!r}, engine={self.engine!r}, digest={self.digest[:12]})"
 
     @property
     def nbytes(self) -> int:
-        """Estimated memory held by this matcher, in bytes (entries, vocabulary and tries)."""
+        """Estimated memory held by this matcher, in bytes (entries and the engine's structures).
+
+        The trie engine's is computed from its arrays and a per-item cost of its dict. The
+        Aho-Corasick engine's is measured while its automata are built: the growth of the
+        process's resident memory (free heap pages given back to the OS before and after),
+        and at least pyahocorasick's own count of its nodes.
+        """
         return self._nbytes
 
     # -- matching ----------------------------------------------------------------------
@@ -253,7 +252,7 @@ class Matcher:
         """Sorted unique ids of the entries contained in `text`."""
         if not self.entries:
             return []
-        return sorted(set(self._keys(spacing(text), 1).tolist()))
+        return sorted(set(self._engine.keys(spacing(text), 1, len(self.entries)).tolist()))
 
     def match_many(self, texts: Sequence[str], batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
         """Match a batch of texts at once.
@@ -287,44 +286,19 @@ class Matcher:
     def _match_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         n = len(texts)
         n_entries = len(self.entries)
+        keys = self._engine.keys
         joined = _NUL.join(texts)
         if joined.count(_NUL) != n - 1:
             # A text holds NUL itself: search the texts one by one (NUL is then an ordinary character).
-            key = np.concatenate([self._keys(spacing(t), 1) + k * n_entries for k, t in enumerate(texts)])
+            key = np.concatenate([keys(spacing(t), 1, n_entries) + k * n_entries for k, t in enumerate(texts)])
         else:
             # spacing() of every text at once: " a " NUL " b " -> " a \n b ", the spaced texts joined by \n.
-            key = self._keys(spacing(joined).replace(_NUL, " " + _SEP + " "), n)
+            key = keys(spacing(joined).replace(_NUL, " " + _SEP + " "), n, n_entries)
         key.sort()  # (sort + neighbour test: faster than np.unique's hashing here)
         if len(key):
             key = key[np.concatenate(([True], key[1:] != key[:-1]))]
         text_of_hit, ids = np.divmod(key, n_entries)
         return np.bincount(text_of_hit, minlength=n).astype(np.int64), ids
-
-    def _keys(self, big: str, n_texts: int) -> np.ndarray:
-        """``text index * n_entries + id`` of every occurrence in spaced texts joined by \\n (with repeats)."""
-        n_entries = len(self.entries)
-        parts = [np.zeros(0, dtype=np.int64)]
-        if self._phrases is not None or self._word_entry.size > _FIRST_WORD:
-            tokens = big.split(" ")
-            codes = np.fromiter(map(self._words.get, tokens, itertools.repeat(_UNKNOWN)), dtype=np.int64, count=len(tokens))
-            # The first and last pieces lie outside the outer spaces: no occurrence may use them.
-            codes[0] = codes[-1] = _UNKNOWN
-            text_of = np.cumsum(codes == _SEPCODE) if n_texts > 1 else np.zeros(len(codes), dtype=np.int64)
-            e = self._word_entry[codes]
-            hit = np.flatnonzero(e >= 0)
-            parts.append(text_of[hit] * n_entries + e[hit])
-            if self._phrases is not None:
-                pos, ids = self._phrases.walk(codes)
-                parts.append(text_of[pos] * n_entries + ids)
-        if self._forward is not None or self._backward is not None:
-            chars = np.frombuffer(big.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-            seps = np.flatnonzero(chars == _NEWLINE) if n_texts > 1 else None
-            for trie, step in ((self._forward, 1), (self._backward, -1)):
-                if trie is not None:
-                    pos, ids = trie.walk(chars, step)
-                    text = np.searchsorted(seps, pos) if seps is not None else 0
-                    parts.append(text * n_entries + ids)
-        return np.concatenate(parts)
 
     # -- persistence -----------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
@@ -370,9 +344,13 @@ class Matcher:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike, entries: Iterable[str] | None = None, digest: str | None = None, lang: str | None = None
+        cls, path: str | os.PathLike, entries: Iterable[str] | None = None, digest: str | None = None, lang: str | None = None,
+        engine: str = "trie",
     ) -> "Matcher":
         """Load a matcher saved by :meth:`save`, checking everything it holds.
+
+        The file holds data only, whatever engine saved it; the `engine` chosen here is built
+        from the checked entries (the Aho-Corasick automata are rebuilt, never read back).
 
         Parameters
         ----------
@@ -383,15 +361,20 @@ class Matcher:
         lang : str, optional
             The language the caller expects; a file saved for another one raises
             :class:`MatcherMismatchError`.
+        engine : {"trie", "aho-corasick"}
+            The engine to build (see :class:`Matcher`).
 
         Raises
         ------
+        ParameterError
+            `engine` is not one of :data:`MATCHER_ENGINES`.
         MatcherFileError
             The file is not a matcher, is truncated or damaged, fails a check against its
             own entries, or uses the old pickle-based format (which is never loaded).
         MatcherMismatchError
             The file is intact but belongs to another entry list or language.
         """
+        _check_engine(engine)
         path = Path(path)
         data = path.read_bytes()
         header, start = _parse_header(path, data)
@@ -409,7 +392,7 @@ class Matcher:
         if hashlib.sha256(payload).hexdigest() != header["payload_sha256"]:
             raise MatcherFileError(f"{path} is damaged: its payload does not match its checksum")
         try:
-            m = cls._from_payload(payload, header)
+            m = cls._from_payload(payload, header, engine)
             del data, payload
             _release_free_memory()
             return m
@@ -419,7 +402,7 @@ class Matcher:
             raise MatcherFileError(f"{path} fails the check against its own entries ({e}); rebuild it") from None
 
     @classmethod
-    def _from_payload(cls, payload: memoryview, header: dict) -> "Matcher":
+    def _from_payload(cls, payload: memoryview, header: dict, engine: str) -> "Matcher":
         arrays, offset = {}, 0
         for name, dtype, count in header["sections"]:
             size = count * np.dtype(dtype).itemsize
@@ -450,8 +433,229 @@ class Matcher:
         tokens = arrays["tokens"].astype(np.int64)
         _check_tokens(entries, layout, words, tokens)
         m = cls.__new__(cls)
-        m._init(entries, header["digest"], header["lang"], layout, words, tokens)
+        m._init(entries, header["digest"], header["lang"], layout, engine, words, tokens)
         return m
+
+
+class _TrieEngine:
+    """The word trie and the two character tries of the module docstring, as plain arrays."""
+
+    def __init__(self, entries: list[str], layout: "_Layout", words: list[str] | None, tokens: np.ndarray | None):
+        if words is None:
+            words, tokens = _tokenize(entries, layout)
+        token_ids = np.flatnonzero(layout.token)
+        n_tok = layout.spaces[token_ids] + 1
+        single = n_tok == 1
+        offsets = np.zeros(len(token_ids) + 1, dtype=np.int64)
+        np.cumsum(n_tok, out=offsets[1:])
+        # Single-token entries: the word's code gives the entry. Their dict keys are the entry strings themselves.
+        single_codes = tokens[offsets[:-1][single]]
+        self._word_entry = np.full(len(words) + _FIRST_WORD, -1, dtype=np.int32)
+        self._word_entry[single_codes] = token_ids[single]
+        if np.count_nonzero(self._word_entry >= 0) != len(single_codes):
+            raise MetadataError("two single-word entries have the same word (duplicate entries)")
+        if len(single_codes):
+            shared = np.array(words, dtype=object)
+            shared[single_codes - _FIRST_WORD] = np.array(entries, dtype=object)[token_ids[single]]
+            words[:] = shared.tolist()
+        self._words = dict(zip(words, range(_FIRST_WORD, len(words) + _FIRST_WORD)))
+        if len(self._words) != len(words):
+            raise MetadataError("the token vocabulary holds a word twice")
+        self._words[_SEP] = _SEPCODE
+        multi = ~single
+        keep = np.repeat(multi, n_tok)
+        self._phrases = _Trie(tokens[keep], n_tok[multi], token_ids[multi], len(words) + _FIRST_WORD) if multi.any() else None
+        fwd = np.flatnonzero(layout.forward)
+        self._forward = _Trie(*layout.sequences(fwd, reverse=False), fwd, _CHARS) if len(fwd) else None
+        bwd = np.flatnonzero(layout.backward)
+        self._backward = _Trie(*layout.sequences(bwd, reverse=True), bwd, _CHARS) if len(bwd) else None
+        self.nbytes = (
+            # The same estimate however the matcher was made: dict (≈50 bytes an item), strs, ints, arrays.
+            _dict_bytes(self._words) + _str_bytes_estimate(words, token_ids[single], layout) + 28 * len(words)
+            + self._word_entry.nbytes
+            + sum(t.nbytes for t in (self._phrases, self._forward, self._backward) if t is not None)
+        )  # fmt: skip
+
+    def keys(self, big: str, n_texts: int, n_entries: int) -> np.ndarray:
+        """``text index * n_entries + id`` of every occurrence in spaced texts joined by \\n (with repeats)."""
+        parts = [np.zeros(0, dtype=np.int64)]
+        if self._phrases is not None or self._word_entry.size > _FIRST_WORD:
+            parts += _word_keys(big, n_texts, n_entries, self._words, self._word_entry, self._phrases)
+        if self._forward is not None or self._backward is not None:
+            chars, seps = _char_codes(big, n_texts)
+            for trie, step in ((self._forward, 1), (self._backward, -1)):
+                if trie is not None:
+                    parts.append(_keys_at(seps, *trie.walk(chars, step), n_entries))
+        return np.concatenate(parts)
+
+
+class _AhoCorasickEngine:
+    """pyahocorasick automata over the padded entries: the paper's method.
+
+    Single-token entries padded on both sides are a dict over the text's space-separated
+    tokens (one lookup per token, like the trie engine's). The other entries go to two
+    automata: ``spaced`` holds those padded at the start; ``other`` those whose first
+    character is CJK-like. pyahocorasick scans a node's children linearly, so keeping the
+    thousands of CJK first characters away from the root of the automaton that reads Latin
+    text keeps its root misses cheap. ``other`` reads only the runs of a text made of its
+    entries' characters that hold one of their first characters (an occurrence lies inside
+    such a run); for Latin text that is little or nothing. Unmatchable entries are left out
+    of all three.
+
+    :attr:`nbytes` is measured: the growth of the process's resident memory while the
+    structures are built (free heap pages given back to the OS before and after, so that
+    reused or transient memory does not distort it), and at least pyahocorasick's own count
+    of its nodes.
+    """
+
+    def __init__(self, entries: list[str], layout: "_Layout", words: list[str] | None, tokens: np.ndarray | None):
+        import ahocorasick
+
+        _release_free_memory()
+        before = _resident_bytes()
+        single = np.flatnonzero(layout.token & (layout.spaces == 0))
+        self._words = dict(zip([entries[i] for i in single.tolist()], range(_FIRST_WORD, len(single) + _FIRST_WORD)))
+        self._words[_SEP] = _SEPCODE
+        self._word_entry = np.concatenate((np.full(_FIRST_WORD, -1), single)).astype(np.int32)
+        spaced_ids = np.flatnonzero((layout.token & (layout.spaces > 0)) | layout.backward).tolist()
+        self._spaced = _automaton(ahocorasick, layout.padded(spaced_ids), spaced_ids)
+        other_ids = np.flatnonzero(layout.forward).tolist()
+        self._other, self._alphabet = None, np.zeros(1, dtype=np.uint8)
+        if other_ids:
+            padded = layout.padded(other_ids)
+            # pyahocorasick scans a node's children in insertion order, and every character that
+            # no entry starts with scans all the root's (tens of thousands for Chinese). The
+            # space, the commonest such character in spaced text, comes first: a placeholder
+            # word " \n" that never occurs (searched texts are split at \n) makes it root child 0.
+            self._other = _automaton(ahocorasick, [" " + _SEP, *padded], [-1, *other_ids])
+            # Code point -> 2: a first character, 1: another character of these entries, 0: none (the last cell, past them all).
+            chars = np.unique(np.frombuffer("".join(padded).encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
+            self._alphabet = np.zeros(int(chars[-1]) + 2, dtype=np.uint8)
+            self._alphabet[chars] = 1
+            self._alphabet[np.unique(np.fromiter(map(ord, (p[0] for p in padded)), dtype=np.int64, count=len(padded)))] = 2
+        _release_free_memory()
+        measured = _resident_bytes() - before if before is not None else 0
+        counted = (
+            sum(a.get_stats()["total_size"] for a in (self._spaced, self._other) if a is not None)
+            + _dict_bytes(self._words) + 28 * len(self._words) + self._word_entry.nbytes + self._alphabet.nbytes
+        )  # fmt: skip
+        self.nbytes = max(measured, counted)
+
+    def keys(self, big: str, n_texts: int, n_entries: int) -> np.ndarray:
+        """``text index * n_entries + id`` of every occurrence in spaced texts joined by \\n (with repeats)."""
+        parts = [np.zeros(0, dtype=np.int64)]
+        if self._word_entry.size > _FIRST_WORD:
+            parts += _word_keys(big, n_texts, n_entries, self._words, self._word_entry, None)
+        if self._spaced is None and self._other is None:
+            return np.concatenate(parts)
+        chars, seps = _char_codes(big, n_texts)
+        if self._spaced is not None:
+            parts.append(_keys_at(seps, *_hits(self._spaced, big), n_entries))
+        if self._other is not None:
+            cls = self._alphabet[np.minimum(chars, len(self._alphabet) - 1)]
+            first = cls == 2
+            if first.any():
+                # An occurrence lies inside one run of the entries' characters and starts at one
+                # of their first characters: block every character outside such runs and every
+                # run without a first character, each blocked stretch shrunk to one separator.
+                blocked = cls == 0
+                run = np.cumsum(blocked)
+                has_first = np.zeros(int(run[-1]) + 1, dtype=bool)
+                has_first[run[first]] = True
+                blocked |= ~has_first[run]
+                sel = ~blocked
+                sel[1:] |= blocked[1:] & ~blocked[:-1]
+                sel[0] = True
+                where = np.flatnonzero(sel)
+                kept = chars[where]
+                kept[blocked[where]] = _NEWLINE
+                ends, ids = _hits(self._other, kept.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass"))
+                parts.append(_keys_at(seps, where[ends], ids, n_entries))
+        return np.concatenate(parts)
+
+
+MATCHER_ENGINES = ("trie", "aho-corasick")
+"""The names of the matching engines, the default first."""
+_ENGINES = {"trie": _TrieEngine, "aho-corasick": _AhoCorasickEngine}
+
+
+def _check_engine(engine: object) -> None:
+    if engine not in _ENGINES:
+        raise ParameterError(f"engine must be one of {MATCHER_ENGINES}, got {engine!r}")
+
+
+def _word_keys(big: str, n_texts: int, n_entries: int, words: dict, word_entry: np.ndarray, phrases: _Trie | None) -> list[np.ndarray]:
+    """Keys of the entries found as whole tokens: `words` gives each token's code, `word_entry`
+    a code's single-token entry, `phrases` (a trie over codes) the multi-token ones."""
+    tokens = big.split(" ")
+    codes = np.fromiter(map(words.get, tokens, itertools.repeat(_UNKNOWN)), dtype=np.int64, count=len(tokens))
+    # The first and last pieces lie outside the outer spaces: no occurrence may use them.
+    codes[0] = codes[-1] = _UNKNOWN
+    text_of = np.cumsum(codes == _SEPCODE) if n_texts > 1 else np.zeros(len(codes), dtype=np.int64)
+    e = word_entry[codes]
+    hit = np.flatnonzero(e >= 0)
+    out = [text_of[hit] * n_entries + e[hit]]
+    if phrases is not None:
+        pos, ids = phrases.walk(codes)
+        out.append(text_of[pos] * n_entries + ids)
+    return out
+
+
+def _char_codes(big: str, n_texts: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Code points of spaced texts joined by \\n, and where each text ends (None for one text)."""
+    chars = np.frombuffer(big.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    return chars, (np.flatnonzero(chars == _NEWLINE) if n_texts > 1 else None)
+
+
+def _keys_at(seps: np.ndarray | None, pos: np.ndarray, ids: np.ndarray, n_entries: int) -> np.ndarray:
+    """``text index * n_entries + id`` of occurrences at character positions `pos`."""
+    return (np.searchsorted(seps, pos) if seps is not None else 0) * n_entries + ids
+
+
+def _automaton(ahocorasick, words: list[str], values: list[int]):
+    """A pyahocorasick automaton of `words` with int `values`, or None without words."""
+    if not words:
+        return None
+    a = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    for w, v in zip(words, values):
+        a.add_word(w, v)
+    a.make_automaton()
+    return a
+
+
+def _hits(automaton, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """End positions and values of every occurrence in `text`, whose pieces between \\n (which no
+    entry holds) are searched one by one.
+
+    Short pieces keep pyahocorasick's end positions among Python's cached small ints (one long
+    text allocates an int for every hit); each piece's hits are followed by an end mark
+    ``(-1, 0)``, so that one flat pass over them all gives every hit its piece.
+    """
+    pieces = text.split(_SEP)
+    search, flatten = automaton.iter, itertools.chain.from_iterable
+    flat = np.fromiter(flatten(flatten(flatten((search(p), _PIECE_END) for p in pieces))), dtype=np.int64)
+    ends, values = flat[0::2], flat[1::2]
+    mark = ends < 0
+    starts = np.zeros(len(pieces), dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, pieces[:-1]), dtype=np.int64, count=len(pieces) - 1) + 1, out=starts[1:])
+    hit = ~mark
+    return ends[hit] + starts[np.cumsum(mark)[hit]], values[hit]
+
+
+_PIECE_END = ((-1, 0),)
+
+
+def _dict_bytes(d: dict) -> int:
+    return 64 + 50 * len(d)  # a dict costs about 50 bytes an item
+
+
+def _resident_bytes() -> int | None:
+    """This process's resident memory (Linux), else None."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class _Layout:
@@ -479,14 +683,14 @@ class _Layout:
         cls = _BYTE_CLASS[raw]
         self.forbidden = self._flag(np.flatnonzero(cls == _FORBIDDEN), n)
         if not n:
-            self.token = self.forward = self.backward = self.unmatchable = self.last_cjk = np.zeros(0, dtype=bool)
+            self.token = self.forward = self.backward = self.unmatchable = self.first_cjk = self.last_cjk = np.zeros(0, dtype=bool)
             self.spaces = np.zeros(0, dtype=np.int64)
             self.str_bytes = 0
             return
         last_start = starts + lengths - 1
         for _ in range(3):  # back to the lead byte of the last character
             last_start -= ((raw[last_start] & 0xC0) == 0x80) & (last_start > starts)
-        first_cjk = _cjk_like_at(raw, starts)
+        self.first_cjk = first_cjk = _cjk_like_at(raw, starts)
         self.last_cjk = last_cjk = _cjk_like_at(raw, last_start)
         # A wrapped character always has its own space on each side in a spaced text, so an
         # entry with a wrapped character next to anything but a space (inside the padded entry),
@@ -521,26 +725,18 @@ class _Layout:
         out[np.searchsorted(self.starts, positions, "right") - 1] = True
         return out
 
-    def sequences(self, ids: np.ndarray, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Code points of the padded entries `ids` (reversed for `reverse`), flat, and their lengths.
+    def padded(self, ids: Sequence[int]) -> list[str]:
+        """The entries `ids` padded as :func:`~metaclip2.matching.text.pad_entry` pads them."""
+        first, last, entries = self.first_cjk, self.last_cjk, self.entries
+        return [("" if first[i] else " ") + entries[i] + ("" if last[i] else " ") for i in ids]
 
-        Forward entries are unpadded at the start and get a trailing space when padded at the
-        end; backward entries are padded at the start only, so reversed they end with one space.
-        """
-        pick = [self.entries[i] for i in ids.tolist()]
-        chars = np.frombuffer(_SEP.join(pick).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        starts = np.concatenate(([0], np.flatnonzero(chars == _NEWLINE) + 1)).astype(np.int64)
-        lengths = np.diff(np.concatenate((starts, [len(chars) + 1]))) - 1
-        pad = np.ones(len(ids), dtype=bool) if reverse else ~self.last_cjk[ids]
-        total = lengths + pad
-        seq_start = np.zeros(len(ids), dtype=np.int64)
-        np.cumsum(total[:-1], out=seq_start[1:])
-        r = np.arange(int(total.sum()), dtype=np.int64) - np.repeat(seq_start, total)
-        s = np.repeat(starts, total)
-        ln = np.repeat(lengths, total)
-        src = s + (ln - 1 - r if reverse else r)
-        flat = np.where(r < ln, chars[np.minimum(src, len(chars) - 1)].astype(np.int64), _SPACE)
-        return flat, total
+    def sequences(self, ids: np.ndarray, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Code points of the padded entries `ids` (each reversed for `reverse`), flat, and their lengths."""
+        pick = self.padded(ids.tolist())
+        if reverse:
+            pick = [p[::-1] for p in pick]
+        flat = np.frombuffer("".join(pick).encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
+        return flat, np.fromiter(map(len, pick), dtype=np.int64, count=len(pick))
 
 
 _ASCII_CJK_LIKE = np.array([is_cjk_like(chr(c)) for c in range(128)], dtype=bool)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from metaclip2.core.entries import MetadataError, entries_digest, read_metadata
 from metaclip2.core.errors import MatcherFileError, MatcherMismatchError, MissingInputError, ParameterError, UnknownLanguageError
-from metaclip2.matching.matcher import Matcher
+from metaclip2.matching.matcher import MATCHER_ENGINES, Matcher
 
 __all__ = ["MetadataStore", "DEFAULT_MATCHER_MEMORY"]
 
@@ -41,6 +41,18 @@ class MetadataStore:
         matcher larger than the budget is still loaded, alone.
     strict : bool
         Raise instead of rebuilding when a ``.matcher`` file cannot be used.
+    engine : {"trie", "aho-corasick"}
+        The :class:`~metaclip2.matching.matcher.Matcher` engine to build from each list or
+        file (the same files serve both; the results are the same).
+
+    Raises
+    ------
+    ParameterError
+        A bad `matcher_memory` or `engine`.
+    MissingInputError
+        `directory` does not exist.
+    MetadataError
+        `directory` holds no ``<lang>.tsv``.
 
     Notes
     -----
@@ -48,7 +60,10 @@ class MetadataStore:
     can be shipped to worker processes (``datasets.map(num_proc=...)``, Ray tasks).
     """
 
-    def __init__(self, directory: str | os.PathLike, matcher_memory: int = DEFAULT_MATCHER_MEMORY, strict: bool = False):
+    def __init__(self, directory: str | os.PathLike, matcher_memory: int = DEFAULT_MATCHER_MEMORY, strict: bool = False,
+                 engine: str = "trie"):  # fmt: skip
+        if engine not in MATCHER_ENGINES:
+            raise ParameterError(f"engine must be one of {MATCHER_ENGINES}, got {engine!r}")
         if isinstance(matcher_memory, bool) or not isinstance(matcher_memory, int) or matcher_memory < 0:
             raise ParameterError(f"matcher_memory must be a number of bytes >= 0, got {matcher_memory!r}")
         self.directory = Path(directory)
@@ -59,6 +74,7 @@ class MetadataStore:
             raise MetadataError(f"no <lang>.tsv metadata files in {self.directory}")
         self.matcher_memory = matcher_memory
         self.strict = strict
+        self.engine = engine
         self._digests: dict[str, str] = {}
         self._init_cache()
 
@@ -78,7 +94,7 @@ class MetadataStore:
         self._init_cache()
 
     def __repr__(self) -> str:
-        return f"MetadataStore({str(self.directory)!r}, {len(self._files)} languages)"
+        return f"MetadataStore({str(self.directory)!r}, {len(self._files)} languages, engine={self.engine!r})"
 
     def __contains__(self, lang: object) -> bool:
         return lang in self._files
@@ -131,12 +147,12 @@ class MetadataStore:
         path = self.directory / f"{lang}.matcher"
         if path.exists():
             try:
-                return Matcher.load(path, digest=self.digest(lang), lang=lang)
+                return Matcher.load(path, digest=self.digest(lang), lang=lang, engine=self.engine)
             except (MatcherFileError, MatcherMismatchError) as e:
                 if self.strict:
                     raise
                 warnings.warn(f"{e}; building the matcher in memory from {tsv.name} instead", stacklevel=3)
-        return Matcher(read_metadata(tsv), lang=lang)
+        return Matcher(read_metadata(tsv), lang=lang, engine=self.engine)
 
     def resolve(self, label: str | None) -> str | None:
         """Metadata language for a LID label: itself, its group (``yue`` → ``zh``), else ``other``.

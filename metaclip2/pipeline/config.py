@@ -19,6 +19,7 @@ from metaclip2.core.errors import DataError, MissingInputError, ParameterError
 from metaclip2.curation.sampling import UNITS
 from metaclip2.curation.threshold import DEFAULT_T_EN
 from metaclip2.execution.executor import EXECUTORS, Executor
+from metaclip2.matching.matcher import MATCHER_ENGINES
 from metaclip2.pipeline.readers import DEFAULT_MAX_CHARS, FORMATS, ReaderSpec
 from metaclip2.pipeline.writers import OUTPUT_FORMATS
 
@@ -57,6 +58,9 @@ class CurationConfig:
     strict : bool
         Stop at the first bad input record or damaged container (not recorded: it changes no
         output of a finished shard).
+    matcher_engine : {"trie", "aho-corasick"}
+        How stage 1 searches entries: the compact word trie (default) or pyahocorasick automata,
+        the paper's method (not recorded: both give identical matches by construction).
     id_key, text_keys, lang_key : str, tuple of str, str, or None
         Record keys of the image id, its alt-text(s) and a given language; None: detected from
         the input's layout (see :class:`~metaclip2.pipeline.readers.ReaderSpec`).
@@ -123,6 +127,8 @@ class CurationConfig:
     drop_keys: tuple | None = _opt(None, _STAGE1, "do not carry these input fields (comma list)", metavar="KEYS", multi=True)
     redo_changed: bool = _opt(False, _STAGE1, "redo shards whose input file changed since stage 1 (default: refuse the run)",
                               recorded=False)  # fmt: skip
+    matcher_engine: str = _opt("trie", _STAGE1, "matching engine: trie (compact, fast to load) or aho-corasick (pyahocorasick, "
+                               "the paper's automaton); the matches are the same", choices=MATCHER_ENGINES, recorded=False)  # fmt: skip
     t_en: float = _opt(DEFAULT_T_EN, _STAGE2, "English threshold t_en; it scales with the pool (170000 is the paper's for billions of pairs): preview with `metaclip2 sweep`", metavar="T")
     english: str = _opt("keep", _STAGE2, "keep t_en for English (release) or recompute it from p (paper)", choices=ENGLISH_MODES)
     p: float | None = _opt(None, _STAGE2, "tail share to use instead of deriving it from English counts", metavar="P")
@@ -145,6 +151,7 @@ class CurationConfig:
             fix(name, _names(name, getattr(self, name)))
         self.reader_spec()  # checks the key names
         fix("min_confidence", _fraction("min_confidence", self.min_confidence, optional=True))
+        _choice("matcher_engine", self.matcher_engine, MATCHER_ENGINES)
         if self.lid_model is not None:
             fix("lid_model", os.fspath(self.lid_model))
             if not os.path.isfile(self.lid_model):

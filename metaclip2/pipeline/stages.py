@@ -132,8 +132,10 @@ def _stamp(paths: Iterable[Path]) -> tuple:
     return tuple(out)
 
 
-def cached_store(metadata: str | os.PathLike):
+def cached_store(metadata: str | os.PathLike, engine: str = "trie"):
     """The :class:`~metaclip2.matching.store.MetadataStore` of a directory, one per process.
+
+    `engine` is the store's matcher engine (``"trie"`` or ``"aho-corasick"``).
 
     Reloaded when the directory's ``.tsv``/``.matcher`` files change (size, mtime, inode). An
     fsspec URL is read through a local copy (:func:`~metaclip2.pipeline.remote.local_metadata`).
@@ -142,12 +144,12 @@ def cached_store(metadata: str | os.PathLike):
     from metaclip2.pipeline.remote import is_url, local_metadata
 
     d = local_metadata(os.fspath(metadata)) if is_url(metadata) else Path(metadata).resolve()
-    key = (str(d), _stamp(list(d.glob("*.tsv")) + list(d.glob("*.matcher"))))
+    key = (str(d), engine, _stamp(list(d.glob("*.tsv")) + list(d.glob("*.matcher"))))
     with _cache_lock:
         store = _stores.get(key)
         if store is None:
             _stores.clear()  # one metadata directory at a time per worker
-            store = _stores[key] = MetadataStore(d)
+            store = _stores[key] = MetadataStore(d, engine=engine)
     return store
 
 
@@ -182,6 +184,7 @@ def match_shard(
     min_confidence: float | None = None,
     lid_model: str | None = None,
     spec: ReaderSpec | None = None,
+    matcher_engine: str = "trie",
 ) -> Stage1Stats:
     """Stage 1 on one shard: language per alt-text, matching, per-shard counts.
 
@@ -208,6 +211,8 @@ def match_shard(
         alt-text comes without a language.
     spec : ReaderSpec, optional
         Named keys and carried fields; default: the layout is detected.
+    matcher_engine : {"trie", "aho-corasick"}
+        The matcher engine (the matches are the same).
 
     Returns
     -------
@@ -217,7 +222,7 @@ def match_shard(
     input_path = os.fspath(input_path)
     shard = shard or _safe(_strip_ext(input_path.rstrip("/").rsplit("/", 1)[-1]))
     paths = stage1_paths(out_dir, shard)
-    store = cached_store(metadata)
+    store = cached_store(metadata, matcher_engine)
     # One extra read of the input (which also warms the page cache for the reader): what a
     # resumed run compares the file with to notice that it was replaced.
     fingerprint = input_fingerprint(input_path)
@@ -604,11 +609,12 @@ class MatchTask:
     min_confidence: float | None
     lid_model: str | None
     spec: ReaderSpec | None = None
+    matcher_engine: str = "trie"
 
     def __call__(self) -> Stage1Stats:
         return match_shard(self.input_path, self.metadata, self.out_dir, self.shard, input_format=self.input_format,
                            max_chars=self.max_chars, strict=self.strict, min_confidence=self.min_confidence,
-                           lid_model=self.lid_model, spec=self.spec)  # fmt: skip
+                           lid_model=self.lid_model, spec=self.spec, matcher_engine=self.matcher_engine)  # fmt: skip
 
 
 @dataclass(frozen=True)
