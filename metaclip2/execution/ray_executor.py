@@ -38,7 +38,15 @@ class RayNotInstalledError(MissingExtraError):
 
 
 def import_ray():
-    """Import and return the ``ray`` module, or raise `RayNotInstalledError` naming the extra."""
+    """Import and return the ``ray`` module, or raise `RayNotInstalledError` naming the extra.
+
+    Examples
+    --------
+    >>> import pytest; _ = pytest.importorskip("ray")  # the example needs the ray extra
+    >>> from metaclip2.execution.ray_executor import import_ray
+    >>> import_ray().__name__
+    'ray'
+    """
     try:
         import ray
     except ImportError as e:  # pragma: no cover - ray is installed in the test environment
@@ -95,6 +103,21 @@ class RayExecutor(Executor):
     -----
     The executor connects lazily, on the first `map` (or `start`). Use it as a context
     manager, or call `close`, to release a runtime it started.
+
+    See Also
+    --------
+    metaclip2.execution.LocalExecutor : The same interface with local processes.
+    metaclip2.execution.get_executor : An executor by name.
+
+    Examples
+    --------
+    Creating the executor starts nothing; the first :meth:`map` starts (or connects to) Ray:
+
+    >>> import pytest; _ = pytest.importorskip("ray")  # the example needs the ray extra
+    >>> from metaclip2.execution import RayExecutor
+    >>> ex = RayExecutor(num_cpus=2, max_in_flight=64)
+    >>> ex
+    RayExecutor(address=None, num_cpus=2)
     """
 
     name = "ray"
