@@ -42,7 +42,6 @@ def import_ray():
 
     Examples
     --------
-    >>> import pytest; _ = pytest.importorskip("ray")  # the example needs the ray extra
     >>> from metaclip2.execution.ray_executor import import_ray
     >>> import_ray().__name__
     'ray'
@@ -113,7 +112,6 @@ class RayExecutor(Executor):
     --------
     Creating the executor starts nothing; the first :meth:`map` starts (or connects to) Ray:
 
-    >>> import pytest; _ = pytest.importorskip("ray")  # the example needs the ray extra
     >>> from metaclip2.execution import RayExecutor
     >>> ex = RayExecutor(num_cpus=2, max_in_flight=64)
     >>> ex
