@@ -39,7 +39,7 @@ def save_arrays(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndar
 
     See Also
     --------
-    metaclip2.core.arrayfile.load_arrays : Reads the file back, checked.
+    - [`load_arrays`][metaclip2.core.arrayfile.load_arrays] : Reads the file back, checked.
 
     Examples
     --------
@@ -87,7 +87,7 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
 
     See Also
     --------
-    metaclip2.core.arrayfile.save_arrays : Writes such a file.
+    - [`save_arrays`][metaclip2.core.arrayfile.save_arrays] : Writes such a file.
 
     Examples
     --------

@@ -125,8 +125,8 @@ class AtomicFile:
 
     See Also
     --------
-    metaclip2.core.atomic.write_bytes : One call for a whole file's bytes.
-    metaclip2.core.atomic.write_json : One call for a JSON file.
+    - [`write_bytes`][metaclip2.core.atomic.write_bytes] : One call for a whole file's bytes.
+    - [`write_json`][metaclip2.core.atomic.write_json] : One call for a JSON file.
 
     Examples
     --------
@@ -217,8 +217,8 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
     See Also
     --------
-    metaclip2.core.atomic.write_text : The same for text.
-    metaclip2.core.atomic.AtomicFile : For a file written piece by piece.
+    - [`write_text`][metaclip2.core.atomic.write_text] : The same for text.
+    - [`AtomicFile`][metaclip2.core.atomic.AtomicFile] : For a file written piece by piece.
 
     Examples
     --------
@@ -238,8 +238,8 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
     See Also
     --------
-    metaclip2.core.atomic.write_bytes : The same for bytes.
-    metaclip2.core.atomic.write_json : For JSON.
+    - [`write_bytes`][metaclip2.core.atomic.write_bytes] : The same for bytes.
+    - [`write_json`][metaclip2.core.atomic.write_json] : For JSON.
 
     Examples
     --------
@@ -259,7 +259,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
     See Also
     --------
-    metaclip2.core.atomic.write_text : For other text.
+    - [`write_text`][metaclip2.core.atomic.write_text] : For other text.
 
     Examples
     --------
@@ -283,7 +283,7 @@ def remove_temporaries(directory: str | os.PathLike) -> int:
 
     See Also
     --------
-    metaclip2.core.atomic.temporary_name : The names it removes.
+    - [`temporary_name`][metaclip2.core.atomic.temporary_name] : The names it removes.
 
     Examples
     --------

@@ -90,7 +90,7 @@ def is_cjk_like(ch: str) -> bool:
 
     See Also
     --------
-    metaclip2.matching.text.pad_entry : Pads an entry on its non-CJK-like sides.
+    - [`pad_entry`][metaclip2.matching.text.pad_entry] : Pads an entry on its non-CJK-like sides.
 
     Examples
     --------

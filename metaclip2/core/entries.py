@@ -49,7 +49,7 @@ def entries_digest(entries: Iterable[str]) -> str:
 
     See Also
     --------
-    metaclip2.core.entries.write_metadata : Stores the digest in the file's header.
+    - [`write_metadata`][metaclip2.core.entries.write_metadata] : Stores the digest in the file's header.
 
     Examples
     --------
@@ -88,7 +88,7 @@ def check_entries(entries: Sequence[str]) -> None:
 
     See Also
     --------
-    metaclip2.core.entries.find_duplicates : The duplicates themselves.
+    - [`find_duplicates`][metaclip2.core.entries.find_duplicates] : The duplicates themselves.
 
     Examples
     --------
@@ -119,8 +119,8 @@ def write_metadata(path: str | os.PathLike, entries: Sequence[str], sources: Seq
 
     See Also
     --------
-    metaclip2.core.entries.read_metadata : Reads the file back.
-    metaclip2.core.entries.entries_digest : The digest returned.
+    - [`read_metadata`][metaclip2.core.entries.read_metadata] : Reads the file back.
+    - [`entries_digest`][metaclip2.core.entries.entries_digest] : The digest returned.
 
     Examples
     --------
@@ -162,7 +162,7 @@ def read_metadata(path: str | os.PathLike, with_sources: bool = False):
 
     See Also
     --------
-    metaclip2.core.entries.write_metadata : Writes such a file.
+    - [`write_metadata`][metaclip2.core.entries.write_metadata] : Writes such a file.
 
     Examples
     --------

@@ -97,7 +97,7 @@ def file_digest(path: str | os.PathLike) -> dict[str, Any]:
 
     See Also
     --------
-    metaclip2.core.fingerprint.file_problem : Checks a file against such a record.
+    - [`file_problem`][metaclip2.core.fingerprint.file_problem] : Checks a file against such a record.
 
     Examples
     --------
@@ -126,7 +126,7 @@ def input_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
 
     See Also
     --------
-    metaclip2.core.fingerprint.input_change : Compares an input with its fingerprint.
+    - [`input_change`][metaclip2.core.fingerprint.input_change] : Compares an input with its fingerprint.
 
     Examples
     --------
@@ -160,7 +160,7 @@ def file_problem(path: str | os.PathLike, recorded: Mapping[str, Any]) -> str | 
 
     See Also
     --------
-    metaclip2.core.fingerprint.file_digest : The record it checks against.
+    - [`file_digest`][metaclip2.core.fingerprint.file_digest] : The record it checks against.
 
     Examples
     --------
@@ -202,7 +202,7 @@ def input_change(path: str | os.PathLike, recorded: Mapping[str, Any]) -> str | 
 
     See Also
     --------
-    metaclip2.core.fingerprint.input_fingerprint : The record it compares with.
+    - [`input_fingerprint`][metaclip2.core.fingerprint.input_fingerprint] : The record it compares with.
 
     Examples
     --------

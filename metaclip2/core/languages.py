@@ -397,8 +397,8 @@ def lid_to_metadata_language(label: str, default: str | None = OTHER) -> str:
 
     See Also
     --------
-    metaclip2.core.languages.lid_language_groups : The LID languages and the Wikipedias they merge.
-    metaclip2.core.languages.normalize_language_code : The code forms accepted.
+    - [`lid_language_groups`][metaclip2.core.languages.lid_language_groups] : The LID languages and the Wikipedias they merge.
+    - [`normalize_language_code`][metaclip2.core.languages.normalize_language_code] : The code forms accepted.
 
     Examples
     --------
@@ -492,8 +492,8 @@ def wikipedia_to_lid_language(code: str) -> str:
 
     See Also
     --------
-    metaclip2.core.languages.lid_language_groups : Every grouping at once.
-    metaclip2.core.languages.lid_to_metadata_language : The same for an alt-text's LID label.
+    - [`lid_language_groups`][metaclip2.core.languages.lid_language_groups] : Every grouping at once.
+    - [`lid_to_metadata_language`][metaclip2.core.languages.lid_to_metadata_language] : The same for an alt-text's LID label.
 
     Examples
     --------
@@ -522,8 +522,8 @@ def lid_language_groups() -> dict[str, list[str]]:
 
     See Also
     --------
-    metaclip2.core.languages.wikipedia_to_lid_language : The group of one Wikipedia.
-    metaclip2.matching.lid_metadata.build_lid_metadata : Merges metadata by these groups.
+    - [`wikipedia_to_lid_language`][metaclip2.core.languages.wikipedia_to_lid_language] : The group of one Wikipedia.
+    - [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata] : Merges metadata by these groups.
 
     Examples
     --------

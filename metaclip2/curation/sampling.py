@@ -53,7 +53,7 @@ def uniform(seed: int, image_id: str, text_index: int, epoch: int = 0, purpose: 
 
     See Also
     --------
-    metaclip2.curation.sampling.select_texts : Draws these numbers to keep alt-texts.
+    - [`select_texts`][metaclip2.curation.sampling.select_texts] : Draws these numbers to keep alt-texts.
 
     Examples
     --------
@@ -83,8 +83,8 @@ def keep_probability(q: np.ndarray, ids: Iterable[int]) -> float:
 
     See Also
     --------
-    metaclip2.curation.sampling.keep_probabilities : The same over a batch of texts.
-    metaclip2.curation.threshold.entry_probabilities : The per-entry probabilities `q`.
+    - [`keep_probabilities`][metaclip2.curation.sampling.keep_probabilities] : The same over a batch of texts.
+    - [`entry_probabilities`][metaclip2.curation.threshold.entry_probabilities] : The per-entry probabilities `q`.
 
     Examples
     --------
@@ -125,7 +125,7 @@ def keep_probabilities(q: np.ndarray, offsets: np.ndarray, ids: np.ndarray) -> n
 
     See Also
     --------
-    metaclip2.curation.sampling.keep_probability : One text.
+    - [`keep_probability`][metaclip2.curation.sampling.keep_probability] : One text.
 
     Examples
     --------
@@ -177,8 +177,8 @@ def select_texts(
 
     See Also
     --------
-    metaclip2.curation.sampling.uniform : The draws behind the decision.
-    metaclip2.curation.sampling.OnlineSampler : The same decision from matched entry ids.
+    - [`uniform`][metaclip2.curation.sampling.uniform] : The draws behind the decision.
+    - [`OnlineSampler`][metaclip2.curation.sampling.OnlineSampler] : The same decision from matched entry ids.
 
     Examples
     --------
@@ -217,9 +217,9 @@ class EntryProbabilities:
 
     See Also
     --------
-    metaclip2.curation.threshold.thresholds : How `t` is derived.
-    metaclip2.curation.threshold.entry_probabilities : How `q` is derived.
-    metaclip2.curation.sampling.OnlineSampler : Samples with saved probabilities.
+    - [`thresholds`][metaclip2.curation.threshold.thresholds] : How `t` is derived.
+    - [`entry_probabilities`][metaclip2.curation.threshold.entry_probabilities] : How `q` is derived.
+    - [`OnlineSampler`][metaclip2.curation.sampling.OnlineSampler] : Samples with saved probabilities.
 
     Examples
     --------
@@ -323,8 +323,8 @@ class OnlineSampler:
 
     See Also
     --------
-    metaclip2.curation.sampling.select_texts : The decision it makes per image.
-    metaclip2.curation.sampling.EntryProbabilities : What it samples with.
+    - [`select_texts`][metaclip2.curation.sampling.select_texts] : The decision it makes per image.
+    - [`EntryProbabilities`][metaclip2.curation.sampling.EntryProbabilities] : What it samples with.
 
     Examples
     --------

@@ -42,8 +42,8 @@ def t_to_p(t: float, counts) -> float:
 
     See Also
     --------
-    metaclip2.curation.threshold.p_to_t : The inverse: the threshold of a tail share.
-    metaclip2.curation.threshold.thresholds : Every language's threshold from the English one.
+    - [`p_to_t`][metaclip2.curation.threshold.p_to_t] : The inverse: the threshold of a tail share.
+    - [`thresholds`][metaclip2.curation.threshold.thresholds] : Every language's threshold from the English one.
 
     Examples
     --------
@@ -88,8 +88,8 @@ def p_to_t(p: float, counts) -> int:
 
     See Also
     --------
-    metaclip2.curation.threshold.t_to_p : The inverse: the tail share of a threshold.
-    metaclip2.curation.threshold.thresholds : Both steps for every language.
+    - [`t_to_p`][metaclip2.curation.threshold.t_to_p] : The inverse: the tail share of a threshold.
+    - [`thresholds`][metaclip2.curation.threshold.thresholds] : Both steps for every language.
 
     Examples
     --------
@@ -146,9 +146,9 @@ def thresholds(
 
     See Also
     --------
-    metaclip2.curation.threshold.t_to_p : The English tail share (first step).
-    metaclip2.curation.threshold.p_to_t : Each language's threshold (second step).
-    metaclip2.curation.threshold.entry_probabilities : What a threshold turns counts into.
+    - [`t_to_p`][metaclip2.curation.threshold.t_to_p] : The English tail share (first step).
+    - [`p_to_t`][metaclip2.curation.threshold.p_to_t] : Each language's threshold (second step).
+    - [`entry_probabilities`][metaclip2.curation.threshold.entry_probabilities] : What a threshold turns counts into.
 
     Examples
     --------
@@ -203,8 +203,8 @@ def entry_probabilities(counts, t: float | None) -> np.ndarray:
 
     See Also
     --------
-    metaclip2.curation.threshold.thresholds : The per-language thresholds `t`.
-    metaclip2.curation.sampling.keep_probability : Combines the probabilities of a text's matches.
+    - [`thresholds`][metaclip2.curation.threshold.thresholds] : The per-language thresholds `t`.
+    - [`keep_probability`][metaclip2.curation.sampling.keep_probability] : Combines the probabilities of a text's matches.
 
     Examples
     --------

@@ -40,9 +40,9 @@ class Executor(ABC):
 
     See Also
     --------
-    metaclip2.execution.LocalExecutor : Worker processes of this machine.
-    metaclip2.execution.RayExecutor : Tasks on a Ray cluster.
-    metaclip2.execution.get_executor : One of them by name.
+    - [`LocalExecutor`][metaclip2.execution.local.LocalExecutor] : Worker processes of this machine.
+    - [`RayExecutor`][metaclip2.execution.ray_executor.RayExecutor] : Tasks on a Ray cluster.
+    - [`get_executor`][metaclip2.execution.executor.get_executor] : One of them by name.
 
     Examples
     --------
@@ -131,8 +131,8 @@ def get_executor(name: str = "local", workers: int = 1, ray_address: str | None 
 
     See Also
     --------
-    metaclip2.execution.LocalExecutor : What ``name="local"`` returns.
-    metaclip2.execution.RayExecutor : What ``name="ray"`` returns.
+    - [`LocalExecutor`][metaclip2.execution.local.LocalExecutor] : What ``name="local"`` returns.
+    - [`RayExecutor`][metaclip2.execution.ray_executor.RayExecutor] : What ``name="ray"`` returns.
 
     Examples
     --------

@@ -97,8 +97,8 @@ class LocalExecutor(Executor):
 
     See Also
     --------
-    metaclip2.execution.get_executor : An executor by name, as the CLI picks one.
-    metaclip2.execution.RayExecutor : The same interface on a Ray cluster.
+    - [`get_executor`][metaclip2.execution.executor.get_executor] : An executor by name, as the CLI picks one.
+    - [`RayExecutor`][metaclip2.execution.ray_executor.RayExecutor] : The same interface on a Ray cluster.
 
     Examples
     --------

@@ -105,8 +105,8 @@ class RayExecutor(Executor):
 
     See Also
     --------
-    metaclip2.execution.LocalExecutor : The same interface with local processes.
-    metaclip2.execution.get_executor : An executor by name.
+    - [`LocalExecutor`][metaclip2.execution.local.LocalExecutor] : The same interface with local processes.
+    - [`get_executor`][metaclip2.execution.executor.get_executor] : An executor by name.
 
     Examples
     --------

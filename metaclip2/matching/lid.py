@@ -101,7 +101,7 @@ def bundled_model_path() -> Path:
 
     See Also
     --------
-    metaclip2.matching.lid.FastTextDetector : Loads it.
+    - [`FastTextDetector`][metaclip2.matching.lid.FastTextDetector] : Loads it.
 
     Examples
     --------
@@ -145,7 +145,7 @@ def normalize_for_lid(text: str, fold_upper: bool = True) -> str:
 
     See Also
     --------
-    metaclip2.matching.lid.detect_languages : Normalises every text this way first.
+    - [`detect_languages`][metaclip2.matching.lid.detect_languages] : Normalises every text this way first.
 
     Examples
     --------
@@ -192,8 +192,8 @@ class FastTextDetector:
 
     See Also
     --------
-    metaclip2.matching.lid.default_detector : The bundled model, loaded once per process.
-    metaclip2.matching.lid.detect_languages : LID with normalisation and the script check.
+    - [`default_detector`][metaclip2.matching.lid.default_detector] : The bundled model, loaded once per process.
+    - [`detect_languages`][metaclip2.matching.lid.detect_languages] : LID with normalisation and the script check.
 
     Examples
     --------
@@ -296,7 +296,7 @@ def default_detector() -> FastTextDetector:
 
     See Also
     --------
-    metaclip2.matching.lid.FastTextDetector : The class of the model returned.
+    - [`FastTextDetector`][metaclip2.matching.lid.FastTextDetector] : The class of the model returned.
 
     Examples
     --------
@@ -320,7 +320,7 @@ def as_detector(lid_model: Any = None) -> Detector:
 
     See Also
     --------
-    metaclip2.matching.lid.detect_languages : Takes the same `lid_model` argument.
+    - [`detect_languages`][metaclip2.matching.lid.detect_languages] : Takes the same `lid_model` argument.
 
     Examples
     --------
@@ -547,8 +547,8 @@ def script_check(
 
     See Also
     --------
-    metaclip2.matching.scripts.dominant_scripts : The scripts a text is written in.
-    metaclip2.matching.lid.detect_languages : Runs this check by default.
+    - [`dominant_scripts`][metaclip2.matching.scripts.dominant_scripts] : The scripts a text is written in.
+    - [`detect_languages`][metaclip2.matching.lid.detect_languages] : Runs this check by default.
 
     Examples
     --------
@@ -638,7 +638,7 @@ def detect_languages_with_scores(
 
     See Also
     --------
-    metaclip2.matching.lid.detect_languages : Labels only (faster).
+    - [`detect_languages`][metaclip2.matching.lid.detect_languages] : Labels only (faster).
 
     Examples
     --------
@@ -704,9 +704,9 @@ def detect_languages(
 
     See Also
     --------
-    metaclip2.matching.lid.detect_languages_with_scores : The same with the model's probabilities.
-    metaclip2.matching.lid.resolve_languages : LID only where the data has no language.
-    metaclip2.core.languages.lid_to_metadata_language : The metadata list of each label.
+    - [`detect_languages_with_scores`][metaclip2.matching.lid.detect_languages_with_scores] : The same with the model's probabilities.
+    - [`resolve_languages`][metaclip2.matching.lid.resolve_languages] : LID only where the data has no language.
+    - [`lid_to_metadata_language`][metaclip2.core.languages.lid_to_metadata_language] : The metadata list of each label.
 
     Examples
     --------
@@ -757,7 +757,7 @@ def detect_language(
 
     See Also
     --------
-    metaclip2.matching.lid.detect_languages : Many texts at once (much faster per text).
+    - [`detect_languages`][metaclip2.matching.lid.detect_languages] : Many texts at once (much faster per text).
 
     Examples
     --------
@@ -807,7 +807,7 @@ def resolve_languages(
 
     See Also
     --------
-    metaclip2.matching.lid.detect_languages : LID for every text.
+    - [`detect_languages`][metaclip2.matching.lid.detect_languages] : LID for every text.
 
     Examples
     --------

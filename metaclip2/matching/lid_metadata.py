@@ -39,8 +39,8 @@ def group_wikipedia_codes(codes, unknown: str = "error") -> dict[str, list[str]]
 
     See Also
     --------
-    metaclip2.core.languages.lid_language_groups : The groups of every known Wikipedia.
-    metaclip2.matching.lid_metadata.build_lid_metadata : Merges the files of each group.
+    - [`lid_language_groups`][metaclip2.core.languages.lid_language_groups] : The groups of every known Wikipedia.
+    - [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata] : Merges the files of each group.
 
     Examples
     --------
@@ -79,7 +79,7 @@ def merge_metadata(parts: list[tuple[str, list[str], list[str]]]) -> tuple[list[
 
     See Also
     --------
-    metaclip2.matching.lid_metadata.build_lid_metadata : Merges whole directories this way.
+    - [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata] : Merges whole directories this way.
 
     Examples
     --------
@@ -137,9 +137,9 @@ def build_lid_metadata(
 
     See Also
     --------
-    metaclip2.metadata.build.write_language_metadata : Writes the per-Wikipedia files it reads.
-    metaclip2.matching.lid_metadata.group_wikipedia_codes : Which files are merged together.
-    metaclip2.matching.lid_metadata.merge_metadata : How they are merged.
+    - [`write_language_metadata`][metaclip2.metadata.build.write_language_metadata] : Writes the per-Wikipedia files it reads.
+    - [`group_wikipedia_codes`][metaclip2.matching.lid_metadata.group_wikipedia_codes] : Which files are merged together.
+    - [`merge_metadata`][metaclip2.matching.lid_metadata.merge_metadata] : How they are merged.
 
     Examples
     --------

@@ -120,8 +120,8 @@ def script_counts(texts: Sequence[str]) -> np.ndarray:
 
     See Also
     --------
-    metaclip2.matching.scripts.dominant_mask : The dominant scripts of these counts.
-    metaclip2.matching.scripts.dominant_scripts : Both steps for one text.
+    - [`dominant_mask`][metaclip2.matching.scripts.dominant_mask] : The dominant scripts of these counts.
+    - [`dominant_scripts`][metaclip2.matching.scripts.dominant_scripts] : Both steps for one text.
 
     Examples
     --------
@@ -150,7 +150,7 @@ def dominant_mask(counts: np.ndarray) -> np.ndarray:
 
     See Also
     --------
-    metaclip2.matching.scripts.script_counts : The counts it takes.
+    - [`script_counts`][metaclip2.matching.scripts.script_counts] : The counts it takes.
 
     Examples
     --------
@@ -176,7 +176,7 @@ def dominant_scripts(text: str) -> tuple[str, ...]:
 
     See Also
     --------
-    metaclip2.matching.lid.script_check : Uses them to correct LID labels.
+    - [`script_check`][metaclip2.matching.lid.script_check] : Uses them to correct LID labels.
 
     Examples
     --------

@@ -34,7 +34,7 @@ def spacing(text: str) -> str:
 
     See Also
     --------
-    metaclip2.matching.text.pad_entry : The entry side of the match.
+    - [`pad_entry`][metaclip2.matching.text.pad_entry] : The entry side of the match.
 
     Examples
     --------
@@ -63,8 +63,8 @@ def pad_entry(entry: str) -> str:
 
     See Also
     --------
-    metaclip2.matching.text.spacing : The text side of the match.
-    metaclip2.core.charclass.is_cjk_like : Which characters need no space.
+    - [`spacing`][metaclip2.matching.text.spacing] : The text side of the match.
+    - [`is_cjk_like`][metaclip2.core.charclass.is_cjk_like] : Which characters need no space.
 
     Examples
     --------

@@ -86,8 +86,8 @@ class MetadataBuild:
 
     See Also
     --------
-    metaclip2.metadata.build.build_metadata : Builds one.
-    metaclip2.metadata.build.write_language_metadata : Writes it.
+    - [`build_metadata`][metaclip2.metadata.build.build_metadata] : Builds one.
+    - [`write_language_metadata`][metaclip2.metadata.build.write_language_metadata] : Writes it.
 
     Examples
     --------
@@ -129,7 +129,7 @@ def clean_source(strings: Iterable[str], max_length: int = DEFAULT_MAX_LENGTH) -
 
     See Also
     --------
-    metaclip2.metadata.build.build_metadata : Applies it to every source.
+    - [`build_metadata`][metaclip2.metadata.build.build_metadata] : Applies it to every source.
 
     Examples
     --------
@@ -411,10 +411,10 @@ def build_metadata(
 
     See Also
     --------
-    metaclip2.metadata.build.write_language_metadata : Writes the result.
-    metaclip2.metadata.ngrams.write_dump_ngrams : The n-gram counts of a Wikipedia dump.
-    metaclip2.metadata.pageviews.read_pageviews : The page views behind the titles.
-    metaclip2.matching.lid_metadata.build_lid_metadata : Merges languages for matching.
+    - [`write_language_metadata`][metaclip2.metadata.build.write_language_metadata] : Writes the result.
+    - [`write_dump_ngrams`][metaclip2.metadata.ngrams.write_dump_ngrams] : The n-gram counts of a Wikipedia dump.
+    - [`read_pageviews`][metaclip2.metadata.pageviews.read_pageviews] : The page views behind the titles.
+    - [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata] : Merges languages for matching.
 
     Examples
     --------
@@ -534,8 +534,8 @@ def write_language_metadata(result: MetadataBuild, out_dir: PathLike) -> tuple[P
 
     See Also
     --------
-    metaclip2.core.entries.read_metadata : Reads the ``.tsv`` back.
-    metaclip2.matching.lid_metadata.build_lid_metadata : Merges such files per LID language.
+    - [`read_metadata`][metaclip2.core.entries.read_metadata] : Reads the ``.tsv`` back.
+    - [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata] : Merges such files per LID language.
 
     Examples
     --------

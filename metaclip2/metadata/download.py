@@ -106,9 +106,9 @@ class FileTask:
 
     See Also
     --------
-    metaclip2.metadata.download.dump_tasks : The tasks of Wikipedia dumps.
-    metaclip2.metadata.download.pageview_tasks : The tasks of page-view files.
-    metaclip2.metadata.download.download_files : Runs tasks.
+    - [`dump_tasks`][metaclip2.metadata.download.dump_tasks] : The tasks of Wikipedia dumps.
+    - [`pageview_tasks`][metaclip2.metadata.download.pageview_tasks] : The tasks of page-view files.
+    - [`download_files`][metaclip2.metadata.download.download_files] : Runs tasks.
 
     Examples
     --------
@@ -141,7 +141,7 @@ class FileResult:
 
     See Also
     --------
-    metaclip2.metadata.download.download_files : Returns one per task.
+    - [`download_files`][metaclip2.metadata.download.download_files] : Returns one per task.
 
     Examples
     --------
@@ -264,7 +264,7 @@ def pageview_hours(
 
     See Also
     --------
-    metaclip2.metadata.download.pageview_tasks : The files of these hours.
+    - [`pageview_tasks`][metaclip2.metadata.download.pageview_tasks] : The files of these hours.
 
     Examples
     --------
@@ -389,8 +389,8 @@ def dump_tasks(
 
     See Also
     --------
-    metaclip2.metadata.download.download_files : Fetches the tasks.
-    metaclip2.metadata.download.download_sources : Plans and fetches dumps and page views.
+    - [`download_files`][metaclip2.metadata.download.download_files] : Fetches the tasks.
+    - [`download_sources`][metaclip2.metadata.download.download_sources] : Plans and fetches dumps and page views.
 
     Examples
     --------
@@ -430,8 +430,8 @@ def pageview_tasks(
 
     See Also
     --------
-    metaclip2.metadata.download.pageview_hours : Which hours.
-    metaclip2.metadata.download.download_files : Fetches the tasks.
+    - [`pageview_hours`][metaclip2.metadata.download.pageview_hours] : Which hours.
+    - [`download_files`][metaclip2.metadata.download.download_files] : Fetches the tasks.
 
     Examples
     --------
@@ -598,8 +598,8 @@ def download_files(
 
     See Also
     --------
-    metaclip2.metadata.download.dump_tasks : Tasks of Wikipedia dumps.
-    metaclip2.metadata.download.pageview_tasks : Tasks of page-view files.
+    - [`dump_tasks`][metaclip2.metadata.download.dump_tasks] : Tasks of Wikipedia dumps.
+    - [`pageview_tasks`][metaclip2.metadata.download.pageview_tasks] : Tasks of page-view files.
 
     Examples
     --------
@@ -699,8 +699,8 @@ def download_sources(
 
     See Also
     --------
-    metaclip2.metadata.download.dump_tasks : The dump tasks alone.
-    metaclip2.metadata.ngrams.write_dump_ngrams : Counts a downloaded dump.
+    - [`dump_tasks`][metaclip2.metadata.download.dump_tasks] : The dump tasks alone.
+    - [`write_dump_ngrams`][metaclip2.metadata.ngrams.write_dump_ngrams] : Counts a downloaded dump.
 
     Examples
     --------

@@ -51,7 +51,7 @@ def read_entry_list(path: str | os.PathLike, list_format: str = "auto") -> tuple
 
     See Also
     --------
-    metaclip2.metadata.importing.import_metadata : Cleans the list and writes it as metadata.
+    - [`import_metadata`][metaclip2.metadata.importing.import_metadata] : Cleans the list and writes it as metadata.
 
     Examples
     --------
@@ -126,9 +126,9 @@ def import_metadata(
 
     See Also
     --------
-    metaclip2.metadata.importing.read_entry_list : Reads the file.
-    metaclip2.metadata.build.build_metadata : Builds metadata from sources instead.
-    metaclip2.matching.lid_metadata.build_lid_metadata : Merges it with the other languages.
+    - [`read_entry_list`][metaclip2.metadata.importing.read_entry_list] : Reads the file.
+    - [`build_metadata`][metaclip2.metadata.build.build_metadata] : Builds metadata from sources instead.
+    - [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata] : Merges it with the other languages.
 
     Examples
     --------

@@ -93,8 +93,8 @@ class RunCounter:
 
     See Also
     --------
-    metaclip2.metadata.ngram_runs.merge_runs : Merges the runs into a counts file.
-    metaclip2.metadata.ngrams.write_dump_ngrams : Runs counters in workers over a dump.
+    - [`merge_runs`][metaclip2.metadata.ngram_runs.merge_runs] : Merges the runs into a counts file.
+    - [`write_dump_ngrams`][metaclip2.metadata.ngrams.write_dump_ngrams] : Runs counters in workers over a dump.
 
     Examples
     --------
@@ -331,7 +331,7 @@ def merge_runs(runs: Sequence[str], out: str | os.PathLike, n_tokens: int, work_
 
     See Also
     --------
-    metaclip2.metadata.ngram_runs.RunCounter : Writes the runs.
+    - [`RunCounter`][metaclip2.metadata.ngram_runs.RunCounter] : Writes the runs.
 
     Examples
     --------

@@ -73,8 +73,8 @@ class NgramCounts:
 
     See Also
     --------
-    metaclip2.metadata.ngrams.count_ngrams : Counts texts.
-    metaclip2.metadata.ngrams.NgramFile : Ranks from a saved file in bounded memory.
+    - [`count_ngrams`][metaclip2.metadata.ngrams.count_ngrams] : Counts texts.
+    - [`NgramFile`][metaclip2.metadata.ngrams.NgramFile] : Ranks from a saved file in bounded memory.
 
     Examples
     --------
@@ -176,8 +176,8 @@ def count_ngrams(texts: Iterable[str], lang: str) -> NgramCounts:
 
     See Also
     --------
-    metaclip2.metadata.tokenizer.tokenize : How each text is split.
-    metaclip2.metadata.ngrams.count_dump_ngrams : The same over a Wikipedia dump.
+    - [`tokenize`][metaclip2.metadata.tokenizer.tokenize] : How each text is split.
+    - [`count_dump_ngrams`][metaclip2.metadata.ngrams.count_dump_ngrams] : The same over a Wikipedia dump.
 
     Examples
     --------
@@ -274,8 +274,8 @@ def write_dump_ngrams(
 
     See Also
     --------
-    metaclip2.metadata.ngrams.NgramFile : Ranks from the file written.
-    metaclip2.metadata.ngrams.count_dump_ngrams : The in-memory version for small dumps.
+    - [`NgramFile`][metaclip2.metadata.ngrams.NgramFile] : Ranks from the file written.
+    - [`count_dump_ngrams`][metaclip2.metadata.ngrams.count_dump_ngrams] : The in-memory version for small dumps.
 
     Examples
     --------
@@ -383,8 +383,8 @@ def count_dump_ngrams(
 
     See Also
     --------
-    metaclip2.metadata.ngrams.write_dump_ngrams : The bounded-memory version for large dumps.
-    metaclip2.metadata.ngrams.count_ngrams : The same for texts at hand.
+    - [`write_dump_ngrams`][metaclip2.metadata.ngrams.write_dump_ngrams] : The bounded-memory version for large dumps.
+    - [`count_ngrams`][metaclip2.metadata.ngrams.count_ngrams] : The same for texts at hand.
 
     Examples
     --------
@@ -441,8 +441,8 @@ def unigram_entries(
 
     See Also
     --------
-    metaclip2.metadata.ngrams.bigram_entries : The bigram source.
-    metaclip2.metadata.build.build_metadata : Merges the sources.
+    - [`bigram_entries`][metaclip2.metadata.ngrams.bigram_entries] : The bigram source.
+    - [`build_metadata`][metaclip2.metadata.build.build_metadata] : Merges the sources.
 
     Examples
     --------
@@ -479,7 +479,7 @@ def score_bigrams(counts: NgramCounts, method: str = "pmi", min_count: int = 1) 
 
     See Also
     --------
-    metaclip2.metadata.ngrams.bigram_entries : The selection made from these scores.
+    - [`bigram_entries`][metaclip2.metadata.ngrams.bigram_entries] : The selection made from these scores.
 
     Examples
     --------
@@ -548,8 +548,8 @@ def bigram_entries(
 
     See Also
     --------
-    metaclip2.metadata.ngrams.score_bigrams : The scores they are ranked by.
-    metaclip2.metadata.ngrams.unigram_entries : The unigram source.
+    - [`score_bigrams`][metaclip2.metadata.ngrams.score_bigrams] : The scores they are ranked by.
+    - [`unigram_entries`][metaclip2.metadata.ngrams.unigram_entries] : The unigram source.
 
     Examples
     --------
@@ -603,8 +603,8 @@ class NgramFile:
 
     See Also
     --------
-    metaclip2.metadata.ngrams.write_dump_ngrams : Writes such a file from a dump.
-    metaclip2.metadata.build.build_metadata : Ranks unigrams and bigrams from it.
+    - [`write_dump_ngrams`][metaclip2.metadata.ngrams.write_dump_ngrams] : Writes such a file from a dump.
+    - [`build_metadata`][metaclip2.metadata.build.build_metadata] : Ranks unigrams and bigrams from it.
 
     Examples
     --------

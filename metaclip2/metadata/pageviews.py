@@ -44,7 +44,7 @@ class PageviewStats:
 
     See Also
     --------
-    metaclip2.metadata.pageviews.read_pageviews : Fills it.
+    - [`read_pageviews`][metaclip2.metadata.pageviews.read_pageviews] : Fills it.
 
     Examples
     --------
@@ -130,8 +130,8 @@ def read_pageviews(
 
     See Also
     --------
-    metaclip2.metadata.pageviews.title_entries : Ranks one language's titles.
-    metaclip2.metadata.pageviews.PageviewStats : What was kept and excluded.
+    - [`title_entries`][metaclip2.metadata.pageviews.title_entries] : Ranks one language's titles.
+    - [`PageviewStats`][metaclip2.metadata.pageviews.PageviewStats] : What was kept and excluded.
 
     Examples
     --------
@@ -206,7 +206,7 @@ def pageview_titles(
 
     See Also
     --------
-    metaclip2.metadata.pageviews.read_pageviews : The same, with line counts.
+    - [`read_pageviews`][metaclip2.metadata.pageviews.read_pageviews] : The same, with line counts.
 
     Examples
     --------
@@ -245,8 +245,8 @@ def title_entries(
 
     See Also
     --------
-    metaclip2.metadata.pageviews.read_pageviews : The view counts.
-    metaclip2.metadata.build.build_metadata : Ranks titles this way (``titles=``, ``pageviews=``).
+    - [`read_pageviews`][metaclip2.metadata.pageviews.read_pageviews] : The view counts.
+    - [`build_metadata`][metaclip2.metadata.build.build_metadata] : Ranks titles this way (``titles=``, ``pageviews=``).
 
     Examples
     --------

@@ -70,7 +70,7 @@ def is_no_space_language(lang: str) -> bool:
 
     See Also
     --------
-    metaclip2.metadata.tokenizer.segmenter : The segmenter of such a language.
+    - [`segmenter`][metaclip2.metadata.tokenizer.segmenter] : The segmenter of such a language.
 
     Examples
     --------
@@ -306,7 +306,7 @@ def segmenter(lang: str) -> Callable[[str], list[str]]:
 
     See Also
     --------
-    metaclip2.metadata.tokenizer.tokenize : Uses it for languages written without spaces.
+    - [`tokenize`][metaclip2.metadata.tokenizer.tokenize] : Uses it for languages written without spaces.
 
     Examples
     --------
@@ -369,8 +369,8 @@ def tokenize(text: str, lang: str) -> list[list[str]]:
 
     See Also
     --------
-    metaclip2.metadata.tokenizer.segmenter : The word segmenter of a language written without spaces.
-    metaclip2.metadata.ngrams.count_ngrams : Counts unigrams and bigrams of these chains.
+    - [`segmenter`][metaclip2.metadata.tokenizer.segmenter] : The word segmenter of a language written without spaces.
+    - [`count_ngrams`][metaclip2.metadata.ngrams.count_ngrams] : Counts unigrams and bigrams of these chains.
 
     Examples
     --------

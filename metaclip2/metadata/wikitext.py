@@ -74,7 +74,7 @@ class Page:
 
     See Also
     --------
-    metaclip2.metadata.wikitext.iter_pages : Yields them from a dump.
+    - [`iter_pages`][metaclip2.metadata.wikitext.iter_pages] : Yields them from a dump.
 
     Examples
     --------
@@ -129,8 +129,8 @@ class SiteInfo:
 
     See Also
     --------
-    metaclip2.metadata.wikitext.read_siteinfo : Reads it from a dump.
-    metaclip2.metadata.wikitext.dump_language : The language it names.
+    - [`read_siteinfo`][metaclip2.metadata.wikitext.read_siteinfo] : Reads it from a dump.
+    - [`dump_language`][metaclip2.metadata.wikitext.dump_language] : The language it names.
 
     Examples
     --------
@@ -224,8 +224,8 @@ def read_siteinfo(path: str | os.PathLike) -> SiteInfo:
 
     See Also
     --------
-    metaclip2.metadata.wikitext.dump_language : The Wikipedia code the site info names.
-    metaclip2.metadata.wikitext.check_dump_language : Checks it against the language asked for.
+    - [`dump_language`][metaclip2.metadata.wikitext.dump_language] : The Wikipedia code the site info names.
+    - [`check_dump_language`][metaclip2.metadata.wikitext.check_dump_language] : Checks it against the language asked for.
 
     Examples
     --------
@@ -313,7 +313,7 @@ def dump_language(info: SiteInfo) -> str | None:
 
     See Also
     --------
-    metaclip2.metadata.wikitext.check_dump_language : Compares it with the language asked for.
+    - [`check_dump_language`][metaclip2.metadata.wikitext.check_dump_language] : Compares it with the language asked for.
 
     Examples
     --------
@@ -354,7 +354,7 @@ def check_dump_language(path: str | os.PathLike, lang: str, force: bool = False)
 
     See Also
     --------
-    metaclip2.metadata.wikitext.read_siteinfo : Reads the site info only.
+    - [`read_siteinfo`][metaclip2.metadata.wikitext.read_siteinfo] : Reads the site info only.
 
     Examples
     --------
@@ -454,7 +454,7 @@ def iter_pages(path: str | os.PathLike, progress: Callable[[int], None] | None =
 
     See Also
     --------
-    metaclip2.metadata.wikitext.iter_articles : The articles only.
+    - [`iter_articles`][metaclip2.metadata.wikitext.iter_articles] : The articles only.
 
     Examples
     --------
@@ -493,8 +493,8 @@ def iter_articles(path: str | os.PathLike, progress: Callable[[int], None] | Non
 
     See Also
     --------
-    metaclip2.metadata.wikitext.iter_pages : Every page.
-    metaclip2.metadata.wikitext.iter_article_texts : The articles rendered as plain text.
+    - [`iter_pages`][metaclip2.metadata.wikitext.iter_pages] : Every page.
+    - [`iter_article_texts`][metaclip2.metadata.wikitext.iter_article_texts] : The articles rendered as plain text.
 
     Examples
     --------
@@ -550,7 +550,7 @@ class DumpPart:
 
     See Also
     --------
-    metaclip2.metadata.wikitext.split_dump : Splits a dump into parts.
+    - [`split_dump`][metaclip2.metadata.wikitext.split_dump] : Splits a dump into parts.
 
     Examples
     --------
@@ -598,8 +598,8 @@ def split_dump(path: str | os.PathLike, parts: int, min_part_bytes: int = 1 << 2
 
     See Also
     --------
-    metaclip2.metadata.wikitext.iter_part_articles : Reads one part.
-    metaclip2.metadata.ngrams.write_dump_ngrams : Counts the parts in parallel.
+    - [`iter_part_articles`][metaclip2.metadata.wikitext.iter_part_articles] : Reads one part.
+    - [`write_dump_ngrams`][metaclip2.metadata.ngrams.write_dump_ngrams] : Counts the parts in parallel.
 
     Examples
     --------
@@ -731,7 +731,7 @@ def iter_part_articles(part: DumpPart, progress: Callable[[int], None] | None = 
 
     See Also
     --------
-    metaclip2.metadata.wikitext.split_dump : The parts.
+    - [`split_dump`][metaclip2.metadata.wikitext.split_dump] : The parts.
 
     Examples
     --------
@@ -928,7 +928,7 @@ def wikitext_to_text(wikitext: str, namespaces: SiteInfo | dict[int, Iterable[st
 
     See Also
     --------
-    metaclip2.metadata.wikitext.iter_article_texts : Renders every article of a dump.
+    - [`iter_article_texts`][metaclip2.metadata.wikitext.iter_article_texts] : Renders every article of a dump.
 
     Examples
     --------
@@ -1159,7 +1159,7 @@ def map_article_batches(
 
     See Also
     --------
-    metaclip2.metadata.wikitext.iter_article_texts : The texts themselves.
+    - [`iter_article_texts`][metaclip2.metadata.wikitext.iter_article_texts] : The texts themselves.
 
     Examples
     --------
@@ -1244,8 +1244,8 @@ def iter_article_texts(
 
     See Also
     --------
-    metaclip2.metadata.wikitext.wikitext_to_text : Renders one article.
-    metaclip2.metadata.ngrams.count_dump_ngrams : Counts the n-grams of these texts.
+    - [`wikitext_to_text`][metaclip2.metadata.wikitext.wikitext_to_text] : Renders one article.
+    - [`count_dump_ngrams`][metaclip2.metadata.ngrams.count_dump_ngrams] : Counts the n-grams of these texts.
 
     Examples
     --------

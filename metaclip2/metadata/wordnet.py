@@ -94,7 +94,7 @@ def clean_lemma(name: str) -> str:
 
     See Also
     --------
-    metaclip2.metadata.wordnet.wordnet_entries : Cleans every lemma name this way.
+    - [`wordnet_entries`][metaclip2.metadata.wordnet.wordnet_entries] : Cleans every lemma name this way.
 
     Examples
     --------
@@ -225,8 +225,8 @@ def wordnet_entries(lang: str, head_word_only: bool = False, progress: bool = Fa
 
     See Also
     --------
-    metaclip2.metadata.wordnet.clean_lemma : How each lemma name is cleaned.
-    metaclip2.metadata.build.build_metadata : Uses these as its first source (``wordnet="auto"``).
+    - [`clean_lemma`][metaclip2.metadata.wordnet.clean_lemma] : How each lemma name is cleaned.
+    - [`build_metadata`][metaclip2.metadata.build.build_metadata] : Uses these as its first source (``wordnet="auto"``).
 
     Examples
     --------
