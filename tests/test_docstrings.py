@@ -39,6 +39,7 @@ PENDING = frozenset(
         "metaclip2.pipeline.datacard.make_datacard",
         "metaclip2.pipeline.datacard.write_report",
         "metaclip2.pipeline.demo.run_demo",
+        "metaclip2.pipeline.fork.fork_run",
         "metaclip2.pipeline.readers.Image",
         "metaclip2.pipeline.readers.read_shard",
         "metaclip2.pipeline.run.CurationResult",
@@ -57,6 +58,10 @@ PENDING = frozenset(
         "metaclip2.pipeline.stages.shard_names",
         "metaclip2.pipeline.stats.Stage1Stats",
         "metaclip2.pipeline.stats.Stage3Stats",
+        "metaclip2.pipeline.sweep.SweepTable",
+        "metaclip2.pipeline.sweep.load_sweep_data",
+        "metaclip2.pipeline.sweep.sweep",
+        "metaclip2.pipeline.sweep.target_size",
     }
 )
 
@@ -71,6 +76,7 @@ DOCUMENTED_MODULES = (
     *(f"metaclip2.metadata.{m.name}" for m in pkgutil.iter_modules(importlib.import_module("metaclip2.metadata").__path__)),
     "metaclip2.execution.executor",
     "metaclip2.execution.local",
+    "metaclip2.execution.progress",
     "metaclip2.execution.ray_executor",
     "metaclip2.curation.threshold",
     "metaclip2.curation.sampling",

@@ -97,6 +97,21 @@ class counting:
     """``with counting(executor, counter): executor.run(...)`` — `counter` on for the block.
 
     The same as ``run(..., counter=counter)``, for executors whose ``run`` predates it.
+
+    See Also
+    --------
+    - [`Executor`][metaclip2.execution.executor.Executor] : Its ``run(..., counter=)`` does the same.
+
+    Examples
+    --------
+    >>> from metaclip2.execution import LocalExecutor
+    >>> from metaclip2.execution.executor import counting
+    >>> ex = LocalExecutor(workers=1)
+    >>> with counting(ex, lambda result: {"pairs": result}):
+    ...     ex.map(pow, [{"base": 2, "exp": 10}])
+    [1024]
+    >>> print(ex.counter)  # restored after the block
+    None
     """
 
     def __init__(self, executor: "Executor", counter: Callable[[Any], dict] | None):
