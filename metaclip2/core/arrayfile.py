@@ -35,7 +35,24 @@ _BLOCK = 1 << 24  # bytes read (and hashed) at a time
 
 
 def save_arrays(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Write `header` (JSON-serialisable) and `arrays` (1-D numeric) to `path`, atomically."""
+    """Write `header` (JSON-serialisable) and `arrays` (1-D numeric) to `path`, atomically.
+
+    See Also
+    --------
+    - [`load_arrays`][metaclip2.core.arrayfile.load_arrays] : Reads the file back, checked.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from metaclip2.core.arrayfile import load_arrays, save_arrays
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "q.bin")
+    ...     save_arrays(path, {"format": "demo"}, {"en": np.array([0.5, 1.0]), "de": np.array([3, 1])})
+    ...     header, arrays = load_arrays(path)
+    >>> header, arrays["en"], arrays["de"]
+    ({'format': 'demo'}, array([0.5, 1. ]), array([3, 1]))
+    """
     path = Path(path)
     names = sorted(arrays)
     layout, blobs = [], []
@@ -67,6 +84,28 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     DataError
         Not an array file, or a damaged one: truncated, lengths that do not fit the file, or
         content that does not match its checksum. The message names the file.
+
+    See Also
+    --------
+    - [`save_arrays`][metaclip2.core.arrayfile.save_arrays] : Writes such a file.
+
+    Examples
+    --------
+    A flipped bit anywhere in the file is caught before the arrays are used:
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from metaclip2.core.arrayfile import load_arrays, save_arrays
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "q.bin")
+    ...     save_arrays(path, {}, {"en": np.array([0.5, 1.0])})
+    ...     data = bytearray(open(path, "rb").read())
+    ...     data[-1] ^= 1
+    ...     _ = open(path, "wb").write(bytes(data))
+    ...     load_arrays(path)
+    Traceback (most recent call last):
+    ...
+    metaclip2.core.errors.DataError: .../q.bin ...
     """
     path = Path(path)
     repair = "delete it and run the stage that writes it again"

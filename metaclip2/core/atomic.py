@@ -51,6 +51,15 @@ def output_error(e: OSError, path: str | os.PathLike, any_errno: bool = True) ->
     With ``any_errno=False`` only errors that reading never raises (disk full, read-only file
     system, quota, file too large) are mapped and None is returned for others, for code that
     also reads inside the block. An error of ours is returned as it is.
+
+    Examples
+    --------
+    >>> import errno
+    >>> from metaclip2.core.atomic import output_error
+    >>> print(output_error(OSError(errno.ENOSPC, "No space left on device"), "/data/out/en.tsv"))
+    cannot write /data/out/en.tsv: the disk is full: free space (or choose another output directory) and run again
+    >>> print(output_error(OSError(errno.ENOENT, "No such file"), "/data/out/en.tsv", any_errno=False))
+    None
     """
     if isinstance(e, Metaclip2Error):
         return e if any_errno else None
@@ -65,7 +74,16 @@ def output_error(e: OSError, path: str | os.PathLike, any_errno: bool = True) ->
 
 
 def make_directory(path: str | os.PathLike) -> Path:
-    """``mkdir -p`` `path`; a refusal raises :class:`OutputError` naming it."""
+    """``mkdir -p`` `path`; a refusal raises :class:`OutputError` naming it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core.atomic import make_directory
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print(make_directory(os.path.join(tmp, "run", "stage1")).relative_to(tmp))
+    run/stage1
+    """
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -77,7 +95,15 @@ def make_directory(path: str | os.PathLike) -> Path:
 
 
 def temporary_name(path: str | os.PathLike) -> Path:
-    """The temporary path this process writes `path` under."""
+    """The temporary path this process writes `path` under.
+
+    Examples
+    --------
+    >>> import os
+    >>> from metaclip2.core.atomic import temporary_name
+    >>> temporary_name("out/en.tsv").name == f"en.tsv.tmp{os.getpid()}"
+    True
+    """
     path = Path(path)
     return path.with_name(f"{path.name}.tmp{os.getpid()}")
 
@@ -96,6 +122,29 @@ class AtomicFile:
     -----
     Use as a context manager: leaving the block normally commits (flush, fsync, rename);
     an exception removes the temporary file and leaves `path` as it was.
+
+    See Also
+    --------
+    - [`write_bytes`][metaclip2.core.atomic.write_bytes] : One call for a whole file's bytes.
+    - [`write_json`][metaclip2.core.atomic.write_json] : One call for a JSON file.
+
+    Examples
+    --------
+    A block that fails leaves nothing behind:
+
+    >>> import os, tempfile
+    >>> from metaclip2.core.atomic import AtomicFile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with AtomicFile(os.path.join(tmp, "ok.txt"), "w") as f:
+    ...         _ = f.write("whole")
+    ...     try:
+    ...         with AtomicFile(os.path.join(tmp, "bad.txt"), "w") as f:
+    ...             _ = f.write("half")
+    ...             raise RuntimeError("interrupted")
+    ...     except RuntimeError:
+    ...         pass
+    ...     print(sorted(os.listdir(tmp)))
+    ['ok.txt']
     """
 
     def __init__(self, path: str | os.PathLike, mode: str = "wb"):
@@ -164,14 +213,42 @@ class AtomicFile:
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` atomically."""
+    """Write `data` to `path` atomically.
+
+    See Also
+    --------
+    - [`write_text`][metaclip2.core.atomic.write_text] : The same for text.
+    - [`AtomicFile`][metaclip2.core.atomic.AtomicFile] : For a file written piece by piece.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core.atomic import write_bytes
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_bytes(os.path.join(tmp, "ids.bin"), b"ids").read_bytes()
+    b'ids'
+    """
     with AtomicFile(path) as f:
         f.write(data)
     return Path(path)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` (UTF-8) to `path` atomically."""
+    """Write `text` (UTF-8) to `path` atomically.
+
+    See Also
+    --------
+    - [`write_bytes`][metaclip2.core.atomic.write_bytes] : The same for bytes.
+    - [`write_json`][metaclip2.core.atomic.write_json] : For JSON.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core.atomic import write_text
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_text(os.path.join(tmp, "README.txt"), "héllo").read_text(encoding="utf-8")
+    'héllo'
+    """
     return write_bytes(path, text.encode("utf-8"))
 
 
@@ -179,6 +256,22 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write `obj` as JSON (sorted keys, indent 1, UTF-8 kept, trailing newline), atomically.
 
     Equal objects give byte-identical files.
+
+    See Also
+    --------
+    - [`write_text`][metaclip2.core.atomic.write_text] : For other text.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core.atomic import write_json
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print(write_json(os.path.join(tmp, "run.json"), {"seed": 0, "lang": "日本語"}).read_text(encoding="utf-8"))
+    {
+     "lang": "日本語",
+     "seed": 0
+    }
+    <BLANKLINE>
     """
     return write_text(path, json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=1) + "\n")
 
@@ -187,6 +280,19 @@ def remove_temporaries(directory: str | os.PathLike) -> int:
     """Delete the temporary files (``*.tmp<pid>``) killed writers left in `directory`; returns how many.
 
     Call only when no writer is running in that directory.
+
+    See Also
+    --------
+    - [`temporary_name`][metaclip2.core.atomic.temporary_name] : The names it removes.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core.atomic import remove_temporaries, temporary_name
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = temporary_name(os.path.join(tmp, "en.tsv")).write_text("left by a killed writer")
+    ...     print(remove_temporaries(tmp), os.listdir(tmp))
+    1 []
     """
     directory = Path(directory)
     if not directory.is_dir():

@@ -55,13 +55,27 @@ _NO_SPACE_RANGES = (
 
 @lru_cache(maxsize=65536)
 def is_punctuation(ch: str) -> bool:
-    """Whether the single character `ch` is punctuation (see module docstring)."""
+    """Whether the single character `ch` is punctuation (see module docstring).
+
+    Examples
+    --------
+    >>> from metaclip2.core.charclass import is_punctuation
+    >>> [is_punctuation(c) for c in ",。¿a"]
+    [True, True, True, False]
+    """
     return ch in _ASCII_PUNCTUATION or ch in ADDITIONAL_PUNCTUATION or unicodedata.category(ch).startswith("P")
 
 
 @lru_cache(maxsize=65536)
 def is_no_space_script(ch: str) -> bool:
-    """Whether `ch` belongs to a CJK, Thai, Lao, Burmese, Khmer or Tibetan block."""
+    """Whether `ch` belongs to a CJK, Thai, Lao, Burmese, Khmer or Tibetan block.
+
+    Examples
+    --------
+    >>> from metaclip2.core.charclass import is_no_space_script
+    >>> [is_no_space_script(c) for c in "東กa한"]
+    [True, True, False, False]
+    """
     cp = ord(ch)
     for lo, hi in _NO_SPACE_RANGES:
         if cp < lo:
@@ -72,10 +86,28 @@ def is_no_space_script(ch: str) -> bool:
 
 
 def is_cjk_like(ch: str) -> bool:
-    """Whether an entry starting/ending with `ch` needs no space on that side ([Matching rules][matching-rules])."""
+    """Whether an entry starting/ending with `ch` needs no space on that side ([Matching rules][matching-rules]).
+
+    See Also
+    --------
+    - [`pad_entry`][metaclip2.matching.text.pad_entry] : Pads an entry on its non-CJK-like sides.
+
+    Examples
+    --------
+    >>> from metaclip2.core.charclass import is_cjk_like
+    >>> [is_cjk_like(c) for c in "東กa한、"]
+    [True, True, False, False, True]
+    """
     return is_no_space_script(ch) or is_punctuation(ch)
 
 
 def only_punctuation(s: str) -> bool:
-    """Whether the non-empty string `s` consists of punctuation and white space only."""
+    """Whether the non-empty string `s` consists of punctuation and white space only.
+
+    Examples
+    --------
+    >>> from metaclip2.core.charclass import only_punctuation
+    >>> only_punctuation("« ! »"), only_punctuation("a!")
+    (True, False)
+    """
     return all(is_punctuation(c) or c.isspace() for c in s)

@@ -46,6 +46,18 @@ def entries_digest(entries: Iterable[str]) -> str:
     Each entry is hashed length-prefixed, so no two different lists (including
     lists that differ only in order or in where a string is split) share a
     digest.
+
+    See Also
+    --------
+    - [`write_metadata`][metaclip2.core.entries.write_metadata] : Stores the digest in the file's header.
+
+    Examples
+    --------
+    >>> from metaclip2.core import entries_digest
+    >>> entries_digest(["dog", "New York"])
+    '7f7a3207adad3a5cb6bebf5b9acb3f2a08668cb49c9d574eaba984fc56957c33'
+    >>> entries_digest(["New York", "dog"]) == entries_digest(["dog", "New York"])
+    False
     """
     h = hashlib.sha256()
     n = 0
@@ -59,13 +71,34 @@ def entries_digest(entries: Iterable[str]) -> str:
 
 
 def find_duplicates(entries: Iterable[str]) -> list[str]:
-    """Strings that occur more than once in `entries`, in first-seen order."""
+    """Strings that occur more than once in `entries`, in first-seen order.
+
+    Examples
+    --------
+    >>> from metaclip2.core.entries import find_duplicates
+    >>> find_duplicates(["dog", "cat", "dog", "sun", "cat"])
+    ['dog', 'cat']
+    """
     counts = Counter(entries)
     return [e for e, c in counts.items() if c > 1]
 
 
 def check_entries(entries: Sequence[str]) -> None:
-    """Raise :class:`MetadataError` unless `entries` is a list of unique, non-empty strings."""
+    """Raise :class:`MetadataError` unless `entries` is a list of unique, non-empty strings.
+
+    See Also
+    --------
+    - [`find_duplicates`][metaclip2.core.entries.find_duplicates] : The duplicates themselves.
+
+    Examples
+    --------
+    >>> from metaclip2.core import check_entries
+    >>> check_entries(["dog", "New York"])
+    >>> check_entries(["dog", "cat", "dog"])
+    Traceback (most recent call last):
+    ...
+    metaclip2.core.errors.MetadataError: 1 entries occur more than once ('dog'); entry ids must be unique: ...
+    """
     bad = [(i, e) for i, e in enumerate(entries) if not isinstance(e, str) or not e]
     if bad:
         shown = ", ".join(f"#{i}: {e!r}" for i, e in bad[:5])
@@ -83,6 +116,24 @@ def write_metadata(path: str | os.PathLike, entries: Sequence[str], sources: Seq
     """Write an entry list (and each entry's source) as a ``.tsv`` metadata file, atomically.
 
     Returns the list's digest.
+
+    See Also
+    --------
+    - [`read_metadata`][metaclip2.core.entries.read_metadata] : Reads the file back.
+    - [`entries_digest`][metaclip2.core.entries.entries_digest] : The digest returned.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core import read_metadata, write_metadata
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "en.tsv")
+    ...     digest = write_metadata(path, ["dog", "New York"], ["wordnet", "bigram"], lang="en")
+    ...     print(open(path, encoding="utf-8").read())
+    # metaclip2 metadata	lang=en	entries=2	digest=7f7a3207adad3a5cb6bebf5b9acb3f2a08668cb49c9d574eaba984fc56957c33
+    entry	source
+    dog	wordnet
+    New York	bigram
     """
     check_entries(entries)
     if sources is None:
@@ -108,6 +159,22 @@ def read_metadata(path: str | os.PathLike, with_sources: bool = False):
 
     Returns the entry list, or ``(entries, sources)`` when `with_sources` is true.
     The digest in the header is checked against the entries read.
+
+    See Also
+    --------
+    - [`write_metadata`][metaclip2.core.entries.write_metadata] : Writes such a file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core import read_metadata, write_metadata
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "en.tsv")
+    ...     _ = write_metadata(path, ["dog", "New York"], ["wordnet", "bigram"], lang="en")
+    ...     print(read_metadata(path))
+    ...     print(read_metadata(path, with_sources=True))
+    ['dog', 'New York']
+    (['dog', 'New York'], ['wordnet', 'bigram'])
     """
     path = Path(path)
     entries: list[str] = []

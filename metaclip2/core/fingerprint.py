@@ -52,7 +52,19 @@ class _Stat:
 
 
 def input_stat(path: str | os.PathLike) -> _Stat:
-    """Size and modification time (``st_size``, ``st_mtime_ns``) of an input: a local path or an fsspec URL."""
+    """Size and modification time (``st_size``, ``st_mtime_ns``) of an input: a local path or an fsspec URL.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core.fingerprint import input_stat
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "shard-0.jsonl")
+    ...     _ = open(path, "wb").write(b"hello")
+    ...     st = input_stat(path)
+    ...     st.st_size, st.st_mtime_ns == os.stat(path).st_mtime_ns
+    (5, True)
+    """
     return _Stat(path)
 
 
@@ -82,6 +94,20 @@ def file_digest(path: str | os.PathLike) -> dict[str, Any]:
     ------
     OSError
         The file cannot be read.
+
+    See Also
+    --------
+    - [`file_problem`][metaclip2.core.fingerprint.file_problem] : Checks a file against such a record.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core.fingerprint import file_digest
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "en.tsv")
+    ...     _ = open(path, "wb").write(b"hello")
+    ...     file_digest(path)
+    {'bytes': 5, 'sha256': '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824'}
     """
     with _open(path) as f:  # a local file, or an fsspec URL (inputs may be remote)
         n, digest = _sha256(f)
@@ -97,6 +123,21 @@ def input_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
         The file does not exist.
     DataError
         It cannot be read, or it changed while it was hashed.
+
+    See Also
+    --------
+    - [`input_change`][metaclip2.core.fingerprint.input_change] : Compares an input with its fingerprint.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core.fingerprint import input_fingerprint
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "shard-0.jsonl")
+    ...     _ = open(path, "wb").write(b"hello")
+    ...     fp = input_fingerprint(path)
+    >>> sorted(fp), fp["bytes"]
+    (['bytes', 'mtime_ns', 'sha256'], 5)
     """
     try:
         st = _Stat(path)
@@ -116,6 +157,24 @@ def file_problem(path: str | os.PathLike, recorded: Mapping[str, Any]) -> str | 
 
     The size is compared first (a truncated or extended file costs one ``stat``); only a file
     of the recorded size is hashed.
+
+    See Also
+    --------
+    - [`file_digest`][metaclip2.core.fingerprint.file_digest] : The record it checks against.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core.fingerprint import file_digest, file_problem
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "counts.bin")
+    ...     _ = open(path, "wb").write(b"hello")
+    ...     recorded = file_digest(path)
+    ...     print(file_problem(path, recorded))
+    ...     _ = open(path, "ab").write(b"more")
+    ...     print(file_problem(path, recorded))
+    None
+    counts.bin has 9 bytes, 5 were written
     """
     path = Path(path)
     try:
@@ -140,6 +199,24 @@ def input_change(path: str | os.PathLike, recorded: Mapping[str, Any]) -> str | 
 
     Size and modification time equal to the record mean unchanged (no read); otherwise the
     content is hashed, and an equal hash (a file touched or copied back) is unchanged too.
+
+    See Also
+    --------
+    - [`input_fingerprint`][metaclip2.core.fingerprint.input_fingerprint] : The record it compares with.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core.fingerprint import input_change, input_fingerprint
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "shard-0.jsonl")
+    ...     _ = open(path, "wb").write(b"hello")
+    ...     recorded = input_fingerprint(path)
+    ...     print(input_change(path, recorded))
+    ...     _ = open(path, "ab").write(b"more")
+    ...     print(input_change(path, recorded))
+    None
+    5 bytes when read, 9 now
     """
     try:
         st = _Stat(path)

@@ -394,6 +394,21 @@ def lid_to_metadata_language(label: str, default: str | None = OTHER) -> str:
     -------
     str
         A key of :func:`lid_language_groups` (``"yue"`` → ``"zh"``, ``"lrc"`` → ``"other"``).
+
+    See Also
+    --------
+    - [`lid_language_groups`][metaclip2.core.languages.lid_language_groups] : The LID languages and the Wikipedias they merge.
+    - [`normalize_language_code`][metaclip2.core.languages.normalize_language_code] : The code forms accepted.
+
+    Examples
+    --------
+    >>> from metaclip2.core import lid_to_metadata_language
+    >>> [lid_to_metadata_language(x) for x in ("en", "__label__yue", "zh-TW", "pt-BR", "deu", "lrc")]
+    ['en', 'zh', 'zh', 'pt', 'de', 'other']
+    >>> lid_to_metadata_language("xx", default=None)
+    Traceback (most recent call last):
+    ...
+    metaclip2.core.errors.UnknownLanguageError: unknown language label 'xx'
     """
     code = normalize_language_code(label)
     if code is not None:
@@ -474,6 +489,17 @@ def wikipedia_to_lid_language(code: str) -> str:
     KeyError
         For a code that is not one of ``WIKIPEDIA_LANGUAGES`` (e.g. a Wikipedia created after
         2024-05); route it yourself rather than have a typo land in ``other`` silently.
+
+    See Also
+    --------
+    - [`lid_language_groups`][metaclip2.core.languages.lid_language_groups] : Every grouping at once.
+    - [`lid_to_metadata_language`][metaclip2.core.languages.lid_to_metadata_language] : The same for an alt-text's LID label.
+
+    Examples
+    --------
+    >>> from metaclip2.core import wikipedia_to_lid_language
+    >>> [wikipedia_to_lid_language(c) for c in ("en", "simple", "zh_yue", "zh-yue", "be_x_old")]
+    ['en', 'en', 'zh', 'zh', 'be']
     """
     key = _canonical_code(code)
     key = WIKIPEDIA_ALIASES.get(key, key)
@@ -493,6 +519,18 @@ def lid_language_groups() -> dict[str, list[str]]:
         Wikipedia (e.g. ``"zh"``, ``"cbk_zam"`` for ``cbk``); the rest follow sorted.
         ``"other"``'s list is sorted. Every code of ``WIKIPEDIA_LANGUAGES`` occurs exactly
         once. Metadata merged in this order (first source wins) is deterministic.
+
+    See Also
+    --------
+    - [`wikipedia_to_lid_language`][metaclip2.core.languages.wikipedia_to_lid_language] : The group of one Wikipedia.
+    - [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata] : Merges metadata by these groups.
+
+    Examples
+    --------
+    >>> from metaclip2.core import lid_language_groups
+    >>> groups = lid_language_groups()
+    >>> groups["en"], groups["zh"][:3], list(groups)[-1]
+    (['en', 'simple'], ['zh', 'cdo', 'gan'], 'other')
     """
     groups: dict[str, list[str]] = {}
     for code in WIKIPEDIA_LANGUAGES:

@@ -50,6 +50,22 @@ def uniform(seed: int, image_id: str, text_index: int, epoch: int = 0, purpose: 
     epoch : int
     purpose : str
         Separates independent draws on the same key (``"keep"``, ``"pick"``).
+
+    See Also
+    --------
+    - [`select_texts`][metaclip2.curation.sampling.select_texts] : Draws these numbers to keep alt-texts.
+
+    Examples
+    --------
+    The same key always gives the same number, on any machine and worker:
+
+    >>> from metaclip2.curation.sampling import uniform
+    >>> uniform(0, "img-1", 0)
+    0.16712123486840202
+    >>> uniform(0, "img-1", 0) == uniform(0, "img-1", 0)
+    True
+    >>> uniform(0, "img-1", 0, epoch=1)
+    0.05227550418777316
     """
     key = f"{purpose}|{int(seed)}|{int(epoch)}|{int(text_index)}|{image_id}".encode("utf-8", "surrogatepass")
     h = hashlib.blake2b(key, digest_size=8).digest()
@@ -64,6 +80,23 @@ def keep_probability(q: np.ndarray, ids: Iterable[int]) -> float:
     q[i]``) and never below the largest ``q[i]`` by rounding.
     :func:`keep_probabilities` performs the same operations and gives the same
     bits. 0 for no ids.
+
+    See Also
+    --------
+    - [`keep_probabilities`][metaclip2.curation.sampling.keep_probabilities] : The same over a batch of texts.
+    - [`entry_probabilities`][metaclip2.curation.threshold.entry_probabilities] : The per-entry probabilities `q`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from metaclip2.curation.sampling import keep_probability
+    >>> q = np.array([0.2, 0.5, 1.0])
+    >>> keep_probability(q, [0])
+    0.2
+    >>> keep_probability(q, [0, 1])  # 1 - 0.8 * 0.5
+    0.6
+    >>> keep_probability(q, [])
+    0.0
     """
     p = 0.0
     ids = sorted(set(int(i) for i in ids))
@@ -89,6 +122,20 @@ def keep_probabilities(q: np.ndarray, offsets: np.ndarray, ids: np.ndarray) -> n
     Returns
     -------
     ndarray of float64, shape (n,)
+
+    See Also
+    --------
+    - [`keep_probability`][metaclip2.curation.sampling.keep_probability] : One text.
+
+    Examples
+    --------
+    Three texts: the first matched entry 0, the second entries 0 and 1, the third nothing:
+
+    >>> import numpy as np
+    >>> from metaclip2.curation.sampling import keep_probabilities
+    >>> q = np.array([0.2, 0.5, 1.0])
+    >>> keep_probabilities(q, offsets=np.array([0, 1, 3, 3]), ids=np.array([0, 0, 1]))
+    array([0.2, 0.6, 0. ])
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     n = len(offsets) - 1
@@ -127,6 +174,23 @@ def select_texts(
     -------
     list of int
         Kept alt-text indices, ascending; at most one with ``unit="image"``.
+
+    See Also
+    --------
+    - [`uniform`][metaclip2.curation.sampling.uniform] : The draws behind the decision.
+    - [`OnlineSampler`][metaclip2.curation.sampling.OnlineSampler] : The same decision from matched entry ids.
+
+    Examples
+    --------
+    An image with three alt-texts; the third matched nothing:
+
+    >>> from metaclip2.curation.sampling import select_texts
+    >>> select_texts("img-1", [0.2, 1.0, 0.0])
+    [0]
+    >>> select_texts("img-1", [0.2, 1.0, 0.5], unit="pair")
+    [0, 1, 2]
+    >>> select_texts("img-1", [0.0, 0.0])
+    []
     """
     if unit == "pair":
         return [k for k, p in enumerate(probabilities) if p > 0 and uniform(seed, image_id, k, epoch) < p]
@@ -150,6 +214,34 @@ class EntryProbabilities:
         Digest of the entry list each language indexes.
     params : dict
         How they were computed (``t_en``, ``english``, ``p``).
+
+    See Also
+    --------
+    - [`thresholds`][metaclip2.curation.threshold.thresholds] : How `t` is derived.
+    - [`entry_probabilities`][metaclip2.curation.threshold.entry_probabilities] : How `q` is derived.
+    - [`OnlineSampler`][metaclip2.curation.sampling.OnlineSampler] : Samples with saved probabilities.
+
+    Examples
+    --------
+    Stage 2 on the merged counts of a tiny pool, then saved and loaded back:
+
+    >>> import os, tempfile
+    >>> from metaclip2.curation import EntryCounts, EntryProbabilities
+    >>> counts = EntryCounts()
+    >>> counts.register("en", digest="e" * 64, n_entries=3)
+    >>> for ids in ([0], [0], [0], [0, 1], [2]):
+    ...     counts.add("en", ids)
+    >>> probs = EntryProbabilities.from_counts(counts, t_en=2)
+    >>> probs.t
+    {'en': 2}
+    >>> probs.q["en"]
+    array([0.5, 1. , 1. ])
+    >>> probs.keep_probability("en", [0, 1])
+    1.0
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     probs.save(os.path.join(tmp, "probabilities.bin"))
+    ...     EntryProbabilities.load(os.path.join(tmp, "probabilities.bin")).t
+    {'en': 2}
     """
 
     def __init__(self, q: Mapping[str, np.ndarray], t: Mapping[str, float | None], digests: Mapping[str, str], params: Mapping | None = None):
@@ -229,14 +321,25 @@ class OnlineSampler:
     seed : int
     unit : {"image", "pair"}
 
+    See Also
+    --------
+    - [`select_texts`][metaclip2.curation.sampling.select_texts] : The decision it makes per image.
+    - [`EntryProbabilities`][metaclip2.curation.sampling.EntryProbabilities] : What it samples with.
+
     Examples
     --------
-    >>> sampler = OnlineSampler("run/probabilities.bin", seed=0)      # doctest: +SKIP
-    >>> for epoch in range(n_epochs):                                 # doctest: +SKIP
-    ...     for sample in shard:
-    ...         kept = sampler(sample["id"], [(t["lang"], t["ids"]) for t in sample["texts"]], epoch)
-    ...         for k in kept:
-    ...             yield sample["image"], sample["texts"][k]["text"]
+    In a data loader, with the ``probabilities.bin`` of a run (here built in place): each
+    alt-text is given as its LID language and the ids of the entries it matched.
+
+    >>> import numpy as np
+    >>> from metaclip2.curation import EntryProbabilities, OnlineSampler
+    >>> probs = EntryProbabilities({"en": np.array([0.5, 1.0, 1.0])}, t={"en": 2}, digests={"en": "e" * 64})
+    >>> sampler = OnlineSampler(probs, seed=0)
+    >>> texts = [("en", [0]), ("en", [])]
+    >>> [sampler("img-1", texts, epoch) for epoch in range(4)]
+    [[0], [0], [], []]
+    >>> sampler.keep("img-1", 0, "en", [1])
+    True
     """
 
     def __init__(self, probabilities, seed: int = 0, unit: str = "image"):

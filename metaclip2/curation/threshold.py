@@ -39,6 +39,20 @@ def t_to_p(t: float, counts) -> float:
     ------
     ValueError
         If the counts are all zero (there is no mass to share).
+
+    See Also
+    --------
+    - [`p_to_t`][metaclip2.curation.threshold.p_to_t] : The inverse: the threshold of a tail share.
+    - [`thresholds`][metaclip2.curation.threshold.thresholds] : Every language's threshold from the English one.
+
+    Examples
+    --------
+    Entry counts of a small English pool; entries matched fewer than 40 times are the tail:
+
+    >>> from metaclip2.curation.threshold import t_to_p
+    >>> en = [900, 120, 40, 8, 2]
+    >>> t_to_p(40, en)
+    0.009
     """
     c = _counts(counts)
     total = int(c.sum(dtype=np.uint64))
@@ -71,6 +85,22 @@ def p_to_t(p: float, counts) -> int:
     ------
     ValueError
         If the counts are all zero, or `p` is outside [0, 1].
+
+    See Also
+    --------
+    - [`t_to_p`][metaclip2.curation.threshold.t_to_p] : The inverse: the tail share of a threshold.
+    - [`thresholds`][metaclip2.curation.threshold.thresholds] : Both steps for every language.
+
+    Examples
+    --------
+    The German threshold whose tail holds the share English has below ``t_en = 40``:
+
+    >>> from metaclip2.curation.threshold import p_to_t, t_to_p
+    >>> p = t_to_p(40, [900, 120, 40, 8, 2])
+    >>> p_to_t(p, [300, 60, 9, 3])
+    3
+    >>> p_to_t(0.5, [300, 60, 9, 3])
+    60
     """
     if not 0.0 <= p <= 1.0:
         raise ParameterError(f"p must lie in [0, 1], got {p}")
@@ -113,6 +143,24 @@ def thresholds(
     dict of str to int or None
         ``None`` for a language whose counts are all zero: it has no threshold
         and keeps no pair.
+
+    See Also
+    --------
+    - [`t_to_p`][metaclip2.curation.threshold.t_to_p] : The English tail share (first step).
+    - [`p_to_t`][metaclip2.curation.threshold.p_to_t] : Each language's threshold (second step).
+    - [`entry_probabilities`][metaclip2.curation.threshold.entry_probabilities] : What a threshold turns counts into.
+
+    Examples
+    --------
+    >>> from metaclip2.curation.threshold import thresholds
+    >>> counts = {"en": [900, 120, 40, 8, 2], "de": [300, 60, 9, 3], "th": [0, 0]}
+    >>> thresholds(counts, t_en=40)
+    {'de': 3, 'en': 40, 'th': None}
+
+    The paper's variant recomputes English from its own tail share too:
+
+    >>> thresholds(counts, t_en=40, english="recompute")
+    {'de': 3, 'en': 8, 'th': None}
     """
     if english not in ("keep", "recompute"):
         raise ParameterError(f"english must be 'keep' or 'recompute', got {english!r}")
@@ -152,6 +200,21 @@ def entry_probabilities(counts, t: float | None) -> np.ndarray:
     -------
     ndarray of float64, shape (n_entries,)
         Values in [0, 1]; 1 for tail entries (``c <= t``); never NaN.
+
+    See Also
+    --------
+    - [`thresholds`][metaclip2.curation.threshold.thresholds] : The per-language thresholds `t`.
+    - [`keep_probability`][metaclip2.curation.sampling.keep_probability] : Combines the probabilities of a text's matches.
+
+    Examples
+    --------
+    Head entries are kept with probability ``t / c``, tail entries always:
+
+    >>> from metaclip2.curation.threshold import entry_probabilities
+    >>> entry_probabilities([900, 120, 40, 8, 2], 40)
+    array([0.04444444, 0.33333333, 1.        , 1.        , 1.        ])
+    >>> entry_probabilities([0, 0], None)
+    array([0., 0.])
     """
     c = _counts(counts)
     if t is None:

@@ -37,6 +37,24 @@ class Executor(ABC):
         How many tasks can run at once.
     desc : str or None
         Label of the progress bar of the next :meth:`map`.
+
+    See Also
+    --------
+    - [`LocalExecutor`][metaclip2.execution.local.LocalExecutor] : Worker processes of this machine.
+    - [`RayExecutor`][metaclip2.execution.ray_executor.RayExecutor] : Tasks on a Ray cluster.
+    - [`get_executor`][metaclip2.execution.executor.get_executor] : One of them by name.
+
+    Examples
+    --------
+    A subclass needs only :meth:`map`; :meth:`run` and the ``with`` block come with the base:
+
+    >>> from metaclip2.execution import Executor
+    >>> class InProcess(Executor):
+    ...     def map(self, fn, list_of_kwargs):
+    ...         return [fn(**kw) for kw in list_of_kwargs]
+    >>> with InProcess() as ex:
+    ...     ex.map(pow, [{"base": 2, "exp": 10}, {"base": 3, "exp": 2}])
+    [1024, 9]
     """
 
     workers: int = 1
@@ -79,6 +97,21 @@ class counting:
     """``with counting(executor, counter): executor.run(...)`` — `counter` on for the block.
 
     The same as ``run(..., counter=counter)``, for executors whose ``run`` predates it.
+
+    See Also
+    --------
+    - [`Executor`][metaclip2.execution.executor.Executor] : Its ``run(..., counter=)`` does the same.
+
+    Examples
+    --------
+    >>> from metaclip2.execution import LocalExecutor
+    >>> from metaclip2.execution.executor import counting
+    >>> ex = LocalExecutor(workers=1)
+    >>> with counting(ex, lambda result: {"pairs": result}):
+    ...     ex.map(pow, [{"base": 2, "exp": 10}])
+    [1024]
+    >>> print(ex.counter)  # restored after the block
+    None
     """
 
     def __init__(self, executor: "Executor", counter: Callable[[Any], dict] | None):
@@ -110,6 +143,22 @@ def get_executor(name: str = "local", workers: int = 1, ray_address: str | None 
     ------
     ImportError
         ``name="ray"`` without Ray installed; the message names ``pip install 'metaclip2[ray]'``.
+
+    See Also
+    --------
+    - [`LocalExecutor`][metaclip2.execution.local.LocalExecutor] : What ``name="local"`` returns.
+    - [`RayExecutor`][metaclip2.execution.ray_executor.RayExecutor] : What ``name="ray"`` returns.
+
+    Examples
+    --------
+    >>> from metaclip2.execution import get_executor
+    >>> with get_executor("local", workers=1) as ex:
+    ...     print(ex, ex.map(pow, [{"base": 2, "exp": 10}]))
+    LocalExecutor(workers=1) [1024]
+    >>> get_executor("dask")
+    Traceback (most recent call last):
+    ...
+    metaclip2.core.errors.ParameterError: executor must be one of ('local', 'ray'), got 'dask'
     """
     if name == "local":
         if ray_address is not None:

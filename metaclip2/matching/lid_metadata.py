@@ -36,6 +36,17 @@ def group_wikipedia_codes(codes, unknown: str = "error") -> dict[str, list[str]]
     -------
     dict of str -> list of str
         LID language -> Wikipedia codes, LID languages sorted.
+
+    See Also
+    --------
+    - [`lid_language_groups`][metaclip2.core.languages.lid_language_groups] : The groups of every known Wikipedia.
+    - [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata] : Merges the files of each group.
+
+    Examples
+    --------
+    >>> from metaclip2.matching.lid_metadata import group_wikipedia_codes
+    >>> group_wikipedia_codes(["zh_yue", "simple", "en", "zh", "de"])
+    {'de': ['de'], 'en': ['en', 'simple'], 'zh': ['zh', 'zh_yue']}
     """
     from metaclip2.core.languages import lid_language_groups, wikipedia_to_lid_language
 
@@ -65,6 +76,19 @@ def merge_metadata(parts: list[tuple[str, list[str], list[str]]]) -> tuple[list[
     """Merge ``(code, entries, sources)`` lists in the given order, first occurrence wins.
 
     Returns ``(entries, sources)`` where each source reads ``"<code>:<source>"``.
+
+    See Also
+    --------
+    - [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata] : Merges whole directories this way.
+
+    Examples
+    --------
+    >>> from metaclip2.matching.lid_metadata import merge_metadata
+    >>> merge_metadata([
+    ...     ("en", ["dog", "New York"], ["wordnet", "bigram"]),
+    ...     ("simple", ["dog", "cat"], ["wordnet", "unigram"]),
+    ... ])
+    (['dog', 'New York', 'cat'], ['en:wordnet', 'en:bigram', 'simple:unigram'])
     """
     seen: set[str] = set()
     entries: list[str] = []
@@ -110,6 +134,30 @@ def build_lid_metadata(
     dict of str -> dict
         The content of ``index.json``: per LID language, ``entries`` (count), ``digest``,
         ``wikipedia`` (codes merged, in merge order) and ``matcher`` (file name or None).
+
+    See Also
+    --------
+    - [`write_language_metadata`][metaclip2.metadata.build.write_language_metadata] : Writes the per-Wikipedia files it reads.
+    - [`group_wikipedia_codes`][metaclip2.matching.lid_metadata.group_wikipedia_codes] : Which files are merged together.
+    - [`merge_metadata`][metaclip2.matching.lid_metadata.merge_metadata] : How they are merged.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core import read_metadata, write_metadata
+    >>> from metaclip2.matching.lid_metadata import build_lid_metadata
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     wiki, lid = os.path.join(tmp, "wiki"), os.path.join(tmp, "lid")
+    ...     _ = write_metadata(os.path.join(wiki, "en.tsv"), ["dog", "New York"], ["wordnet", "bigram"], lang="en")
+    ...     _ = write_metadata(os.path.join(wiki, "simple.tsv"), ["dog", "cat"], ["wordnet", "unigram"], lang="simple")
+    ...     _ = write_metadata(os.path.join(wiki, "zh_yue.tsv"), ["狗"], ["wordnet"], lang="zh_yue")
+    ...     index = build_lid_metadata(wiki, lid, progress=False)
+    ...     print(sorted(os.listdir(lid)))
+    ...     print(read_metadata(os.path.join(lid, "en.tsv"), with_sources=True))
+    ['en.matcher', 'en.tsv', 'index.json', 'zh.matcher', 'zh.tsv']
+    (['dog', 'New York', 'cat'], ['en:wordnet', 'en:bigram', 'simple:unigram'])
+    >>> index["en"]["entries"], index["en"]["wikipedia"], index["zh"]["wikipedia"]
+    (3, ['en', 'simple'], ['zh_yue'])
     """
     from tqdm.auto import tqdm
 

@@ -117,6 +117,18 @@ def script_counts(texts: Sequence[str]) -> np.ndarray:
         int32, shape ``(len(texts), len(SCRIPTS))``; columns in :data:`SCRIPTS` order.
         Han letters are in ``Jpan`` together with the kana if the text has any kana, in
         ``Hani`` otherwise.
+
+    See Also
+    --------
+    - [`dominant_mask`][metaclip2.matching.scripts.dominant_mask] : The dominant scripts of these counts.
+    - [`dominant_scripts`][metaclip2.matching.scripts.dominant_scripts] : Both steps for one text.
+
+    Examples
+    --------
+    >>> from metaclip2.matching.scripts import SCRIPTS, script_counts
+    >>> counts = script_counts(["Nike 运动鞋", "犬が好き", "2024!"])
+    >>> [{s: int(n) for s, n in zip(SCRIPTS, row) if n} for row in counts]
+    [{'Latn': 4, 'Hani': 3}, {'Jpan': 4}, {}]
     """
     out = np.zeros((len(texts), len(SCRIPTS)), dtype=np.int32)
     for start in range(0, len(texts), _BLOCK):
@@ -135,6 +147,17 @@ def dominant_mask(counts: np.ndarray) -> np.ndarray:
     """Dominant scripts of each row of :func:`script_counts` (bool, same shape).
 
     A row without any counted letter has no dominant script.
+
+    See Also
+    --------
+    - [`script_counts`][metaclip2.matching.scripts.script_counts] : The counts it takes.
+
+    Examples
+    --------
+    >>> from metaclip2.matching.scripts import SCRIPTS, dominant_mask, script_counts
+    >>> mask = dominant_mask(script_counts(["Nike 运动鞋", "2024!"]))
+    >>> [[s for s, m in zip(SCRIPTS, row) if m] for row in mask]
+    [['Latn', 'Hani'], []]
     """
     mask = np.zeros(counts.shape, dtype=bool)
     cols = np.flatnonzero(counts.any(axis=0))  # a batch uses few scripts: work on those
@@ -150,6 +173,16 @@ def dominant_scripts(text: str) -> tuple[str, ...]:
 
     Examples: ``"狗在水中"`` → ``("Hani",)``; ``"犬が好き"`` → ``("Jpan",)``;
     ``"Nike 运动鞋"`` → ``("Hani", "Latn")``; ``"2024!"`` → ``()``.
+
+    See Also
+    --------
+    - [`script_check`][metaclip2.matching.lid.script_check] : Uses them to correct LID labels.
+
+    Examples
+    --------
+    >>> from metaclip2.matching.scripts import dominant_scripts
+    >>> [dominant_scripts(t) for t in ("狗在水中", "犬が好き", "Nike 运动鞋", "2024!")]
+    [('Hani',), ('Jpan',), ('Hani', 'Latn'), ()]
     """
     counts = script_counts([text])
     mask = dominant_mask(counts)[0]

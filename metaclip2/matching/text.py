@@ -31,6 +31,18 @@ def spacing(text: str) -> str:
     Returns ``" " + text + " "`` with each of ``, . ; : ? ! ` `` surrounded by
     spaces and each of ``\\t \\n \\r`` replaced by a space. Nothing else changes
     (no case folding, no Unicode normalisation).
+
+    See Also
+    --------
+    - [`pad_entry`][metaclip2.matching.text.pad_entry] : The entry side of the match.
+
+    Examples
+    --------
+    >>> from metaclip2.matching.text import spacing
+    >>> spacing("A cat, on a mat.")
+    ' A cat ,  on a mat .  '
+    >>> spacing("line one\\tline two")
+    ' line one line two '
     """
     # Chained str.replace: several times faster than str.translate with multi-character values.
     for p in WRAPPED_PUNCTUATION:
@@ -48,6 +60,19 @@ def pad_entry(entry: str) -> str:
     A space is added before `entry` unless its first character is CJK-like
     (CJK, Thai, Lao, Burmese, Khmer or Tibetan block, or punctuation), and after
     it unless its last character is.
+
+    See Also
+    --------
+    - [`spacing`][metaclip2.matching.text.spacing] : The text side of the match.
+    - [`is_cjk_like`][metaclip2.core.charclass.is_cjk_like] : Which characters need no space.
+
+    Examples
+    --------
+    >>> from metaclip2.matching.text import pad_entry, spacing
+    >>> pad_entry("cat"), pad_entry("東京"), pad_entry("New York.")
+    (' cat ', '東京', ' New York.')
+    >>> pad_entry("cat") in spacing("A cat, on a mat."), pad_entry("cat") in spacing("category")
+    (True, False)
     """
     if not entry:
         raise ParameterError("cannot pad an empty entry")

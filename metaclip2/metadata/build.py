@@ -83,6 +83,20 @@ class MetadataBuild:
     summary : dict
         JSON-ready: entries and candidates per source, strings dropped per filter rule,
         duplicates of earlier sources, caps and parameters used, digest.
+
+    See Also
+    --------
+    - [`build_metadata`][metaclip2.metadata.build.build_metadata] : Builds one.
+    - [`write_language_metadata`][metaclip2.metadata.build.write_language_metadata] : Writes it.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata import build_metadata
+    >>> built = build_metadata("en", wordnet=["dog", "cat"], unigrams=["dog", "park"], numbers=False)
+    >>> built.entries, built.sources
+    (['dog', 'cat', 'park'], ['wordnet', 'wordnet', 'unigram'])
+    >>> built.summary["sources"]["unigram"]["duplicates"]  # "dog" was already there
+    1
     """
 
     lang: str
@@ -112,6 +126,16 @@ def clean_source(strings: Iterable[str], max_length: int = DEFAULT_MAX_LENGTH) -
     (list of str, dict of str -> int)
         The kept strings and the number dropped per rule
         (``empty``, ``too_long``, ``punctuation``, ``control``).
+
+    See Also
+    --------
+    - [`build_metadata`][metaclip2.metadata.build.build_metadata] : Applies it to every source.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.build import clean_source
+    >>> clean_source(["  dog ", "", "!!", "New\\tYork", "x" * 300, "cat"])
+    (['dog', 'cat'], {'empty': 1, 'too_long': 1, 'punctuation': 1, 'control': 1})
     """
     dropped = dict.fromkeys(_DROP_REASONS, 0)
     kept: list[str] = []
@@ -384,6 +408,42 @@ def build_metadata(
         Its summary records per source the raw distinct count, the cap and the entries
         added, and a ``warnings`` list (also issued as `MetadataWarning`, shown on stderr)
         when the language got nothing besides the numbers.
+
+    See Also
+    --------
+    - [`write_language_metadata`][metaclip2.metadata.build.write_language_metadata] : Writes the result.
+    - [`write_dump_ngrams`][metaclip2.metadata.ngrams.write_dump_ngrams] : The n-gram counts of a Wikipedia dump.
+    - [`read_pageviews`][metaclip2.metadata.pageviews.read_pageviews] : The page views behind the titles.
+    - [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata] : Merges languages for matching.
+
+    Examples
+    --------
+    From sources at hand: earlier sources win, so each string is kept once, by the first:
+
+    >>> from metaclip2.metadata import build_metadata
+    >>> built = build_metadata(
+    ...     "en",
+    ...     wordnet=["dog", "cat", "New York"],
+    ...     unigrams=["dog", "park", "the"],
+    ...     bigrams=["New York", "dog park"],
+    ...     titles={"Dog": 717, "Cat": 298, "New York City": 120},
+    ...     numbers=False,
+    ... )
+    >>> list(zip(built.entries, built.sources))  # doctest: +NORMALIZE_WHITESPACE
+    [('dog', 'wordnet'), ('cat', 'wordnet'), ('New York', 'wordnet'), ('park', 'unigram'), ('the', 'unigram'),
+     ('dog park', 'bigram'), ('Dog', 'title'), ('Cat', 'title')]
+
+    French from the bundled sample sources (a WordNet list and two page-view files):
+
+    >>> from importlib.resources import files
+    >>> demo = files("metaclip2") / "data" / "demo"
+    >>> wordnet = (demo / "wordnet" / "fr.txt").read_text(encoding="utf-8").splitlines()
+    >>> pageviews = sorted(str(p) for p in (demo / "pageviews").iterdir())
+    >>> built = build_metadata("fr", wordnet=wordnet, pageviews=pageviews)
+    >>> built.summary["entries_per_source"]
+    {'number': 100, 'wordnet': 60, 'unigram': 0, 'bigram': 0, 'title': 53}
+    >>> built.entries[100:103], built.entries[-2:]
+    (['chien', 'chat', 'oiseau'], ['Pain', 'Football'])
     """
     if cap_mode not in CAP_MODES:
         raise ParameterError(f"cap_mode must be one of {CAP_MODES}, got {cap_mode!r}")
@@ -471,6 +531,28 @@ def write_language_metadata(result: MetadataBuild, out_dir: PathLike) -> tuple[P
     -------
     (Path, Path)
         The metadata file and the summary file.
+
+    See Also
+    --------
+    - [`read_metadata`][metaclip2.core.entries.read_metadata] : Reads the ``.tsv`` back.
+    - [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata] : Merges such files per LID language.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.metadata import build_metadata, write_language_metadata
+    >>> built = build_metadata("en", wordnet=["dog", "cat"], bigrams=["New York"], numbers=False)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     tsv, summary = write_language_metadata(built, tmp)
+    ...     print(tsv.name, summary.name)
+    ...     print(tsv.read_text(encoding="utf-8"))
+    en.tsv en.summary.json
+    # metaclip2 metadata	lang=en	entries=3	digest=...
+    entry	source
+    dog	wordnet
+    cat	wordnet
+    New York	bigram
+    <BLANKLINE>
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -103,6 +103,24 @@ class FileTask:
         Expected size in bytes, when published.
     checksums : dict of str -> str
         ``{"sha1"|"md5": hex digest}`` published for the file (may be empty: unverifiable).
+
+    See Also
+    --------
+    - [`dump_tasks`][metaclip2.metadata.download.dump_tasks] : The tasks of Wikipedia dumps.
+    - [`pageview_tasks`][metaclip2.metadata.download.pageview_tasks] : The tasks of page-view files.
+    - [`download_files`][metaclip2.metadata.download.download_files] : Runs tasks.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.download import FileTask
+    >>> task = FileTask(
+    ...     url="https://dumps.wikimedia.org/enwiki/20240501/enwiki-20240501-pages-articles.xml.bz2",
+    ...     dest="sources/enwiki/20240501/enwiki-20240501-pages-articles.xml.bz2",
+    ...     kind="dump",
+    ...     lang="en",
+    ... )
+    >>> task.checksums  # none published: the download cannot be verified
+    {}
     """
 
     url: str
@@ -120,6 +138,24 @@ class FileResult:
     ``status`` is ``"downloaded"``, ``"skipped"`` (already complete), ``"missing"`` (the server
     has no such file), ``"checksum_mismatch"`` or ``"error"``; ``verified`` names the hash that
     matched (None: nothing was published to check against).
+
+    See Also
+    --------
+    - [`download_files`][metaclip2.metadata.download.download_files] : Returns one per task.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.download import FileTask, download_files
+    >>> import hashlib, pathlib, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> served = pathlib.Path(tmp.name, "pageviews-20240105-020000.gz")  # stands in for a server's file
+    >>> _ = served.write_bytes(b"en Dog 3 0")
+    >>> task = FileTask(url=served.as_uri(), dest=str(pathlib.Path(tmp.name, "sources", served.name)),
+    ...                 kind="pageviews", checksums={"md5": hashlib.md5(b"en Dog 3 0").hexdigest()})
+    >>> result, = download_files([task], progress=False)
+    >>> result.status, result.bytes, result.verified
+    ('downloaded', 10, 'md5')
+    >>> tmp.cleanup()
     """
 
     url: str
@@ -138,7 +174,14 @@ class FileResult:
 
 
 def wiki_name(code: str) -> str:
-    """Dump database name of a Wikipedia code: ``"zh-yue"`` -> ``"zh_yuewiki"``."""
+    """Dump database name of a Wikipedia code: ``"zh-yue"`` -> ``"zh_yuewiki"``.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.download import wiki_name
+    >>> wiki_name("en"), wiki_name("zh-yue")
+    ('enwiki', 'zh_yuewiki')
+    """
     return code.strip().lower().replace("-", "_") + "wiki"
 
 
@@ -149,6 +192,18 @@ def resolve_languages(languages: str | Iterable[str]) -> list[str]:
     ------
     ValueError
         For a code that is not a known Wikipedia (the message lists them).
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.download import resolve_languages
+    >>> resolve_languages("en,de")
+    ['de', 'en']
+    >>> len(resolve_languages("all"))
+    330
+    >>> resolve_languages("en,xx")
+    Traceback (most recent call last):
+    ...
+    metaclip2.core.errors.ParameterError: not Wikipedia codes: xx (use dump names such as en, zh_yue, be_tarask, or 'all')
     """
     from metaclip2.core.languages import WIKIPEDIA_ALIASES, WIKIPEDIA_LANGUAGES
 
@@ -206,6 +261,17 @@ def pageview_hours(
     -------
     list of datetime
         Sorted.
+
+    See Also
+    --------
+    - [`pageview_tasks`][metaclip2.metadata.download.pageview_tasks] : The files of these hours.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.download import pageview_hours
+    >>> pageview_hours(2, seed=1, start="20240101", end="20240131", hours_per_date=2)  # doctest: +NORMALIZE_WHITESPACE
+    [datetime.datetime(2024, 1, 5, 2, 0), datetime.datetime(2024, 1, 5, 8, 0),
+     datetime.datetime(2024, 1, 19, 3, 0), datetime.datetime(2024, 1, 19, 15, 0)]
     """
     end_d = _parse_date(end) if end is not None else _parse_date(DEFAULT_DUMP_DATE) - dt.timedelta(days=1)
     start_d = _parse_date(start) if start is not None else end_d - dt.timedelta(days=364)
@@ -320,6 +386,29 @@ def dump_tasks(
     The checksum files (``dumpstatus.json``, else ``*-sha1sums.txt`` / ``*-md5sums.txt``, in the
     dump's directory) are fetched here, `connections` at a time. `dump_path` places a dump below
     `base_url` (fields ``{wiki}``, ``{date}``, ``{name}``), for mirrors with another layout.
+
+    See Also
+    --------
+    - [`download_files`][metaclip2.metadata.download.download_files] : Fetches the tasks.
+    - [`download_sources`][metaclip2.metadata.download.download_sources] : Plans and fetches dumps and page views.
+
+    Examples
+    --------
+    Planning against a local mirror (``base_url`` takes any URL ``urllib`` opens):
+
+    >>> import bz2, hashlib, json, pathlib, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> mirror = pathlib.Path(tmp.name, "mirror")  # a local copy of the dump site's layout
+    >>> dump = mirror / "enwiki" / "20240501" / "enwiki-20240501-pages-articles.xml.bz2"
+    >>> dump.parent.mkdir(parents=True)
+    >>> _ = dump.write_bytes(bz2.compress(b"<mediawiki>\\n</mediawiki>\\n"))
+    >>> published = {dump.name: {"size": dump.stat().st_size, "sha1": hashlib.sha1(dump.read_bytes()).hexdigest()}}
+    >>> _ = (dump.parent / "dumpstatus.json").write_text(json.dumps({"jobs": {"articlesdump": {"files": published}}}))
+    >>> from metaclip2.metadata.download import dump_tasks
+    >>> task, = dump_tasks(["en"], out_dir="sources", base_url=mirror.as_uri())
+    >>> task.dest, task.size, task.checksums["sha1"] == published[dump.name]["sha1"]
+    ('sources/enwiki/20240501/enwiki-20240501-pages-articles.xml.bz2', 59, True)
+    >>> tmp.cleanup()
     """
     date = _parse_date(date).strftime("%Y%m%d")
     _check_dump_path(dump_path)
@@ -338,6 +427,26 @@ def pageview_tasks(
 
     `base_url` is the page-view root (default ``<DEFAULT_BASE_URL>/other/pageviews``); files land
     in ``<out_dir>/other/pageviews/YYYY/YYYY-MM/``.
+
+    See Also
+    --------
+    - [`pageview_hours`][metaclip2.metadata.download.pageview_hours] : Which hours.
+    - [`download_files`][metaclip2.metadata.download.download_files] : Fetches the tasks.
+
+    Examples
+    --------
+    Planning against a local mirror whose month directory publishes no checksums:
+
+    >>> import datetime, pathlib, tempfile
+    >>> from metaclip2.metadata.download import pageview_tasks
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     month = pathlib.Path(tmp, "pageviews", "2024", "2024-01")
+    ...     month.mkdir(parents=True)
+    ...     _ = (month / "md5sums.txt").write_text("")
+    ...     task, = pageview_tasks([datetime.datetime(2024, 1, 5, 2)], out_dir="sources",
+    ...                            base_url=pathlib.Path(tmp, "pageviews").as_uri())
+    >>> task.dest, task.checksums
+    ('sources/other/pageviews/2024/2024-01/pageviews-20240105-020000.gz', {})
     """
     base = (base_url or f"{DEFAULT_BASE_URL}/other/pageviews").rstrip("/")
     out = Path(out_dir) / "other" / "pageviews"
@@ -486,6 +595,29 @@ def download_files(
     -------
     list of FileResult
         In the order of `tasks`. Failures do not stop the other files; see ``status``.
+
+    See Also
+    --------
+    - [`dump_tasks`][metaclip2.metadata.download.dump_tasks] : Tasks of Wikipedia dumps.
+    - [`pageview_tasks`][metaclip2.metadata.download.pageview_tasks] : Tasks of page-view files.
+
+    Examples
+    --------
+    A file is verified against its published checksum when fetched, and skipped once there
+    (only verified files ever get their final name, so it is not hashed again):
+
+    >>> from metaclip2.metadata.download import FileTask, download_files
+    >>> import hashlib, pathlib, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> served = pathlib.Path(tmp.name, "pageviews-20240105-020000.gz")  # stands in for a server's file
+    >>> _ = served.write_bytes(b"en Dog 3 0")
+    >>> task = FileTask(url=served.as_uri(), dest=str(pathlib.Path(tmp.name, "sources", served.name)),
+    ...                 kind="pageviews", checksums={"md5": hashlib.md5(b"en Dog 3 0").hexdigest()})
+    >>> [(r.status, r.verified) for r in download_files([task], progress=False)]
+    [('downloaded', 'md5')]
+    >>> [(r.status, r.verified) for r in download_files([task], progress=False)]
+    [('skipped', None)]
+    >>> tmp.cleanup()
     """
     if connections < 1:
         raise ParameterError(f"connections must be at least 1, got {connections}")
@@ -564,6 +696,32 @@ def download_sources(
     -------
     dict
         The content of ``download.json``: parameters, page-view hours, and one result per file.
+
+    See Also
+    --------
+    - [`dump_tasks`][metaclip2.metadata.download.dump_tasks] : The dump tasks alone.
+    - [`write_dump_ngrams`][metaclip2.metadata.ngrams.write_dump_ngrams] : Counts a downloaded dump.
+
+    Examples
+    --------
+    From a local mirror, dumps only (``pageview_dates=0``):
+
+    >>> import bz2, hashlib, json, pathlib, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> mirror = pathlib.Path(tmp.name, "mirror")  # a local copy of the dump site's layout
+    >>> dump = mirror / "enwiki" / "20240501" / "enwiki-20240501-pages-articles.xml.bz2"
+    >>> dump.parent.mkdir(parents=True)
+    >>> _ = dump.write_bytes(bz2.compress(b"<mediawiki>\\n</mediawiki>\\n"))
+    >>> published = {dump.name: {"size": dump.stat().st_size, "sha1": hashlib.sha1(dump.read_bytes()).hexdigest()}}
+    >>> _ = (dump.parent / "dumpstatus.json").write_text(json.dumps({"jobs": {"articlesdump": {"files": published}}}))
+    >>> from metaclip2.metadata.download import download_sources
+    >>> record = download_sources(pathlib.Path(tmp.name, "sources"), languages="en", pageview_dates=0,
+    ...                           base_url=mirror.as_uri(), progress=False)
+    >>> [(f["lang"], f["status"], f["verified"]) for f in record["files"]]
+    [('en', 'downloaded', 'sha1')]
+    >>> sorted(p.name for p in pathlib.Path(tmp.name, "sources").rglob("*") if p.is_file())
+    ['download.json', 'enwiki-20240501-pages-articles.xml.bz2']
+    >>> tmp.cleanup()
     """
     langs = resolve_languages(languages)
     day = _parse_date(date)

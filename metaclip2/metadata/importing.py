@@ -48,6 +48,20 @@ def read_entry_list(path: str | os.PathLike, list_format: str = "auto") -> tuple
     MetadataError
         Undecodable bytes, invalid JSON, a non-string list item, or a JSON value that is
         neither a list nor an object.
+
+    See Also
+    --------
+    - [`import_metadata`][metaclip2.metadata.importing.import_metadata] : Cleans the list and writes it as metadata.
+
+    Examples
+    --------
+    >>> import json, pathlib, tempfile
+    >>> from metaclip2.metadata.importing import read_entry_list
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     listed = pathlib.Path(tmp, "concepts.json")
+    ...     _ = listed.write_text(json.dumps({"dog": 12, "New York": 3}), encoding="utf-8")
+    ...     read_entry_list(listed)
+    (['dog', 'New York'], 'json-keys')
     """
     if list_format not in IMPORT_FORMATS:
         raise ParameterError(f"list_format must be one of {IMPORT_FORMATS}, got {list_format!r}")
@@ -109,6 +123,27 @@ def import_metadata(
     MetadataBuild
         Entries, their sources (``number``/``import``) and a summary: candidates, entries,
         drops per filter rule, duplicates, list_format and input path.
+
+    See Also
+    --------
+    - [`read_entry_list`][metaclip2.metadata.importing.read_entry_list] : Reads the file.
+    - [`build_metadata`][metaclip2.metadata.build.build_metadata] : Builds metadata from sources instead.
+    - [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata] : Merges it with the other languages.
+
+    Examples
+    --------
+    An entry list of one's own: blanks and repeats are dropped, the rest kept in order:
+
+    >>> import json, os, pathlib, tempfile
+    >>> from metaclip2.metadata.importing import import_metadata
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     listed = pathlib.Path(tmp, "concepts.json")
+    ...     _ = listed.write_text(json.dumps(["dog", "cat", "dog", " ", "New York"]), encoding="utf-8")
+    ...     built = import_metadata(listed, "en", out_dir=pathlib.Path(tmp, "wiki"))
+    ...     print(sorted(os.listdir(pathlib.Path(tmp, "wiki"))))
+    ['en.summary.json', 'en.tsv']
+    >>> built.entries, built.summary["duplicates"], built.summary["dropped_by_filter"]["empty"]
+    (['dog', 'cat', 'New York'], 1, 1)
     """
     if not lang or any(c in lang for c in "/\\\t\n") or lang.startswith("."):
         raise ParameterError(f"lang must be a plain language code such as 'en', got {lang!r}")

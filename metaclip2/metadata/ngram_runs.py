@@ -48,6 +48,12 @@ def parse_memory(value: str | int | None) -> int | None:
     ------
     ValueError
         Unreadable, or below 1 MB.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.ngram_runs import parse_memory
+    >>> parse_memory("128MB"), parse_memory("2GiB"), parse_memory(None)
+    (134217728, 2147483648, None)
     """
     if value is None:
         return None
@@ -84,6 +90,26 @@ class RunCounter:
     -----
     The process also holds the interpreter, the libraries and the text being tokenised;
     the budget covers what grows with the data.
+
+    See Also
+    --------
+    - [`merge_runs`][metaclip2.metadata.ngram_runs.merge_runs] : Merges the runs into a counts file.
+    - [`write_dump_ngrams`][metaclip2.metadata.ngrams.write_dump_ngrams] : Runs counters in workers over a dump.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.metadata import NgramCounts, tokenize
+    >>> from metaclip2.metadata.ngram_runs import RunCounter, merge_runs
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     counter = RunCounter(tmp, "task0", memory_limit=None)
+    ...     counter.add_chains(tokenize("A dog in New York. A dog park.", "en"))
+    ...     runs = counter.close()
+    ...     print(merge_runs(runs, os.path.join(tmp, "en.ngrams"), n_tokens=8, work_dir=tmp))
+    ...     counts = NgramCounts.load(os.path.join(tmp, "en.ngrams"))
+    {'unigrams': 6, 'bigrams': 5}
+    >>> counts.bigrams.most_common(2)
+    [(('A', 'dog'), 2), (('New', 'York'), 1)]
     """
 
     def __init__(self, run_dir: str | os.PathLike, prefix: str, memory_limit: int | None = None):
@@ -228,6 +254,17 @@ class CountsWriter:
     """Gzip text writer that compresses in fixed 1 MiB blocks (mtime 0).
 
     Fixed blocks make the bytes independent of how the caller splits its writes.
+
+    Examples
+    --------
+    >>> import gzip, os, tempfile
+    >>> from metaclip2.metadata.ngram_runs import CountsWriter
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     writer = CountsWriter(os.path.join(tmp, "en.ngrams"))
+    ...     writer.write("U\\tdog\\t2\\n")
+    ...     writer.close()
+    ...     gzip.open(os.path.join(tmp, "en.ngrams"), "rt").read()
+    'U\\tdog\\t2\\n'
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -291,6 +328,28 @@ def merge_runs(runs: Sequence[str], out: str | os.PathLike, n_tokens: int, work_
     -------
     dict
         ``unigrams`` and ``bigrams`` (distinct counts written).
+
+    See Also
+    --------
+    - [`RunCounter`][metaclip2.metadata.ngram_runs.RunCounter] : Writes the runs.
+
+    Examples
+    --------
+    Two counters (two workers' parts) merged into one file:
+
+    >>> import os, tempfile
+    >>> from metaclip2.metadata import NgramCounts, tokenize
+    >>> from metaclip2.metadata.ngram_runs import RunCounter, merge_runs
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     runs = []
+    ...     for i, text in enumerate(["A dog in New York.", "A dog park."]):
+    ...         counter = RunCounter(tmp, f"task{i}")
+    ...         counter.add_chains(tokenize(text, "en"))
+    ...         runs += counter.close()
+    ...     _ = merge_runs(runs, os.path.join(tmp, "en.ngrams"), n_tokens=8, work_dir=tmp)
+    ...     counts = NgramCounts.load(os.path.join(tmp, "en.ngrams"))
+    >>> counts.n_tokens, counts.unigrams["dog"], counts.bigrams[("A", "dog")]
+    (8, 2, 2)
     """
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)

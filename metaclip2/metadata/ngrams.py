@@ -70,6 +70,26 @@ class NgramCounts:
         (w1, w2) → occurrences of w1 immediately followed by w2 within one chain.
     n_tokens : int
         Total unigram tokens (``N`` of PMI); equals ``sum(unigrams.values())``.
+
+    See Also
+    --------
+    - [`count_ngrams`][metaclip2.metadata.ngrams.count_ngrams] : Counts texts.
+    - [`NgramFile`][metaclip2.metadata.ngrams.NgramFile] : Ranks from a saved file in bounded memory.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.metadata.ngrams import NgramCounts, count_ngrams
+    >>> texts = ["A dog runs in New York.", "The dog and the cat live in New York.", "New York has a dog park."]
+    >>> counts = count_ngrams(texts, "en")
+    >>> counts.n_tokens, counts.unigrams["dog"], counts.bigrams[("New", "York")]
+    (21, 3, 3)
+    >>> counts + count_ngrams(["A cat."], "en") == count_ngrams(texts + ["A cat."], "en")
+    True
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     counts.save(os.path.join(tmp, "en.ngrams"))
+    ...     NgramCounts.load(os.path.join(tmp, "en.ngrams")) == counts
+    True
     """
 
     unigrams: Counter = field(default_factory=Counter)
@@ -152,7 +172,21 @@ _check_token = check_token
 
 
 def count_ngrams(texts: Iterable[str], lang: str) -> NgramCounts:
-    """Count unigrams and bigrams of ``texts`` tokenised with `tokenize` for ``lang``."""
+    """Count unigrams and bigrams of ``texts`` tokenised with `tokenize` for ``lang``.
+
+    See Also
+    --------
+    - [`tokenize`][metaclip2.metadata.tokenizer.tokenize] : How each text is split.
+    - [`count_dump_ngrams`][metaclip2.metadata.ngrams.count_dump_ngrams] : The same over a Wikipedia dump.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.ngrams import count_ngrams
+    >>> texts = ["A dog runs in New York.", "The dog and the cat live in New York.", "New York has a dog park."]
+    >>> counts = count_ngrams(texts, "en")
+    >>> counts.unigrams.most_common(3), counts.bigrams[("New", "York")]
+    ([('dog', 3), ('New', 3), ('York', 3)], 3)
+    """
     counts = NgramCounts()
     for text in texts:
         counts.add_chains(tokenize(text, lang))
@@ -237,6 +271,36 @@ def write_dump_ngrams(
         The dump's language is not `lang` (and `force_language` is false).
     ValueError
         Bad `workers` or `memory_limit`.
+
+    See Also
+    --------
+    - [`NgramFile`][metaclip2.metadata.ngrams.NgramFile] : Ranks from the file written.
+    - [`count_dump_ngrams`][metaclip2.metadata.ngrams.count_dump_ngrams] : The in-memory version for small dumps.
+
+    Examples
+    --------
+    A hand-made export of two articles:
+
+    >>> import os, tempfile
+    >>> lines = [
+    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
+    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
+    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]]. A dog lives in New York.</text>", "</page>",
+    ...     "<page>", "<title>New York</title>", "<ns>0</ns>",
+    ...     "<text>'''New York''' is a city.<ref>Census</ref> New York has a dog park.</text>", "</page>",
+    ...     "</mediawiki>",
+    ... ]
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
+    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> from metaclip2.metadata import NgramCounts, write_dump_ngrams
+    >>> out = os.path.join(tmp.name, "en.ngrams")
+    >>> report = write_dump_ngrams(dump, "en", out, memory_limit="64MB")
+    >>> report["articles"], report["n_tokens"], report["bigrams"]
+    (2, 23, 16)
+    >>> NgramCounts.load(out).bigrams[("New", "York")]
+    3
+    >>> tmp.cleanup()
     """
     import shutil
     import tempfile
@@ -316,6 +380,33 @@ def count_dump_ngrams(
         As in `write_dump_ngrams`; the result does not depend on them.
     batch_size : int
         Ignored (work is split by dump parts); kept for callers of the earlier version.
+
+    See Also
+    --------
+    - [`write_dump_ngrams`][metaclip2.metadata.ngrams.write_dump_ngrams] : The bounded-memory version for large dumps.
+    - [`count_ngrams`][metaclip2.metadata.ngrams.count_ngrams] : The same for texts at hand.
+
+    Examples
+    --------
+    A hand-made export of two articles:
+
+    >>> import os, tempfile
+    >>> lines = [
+    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
+    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
+    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]]. A dog lives in New York.</text>", "</page>",
+    ...     "<page>", "<title>New York</title>", "<ns>0</ns>",
+    ...     "<text>'''New York''' is a city.<ref>Census</ref> New York has a dog park.</text>", "</page>",
+    ...     "</mediawiki>",
+    ... ]
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
+    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> from metaclip2.metadata import count_dump_ngrams
+    >>> counts = count_dump_ngrams(dump, "en")
+    >>> counts.unigrams.most_common(2), counts.bigrams[("New", "York")]
+    ([('New', 3), ('York', 3)], 3)
+    >>> tmp.cleanup()
     """
     import tempfile
 
@@ -347,6 +438,18 @@ def unigram_entries(
     -------
     list of str
         Most frequent first; equal counts in code-point order.
+
+    See Also
+    --------
+    - [`bigram_entries`][metaclip2.metadata.ngrams.bigram_entries] : The bigram source.
+    - [`build_metadata`][metaclip2.metadata.build.build_metadata] : Merges the sources.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.ngrams import count_ngrams, unigram_entries
+    >>> texts = ["A dog runs in New York.", "The dog and the cat live in New York.", "New York has a dog park."]
+    >>> unigram_entries(count_ngrams(texts, "en"), top_fraction=0.2)
+    ['New', 'York', 'dog']
     """
     items = [(w, c) for w, c in counts.unigrams.items() if c >= min_count]
     k = math.ceil(top_fraction * len(items))
@@ -373,6 +476,17 @@ def score_bigrams(counts: NgramCounts, method: str = "pmi", min_count: int = 1) 
     -------
     list of ((w1, w2), score)
         Best first; equal scores in code-point order of (w1, w2).
+
+    See Also
+    --------
+    - [`bigram_entries`][metaclip2.metadata.ngrams.bigram_entries] : The selection made from these scores.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.ngrams import count_ngrams, score_bigrams
+    >>> texts = ["A dog runs in New York.", "The dog and the cat live in New York.", "New York has a dog park."]
+    >>> [(pair, round(pmi, 2)) for pair, pmi in score_bigrams(count_ngrams(texts, "en"), min_count=2)]
+    [(('New', 'York'), 2.81), (('in', 'New'), 2.81)]
     """
     import numpy as np
 
@@ -431,6 +545,20 @@ def bigram_entries(
     list of str
         ``w1 + joiner + w2``, best first, each string once (for no-space languages two
         different pairs can join to the same string; the better-ranked one counts).
+
+    See Also
+    --------
+    - [`score_bigrams`][metaclip2.metadata.ngrams.score_bigrams] : The scores they are ranked by.
+    - [`unigram_entries`][metaclip2.metadata.ngrams.unigram_entries] : The unigram source.
+
+    Examples
+    --------
+    On a corpus this small, PMI is far below the paper's 30; a lower threshold shows the ranking:
+
+    >>> from metaclip2.metadata.ngrams import bigram_entries, count_ngrams
+    >>> texts = ["A dog runs in New York.", "The dog and the cat live in New York.", "New York has a dog park."]
+    >>> bigram_entries(count_ngrams(texts, "en"), "en", min_pmi=2, min_count=2)
+    ['New York', 'in New']
     """
     if joiner is None:
         joiner = "" if is_no_space_language(normalize_lang(lang)) else " "
@@ -472,6 +600,24 @@ class NgramFile:
     ------
     ValueError
         Not a counts file.
+
+    See Also
+    --------
+    - [`write_dump_ngrams`][metaclip2.metadata.ngrams.write_dump_ngrams] : Writes such a file from a dump.
+    - [`build_metadata`][metaclip2.metadata.build.build_metadata] : Ranks unigrams and bigrams from it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.metadata import NgramFile, build_metadata, count_ngrams
+    >>> texts = ["A dog runs in New York.", "The dog and the cat live in New York.", "New York has a dog park."]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "en.ngrams")
+    ...     count_ngrams(texts, "en").save(path)
+    ...     built = build_metadata("en", wordnet=None, ngrams=NgramFile(path), numbers=False,
+    ...                            unigram_fraction=0.2, min_pmi=3, max_bigrams=3)
+    >>> list(zip(built.entries, built.sources))
+    [('New', 'unigram'), ('York', 'unigram'), ('and the', 'bigram'), ('cat live', 'bigram'), ('has a', 'bigram')]
     """
 
     def __init__(self, path: str | os.PathLike):

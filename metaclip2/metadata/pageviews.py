@@ -40,7 +40,23 @@ DEFAULT_MAX_TITLES = 61_235
 
 @dataclass
 class PageviewStats:
-    """Line counts of a page-view read: kept, excluded per rule, malformed."""
+    """Line counts of a page-view read: kept, excluded per rule, malformed.
+
+    See Also
+    --------
+    - [`read_pageviews`][metaclip2.metadata.pageviews.read_pageviews] : Fills it.
+
+    Examples
+    --------
+    >>> from importlib.resources import files
+    >>> demo = files("metaclip2") / "data" / "demo"
+    >>> paths = sorted(str(p) for p in (demo / "pageviews").iterdir())  # two hourly files
+    >>> from metaclip2.metadata.pageviews import PageviewStats, read_pageviews
+    >>> stats = PageviewStats()
+    >>> _ = read_pageviews(paths, progress=False, stats=stats)
+    >>> stats
+    PageviewStats(files=2, lines=2492, kept=2370, other_project=18, namespace=36, zero_views=68, malformed=0, malformed_examples=[])
+    """
 
     files: int = 0
     lines: int = 0
@@ -60,6 +76,12 @@ def domain_language(domain_code: str) -> str | None:
 
     ``"en"`` and ``"en.m"`` -> ``"en"``; ``"zh-yue.m"`` -> ``"zh_yue"``;
     ``"en.d"``, ``"en.m.d"``, ``"commons.m"``-style codes with a project suffix -> None.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.pageviews import domain_language
+    >>> [domain_language(d) for d in ("en", "en.m", "zh-yue.m", "en.d", "commons.m")]
+    ['en', 'en', 'zh_yue', None, None]
     """
     lang, dot, rest = domain_code.partition(".")
     if dot and rest != "m":
@@ -105,6 +127,21 @@ def read_pageviews(
     dict of str -> collections.Counter
         Language -> title -> total views (int). Mobile ``xx.m`` counts as ``xx``; titles
         with ``:`` and zero-view lines are dropped; ``_`` in titles becomes a space.
+
+    See Also
+    --------
+    - [`title_entries`][metaclip2.metadata.pageviews.title_entries] : Ranks one language's titles.
+    - [`PageviewStats`][metaclip2.metadata.pageviews.PageviewStats] : What was kept and excluded.
+
+    Examples
+    --------
+    >>> from importlib.resources import files
+    >>> demo = files("metaclip2") / "data" / "demo"
+    >>> paths = sorted(str(p) for p in (demo / "pageviews").iterdir())  # two hourly files
+    >>> from metaclip2.metadata import read_pageviews
+    >>> views = read_pageviews(paths, languages=["fr", "ja"], progress=False)
+    >>> sorted(views), views["fr"].most_common(3)
+    (['fr', 'ja'], [('Chat', 529), ('Chien', 290), ('Oiseau', 255)])
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -165,7 +202,21 @@ def pageview_titles(
     languages: Iterable[str] | None = None,
     progress: bool = True,
 ) -> dict[str, Counter]:
-    """Per-language title view totals over page-view files; see :func:`read_pageviews`."""
+    """Per-language title view totals over page-view files; see :func:`read_pageviews`.
+
+    See Also
+    --------
+    - [`read_pageviews`][metaclip2.metadata.pageviews.read_pageviews] : The same, with line counts.
+
+    Examples
+    --------
+    >>> from importlib.resources import files
+    >>> demo = files("metaclip2") / "data" / "demo"
+    >>> paths = sorted(str(p) for p in (demo / "pageviews").iterdir())  # two hourly files
+    >>> from metaclip2.metadata import pageview_titles
+    >>> sorted(pageview_titles(paths, progress=False))
+    ['ar', 'de', 'en', 'es', 'fr', 'ja', 'ru', 'th', 'zh']
+    """
     return read_pageviews(paths, languages=languages, progress=progress)
 
 
@@ -191,6 +242,19 @@ def title_entries(
     list of str
         Titles, most viewed first; ties broken by the title's code points, so the order is
         independent of input order.
+
+    See Also
+    --------
+    - [`read_pageviews`][metaclip2.metadata.pageviews.read_pageviews] : The view counts.
+    - [`build_metadata`][metaclip2.metadata.build.build_metadata] : Ranks titles this way (``titles=``, ``pageviews=``).
+
+    Examples
+    --------
+    >>> from metaclip2.metadata import title_entries
+    >>> title_entries({"Tokyo": 120, "Paris": 300, "Lima": 0, "Oslo": 120})
+    ['Paris', 'Oslo', 'Tokyo']
+    >>> title_entries({"Tokyo": 120, "Paris": 300, "Oslo": 120}, max_entries=1)
+    ['Paris']
     """
     if not 0.0 <= top_fraction <= 1.0:
         raise ParameterError(f"top_fraction must be within [0, 1], got {top_fraction}")

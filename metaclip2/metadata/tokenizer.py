@@ -54,12 +54,30 @@ class SegmenterUnavailable(MissingExtraError):
 
 
 def normalize_lang(lang: str) -> str:
-    """Wikipedia-style language code: lower case, ``-`` → ``_`` (``zh-yue`` → ``zh_yue``)."""
+    """Wikipedia-style language code: lower case, ``-`` → ``_`` (``zh-yue`` → ``zh_yue``).
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.tokenizer import normalize_lang
+    >>> normalize_lang("zh-YUE")
+    'zh_yue'
+    """
     return lang.strip().lower().replace("-", "_")
 
 
 def is_no_space_language(lang: str) -> bool:
-    """Whether `lang` is written without spaces (n-grams are joined with ``""``)."""
+    """Whether `lang` is written without spaces (n-grams are joined with ``""``).
+
+    See Also
+    --------
+    - [`segmenter`][metaclip2.metadata.tokenizer.segmenter] : The segmenter of such a language.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.tokenizer import is_no_space_language
+    >>> [is_no_space_language(c) for c in ("zh", "zh-yue", "ja", "th", "de", "ko")]
+    [True, True, True, True, False, False]
+    """
     return normalize_lang(lang) in NO_SPACE_LANGUAGES
 
 
@@ -285,6 +303,20 @@ def segmenter(lang: str) -> Callable[[str], list[str]]:
         If its package (or, for botok, its data) is missing; the message names what to install.
     KeyError
         If `lang` is not a no-space language.
+
+    See Also
+    --------
+    - [`tokenize`][metaclip2.metadata.tokenizer.tokenize] : Uses it for languages written without spaces.
+
+    Examples
+    --------
+    Japanese with SudachiPy (the ``segment`` extra):
+
+    >>> from metaclip2.metadata import segmenter, tokenize
+    >>> segmenter("ja")("犬が公園を走る")
+    ['犬', 'が', '公園', 'を', '走る']
+    >>> tokenize("犬が公園を走る。猫が寝る", "ja")
+    [['犬', 'が', '公園', 'を', '走る'], ['猫', 'が', '寝る']]
     """
     lang = normalize_lang(lang)
     seg = _LOADED.get(lang)
@@ -334,6 +366,19 @@ def tokenize(text: str, lang: str) -> list[list[str]]:
     ------
     SegmenterUnavailable
         For a no-space language whose segmenter is missing.
+
+    See Also
+    --------
+    - [`segmenter`][metaclip2.metadata.tokenizer.segmenter] : The word segmenter of a language written without spaces.
+    - [`count_ngrams`][metaclip2.metadata.ngrams.count_ngrams] : Counts unigrams and bigrams of these chains.
+
+    Examples
+    --------
+    Punctuation ends a chain, so no bigram spans "York, at":
+
+    >>> from metaclip2.metadata import tokenize
+    >>> tokenize("A dog runs on the beach. New York, at night!", "en")
+    [['A', 'dog', 'runs', 'on', 'the', 'beach'], ['New', 'York'], ['at', 'night']]
     """
     if normalize_lang(lang) in NO_SPACE_LANGUAGES:
         return _tokenize_segmented(text, lang)

@@ -71,6 +71,16 @@ class Page:
         Wikitext of the (latest) revision, XML entities decoded.
     redirect : bool
         Whether the page is a redirect (``<redirect>`` element present).
+
+    See Also
+    --------
+    - [`iter_pages`][metaclip2.metadata.wikitext.iter_pages] : Yields them from a dump.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.wikitext import Page
+    >>> Page(title="Dog", ns=0, text="The '''dog''' is a mammal.", redirect=False)
+    Page(title='Dog', ns=0, text="The '''dog''' is a mammal.", redirect=False)
     """
 
     title: str
@@ -116,6 +126,18 @@ class SiteInfo:
         The ``xml:lang`` attribute of ``<mediawiki>``.
     namespaces : dict[int, tuple[str, ...]]
         Namespace key → names (localized name first, then canonical names and aliases).
+
+    See Also
+    --------
+    - [`read_siteinfo`][metaclip2.metadata.wikitext.read_siteinfo] : Reads it from a dump.
+    - [`dump_language`][metaclip2.metadata.wikitext.dump_language] : The language it names.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.wikitext import SiteInfo, dump_language
+    >>> info = SiteInfo(dbname="zh_yuewiki", lang="yue", namespaces={14: ("分類", "Category")})
+    >>> dump_language(info), info.namespaces[14]
+    ('zh_yue', ('分類', 'Category'))
     """
 
     dbname: str | None = None
@@ -199,6 +221,33 @@ def read_siteinfo(path: str | os.PathLike) -> SiteInfo:
     SiteInfo
         With localized namespace names plus canonical names; defaults when the dump has no
         ``<siteinfo>`` (e.g. a hand-made export of a few pages).
+
+    See Also
+    --------
+    - [`dump_language`][metaclip2.metadata.wikitext.dump_language] : The Wikipedia code the site info names.
+    - [`check_dump_language`][metaclip2.metadata.wikitext.check_dump_language] : Checks it against the language asked for.
+
+    Examples
+    --------
+    A hand-made export of three pages (an article, a redirect, a category):
+
+    >>> import os, tempfile
+    >>> lines = [
+    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
+    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
+    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
+    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
+    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
+    ...     "</mediawiki>",
+    ... ]
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
+    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> from metaclip2.metadata.wikitext import read_siteinfo
+    >>> info = read_siteinfo(dump)
+    >>> info.dbname, info.lang, info.namespaces[14]
+    ('enwiki', 'en', ('Category',))
+    >>> tmp.cleanup()
     """
     text, raw = _open_text(path)
     with raw, text:
@@ -261,6 +310,18 @@ def dump_language(info: SiteInfo) -> str | None:
 
     ``<dbname>`` is used when present (it names the wiki exactly: ``simplewiki``,
     ``zh_yuewiki``); otherwise the ``xml:lang`` attribute.
+
+    See Also
+    --------
+    - [`check_dump_language`][metaclip2.metadata.wikitext.check_dump_language] : Compares it with the language asked for.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.wikitext import SiteInfo, dump_language
+    >>> dump_language(SiteInfo(dbname="simplewiki", lang="en")), dump_language(SiteInfo(lang="de"))
+    ('simple', 'de')
+    >>> print(dump_language(SiteInfo()))
+    None
     """
     if info.dbname and info.dbname.endswith("wiki"):
         return info.dbname[: -len("wiki")].lower()
@@ -290,6 +351,37 @@ def check_dump_language(path: str | os.PathLike, lang: str, force: bool = False)
     DumpLanguageError
         The site info names another language and `force` is false. A dump without site
         info (a hand-made export) passes.
+
+    See Also
+    --------
+    - [`read_siteinfo`][metaclip2.metadata.wikitext.read_siteinfo] : Reads the site info only.
+
+    Examples
+    --------
+    A hand-made export of three pages (an article, a redirect, a category):
+
+    >>> import os, tempfile
+    >>> lines = [
+    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
+    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
+    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
+    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
+    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
+    ...     "</mediawiki>",
+    ... ]
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
+    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> from metaclip2.metadata.wikitext import check_dump_language
+    >>> check_dump_language(dump, "en").dbname
+    'enwiki'
+    >>> check_dump_language(dump, "de")
+    Traceback (most recent call last):
+    ...
+    metaclip2.metadata.wikitext.DumpLanguageError: ... is a 'en' Wikipedia dump (...), not 'de': ...
+    >>> check_dump_language(dump, "de", force=True).dbname
+    'enwiki'
+    >>> tmp.cleanup()
     """
     info = read_siteinfo(path)
     found = dump_language(info)
@@ -359,6 +451,31 @@ def iter_pages(path: str | os.PathLike, progress: Callable[[int], None] | None =
     ------
     Page
         All namespaces, redirects included (see `iter_articles` for the filtered stream).
+
+    See Also
+    --------
+    - [`iter_articles`][metaclip2.metadata.wikitext.iter_articles] : The articles only.
+
+    Examples
+    --------
+    A hand-made export of three pages (an article, a redirect, a category):
+
+    >>> import os, tempfile
+    >>> lines = [
+    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
+    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
+    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
+    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
+    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
+    ...     "</mediawiki>",
+    ... ]
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
+    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> from metaclip2.metadata.wikitext import iter_pages
+    >>> [(p.title, p.ns, p.redirect) for p in iter_pages(dump)]
+    [('Dog', 0, False), ('Hound', 0, True), ('Category:Dogs', 14, False)]
+    >>> tmp.cleanup()
     """
     text, raw = _open_text(path)
     with raw, text:
@@ -372,7 +489,34 @@ def iter_pages(path: str | os.PathLike, progress: Callable[[int], None] | None =
 
 
 def iter_articles(path: str | os.PathLike, progress: Callable[[int], None] | None = None) -> Iterator[Page]:
-    """`iter_pages` restricted to main-namespace (ns 0) pages that are not redirects."""
+    """`iter_pages` restricted to main-namespace (ns 0) pages that are not redirects.
+
+    See Also
+    --------
+    - [`iter_pages`][metaclip2.metadata.wikitext.iter_pages] : Every page.
+    - [`iter_article_texts`][metaclip2.metadata.wikitext.iter_article_texts] : The articles rendered as plain text.
+
+    Examples
+    --------
+    A hand-made export of three pages (an article, a redirect, a category):
+
+    >>> import os, tempfile
+    >>> lines = [
+    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
+    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
+    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
+    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
+    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
+    ...     "</mediawiki>",
+    ... ]
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
+    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> from metaclip2.metadata.wikitext import iter_articles
+    >>> [p.title for p in iter_articles(dump)]
+    ['Dog']
+    >>> tmp.cleanup()
+    """
     for page in iter_pages(path, progress):
         if page.ns == 0 and not page.redirect and not _is_redirect_text(page.text):
             yield page
@@ -403,6 +547,31 @@ class DumpPart:
     start, end : int
         Byte range; ``end`` is None for the whole file. A range owns the bz2 streams that
         *start* inside it (and finishes a page that runs past its end).
+
+    See Also
+    --------
+    - [`split_dump`][metaclip2.metadata.wikitext.split_dump] : Splits a dump into parts.
+
+    Examples
+    --------
+    A hand-made export of three pages (an article, a redirect, a category):
+
+    >>> import os, tempfile
+    >>> lines = [
+    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
+    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
+    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
+    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
+    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
+    ...     "</mediawiki>",
+    ... ]
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
+    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> from metaclip2.metadata.wikitext import DumpPart, iter_part_articles
+    >>> [p.title for p in iter_part_articles(DumpPart(dump))]  # the whole file
+    ['Dog']
+    >>> tmp.cleanup()
     """
 
     path: str
@@ -426,6 +595,33 @@ def split_dump(path: str | os.PathLike, parts: int, min_part_bytes: int = 1 << 2
         Wanted number of parts (at least 1).
     min_part_bytes : int
         Ranges are not made smaller than this.
+
+    See Also
+    --------
+    - [`iter_part_articles`][metaclip2.metadata.wikitext.iter_part_articles] : Reads one part.
+    - [`write_dump_ngrams`][metaclip2.metadata.ngrams.write_dump_ngrams] : Counts the parts in parallel.
+
+    Examples
+    --------
+    A hand-made export of three pages (an article, a redirect, a category):
+
+    >>> import os, tempfile
+    >>> lines = [
+    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
+    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
+    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
+    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
+    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
+    ...     "</mediawiki>",
+    ... ]
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
+    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> from metaclip2.metadata.wikitext import split_dump
+    >>> parts = split_dump(dump, parts=4)  # plain XML cannot be split: one part
+    >>> len(parts), parts[0].start, parts[0].end
+    (1, 0, None)
+    >>> tmp.cleanup()
     """
     path = os.fspath(path)
     size = os.path.getsize(path)
@@ -531,7 +727,33 @@ def _iter_part_lines(part: DumpPart) -> Iterator[str]:
 
 
 def iter_part_articles(part: DumpPart, progress: Callable[[int], None] | None = None) -> Iterator[Page]:
-    """The articles (ns 0, not redirects) of one part of a dump (see `split_dump`)."""
+    """The articles (ns 0, not redirects) of one part of a dump (see `split_dump`).
+
+    See Also
+    --------
+    - [`split_dump`][metaclip2.metadata.wikitext.split_dump] : The parts.
+
+    Examples
+    --------
+    A hand-made export of three pages (an article, a redirect, a category):
+
+    >>> import os, tempfile
+    >>> lines = [
+    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
+    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
+    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
+    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
+    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
+    ...     "</mediawiki>",
+    ... ]
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
+    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> from metaclip2.metadata.wikitext import iter_part_articles, split_dump
+    >>> [p.title for part in split_dump(dump, parts=2) for p in iter_part_articles(part)]
+    ['Dog']
+    >>> tmp.cleanup()
+    """
     if part.end is None:
         yield from iter_articles(part.path, progress)
         return
@@ -703,6 +925,19 @@ def wikitext_to_text(wikitext: str, namespaces: SiteInfo | dict[int, Iterable[st
         Paragraphs separated by newlines, no markup: templates, references, tables,
         galleries, comments, math, file/image/media/category links and interlanguage
         links removed; link labels, bold/italic text and heading text kept.
+
+    See Also
+    --------
+    - [`iter_article_texts`][metaclip2.metadata.wikitext.iter_article_texts] : Renders every article of a dump.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.wikitext import wikitext_to_text
+    >>> wikitext_to_text("'''Paris''' is the [[capital city|capital]] of [[France]].<ref>INSEE</ref> [[Category:Capitals]]")
+    'Paris is the capital of France.'
+    >>> print(wikitext_to_text("== History ==\\nFounded {{circa|250 BC}} on the Seine. [[File:Paris.jpg|thumb|The Seine]]"))
+    History
+    Founded  on the Seine.
     """
     return _render(wikitext, _context(namespaces))
 
@@ -921,6 +1156,31 @@ def map_article_batches(
 
     The parent reads and scans the dump here; `split_dump` and `iter_part_articles` let
     workers read their own parts instead (see `metaclip2.metadata.ngrams.write_dump_ngrams`).
+
+    See Also
+    --------
+    - [`iter_article_texts`][metaclip2.metadata.wikitext.iter_article_texts] : The texts themselves.
+
+    Examples
+    --------
+    A hand-made export of three pages (an article, a redirect, a category):
+
+    >>> import os, tempfile
+    >>> lines = [
+    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
+    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
+    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
+    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
+    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
+    ...     "</mediawiki>",
+    ... ]
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
+    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> from metaclip2.metadata.wikitext import map_article_batches
+    >>> list(map_article_batches(dump, len))  # articles per batch
+    [1]
+    >>> tmp.cleanup()
     """
     ctx = _context(read_siteinfo(path))
     bar, update = _progress_bar(path, progress, desc or os.path.basename(os.fspath(path)))
@@ -981,6 +1241,32 @@ def iter_article_texts(
     ------
     str
         One article's text (may be empty, e.g. for a page made only of templates).
+
+    See Also
+    --------
+    - [`wikitext_to_text`][metaclip2.metadata.wikitext.wikitext_to_text] : Renders one article.
+    - [`count_dump_ngrams`][metaclip2.metadata.ngrams.count_dump_ngrams] : Counts the n-grams of these texts.
+
+    Examples
+    --------
+    A hand-made export of three pages (an article, a redirect, a category):
+
+    >>> import os, tempfile
+    >>> lines = [
+    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
+    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
+    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
+    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
+    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
+    ...     "</mediawiki>",
+    ... ]
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
+    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> from metaclip2.metadata.wikitext import iter_article_texts
+    >>> list(iter_article_texts(dump))
+    ['The dog is a domestic mammal. A dog lives in New York.']
+    >>> tmp.cleanup()
     """
     for texts in map_article_batches(path, _identity, workers, batch_size, progress):
         yield from texts  # type: ignore[misc]

@@ -51,12 +51,26 @@ class WordNetDataError(Metaclip2Error, LookupError):
 
 
 def wordnet_language(lang: str) -> str | None:
-    """nltk WordNet language code for Wikipedia code `lang`, or None if it has no wordnet."""
+    """nltk WordNet language code for Wikipedia code `lang`, or None if it has no wordnet.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.wordnet import wordnet_language
+    >>> wordnet_language("fr"), wordnet_language("en"), wordnet_language("la")
+    ('fra', 'eng', None)
+    """
     return WORDNET_LANGUAGES.get(lang)
 
 
 def omw_corpus_name() -> str:
-    """Name of the OMW corpus the installed nltk reads (``"omw-2.0"`` or ``"omw-1.4"``)."""
+    """Name of the OMW corpus the installed nltk reads (``"omw-2.0"`` or ``"omw-1.4"``).
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.wordnet import omw_corpus_name
+    >>> omw_corpus_name()  # depends on the installed nltk
+    'omw-...'
+    """
     from nltk.corpus import wordnet as wn
 
     loader = wn.__dict__.get("_LazyCorpusLoader__args")  # present until the corpus is loaded
@@ -76,7 +90,18 @@ def omw_corpus_name() -> str:
 
 
 def clean_lemma(name: str) -> str:
-    """WordNet lemma name -> metadata string: ``_`` becomes a space, ``+`` is removed, stripped."""
+    """WordNet lemma name -> metadata string: ``_`` becomes a space, ``+`` is removed, stripped.
+
+    See Also
+    --------
+    - [`wordnet_entries`][metaclip2.metadata.wordnet.wordnet_entries] : Cleans every lemma name this way.
+
+    Examples
+    --------
+    >>> from metaclip2.metadata.wordnet import clean_lemma
+    >>> clean_lemma("New_York"), clean_lemma("ice+cream")
+    ('New York', 'icecream')
+    """
     return name.replace("_", " ").replace("+", "").strip()
 
 
@@ -197,6 +222,22 @@ def wordnet_entries(lang: str, head_word_only: bool = False, progress: bool = Fa
     ------
     WordNetDataError
         The ``wordnet`` or OMW corpus is not installed.
+
+    See Also
+    --------
+    - [`clean_lemma`][metaclip2.metadata.wordnet.clean_lemma] : How each lemma name is cleaned.
+    - [`build_metadata`][metaclip2.metadata.build.build_metadata] : Uses these as its first source (``wordnet="auto"``).
+
+    Examples
+    --------
+    Needs nltk's ``wordnet`` and ``omw-1.4`` corpora (``nltk.download``, once) and parses
+    them for seconds, so it is not run here:
+
+    >>> from metaclip2.metadata import wordnet_entries
+    >>> wordnet_entries("en")[:5]  # doctest: +SKIP
+    ['able', 'unable', 'abaxial', 'dorsal', 'adaxial']
+    >>> wordnet_entries("fr")[:3]  # doctest: +SKIP
+    ['comptable', 'incapable', 'abaxial']
     """
     code = WORDNET_LANGUAGES.get(lang, lang)
     if code not in WORDNET_LANGUAGES.values() and lang not in WORDNET_LANGUAGES:
