@@ -63,7 +63,20 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command's parser."""
+    """The whole command's parser.
+
+    See Also
+    --------
+    - [`main`][metaclip2.cli.main.main] : Parse and run a command.
+
+    Examples
+    --------
+    >>> from metaclip2.cli.main import build_parser
+    >>> parser = build_parser()
+    >>> args = parser.parse_args(["sweep", "runs/r1", "--t-en", "2,5"])
+    >>> args.command, args.run, args.t_en_list
+    ('sweep', 'runs/r1', '2,5')
+    """
     import importlib
 
     from metaclip2 import __version__
@@ -98,7 +111,46 @@ def _silence_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; returns its exit status (see the module notes)."""
+    """Run the command; returns its exit status (see the module notes).
+
+    See Also
+    --------
+    - [`build_parser`][metaclip2.cli.main.build_parser] : The parser main uses.
+    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.cli.main import main
+    >>> main(["curate", "--metadata", f"{d}/metadata", "--input", f"{d}/pool.jsonl", "--out", f"{d}/run",
+    ...       "--t-en", "2", "-q"])
+    6 pairs in (0 invalid, 0 without metadata, 0 unmatched), 6 matched, 5 kept
+    curated subset: .../run/stage3/*.jsonl
+    ...
+    0
+    >>> main(["sweep", f"{d}/run", "--t-en", "1,2"])
+    expected kept sizes ...
+    0
+
+    Errors are one line on stderr and an exit status: 2 for a usage error, 1 for the data or
+    the run:
+
+    >>> main(["sweep", f"{d}/run"])  # no candidate thresholds
+    2
+    >>> main(["sweep", f"{d}/nowhere", "--t-en", "2"])  # no such run
+    1
+    >>> tmp.cleanup()
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     root = logging.getLogger("metaclip2")

@@ -192,11 +192,27 @@ class Matcher:
     MetadataError
         An entry is empty, repeated, or holds a tab, newline, carriage return or NUL.
 
+    See Also
+    --------
+    - [`MetadataStore`][metaclip2.matching.store.MetadataStore] : A metadata directory's matchers, loaded on demand.
+
     Notes
     -----
     Matching is case-sensitive. Each entry is padded with :func:`pad_entry` and
     searched in :func:`spacing` ``(text)``; overlapping occurrences are all
     found (``"of univ"`` and ``"univ"`` both match ``"of univ of universe"``).
+
+    Examples
+    --------
+    >>> from metaclip2.matching import Matcher
+    >>> m = Matcher(["dog", "red", "New York", "York"], lang="en")
+    >>> m.match("a red dog in New York")
+    [0, 1, 2, 3]
+    >>> m.match("a hotdog")  # entries are padded with spaces: no match inside a word
+    []
+    >>> offsets, ids = m.match_many(["a dog", "a cat", "York"])
+    >>> offsets.tolist(), ids.tolist()
+    ([0, 1, 1, 2], [0, 3])
     """
 
     def __init__(self, entries: Sequence[str], lang: str | None = None, engine: str = "trie"):

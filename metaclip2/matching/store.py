@@ -54,10 +54,34 @@ class MetadataStore:
     MetadataError
         `directory` holds no ``<lang>.tsv``.
 
+    See Also
+    --------
+    - [`Matcher`][metaclip2.matching.matcher.Matcher] : The entries of one language found in a text.
+    - [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata] : Writes the directory a store reads.
+
     Notes
     -----
     A store pickles without its lock and its loaded matchers (they reload lazily), so it
     can be shipped to worker processes (``datasets.map(num_proc=...)``, Ray tasks).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> from metaclip2.matching import MetadataStore
+    >>> store = MetadataStore(d)
+    >>> store.languages
+    ['de', 'en']
+    >>> store.entries("de")
+    ['Hund', 'Katze']
+    >>> store.matcher("de").match("Katze und Hund")
+    [0, 1]
+    >>> "fr" in store
+    False
+    >>> tmp.cleanup()
     """
 
     def __init__(self, directory: str | os.PathLike, matcher_memory: int = DEFAULT_MATCHER_MEMORY, strict: bool = False,

@@ -40,6 +40,27 @@ class MetadataHandle:
     ----------
     directory : path
         Per-LID-language metadata directory.
+
+    See Also
+    --------
+    - [`annotate`][metaclip2.pipeline.annotate.annotate] : Matches of a batch of texts.
+    - [`BatchCurator`][metaclip2.pipeline.annotate.BatchCurator] : The same steps for map/filter APIs.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> import pickle
+    >>> from metaclip2.pipeline import MetadataHandle
+    >>> h = MetadataHandle(d)
+    >>> h.store.languages
+    ['de', 'en']
+    >>> pickle.loads(pickle.dumps(h)).directory == d  # only the path travels to workers
+    True
+    >>> tmp.cleanup()
     """
 
     def __init__(self, directory: str | os.PathLike | "MetadataHandle"):
@@ -87,6 +108,27 @@ class Annotation(NamedTuple):
     offsets : ndarray of int64, shape (n + 1,)
     ids : ndarray of int32
         Text ``i`` matched entries ``ids[offsets[i]:offsets[i+1]]`` (sorted, unique) of ``langs[i]``.
+
+    See Also
+    --------
+    - [`annotate`][metaclip2.pipeline.annotate.annotate] : Matches of a batch of texts.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> from metaclip2.pipeline import annotate
+    >>> a = annotate(["a red dog", "Katze", "Fisch"], ["en", "de", "de"], metadata=d)
+    >>> a.langs
+    ['en', 'de', 'de']
+    >>> a.offsets.tolist(), a.ids.tolist()
+    ([0, 2, 3, 3], [0, 2, 1])
+    >>> a.ids_lists()
+    [[0, 2], [1], []]
+    >>> tmp.cleanup()
     """
 
     langs: list
@@ -142,9 +184,27 @@ def annotate(
     Annotation
         ``(langs, offsets, ids)``.
 
+    See Also
+    --------
+    - [`Annotation`][metaclip2.pipeline.annotate.Annotation] : What annotate returns.
+    - [`count_matches`][metaclip2.pipeline.annotate.count_matches] : Add a batch's matches to the counts.
+    - [`keep_mask`][metaclip2.pipeline.annotate.keep_mask] : Keep decisions of a batch.
+    - [`BatchCurator`][metaclip2.pipeline.annotate.BatchCurator] : The same steps for map/filter APIs.
+
     Examples
     --------
-    >>> langs, offsets, ids = annotate(["a red car", ""], metadata="metadata/lid")  # doctest: +SKIP
+    >>> import os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> from metaclip2.pipeline import annotate
+    >>> a = annotate(["a red dog", "Katze und Hund", "", "a fish"], ["en", "de", "en", "en"], metadata=d)
+    >>> a.langs  # the empty text is invalid
+    ['en', 'de', None, 'en']
+    >>> a.ids_lists()
+    [[0, 2], [0, 1], [], []]
+    >>> tmp.cleanup()
     """
     from metaclip2.matching.lid import resolve_languages
 
@@ -238,6 +298,33 @@ def count_matches(
     -------
     EntryCounts
         Counts of several batches (or workers) add up: ``sum(parts, EntryCounts())`` or ``a + b``.
+
+    See Also
+    --------
+    - [`annotate`][metaclip2.pipeline.annotate.annotate] : Matches of a batch of texts.
+    - [`keep_mask`][metaclip2.pipeline.annotate.keep_mask] : Keep decisions of a batch.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> from metaclip2.pipeline import annotate, count_matches
+    >>> a = annotate(["a red dog", "a dog", "ein Hund"], ["en", "en", "de"], metadata=d)
+    >>> counts = count_matches(a.langs, a.ids, offsets=a.offsets, metadata=d)
+    >>> counts
+    EntryCounts(de: 1 matches, en: 3 matches)
+    >>> counts["en"].tolist()  # dog, cat, red
+    [2, 0, 1]
+
+    A per-row list column works too, and adds to the counts of earlier batches:
+
+    >>> counts = count_matches(["de"], [[1]], metadata=d, counts=counts)
+    >>> counts["de"].tolist()
+    [1, 1]
+    >>> tmp.cleanup()
     """
     from metaclip2.pipeline.stages import take_rows
 
@@ -284,6 +371,28 @@ def keep_mask(
     Returns
     -------
     ndarray of bool
+
+    See Also
+    --------
+    - [`annotate`][metaclip2.pipeline.annotate.annotate] : Matches of a batch of texts.
+    - [`count_matches`][metaclip2.pipeline.annotate.count_matches] : Add a batch's matches to the counts.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> from metaclip2.curation import EntryProbabilities
+    >>> from metaclip2.pipeline import annotate, count_matches, keep_mask
+    >>> texts = ["a red dog", "a dog", "a black dog", "a cat"]
+    >>> a = annotate(texts, ["en"] * 4, metadata=d)
+    >>> counts = count_matches(a.langs, a.ids, offsets=a.offsets, metadata=d)
+    >>> probabilities = EntryProbabilities.from_counts(counts, t_en=1)
+    >>> keep_mask(probabilities, ["i1", "i2", "i3", "i4"], a.langs, a.ids, offsets=a.offsets)
+    array([ True, False, False,  True])
+    >>> tmp.cleanup()
     """
     if unit not in UNITS:
         raise ParameterError(f"unit must be one of {UNITS}, got {unit!r}")
@@ -342,12 +451,35 @@ class BatchCurator:
     seed, unit, max_chars, min_confidence, lid_model
         As in :class:`~metaclip2.pipeline.config.CurationConfig`.
 
+    See Also
+    --------
+    - [`annotate`][metaclip2.pipeline.annotate.annotate] : Matches of a batch of texts.
+    - [`count_matches`][metaclip2.pipeline.annotate.count_matches] : Add a batch's matches to the counts.
+    - [`keep_mask`][metaclip2.pipeline.annotate.keep_mask] : Keep decisions of a batch.
+
     Examples
     --------
-    >>> cur = BatchCurator("metadata/lid", text_key="caption", id_key="key")          # doctest: +SKIP
+    >>> import os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> from metaclip2.pipeline import BatchCurator
+    >>> cur = BatchCurator(d, text_key="caption", id_key="key", lang_key="lang")
+    >>> batch = {"key": ["i1", "i2", "i3", "i4"], "caption": ["a red dog", "a dog", "a black dog", "a cat"],
+    ...          "lang": ["en"] * 4}
+    >>> batch = cur.annotate_batch(batch)
+    >>> batch["metaclip2_ids"]
+    [[0, 2], [0], [0], [1]]
+    >>> cur.fit(cur.count(batch), t_en=1).keep_batch(batch)
+    [True, False, False, True]
+
+    With Hugging Face ``datasets`` the same methods go to ``map`` and ``filter``:
+
     >>> ds = ds.map(cur.annotate_batch, batched=True, num_proc=4)                   # doctest: +SKIP
     >>> cur.fit(cur.count(ds))                                                       # doctest: +SKIP
     >>> kept = ds.filter(cur.keep_batch, batched=True, num_proc=4)                  # doctest: +SKIP
+    >>> tmp.cleanup()
     """
 
     LANG, IDS = "metaclip2_lang", "metaclip2_ids"  # columns added by annotate_batch

@@ -58,6 +58,33 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
         ``shards`` (per shard: name, input, ``layout`` (layout and keys used, fields found),
         pairs, invalid, matched, kept, damaged, invalid examples with line and reason).
         Counts not yet known (stage not run) are None.
+
+    See Also
+    --------
+    - [`write_report`][metaclip2.pipeline.datacard.write_report] : The datacard and plots written to the run.
+    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import curate, make_datacard
+    >>> _ = curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2)
+    >>> card = make_datacard(f"{d}/run")
+    >>> card["complete"], card["totals"]["matched"], card["totals"]["kept"]
+    (True, 6, 5)
+    >>> card["languages"]["en"]
+    {'pairs': 4, 'matched': 4, 'kept': 4, 't': 2, 'tail_share': 0.1666..., 'entries': 3, 'entries_matched': 3, 'match_mass': 6}
+    >>> tmp.cleanup()
     """
     from metaclip2.curation.counts import EntryCounts
     from metaclip2.curation.threshold import t_to_p
@@ -164,6 +191,32 @@ def write_report(run_dir: str | os.PathLike, plots: bool = True) -> dict:
     -------
     dict
         ``{"datacard": Path, "plots": [Path, ...], "card": dict}``.
+
+    See Also
+    --------
+    - [`make_datacard`][metaclip2.pipeline.datacard.make_datacard] : The run's summary as a dict.
+    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import count, compute_thresholds, sample, write_report
+    >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
+    >>> _ = compute_thresholds(f"{d}/run", t_en=2); _ = sample(f"{d}/run")
+    >>> report = write_report(f"{d}/run", plots=False)
+    >>> report["datacard"].name, report["plots"], report["card"]["totals"]["kept"]
+    ('datacard.json', [], 5)
+    >>> tmp.cleanup()
     """
     from metaclip2.pipeline.rundir import RunDir
 

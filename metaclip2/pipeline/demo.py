@@ -283,6 +283,28 @@ def run_demo(
     dict
         ``{"metadata", "pool", "run", "subset": [paths], "datacard": path, "plots": [paths],
         "lid": bool, "summary": datacard}``.
+
+    See Also
+    --------
+    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
+    - [`build_demo_metadata`][metaclip2.pipeline.demo.build_demo_metadata] : Only the demo's metadata.
+    - [`make_sample_pool`][metaclip2.pipeline.demo.make_sample_pool] : Only the demo's pool.
+
+    Examples
+    --------
+    A smaller pool than the command's, without progress output (a few seconds: it builds the
+    metadata of nine languages first):
+
+    >>> import tempfile
+    >>> from metaclip2.pipeline import run_demo
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     demo = run_demo(d, progress=False, n_images=30)
+    ...     print(sorted(demo))
+    ...     print([p.name for p in demo["subset"]], demo["datacard"].name)
+    ['datacard', 'lid', 'metadata', 'plots', 'pool', 'run', 'subset', 'summary']
+    ['sample-pool-00.jsonl', 'sample-pool-01.jsonl', 'sample-pool-02.jsonl', 'sample-pool-03.jsonl'] datacard.json
+    >>> demo["summary"]["complete"], demo["summary"]["parameters"]["stage2"]["t_en"]
+    (True, 40)
     """
     out = Path(out)
     _note("SAMPLE DATA: a small generated pool and bundled sample sources, not real web data", progress)

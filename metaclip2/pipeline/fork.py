@@ -71,6 +71,34 @@ def fork_run(source: str | os.PathLike, out: str | os.PathLike):
         `source` has no finished stage 1.
     RunMismatchError
         `out` is another run, or a fork of another source, or `source` is `out`.
+
+    See Also
+    --------
+    - [`RunDir`][metaclip2.pipeline.rundir.RunDir] : The run directory's layout and run.json.
+    - [`compute_thresholds`][metaclip2.pipeline.run.compute_thresholds] : Stage 2 alone: thresholds and entry probabilities.
+    - [`sweep`][metaclip2.pipeline.sweep.sweep] : Expected kept sizes for candidate thresholds.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import compute_thresholds, curate, fork_run, sample
+    >>> _ = curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2)
+    >>> fork = fork_run(f"{d}/run", f"{d}/run-t1")
+    >>> compute_thresholds(fork.path, t_en=1)["t"]
+    {'de': 1, 'en': 1}
+    >>> sum(sample(fork.path)).kept  # the source run kept 5
+    4
+    >>> tmp.cleanup()
     """
     from metaclip2.pipeline.rundir import RunDir
 

@@ -153,6 +153,24 @@ class Image:
     damage : dict or None
         For a damaged container: ``where``, ``error`` and ``lost`` (records lost, or None
         when unknown).
+
+    See Also
+    --------
+    - [`read_shard`][metaclip2.pipeline.readers.read_shard] : The images of a shard.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.pipeline import read_shard
+    >>> tmp = tempfile.TemporaryDirectory(); path = os.path.join(tmp.name, "shard.jsonl")
+    >>> with open(path, "w") as f:
+    ...     print(json.dumps({"id": "a", "texts": ["a red dog", {"text": "ein Hund", "lang": "de"}, ""]}), file=f)
+    >>> image = next(read_shard(path))
+    >>> image.id, image.texts, image.langs
+    ('a', ['a red dog', 'ein Hund', None], [None, 'de', None])
+    >>> image.invalid
+    [None, None, 'empty']
+    >>> tmp.cleanup()
     """
 
     id: str | None
@@ -608,6 +626,26 @@ def read_shard(
     ------
     LayoutError
         A record fits several known layouts.
+
+    See Also
+    --------
+    - [`Image`][metaclip2.pipeline.readers.Image] : One image and its alt-texts, as read.
+    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.pipeline import read_shard
+    >>> tmp = tempfile.TemporaryDirectory(); path = os.path.join(tmp.name, "shard.jsonl")
+    >>> with open(path, "w") as f:
+    ...     print(json.dumps({"key": "0001", "caption": "a red dog"}), file=f)
+    ...     print(json.dumps({"key": "0002", "caption": 7}), file=f)
+    >>> report = {}
+    >>> [(im.id, im.texts, im.invalid) for im in read_shard(path, report=report)]
+    [('0001', ['a red dog'], [None]), ('0002', [None], ['not_string'])]
+    >>> report["layout"], report["id_key"], report["text_keys"]
+    ('img2dataset', 'key', ['caption'])
+    >>> tmp.cleanup()
     """
     fmt = format or detect_format(path)
     if fmt not in FORMATS:

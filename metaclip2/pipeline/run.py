@@ -67,6 +67,32 @@ class CurationResult:
         The curated subset, one file per input shard, in input order.
     datacard : dict
         The run's datacard (also in ``datacard.json``).
+
+    See Also
+    --------
+    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
+    - [`RunDir`][metaclip2.pipeline.rundir.RunDir] : The run directory's layout and run.json.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import curate
+    >>> result = curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2)
+    >>> result.out.name, result.probabilities.name, [p.name for p in result.outputs]
+    ('run', 'probabilities.bin', ['pool.jsonl'])
+    >>> result.datacard["totals"]["kept"]
+    5
+    >>> tmp.cleanup()
     """
 
     out: Path
@@ -85,6 +111,25 @@ def expand_inputs(patterns: Sequence[str | os.PathLike]) -> list[str]:
     ------
     MissingInputError
         A pattern matches no file.
+
+    See Also
+    --------
+    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.pipeline import expand_inputs
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> for name in ("b.jsonl", "a.jsonl", "notes.txt"):
+    ...     open(os.path.join(d, name), "w").close()
+    >>> [os.path.basename(p) for p in expand_inputs([f"{d}/*.jsonl", f"{d}/a.jsonl"])]
+    ['a.jsonl', 'b.jsonl']
+    >>> expand_inputs(f"{d}/*.parquet")
+    Traceback (most recent call last):
+    ...
+    metaclip2.core.errors.MissingInputError: input '.../*.parquet' matches no file
+    >>> tmp.cleanup()
     """
     if isinstance(patterns, (str, os.PathLike)):
         patterns = [patterns]
@@ -258,6 +303,34 @@ def count(
     RunBusyError
         Another command is running in `out` (an array job, ``shards=[i]``, shares the
         directory with the other jobs of its array only).
+
+    See Also
+    --------
+    - [`compute_thresholds`][metaclip2.pipeline.run.compute_thresholds] : Stage 2 alone: thresholds and entry probabilities.
+    - [`sample`][metaclip2.pipeline.run.sample] : Stage 3 alone: keep decisions and the curated subset.
+    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
+    - [`Stage1Stats`][metaclip2.pipeline.stats.Stage1Stats] : Stage-1 accounting, returned by count.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import count
+    >>> [stats] = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
+    >>> stats.shard, stats.pairs, stats.matched
+    ('pool', 6, 6)
+    >>> stats.by_lang
+    {'de': {'pairs': 2, 'matched': 2}, 'en': {'pairs': 4, 'matched': 4}}
+    >>> tmp.cleanup()
     """
     config = CurationConfig.from_options(config, **options)
     run = RunDir(_local(out))
@@ -326,6 +399,32 @@ def compute_thresholds(
     dict
         ``thresholds.json``: ``{"p", "t_en", "english", "t": {lang: t or None}, "outputs",
         "inputs_sha256"}``.
+
+    See Also
+    --------
+    - [`count`][metaclip2.pipeline.run.count] : Stage 1 alone: matching and counts.
+    - [`sample`][metaclip2.pipeline.run.sample] : Stage 3 alone: keep decisions and the curated subset.
+    - [`sweep`][metaclip2.pipeline.sweep.sweep] : Expected kept sizes for candidate thresholds.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import compute_thresholds, count
+    >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
+    >>> info = compute_thresholds(f"{d}/run", t_en=2)
+    >>> info["t"], round(info["p"], 4)
+    ({'de': 1, 'en': 2}, 0.1667)
+    >>> tmp.cleanup()
     """
     from metaclip2.pipeline.guidance import no_english_message, warn_tail_share
 
@@ -417,6 +516,36 @@ def sample(
     -------
     list of Stage3Stats
         The selected shards' accounting, in input order.
+
+    See Also
+    --------
+    - [`count`][metaclip2.pipeline.run.count] : Stage 1 alone: matching and counts.
+    - [`compute_thresholds`][metaclip2.pipeline.run.compute_thresholds] : Stage 2 alone: thresholds and entry probabilities.
+    - [`Stage3Stats`][metaclip2.pipeline.stats.Stage3Stats] : Stage-3 accounting, returned by sample.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import compute_thresholds, count, sample
+    >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
+    >>> _ = compute_thresholds(f"{d}/run", t_en=2)
+    >>> [stats] = sample(f"{d}/run")
+    >>> stats.matched, stats.kept, sorted(stats.by_lang.items())
+    (6, 5, [('de', {'matched': 2, 'kept': 1}), ('en', {'matched': 4, 'kept': 4})])
+    >>> with open(f"{d}/run/stage3/pool.jsonl") as f:
+    ...     print([json.loads(line)["id"] for line in f])
+    ['a', 'b', 'c', 'd', 'e']
+    >>> tmp.cleanup()
     """
     config = CurationConfig.from_options(config, **options)
     if source is not None:
@@ -499,6 +628,41 @@ def curate(
     Returns
     -------
     CurationResult
+
+    See Also
+    --------
+    - [`count`][metaclip2.pipeline.run.count] : Stage 1 alone: matching and counts.
+    - [`compute_thresholds`][metaclip2.pipeline.run.compute_thresholds] : Stage 2 alone: thresholds and entry probabilities.
+    - [`sample`][metaclip2.pipeline.run.sample] : Stage 3 alone: keep decisions and the curated subset.
+    - [`CurationResult`][metaclip2.pipeline.run.CurationResult] : What curate returns.
+    - [`sweep`][metaclip2.pipeline.sweep.sweep] : Expected kept sizes for candidate thresholds.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import curate
+    >>> result = curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2)
+    >>> {lang: (s["matched"], s["kept"], s["t"]) for lang, s in result.datacard["languages"].items()}
+    {'de': (2, 1, 1), 'en': (4, 4, 2)}
+    >>> with open(result.outputs[0]) as f:
+    ...     print(f.readline().strip())
+    {"id":"a","ids":[0,2],"keep_probability":1.0,"lang":"en","text":"a red dog","text_index":0}
+
+    Running it again with the same arguments finds every stage done and changes nothing:
+
+    >>> curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2).datacard == result.datacard
+    True
+    >>> tmp.cleanup()
     """
     from metaclip2.pipeline.datacard import make_datacard
 

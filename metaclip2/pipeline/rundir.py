@@ -72,6 +72,35 @@ class RunDir:
     path : path
         The directory (made absolute: tasks may run on other nodes or in other working
         directories).
+
+    See Also
+    --------
+    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
+    - [`fork_run`][metaclip2.pipeline.fork.fork_run] : Another stage 2 and 3 on the same stage 1.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import RunDir, curate
+    >>> _ = curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2)
+    >>> run = RunDir(f"{d}/run")
+    >>> sorted(run.read())
+    ['format', 'stage1', 'stage2', 'stage3']
+    >>> run.read()["stage2"]
+    {'english': 'keep', 'p': None, 't_en': 2}
+    >>> run.probabilities.relative_to(run.path).as_posix()
+    'stage2/probabilities.bin'
+    >>> tmp.cleanup()
     """
 
     def __init__(self, path: str | os.PathLike):

@@ -119,6 +119,24 @@ class Stage1Stats(_Stats):
     unknown_lang_codes : dict
         Given language codes that name no known language, by code (their pairs go to
         ``other``, or have no metadata).
+
+    See Also
+    --------
+    - [`count`][metaclip2.pipeline.run.count] : Stage 1 alone: matching and counts.
+    - [`Stage3Stats`][metaclip2.pipeline.stats.Stage3Stats] : Stage-3 accounting, returned by sample.
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline import Stage1Stats
+    >>> a = Stage1Stats(shard="s0", pairs=4, images=3, invalid={"empty": 1}, matched=2, unmatched=1,
+    ...                 by_lang={"en": {"pairs": 3, "matched": 2}})
+    >>> b = Stage1Stats(shard="s1", pairs=2, images=2, matched=1, no_metadata=1,
+    ...                 by_lang={"en": {"pairs": 1, "matched": 1}})
+    >>> total = sum([a, b])
+    >>> total.shard, total.pairs, total.matched, total.n_invalid
+    (None, 6, 3, 1)
+    >>> total.by_lang
+    {'en': {'matched': 3, 'pairs': 4}}
     """
 
     FORMAT: ClassVar[str] = "metaclip2-stage1-stats/1"
@@ -168,6 +186,24 @@ class Stage3Stats(_Stats):
         ``probabilities`` (``probabilities.bin``).
     outputs : dict
         Per output file name (the curated subset): ``bytes``, ``sha256``.
+
+    See Also
+    --------
+    - [`sample`][metaclip2.pipeline.run.sample] : Stage 3 alone: keep decisions and the curated subset.
+    - [`Stage1Stats`][metaclip2.pipeline.stats.Stage1Stats] : Stage-1 accounting, returned by count.
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline import Stage3Stats
+    >>> a = Stage3Stats(shard="s0", seed=0, unit="image", images=3, matched=4, kept=2, not_kept=2, kept_images=2,
+    ...                 by_lang={"en": {"matched": 4, "kept": 2}})
+    >>> b = Stage3Stats(shard="s1", seed=0, unit="image", images=1, matched=1, kept=1, kept_images=1,
+    ...                 by_lang={"de": {"matched": 1, "kept": 1}})
+    >>> total = a + b
+    >>> total.shard, total.seed, total.kept, total.not_kept
+    (None, 0, 3, 2)
+    >>> total.by_lang
+    {'de': {'kept': 1, 'matched': 1}, 'en': {'matched': 4, 'kept': 2}}
     """
 
     FORMAT: ClassVar[str] = "metaclip2-stage3-stats/1"

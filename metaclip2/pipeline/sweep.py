@@ -283,6 +283,33 @@ def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> Swee
         Stage 1 is missing or unfinished.
     DataError
         Index and counts disagree (a language or an entry id the counts do not have).
+
+    See Also
+    --------
+    - [`sweep`][metaclip2.pipeline.sweep.sweep] : Expected kept sizes for candidate thresholds.
+    - [`target_size`][metaclip2.pipeline.sweep.target_size] : The threshold of a wanted kept size.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import count, load_sweep_data, sweep
+    >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
+    >>> data = load_sweep_data(f"{d}/run")
+    >>> data.langs, data.pairs, data.images
+    (['de', 'en'], 6, 6)
+    >>> [round(row["pairs"], 2) for row in sweep(data, [1, 2, 3]).rows]
+    [4.17, 5.17, 5.5]
+    >>> tmp.cleanup()
     """
     from metaclip2.pipeline.fork import stage1_dir
     from metaclip2.pipeline.rundir import RunDir
@@ -364,6 +391,38 @@ class SweepTable:
     unit, english : str
     matched_pairs, matched_images : int
         The run's matched pairs and images with a matched alt-text (what can be kept).
+
+    See Also
+    --------
+    - [`sweep`][metaclip2.pipeline.sweep.sweep] : Expected kept sizes for candidate thresholds.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import count, sweep
+    >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
+    >>> table = sweep(f"{d}/run", [1, 2])
+    >>> table.matched_pairs, [row["t_en"] for row in table.rows]
+    (6, [1, 2])
+    >>> print(table.to_csv())
+    t_en,p,lang,t,pairs,pairs_std,images,images_std
+    1,0,all,,4.16667,0.957427,4.16667,0.957427
+    1,0,de,1,1.5,0.5,1.5,0.5
+    1,0,en,1,2.66667,0.816497,2.66667,0.816497
+    2,0.166667,all,,5.16667,0.687184,5.16667,0.687184
+    2,0.166667,de,1,1.5,0.5,1.5,0.5
+    2,0.166667,en,2,3.66667,0.471405,3.66667,0.471405
+    >>> tmp.cleanup()
     """
 
     rows: list
@@ -486,10 +545,35 @@ def sweep(
     DataError
         No English matches and no `p`.
 
+    See Also
+    --------
+    - [`load_sweep_data`][metaclip2.pipeline.sweep.load_sweep_data] : Load a run once to sweep it several times.
+    - [`target_size`][metaclip2.pipeline.sweep.target_size] : The threshold of a wanted kept size.
+    - [`SweepTable`][metaclip2.pipeline.sweep.SweepTable] : What sweep returns.
+    - [`fork_run`][metaclip2.pipeline.fork.fork_run] : Another stage 2 and 3 on the same stage 1.
+
     Examples
     --------
-    >>> table = sweep("runs/pool", [1000, 5000, 20000])     # doctest: +SKIP
-    >>> print(table); table.to_csv("sweep.csv")              # doctest: +SKIP
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import count, sweep
+    >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
+    >>> print(sweep(f"{d}/run", [1, 2, 3]))
+    expected kept sizes (unit=image, english=keep) of 6 matched pairs in 6 images
+          t_en        p   kept pairs    ± sd  kept images share kept  per language: kept pairs (t)
+             1   0.0000          4.2     1.0          4.2      69.4%  en 3 (1)  de 2 (1)
+             2   0.1667          5.2     0.7          5.2      86.1%  en 4 (2)  de 2 (1)
+             3   0.5000          5.5     0.5          5.5      91.7%  en 4 (3)  de 2 (1)
+    >>> tmp.cleanup()
     """
     data = _data(run)
     t_values = [_t(t) for t in t_en]
@@ -549,6 +633,33 @@ def target_size(
     ------
     ParameterError
         `size` is not reachable (more than every matched pair, or less than the smallest kept size).
+
+    See Also
+    --------
+    - [`sweep`][metaclip2.pipeline.sweep.sweep] : Expected kept sizes for candidate thresholds.
+    - [`load_sweep_data`][metaclip2.pipeline.sweep.load_sweep_data] : Load a run once to sweep it several times.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import count, target_size
+    >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
+    >>> found = target_size(f"{d}/run", 5)
+    >>> found["searched"], round(found["t_en"], 2), round(found["pairs"], 2)
+    ('t_en', 1.78, 5.0)
+    >>> found["languages"]["de"]["t"]
+    1
+    >>> tmp.cleanup()
     """
     if measure not in ("pairs", "images"):
         raise ParameterError(f"measure must be 'pairs' or 'images', got {measure!r}")
