@@ -145,8 +145,8 @@ def test_merge_refuses_other_entry_list():
 def test_save_load_round_trip(tmp_path):
     shards, total, digests = _shards(1, 3)
     c = EntryCounts.sum(shards)
-    c.register("big", "b" * 64, 2)
-    c._counts["big"][:] = [2**64 - 1, 2**53 + 1]  # beyond float64 precision: must survive exactly
+    # beyond float64 precision: must survive exactly
+    c.merge(EntryCounts.from_arrays({"big": np.array([2**64 - 1, 2**53 + 1], dtype=np.uint64)}, {"big": "b" * 64}))
     path = tmp_path / "c.bin"
     c.save(path)
     loaded = EntryCounts.load(path)
