@@ -28,6 +28,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -116,10 +117,10 @@ def make_world(root: Path, entries: int, scale: float, images: int, shards: int,
             write_metadata(root / "wiki" / f"{code}.tsv", words + sorted(phrases), lang=code)
             vocab += words[: 20_000]
         sep = "" if codes[0] in CJK else " "
-        w = [1 / (r + 1) ** 0.8 for r in range(len(vocab))]
+        cum = list(itertools.accumulate(1 / (r + 1) ** 0.8 for r in range(len(vocab))))  # Zipf-like over words
         for i in by_lang.get(lang, ()):
             for _ in range(image_n[i]):
-                t = rnd.choices(vocab, w, k=rnd.randint(3, 10))
+                t = rnd.choices(vocab, cum_weights=cum, k=rnd.randint(3, 10))
                 if rnd.random() < 0.3:
                     t[rnd.randrange(len(t))] = "zzq" + str(rnd.randrange(10**6))  # an unknown word
                 texts[i].append(sep.join(t))
@@ -185,6 +186,26 @@ for p in sorted(d.glob("*.matcher"), key=lambda p: -p.stat().st_size)[: int(sys.
     out[p.stem] = {"entries": len(m), "load_s": t, "rss_bytes": after - before}
     del m
 print(json.dumps(out))
+"""
+
+
+# Loaded in every process of a run (a sitecustomize on PYTHONPATH) with --one-matcher: a store
+# without a matcher_memory parameter keeps only the matcher last asked for, as a bounded cache
+# smaller than one matcher does. Stage 1 asks again in every language phase, so this is safe.
+ONE_MATCHER = r"""
+import inspect
+import metaclip2.matching.store as _store
+
+if "matcher_memory" not in inspect.signature(_store.MetadataStore).parameters:
+    _matcher = _store.MetadataStore.matcher
+
+    def matcher(self, lang):
+        with self._lock:
+            for other in [x for x in self._matchers if x != lang]:
+                del self._matchers[other]
+        return _matcher(self, lang)
+
+    _store.MetadataStore.matcher = matcher
 """
 
 
@@ -262,6 +283,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--matcher-memory", default="none", help="bytes of matchers per worker (trees that support it)")
     ap.add_argument("--baseline", help="another checkout to run on the same world (e.g. the main branch)")
+    ap.add_argument("--one-matcher", action="store_true",
+                    help="also run this tree with a store that keeps one matcher (emulates a bounded matcher cache)")
     ap.add_argument("--load-languages", type=int, default=10, help="largest matchers to time loading")
     ap.add_argument("--keep", help="build the world in this directory (kept; reused when present)")
     ap.add_argument("--seed", type=int, default=0)
@@ -301,17 +324,24 @@ def main() -> int:
         print(f"  {lang:8s} {v['entries']:>10,} entries  {v['load_s']:6.2f} s  {v['rss_bytes'] / 1e6:8.1f} MB")
     bpe = tot_b / tot_e
 
-    trees = [("this tree", ROOT)] + ([("baseline", Path(args.baseline).resolve())] if args.baseline else [])
+    trees = [("this tree", ROOT, None)]
+    if args.one_matcher:
+        site = root / "one-matcher-site"
+        site.mkdir(exist_ok=True)
+        (site / "sitecustomize.py").write_text(ONE_MATCHER)
+        trees.append(("one matcher", ROOT, site))
+    if args.baseline:
+        trees.append(("baseline", Path(args.baseline).resolve(), None))
     results = []
     t_en = max(10, info["pairs"] // 400)
-    for label, tree in trees:
+    for label, tree, site in trees:
         for w in args.workers:
             run = root / f"run-{label.replace(' ', '_')}-{w}"
             if run.exists():
                 import shutil
 
                 shutil.rmtree(run)
-            env = {**os.environ, "PYTHONPATH": str(tree)}
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree)] + ([str(site)] if site else []))}
             out, peaks, pid = run_measured([sys.executable, "-c", RUNNER, str(meta), pattern, str(run), str(w), str(t_en),
                                             args.matcher_memory], env, root)  # fmt: skip
             times = json.loads(out.strip().splitlines()[-1])
@@ -345,7 +375,7 @@ def main() -> int:
     ref = results[0]
     for r in results[1:]:
         same = r["out"] == ref["out"]
-        same1 = r["out1"] == ref["out1"] if r["label"] == ref["label"] else None
+        same1 = r["out1"] == ref["out1"] if r["label"] != "baseline" else None
         print(f"{r['label']}, {r['workers']} worker(s) vs {ref['label']}, {ref['workers']}: probabilities, thresholds, curated "
               f"subset byte-identical: {same}" + ("" if same1 is None else f"; every file: {same1}"))  # fmt: skip
     if args.baseline:
@@ -369,12 +399,12 @@ def main() -> int:
           f"with probabilities {s2['rss_mb']:.0f} MB")  # fmt: skip
 
     # projection to the paper's scale
-    two = [r for r in results if r["label"] == "this tree" and r["workers"] == 2]
+    two = [r for r in results if r["label"] == ("one matcher" if args.one_matcher else "this tree") and r["workers"] == 2]
     worker_mb = (two[0]["procs_mb"][0] if two and two[0]["procs_mb"] else results[0]["driver_mb"])
     f = PAPER_ENTRIES / n_entries
     grow = (lid_sizes[largest] * f - lid_sizes[largest]) * bpe / 2**20
     print(f"\nprojection to {PAPER_ENTRIES:,} entries (x{f:.1f}) and {PAPER_PAIRS:,} pairs, {bpe:.0f} bytes/entry resident:")
-    print(f"  one matcher at a time (bounded cache): worker peak {worker_mb:.0f} MB + largest list growth "
+    print(f"  one matcher at a time (bounded cache{'' if args.one_matcher else ', NOT measured: pass --one-matcher'}): worker peak {worker_mb:.0f} MB + largest list growth "
           f"({lid_sizes[largest]:,} -> {lid_sizes[largest] * f:,.0f} entries) x {bpe:.0f} B = {worker_mb + grow:.0f} MB")
     print(f"  every matcher kept (unbounded cache): {PAPER_ENTRIES:,} x {bpe:.0f} B = {PAPER_ENTRIES * bpe / 2**30:.1f} GiB per worker")
     print(f"  stage-1 counts: {r0['counts1'] / pairs:.2f} B/pair here -> at most 12 B x matches; "
