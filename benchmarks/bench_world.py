@@ -190,8 +190,8 @@ print(json.dumps(out))
 
 
 # Loaded in every process of a run (a sitecustomize on PYTHONPATH) with --one-matcher: a store
-# without a matcher_memory parameter keeps only the matcher last asked for, as a bounded cache
-# smaller than one matcher does. Stage 1 asks again in every language phase, so this is safe.
+# without a matcher_memory parameter keeps only the matcher (and entry list) last asked for, as
+# a bounded cache smaller than one matcher does. Stage 1 asks again in every language phase.
 ONE_MATCHER = r"""
 import inspect
 import metaclip2.matching.store as _store
@@ -203,6 +203,8 @@ if "matcher_memory" not in inspect.signature(_store.MetadataStore).parameters:
         with self._lock:
             for other in [x for x in self._matchers if x != lang]:
                 del self._matchers[other]
+            for other in [x for x in self._entries if x != lang]:
+                del self._entries[other]  # today's store also keeps every entry list; a bounded one keeps digests
         return _matcher(self, lang)
 
     _store.MetadataStore.matcher = matcher
@@ -285,10 +287,14 @@ def main() -> int:
     ap.add_argument("--baseline", help="another checkout to run on the same world (e.g. the main branch)")
     ap.add_argument("--one-matcher", action="store_true",
                     help="also run this tree with a store that keeps one matcher (emulates a bounded matcher cache)")
+    ap.add_argument("--compare-shards", type=int, help="run the baseline (and this tree again) on the first N shards only")
+    ap.add_argument("--compare-workers", type=int, nargs="+", default=[1], help="worker counts of the baseline comparison")
     ap.add_argument("--load-languages", type=int, default=10, help="largest matchers to time loading")
     ap.add_argument("--keep", help="build the world in this directory (kept; reused when present)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.compare_shards is not None and not 1 <= args.compare_shards <= 10:
+        ap.error("--compare-shards takes 1 to 10")
 
     tmp = tempfile.TemporaryDirectory(prefix="bench-world-") if not args.keep else None
     root = Path(args.keep or tmp.name)
@@ -324,71 +330,79 @@ def main() -> int:
         print(f"  {lang:8s} {v['entries']:>10,} entries  {v['load_s']:6.2f} s  {v['rss_bytes'] / 1e6:8.1f} MB")
     bpe = tot_b / tot_e
 
-    trees = [("this tree", ROOT, None)]
+    shards = sorted((root / "pool").glob("*.jsonl"))
+    shard_pairs = [sum(len(json.loads(line)["texts"]) for line in open(p, encoding="utf-8")) for p in shards]
+    configs = []  # (label, tree, extra PYTHONPATH, workers, shard subset size)
+    for w in args.workers:
+        configs.append(("this tree", ROOT, None, w, len(shards)))
     if args.one_matcher:
         site = root / "one-matcher-site"
         site.mkdir(exist_ok=True)
         (site / "sitecustomize.py").write_text(ONE_MATCHER)
-        trees.append(("one matcher", ROOT, site))
+        configs.append(("one matcher", ROOT, site, max(args.workers), len(shards)))
+    k = min(args.compare_shards or len(shards), len(shards))
     if args.baseline:
-        trees.append(("baseline", Path(args.baseline).resolve(), None))
+        for w in args.compare_workers:
+            if k < len(shards):
+                configs.append(("this tree", ROOT, None, w, k))
+            configs.append(("baseline", Path(args.baseline).resolve(), None, w, k))
     results = []
     t_en = max(10, info["pairs"] // 400)
-    for label, tree, site in trees:
-        for w in args.workers:
-            run = root / f"run-{label.replace(' ', '_')}-{w}"
-            if run.exists():
-                import shutil
-
-                shutil.rmtree(run)
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree)] + ([str(site)] if site else []))}
-            out, peaks, pid = run_measured([sys.executable, "-c", RUNNER, str(meta), pattern, str(run), str(w), str(t_en),
-                                            args.matcher_memory], env, root)  # fmt: skip
-            times = json.loads(out.strip().splitlines()[-1])
-            s1 = sorted((run / "stage1").glob("*"))
-            res = {
-                "label": label, "workers": w, **times,
-                "driver_mb": peaks.pop(pid, 0) / 2**20,
-                "procs_mb": sorted((v / 2**20 for v in peaks.values()), reverse=True),
-                "index": _size(p for p in s1 if ".index." in p.name),
-                "counts1": _size(p for p in s1 if p.name.endswith(".counts.bin")),
-                "counts2": (run / "stage2" / "counts.bin").stat().st_size,
-                "rows": None,
-                "out": outputs(run, every=False), "out1": outputs(run, every=True),
-            }  # fmt: skip
-            results.append(res)
-            print(f"  ran {label}, {w} worker(s): {times['t1'] + times['t2'] + times['t3']:.1f} s", flush=True)
-
-    pairs = info["pairs"]
     print("\n(pairs/s: wall clock on a shared machine; with 1 worker also per CPU second of the process, which sharing"
           " disturbs less)")
-    print(f"{'configuration':22s} {'st1 pairs/s':>11s} {'per CPU s':>9s} {'st2 s':>6s} {'st3 pairs/s':>11s} {'per CPU s':>9s} "
-          f"{'driver MB':>9s} {'max worker MB':>13s} {'index/input':>11s} {'st1 counts':>10s} {'st2 counts':>10s}")  # fmt: skip
-    for r in results:
-        worker = r["procs_mb"][0] if r["procs_mb"] and r["workers"] > 1 else r["driver_mb"]
-        c1, c3 = (f"{pairs / r['c1']:9,.0f}", f"{pairs / r['c3']:9,.0f}") if r["workers"] == 1 else ("", "")
-        print(f"{r['label'] + ', ' + str(r['workers']) + ' worker(s)':22s} {pairs / r['t1']:11,.0f} {c1:>9s} {r['t2']:6.2f} "
-              f"{pairs / r['t3']:11,.0f} {c3:>9s} {r['driver_mb']:9.0f} {worker:13.0f} {r['index'] / pool_bytes:11.2f} "
-              f"{r['counts1'] / 1e6:8.1f}MB {r['counts2'] / 1e6:8.1f}MB")  # fmt: skip
-        if r["workers"] > 1:
-            print(f"{'':22s} every process of the tree, peak RSS MB: {', '.join(f'{m:.0f}' for m in r['procs_mb'])}")
-    ref = results[0]
+    print(f"{'configuration':30s} {'st1 pairs/s':>11s} {'per CPU s':>9s} {'st2 s':>6s} {'st3 pairs/s':>11s} {'per CPU s':>9s} "
+          f"{'driver MB':>9s} {'max worker MB':>13s} {'index/input':>11s} {'st1 counts':>10s} {'st2 counts':>10s}", flush=True)  # fmt: skip
+    for label, tree, site, w, n_shards in configs:
+        name = f"{label}, {w} worker(s)" + ("" if n_shards == len(shards) else f", {n_shards} shards")
+        run = root / ("run-" + name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", ""))
+        if run.exists():
+            import shutil
+
+            shutil.rmtree(run)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree)] + ([str(site)] if site else []))}
+        subset = str(root / "pool" / "*.jsonl") if n_shards == len(shards) else str(root / "pool" / f"part-000[0-{n_shards - 1}].jsonl")
+        out, peaks, pid = run_measured([sys.executable, "-c", RUNNER, str(meta), subset, str(run), str(w), str(t_en),
+                                        args.matcher_memory], env, root)  # fmt: skip
+        times = json.loads(out.strip().splitlines()[-1])
+        s1 = sorted((run / "stage1").glob("*"))
+        r = {
+            "name": name, "label": label, "workers": w, "shards": n_shards, **times,
+            "pairs": sum(shard_pairs[:n_shards]), "input": _size(shards[:n_shards]),
+            "driver_mb": peaks.pop(pid, 0) / 2**20,
+            "procs_mb": sorted((v / 2**20 for v in peaks.values()), reverse=True),
+            "index": _size(p for p in s1 if ".index." in p.name),
+            "counts1": _size(p for p in s1 if p.name.endswith(".counts.bin")),
+            "counts2": (run / "stage2" / "counts.bin").stat().st_size,
+            "out": outputs(run, every=False), "out1": outputs(run, every=True),
+        }  # fmt: skip
+        results.append(r)
+        pairs = r["pairs"]
+        worker = r["procs_mb"][0] if r["procs_mb"] and w > 1 else r["driver_mb"]
+        c1, c3 = (f"{pairs / r['c1']:9,.0f}", f"{pairs / r['c3']:9,.0f}") if w == 1 else ("", "")
+        print(f"{name:30s} {pairs / r['t1']:11,.0f} {c1:>9s} {r['t2']:6.2f} "
+              f"{pairs / r['t3']:11,.0f} {c3:>9s} {r['driver_mb']:9.0f} {worker:13.0f} {r['index'] / r['input']:11.2f} "
+              f"{r['counts1'] / 1e6:8.1f}MB {r['counts2'] / 1e6:8.1f}MB", flush=True)  # fmt: skip
+        if w > 1:
+            print(f"{'':30s} every process of the tree, peak RSS MB: {', '.join(f'{m:.0f}' for m in r['procs_mb'])}", flush=True)
     for r in results[1:]:
+        ref = next(x for x in results if x["shards"] == r["shards"])
+        if ref is r:
+            continue
         same = r["out"] == ref["out"]
         same1 = r["out1"] == ref["out1"] if r["label"] != "baseline" else None
-        print(f"{r['label']}, {r['workers']} worker(s) vs {ref['label']}, {ref['workers']}: probabilities, thresholds, curated "
-              f"subset byte-identical: {same}" + ("" if same1 is None else f"; every file: {same1}"))  # fmt: skip
-    if args.baseline:
-        mine = [r for r in results if r["label"] == "this tree"]
-        base = [r for r in results if r["label"] == "baseline"]
-        for a, b in zip(mine, base):
-            cpu = f" (per CPU second: stage 1 x{b['c1'] / a['c1']:.2f}, stage 3 x{b['c3'] / a['c3']:.2f})" if a["workers"] == 1 else ""
-            print(f"{a['workers']} worker(s), this tree / baseline: stage 1 x{b['t1'] / a['t1']:.2f}, stage 3 x{b['t3'] / a['t3']:.2f}{cpu}, "
-                  f"index {a['index'] / b['index']:.2f} of the baseline's bytes, stage-1 counts {a['counts1'] / b['counts1']:.3f}")  # fmt: skip
+        print(f"{r['name']} vs {ref['name']}: probabilities, thresholds, curated subset byte-identical: {same}"
+              + ("" if same1 is None else f"; every file: {same1}"))  # fmt: skip
+    for b in (r for r in results if r["label"] == "baseline"):
+        a = next(r for r in results if r["label"] == "this tree" and r["shards"] == b["shards"] and r["workers"] == b["workers"])
+        cpu = f" (per CPU second: stage 1 x{b['c1'] / a['c1']:.2f}, stage 3 x{b['c3'] / a['c3']:.2f})" if a["workers"] == 1 else ""
+        print(f"{a['name']} / baseline: stage 1 x{b['t1'] / a['t1']:.2f}, stage 3 x{b['t3'] / a['t3']:.2f}{cpu}, "
+              f"index {a['index'] / b['index']:.2f} of the baseline's bytes ({b['index'] / b['input']:.2f} x input), "
+              f"stage-1 counts {a['counts1'] / b['counts1']:.3f} of the baseline's")  # fmt: skip
+    pairs = info["pairs"]
 
     # stage 2 alone, in a fresh process: the merge holds one language at a time
     r0 = results[0]
-    run0 = root / f"run-this_tree-{r0['workers']}"
+    run0 = root / ("run-" + r0["name"].replace(" ", "_").replace(",", "").replace("(", "").replace(")", ""))
     s2dir = root / "stage2-alone"
     s2dir.mkdir(exist_ok=True)
     s2 = json.loads(subprocess.run([sys.executable, "-c", STAGE2_RUNNER, json.dumps([str(p) for p in sorted((run0 / "stage1").glob("*.counts.bin"))]),
@@ -399,7 +413,8 @@ def main() -> int:
           f"with probabilities {s2['rss_mb']:.0f} MB")  # fmt: skip
 
     # projection to the paper's scale
-    two = [r for r in results if r["label"] == ("one matcher" if args.one_matcher else "this tree") and r["workers"] == 2]
+    two = [r for r in results if r["label"] == ("one matcher" if args.one_matcher else "this tree") and r["workers"] == 2
+           and r["shards"] == len(shards)]
     worker_mb = (two[0]["procs_mb"][0] if two and two[0]["procs_mb"] else results[0]["driver_mb"])
     f = PAPER_ENTRIES / n_entries
     grow = (lid_sizes[largest] * f - lid_sizes[largest]) * bpe / 2**20

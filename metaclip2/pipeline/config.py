@@ -143,7 +143,7 @@ class CurationConfig:
     executor: Any = _opt("local", _EXEC, "where shards run (ray: pip install 'metaclip2[ray]')", choices=EXECUTORS)
     ray_address: str | None = _opt(None, _EXEC, "Ray cluster to use: 'auto' or HOST:PORT (default: start a local one)", metavar="ADDR")
     progress: bool = _opt(True, _EXEC, "progress bars and notes on stderr")
-    matcher_memory: int | None = _opt(None, _EXEC, "bytes of loaded matchers each worker keeps (default: the metadata store's)",
+    matcher_memory: int | None = _opt(None, _EXEC, "bytes of loaded matchers each worker keeps; none: the metadata store's budget",
                                       metavar="BYTES", recorded=False)  # fmt: skip
 
     def __post_init__(self) -> None:

@@ -14,14 +14,14 @@ import heapq
 import operator
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from metaclip2.core.atomic import temporary_name
 from metaclip2.pipeline.index import append_rows, iter_chunks
 
 __all__ = ["LanguageRuns"]
 
-_SPILL_CHUNK = 4096  # rows per chunk of a temporary run
+_SPILL_CHUNK = 1024  # rows per chunk of a temporary run: the merge back to input order decodes one per language
 
 
 def _row_bytes(row: tuple) -> int:
