@@ -37,7 +37,7 @@ _FORMAT = "metaclip2-counts/2"
 _FORMAT_V1 = "metaclip2-counts/1"
 _MAGIC = b"MC2COUNTS/2\n"
 _END = b"MC2COUNTS-END\n"
-_V1_MAGIC = b"MC2ARR01"
+_V1_MAGIC = b"MC2ARR0"  # an array file (metaclip2.core.arrayfile, any version): the dense format 1
 
 
 def count_entries(n_entries: int, offsets: np.ndarray, ids: np.ndarray) -> np.ndarray:
