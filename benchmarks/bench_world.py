@@ -163,15 +163,19 @@ print(json.dumps({"t1": t1 - t0, "t2": t2 - t1, "t3": t3 - t2, "c1": c1 - c0, "c
 """
 
 STAGE2_RUNNER = r"""
-import json, resource, sys, time
+import json, sys, time
 from metaclip2.pipeline.stages import compute_probabilities, merge_counts
+
+def hwm():  # peak RSS of this process image (getrusage's ru_maxrss survives exec: it would show the parent's)
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
+
 paths, out = json.loads(sys.argv[1]), sys.argv[2]
+rss0 = hwm()
 t0 = time.perf_counter(); merge_counts(paths, out + "/counts.bin")
-t1 = time.perf_counter(); rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t1 = time.perf_counter(); rss1 = hwm()
 compute_probabilities(out + "/counts.bin", out, t_en=float(sys.argv[3]))
 t2 = time.perf_counter()
-print(json.dumps({"merge_s": t1 - t0, "merge_rss_mb": rss1 / 1024, "probs_s": t2 - t1,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"merge_s": t1 - t0, "start_rss_mb": rss0, "merge_rss_mb": rss1, "probs_s": t2 - t1, "rss_mb": hwm()}))
 """
 
 LOAD_RUNNER = r"""
@@ -341,7 +345,9 @@ def main() -> int:
           f"({tot_t / tot_e * 1e6:.2f} us/entry), {tot_b / tot_e:.0f} bytes/entry resident")  # fmt: skip
     for lang, v in list(loads.items())[:3]:
         print(f"  {lang:8s} {v['entries']:>10,} entries  {v['load_s']:6.2f} s  {v['rss_bytes'] / 1e6:8.1f} MB")
-    bpe = tot_b / tot_e
+    # resident bytes per entry of the largest list (freed memory reused by the next load makes smaller ones read low)
+    big = max(loads.values(), key=lambda v: v["entries"])
+    bpe = max(tot_b / tot_e, big["rss_bytes"] / big["entries"])
 
     shards = sorted((root / "pool").glob("*.jsonl"))
     shard_pairs = [sum(len(json.loads(line)["texts"]) for line in open(p, encoding="utf-8")) for p in shards]
@@ -422,7 +428,7 @@ def main() -> int:
     s2 = json.loads(subprocess.run([sys.executable, "-c", STAGE2_RUNNER, json.dumps([str(p) for p in sorted((run0 / "stage1").glob("*.counts.bin"))]),
                                     str(s2dir), str(t_en)], env={**os.environ, "PYTHONPATH": str(ROOT)},
                                    cwd=root, capture_output=True, text=True, check=True).stdout)  # fmt: skip
-    print(f"\nstage 2 alone: merge {s2['merge_s']:.2f} s, peak RSS after merge {s2['merge_rss_mb']:.0f} MB "
+    print(f"\nstage 2 alone: merge {s2['merge_s']:.2f} s, peak RSS after imports {s2['start_rss_mb']:.0f} MB, after merge {s2['merge_rss_mb']:.0f} MB "
           f"(largest language dense: {lid_sizes[largest] * 8 / 1e6:.0f} MB; all languages dense: {n_entries * 8 / 1e6:.0f} MB); "
           f"with probabilities {s2['rss_mb']:.0f} MB")  # fmt: skip
 

@@ -269,7 +269,7 @@ def match_shard(
             _identify_chunk(chunk, store, stats, pending, resolved, min_confidence, lid_model)
         # 2. one phase per language; the matcher is asked for again in each phase, never kept,
         # so a store with a bounded cache can drop it
-        for lang in pending.languages():
+        for lang in _phase_order(pending.languages(), store):
             _match_language(lang, pending.rows(lang), store, counts, stats, matched)
             pending.release(lang)
         # 3. input order again
@@ -368,6 +368,22 @@ def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, min_co
         else:
             n, image = chunk[j]
             pending.add((n, image.id, k, lang, (), text, image.fields(k) or None))
+
+
+def _phase_order(langs: list[str], store) -> list[str]:
+    """Languages whose matchers the store holds first (least recently used first), then the rest.
+
+    A bounded LRU cache that cannot hold every language would otherwise miss on every
+    language of every shard (a cyclic scan); this way it keeps what it holds. Outputs do not
+    depend on the order.
+    """
+    info = getattr(store, "cache_info", None)
+    if info is None:
+        return langs
+    wanted = set(langs)
+    hot = [lang for lang in info() if lang in wanted]
+    held = set(hot)
+    return hot + [lang for lang in langs if lang not in held]
 
 
 def _match_language(lang: str, rows, store, counts: EntryCounts, stats: Stage1Stats, matched: LanguageRuns) -> None:
