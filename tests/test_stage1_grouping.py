@@ -149,3 +149,20 @@ def test_matcher_memory_config_is_checked_and_not_recorded():
         CurationConfig(matcher_memory=-1)
     with pytest.raises(ValueError, match="matcher_memory"):
         CurationConfig(matcher_memory=1.5)
+
+
+def test_phase_order_starts_with_the_matchers_a_bounded_cache_holds(tmp_path):
+    meta, shard = _world(tmp_path, 3, 400)
+    store = MetadataStore(meta, matcher_memory=1)  # holds one matcher: the last one used
+    stages._stores.clear()
+    langs = ["de", "en", "fr", "other", "zh"]
+    assert stages._phase_order(langs, store) == langs  # nothing held yet
+    store.matcher("fr")
+    assert stages._phase_order(langs, store) == ["fr", "de", "en", "other", "zh"]
+    # the order changes nothing in the outputs
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    match_shard(shard, meta, a, "in", matcher_memory=1)
+    match_shard(shard, meta, b, "in", matcher_memory=1)  # starts with "zh", held since the first run
+    assert _files(a) == _files(b)
