@@ -123,8 +123,8 @@ def test_matcher_memory_reaches_stores_that_take_it(tmp_path, monkeypatch):
     seen = {}
 
     class BoundedStore(MetadataStore):
-        def __init__(self, directory, matcher_memory: int = 1 << 30):
-            super().__init__(directory)
+        def __init__(self, directory, matcher_memory: int = 1 << 30, **kwargs):
+            super().__init__(directory, **kwargs)
             seen["matcher_memory"] = matcher_memory
 
     import metaclip2.matching.store as store_module
@@ -137,7 +137,7 @@ def test_matcher_memory_reaches_stores_that_take_it(tmp_path, monkeypatch):
     stages._stores.clear()
     plain = tmp_path / "plain"
     plain.mkdir()
-    # a store without the parameter (today's) gets none; the index is the same
+    # the real store, with a budget below one matcher: the same index
     match_shard(shard, meta, plain, "in", matcher_memory=99)
     assert (plain / ("in" + INDEX_SUFFIX)).read_bytes() == (tmp_path / ("in" + INDEX_SUFFIX)).read_bytes()
 

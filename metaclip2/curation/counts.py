@@ -335,6 +335,16 @@ class CountsWriter:
 
     Each language is stored sparse or dense, whichever is smaller; bytes depend only on the
     counts. Use as a context manager: the file appears when the block ends without error.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = tempfile.mkdtemp() + "/counts.bin"
+    >>> with CountsWriter(path) as w:      # 2 non-zero counts of 1,000: stored sparse
+    ...     w.add("en", "d" * 64, 1000, np.array([3, 7]), np.array([2, 1]))
+    >>> c = EntryCounts.load(path)
+    >>> c.n_entries("en"), c.sparse("en")[0].tolist(), c.sparse("en")[1].tolist()
+    (1000, [3, 7], [2, 1])
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -400,6 +410,19 @@ def merge_count_files(
     MatcherMismatchError
         Two files count the same language over different entry lists, or one disagrees with
         `digests`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> for i, ids in enumerate([[0, 2], [2]]):     # two shards' counts
+    ...     c = EntryCounts()
+    ...     c.register("en", "d" * 64, 3)
+    ...     c.add("en", ids)
+    ...     c.save(f"{d}/{i}.counts.bin")
+    >>> merge_count_files([f"{d}/0.counts.bin", f"{d}/1.counts.bin"], f"{d}/merged.bin")
+    >>> EntryCounts.load(f"{d}/merged.bin")["en"].tolist()
+    [1, 0, 2]
     """
     parts = [EntryCounts.load(p, digests=digests) for p in paths]
     first: dict[str, tuple[str, int, int]] = {}
