@@ -145,8 +145,8 @@ def test_merge_refuses_other_entry_list():
 def test_save_load_round_trip(tmp_path):
     shards, total, digests = _shards(1, 3)
     c = EntryCounts.sum(shards)
-    c.register("big", "b" * 64, 2)
-    c._counts["big"][:] = [2**64 - 1, 2**53 + 1]  # beyond float64 precision: must survive exactly
+    # beyond float64 precision: must survive exactly
+    c.merge(EntryCounts.from_arrays({"big": np.array([2**64 - 1, 2**53 + 1], dtype=np.uint64)}, {"big": "b" * 64}))
     path = tmp_path / "c.bin"
     c.save(path)
     loaded = EntryCounts.load(path)
@@ -201,3 +201,117 @@ def test_from_arrays():
         EntryCounts.from_arrays({"en": [1, -1]}, {"en": "a" * 64})
     with pytest.raises(ValueError):
         EntryCounts.from_arrays({"en": [[1, 2]]}, {"en": "a" * 64})
+
+
+# -- sparse storage and the streaming merge ------------------------------------------------------
+
+from metaclip2.curation.counts import CountsWriter, merge_count_files  # noqa: E402
+
+
+@st.composite
+def shard_batches(draw):
+    """Per shard, batches of matches of random languages (sizes up to a few hundred entries)."""
+    sizes = draw(st.dictionaries(st.sampled_from(["en", "de", "zh", "th", "other"]), st.integers(1, 400), min_size=1))
+    shards = []
+    for _ in range(draw(st.integers(1, 5))):
+        batches = []
+        for _ in range(draw(st.integers(0, 4))):
+            lang = draw(st.sampled_from(sorted(sizes)))
+            n = sizes[lang]
+            matches = draw(st.lists(st.lists(st.integers(0, n - 1), max_size=5, unique=True), max_size=30))
+            batches.append((lang, matches))
+        shards.append(batches)
+    return sizes, shards
+
+
+@settings(max_examples=80, deadline=None)
+@given(case=shard_batches())
+def test_sparse_counts_and_streaming_merge_equal_dense_reference(tmp_path_factory, case):
+    sizes, shards = case
+    d = tmp_path_factory.mktemp("counts")
+    digests = {lang: entries_digest([f"{lang}{i}" for i in range(n)]) for lang, n in sizes.items()}
+    reference = {lang: np.zeros(n, dtype=np.uint64) for lang, n in sizes.items()}
+    paths, parts = [], []
+    for s, batches in enumerate(shards):
+        c = EntryCounts()
+        dense = {}
+        for lang, matches in batches:
+            c.register(lang, digests[lang], sizes[lang])
+            c.add_matches(lang, *to_csr(matches))
+            dense.setdefault(lang, np.zeros(sizes[lang], dtype=np.uint64))
+            dense[lang] += np.array(loop_counts(sizes[lang], matches), dtype=np.uint64)
+        assert sorted(c) == sorted(dense)
+        for lang in c:
+            assert c[lang].dtype == np.uint64 and c[lang].tolist() == dense[lang].tolist()
+            ids, counts = c.sparse(lang)
+            assert ids.tolist() == np.flatnonzero(dense[lang]).tolist() and counts.tolist() == dense[lang][ids].tolist()
+            reference[lang] += dense[lang]
+        path = d / f"s{s}.counts.bin"
+        c.save(path)
+        # a file costs at most 12 bytes per non-zero count (or 8 per entry when that is smaller), plus its table
+        nnz = sum(len(c.sparse(lang)[0]) for lang in c)
+        assert path.stat().st_size <= 12 * nnz + 200 * len(c) + 100
+        loaded = EntryCounts.load(path, digests=digests)
+        assert {lang: loaded[lang].tolist() for lang in loaded} == {lang: c[lang].tolist() for lang in c}
+        paths.append(path)
+        parts.append(c)
+    merge_count_files(paths, d / "merged.bin", digests=digests)
+    merged = EntryCounts.load(d / "merged.bin")
+    expected = {lang: reference[lang].tolist() for lang in reference if lang in merged}
+    assert {lang: merged[lang].tolist() for lang in merged} == expected
+    assert sorted(merged) == sorted({lang for batches in shards for lang, _ in batches})
+    EntryCounts.sum(parts).save(d / "in-memory.bin")
+    assert (d / "in-memory.bin").read_bytes() == (d / "merged.bin").read_bytes()
+
+
+def test_merge_memory_is_bounded_by_the_largest_language(tmp_path):
+    """Many shards of disjoint languages: the merge holds one language at a time, not their sum."""
+    import tracemalloc
+
+    n, n_langs = 200_000, 40
+    rnd = np.random.default_rng(0)
+    paths = []
+    for i in range(n_langs):
+        lang = f"l{i:02d}"
+        c = EntryCounts()
+        c.register(lang, "d" * 64, n)
+        ids = rnd.choice(n, size=500, replace=False).astype(np.int64)
+        c.add_matches(lang, np.array([0, len(ids)]), ids)
+        c.save(tmp_path / f"{lang}.counts.bin")
+        paths.append(tmp_path / f"{lang}.counts.bin")
+    tracemalloc.start()
+    merge_count_files(paths, tmp_path / "merged.bin")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    largest, total = 8 * n, 8 * n * n_langs  # dense bytes of one language, of all of them
+    assert peak < 3 * largest + 2_000_000 < total / 5
+    merged = EntryCounts.load(tmp_path / "merged.bin")
+    assert len(merged) == n_langs and all(int(merged[lang].sum()) == 500 for lang in merged)
+
+
+def test_merge_refuses_other_lists_and_reads_the_old_format(tmp_path):
+    from metaclip2.core.arrayfile import save_arrays
+
+    a, b = EntryCounts(), EntryCounts()
+    a.register("en", "a" * 64, 3)
+    b.register("en", "b" * 64, 3)
+    a.save(tmp_path / "a.bin")
+    b.save(tmp_path / "b.bin")
+    with pytest.raises(MatcherMismatchError, match="b.bin"):
+        merge_count_files([tmp_path / "a.bin", tmp_path / "b.bin"], tmp_path / "m.bin")
+    assert not (tmp_path / "m.bin").exists()
+    save_arrays(tmp_path / "v1.bin", {"format": "metaclip2-counts/1", "digests": {"en": "a" * 64}}, {"en": np.array([0, 4, 1], dtype=np.uint64)})
+    old = EntryCounts.load(tmp_path / "v1.bin", digests={"en": "a" * 64})
+    assert old["en"].tolist() == [0, 4, 1]
+    with pytest.raises(ValueError, match="sorted order"):
+        with CountsWriter(tmp_path / "w.bin") as w:
+            w.add("zh", "a" * 64, 1, np.array([0]), np.array([1]))
+            w.add("en", "a" * 64, 1, np.array([0]), np.array([1]))
+    # damage in a language's block is caught when it is read
+    c = EntryCounts.from_arrays({"en": [5, 0, 0, 0, 0, 0, 0, 9]}, {"en": "a" * 64})
+    c.save(tmp_path / "c.bin")
+    data = bytearray((tmp_path / "c.bin").read_bytes())
+    data[14] ^= 1
+    (tmp_path / "bad.bin").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="checksum"):
+        EntryCounts.load(tmp_path / "bad.bin")["en"]

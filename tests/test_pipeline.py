@@ -23,6 +23,7 @@ from metaclip2.pipeline.run import compute_thresholds, count, curate, sample
 from metaclip2.curation.sampling import OnlineSampler
 from metaclip2.matching.matcher import Matcher
 from metaclip2.core.entries import write_metadata
+from metaclip2.pipeline.index import INDEX_SUFFIX, iter_index
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +39,12 @@ WORDS = {
     "zh": list("猫狗房子大小的"),
     "pl": "kot pies dom i na".split(),  # no metadata of its own: goes to "other"
 }
+
+
+def _index_rows(paths) -> list[dict]:
+    """Rows of stage-1 index files as dicts."""
+    return [{"id": r[1], "k": r[2], "lang": r[3], "ids": r[4].tolist(), "text": r[5]}
+            for p in paths for batch in iter_index(p) for r in batch.rows()]  # fmt: skip
 
 
 def make_metadata(path: Path, meta=META) -> Path:
@@ -143,13 +150,13 @@ def test_counts_and_matches_equal_a_plain_loop(pool, reference):
     counts = EntryCounts.load(reference.out / "stage2" / "counts.bin")
     for lang in META:
         assert counts[lang].tolist() == expected[lang].tolist(), lang
-    index = [json.loads(line) for p in sorted((reference.out / "stage1").glob("*.index.jsonl")) for line in p.open()]
+    index = _index_rows(sorted((reference.out / "stage1").glob("*" + INDEX_SUFFIX)))
     assert {(r["id"], r["k"]): (r["lang"], r["ids"]) for r in index} == matched
 
 
 def test_stage3_equals_online_sampler_epoch0(pool, reference):
     sampler = OnlineSampler(reference.probabilities, seed=0, unit="image")
-    index = [json.loads(line) for p in sorted((reference.out / "stage1").glob("*.index.jsonl")) for line in p.open()]
+    index = _index_rows(sorted((reference.out / "stage1").glob("*" + INDEX_SUFFIX)))
     by_image: dict[str, dict[int, dict]] = {}
     for r in index:
         by_image.setdefault(r["id"], {})[r["k"]] = r
@@ -199,14 +206,14 @@ def _run_killed(pool, out: Path, kill_at: str, extra: str = "") -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "kill_at",
-    ["stage1/*.index.jsonl:2", "stage1/*.stats.json:3", "stage2/thresholds.json", "stage3/*.stats.json:2"],
+    ["stage1/*.index.bin:2", "stage1/*.stats.json:3", "stage2/thresholds.json", "stage3/*.stats.json:2"],
 )
 def test_resume_after_sigkill_gives_the_same_bytes(pool, reference, tmp_path, kill_at):
     out = tmp_path / "run"
     _run_killed(pool, out, kill_at)
     left = tree(out)
     assert "datacard.json" not in left  # it really stopped mid-run
-    if kill_at.startswith("stage1/*.index.jsonl"):
+    if kill_at.startswith("stage1/*" + INDEX_SUFFIX):
         assert any(".tmp" in name for name in left)  # a half-written file was left behind
     curate(pool["meta"], [pool["glob"]], out, workers=1, **KW)
     assert tree(out) == tree(reference.out)
@@ -321,7 +328,7 @@ def test_real_lid(tmp_path):
     ]
     write_jsonl(tmp_path / "in.jsonl", images)
     res = curate(meta, [str(tmp_path / "in.jsonl")], tmp_path / "out", t_en=1, progress=False)
-    index = [json.loads(line) for line in (res.out / "stage1" / "in.index.jsonl").open()]
+    index = _index_rows([res.out / "stage1" / ("in" + INDEX_SUFFIX)])
     langs = {(r["id"], r["k"]): r["lang"] for r in index}
     assert langs[("1", 0)] == "en" and langs[("1", 1)] == "de" and langs[("2", 0)] == "zh"
     assert ("2", 1) not in langs  # given as German: "the dog" matches no German entry

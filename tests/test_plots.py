@@ -39,12 +39,11 @@ def zipf_counts(n: int, scale: float, rng) -> np.ndarray:
 @pytest.fixture
 def run_dir(tmp_path):
     rng = np.random.default_rng(0)
-    counts = EntryCounts()
-    t = {}
+    arrays, t = {}, {}
     for lang, n, scale in (("en", 400, 5000), ("de", 120, 800), ("zh", 150, 900), ("th", 30, 40), ("ja", 10, 0)):
-        counts.register(lang, digest=lang * 32, n_entries=n)
-        counts._counts[lang] += zipf_counts(n, scale, rng) if scale else np.zeros(n, np.uint64)
+        arrays[lang] = zipf_counts(n, scale, rng) if scale else np.zeros(n, np.uint64)
         t[lang] = None if scale == 0 else (60 if lang == "th" else 50)
+    counts = EntryCounts.from_arrays(arrays, {lang: lang * 32 for lang in arrays})
     (tmp_path / "stage2").mkdir()
     counts.save(tmp_path / "stage2" / "counts.bin")
     (tmp_path / "stage2" / "thresholds.json").write_text(json.dumps({"p": 0.1, "t_en": 50, "t": t}))

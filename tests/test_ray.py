@@ -284,7 +284,7 @@ def test_curate_ray_equals_local_byte_for_byte(ray_cluster, pool, tmp_path):
     local, remote = _run_twice(tmp_path, run)
     assert sorted(local) == sorted(remote)
     for shard in ("part-00", "part-04"):
-        for f in (f"stage1/{shard}.index.jsonl", f"stage1/{shard}.counts.bin", f"stage1/{shard}.stats.json",
+        for f in (f"stage1/{shard}.index.bin", f"stage1/{shard}.counts.bin", f"stage1/{shard}.stats.json",
                   f"stage3/{shard}.jsonl", f"stage3/{shard}.stats.json"):  # fmt: skip
             assert f in local
     for f in ("stage2/counts.bin", "stage2/probabilities.bin", "stage2/thresholds.json", "run.json", "datacard.json"):

@@ -93,6 +93,9 @@ class CurationConfig:
         ``"auto"`` or ``HOST:PORT`` of a Ray cluster (with ``executor="ray"``).
     progress : bool
         Progress bars and notes on stderr.
+    matcher_memory : int or None
+        Bytes of loaded matchers each worker keeps (stage 1 matches one language at a time,
+        so one matcher suffices); None: the metadata store's default. Not recorded.
 
     Raises
     ------
@@ -140,6 +143,8 @@ class CurationConfig:
     executor: Any = _opt("local", _EXEC, "where shards run (ray: pip install 'metaclip2[ray]')", choices=EXECUTORS)
     ray_address: str | None = _opt(None, _EXEC, "Ray cluster to use: 'auto' or HOST:PORT (default: start a local one)", metavar="ADDR")
     progress: bool = _opt(True, _EXEC, "progress bars and notes on stderr")
+    matcher_memory: int | None = _opt(None, _EXEC, "bytes of loaded matchers each worker keeps; none: the metadata store's budget",
+                                      metavar="BYTES", recorded=False)  # fmt: skip
 
     def __post_init__(self) -> None:
         def fix(name: str, value: Any) -> None:
@@ -167,6 +172,8 @@ class CurationConfig:
         _choice("unit", self.unit, UNITS)
         _choice("output_format", self.output_format, OUTPUT_FORMATS)
         fix("workers", _integer("workers", self.workers, minimum=1))
+        if self.matcher_memory is not None:
+            fix("matcher_memory", _integer("matcher_memory", self.matcher_memory, minimum=0))
         if not isinstance(self.executor, Executor):
             _choice("executor", self.executor, EXECUTORS)
             if self.ray_address is not None and self.executor != "ray":
@@ -285,7 +292,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, stages: Iterable[Any])
         elif f.type in ("bool", bool):
             parser.add_argument(flag, dest=f.name, action="store_true", default=argparse.SUPPRESS, help=m["help"])
         else:
-            kind = {"max_chars": int, "seed": int, "workers": int, "t_en": float, "p": float, "min_confidence": float}.get(f.name, str)
+            kind = {"max_chars": int, "seed": int, "workers": int, "matcher_memory": int, "t_en": float, "p": float, "min_confidence": float}.get(f.name, str)
             default = f.default if f.default is not None else "none"
             parser.add_argument(flag, dest=f.name, type=kind, choices=m["choices"], metavar=m["metavar"],
                                 default=argparse.SUPPRESS, help=f"{m['help']} (default: {default})")  # fmt: skip

@@ -7,26 +7,49 @@ ids), ``text``, ``extra`` (the image's carried fields, or None). Readers get row
 parse rows one by one.
 
 The storage format is private to this module: use :class:`IndexWriter` and
-:func:`iter_index`.
+:func:`iter_index`. It is binary and chunked (no pickle, no per-row parsing)::
+
+    file   := MAGIC chunk*
+    chunk  := b"CHNK" meta_len:u32 payload_len:u64 crc32(meta + payload):u32 meta payload
+    meta   := JSON {"rows", "n0", "langs": [...], "arrays": [[name, dtype, length], ...],
+                    "blobs": [id, extra, text byte lengths]}
+    payload:= per image (run of rows with one n, id, extra): n - n0, rows, id_len, extra_len
+              per row: k, lang (code into "langs"), n_ids, then ids (all rows), text_len
+              id bytes, extra bytes, text bytes (UTF-8; extra is sorted-key JSON, empty for None)
+
+Integer arrays are little-endian in the smallest unsigned type that holds the chunk's values
+(``meta["arrays"]`` names it), so an index costs a few bytes per row beyond its texts. A chunk holds whole images (of the final index; the temporary
+language runs of stage 1 use the same chunks without that rule), at most about
+``chunk_rows`` rows, so writing needs memory for one chunk only, and equal rows give equal
+bytes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator, Sequence
 
 import numpy as np
 
 from metaclip2.core.atomic import AtomicFile
 from metaclip2.core.errors import DataError
 
-__all__ = ["INDEX_SUFFIX", "IndexBatch", "IndexWriter", "iter_index"]
+__all__ = ["INDEX_SUFFIX", "IndexBatch", "IndexWriter", "iter_index", "iter_chunks", "append_rows"]
 
 #: File name suffix of a shard's index (``<shard><INDEX_SUFFIX>``).
-INDEX_SUFFIX = ".index.jsonl"
+INDEX_SUFFIX = ".index.bin"
+
+_MAGIC = b"MC2INDEX/2\n\x00"
+_CHUNK_TAG = b"CHNK"
+_HEAD = struct.Struct("<4sIQI")  # tag, meta length, payload length, crc32
+_CHUNK_ROWS = 8192
+_CHUNK_BYTES = 32 << 20  # text characters of a chunk: bounds its memory
+_REPAIR = "delete the shard's stage-1 files and run stage 1 again"
 
 
 @dataclass
@@ -50,6 +73,11 @@ class IndexBatch:
     text : list of str
     extra : list of (dict or None)
         The image's carried fields, per row.
+    lang_code : ndarray of uint16, optional
+        ``lang[r] == languages[lang_code[r]]``: languages as small integers, for vectorised
+        grouping.
+    languages : list of str, optional
+        The code table of `lang_code` (sorted).
     """
 
     n: np.ndarray
@@ -60,6 +88,8 @@ class IndexBatch:
     id: list
     text: list
     extra: list
+    lang_code: np.ndarray | None = None
+    languages: list | None = None
 
     def __len__(self) -> int:
         return len(self.n)
@@ -74,32 +104,145 @@ class IndexBatch:
             return np.zeros(0, dtype=np.int64)
         return np.flatnonzero(np.r_[True, self.n[1:] != self.n[:-1]])
 
+    def rows(self) -> Iterator[tuple]:
+        """The rows as ``(n, id, k, lang, ids, text, extra)`` tuples (the arguments of :meth:`IndexWriter.write`)."""
+        n, k, o = self.n.tolist(), self.k.tolist(), self.offsets.tolist()
+        for r in range(len(n)):
+            yield n[r], self.id[r], k[r], self.lang[r], self.ids[o[r] : o[r + 1]], self.text[r], self.extra[r]
+
+    def slice(self, a: int, b: int) -> "IndexBatch":
+        """Rows ``a:b`` as a batch."""
+        o = self.offsets[a : b + 1]
+        return IndexBatch(
+            n=self.n[a:b], k=self.k[a:b], lang=self.lang[a:b], offsets=o - o[0], ids=self.ids[o[0] : o[-1]],
+            id=self.id[a:b], text=self.text[a:b], extra=self.extra[a:b],
+            lang_code=None if self.lang_code is None else self.lang_code[a:b], languages=self.languages,
+        )  # fmt: skip
+
+
+class _ExtraCodec:
+    """JSON of carried fields, encoded once per image (consecutive rows share the object)."""
+
+    def __init__(self) -> None:
+        self._obj: object = None
+        self._bytes = b""
+
+    def encode(self, extra: dict | None) -> bytes:
+        if not extra:
+            return b""
+        if extra is not self._obj:
+            self._obj = extra
+            self._bytes = json.dumps(extra, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        return self._bytes
+
+
+def _pack(a: np.ndarray) -> tuple[str, bytes]:
+    """Integers in the smallest little-endian dtype that holds them (chosen per chunk)."""
+    if len(a) and a.min() < 0:
+        return "<i8", a.astype("<i8").tobytes()
+    top = int(a.max()) if len(a) else 0
+    dtype = "<u1" if top < 1 << 8 else "<u2" if top < 1 << 16 else "<u4" if top < 1 << 32 else "<u8"
+    return dtype, a.astype(dtype).tobytes()
+
+
+def _lengths(parts: Sequence) -> np.ndarray:
+    return np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+
+
+def encode_rows(rows: Sequence[tuple], codec: _ExtraCodec | None = None) -> bytes:
+    """One chunk holding `rows` (``(n, id, k, lang, ids, text, extra)`` tuples), as bytes.
+
+    Consecutive rows of one image (same ``n``, ``id`` and ``extra``) store those once.
+    """
+    codec = codec or _ExtraCodec()
+    r = len(rows)
+    langs = sorted({row[3] for row in rows})
+    code = {lang: i for i, lang in enumerate(langs)}
+    # image groups: runs of rows with the same n, id and extra
+    g_n, g_rows, g_id, g_extra = [], [], [], []
+    for row in rows:
+        extra = codec.encode(row[6])
+        if g_n and g_n[-1] == row[0] and g_id[-1] == row[1] and g_extra[-1] == extra:
+            g_rows[-1] += 1
+        else:
+            g_n.append(row[0])
+            g_rows.append(1)
+            g_id.append(row[1])
+            g_extra.append(extra)
+    n = np.asarray(g_n, dtype=np.int64)
+    n0 = int(n.min()) if len(n) else 0
+    id_b = [i.encode("utf-8", "surrogatepass") for i in g_id]
+    text_b = [row[5].encode("utf-8", "surrogatepass") for row in rows]
+    id_parts = [np.asarray(row[4], dtype=np.int64) for row in rows]
+    ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
+    columns = [
+        ("n", n - n0),
+        ("rows", np.asarray(g_rows, dtype=np.int64)),
+        ("id_len", _lengths(id_b)),
+        ("extra_len", _lengths(g_extra)),
+        ("k", np.fromiter((row[2] for row in rows), dtype=np.int64, count=r)),
+        ("lang", np.fromiter((code[row[3]] for row in rows), dtype=np.int64, count=r)),
+        ("n_ids", _lengths(id_parts)),
+        ("ids", ids),
+        ("text_len", _lengths(text_b)),
+    ]
+    arrays, parts = [], []
+    for name, a in columns:
+        dtype, raw = _pack(a)
+        arrays.append([name, dtype, len(a)])
+        parts.append(raw)
+    blobs = [b"".join(id_b), b"".join(g_extra), b"".join(text_b)]
+    meta = json.dumps({"rows": r, "n0": n0, "langs": langs, "arrays": arrays, "blobs": [len(b) for b in blobs]},
+                      ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")  # fmt: skip
+    payload = b"".join(parts + blobs)
+    crc = zlib.crc32(payload, zlib.crc32(meta))
+    return _HEAD.pack(_CHUNK_TAG, len(meta), len(payload), crc) + meta + payload
+
+
+def append_rows(path: str | os.PathLike, rows: Sequence[tuple], chunk_rows: int = 4096) -> None:
+    """Append `rows` to a scratch index file (made if absent) in chunks of `chunk_rows`.
+
+    For temporary runs read back with :func:`iter_chunks`; chunks need not hold whole images.
+    """
+    codec = _ExtraCodec()
+    with open(path, "ab") as f:
+        if f.tell() == 0:
+            f.write(_MAGIC)
+        for a in range(0, len(rows), chunk_rows):
+            f.write(encode_rows(rows[a : a + chunk_rows], codec))
+
 
 class IndexWriter:
     """Writes a shard's index atomically; rows must come in input order.
 
     Use as a context manager; the file appears only when the block ends without error.
+    Memory holds one chunk (about ``chunk_rows`` rows) at a time.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, chunk_rows: int = _CHUNK_ROWS):
         self._file = AtomicFile(path)
         self.path = self._file.path
         self.rows = 0
-        self._buf: list[str] = []
+        self._chunk_rows = int(chunk_rows)
+        self._buf: list[tuple] = []
+        self._text_bytes = 0
+        self._codec = _ExtraCodec()
+        self._file.write(_MAGIC)
 
     def write(self, n: int, id: str, k: int, lang: str, ids, text: str, extra: dict | None = None) -> None:
-        row = {"n": int(n), "id": id, "k": int(k), "lang": lang, "ids": [int(i) for i in ids], "text": text}
-        if extra:
-            row["extra"] = extra
-        self._buf.append(json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n")
-        self.rows += 1
-        if len(self._buf) >= 4096:
+        n = int(n)
+        # a chunk ends only between images, so readers get whole images chunk by chunk
+        if self._buf and n != self._buf[-1][0] and (len(self._buf) >= self._chunk_rows or self._text_bytes >= _CHUNK_BYTES):
             self._flush()
+        self._buf.append((n, id, int(k), lang, ids, text, extra or None))
+        self._text_bytes += len(text)
+        self.rows += 1
 
     def _flush(self) -> None:
         if self._buf:
-            self._file.write("".join(self._buf).encode("utf-8"))
+            self._file.write(encode_rows(self._buf, self._codec))
             self._buf = []
+            self._text_bytes = 0
 
     def __enter__(self) -> "IndexWriter":
         return self
@@ -112,41 +255,104 @@ class IndexWriter:
             self._file.abort()
 
 
+def _cumsum0(a: np.ndarray) -> np.ndarray:
+    o = np.zeros(len(a) + 1, dtype=np.int64)
+    np.cumsum(a, out=o[1:])
+    return o
+
+
+def _decode(path: Path, at: int, meta: dict, payload: bytes) -> IndexBatch:
+    pos = 0
+    cols = {}
+    try:
+        for name, dtype, count in meta["arrays"]:
+            a = np.frombuffer(payload, dtype=dtype, count=count, offset=pos)
+            pos += a.nbytes
+            cols[name] = a.astype(np.int64)
+    except (ValueError, TypeError):
+        raise DataError(f"{path}: damaged stage-1 index chunk at byte {at} (array layout): {_REPAIR}") from None
+    blobs = []
+    for size in meta["blobs"]:
+        blobs.append(payload[pos : pos + size])
+        pos += size
+    r, langs = meta["rows"], meta["langs"]
+    g_rows = cols["rows"]
+    id_o, extra_o, text_o, ids_o = (_cumsum0(cols[c]) for c in ("id_len", "extra_len", "text_len", "n_ids"))
+    if (pos != len(payload) or int(g_rows.sum()) != r or ids_o[-1] != len(cols["ids"])
+            or [id_o[-1], extra_o[-1], text_o[-1]] != [len(b) for b in blobs]):  # fmt: skip
+        raise DataError(f"{path}: damaged stage-1 index chunk at byte {at} (inconsistent lengths): {_REPAIR}")
+    ib, eb, tb = blobs
+    io, eo, to = id_o.tolist(), extra_o.tolist(), text_o.tolist()
+    g_ids = [ib[io[g] : io[g + 1]].decode("utf-8", "surrogatepass") for g in range(len(g_rows))]
+    g_extra = [json.loads(eb[eo[g] : eo[g + 1]]) if eo[g + 1] > eo[g] else None for g in range(len(g_rows))]
+    reps = g_rows.tolist()
+    id_: list = []
+    extra: list = []
+    for g, m in enumerate(reps):
+        id_ += [g_ids[g]] * m
+        extra += [g_extra[g]] * m  # rows of an image share one dict, as the writer was given
+    code = cols["lang"].astype(np.uint16)
+    return IndexBatch(
+        n=np.repeat(cols["n"] + meta["n0"], g_rows), k=cols["k"].astype(np.int32), lang=[langs[c] for c in code.tolist()],
+        offsets=ids_o, ids=cols["ids"].astype(np.int32), id=id_, extra=extra,
+        text=[tb[to[i] : to[i + 1]].decode("utf-8", "surrogatepass") for i in range(r)], lang_code=code, languages=langs,
+    )  # fmt: skip
+
+
+def _read_exact(f: BinaryIO, size: int) -> bytes:
+    data = f.read(size)
+    return data if len(data) == size else b""
+
+
+def iter_chunks(path: str | os.PathLike) -> Iterator[IndexBatch]:
+    """The chunks of an index file, one :class:`IndexBatch` each, as written.
+
+    Raises
+    ------
+    DataError
+        Not an index, or a damaged or truncated chunk (the message names the file and byte).
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        if f.read(len(_MAGIC)) != _MAGIC:
+            raise DataError(f"{path} is not a metaclip2 stage-1 index (or one of an older version): {_REPAIR}")
+        at = len(_MAGIC)
+        while True:
+            head = f.read(_HEAD.size)
+            if not head:
+                return
+            if len(head) != _HEAD.size:
+                raise DataError(f"{path}: truncated stage-1 index chunk at byte {at}: {_REPAIR}")
+            tag, meta_len, payload_len, crc = _HEAD.unpack(head)
+            if tag != _CHUNK_TAG:
+                raise DataError(f"{path}: damaged stage-1 index chunk at byte {at}: {_REPAIR}")
+            meta_raw = _read_exact(f, meta_len)
+            payload = _read_exact(f, payload_len)
+            if (meta_len and not meta_raw) or (payload_len and not payload):
+                raise DataError(f"{path}: truncated stage-1 index chunk at byte {at}: {_REPAIR}")
+            if zlib.crc32(payload, zlib.crc32(meta_raw)) != crc:
+                raise DataError(f"{path}: damaged stage-1 index chunk at byte {at} (checksum mismatch): {_REPAIR}")
+            yield _decode(path, at, json.loads(meta_raw), payload)
+            at += _HEAD.size + meta_len + payload_len
+
+
 def iter_index(path: str | os.PathLike, batch_rows: int = 8192) -> Iterator[IndexBatch]:
     """The index's rows as :class:`IndexBatch` es of about `batch_rows` rows, whole images each.
 
     Raises
     ------
     DataError
-        A damaged row (the message names the file and line).
+        A damaged or truncated chunk, or a file that is not an index (the message names the file).
     """
-    path = Path(path)
-    rows: list[dict] = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{line_no}: damaged stage-1 index row ({e}): delete the shard's stage-1 files and run stage 1 again") from None
-            if len(rows) >= batch_rows and row["n"] != rows[-1]["n"]:
-                yield _batch(rows)
-                rows = []
-            rows.append(row)
-    if rows:
-        yield _batch(rows)
-
-
-def _batch(rows: list[dict]) -> IndexBatch:
-    lengths = np.fromiter((len(r["ids"]) for r in rows), dtype=np.int64, count=len(rows))
-    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return IndexBatch(
-        n=np.fromiter((r["n"] for r in rows), dtype=np.int64, count=len(rows)),
-        k=np.fromiter((r["k"] for r in rows), dtype=np.int32, count=len(rows)),
-        lang=[r["lang"] for r in rows],
-        offsets=offsets,
-        ids=np.fromiter((i for r in rows for i in r["ids"]), dtype=np.int32, count=int(offsets[-1])),
-        id=[r["id"] for r in rows],
-        text=[r["text"] for r in rows],
-        extra=[r.get("extra") for r in rows],
-    )
+    for chunk in iter_chunks(path):
+        if len(chunk) <= batch_rows:
+            yield chunk
+            continue
+        starts = chunk.image_starts()
+        a = 0
+        while a < len(chunk):
+            # first image start at least batch_rows past a, else the end
+            j = int(np.searchsorted(starts, a + batch_rows))
+            b = int(starts[j]) if j < len(starts) else len(chunk)
+            yield chunk.slice(a, b)
+            a = b

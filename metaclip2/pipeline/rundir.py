@@ -3,7 +3,7 @@
 ::
 
     run.json                          parameters and metadata digests, one section per stage
-    stage1/<shard>.index.jsonl        matched pairs: n, id, k, lang, ids, text
+    stage1/<shard>.index.bin          matched pairs: n, id, k, lang, ids, text (pipeline/index.py)
     stage1/<shard>.counts.bin         the shard's EntryCounts
     stage1/<shard>.stats.json         the shard's accounting — written last, the "done" marker
     stage2/counts.bin                 merged EntryCounts

@@ -14,9 +14,10 @@ Stage 3 :func:`sample_shard` — keep decisions for epoch 0 (the same as
 
 Output files of a shard named ``S`` (see :func:`shard_names`):
 
-* stage 1: ``S.index.jsonl`` (one line per *matched* pair: ``n`` image ordinal in the shard,
-  ``id``, ``k`` alt-text index, ``lang`` metadata language, ``ids`` matched entry ids,
-  ``text``), ``S.counts.bin`` (:class:`EntryCounts`), ``S.stats.json`` (written last);
+* stage 1: ``S.index.bin`` (:mod:`metaclip2.pipeline.index`: one row per *matched* pair:
+  ``n`` image ordinal in the shard, ``id``, ``k`` alt-text index, ``lang`` metadata language,
+  ``ids`` matched entry ids, ``text``), ``S.counts.bin`` (sparse :class:`EntryCounts`),
+  ``S.stats.json`` (written last);
 * stage 3: ``S.jsonl`` or ``S.parquet`` (:data:`~metaclip2.pipeline.writers.CURATED_COLUMNS`),
   ``S.stats.json`` (written last).
 
@@ -27,6 +28,7 @@ made from), so that a resumed run verifies them before reuse (:mod:`metaclip2.pi
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -37,13 +39,14 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from metaclip2.curation.counts import EntryCounts
+from metaclip2.curation.counts import EntryCounts, merge_count_files
 from metaclip2.pipeline.readers import DEFAULT_MAX_CHARS, Image, ReaderSpec, read_shard
-from metaclip2.curation.sampling import UNITS, EntryProbabilities, keep_probabilities, select_texts
+from metaclip2.curation.sampling import UNITS, EntryProbabilities, select_texts
 from metaclip2.core.atomic import write_json
 from metaclip2.core.fingerprint import file_digest, input_fingerprint, input_stat
 from metaclip2.pipeline.stats import MAX_EXAMPLES, Stage1Stats, Stage3Stats
 from metaclip2.pipeline.index import INDEX_SUFFIX, IndexBatch, IndexWriter, iter_index
+from metaclip2.pipeline.partition import LanguageRuns
 from metaclip2.core.atomic import AtomicFile
 from metaclip2.pipeline.writers import ExtraTypes, carried_columns, curated_writer
 from metaclip2.core.errors import DataError, ParameterError
@@ -65,7 +68,9 @@ __all__ = [
     "stage1_summary",
 ]
 
-_CHUNK = 4096  # images matched per batch
+_CHUNK = 4096  # images per LID batch
+_MATCH_BATCH = 8192  # alt-texts per match_many call
+_RUN_MEMORY = 64 << 20  # estimated bytes of grouped pairs a worker keeps in memory (each of 2 partitions)
 
 
 # -- names and paths ---------------------------------------------------------------------------
@@ -132,24 +137,29 @@ def _stamp(paths: Iterable[Path]) -> tuple:
     return tuple(out)
 
 
-def cached_store(metadata: str | os.PathLike, engine: str = "trie"):
+def cached_store(metadata: str | os.PathLike, engine: str = "trie", matcher_memory: int | None = None):
     """The :class:`~metaclip2.matching.store.MetadataStore` of a directory, one per process.
 
     `engine` is the store's matcher engine (``"trie"`` or ``"aho-corasick"``).
 
     Reloaded when the directory's ``.tsv``/``.matcher`` files change (size, mtime, inode). An
     fsspec URL is read through a local copy (:func:`~metaclip2.pipeline.remote.local_metadata`).
+    `matcher_memory` (bytes of loaded matchers kept) is given to stores that take it; None:
+    the store's default.
     """
     from metaclip2.matching.store import MetadataStore
     from metaclip2.pipeline.remote import is_url, local_metadata
 
     d = local_metadata(os.fspath(metadata)) if is_url(metadata) else Path(metadata).resolve()
-    key = (str(d), engine, _stamp(list(d.glob("*.tsv")) + list(d.glob("*.matcher"))))
+    key = (str(d), engine, _stamp(list(d.glob("*.tsv")) + list(d.glob("*.matcher"))), matcher_memory)
     with _cache_lock:
         store = _stores.get(key)
         if store is None:
             _stores.clear()  # one metadata directory at a time per worker
-            store = _stores[key] = MetadataStore(d, engine=engine)
+            kwargs = {}
+            if matcher_memory is not None and "matcher_memory" in inspect.signature(MetadataStore).parameters:
+                kwargs["matcher_memory"] = int(matcher_memory)
+            store = _stores[key] = MetadataStore(d, engine=engine, **kwargs)
     return store
 
 
@@ -185,8 +195,16 @@ def match_shard(
     lid_model: str | None = None,
     spec: ReaderSpec | None = None,
     matcher_engine: str = "trie",
+    matcher_memory: int | None = None,
 ) -> Stage1Stats:
     """Stage 1 on one shard: language per alt-text, matching, per-shard counts.
+
+    The shard is processed in three phases, so that each language's matcher is used in one
+    contiguous phase and a worker needs only one matcher at a time: (1) LID over the whole
+    shard, pairs grouped by metadata language (:class:`~metaclip2.pipeline.partition.LanguageRuns`,
+    spilled to temporary files beyond a fixed memory budget); (2) matching, language by
+    language; (3) the matched pairs merged back into input order. The index bytes do not
+    depend on the grouping.
 
     Parameters
     ----------
@@ -195,7 +213,7 @@ def match_shard(
     metadata : path
         Per-LID-language metadata directory (:class:`~metaclip2.matching.store.MetadataStore`).
     out_dir : path
-        Where ``<shard>.index.jsonl``, ``<shard>.counts.bin`` and ``<shard>.stats.json`` go.
+        Where ``<shard>.index.bin``, ``<shard>.counts.bin`` and ``<shard>.stats.json`` go.
     shard : str, optional
         Output name; default: the input's file name without extension.
     input_format : {"jsonl", "parquet", "tar"}, optional
@@ -213,6 +231,9 @@ def match_shard(
         Named keys and carried fields; default: the layout is detected.
     matcher_engine : {"trie", "aho-corasick"}
         The matcher engine (the matches are the same).
+    matcher_memory : int, optional
+        Bytes of loaded matchers a worker keeps (passed to the metadata store when it takes
+        that parameter); default: the store's.
 
     Returns
     -------
@@ -222,7 +243,7 @@ def match_shard(
     input_path = os.fspath(input_path)
     shard = shard or _safe(_strip_ext(input_path.rstrip("/").rsplit("/", 1)[-1]))
     paths = stage1_paths(out_dir, shard)
-    store = cached_store(metadata, matcher_engine)
+    store = cached_store(metadata, matcher_engine, matcher_memory=matcher_memory)
     # One extra read of the input (which also warms the page cache for the reader): what a
     # resumed run compares the file with to notice that it was replaced.
     fingerprint = input_fingerprint(input_path)
@@ -231,7 +252,8 @@ def match_shard(
     resolved: dict[str, str | None] = {}
     ordinal = reported = 0
     layout: dict = {}
-    with IndexWriter(paths["index"]) as index:
+    with LanguageRuns(out_dir, f"{shard}.lid", _RUN_MEMORY) as pending, LanguageRuns(out_dir, f"{shard}.matched", _RUN_MEMORY) as matched:
+        # 1. languages of every pair, pairs grouped by metadata language
         chunk: list[tuple[int, Image]] = []
         for image in read_shard(input_path, format=input_format, max_chars=max_chars, strict=strict, spec=spec, report=layout):
             if image.id is not None:
@@ -239,12 +261,21 @@ def match_shard(
                 ordinal += 1
             _count_invalid(image, stats)
             if len(chunk) >= _CHUNK:
-                _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, lid_model)
+                _identify_chunk(chunk, store, stats, pending, resolved, min_confidence, lid_model)
                 chunk = []
                 report_pairs(stats.pairs - reported)  # live progress in pairs, within the shard
                 reported = stats.pairs
         if chunk:
-            _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, lid_model)
+            _identify_chunk(chunk, store, stats, pending, resolved, min_confidence, lid_model)
+        # 2. one phase per language; the matcher is asked for again in each phase, never kept,
+        # so a store with a bounded cache can drop it
+        for lang in _phase_order(pending.languages(), store):
+            _match_language(lang, pending.rows(lang), store, counts, stats, matched)
+            pending.release(lang)
+        # 3. input order again
+        with IndexWriter(paths["index"]) as index:
+            for row in matched.in_order():
+                index.write(*row)
     report_pairs(stats.pairs - reported)
     stats.images = ordinal
     stats.layout = layout
@@ -317,51 +348,71 @@ def shard_warnings(stats: Stage1Stats) -> list[str]:
     return out
 
 
-def _match_chunk(chunk, store, counts, stats, index, resolved, min_confidence, lid_model) -> None:
+def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, min_confidence, lid_model) -> None:
+    """LID of a chunk's valid alt-texts; each goes to its metadata language's run."""
     from metaclip2.matching.lid import resolve_languages
 
-    # Valid alt-texts of the chunk, in input order.
     slots = [(j, k) for j, (_, image) in enumerate(chunk) for k, r in enumerate(image.invalid) if r is None]
     if not slots:
         return
     texts = [chunk[j][1].texts[k] for j, k in slots]
     given = [chunk[j][1].langs[k] for j, k in slots]
     labels = resolve_languages(texts, given, min_confidence=min_confidence, lid_model=lid_model)
-    langs: list[str | None] = []
-    for label in labels:
+    for (j, k), text, label in zip(slots, texts, labels):
         if label not in resolved:
             resolved[label] = store.resolve(label)
-        langs.append(resolved[label])
-
-    by_lang: dict[str, list[int]] = {}
-    for s, (lang, label) in enumerate(zip(langs, labels)):
+        lang = resolved[label]
         if lang is None:
             stats.no_metadata += 1
             stats.no_metadata_labels[label] = stats.no_metadata_labels.get(label, 0) + 1
         else:
-            by_lang.setdefault(lang, []).append(s)
-
-    matches: list = [None] * len(slots)
-    for lang in sorted(by_lang):
-        members = by_lang[lang]
-        entries = store.entries(lang)
-        counts.register(lang, store.digest(lang), len(entries))
-        offsets, ids = store.matcher(lang).match_many([texts[s] for s in members])
-        counts.add_matches(lang, offsets, ids)
-        n_matched = int(np.count_nonzero(np.diff(offsets)))
-        row = stats.by_lang.setdefault(lang, {"pairs": 0, "matched": 0})
-        row["pairs"] += len(members)
-        row["matched"] += n_matched
-        stats.matched += n_matched
-        stats.unmatched += len(members) - n_matched
-        for i, s in enumerate(members):
-            if offsets[i + 1] > offsets[i]:
-                matches[s] = ids[offsets[i] : offsets[i + 1]].tolist()
-
-    for s, (j, k) in enumerate(slots):
-        if matches[s] is not None:
             n, image = chunk[j]
-            index.write(n, image.id, k, langs[s], matches[s], texts[s], image.fields(k) or None)
+            pending.add((n, image.id, k, lang, (), text, image.fields(k) or None))
+
+
+def _phase_order(langs: list[str], store) -> list[str]:
+    """Languages whose matchers the store holds first (least recently used first), then the rest.
+
+    A bounded LRU cache that cannot hold every language would otherwise miss on every
+    language of every shard (a cyclic scan); this way it keeps what it holds. Outputs do not
+    depend on the order.
+    """
+    info = getattr(store, "cache_info", None)
+    if info is None:
+        return langs
+    wanted = set(langs)
+    hot = [lang for lang in info() if lang in wanted]
+    held = set(hot)
+    return hot + [lang for lang in langs if lang not in held]
+
+
+def _match_language(lang: str, rows, store, counts: EntryCounts, stats: Stage1Stats, matched: LanguageRuns) -> None:
+    """Match `lang`'s pairs in batches; count them; matched pairs go to `matched`."""
+    matcher = store.matcher(lang)
+    counts.register(lang, store.digest(lang), len(matcher))
+    row_stats = stats.by_lang.setdefault(lang, {"pairs": 0, "matched": 0})
+    batch: list[tuple] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= _MATCH_BATCH:
+            _match_batch(lang, batch, matcher, counts, stats, row_stats, matched)
+            batch = []
+    if batch:
+        _match_batch(lang, batch, matcher, counts, stats, row_stats, matched)
+
+
+def _match_batch(lang, batch, matcher, counts, stats, row_stats, matched) -> None:
+    offsets, ids = matcher.match_many([row[5] for row in batch])
+    counts.add_matches(lang, offsets, ids)
+    n_matched = int(np.count_nonzero(np.diff(offsets)))
+    row_stats["pairs"] += len(batch)
+    row_stats["matched"] += n_matched
+    stats.matched += n_matched
+    stats.unmatched += len(batch) - n_matched
+    o = offsets.tolist()
+    for i, (n, id_, k, _, _, text, extra) in enumerate(batch):
+        if o[i + 1] > o[i]:
+            matched.add((n, id_, k, lang, ids[o[i] : o[i + 1]], text, extra))
 
 
 # -- stage 2 -----------------------------------------------------------------------------------
@@ -386,13 +437,16 @@ def merge_counts(
     Returns
     -------
     EntryCounts
+        The merged counts (read from `out_path` language by language when one is given).
     """
-    total = EntryCounts()
-    for p in counts_paths:
-        total.merge(EntryCounts.load(p, digests=digests))
-    if out_path is not None:
-        total.save(out_path)
-    return total
+    if out_path is None:
+        total = EntryCounts()
+        for p in counts_paths:
+            total.merge(EntryCounts.load(p, digests=digests))
+        return total
+    # streamed language by language: memory of the largest language, not of all of them
+    merge_count_files(counts_paths, out_path, digests=digests)
+    return EntryCounts.load(out_path)
 
 
 def compute_probabilities(
@@ -432,7 +486,10 @@ def compute_probabilities(
 
 
 def batch_keep_probabilities(batch: IndexBatch, probs: EntryProbabilities) -> np.ndarray:
-    """Keep probability of every row of an index batch (vectorised per language).
+    """Keep probability of every row of an index batch (vectorised over rows and languages).
+
+    The same float operations, in the same order, as
+    :func:`~metaclip2.curation.sampling.keep_probabilities` per language, so the same bits.
 
     Raises
     ------
@@ -440,17 +497,35 @@ def batch_keep_probabilities(batch: IndexBatch, probs: EntryProbabilities) -> np
         A language or entry id the probabilities do not have: index and probabilities come
         from different runs.
     """
-    p = np.zeros(len(batch), dtype=np.float64)
-    langs = np.asarray(batch.lang, dtype=object)
-    for lang in sorted(set(batch.lang)):
+    if batch.lang_code is None:
+        table = sorted(set(batch.lang))
+        code = {lang: i for i, lang in enumerate(table)}
+        lang_code = np.fromiter((code[x] for x in batch.lang), dtype=np.int64, count=len(batch))
+    else:
+        table, lang_code = batch.languages, batch.lang_code.astype(np.int64)
+    offsets = np.asarray(batch.offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    ids = np.asarray(batch.ids, dtype=np.int64)
+    qi = np.zeros(len(ids), dtype=np.float64)
+    id_lang = np.repeat(lang_code, lengths)
+    order = np.argsort(id_lang, kind="stable")
+    bounds = np.searchsorted(id_lang[order], np.arange(len(table) + 1))
+    for c, lang in enumerate(table):
+        at = order[bounds[c] : bounds[c + 1]]
+        if not len(at) and not np.any(lang_code == c):
+            continue
         q = probs.q.get(lang)
         if q is None:
             raise DataError(f"the probabilities have no language {lang!r}, which the stage-1 index holds: they come from another run")
-        rows = np.flatnonzero(langs == lang)
-        offsets, ids = take_rows(batch.offsets, batch.ids, rows)
-        if len(ids) and int(ids.max()) >= len(q):
+        sub = ids[at]
+        if len(sub) and int(sub.max()) >= len(q):
             raise DataError(f"entry ids of {lang!r} exceed its probabilities: the index comes from other metadata")
-        p[rows] = keep_probabilities(q, offsets, ids)
+        qi[at] = q[sub]
+    p = np.zeros(len(batch), dtype=np.float64)
+    # the j-th id of every row at once, as keep_probabilities does per language
+    for j in range(int(lengths.max()) if len(lengths) else 0):
+        rows = np.flatnonzero(lengths > j)
+        p[rows] += qi[offsets[rows] + j] * (1.0 - p[rows])
     return p
 
 
@@ -487,13 +562,13 @@ def sample_shard(
     Parameters
     ----------
     index_path : path
-        A stage-1 ``<shard>.index.jsonl``.
+        A stage-1 ``<shard>.index.bin``.
     probabilities : path
         ``probabilities.bin`` of stage 2.
     out_dir : path
         Where ``<shard>.<output_format>`` and ``<shard>.stats.json`` go.
     shard : str, optional
-        Default: the index file name without ``.index.jsonl``.
+        Default: the index file name without ``.index.bin``.
     seed : int
     unit : {"image", "pair"}
     output_format : {"jsonl", "parquet"}
@@ -557,37 +632,42 @@ def sample_shard(
 
 
 def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, seed: int, unit: str, out, stats: Stage3Stats, keys=None) -> None:
-    p = batch_keep_probabilities(batch, probs)
-    for lang in set(batch.lang):
+    p = batch_keep_probabilities(batch, probs).tolist()
+    k = batch.k.tolist()
+    langs, ids, offsets = batch.lang, batch.ids, batch.offsets.tolist()
+    for lang in set(langs):
         stats.by_lang.setdefault(lang, {"matched": 0, "kept": 0})
+    for lang in langs:
+        stats.by_lang[lang]["matched"] += 1
     starts = batch.image_starts().tolist() + [len(batch)]
+    stats.images += len(starts) - 1
+    stats.matched += len(batch)
     for a, b in zip(starts[:-1], starts[1:]):
-        ks = batch.k[a:b].tolist()
-        per_text = [0.0] * (max(ks) + 1)
-        for j, k in enumerate(ks):
-            per_text[k] = float(p[a + j])
-        kept = set(select_texts(batch.id[a], per_text, seed, 0, unit))
-        stats.images += 1
-        stats.matched += b - a
-        if kept:
-            stats.kept_images += 1
-            if keys is not None:
-                keys.write(batch.id[a].encode("utf-8", "surrogatepass") + b"\n")
-        for j, k in enumerate(ks):
-            r = a + j
-            stats.by_lang[batch.lang[r]]["matched"] += 1
-            if k in kept:
+        if b - a == 1:  # most images: one matched alt-text
+            per_text = [0.0] * k[a] + [p[a]]
+        else:
+            per_text = [0.0] * (max(k[a:b]) + 1)
+            for r in range(a, b):
+                per_text[k[r]] = p[r]
+        kept = select_texts(batch.id[a], per_text, seed, 0, unit)
+        if not kept:
+            continue
+        stats.kept_images += 1
+        if keys is not None:
+            keys.write(batch.id[a].encode("utf-8", "surrogatepass") + b"\n")
+        for r in range(a, b):
+            if k[r] in kept:
                 stats.kept += 1
-                stats.by_lang[batch.lang[r]]["kept"] += 1
+                stats.by_lang[langs[r]]["kept"] += 1
                 out.write(
                     {
                         **carried_columns(batch.extra[r]),
                         "id": batch.id[r],
                         "text": batch.text[r],
-                        "text_index": k,
-                        "lang": batch.lang[r],
-                        "ids": batch.row_ids(r).tolist(),
-                        "keep_probability": float(p[r]),
+                        "text_index": k[r],
+                        "lang": langs[r],
+                        "ids": ids[offsets[r] : offsets[r + 1]].tolist(),
+                        "keep_probability": p[r],
                     }
                 )
 
@@ -610,11 +690,13 @@ class MatchTask:
     lid_model: str | None
     spec: ReaderSpec | None = None
     matcher_engine: str = "trie"
+    matcher_memory: int | None = None
 
     def __call__(self) -> Stage1Stats:
         return match_shard(self.input_path, self.metadata, self.out_dir, self.shard, input_format=self.input_format,
                            max_chars=self.max_chars, strict=self.strict, min_confidence=self.min_confidence,
-                           lid_model=self.lid_model, spec=self.spec, matcher_engine=self.matcher_engine)  # fmt: skip
+                           lid_model=self.lid_model, spec=self.spec, matcher_engine=self.matcher_engine,
+                           matcher_memory=self.matcher_memory)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,168 @@
+"""Stage 1 grouped by language: one matcher phase per language, the same index bytes however grouped or spilled."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+import metaclip2.pipeline.stages as stages
+from metaclip2.core.entries import write_metadata
+from metaclip2.curation.counts import EntryCounts
+from metaclip2.matching.matcher import Matcher
+from metaclip2.matching.store import MetadataStore
+from metaclip2.pipeline.config import CurationConfig
+from metaclip2.pipeline.index import INDEX_SUFFIX, IndexWriter, iter_index
+from metaclip2.pipeline.partition import LanguageRuns
+from metaclip2.pipeline.stages import match_shard, stage1_paths
+
+WORDS = {
+    "en": "cat dog red car house tree sky the a big small on".split(),
+    "de": "Hund Katze Haus Baum der die das klein".split(),
+    "fr": "chat chien maison arbre le la".split(),
+    "zh": list("猫狗房子大小的"),
+    "pl": "kot pies dom i na".split(),  # no metadata of its own: "other"
+}
+META = {
+    "en": ["cat", "dog", "red car", "house", "tree", "sky", "the"],
+    "de": ["Hund", "Katze", "Haus", "Baum", "der"],
+    "fr": ["chat", "chien", "maison", "le"],
+    "zh": ["猫", "狗", "房子", "大"],
+    "other": ["kot", "pies", "dom"],
+}
+
+
+def _world(tmp_path: Path, seed: int, n_images: int) -> tuple[Path, Path]:
+    meta = tmp_path / "meta"
+    for lang, entries in META.items():
+        write_metadata(meta / f"{lang}.tsv", entries, lang=lang)
+    rnd = random.Random(seed)
+    with open(tmp_path / "in.jsonl", "w", encoding="utf-8") as f:
+        for i in range(n_images):
+            texts = []
+            for _ in range(rnd.randint(1, 4)):
+                lang = rnd.choice(list(WORDS))
+                sep = "" if lang == "zh" else " "
+                texts.append({"text": sep.join(rnd.choice(WORDS[lang]) for _ in range(rnd.randint(1, 5))), "lang": lang})
+            image = {"id": f"im{i}", "texts": texts}
+            if rnd.random() < 0.3:
+                image["url"] = f"http://x/{i}"
+            f.write(json.dumps(image, ensure_ascii=False) + "\n")
+    return meta, tmp_path / "in.jsonl"
+
+
+def _reference_index(meta: Path, shard: Path, out: Path) -> bytes:
+    """The index written row by row in input order with a plain per-text match (no grouping)."""
+    from metaclip2.pipeline.readers import read_shard
+
+    matchers = {lang: Matcher(entries) for lang, entries in META.items()}
+    path = out / ("ref" + INDEX_SUFFIX)
+    with IndexWriter(path) as w:
+        for n, image in enumerate(read_shard(shard)):
+            for k, (text, given) in enumerate(zip(image.texts, image.langs)):
+                lang = given if given in META else "other"
+                ids = matchers[lang].match(text)
+                if ids:
+                    w.write(n, image.id, k, lang, sorted(ids), text, image.extra or None)
+    return path.read_bytes()
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != "in.stats.json"}
+
+
+def test_grouping_and_spilling_give_the_reference_bytes(tmp_path, monkeypatch):
+    meta, shard = _world(tmp_path, 0, 1500)
+    outs = {}
+    spills = []
+    real_spill = LanguageRuns._spill
+
+    def counting_spill(self):
+        spills.append(1)
+        real_spill(self)
+
+    monkeypatch.setattr(LanguageRuns, "_spill", counting_spill)
+    for budget in (1 << 30, 50_000, 1):  # all in memory; a few spills; a spill at every row
+        monkeypatch.setattr(stages, "_RUN_MEMORY", budget)
+        monkeypatch.setattr(stages, "_MATCH_BATCH", 7 if budget == 1 else 8192)
+        out = tmp_path / f"out-{budget}"
+        out.mkdir()
+        stats = match_shard(shard, meta, out, "in")
+        outs[budget] = _files(out)
+        assert not [p for p in out.iterdir() if ".tmp" in p.name]  # temporary runs removed
+        assert stats.matched == sum(len(b) for b in iter_index(stage1_paths(out, "in")["index"]))
+    assert spills  # the small budgets did spill
+    assert outs[1 << 30] == outs[50_000] == outs[1]
+    assert outs[1]["in" + INDEX_SUFFIX] == _reference_index(meta, shard, tmp_path)
+
+
+def test_each_language_is_matched_in_one_phase(tmp_path, monkeypatch):
+    meta, shard = _world(tmp_path, 1, 3000)
+    calls: list[str] = []
+    real = MetadataStore.matcher
+
+    def recording(self, lang):
+        calls.append(lang)
+        return real(self, lang)
+
+    monkeypatch.setattr(MetadataStore, "matcher", recording)
+    monkeypatch.setattr(stages, "_CHUNK", 100)  # many LID chunks: the old code matched every language in each
+    monkeypatch.setattr(stages, "_MATCH_BATCH", 50)
+    stages._stores.clear()
+    match_shard(shard, meta, tmp_path, "in")
+    assert sorted(set(calls)) == sorted(META)
+    assert calls == sorted(set(calls))  # one call per language: asked once per phase, never kept across phases
+    counts = EntryCounts.load(stage1_paths(tmp_path, "in")["counts"])
+    assert sorted(counts) == sorted(META)
+
+
+def test_matcher_memory_reaches_stores_that_take_it(tmp_path, monkeypatch):
+    meta, shard = _world(tmp_path, 2, 50)
+    seen = {}
+
+    class BoundedStore(MetadataStore):
+        def __init__(self, directory, matcher_memory: int = 1 << 30, **kwargs):
+            super().__init__(directory, **kwargs)
+            seen["matcher_memory"] = matcher_memory
+
+    import metaclip2.matching.store as store_module
+
+    monkeypatch.setattr(store_module, "MetadataStore", BoundedStore)
+    stages._stores.clear()
+    match_shard(shard, meta, tmp_path, "in", matcher_memory=123_456)
+    assert seen == {"matcher_memory": 123_456}
+    monkeypatch.undo()
+    stages._stores.clear()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    # the real store, with a budget below one matcher: the same index
+    match_shard(shard, meta, plain, "in", matcher_memory=99)
+    assert (plain / ("in" + INDEX_SUFFIX)).read_bytes() == (tmp_path / ("in" + INDEX_SUFFIX)).read_bytes()
+
+
+def test_matcher_memory_config_is_checked_and_not_recorded():
+    assert CurationConfig(matcher_memory=2**30).matcher_memory == 2**30
+    assert "matcher_memory" not in {k for s in (1, 2, 3) for k in CurationConfig(matcher_memory=5).section(s)}
+    with pytest.raises(ValueError, match="matcher_memory"):
+        CurationConfig(matcher_memory=-1)
+    with pytest.raises(ValueError, match="matcher_memory"):
+        CurationConfig(matcher_memory=1.5)
+
+
+def test_phase_order_starts_with_the_matchers_a_bounded_cache_holds(tmp_path):
+    meta, shard = _world(tmp_path, 3, 400)
+    store = MetadataStore(meta, matcher_memory=1)  # holds one matcher: the last one used
+    stages._stores.clear()
+    langs = ["de", "en", "fr", "other", "zh"]
+    assert stages._phase_order(langs, store) == langs  # nothing held yet
+    store.matcher("fr")
+    assert stages._phase_order(langs, store) == ["fr", "de", "en", "other", "zh"]
+    # the order changes nothing in the outputs
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    match_shard(shard, meta, a, "in", matcher_memory=1)
+    match_shard(shard, meta, b, "in", matcher_memory=1)  # starts with "zh", held since the first run
+    assert _files(a) == _files(b)
