@@ -53,12 +53,12 @@ class MetadataHandle:
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
     >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
     >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> import pickle
+    >>> import copy
     >>> from metaclip2.pipeline import MetadataHandle
     >>> h = MetadataHandle(d)
     >>> h.store.languages
     ['de', 'en']
-    >>> pickle.loads(pickle.dumps(h)).directory == d  # only the path travels to workers
+    >>> copy.deepcopy(h).directory == d  # what travels to workers: the path (the store reopens there)
     True
     >>> tmp.cleanup()
     """
