@@ -144,6 +144,7 @@ def test_matcher_memory_reaches_stores_that_take_it(tmp_path, monkeypatch):
 
 def test_matcher_memory_config_is_checked_and_not_recorded():
     assert CurationConfig(matcher_memory=2**30).matcher_memory == 2**30
+    assert CurationConfig(matcher_memory="512M").matcher_memory == 512 * 2**20  # as --matcher-memory 512M gives it
     assert "matcher_memory" not in {k for s in (1, 2, 3) for k in CurationConfig(matcher_memory=5).section(s)}
     with pytest.raises(ValueError, match="matcher_memory"):
         CurationConfig(matcher_memory=-1)

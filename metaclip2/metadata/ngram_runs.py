@@ -26,6 +26,7 @@ from array import array
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 from metaclip2.core.errors import ParameterError
+from metaclip2.core.sizes import parse_bytes
 
 import numpy as np
 
@@ -57,16 +58,9 @@ def parse_memory(value: str | int | None) -> int | None:
     """
     if value is None:
         return None
-    if isinstance(value, int):
-        n = value
-    else:
-        s = str(value).strip().lower()
-        if s in ("none", "0", "inf", "unlimited"):
-            return None
-        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)", s)
-        if not m:
-            raise ParameterError(f"memory limit {value!r}: give a size such as 128MB, 2GB or 512MiB")
-        n = int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
+    if isinstance(value, str) and value.strip().lower() in ("none", "0", "inf", "unlimited"):
+        return None
+    n = parse_bytes(value, "memory limit")
     if n < 1 << 20:
         raise ParameterError(f"memory limit {value!r} is below 1 MB; give e.g. 128MB (or none for no limit)")
     return n

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from metaclip2.core.sizes import parse_bytes
 from metaclip2.core.errors import DataError, MissingInputError, ParameterError
 from metaclip2.curation.sampling import UNITS
 from metaclip2.curation.threshold import DEFAULT_T_EN
@@ -55,6 +56,9 @@ class CurationConfig:
         LID predictions below this probability are labelled ``other``.
     lid_model : str or None
         A fastText LID model file instead of the bundled lid.176.ftz.
+    script_check : bool
+        Replace a LID label that the text's own script rules out (e.g. ``ja`` for Han without
+        kana) by the model's best label in that script; False keeps the model's raw labels.
     strict : bool
         Stop at the first bad input record or damaged container (not recorded: it changes no
         output of a finished shard).
@@ -121,6 +125,7 @@ class CurationConfig:
     input_format: str | None = _opt(None, _STAGE1, "input shard format (default: from each file name)", choices=FORMATS)
     min_confidence: float | None = _opt(None, _STAGE1, "LID predictions below P count as 'other'", metavar="P")
     lid_model: str | None = _opt(None, _STAGE1, "fastText LID model instead of the bundled lid.176.ftz", metavar="PATH")
+    script_check: bool = _opt(True, _STAGE1, "correct LID labels the text's script rules out (--no-script-check: the model's raw labels, as the paper)")
     strict: bool = _opt(False, _STAGE1, "stop at the first bad input record or damaged container, naming file and line", recorded=False)
     id_key: str | None = _opt(None, _STAGE1, "record key of the image id (none: from the detected layout)", metavar="KEY")
     text_keys: tuple | None = _opt(None, _STAGE1, "record key(s) of the alt-texts, repeatable or a comma list (none: from the detected layout)",
@@ -143,8 +148,8 @@ class CurationConfig:
     executor: Any = _opt("local", _EXEC, "where shards run (ray: pip install 'metaclip2[ray]')", choices=EXECUTORS)
     ray_address: str | None = _opt(None, _EXEC, "Ray cluster to use: 'auto' or HOST:PORT (default: start a local one)", metavar="ADDR")
     progress: bool = _opt(True, _EXEC, "progress bars and notes on stderr")
-    matcher_memory: int | None = _opt(None, _EXEC, "bytes of loaded matchers each worker keeps; none: the metadata store's budget",
-                                      metavar="BYTES", recorded=False)  # fmt: skip
+    matcher_memory: int | None = _opt(None, _EXEC, "memory for loaded matchers per worker, e.g. 512M or 2GiB; none: the metadata store's budget",
+                                      metavar="SIZE", recorded=False)  # fmt: skip
 
     def __post_init__(self) -> None:
         def fix(name: str, value: Any) -> None:
@@ -173,7 +178,7 @@ class CurationConfig:
         _choice("output_format", self.output_format, OUTPUT_FORMATS)
         fix("workers", _integer("workers", self.workers, minimum=1))
         if self.matcher_memory is not None:
-            fix("matcher_memory", _integer("matcher_memory", self.matcher_memory, minimum=0))
+            fix("matcher_memory", parse_bytes(self.matcher_memory, "matcher_memory"))
         if not isinstance(self.executor, Executor):
             _choice("executor", self.executor, EXECUTORS)
             if self.ray_address is not None and self.executor != "ray":
@@ -289,10 +294,13 @@ def add_config_arguments(parser: argparse.ArgumentParser, stages: Iterable[Any])
         elif m["multi"]:
             parser.add_argument(flag, dest=f.name, action="append", metavar=m["metavar"], default=argparse.SUPPRESS,
                                 help=f"{m['help']}")  # fmt: skip
+        elif f.type in ("bool", bool) and f.default is True:
+            parser.add_argument(m["flag"] or "--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
+                                default=argparse.SUPPRESS, help=m["help"])  # fmt: skip
         elif f.type in ("bool", bool):
             parser.add_argument(flag, dest=f.name, action="store_true", default=argparse.SUPPRESS, help=m["help"])
         else:
-            kind = {"max_chars": int, "seed": int, "workers": int, "matcher_memory": int, "t_en": float, "p": float, "min_confidence": float}.get(f.name, str)
+            kind = {"max_chars": int, "seed": int, "workers": int, "t_en": float, "p": float, "min_confidence": float}.get(f.name, str)
             default = f.default if f.default is not None else "none"
             parser.add_argument(flag, dest=f.name, type=kind, choices=m["choices"], metavar=m["metavar"],
                                 default=argparse.SUPPRESS, help=f"{m['help']} (default: {default})")  # fmt: skip

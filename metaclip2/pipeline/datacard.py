@@ -52,7 +52,9 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
         ``languages`` (per metadata language: ``pairs`` in, ``matched``, ``kept``, ``t``,
         ``tail_share`` = share of the language's match mass in entries counted below ``t``,
         ``entries``, ``entries_matched``, ``match_mass``); ``no_metadata_labels`` (LID
-        labels without metadata); ``unknown_lang_codes`` (given language codes that name no
+        labels without metadata); ``lid_changes`` (LID labels the
+        script-consistency step replaced, by ``"from->to"``, most frequent first);
+        ``unknown_lang_codes`` (given language codes that name no
         known language, by code); ``damaged`` (every damaged stretch of an input: ``shard``,
         ``input``, ``where`` (byte offset or row group), ``error``, ``lost`` records or None);
         ``shards`` (per shard: name, input, ``layout`` (layout and keys used, fields found),
@@ -162,6 +164,7 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
         "no_metadata_labels": dict(sorted(no_meta.items())),
         "layouts": _layouts(shards),
         "unknown_lang_codes": dict(sorted(total1.unknown_lang_codes.items())),
+        "lid_changes": dict(sorted(total1.lid_changes.items(), key=lambda kv: (-kv[1], kv[0]))),
         "damaged": damaged,
         "shards": shards,
     }

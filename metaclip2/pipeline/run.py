@@ -357,7 +357,8 @@ def count(
             MatchTask(input_path=paths[i], metadata=section["metadata"], out_dir=str(run.stage1), shard=names[i],
                       input_format=config.input_format, max_chars=config.max_chars, strict=config.strict,
                       min_confidence=config.min_confidence, lid_model=config.lid_model, spec=config.reader_spec(),
-                      matcher_engine=config.matcher_engine, matcher_memory=config.matcher_memory)  # fmt: skip
+                      matcher_engine=config.matcher_engine, matcher_memory=config.matcher_memory,
+                      script_check=config.script_check)  # fmt: skip
             for i in order
             if i not in done
         ]

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
@@ -193,6 +194,7 @@ def match_shard(
     strict: bool = False,
     min_confidence: float | None = None,
     lid_model: str | None = None,
+    script_check: bool = True,
     spec: ReaderSpec | None = None,
     matcher_engine: str = "trie",
     matcher_memory: int | None = None,
@@ -261,12 +263,12 @@ def match_shard(
                 ordinal += 1
             _count_invalid(image, stats)
             if len(chunk) >= _CHUNK:
-                _identify_chunk(chunk, store, stats, pending, resolved, min_confidence, lid_model)
+                _identify_chunk(chunk, store, stats, pending, resolved, min_confidence, lid_model, script_check)
                 chunk = []
                 report_pairs(stats.pairs - reported)  # live progress in pairs, within the shard
                 reported = stats.pairs
         if chunk:
-            _identify_chunk(chunk, store, stats, pending, resolved, min_confidence, lid_model)
+            _identify_chunk(chunk, store, stats, pending, resolved, min_confidence, lid_model, script_check)
         # 2. one phase per language; the matcher is asked for again in each phase, never kept,
         # so a store with a bounded cache can drop it
         for lang in _phase_order(pending.languages(), store):
@@ -348,7 +350,7 @@ def shard_warnings(stats: Stage1Stats) -> list[str]:
     return out
 
 
-def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, min_confidence, lid_model) -> None:
+def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, min_confidence, lid_model, script_check=True) -> None:
     """LID of a chunk's valid alt-texts; each goes to its metadata language's run."""
     from metaclip2.matching.lid import resolve_languages
 
@@ -357,7 +359,12 @@ def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, min_co
         return
     texts = [chunk[j][1].texts[k] for j, k in slots]
     given = [chunk[j][1].langs[k] for j, k in slots]
-    labels = resolve_languages(texts, given, min_confidence=min_confidence, lid_model=lid_model)
+    changes: Counter = Counter()
+    labels = resolve_languages(texts, given, min_confidence=min_confidence, lid_model=lid_model,
+                               script_check=script_check, changes=changes)  # fmt: skip
+    for (old, new), n in changes.items():
+        key = f"{old}->{new}"
+        stats.lid_changes[key] = stats.lid_changes.get(key, 0) + n
     for (j, k), text, label in zip(slots, texts, labels):
         if label not in resolved:
             resolved[label] = store.resolve(label)
@@ -691,12 +698,13 @@ class MatchTask:
     spec: ReaderSpec | None = None
     matcher_engine: str = "trie"
     matcher_memory: int | None = None
+    script_check: bool = True
 
     def __call__(self) -> Stage1Stats:
         return match_shard(self.input_path, self.metadata, self.out_dir, self.shard, input_format=self.input_format,
                            max_chars=self.max_chars, strict=self.strict, min_confidence=self.min_confidence,
                            lid_model=self.lid_model, spec=self.spec, matcher_engine=self.matcher_engine,
-                           matcher_memory=self.matcher_memory)  # fmt: skip
+                           matcher_memory=self.matcher_memory, script_check=self.script_check)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,8 @@ class Stage1Stats(_Stats):
     unknown_lang_codes : dict
         Given language codes that name no known language, by code (their pairs go to
         ``other``, or have no metadata).
+    lid_changes : dict
+        LID labels the script-consistency step replaced, by ``"from->to"`` (e.g. ``"ja->zh"``).
 
     See Also
     --------
@@ -157,6 +159,7 @@ class Stage1Stats(_Stats):
     layout: dict | None = None
     damaged: list = field(default_factory=list)
     unknown_lang_codes: dict = field(default_factory=dict)
+    lid_changes: dict = field(default_factory=dict)
 
     @property
     def n_invalid(self) -> int:
