@@ -56,6 +56,28 @@ def count_entries(n_entries: int, offsets: np.ndarray, ids: np.ndarray) -> np.nd
     -------
     ndarray of uint64, shape (n_entries,)
         ``c[i]`` = number of texts that matched entry ``i``.
+
+    Raises
+    ------
+    ParameterError
+        `offsets` do not end at ``len(ids)``, or an id lies outside ``[0, n_entries)``.
+
+    See Also
+    --------
+    - [`EntryCounts`][metaclip2.curation.counts.EntryCounts] : Counts per language, kept sparse and merged across shards.
+    - [`match_many`][metaclip2.matching.matcher.Matcher.match_many] : Where the CSR offsets and ids come from.
+
+    Examples
+    --------
+    Three alt-texts over the entries ``dog``, ``cat``, ``red``, ``sofa``: the first matched
+    ``dog`` and ``sofa``, the second nothing, the third ``sofa``:
+
+    >>> import numpy as np
+    >>> from metaclip2.curation.counts import count_entries
+    >>> offsets = np.array([0, 2, 2, 3])
+    >>> ids = np.array([0, 3, 3])
+    >>> count_entries(4, offsets, ids).tolist()
+    [1, 0, 0, 2]
     """
     ids = np.asarray(ids)
     offsets = np.asarray(offsets)

@@ -281,6 +281,24 @@ def add_config_arguments(parser: argparse.ArgumentParser, stages: Iterable[Any])
 
     Each field ``name`` becomes ``--name-with-dashes`` (``progress`` becomes ``-q/--quiet``);
     argparse defaults are left unset so that the config's own defaults apply.
+
+    See Also
+    --------
+    - [`config_from_arguments`][metaclip2.pipeline.config.config_from_arguments] : The parsed options back as a config.
+    - [`CurationConfig`][metaclip2.pipeline.config.CurationConfig] : The fields, their defaults and checks.
+
+    Examples
+    --------
+    A command of one's own with stage 2's options:
+
+    >>> import argparse
+    >>> from metaclip2.pipeline.config import add_config_arguments
+    >>> parser = argparse.ArgumentParser(prog="my-thresholds")
+    >>> add_config_arguments(parser, [2])
+    >>> print(parser.format_usage().strip())
+    usage: my-thresholds [-h] [--t-en T] [--english {keep,recompute}] [--p P]
+    >>> vars(parser.parse_args(["--t-en", "20000"]))      # options not given stay absent
+    {'t_en': 20000.0}
     """
     stages = set(stages)
     for f in dataclasses.fields(CurationConfig):
@@ -307,6 +325,29 @@ def add_config_arguments(parser: argparse.ArgumentParser, stages: Iterable[Any])
 
 
 def config_from_arguments(args: argparse.Namespace) -> CurationConfig:
-    """The :class:`CurationConfig` of parsed arguments (fields not given keep their defaults)."""
+    """The :class:`CurationConfig` of parsed arguments (fields not given keep their defaults).
+
+    Raises
+    ------
+    ParameterError
+        A value the config refuses (the message names the option's field).
+
+    See Also
+    --------
+    - [`add_config_arguments`][metaclip2.pipeline.config.add_config_arguments] : Adds the options to a parser.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from metaclip2.pipeline.config import add_config_arguments, config_from_arguments
+    >>> parser = argparse.ArgumentParser(prog="my-curate")
+    >>> parser.add_argument("inputs", nargs="+")
+    _StoreAction(...)
+    >>> add_config_arguments(parser, [1, 2, 3, "exec"])
+    >>> args = parser.parse_args(["pool/*.jsonl", "--t-en", "20000", "--unit", "pair", "--workers", "2"])
+    >>> config = config_from_arguments(args)
+    >>> config.t_en, config.unit, config.workers, config.seed     # seed: the default
+    (20000, 'pair', 2, 0)
+    """
     names = {f.name for f in dataclasses.fields(CurationConfig)}
     return CurationConfig(**{k: v for k, v in vars(args).items() if k in names})

@@ -45,7 +45,34 @@ def _record(run, section: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_fork(run) -> bool:
-    """Whether `run` (a :class:`~metaclip2.pipeline.rundir.RunDir`) reuses another run's stage 1."""
+    """Whether `run` (a :class:`~metaclip2.pipeline.rundir.RunDir`) reuses another run's stage 1.
+
+    See Also
+    --------
+    - [`fork_run`][metaclip2.pipeline.fork.fork_run] : Makes a fork.
+    - [`stage1_dir`][metaclip2.pipeline.fork.stage1_dir] : The stage-1 files a run (or fork) uses.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import RunDir, count, fork_run
+    >>> from metaclip2.pipeline.fork import is_fork
+    >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
+    >>> fork = fork_run(f"{d}/run", f"{d}/run-t3")
+    >>> is_fork(fork), is_fork(RunDir(f"{d}/run"))
+    (True, False)
+    >>> tmp.cleanup()
+    """
     return "source" in run.read()
 
 
@@ -134,6 +161,42 @@ def stage1_dir(run) -> Path:
     ------
     RunMismatchError
         The source's stage-1 files changed (redone, damaged, deleted) since the fork was made.
+
+    See Also
+    --------
+    - [`fork_run`][metaclip2.pipeline.fork.fork_run] : Makes a fork.
+    - [`is_fork`][metaclip2.pipeline.fork.is_fork] : Whether a run is one.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import RunDir, count, fork_run
+    >>> from metaclip2.pipeline.fork import stage1_dir
+    >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
+    >>> fork = fork_run(f"{d}/run", f"{d}/run-t3")
+    >>> stage1_dir(fork).resolve() == stage1_dir(RunDir(f"{d}/run")).resolve()     # the source's files
+    True
+
+    Once the source's stage 1 is redone differently, the fork refuses to use it:
+
+    >>> with open(f"{d}/pool.jsonl", "a") as f:
+    ...     print(json.dumps({"id": "g", "text": "a red cat", "lang": "en"}), file=f)
+    >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run", redo_changed=True)
+    >>> stage1_dir(fork)
+    Traceback (most recent call last):
+    ...
+    metaclip2.core.errors.RunMismatchError: the stage 1 of ... changed since ... was forked from it (shard pool): ...
+    >>> tmp.cleanup()
     """
     record = run.read().get("source")
     if record is None:

@@ -78,6 +78,33 @@ class IndexBatch:
         grouping.
     languages : list of str, optional
         The code table of `lang_code` (sorted).
+
+    See Also
+    --------
+    - [`iter_index`][metaclip2.pipeline.index.iter_index] : Reads an index as batches.
+    - [`IndexWriter`][metaclip2.pipeline.index.IndexWriter] : Writes one.
+
+    Examples
+    --------
+    Image ``a`` has two matched alt-texts (English and German), image ``c`` one:
+
+    >>> import tempfile
+    >>> from metaclip2.pipeline.index import IndexWriter, iter_index
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> with IndexWriter(f"{d}/pool.index.bin") as w:
+    ...     w.write(0, "a", 0, "en", [0, 2], "a red dog")
+    ...     w.write(0, "a", 1, "de", [0], "ein Hund")
+    ...     w.write(2, "c", 0, "en", [1], "a cat")
+    >>> [batch] = iter_index(f"{d}/pool.index.bin")
+    >>> len(batch), batch.id, batch.lang, batch.k.tolist()
+    (3, ['a', 'a', 'c'], ['en', 'de', 'en'], [0, 1, 0])
+    >>> batch.offsets.tolist(), batch.row_ids(0).tolist(), batch.image_starts().tolist()
+    ([0, 2, 3, 4], [0, 2], [0, 2])
+    >>> batch.languages, batch.lang_code.tolist()
+    (['de', 'en'], [1, 0, 1])
+    >>> [(n, id_, k, lang, ids.tolist(), text) for n, id_, k, lang, ids, text, _ in batch.slice(2, 3).rows()]
+    [(2, 'c', 0, 'en', [1], 'a cat')]
+    >>> tmp.cleanup()
     """
 
     n: np.ndarray
@@ -203,6 +230,22 @@ def append_rows(path: str | os.PathLike, rows: Sequence[tuple], chunk_rows: int 
     """Append `rows` to a scratch index file (made if absent) in chunks of `chunk_rows`.
 
     For temporary runs read back with :func:`iter_chunks`; chunks need not hold whole images.
+
+    See Also
+    --------
+    - [`iter_chunks`][metaclip2.pipeline.index.iter_chunks] : Reads the chunks back as written.
+    - [`IndexWriter`][metaclip2.pipeline.index.IndexWriter] : The final index, whole images per chunk.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from metaclip2.pipeline.index import append_rows, iter_chunks
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> append_rows(f"{d}/en.run", [(0, "a", 0, "en", [0, 2], "a red dog", None), (2, "c", 0, "en", [1], "a cat", None)])
+    >>> append_rows(f"{d}/en.run", [(5, "f", 0, "en", [0], "dog", None)])
+    >>> [chunk.id for chunk in iter_chunks(f"{d}/en.run")]
+    [['a', 'c'], ['f']]
+    >>> tmp.cleanup()
     """
     codec = _ExtraCodec()
     with open(path, "ab") as f:
@@ -217,6 +260,37 @@ class IndexWriter:
 
     Use as a context manager; the file appears only when the block ends without error.
     Memory holds one chunk (about ``chunk_rows`` rows) at a time.
+
+    See Also
+    --------
+    - [`iter_index`][metaclip2.pipeline.index.iter_index] : Reads the index back.
+    - [`match_shard`][metaclip2.pipeline.stages.match_shard] : Stage 1, which writes a shard's index.
+
+    Examples
+    --------
+    Rows are ``(n, id, k, lang, ids, text, extra)``: image ordinal, image id, alt-text index,
+    metadata language, matched entry ids, alt-text and the image's carried fields:
+
+    >>> import os, tempfile
+    >>> from metaclip2.pipeline.index import IndexWriter, iter_index
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> with IndexWriter(f"{d}/pool.index.bin") as w:
+    ...     w.write(0, "a", 0, "en", [0, 2], "a red dog")
+    ...     w.write(2, "c", 0, "en", [1], "a cat", {"url": "https://example.org/c.jpg"})
+    >>> w.rows, [batch.extra for batch in iter_index(f"{d}/pool.index.bin")]
+    (2, [[None, {'url': 'https://example.org/c.jpg'}]])
+
+    An error inside the block leaves no file:
+
+    >>> with IndexWriter(f"{d}/bad.index.bin") as w:
+    ...     w.write(0, "a", 0, "en", [0], "a dog")
+    ...     raise RuntimeError("the worker stopped")
+    Traceback (most recent call last):
+    ...
+    RuntimeError: the worker stopped
+    >>> os.path.exists(f"{d}/bad.index.bin")
+    False
+    >>> tmp.cleanup()
     """
 
     def __init__(self, path: str | os.PathLike, chunk_rows: int = _CHUNK_ROWS):
@@ -311,6 +385,29 @@ def iter_chunks(path: str | os.PathLike) -> Iterator[IndexBatch]:
     ------
     DataError
         Not an index, or a damaged or truncated chunk (the message names the file and byte).
+
+    See Also
+    --------
+    - [`iter_index`][metaclip2.pipeline.index.iter_index] : Batches of a chosen size, whole images each.
+    - [`append_rows`][metaclip2.pipeline.index.append_rows] : Writes the chunks of a scratch file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from metaclip2.pipeline.index import append_rows, iter_chunks
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> rows = [(0, "a", 0, "en", [0, 2], "a red dog", None), (2, "c", 0, "en", [1], "a cat", None),
+    ...         (5, "f", 0, "en", [0], "dog", None)]
+    >>> append_rows(f"{d}/en.run", rows, chunk_rows=2)
+    >>> [(len(chunk), chunk.n.tolist()) for chunk in iter_chunks(f"{d}/en.run")]
+    [(2, [0, 2]), (1, [5])]
+    >>> with open(f"{d}/notes.txt", "w") as f:
+    ...     _ = f.write("not an index")
+    >>> next(iter_chunks(f"{d}/notes.txt"))
+    Traceback (most recent call last):
+    ...
+    metaclip2.core.errors.DataError: .../notes.txt is not a metaclip2 stage-1 index (or one of an older version): ...
+    >>> tmp.cleanup()
     """
     path = Path(path)
     with open(path, "rb") as f:
@@ -343,6 +440,24 @@ def iter_index(path: str | os.PathLike, batch_rows: int = 8192) -> Iterator[Inde
     ------
     DataError
         A damaged or truncated chunk, or a file that is not an index (the message names the file).
+
+    See Also
+    --------
+    - [`IndexBatch`][metaclip2.pipeline.index.IndexBatch] : What each batch holds.
+    - [`sample_shard`][metaclip2.pipeline.stages.sample_shard] : Stage 3, which reads a shard's index.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from metaclip2.pipeline.index import IndexWriter, iter_index
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> with IndexWriter(f"{d}/pool.index.bin") as w:
+    ...     w.write(0, "a", 0, "en", [0, 2], "a red dog")
+    ...     w.write(0, "a", 1, "de", [0], "ein Hund")
+    ...     w.write(2, "c", 0, "en", [1], "a cat")
+    >>> [batch.id for batch in iter_index(f"{d}/pool.index.bin", batch_rows=1)]    # never half an image
+    [['a', 'a'], ['c']]
+    >>> tmp.cleanup()
     """
     for chunk in iter_chunks(path):
         if len(chunk) <= batch_rows:

@@ -566,6 +566,23 @@ def open_input(path: str | os.PathLike):
     ------
     MissingExtraError
         A URL without fsspec installed (``pip install fsspec``, plus the protocol's package).
+
+    See Also
+    --------
+    - [`read_shard`][metaclip2.pipeline.readers.read_shard] : The images of a shard, read through this.
+    - [`detect_format`][metaclip2.pipeline.readers.detect_format] : A shard's format from its name.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from metaclip2.pipeline.readers import open_input
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> with open(f"{d}/part-0.jsonl", "w") as f:
+    ...     print(json.dumps({"id": "a", "text": "a red dog", "lang": "en"}), file=f)
+    >>> with open_input(f"file://{d}/part-0.jsonl") as f:     # a URL's file object reads the same way
+    ...     json.loads(f.readline())
+    {'id': 'a', 'text': 'a red dog', 'lang': 'en'}
+    >>> tmp.cleanup()
     """
     path = os.fspath(path)
     if not _is_url(path):
@@ -578,7 +595,27 @@ def open_input(path: str | os.PathLike):
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """Input format of `path` from its name: one of :data:`FORMATS`."""
+    """Input format of `path` from its name: one of :data:`FORMATS`.
+
+    Raises
+    ------
+    ParameterError
+        The name ends in no known extension.
+
+    See Also
+    --------
+    - [`read_shard`][metaclip2.pipeline.readers.read_shard] : Reads a shard in the detected format.
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.readers import detect_format
+    >>> [detect_format(p) for p in ("pool/part-0.jsonl.gz", "s3://bucket/part-1.parquet", "shards/00000.tar")]
+    ['jsonl', 'parquet', 'tar']
+    >>> detect_format("pool/notes.txt")
+    Traceback (most recent call last):
+    ...
+    metaclip2.core.errors.ParameterError: cannot tell the format of pool/notes.txt from its name; expected .jsonl, .parquet or .tar
+    """
     name = os.fspath(path).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
     if name.endswith((".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".ndjson.gz")):
         return "jsonl"

@@ -287,6 +287,31 @@ def load_json(path: str | os.PathLike, hint: str = "delete it and run the stage 
         The file does not exist.
     DataError
         It is not UTF-8 JSON (e.g. cut short) or cannot be read; `hint` says what to do.
+
+    See Also
+    --------
+    - [`write_json`][metaclip2.core.atomic.write_json] : Writes JSON atomically, so that a reader never sees half a file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from metaclip2.core.atomic import write_json
+    >>> from metaclip2.pipeline.rundir import load_json
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> _ = write_json(f"{d}/thresholds.json", {"t": {"de": 1, "en": 2}})
+    >>> load_json(f"{d}/thresholds.json")
+    {'t': {'de': 1, 'en': 2}}
+    >>> with open(f"{d}/cut.json", "w") as f:
+    ...     _ = f.write('{"t": {"de": 1,')
+    >>> load_json(f"{d}/cut.json", hint="run stage 2 again")
+    Traceback (most recent call last):
+    ...
+    metaclip2.core.errors.DataError: .../cut.json is damaged (Expecting property name ...): run stage 2 again
+    >>> load_json(f"{d}/missing.json")
+    Traceback (most recent call last):
+    ...
+    metaclip2.core.errors.MissingInputError: .../missing.json does not exist
+    >>> tmp.cleanup()
     """
     path = Path(path)
     try:

@@ -95,6 +95,22 @@ def shard_names(paths: Sequence[str | os.PathLike]) -> list[str]:
     A shard is named by its path relative to the inputs' deepest common directory, extension
     dropped, ``/`` written ``__`` (``data/en/part-0.jsonl`` among ``data/*/…`` → ``en__part-0``).
     Names that would collide after sanitising get an 8-hex suffix from the full path.
+
+    See Also
+    --------
+    - [`stage1_paths`][metaclip2.pipeline.stages.stage1_paths] : The files stage 1 writes for a name.
+    - [`stage3_paths`][metaclip2.pipeline.stages.stage3_paths] : The files stage 3 writes for a name.
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.stages import shard_names
+    >>> shard_names(["data/en/part-0.jsonl", "data/de/part-0.jsonl", "data/de/part-1.parquet"])
+    ['en__part-0', 'de__part-0', 'de__part-1']
+
+    The same name twice once extensions are dropped: each gets a suffix from its path.
+
+    >>> shard_names(["data/x.jsonl", "data/x.parquet"])
+    ['x-...', 'x-...']
     """
     # URLs (fsspec inputs) are named like paths, by what follows their protocol
     resolved = [Path(p).resolve() if "://" not in str(p) else PurePosixPath("/" + str(p).split("://", 1)[1]) for p in paths]
@@ -112,13 +128,35 @@ def shard_names(paths: Sequence[str | os.PathLike]) -> list[str]:
 
 
 def stage1_paths(out_dir: str | os.PathLike, shard: str) -> dict[str, Path]:
-    """``index``, ``counts`` and ``stats`` paths of a shard's stage-1 outputs in `out_dir`."""
+    """``index``, ``counts`` and ``stats`` paths of a shard's stage-1 outputs in `out_dir`.
+
+    See Also
+    --------
+    - [`match_shard`][metaclip2.pipeline.stages.match_shard] : Stage 1, which writes these files.
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.stages import stage1_paths
+    >>> {key: path.name for key, path in stage1_paths("run/stage1", "en__part-0").items()}
+    {'index': 'en__part-0.index.bin', 'counts': 'en__part-0.counts.bin', 'stats': 'en__part-0.stats.json'}
+    """
     d = Path(out_dir)
     return {"index": d / f"{shard}{INDEX_SUFFIX}", "counts": d / f"{shard}.counts.bin", "stats": d / f"{shard}.stats.json"}
 
 
 def stage3_paths(out_dir: str | os.PathLike, shard: str, output_format: str = "jsonl") -> dict[str, Path]:
-    """``output``, ``keys`` (kept image ids, optional) and ``stats`` paths of a shard's stage-3 outputs in `out_dir`."""
+    """``output``, ``keys`` (kept image ids, optional) and ``stats`` paths of a shard's stage-3 outputs in `out_dir`.
+
+    See Also
+    --------
+    - [`sample_shard`][metaclip2.pipeline.stages.sample_shard] : Stage 3, which writes these files.
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.stages import stage3_paths
+    >>> {key: path.as_posix() for key, path in stage3_paths("run/stage3", "en__part-0", "parquet").items()}
+    {'output': 'run/stage3/en__part-0.parquet', 'keys': 'run/stage3/en__part-0.keys.txt', 'stats': 'run/stage3/en__part-0.stats.json'}
+    """
     d = Path(out_dir)
     return {"output": d / f"{shard}.{output_format}", "keys": d / f"{shard}.keys.txt", "stats": d / f"{shard}.stats.json"}
 
@@ -147,6 +185,26 @@ def cached_store(metadata: str | os.PathLike, engine: str = "trie", matcher_memo
     fsspec URL is read through a local copy (:func:`~metaclip2.pipeline.remote.local_metadata`).
     `matcher_memory` (bytes of loaded matchers kept) is given to stores that take it; None:
     the store's default.
+
+    See Also
+    --------
+    - [`MetadataStore`][metaclip2.matching.store.MetadataStore] : What is cached.
+    - [`cached_probabilities`][metaclip2.pipeline.stages.cached_probabilities] : The same for stage 2's probabilities.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> from metaclip2.pipeline.stages import cached_store
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> store = cached_store(d)
+    >>> store.languages, cached_store(d) is store          # the second call is a cache hit
+    (['en'], True)
+    >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> cached_store(d).languages                           # the directory changed: reloaded
+    ['de', 'en']
+    >>> tmp.cleanup()
     """
     from metaclip2.matching.store import MetadataStore
     from metaclip2.pipeline.remote import is_url, local_metadata
@@ -165,7 +223,28 @@ def cached_store(metadata: str | os.PathLike, engine: str = "trie", matcher_memo
 
 
 def cached_probabilities(path: str | os.PathLike) -> EntryProbabilities:
-    """:meth:`EntryProbabilities.load` of `path`, one per process (reloaded when the file changes)."""
+    """:meth:`EntryProbabilities.load` of `path`, one per process (reloaded when the file changes).
+
+    See Also
+    --------
+    - [`compute_probabilities`][metaclip2.pipeline.stages.compute_probabilities] : Stage 2b, which writes the file.
+    - [`EntryProbabilities`][metaclip2.curation.sampling.EntryProbabilities] : What is cached.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from metaclip2.curation import EntryCounts
+    >>> from metaclip2.pipeline.stages import cached_probabilities, compute_probabilities
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> EntryCounts.from_arrays({"en": [3, 1, 2]}, {"en": "e" * 64}).save(f"{d}/counts.bin")
+    >>> _ = compute_probabilities(f"{d}/counts.bin", d, t_en=2)
+    >>> probs = cached_probabilities(f"{d}/probabilities.bin")
+    >>> probs.t, probs.q["en"].tolist()
+    ({'en': 2}, [0.6666666666666666, 1.0, 1.0])
+    >>> cached_probabilities(f"{d}/probabilities.bin") is probs
+    True
+    >>> tmp.cleanup()
+    """
     return _cached_probabilities(path)[0]
 
 
@@ -241,6 +320,35 @@ def match_shard(
     -------
     Stage1Stats
         The shard's accounting (also written, last, to ``<shard>.stats.json``).
+
+    See Also
+    --------
+    - [`MatchTask`][metaclip2.pipeline.stages.MatchTask] : The same call as a picklable task for executors.
+    - [`merge_counts`][metaclip2.pipeline.stages.merge_counts] : Stage 2a: sum the shards' counts.
+    - [`count`][metaclip2.pipeline.run.count] : Stage 1 of a whole run directory, shard by shard.
+
+    Examples
+    --------
+    A shard whose alt-texts come with their languages (so no LID model is loaded):
+
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.stages import match_shard
+    >>> stats = match_shard(f"{d}/pool.jsonl", f"{d}/metadata", f"{d}/stage1")
+    >>> stats.shard, stats.pairs, stats.matched, stats.by_lang
+    ('pool', 6, 6, {'de': {'pairs': 2, 'matched': 2}, 'en': {'pairs': 4, 'matched': 4}})
+    >>> sorted(os.listdir(f"{d}/stage1"))
+    ['pool.counts.bin', 'pool.index.bin', 'pool.stats.json']
+    >>> tmp.cleanup()
     """
     input_path = os.fspath(input_path)
     shard = shard or _safe(_strip_ext(input_path.rstrip("/").rsplit("/", 1)[-1]))
@@ -314,7 +422,20 @@ def _count_invalid(image: Image, stats: Stage1Stats) -> None:
 
 
 def stage1_summary(stats: Stage1Stats) -> str:
-    """Where stage 1's pairs went, in one line (for an error that says nothing matched)."""
+    """Where stage 1's pairs went, in one line (for an error that says nothing matched).
+
+    See Also
+    --------
+    - [`shard_warnings`][metaclip2.pipeline.stages.shard_warnings] : The per-shard warnings that say why.
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.stats import Stage1Stats
+    >>> from metaclip2.pipeline.stages import stage1_summary
+    >>> stats = Stage1Stats(input="pool.jsonl", shard="pool", pairs=3, invalid={"missing_id": 2}, unmatched=1)
+    >>> stage1_summary(stats)
+    'stage 1 read 3 pairs: 2 invalid (mostly missing_id: 2), 0 without metadata, 1 unmatched (the stage-1 warnings ...)'
+    """
     parts = [f"stage 1 read {stats.pairs} pairs: {stats.n_invalid} invalid"]
     if stats.invalid:
         reason, n = max(stats.invalid.items(), key=lambda kv: kv[1])
@@ -329,6 +450,27 @@ def shard_warnings(stats: Stage1Stats) -> list[str]:
 
     The second names the main reason and the fields found against the keys expected, so that
     a wrong layout or key is seen before "nothing matched".
+
+    See Also
+    --------
+    - [`stage1_summary`][metaclip2.pipeline.stages.stage1_summary] : Where all of stage 1's pairs went, in one line.
+    - [`ReaderSpec`][metaclip2.pipeline.readers.ReaderSpec] : Naming the keys of another layout.
+
+    Examples
+    --------
+    A shard whose records name the image ``key`` and the text ``alt``, which no known layout does:
+
+    >>> from metaclip2.pipeline.stats import Stage1Stats
+    >>> from metaclip2.pipeline.stages import shard_warnings
+    >>> stats = Stage1Stats(input="pool.jsonl", shard="pool", pairs=3, invalid={"missing_id": 2}, unmatched=1,
+    ...                     layout={"fields": ["alt", "key"], "expected": "metaclip2: id + texts; datacomp: uid + text"})
+    >>> for line in shard_warnings(stats):
+    ...     print(line)
+    pool.jsonl: 2 of 3 pairs invalid, mostly missing_id (2); read with no known layout
+    (expected metaclip2: id + texts; datacomp: uid + text); fields found: alt, key. Name the keys
+    with --id-key/--text-key if they differ
+    >>> shard_warnings(Stage1Stats(input="ok.jsonl", shard="ok", pairs=3, matched=3))
+    []
     """
     out = []
     name = stats.input or stats.shard
@@ -445,6 +587,34 @@ def merge_counts(
     -------
     EntryCounts
         The merged counts (read from `out_path` language by language when one is given).
+
+    See Also
+    --------
+    - [`match_shard`][metaclip2.pipeline.stages.match_shard] : Stage 1, which writes the per-shard counts.
+    - [`compute_probabilities`][metaclip2.pipeline.stages.compute_probabilities] : Stage 2b, from the merged counts.
+    - [`merge_count_files`][metaclip2.curation.counts.merge_count_files] : The streaming merge used with `out_path`.
+
+    Examples
+    --------
+    Two shards' counts over the same English entry list (``dog``, ``cat``, ``red``):
+
+    >>> import os, tempfile
+    >>> from metaclip2.curation import EntryCounts
+    >>> from metaclip2.pipeline.stages import merge_counts
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> for shard, matches in {"part-0": [[0, 2], [0]], "part-1": [[1], [0, 2]]}.items():
+    ...     c = EntryCounts()
+    ...     c.register("en", digest="d" * 64, n_entries=3)
+    ...     for ids in matches:
+    ...         c.add("en", ids)
+    ...     c.save(f"{d}/{shard}.counts.bin")
+    >>> paths = [f"{d}/part-0.counts.bin", f"{d}/part-1.counts.bin"]
+    >>> merge_counts(paths)["en"].tolist()
+    [3, 1, 2]
+    >>> merged = merge_counts(paths, f"{d}/counts.bin")
+    >>> merged["en"].tolist(), os.path.exists(f"{d}/counts.bin")
+    ([3, 1, 2], True)
+    >>> tmp.cleanup()
     """
     if out_path is None:
         total = EntryCounts()
@@ -476,6 +646,33 @@ def compute_probabilities(
     -------
     dict
         The content of ``thresholds.json``.
+
+    Raises
+    ------
+    DataError
+        The counts hold no language: nothing matched.
+
+    See Also
+    --------
+    - [`merge_counts`][metaclip2.pipeline.stages.merge_counts] : Stage 2a, which writes the merged counts.
+    - [`thresholds`][metaclip2.curation.threshold.thresholds] : How each language's threshold is derived.
+    - [`EntryProbabilities`][metaclip2.curation.sampling.EntryProbabilities] : What ``probabilities.bin`` holds.
+    - [`sample_shard`][metaclip2.pipeline.stages.sample_shard] : Stage 3, which reads ``probabilities.bin``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.curation import EntryCounts
+    >>> from metaclip2.pipeline.stages import compute_probabilities
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> counts = EntryCounts.from_arrays({"en": [3, 1, 2], "de": [2, 1]}, {"en": "e" * 64, "de": "d" * 64})
+    >>> counts.save(f"{d}/counts.bin")
+    >>> info = compute_probabilities(f"{d}/counts.bin", d, t_en=2)
+    >>> info["t"], round(info["p"], 4), sorted(info["outputs"])
+    ({'de': 1, 'en': 2}, 0.1667, ['counts.bin', 'probabilities.bin'])
+    >>> sorted(os.listdir(d))
+    ['counts.bin', 'probabilities.bin', 'thresholds.json']
+    >>> tmp.cleanup()
     """
     counts = EntryCounts.load(counts_path)
     if not len(counts):
@@ -596,6 +793,39 @@ def sample_shard(
     ------
     DataError
         The index or the probabilities are not the files stages 1 and 2 wrote.
+
+    See Also
+    --------
+    - [`SampleTask`][metaclip2.pipeline.stages.SampleTask] : The same call as a picklable task for executors.
+    - [`OnlineSampler`][metaclip2.curation.sampling.OnlineSampler] : The same decisions, made per image at training time.
+    - [`sample`][metaclip2.pipeline.run.sample] : Stage 3 of a whole run directory, shard by shard.
+
+    Examples
+    --------
+    Stages 1 and 2 on one shard, then the curated subset:
+
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.stages import compute_probabilities, match_shard, merge_counts, sample_shard
+    >>> _ = match_shard(f"{d}/pool.jsonl", f"{d}/metadata", f"{d}/stage1")
+    >>> _ = merge_counts([f"{d}/stage1/pool.counts.bin"], f"{d}/counts.bin")
+    >>> _ = compute_probabilities(f"{d}/counts.bin", d, t_en=2)
+    >>> stats = sample_shard(f"{d}/stage1/pool.index.bin", f"{d}/probabilities.bin", f"{d}/stage3", seed=0)
+    >>> stats.matched, stats.kept, sorted(stats.by_lang.items())
+    (6, 5, [('de', {'matched': 2, 'kept': 1}), ('en', {'matched': 4, 'kept': 4})])
+    >>> with open(f"{d}/stage3/pool.jsonl") as f:
+    ...     print([json.loads(line)["id"] for line in f])
+    ['a', 'b', 'c', 'd', 'e']
+    >>> tmp.cleanup()
     """
     if unit not in UNITS:
         raise ParameterError(f"unit must be one of {UNITS}, got {unit!r}")
@@ -684,7 +914,41 @@ def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, seed: int, unit:
 
 @dataclass(frozen=True)
 class MatchTask:
-    """Stage 1 of one shard, as a picklable callable (what executors run)."""
+    """Stage 1 of one shard, as a picklable callable (what executors run).
+
+    The fields are :func:`match_shard`'s arguments; calling the task runs it.
+
+    See Also
+    --------
+    - [`match_shard`][metaclip2.pipeline.stages.match_shard] : What the task calls.
+    - [`SampleTask`][metaclip2.pipeline.stages.SampleTask] : The stage-3 task.
+    - [`LocalExecutor`][metaclip2.execution.local.LocalExecutor] : Runs tasks in worker processes.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> import pickle
+    >>> from metaclip2.pipeline.stages import MatchTask
+    >>> task = MatchTask(input_path=f"{d}/pool.jsonl", metadata=f"{d}/metadata", out_dir=f"{d}/stage1",
+    ...                  shard="pool", input_format=None, max_chars=4096, strict=False,
+    ...                  min_confidence=None, lid_model=None)
+    >>> pickle.loads(pickle.dumps(task)) == task     # what travels to a worker
+    True
+    >>> stats = task()
+    >>> stats.shard, stats.matched
+    ('pool', 6)
+    >>> tmp.cleanup()
+    """
 
     input_path: str
     metadata: str
@@ -709,7 +973,42 @@ class MatchTask:
 
 @dataclass(frozen=True)
 class SampleTask:
-    """Stage 3 of one shard, as a picklable callable (what executors run)."""
+    """Stage 3 of one shard, as a picklable callable (what executors run).
+
+    The fields are :func:`sample_shard`'s arguments; calling the task runs it.
+
+    See Also
+    --------
+    - [`sample_shard`][metaclip2.pipeline.stages.sample_shard] : What the task calls.
+    - [`MatchTask`][metaclip2.pipeline.stages.MatchTask] : The stage-1 task.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.execution import LocalExecutor
+    >>> from metaclip2.pipeline.stages import MatchTask, SampleTask, compute_probabilities, merge_counts
+    >>> _ = MatchTask(f"{d}/pool.jsonl", f"{d}/metadata", f"{d}/stage1", "pool", None, 4096, False, None, None)()
+    >>> _ = merge_counts([f"{d}/stage1/pool.counts.bin"], f"{d}/counts.bin")
+    >>> info = compute_probabilities(f"{d}/counts.bin", d, t_en=2)
+    >>> task = SampleTask(index_path=f"{d}/stage1/pool.index.bin", probabilities=f"{d}/probabilities.bin",
+    ...                   out_dir=f"{d}/stage3", shard="pool", seed=0, unit="image", output_format="jsonl",
+    ...                   probabilities_sha256=info["outputs"]["probabilities.bin"]["sha256"], keys_list=True)
+    >>> with LocalExecutor(workers=1) as ex:
+    ...     [stats] = ex.run([task])
+    >>> stats.kept_images, open(f"{d}/stage3/pool.keys.txt").read().split()
+    (5, ['a', 'b', 'c', 'd', 'e'])
+    >>> tmp.cleanup()
+    """
 
     index_path: str
     probabilities: str

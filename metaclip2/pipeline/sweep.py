@@ -99,6 +99,40 @@ class SweepData:
         Their matched entries in CSR form, as concatenated entry ids.
     images, pairs : int
         Images with a matched alt-text, and matched pairs, over the run.
+
+    See Also
+    --------
+    - [`load_sweep_data`][metaclip2.pipeline.sweep.load_sweep_data] : How a run's stage 1 becomes SweepData.
+    - [`sweep`][metaclip2.pipeline.sweep.sweep] : Expected kept sizes for many thresholds at once.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.core import write_metadata
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> os.mkdir(f"{d}/metadata")
+    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
+    >>> with open(f"{d}/pool.jsonl", "w") as f:
+    ...     for id_, text, lang in pool:
+    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline import compute_thresholds, count, load_sweep_data
+    >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
+    >>> data = load_sweep_data(f"{d}/run")
+    >>> data.langs, data.counts["en"].tolist(), data.images, data.pairs
+    (['de', 'en'], [3, 1, 2], 6, 6)
+
+    Stage 2's thresholds, and stage 3's kept sizes in expectation, without running either:
+
+    >>> p, t = data.thresholds(t_en=2)
+    >>> t, t == compute_thresholds(f"{d}/run", t_en=2)["t"]
+    ({'de': 1, 'en': 2}, True)
+    >>> expected = data.expect(t_en=2)
+    >>> round(expected["images"], 2), round(expected["images_std"], 2)
+    (5.17, 0.69)
+    >>> tmp.cleanup()
     """
 
     langs: list
