@@ -365,7 +365,7 @@ def add_subcommands(subparsers) -> argparse.ArgumentParser:
     """
     md = subparsers.add_parser(
         "metadata", help="build metadata (WordNet, Wikipedia n-grams, titles) per language",
-        description="Build the per-language entry lists that curation matches alt-texts against (SPEC §1).",
+        description="Build the per-language entry lists that curation matches alt-texts against.",
         epilog="examples:\n" + "\n".join(f"  {e}" for e in _EXAMPLES.values()), formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     sub = md.add_subparsers(dest="metadata_command", metavar="STEP", required=True)

@@ -1,4 +1,4 @@
-"""Multi-pattern matching of alt-texts against one language's metadata (SPEC §2).
+"""Multi-pattern matching of alt-texts against one language's metadata ([Matching rules][matching-rules]).
 
 An entry is found by how :func:`~metaclip2.matching.text.pad_entry` pads it:
 

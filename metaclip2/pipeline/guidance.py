@@ -15,7 +15,7 @@ __all__ = ["PAPER_TAIL_SHARES", "suggest_t_en", "warn_tail_share", "no_english_m
 
 log = logging.getLogger(__name__)
 
-#: The tail share of MetaCLIP's 400M set at t = 20k (SPEC §3): about 5.5-6 % of the match mass.
+#: The tail share of MetaCLIP's 400M set at t = 20k: about 5.5-6 % of the match mass.
 PAPER_TAIL_SHARES = (0.055, 0.06)
 _ENGLISH = "en"
 
@@ -63,7 +63,7 @@ def warn_tail_share(counts, p: float, t_en: float, logger: logging.Logger | None
     sug = suggest_t_en(counts)
     what = ("nearly every match is in the tail, so almost nothing is balanced" if p >= 0.99
             else "nearly every match is in the head, so almost everything is sub-sampled")  # fmt: skip
-    msg = f"t_en = {t_en:g} gives a tail share p = {p:.4f}: {what}; t_en scales with the pool's size (SPEC §3)"
+    msg = f"t_en = {t_en:g} gives a tail share p = {p:.4f}: {what}; t_en scales with the pool's size (docs/choosing_t_en.md)"
     if sug:
         msg += "; the paper's tail share (p ~ 0.055-0.06) is reached at " + ", ".join(f"t_en = {t:,} (p = {t_to_p(t, _en(counts)):.3f})" for t in sorted(set(sug.values())))
     msg += "; preview with `metaclip2 sweep RUN --t-en ...` (docs/choosing_t_en.md)"

@@ -1,4 +1,4 @@
-"""The curation stages as plain per-shard functions (Algorithm 1, SPEC §3).
+"""The curation stages as plain per-shard functions ([Algorithm 1][algorithm-1]).
 
 Each function takes only paths, numbers and strings, writes its outputs atomically and
 returns a small JSON-able dict, so any scheduler can run it on one shard: our executors
@@ -937,12 +937,12 @@ class MatchTask:
     >>> with open(f"{d}/pool.jsonl", "w") as f:
     ...     for id_, text, lang in pool:
     ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
-    >>> import pickle
+    >>> import copy
     >>> from metaclip2.pipeline.stages import MatchTask
     >>> task = MatchTask(input_path=f"{d}/pool.jsonl", metadata=f"{d}/metadata", out_dir=f"{d}/stage1",
     ...                  shard="pool", input_format=None, max_chars=4096, strict=False,
     ...                  min_confidence=None, lid_model=None)
-    >>> pickle.loads(pickle.dumps(task)) == task     # what travels to a worker
+    >>> copy.deepcopy(task) == task     # plain fields: what travels to a worker
     True
     >>> stats = task()
     >>> stats.shard, stats.matched

@@ -1,7 +1,7 @@
 """Preview stages 2-3 for many thresholds from stage 1 alone: expected kept sizes, no sampling.
 
 Stage 3 keeps a pair with probability ``p_r = 1 - prod_i (1 - q[lang][i])`` over the entries it
-matched (SPEC §3), each decision an independent draw. So the expected kept sizes are sums of
+matched ([Algorithm 1][algorithm-1]), each decision an independent draw. So the expected kept sizes are sums of
 probabilities, and their variances sums of Bernoulli variances:
 
 * ``unit="pair"`` (each pair on its own): kept pairs ``sum_r p_r``; an image is kept when any of
