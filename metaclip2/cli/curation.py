@@ -284,8 +284,6 @@ def _floats(text: str | None, name: str) -> list[float]:
 
 def run_sweep(args: argparse.Namespace) -> int:
     """``metaclip2 sweep``."""
-    import json
-
     from metaclip2.pipeline.guidance import suggest_t_en
     from metaclip2.pipeline.rundir import RunDir
     from metaclip2.pipeline.sweep import load_sweep_data, sweep, target_size

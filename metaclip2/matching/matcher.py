@@ -59,6 +59,7 @@ from metaclip2.core.charclass import is_cjk_like
 from metaclip2.core.entries import check_entries, entries_digest
 from metaclip2.core.errors import MatcherFileError, MatcherMismatchError, MetadataError, ParameterError
 from metaclip2.matching.text import SPACED_CONTROLS, WRAPPED_PUNCTUATION, spacing
+from metaclip2.core.atomic import AtomicFile
 
 __all__ = ["Matcher", "MATCHER_ENGINES", "MatcherMismatchError", "MatcherFileError"]
 
@@ -341,15 +342,10 @@ class Matcher:
             }
         ).encode()  # fmt: skip
         header += b" " * (-(len(_MAGIC) + 8 + len(header)) % 8)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(_MAGIC + _VERSION.to_bytes(4, "little") + len(header).to_bytes(4, "little"))
-                f.write(header)
-                f.write(payload)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with AtomicFile(path) as f:
+            f.write(_MAGIC + _VERSION.to_bytes(4, "little") + len(header).to_bytes(4, "little"))
+            f.write(header)
+            f.write(payload)
 
     @staticmethod
     def read_digest(path: str | os.PathLike) -> str:

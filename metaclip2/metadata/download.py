@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from metaclip2.core.errors import DataError, ParameterError
+from metaclip2.core.atomic import write_text
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -747,8 +748,5 @@ def download_sources(
         "pageview_hours": [f"{h:%Y%m%d-%H}" for h in hours],
         "files": [asdict(r) for r in results],
     }
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f"download.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "download.json")
+    write_text(out / "download.json", json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     return record

@@ -21,12 +21,12 @@ import gzip
 import heapq
 import itertools
 import os
-import re
 from array import array
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 from metaclip2.core.errors import ParameterError
 from metaclip2.core.sizes import parse_bytes
+from metaclip2.core.atomic import AtomicFile
 
 import numpy as np
 
@@ -263,9 +263,8 @@ class CountsWriter:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self._tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-        self._raw = open(self._tmp, "wb")
-        self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0, compresslevel=6)
+        self._file = AtomicFile(self.path)
+        self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._file.stream, mtime=0, compresslevel=6)
         self._buf = bytearray()
 
     def write(self, text: str) -> None:
@@ -280,13 +279,11 @@ class CountsWriter:
         if self._buf:
             self._gz.write(bytes(self._buf))
         self._gz.close()
-        self._raw.close()
-        os.replace(self._tmp, self.path)
+        self._file.commit()
 
     def abort(self) -> None:
         self._gz.close()
-        self._raw.close()
-        self._tmp.unlink(missing_ok=True)
+        self._file.abort()
 
 
 def check_token(w: str) -> None:

@@ -116,7 +116,7 @@ def sample_languages(
     texts, given = [], []
     for path in chosen:
         n = 0
-        for image in read_shard(path, format=input_format, max_chars=max_chars or DEFAULT_MAX_CHARS, spec=spec):
+        for image in read_shard(path, input_format=input_format, max_chars=max_chars or DEFAULT_MAX_CHARS, spec=spec):
             for text, lang, bad in zip(image.texts, image.langs, image.invalid):
                 if bad is None:
                     texts.append(text)

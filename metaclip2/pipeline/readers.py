@@ -57,7 +57,6 @@ import tarfile
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator
 
 from metaclip2.core.errors import DataError, MissingExtraError, ParameterError
@@ -629,7 +628,7 @@ def detect_format(path: str | os.PathLike) -> str:
 def read_shard(
     path: str | os.PathLike,
     *,
-    format: str | None = None,
+    input_format: str | None = None,
     max_chars: int = DEFAULT_MAX_CHARS,
     strict: bool = False,
     spec: ReaderSpec | None = None,
@@ -641,7 +640,7 @@ def read_shard(
     ----------
     path : path or URL
         The shard (a local path or an fsspec URL).
-    format : {"jsonl", "parquet", "tar"}, optional
+    input_format : {"jsonl", "parquet", "tar"}, optional
         Default: from the file name (:func:`detect_format`).
     max_chars : int
         Texts longer than this many characters are invalid (``too_long``).
@@ -684,9 +683,9 @@ def read_shard(
     ('img2dataset', 'key', ['caption'])
     >>> tmp.cleanup()
     """
-    fmt = format or detect_format(path)
+    fmt = input_format or detect_format(path)
     if fmt not in FORMATS:
-        raise ParameterError(f"format must be one of {FORMATS}, got {fmt!r}")
+        raise ParameterError(f"input_format must be one of {FORMATS}, got {fmt!r}")
     if max_chars < 1:
         raise ParameterError(f"max_chars must be positive, got {max_chars}")
     spec = spec or ReaderSpec()

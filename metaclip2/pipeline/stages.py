@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import os
 import re
 import threading
@@ -365,7 +364,7 @@ def match_shard(
     with LanguageRuns(out_dir, f"{shard}.lid", _RUN_MEMORY) as pending, LanguageRuns(out_dir, f"{shard}.matched", _RUN_MEMORY) as matched:
         # 1. languages of every pair, pairs grouped by metadata language
         chunk: list[tuple[int, Image]] = []
-        for image in read_shard(input_path, format=input_format, max_chars=max_chars, strict=strict, spec=spec, report=layout):
+        for image in read_shard(input_path, input_format=input_format, max_chars=max_chars, strict=strict, spec=spec, report=layout):
             if image.id is not None:
                 chunk.append((ordinal, image))
                 ordinal += 1

@@ -36,7 +36,6 @@ import numpy as np
 from metaclip2.core.errors import DataError, MissingInputError, ParameterError
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.curation.sampling import UNITS
-from metaclip2.curation.threshold import t_to_p
 from metaclip2.pipeline.config import ENGLISH_MODES
 from metaclip2.pipeline.guidance import no_english_message
 from metaclip2.pipeline.index import iter_index

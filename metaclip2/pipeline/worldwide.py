@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 from metaclip2.core.errors import MissingInputError, ParameterError
+from metaclip2.core.atomic import AtomicFile, write_text
 
 __all__ = [
     "MISSING_SEGMENTER_POLICIES",
@@ -129,10 +130,7 @@ def find_sources(tree: str | os.PathLike, date: str | None = None) -> tuple[dict
 
 
 def _write_json(path: Path, value) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
 
 
 def _read_json(path: Path):
@@ -175,11 +173,9 @@ def split_pageviews(path: str, out_dir: str) -> dict:
     for lang, counts in views.items():
         if "/" in lang or lang.startswith("."):
             continue  # a malformed domain code; not a language
-        tmp = out / f"{lang}.tsv.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        with AtomicFile(out / f"{lang}.tsv", "w") as f:
             for title, v in sorted(counts.items(), key=lambda tv: (-tv[1], tv[0])):
                 f.write(f"{v}\t{title}\n")
-        os.replace(tmp, out / f"{lang}.tsv")
     done = {"source": key, "languages": sorted(views), "stats": stats.as_dict()}
     _write_json(out / "done.json", done)
     return done
@@ -215,10 +211,7 @@ def _count_to_file(lang: str, dumps: list[str], path: Path, executor=None, progr
     for d in dumps:
         part = count_dump_ngrams(d, lang, workers=1, progress=progress, executor=executor)
         total = part if total is None else total.merge(part)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    total.save(tmp)
-    os.replace(tmp, path)
+    total.save(path)  # NgramCounts.save writes atomically
     _write_json(path.with_name(path.name + ".json"), {"dumps": _files_key(Path(d) for d in dumps), "lang": lang})
     return total
 
