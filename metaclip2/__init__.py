@@ -44,7 +44,10 @@ from metaclip2.curation import (
     t_to_p,
     thresholds,
 )
+from metaclip2.metadata.importing import import_metadata
 from metaclip2.pipeline import CurationConfig, CurationResult, curate, read_shard, run_demo, write_report
+from metaclip2.pipeline.annotate import BatchCurator, annotate
+from metaclip2.pipeline.sweep import sweep, target_size
 
 __version__ = "0.1.0"
 __all__ = [
@@ -54,4 +57,5 @@ __all__ = [
     "EntryCounts", "EntryProbabilities", "OnlineSampler", "entry_probabilities", "keep_probabilities",
     "keep_probability", "p_to_t", "t_to_p", "thresholds",
     "CurationConfig", "CurationResult", "curate", "read_shard", "run_demo", "write_report",
+    "import_metadata", "annotate", "BatchCurator", "sweep", "target_size",
 ]  # fmt: skip
