@@ -63,9 +63,14 @@ def warn_tail_share(counts, p: float, t_en: float, logger: logging.Logger | None
     sug = suggest_t_en(counts)
     what = ("nearly every match is in the tail, so almost nothing is balanced" if p >= 0.99
             else "nearly every match is in the head, so almost everything is sub-sampled")  # fmt: skip
-    msg = f"t_en = {t_en:g} gives a tail share p = {p:.4f}: {what}; t_en scales with the pool's size (docs/choosing_t_en.md)"
+    msg = f"t_en = {t_en:g} gives a tail share p = {p:.4f}: {what}; t_en scales with the pool's size"
     if sug:
-        msg += "; the paper's tail share (p ~ 0.055-0.06) is reached at " + ", ".join(f"t_en = {t:,} (p = {t_to_p(t, _en(counts)):.3f})" for t in sorted(set(sug.values())))
+        reached = {t: t_to_p(t, _en(counts)) for t in sorted(set(sug.values()))}
+        shown = ", ".join(f"t_en = {t:,} (p = {q:.3f})" for t, q in reached.items())
+        if any(0.02 <= q <= 0.2 for q in reached.values()):
+            msg += "; the paper's tail share (p ~ 0.055-0.06) is reached at " + shown
+        else:  # a small pool: its English counts are too few and too even for any t_en to get there
+            msg += f"; no t_en reaches the paper's tail share (p ~ 0.055-0.06) on this pool (the closest: {shown}): it is too small for Algorithm 1 to balance much"
     msg += "; preview with `metaclip2 sweep RUN --t-en ...` (docs/choosing_t_en.md)"
     (logger or log).warning(msg)
     return msg
