@@ -222,6 +222,7 @@ def _dump(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(nltk_data, tmp_path, capsys):
     pytest.importorskip("metaclip2.metadata.ngrams")
     dump = _dump(tmp_path / "hewiki-20240501-pages-articles.xml.bz2")
@@ -261,6 +262,7 @@ def test_cli_end_to_end(nltk_data, tmp_path, capsys):
 # --- caps count what a source adds (SPEC §1) ----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_english_unigrams_as_the_release(nltk_data, enwiki_dump, tmp_path):
     """WordNet first, then int(0.1 * 39,445) = 3,944 unigrams *added* (the release's English count)."""
     from metaclip2.metadata.ngrams import NgramCounts, write_dump_ngrams
@@ -323,6 +325,7 @@ def test_cli_only_numbers_warns_on_stderr(tmp_path, capfd):
     assert json.loads((tmp_path / "de.summary.json").read_text())["warnings"]
 
 
+@pytest.mark.slow
 def test_cli_ngrams_memory_limit_and_language(enwiki_dump, tmp_path, capsys):
     out1, out2 = tmp_path / "a.ngrams", tmp_path / "b.ngrams"
     assert _run(["metadata", "ngrams", str(enwiki_dump), "--lang", "en", "-o", str(out1), "--workers", "1", "-q"]) == 0

@@ -238,6 +238,7 @@ def test_resume_of_a_part_file_left_by_a_killed_run(mirror_tree, tmp_path):
         assert r.status == "downloaded" and dest.read_bytes() == files["de"]
 
 
+@pytest.mark.slow
 def test_unreachable_mirror_and_bad_parameters(tmp_path):
     with pytest.raises(DownloadError, match="127.0.0.1:9"):
         download_sources(tmp_path / "x", "en", base_url="http://127.0.0.1:9", pageview_dates=0, progress=False, timeout=2)

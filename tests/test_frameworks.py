@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow
+
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.curation.sampling import EntryProbabilities, OnlineSampler
 from metaclip2.pipeline import BatchCurator, MetadataHandle, annotate, count_matches, keep_mask

@@ -38,6 +38,7 @@ def _plain(rows):
     return [(int(n), i, int(k), lang, [int(x) for x in ids], text, extra) for n, i, k, lang, ids, text, extra in rows]
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(rows=index_rows(), chunk_rows=st.integers(1, 12), batch_rows=st.integers(1, 20))
 def test_round_trip_equals_the_rows_written(tmp_path_factory, rows, chunk_rows, batch_rows):
@@ -64,6 +65,7 @@ def test_round_trip_equals_the_rows_written(tmp_path_factory, rows, chunk_rows, 
     assert again.read_bytes() == path.read_bytes()
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None)
 @given(rows=index_rows(), chunk_rows=st.integers(1, 7))
 def test_scratch_runs_round_trip(tmp_path_factory, rows, chunk_rows):

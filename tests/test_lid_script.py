@@ -8,6 +8,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.slow
 import regex
 from hypothesis import given, settings, strategies as st
 
@@ -273,6 +275,7 @@ def _rates(texts, label):
     return raw, new, changes, hit(raw), hit(new)
 
 
+@pytest.mark.slow
 def test_han_only_chinese_goes_to_chinese(captions):
     sets, _ = captions
     han_only = [t for t in sets["zh"] if dominant_scripts(t) == ("Hani",) and not script_counts([t])[0][SCRIPTS.index("Latn")]]

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow
+
 from metaclip2.core.entries import write_metadata
 from metaclip2.core.errors import ParameterError
 from metaclip2.matching.matcher import MATCHER_ENGINES, Matcher

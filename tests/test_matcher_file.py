@@ -258,6 +258,7 @@ def test_unmatchable_entries_reported_and_skipped(caplog, engine):
 entry_piece = st.sampled_from(["a", "bc", "東", "ก", " ", "(", ")", "'", *WRAPPED_PUNCTUATION])
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(entry_piece, min_size=1, max_size=5).map("".join), min_size=1, max_size=10, unique=True))
 @pytest.mark.parametrize("engine", MATCHER_ENGINES)

@@ -267,6 +267,7 @@ def test_parse_memory() -> None:
             parse_memory(bad)
 
 
+@pytest.mark.slow
 def test_dump_file_same_bytes_for_any_limit_and_workers(enwiki_dump: Path, tmp_path: Path) -> None:
     from metaclip2.metadata.ngrams import write_dump_ngrams
 
@@ -334,6 +335,7 @@ def test_file_rankings_equal_in_memory_rankings(tmp_path: Path, method: str) -> 
         assert s.tolist() == [scores[p] for p in pairs]  # same float64 arithmetic: equal, not close
 
 
+@pytest.mark.slow
 def test_ray_workers_read_their_own_parts(enwiki_dump: Path, tmp_path: Path) -> None:
     """Byte ranges of a multistream dump counted as Ray tasks give the local file's bytes."""
     pytest.importorskip("ray")

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow
+
 from metaclip2.core.errors import DataError, RunMismatchError
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.curation.sampling import EntryProbabilities, keep_probability
@@ -92,6 +94,7 @@ def _reference(run: Path, t_en: float, unit: str, p=None) -> dict:
     return {"pairs": pairs, "images": images, "by_lang": by_lang, "t": probs.t, "p": probs.params["p"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("unit", ["image", "pair"])
 def test_expectation_equals_a_row_by_row_reference(demo_run, unit):
     data = load_sweep_data(demo_run["run"])

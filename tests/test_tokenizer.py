@@ -85,6 +85,7 @@ SENTENCES = {
 MODULES = {"zh": "jieba", "ja": "sudachipy", "th": "pythainlp", "lo": "laonlp", "km": "khmernltk"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", sorted(SENTENCES))
 def test_segmenter_real_sentence(lang: str) -> None:
     if importlib.util.find_spec(MODULES[lang]) is None:

@@ -238,6 +238,7 @@ def _multistream(src: Path, dst: Path, pages_per_stream: int = 7, cut_bytes: int
     return dst
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", [{"pages_per_stream": 7}, {"cut_bytes": 100_003}])
 def test_parts_read_every_article_once(enwiki_dump: Path, tmp_path: Path, layout: dict) -> None:
     ms = _multistream(enwiki_dump, tmp_path / "ms.xml.bz2", **layout)

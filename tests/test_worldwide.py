@@ -215,6 +215,7 @@ def test_missing_segmenter_policies_and_errors(tmp_path):
     assert not (tmp_path / "o4").exists()
 
 
+@pytest.mark.slow
 def test_wordnet_where_available(nltk_data, tmp_path):
     import nltk
 
