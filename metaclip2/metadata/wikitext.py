@@ -23,6 +23,7 @@ import html
 import io
 import itertools
 import os
+from pathlib import Path
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -38,6 +39,7 @@ __all__ = [
     "dump_language",
     "check_dump_language",
     "iter_pages",
+    "write_example_dump",
     "iter_articles",
     "wikitext_to_text",
     "iter_article_texts",
@@ -232,17 +234,9 @@ def read_siteinfo(path: str | os.PathLike) -> SiteInfo:
     A hand-made export of three pages (an article, a redirect, a category):
 
     >>> import os, tempfile
-    >>> lines = [
-    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
-    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
-    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
-    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
-    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
-    ...     "</mediawiki>",
-    ... ]
+    >>> from metaclip2.metadata.wikitext import write_example_dump
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
-    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> dump = write_example_dump(tmp.name)  # three pages: an article, a redirect, a category
     >>> from metaclip2.metadata.wikitext import read_siteinfo
     >>> info = read_siteinfo(dump)
     >>> info.dbname, info.lang, info.namespaces[14]
@@ -361,17 +355,9 @@ def check_dump_language(path: str | os.PathLike, lang: str, force: bool = False)
     A hand-made export of three pages (an article, a redirect, a category):
 
     >>> import os, tempfile
-    >>> lines = [
-    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
-    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
-    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
-    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
-    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
-    ...     "</mediawiki>",
-    ... ]
+    >>> from metaclip2.metadata.wikitext import write_example_dump
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
-    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> dump = write_example_dump(tmp.name)  # three pages: an article, a redirect, a category
     >>> from metaclip2.metadata.wikitext import check_dump_language
     >>> check_dump_language(dump, "en").dbname
     'enwiki'
@@ -436,6 +422,34 @@ def _scan_pages(lines: Iterator[str]) -> Iterator[Page]:
             title, ns, redirect, text = "", 0, False, ""
 
 
+#: A hand-made three-page export (an article, a redirect, a category) for examples and tests.
+EXAMPLE_DUMP = "\n".join([
+    '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
+    "<page>", "<title>Dog</title>", "<ns>0</ns>",
+    "<text>The '\'\'dog\'\'' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
+    "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
+    "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
+    "</mediawiki>",
+])  # fmt: skip
+
+
+def write_example_dump(directory: str | os.PathLike) -> Path:
+    """Write :data:`EXAMPLE_DUMP` as ``enwiki-20240501-pages-articles.xml`` in `directory`; returns its path.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from metaclip2.metadata.wikitext import iter_pages, write_example_dump
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     [(p.title, p.ns, p.redirect) for p in iter_pages(write_example_dump(d))]
+    [('Dog', 0, False), ('Hound', 0, True), ('Category:Dogs', 14, False)]
+    """
+    path = Path(directory) / "enwiki-20240501-pages-articles.xml"
+    path.write_text(EXAMPLE_DUMP, encoding="utf-8")
+    return path
+
+
+
 def iter_pages(path: str | os.PathLike, progress: Callable[[int], None] | None = None) -> Iterator[Page]:
     """Stream every page of a dump, one at a time.
 
@@ -461,17 +475,9 @@ def iter_pages(path: str | os.PathLike, progress: Callable[[int], None] | None =
     A hand-made export of three pages (an article, a redirect, a category):
 
     >>> import os, tempfile
-    >>> lines = [
-    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
-    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
-    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
-    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
-    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
-    ...     "</mediawiki>",
-    ... ]
+    >>> from metaclip2.metadata.wikitext import write_example_dump
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
-    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> dump = write_example_dump(tmp.name)  # three pages: an article, a redirect, a category
     >>> from metaclip2.metadata.wikitext import iter_pages
     >>> [(p.title, p.ns, p.redirect) for p in iter_pages(dump)]
     [('Dog', 0, False), ('Hound', 0, True), ('Category:Dogs', 14, False)]
@@ -501,17 +507,9 @@ def iter_articles(path: str | os.PathLike, progress: Callable[[int], None] | Non
     A hand-made export of three pages (an article, a redirect, a category):
 
     >>> import os, tempfile
-    >>> lines = [
-    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
-    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
-    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
-    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
-    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
-    ...     "</mediawiki>",
-    ... ]
+    >>> from metaclip2.metadata.wikitext import write_example_dump
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
-    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> dump = write_example_dump(tmp.name)  # three pages: an article, a redirect, a category
     >>> from metaclip2.metadata.wikitext import iter_articles
     >>> [p.title for p in iter_articles(dump)]
     ['Dog']
@@ -557,17 +555,9 @@ class DumpPart:
     A hand-made export of three pages (an article, a redirect, a category):
 
     >>> import os, tempfile
-    >>> lines = [
-    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
-    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
-    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
-    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
-    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
-    ...     "</mediawiki>",
-    ... ]
+    >>> from metaclip2.metadata.wikitext import write_example_dump
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
-    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> dump = write_example_dump(tmp.name)  # three pages: an article, a redirect, a category
     >>> from metaclip2.metadata.wikitext import DumpPart, iter_part_articles
     >>> [p.title for p in iter_part_articles(DumpPart(dump))]  # the whole file
     ['Dog']
@@ -606,17 +596,9 @@ def split_dump(path: str | os.PathLike, parts: int, min_part_bytes: int = 1 << 2
     A hand-made export of three pages (an article, a redirect, a category):
 
     >>> import os, tempfile
-    >>> lines = [
-    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
-    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
-    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
-    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
-    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
-    ...     "</mediawiki>",
-    ... ]
+    >>> from metaclip2.metadata.wikitext import write_example_dump
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
-    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> dump = write_example_dump(tmp.name)  # three pages: an article, a redirect, a category
     >>> from metaclip2.metadata.wikitext import split_dump
     >>> parts = split_dump(dump, parts=4)  # plain XML cannot be split: one part
     >>> len(parts), parts[0].start, parts[0].end
@@ -738,17 +720,9 @@ def iter_part_articles(part: DumpPart, progress: Callable[[int], None] | None = 
     A hand-made export of three pages (an article, a redirect, a category):
 
     >>> import os, tempfile
-    >>> lines = [
-    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
-    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
-    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
-    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
-    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
-    ...     "</mediawiki>",
-    ... ]
+    >>> from metaclip2.metadata.wikitext import write_example_dump
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
-    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> dump = write_example_dump(tmp.name)  # three pages: an article, a redirect, a category
     >>> from metaclip2.metadata.wikitext import iter_part_articles, split_dump
     >>> [p.title for part in split_dump(dump, parts=2) for p in iter_part_articles(part)]
     ['Dog']
@@ -1166,17 +1140,9 @@ def map_article_batches(
     A hand-made export of three pages (an article, a redirect, a category):
 
     >>> import os, tempfile
-    >>> lines = [
-    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
-    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
-    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
-    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
-    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
-    ...     "</mediawiki>",
-    ... ]
+    >>> from metaclip2.metadata.wikitext import write_example_dump
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
-    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> dump = write_example_dump(tmp.name)  # three pages: an article, a redirect, a category
     >>> from metaclip2.metadata.wikitext import map_article_batches
     >>> list(map_article_batches(dump, len))  # articles per batch
     [1]
@@ -1252,17 +1218,9 @@ def iter_article_texts(
     A hand-made export of three pages (an article, a redirect, a category):
 
     >>> import os, tempfile
-    >>> lines = [
-    ...     '<mediawiki xml:lang="en">', "<siteinfo>", "<dbname>enwiki</dbname>", "</siteinfo>",
-    ...     "<page>", "<title>Dog</title>", "<ns>0</ns>",
-    ...     "<text>The '''dog''' is a [[mammal|domestic mammal]].{{Infobox dog}} A dog lives in New York.</text>", "</page>",
-    ...     "<page>", "<title>Hound</title>", "<ns>0</ns>", '<redirect title="Dog" />', "<text>#REDIRECT [[Dog]]</text>", "</page>",
-    ...     "<page>", "<title>Category:Dogs</title>", "<ns>14</ns>", "<text>Dogs.</text>", "</page>",
-    ...     "</mediawiki>",
-    ... ]
+    >>> from metaclip2.metadata.wikitext import write_example_dump
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> dump = os.path.join(tmp.name, "enwiki-20240501-pages-articles.xml")
-    >>> _ = open(dump, "w", encoding="utf-8").write("\\n".join(lines))
+    >>> dump = write_example_dump(tmp.name)  # three pages: an article, a redirect, a category
     >>> from metaclip2.metadata.wikitext import iter_article_texts
     >>> list(iter_article_texts(dump))
     ['The dog is a domestic mammal. A dog lives in New York.']

@@ -49,16 +49,15 @@ class MetadataHandle:
     Examples
     --------
     >>> import os, tempfile
-    >>> from metaclip2.core import write_metadata
-    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d, _ = write_example_pool(tmp.name)  # metadata: en (dog, cat, red), de (Hund, Katze)
     >>> import copy
     >>> from metaclip2.pipeline import MetadataHandle
     >>> h = MetadataHandle(d)
     >>> h.store.languages
     ['de', 'en']
-    >>> copy.deepcopy(h).directory == d  # what travels to workers: the path (the store reopens there)
+    >>> str(copy.deepcopy(h).directory) == str(d)  # what travels to workers: the path (the store reopens there)
     True
     >>> tmp.cleanup()
     """
@@ -116,10 +115,9 @@ class Annotation(NamedTuple):
     Examples
     --------
     >>> import os, tempfile
-    >>> from metaclip2.core import write_metadata
-    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d, _ = write_example_pool(tmp.name)  # metadata: en (dog, cat, red), de (Hund, Katze)
     >>> from metaclip2.pipeline import annotate
     >>> a = annotate(["a red dog", "Katze", "Fisch"], ["en", "de", "de"], metadata=d)
     >>> a.langs
@@ -194,10 +192,9 @@ def annotate(
     Examples
     --------
     >>> import os, tempfile
-    >>> from metaclip2.core import write_metadata
-    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d, _ = write_example_pool(tmp.name)  # metadata: en (dog, cat, red), de (Hund, Katze)
     >>> from metaclip2.pipeline import annotate
     >>> a = annotate(["a red dog", "Katze und Hund", "", "a fish"], ["en", "de", "en", "en"], metadata=d)
     >>> a.langs  # the empty text is invalid
@@ -307,10 +304,9 @@ def count_matches(
     Examples
     --------
     >>> import os, tempfile
-    >>> from metaclip2.core import write_metadata
-    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d, _ = write_example_pool(tmp.name)  # metadata: en (dog, cat, red), de (Hund, Katze)
     >>> from metaclip2.pipeline import annotate, count_matches
     >>> a = annotate(["a red dog", "a dog", "ein Hund"], ["en", "en", "de"], metadata=d)
     >>> counts = count_matches(a.langs, a.ids, offsets=a.offsets, metadata=d)
@@ -380,10 +376,9 @@ def keep_mask(
     Examples
     --------
     >>> import os, tempfile
-    >>> from metaclip2.core import write_metadata
-    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d, _ = write_example_pool(tmp.name)  # metadata: en (dog, cat, red), de (Hund, Katze)
     >>> from metaclip2.curation import EntryProbabilities
     >>> from metaclip2.pipeline import annotate, count_matches, keep_mask
     >>> texts = ["a red dog", "a dog", "a black dog", "a cat"]
@@ -460,10 +455,9 @@ class BatchCurator:
     Examples
     --------
     >>> import os, tempfile
-    >>> from metaclip2.core import write_metadata
-    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> _ = write_metadata(f"{d}/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d, _ = write_example_pool(tmp.name)  # metadata: en (dog, cat, red), de (Hund, Katze)
     >>> from metaclip2.pipeline import BatchCurator
     >>> cur = BatchCurator(d, text_key="caption", id_key="key", lang_key="lang")
     >>> batch = {"key": ["i1", "i2", "i3", "i4"], "caption": ["a red dog", "a dog", "a black dog", "a cat"],

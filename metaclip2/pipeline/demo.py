@@ -28,7 +28,8 @@ import random
 from pathlib import Path
 from metaclip2.core.atomic import write_bytes
 
-__all__ = ["DEMO_DATA", "DEMO_LANGUAGES", "DEMO_T_EN", "build_demo_metadata", "make_sample_pool", "run_demo"]
+__all__ = ["DEMO_DATA", "DEMO_LANGUAGES", "DEMO_T_EN", "build_demo_metadata", "make_sample_pool", "run_demo",
+           "write_example_pool"]
 
 log = logging.getLogger(__name__)
 
@@ -372,3 +373,51 @@ def run_demo(
         for p in plots:
             print(f"plot:      {p}")
     return result
+
+
+#: The six-image, two-language example of the docstrings: (image id, alt-text, language).
+EXAMPLE_POOL = (("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
+                ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de"))  # fmt: skip
+
+
+def write_example_pool(directory: str | os.PathLike) -> tuple[Path, Path]:
+    """Write the tiny example the docstrings curate: ``metadata/`` (en, de) and ``pool.jsonl``.
+
+    The metadata is ``en``: dog, cat, red and ``de``: Hund, Katze; the pool is
+    :data:`EXAMPLE_POOL`, one JSON line per image, languages given (no LID needed).
+
+    Parameters
+    ----------
+    directory : path
+        An existing directory.
+
+    Returns
+    -------
+    (Path, Path)
+        The metadata directory and the pool file.
+
+    See Also
+    --------
+    - [`curate`][metaclip2.pipeline.run.curate] : What the examples run on it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     metadata, pool = write_example_pool(d)
+    ...     sorted(p.name for p in metadata.iterdir()), pool.read_text().splitlines()[0]
+    (['de.tsv', 'en.tsv'], '{"id": "a", "text": "a red dog", "lang": "en"}')
+    """
+    from metaclip2.core.entries import write_metadata
+
+    directory = Path(directory)
+    metadata = directory / "metadata"
+    metadata.mkdir()
+    write_metadata(metadata / "en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
+    write_metadata(metadata / "de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
+    pool = directory / "pool.jsonl"
+    with open(pool, "w", encoding="utf-8") as f:
+        for id_, text, lang in EXAMPLE_POOL:
+            print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    return metadata, pool

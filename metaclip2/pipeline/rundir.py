@@ -81,16 +81,9 @@ class RunDir:
     Examples
     --------
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import RunDir, curate
     >>> _ = curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2)
     >>> run = RunDir(f"{d}/run")

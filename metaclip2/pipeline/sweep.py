@@ -107,16 +107,9 @@ class SweepData:
     Examples
     --------
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import compute_thresholds, count, load_sweep_data
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
     >>> data = load_sweep_data(f"{d}/run")
@@ -325,16 +318,9 @@ def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> Swee
     Examples
     --------
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import count, load_sweep_data, sweep
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
     >>> data = load_sweep_data(f"{d}/run")
@@ -432,16 +418,9 @@ class SweepTable:
     Examples
     --------
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import count, sweep
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
     >>> table = sweep(f"{d}/run", [1, 2])
@@ -588,16 +567,9 @@ def sweep(
     Examples
     --------
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import count, sweep
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
     >>> print(sweep(f"{d}/run", [1, 2, 3]))
@@ -675,16 +647,9 @@ def target_size(
     Examples
     --------
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import count, target_size
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
     >>> found = target_size(f"{d}/run", 5)
