@@ -76,16 +76,9 @@ class CurationResult:
     Examples
     --------
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import curate
     >>> result = curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2)
     >>> result.out.name, result.probabilities.name, [p.name for p in result.outputs]
@@ -225,11 +218,16 @@ def _redo(stage: str, redo: Sequence[tuple[str, Path, str]]) -> None:
         log.warning("%s: %d more shards are redone (outputs missing or changed)", stage, len(redo) - _MAX_REDO_WARNINGS)
 
 
+def _store(metadata, config: CurationConfig):
+    # The store stage 1's in-process tasks will ask for: same engine and budget, so one load serves both.
+    return cached_store(metadata, config.matcher_engine, matcher_memory=config.matcher_memory)
+
+
 def _stage1_section(metadata, inputs, config: CurationConfig) -> tuple[list[str], list[str], dict]:
     """Input paths, shard names and run.json's stage-1 section; everything checked, nothing written."""
     paths = expand_inputs(inputs)
     _check_inputs(paths, config.input_format)
-    store = cached_store(metadata)  # a missing or empty metadata directory is refused here
+    store = _store(metadata, config)  # a missing or empty metadata directory is refused here
     section = {
         "metadata": os.fspath(metadata) if "://" in os.fspath(metadata) else str(Path(metadata).resolve()),
         "metadata_digests": store.digests(),
@@ -314,16 +312,9 @@ def count(
     Examples
     --------
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import count
     >>> [stats] = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
     >>> stats.shard, stats.pairs, stats.matched
@@ -341,7 +332,7 @@ def count(
     if "source" in run.read():
         stage1_dir(run)  # a fork's stage 1 is another run's: checked against what the fork recorded
     elif shards is None and config.p is None and "stage1" not in run.read():
-        _preflight_english(cached_store(metadata), paths, config, refuse=False)  # warn now, not after stage 1
+        _preflight_english(_store(metadata, config), paths, config, refuse=False)  # warn now, not after stage 1
     with _Executor(config) as ex, run.lock(exclusive=not shards):  # an executor that cannot start refuses before anything is written
         run.claim("stage1", section, ignore=("metadata",))
         make_directory(run.stage1)
@@ -410,16 +401,9 @@ def compute_thresholds(
     Examples
     --------
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import compute_thresholds, count
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
     >>> info = compute_thresholds(f"{d}/run", t_en=2)
@@ -527,16 +511,9 @@ def sample(
     Examples
     --------
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import compute_thresholds, count, sample
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
     >>> _ = compute_thresholds(f"{d}/run", t_en=2)
@@ -641,16 +618,9 @@ def curate(
     Examples
     --------
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import curate
     >>> result = curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2)
     >>> {lang: (s["matched"], s["kept"], s["t"]) for lang, s in result.datacard["languages"].items()}
@@ -676,7 +646,7 @@ def curate(
     run.check("stage3", config.section(3))
     if config.p is None and "stage2" not in run.read() and "source" not in run.read():
         # Stage 2 derives every threshold from English: find out now, not after stage 1.
-        _preflight_english(cached_store(metadata), paths, config, refuse=True)
+        _preflight_english(_store(metadata, config), paths, config, refuse=True)
     with _Executor(config) as ex, run.lock(exclusive=True):
         shared = config.replace(executor=ex)
         count(metadata, inputs, out, shared)

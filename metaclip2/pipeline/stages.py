@@ -28,7 +28,6 @@ made from), so that a resumed run verifies them before reuse (:mod:`metaclip2.pi
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 import re
 import threading
@@ -182,8 +181,7 @@ def cached_store(metadata: str | os.PathLike, engine: str = "trie", matcher_memo
 
     Reloaded when the directory's ``.tsv``/``.matcher`` files change (size, mtime, inode). An
     fsspec URL is read through a local copy (:func:`~metaclip2.pipeline.remote.local_metadata`).
-    `matcher_memory` (bytes of loaded matchers kept) is given to stores that take it; None:
-    the store's default.
+    `matcher_memory` (bytes of loaded matchers kept) is the store's budget; None: its default.
 
     See Also
     --------
@@ -214,10 +212,8 @@ def cached_store(metadata: str | os.PathLike, engine: str = "trie", matcher_memo
         store = _stores.get(key)
         if store is None:
             _stores.clear()  # one metadata directory at a time per worker
-            kwargs = {}
-            if matcher_memory is not None and "matcher_memory" in inspect.signature(MetadataStore).parameters:
-                kwargs["matcher_memory"] = int(matcher_memory)
-            store = _stores[key] = MetadataStore(d, engine=engine, **kwargs)
+            budget = {} if matcher_memory is None else {"matcher_memory": int(matcher_memory)}
+            store = _stores[key] = MetadataStore(d, engine=engine, **budget)
     return store
 
 
@@ -331,16 +327,9 @@ def match_shard(
     A shard whose alt-texts come with their languages (so no LID model is loaded):
 
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline.stages import match_shard
     >>> stats = match_shard(f"{d}/pool.jsonl", f"{d}/metadata", f"{d}/stage1")
     >>> stats.shard, stats.pairs, stats.matched, stats.by_lang
@@ -804,16 +793,9 @@ def sample_shard(
     Stages 1 and 2 on one shard, then the curated subset:
 
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline.stages import compute_probabilities, match_shard, merge_counts, sample_shard
     >>> _ = match_shard(f"{d}/pool.jsonl", f"{d}/metadata", f"{d}/stage1")
     >>> _ = merge_counts([f"{d}/stage1/pool.counts.bin"], f"{d}/counts.bin")
@@ -926,16 +908,9 @@ class MatchTask:
     Examples
     --------
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> import copy
     >>> from metaclip2.pipeline.stages import MatchTask
     >>> task = MatchTask(input_path=f"{d}/pool.jsonl", metadata=f"{d}/metadata", out_dir=f"{d}/stage1",
@@ -984,16 +959,9 @@ class SampleTask:
     Examples
     --------
     >>> import json, os, tempfile
-    >>> from metaclip2.core import write_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> os.mkdir(f"{d}/metadata")
-    >>> _ = write_metadata(f"{d}/metadata/en.tsv", ["dog", "cat", "red"], ["wordnet"] * 3, lang="en")
-    >>> _ = write_metadata(f"{d}/metadata/de.tsv", ["Hund", "Katze"], ["wordnet"] * 2, lang="de")
-    >>> pool = [("a", "a red dog", "en"), ("b", "a dog on a red sofa", "en"), ("c", "a black dog", "en"),
-    ...         ("d", "a cat", "en"), ("e", "Katze und Hund", "de"), ("f", "ein Hund", "de")]
-    >>> with open(f"{d}/pool.jsonl", "w") as f:
-    ...     for id_, text, lang in pool:
-    ...         print(json.dumps({"id": id_, "text": text, "lang": lang}), file=f)
+    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.execution import LocalExecutor
     >>> from metaclip2.pipeline.stages import MatchTask, SampleTask, compute_probabilities, merge_counts
     >>> _ = MatchTask(f"{d}/pool.jsonl", f"{d}/metadata", f"{d}/stage1", "pool", None, 4096, False, None, None)()
