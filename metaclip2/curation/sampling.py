@@ -16,7 +16,7 @@ import numpy as np
 
 from metaclip2.core.arrayfile import load_arrays, save_arrays
 from metaclip2.curation.counts import EntryCounts
-from metaclip2.curation.threshold import DEFAULT_T_EN, entry_probabilities, t_to_p, thresholds
+from metaclip2.curation.threshold import DEFAULT_T_EN, ENGLISH, SortedCounts, entry_probabilities, thresholds
 from metaclip2.core.errors import DataError, MatcherMismatchError, ParameterError
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "keep_probability",
     "keep_probabilities",
     "select_texts",
+    "keep_decisions",
     "EntryProbabilities",
     "OnlineSampler",
 ]
@@ -98,16 +99,13 @@ def keep_probability(q: np.ndarray, ids: Iterable[int]) -> float:
     >>> keep_probability(q, [])
     0.0
     """
-    p = 0.0
     ids = sorted(set(int(i) for i in ids))
     if ids and (ids[0] < 0 or ids[-1] >= len(q)):
         raise ParameterError(
             f"entry id {ids[-1] if ids[-1] >= len(q) else ids[0]} is outside this language's {len(q)} entries: "
             "the ids come from another metadata list than the probabilities"
         )
-    for i in ids:
-        p += float(q[i]) * (1.0 - p)
-    return p
+    return float(keep_probabilities(q, np.array([0, len(ids)]), np.array(ids, dtype=np.int64))[0])
 
 
 def keep_probabilities(q: np.ndarray, offsets: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -138,14 +136,22 @@ def keep_probabilities(q: np.ndarray, offsets: np.ndarray, ids: np.ndarray) -> n
     array([0.2, 0.6, 0. ])
     """
     offsets = np.asarray(offsets, dtype=np.int64)
+    if len(offsets) < 2 or offsets[-1] == 0:
+        return np.zeros(max(len(offsets) - 1, 0), dtype=np.float64)
+    return _accumulate(np.asarray(q, dtype=np.float64)[np.asarray(ids, dtype=np.int64)], offsets)
+
+
+def _accumulate(qi: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``p += q * (1 - p)`` over each row's entry probabilities `qi` (CSR by `offsets`), in order.
+
+    The keep-probability kernel: every door (stage 3, the batch API, the online sampler, the
+    sweep) ends here, so a pair gets the same bits through each.
+    """
     n = len(offsets) - 1
     p = np.zeros(n, dtype=np.float64)
-    if n == 0 or offsets[-1] == 0:
-        return p
-    qi = np.asarray(q, dtype=np.float64)[np.asarray(ids, dtype=np.int64)]
     lengths = np.diff(offsets)
-    # The j-th id of every text at once: the same sequence of float operations as the scalar loop.
-    for j in range(int(lengths.max())):
+    # the j-th id of every row at once
+    for j in range(int(lengths.max()) if n else 0):
         rows = np.flatnonzero(lengths > j)
         p[rows] += qi[offsets[rows] + j] * (1.0 - p[rows])
     return p
@@ -192,15 +198,117 @@ def select_texts(
     >>> select_texts("img-1", [0.0, 0.0])
     []
     """
-    if unit == "pair":
-        return [k for k, p in enumerate(probabilities) if p > 0 and uniform(seed, image_id, k, epoch) < p]
-    if unit != "image":
+    _check_unit(unit)
+    candidates = [(k, p) for k, p in enumerate(probabilities) if p > 0]
+    return _choose(image_id, [k for k, _ in candidates], [p for _, p in candidates], seed, epoch, unit)
+
+
+def _check_unit(unit: str) -> None:
+    if unit not in UNITS:
         raise ParameterError(f"unit must be one of {UNITS}, got {unit!r}")
-    candidates = [k for k, p in enumerate(probabilities) if p > 0]
-    if not candidates:
+
+
+def _choose(image_id: str, ks: Sequence[int], ps: Sequence[float], seed: int, epoch: int, unit: str) -> list[int]:
+    """Kept alt-text indices of one image from its candidates (`ks` ascending, each `ps` > 0).
+
+    The per-image rule of Algorithm 1's sampling, written once: ``"pair"`` keeps each candidate
+    with its probability; ``"image"`` picks one candidate uniformly, then keeps it with its own.
+    """
+    if unit == "pair":
+        return [k for k, p in zip(ks, ps) if uniform(seed, image_id, k, epoch) < p]
+    if not ks:
         return []
-    k = candidates[0] if len(candidates) == 1 else candidates[int(uniform(seed, image_id, -1, epoch, "pick") * len(candidates))]
-    return [k] if uniform(seed, image_id, k, epoch) < probabilities[k] else []
+    j = 0 if len(ks) == 1 else int(uniform(seed, image_id, -1, epoch, "pick") * len(ks))
+    return [ks[j]] if uniform(seed, image_id, ks[j], epoch) < ps[j] else []
+
+
+def keep_decisions(
+    image_ids: Sequence,
+    probabilities: Sequence[float] | np.ndarray,
+    text_indices: Sequence[int] | np.ndarray | None = None,
+    seed: int = 0,
+    epoch: int = 0,
+    unit: str = "image",
+) -> np.ndarray:
+    """Keep decision of every row of a table of alt-texts, images grouped by id.
+
+    What an image is, for every door: all rows with one image id, wherever they stand; an
+    alt-text is named by its index within the image. The decisions therefore depend on
+    ``(seed, image id, alt-text index, probabilities)`` only, never on row order or on how
+    the rows were cut into shards, batches or processes — provided each call sees every row
+    of the images it decides (with ``unit="pair"`` any subset of rows may be decided alone).
+
+    Parameters
+    ----------
+    image_ids : sequence of str
+        Image id of each row (other values are turned into ``str``).
+    probabilities : sequence of float
+        Keep probability of each row (:meth:`EntryProbabilities.row_probabilities`); rows at 0
+        (matched nothing, no metadata) are never kept and are no candidates.
+    text_indices : sequence of int, optional
+        Alt-text index of each row within its image. Default: the rows of an image are
+        numbered 0, 1, … in the order they stand here.
+    seed, epoch : int
+    unit : {"image", "pair"}
+
+    Returns
+    -------
+    ndarray of bool
+
+    Raises
+    ------
+    DataError
+        Two candidate rows of one image carry the same alt-text index.
+
+    See Also
+    --------
+    - [`select_texts`][metaclip2.curation.sampling.select_texts] : The same rule for one image.
+
+    Examples
+    --------
+    Rows of two images, interleaved; the decisions are those of each image alone:
+
+    >>> from metaclip2.curation.sampling import keep_decisions, select_texts
+    >>> keep_decisions(["a", "b", "a"], [0.2, 1.0, 1.0], text_indices=[0, 0, 1]).tolist()
+    [False, True, True]
+    >>> select_texts("a", [0.2, 1.0])
+    [1]
+    >>> keep_decisions(["a", "a", "b"], [0.2, 1.0, 1.0], text_indices=[0, 1, 0]).tolist()  # order does not matter
+    [False, True, True]
+    """
+    _check_unit(unit)
+    p = np.asarray(probabilities, dtype=np.float64)
+    ids = [x if isinstance(x, str) else str(x) for x in image_ids]
+    if len(ids) != len(p):
+        raise ParameterError(f"{len(ids)} image ids for {len(p)} probabilities")
+    if text_indices is None:
+        seen: dict[str, int] = {}
+        ks = []
+        for x in ids:
+            ks.append(seen.get(x, 0))
+            seen[x] = ks[-1] + 1
+    else:
+        ks = [int(k) for k in text_indices]
+        if len(ks) != len(p):
+            raise ParameterError(f"{len(ks)} alt-text indices for {len(p)} rows")
+    keep = np.zeros(len(p), dtype=bool)
+    images: dict[str, list[int]] = {}
+    for r in np.flatnonzero(p > 0).tolist():
+        images.setdefault(ids[r], []).append(r)
+    pl = p.tolist()
+    for image_id, rows in images.items():
+        if len(rows) > 1:
+            rows.sort(key=ks.__getitem__)
+            for a, b in zip(rows, rows[1:]):
+                if ks[a] == ks[b]:
+                    raise DataError(f"image {image_id!r} has two alt-texts with index {ks[a]}: alt-text indices must be unique within an image")
+        kept = _choose(image_id, [ks[r] for r in rows], [pl[r] for r in rows], seed, epoch, unit)
+        if kept:
+            chosen = set(kept)
+            for r in rows:
+                if ks[r] in chosen:
+                    keep[r] = True
+    return keep
 
 
 class EntryProbabilities:
@@ -255,11 +363,11 @@ class EntryProbabilities:
 
     @classmethod
     def from_counts(
-        cls, counts: EntryCounts, t_en: float = DEFAULT_T_EN, english: str = "keep", p: float | None = None, english_code: str = "en"
+        cls, counts: EntryCounts, t_en: float = DEFAULT_T_EN, english: str = "keep", p: float | None = None, english_code: str = ENGLISH
     ) -> "EntryProbabilities":
         """Stage 2: thresholds from merged counts, then entry probabilities."""
         if p is None and english_code in counts and counts[english_code].any():
-            p = t_to_p(t_en, counts[english_code])
+            p = SortedCounts(counts[english_code]).t_to_p(t_en)
         t = thresholds(counts, t_en=t_en, english=english, english_code=english_code, p=p)
         q = {lang: entry_probabilities(counts[lang], t[lang]) for lang in counts}
         return cls(q, t, counts.digests, {"t_en": t_en, "english": english, "p": p})
@@ -268,6 +376,66 @@ class EntryProbabilities:
         """Keep-probability of a pair of `lang` that matched `ids` (0 for an unknown language)."""
         q = self.q.get(lang)
         return 0.0 if q is None else keep_probability(q, ids)
+
+    def row_probabilities(self, langs: Sequence, offsets: np.ndarray, ids: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
+        """Keep probability of every row of a CSR batch whose rows have languages of their own.
+
+        Parameters
+        ----------
+        langs : sequence of (str or None)
+            Each row's language; or, with `codes`, the table the codes index.
+        offsets, ids : ndarray of int
+            The rows' matched entry ids (sorted and unique within each row).
+        codes : ndarray of int, optional
+            Each row's language as a position in `langs`.
+
+        Returns
+        -------
+        ndarray of float64
+            0 for a row without language or matches; otherwise :func:`keep_probability` of its
+            ids, bit for bit.
+
+        Raises
+        ------
+        DataError
+            A language the probabilities lack holds matches, or an entry id exceeds its language:
+            the rows come from other metadata or another run.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from metaclip2.curation import EntryProbabilities
+        >>> probs = EntryProbabilities({"en": np.array([0.5, 1.0]), "de": np.array([0.25])}, t={"en": 2, "de": 1}, digests={"en": "e", "de": "d"})
+        >>> probs.row_probabilities(["en", "de", None], np.array([0, 2, 3, 3]), np.array([0, 1, 0])).tolist()
+        [1.0, 0.25, 0.0]
+        """
+        if codes is None:
+            table = sorted({x for x in langs if isinstance(x, str)})
+            code = {lang: i for i, lang in enumerate(table)}
+            codes = np.fromiter((code.get(x, -1) if isinstance(x, str) else -1 for x in langs), dtype=np.int64, count=len(langs))
+        else:
+            table, codes = list(langs), np.asarray(codes, dtype=np.int64)
+        offsets = np.asarray(offsets, dtype=np.int64)
+        ids = np.asarray(ids, dtype=np.int64)
+        lengths = np.diff(offsets)
+        qi = np.zeros(len(ids), dtype=np.float64)
+        id_lang = np.repeat(codes, lengths)
+        order = np.argsort(id_lang, kind="stable")
+        bounds = np.searchsorted(id_lang[order], np.arange(len(table) + 1))
+        for c, lang in enumerate(table):
+            at = order[bounds[c] : bounds[c + 1]]
+            if not len(at):
+                continue
+            q = self.q.get(lang)
+            if q is None:
+                raise DataError(f"the probabilities have no language {lang!r}, whose matches are given: they come from another run or other metadata")
+            sub = ids[at]
+            if int(sub.max()) >= len(q) or int(sub.min()) < 0:
+                raise DataError(f"entry ids of {lang!r} exceed its {len(q)} probabilities: the matches come from other metadata")
+            qi[at] = q[sub]
+        if len(ids) and np.any(id_lang < 0):
+            raise DataError("matches are given for a row without language")
+        return _accumulate(qi, offsets) if len(offsets) > 1 else np.zeros(0, dtype=np.float64)
 
     def check_digests(self, digests: Mapping[str, str]) -> None:
         """Raise :class:`MatcherMismatchError` if a language indexes another entry list."""

@@ -7,10 +7,32 @@ from metaclip2.core.errors import DataError, ParameterError
 
 import numpy as np
 
-__all__ = ["DEFAULT_T_EN", "t_to_p", "p_to_t", "thresholds", "entry_probabilities"]
+__all__ = ["DEFAULT_T_EN", "ENGLISH", "ENGLISH_MODES", "SortedCounts", "no_english_message", "t_to_p", "p_to_t", "thresholds", "entry_probabilities"]
 
 #: Meta CLIP 2's English threshold on its 5B-pair worldwide pool.
 DEFAULT_T_EN = 170_000
+
+#: The language every threshold is derived from.
+ENGLISH = "en"
+
+#: ``"keep"``: ``t["en"] = t_en`` (the release); ``"recompute"``: English from its own tail share (the paper).
+ENGLISH_MODES = ("keep", "recompute")
+
+
+def no_english_message(english_code: str = ENGLISH) -> str:
+    """What to do when a pool has no English matches (Algorithm 1 derives every threshold from English).
+
+    Examples
+    --------
+    >>> from metaclip2.curation.threshold import no_english_message
+    >>> no_english_message()[:36]
+    "no 'en' (English) matches in the poo"
+    """
+    return (
+        f"no {english_code!r} (English) matches in the pool, and Algorithm 1 derives every language's threshold from "
+        "English: give the tail share directly with --p (e.g. --p 0.06, the share MetaCLIP's 400M set keeps "
+        "whole; in Python: p=0.06)"
+    )
 
 
 def _counts(counts) -> np.ndarray:
@@ -23,6 +45,55 @@ def _counts(counts) -> np.ndarray:
     if c.size and c.min() < 0:
         raise ParameterError("counts must be non-negative")
     return c.astype(np.uint64)
+
+
+class SortedCounts:
+    """One language's entry counts sorted once: the t -> p and p -> t maps of Algorithm 1.
+
+    :func:`t_to_p`, :func:`p_to_t`, :func:`thresholds` and the sweep's many thresholds all go
+    through these two methods, so every door derives the same thresholds from the same counts.
+
+    Parameters
+    ----------
+    counts : array_like of int, shape (n_entries,)
+        Entry counts of one language (whole, non-negative).
+
+    Attributes
+    ----------
+    total : int
+        The language's match mass, ``sum(counts)``.
+
+    See Also
+    --------
+    - [`thresholds`][metaclip2.curation.threshold.thresholds] : Every language's threshold from the English one.
+
+    Examples
+    --------
+    >>> from metaclip2.curation.threshold import SortedCounts
+    >>> c = SortedCounts([50, 3, 1, 0, 120, 7])
+    >>> c.total, c.t_to_p(40), c.p_to_t(0.06)
+    (181, 0.06077348066298342, 7)
+    """
+
+    def __init__(self, counts):
+        self.sorted = np.sort(_counts(counts))
+        self.total = int(self.sorted.sum(dtype=np.uint64))
+        self._cum = np.cumsum(self.sorted, dtype=np.uint64) / self.total if self.total else None
+
+    def t_to_p(self, t: float) -> float:
+        """``sum(c[c < t]) / sum(c)``: a prefix of the sorted counts."""
+        if self.total == 0:
+            raise DataError("t_to_p: counts are all zero; there is no match mass")
+        k = int(np.searchsorted(self.sorted, t, side="left"))
+        return int(self.sorted[:k].sum(dtype=np.uint64)) / self.total
+
+    def p_to_t(self, p: float) -> int:
+        """The sorted count whose cumulative share is closest to `p` (first on ties), at least 1."""
+        if not 0.0 <= p <= 1.0:
+            raise ParameterError(f"p must lie in [0, 1], got {p}")
+        if self._cum is None:
+            raise DataError("p_to_t: counts are all zero; no threshold can be derived")
+        return max(int(self.sorted[int(np.argmin(np.abs(self._cum - p)))]), 1)
 
 
 def t_to_p(t: float, counts) -> float:
@@ -54,11 +125,7 @@ def t_to_p(t: float, counts) -> float:
     >>> t_to_p(40, en)
     0.009
     """
-    c = _counts(counts)
-    total = int(c.sum(dtype=np.uint64))
-    if total == 0:
-        raise DataError("t_to_p: counts are all zero; there is no match mass")
-    return int(c[c < t].sum(dtype=np.uint64)) / total
+    return SortedCounts(counts).t_to_p(t)
 
 
 def p_to_t(p: float, counts) -> int:
@@ -102,21 +169,14 @@ def p_to_t(p: float, counts) -> int:
     >>> p_to_t(0.5, [300, 60, 9, 3])
     60
     """
-    if not 0.0 <= p <= 1.0:
-        raise ParameterError(f"p must lie in [0, 1], got {p}")
-    c = np.sort(_counts(counts))
-    total = int(c.sum(dtype=np.uint64))
-    if total == 0:
-        raise DataError("p_to_t: counts are all zero; no threshold can be derived")
-    cum = np.cumsum(c, dtype=np.uint64) / total
-    return max(int(c[int(np.argmin(np.abs(cum - p)))]), 1)
+    return SortedCounts(counts).p_to_t(p)
 
 
 def thresholds(
     counts_by_lang: Mapping[str, np.ndarray],
     t_en: float = DEFAULT_T_EN,
     english: str = "keep",
-    english_code: str = "en",
+    english_code: str = ENGLISH,
     p: float | None = None,
 ) -> dict[str, int | None]:
     """Per-language thresholds derived from the English one (Algorithm 1, stage 2).
@@ -125,7 +185,7 @@ def thresholds(
 
     Parameters
     ----------
-    counts_by_lang : mapping of str to array_like of int
+    counts_by_lang : mapping of str to array_like of int or SortedCounts
         Entry counts per language over the whole pool.
     t_en : float
         English threshold (170,000 for Meta CLIP 2's 5B pool).
@@ -162,39 +222,40 @@ def thresholds(
     >>> thresholds(counts, t_en=40, english="recompute")
     {'de': 3, 'en': 8, 'th': None}
     """
-    if english not in ("keep", "recompute"):
-        raise ParameterError(f"english must be 'keep' or 'recompute', got {english!r}")
-    if t_en is None or not t_en > 0:
+    if english not in ENGLISH_MODES:
+        raise ParameterError(f"english must be one of {ENGLISH_MODES}, got {english!r}")
+    if t_en is None or isinstance(t_en, bool) or not t_en > 0:
         raise ParameterError(f"t_en must be a positive count, got {t_en!r}")
+    langs = {lang: c if isinstance(c, SortedCounts) else SortedCounts(c) for lang, c in counts_by_lang.items()}
     if p is None:
-        en = counts_by_lang.get(english_code)
-        if en is None or not np.asarray(en).any():
-            raise DataError(
-                f"no {english_code!r} matches in the counts: Algorithm 1 derives every threshold from English; "
-                "pass p= (the tail share, e.g. 0.06) to set it directly"
-            )
-        p = t_to_p(t_en, en)
+        en = langs.get(english_code)
+        if en is None or en.total == 0:
+            raise DataError(no_english_message(english_code))
+        p = en.t_to_p(t_en)
     out: dict[str, int | None] = {}
-    for lang in sorted(counts_by_lang):
-        c = counts_by_lang[lang]
-        if not np.asarray(c).any():
+    for lang in sorted(langs):
+        c = langs[lang]
+        if c.total == 0:
             out[lang] = None
         elif lang == english_code and english == "keep":
             out[lang] = int(t_en) if float(t_en).is_integer() else t_en
         else:
-            out[lang] = p_to_t(p, c)
+            out[lang] = c.p_to_t(p)
     return out
 
 
-def entry_probabilities(counts, t: float | None) -> np.ndarray:
+def entry_probabilities(counts, t) -> np.ndarray:
     """Probability of keeping a match of each entry: ``t / max(c, t)``.
+
+    The one place entry probabilities are computed: stage 2, the batch API and the sweep
+    (which passes a threshold per entry, for entries of many languages at once) call it.
 
     Parameters
     ----------
     counts : array_like of int, shape (n_entries,)
-    t : float or None
+    t : float, None, or array_like of float, shape (n_entries,)
         The language's threshold (> 0); None (no threshold: all counts zero)
-        gives all zeros.
+        gives all zeros. An array gives each entry its own threshold, NaN for none.
 
     Returns
     -------
@@ -215,10 +276,22 @@ def entry_probabilities(counts, t: float | None) -> np.ndarray:
     array([0.04444444, 0.33333333, 1.        , 1.        , 1.        ])
     >>> entry_probabilities([0, 0], None)
     array([0., 0.])
+    >>> entry_probabilities([900, 120, 5], [40, float("nan"), 10])   # a threshold per entry
+    array([0.04444444, 0.        , 1.        ])
     """
     c = _counts(counts)
     if t is None:
         return np.zeros(len(c), dtype=np.float64)
-    if not t > 0 or not np.isfinite(t):
-        raise ParameterError(f"threshold must be a positive finite count, got {t!r}")
-    return t / np.maximum(c.astype(np.float64), float(t))
+    if np.ndim(t) == 0:
+        if not t > 0 or not np.isfinite(t):
+            raise ParameterError(f"threshold must be a positive finite count, got {t!r}")
+        return t / np.maximum(c.astype(np.float64), float(t))
+    t = np.asarray(t, dtype=np.float64)
+    if t.shape != c.shape:
+        raise ParameterError(f"thresholds per entry must match the counts' shape {c.shape}, got {t.shape}")
+    has = ~np.isnan(t)
+    if np.any(has & ~((t > 0) & np.isfinite(t))):
+        raise ParameterError("thresholds must be positive finite counts (NaN for none)")
+    out = np.zeros(len(c), dtype=np.float64)
+    out[has] = t[has] / np.maximum(c[has].astype(np.float64), t[has])
+    return out
