@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from metaclip2.execution import get_executor  # noqa: E402
-from metaclip2.pipeline.run import compute_thresholds, count, sample  # noqa: E402
+from metaclip2.pipeline.run.api import compute_thresholds, count, sample  # noqa: E402
 from metaclip2.core.entries import write_metadata  # noqa: E402
 
 LANGS = {"en": 20000, "de": 8000, "zh": 5000, "other": 3000}

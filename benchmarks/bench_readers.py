@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from metaclip2.pipeline.readers import read_shard  # noqa: E402
+from metaclip2.pipeline.io.readers import read_shard  # noqa: E402
 
 WORDS = "cat dog red car house tree sky the a big small on Hund Katze Haus".split()
 

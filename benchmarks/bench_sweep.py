@@ -28,12 +28,13 @@ import numpy as np
 from metaclip2.core.atomic import write_json
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.curation.sampling import EntryProbabilities
-from metaclip2.pipeline.config import CurationConfig
-from metaclip2.pipeline.index import IndexWriter, iter_index
-from metaclip2.pipeline.rundir import RUN_FORMAT
-from metaclip2.pipeline.stages import batch_keep_probabilities, stage1_paths
-from metaclip2.pipeline.stats import Stage1Stats
-from metaclip2.pipeline.sweep import load_sweep_data
+from metaclip2.pipeline.run.config import CurationConfig
+from metaclip2.pipeline.io.index import IndexWriter, iter_index
+from metaclip2.pipeline.run.rundir import RUN_FORMAT
+from metaclip2.pipeline.stages.files import stage1_paths
+from metaclip2.pipeline.stages.sample import batch_keep_probabilities
+from metaclip2.pipeline.stages.stats import Stage1Stats
+from metaclip2.pipeline.report.sweep import load_sweep_data
 
 LANGS = {"en": (0.45, 500_000), "de": (0.1, 200_000), "fr": (0.09, 200_000), "es": (0.09, 200_000), "zh": (0.08, 200_000),
          "ja": (0.06, 150_000), "ru": (0.05, 150_000), "ar": (0.04, 100_000), "th": (0.04, 50_000)}  # fmt: skip

@@ -147,7 +147,7 @@ def make_world(root: Path, entries: int, scale: float, images: int, shards: int,
 RUNNER = r"""
 import json, os, resource, sys, time
 from metaclip2.execution import get_executor
-from metaclip2.pipeline.run import compute_thresholds, count, sample
+from metaclip2.pipeline.run.api import compute_thresholds, count, sample
 meta, pattern, out, workers, t_en, mm = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
 kw = {}
 if mm != "none":
@@ -164,7 +164,7 @@ print(json.dumps({"t1": t1 - t0, "t2": t2 - t1, "t3": t3 - t2, "c1": c1 - c0, "c
 
 STAGE2_RUNNER = r"""
 import json, sys, time
-from metaclip2.pipeline.stages import compute_probabilities, merge_counts
+from metaclip2.pipeline.stages.merge import compute_probabilities, merge_counts
 
 def hwm():  # peak RSS of this process image (getrusage's ru_maxrss survives exec: it would show the parent's)
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024

@@ -36,7 +36,7 @@ def main() -> int:
         print(f"needs {dump} (../shared/data beside the project root)", file=sys.stderr)
         return 2
     from metaclip2.execution.local import LocalExecutor
-    from metaclip2.pipeline.worldwide import build_all
+    from metaclip2.pipeline.builds.worldwide import build_all
 
     with tempfile.TemporaryDirectory() as d:
         tree = Path(d) / "tree" / "enwiki" / "20240501"
@@ -59,7 +59,7 @@ def main() -> int:
         import gzip
         import random
 
-        from metaclip2.pipeline.worldwide import split_pageviews
+        from metaclip2.pipeline.builds.worldwide import split_pageviews
 
         rnd = random.Random(0)
         langs = ["en", "en.m", "de", "de.m", "fr", "ja", "zh", "es", "ru", "en.d", "commons.m"]

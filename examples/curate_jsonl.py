@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from metaclip2.pipeline.datacard import write_report  # noqa: E402
-from metaclip2.pipeline.run import curate  # noqa: E402
+from metaclip2.pipeline.report.card import write_report  # noqa: E402
+from metaclip2.pipeline.run.api import curate  # noqa: E402
 from metaclip2.core.entries import write_metadata  # noqa: E402
 
 TOY_METADATA = {

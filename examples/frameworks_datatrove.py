@@ -12,7 +12,7 @@ from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.writers import JsonlWriter
 
 from metaclip2.pipeline import BatchCurator
-from metaclip2.pipeline.datatrove_steps import MetaclipCounter, MetaclipFilter, load_counts
+from metaclip2.pipeline.batch.datatrove_steps import MetaclipCounter, MetaclipFilter, load_counts
 
 
 def curate_datatrove(metadata, pool_dir, out_dir, t_en=170_000, tasks=2):

@@ -67,7 +67,7 @@ def main() -> int:
     if args.run is None:
         from curate_jsonl import toy_pool  # the sibling example
 
-        from metaclip2.pipeline.run import curate
+        from metaclip2.pipeline.run.api import curate
 
         tmp = Path(tempfile.mkdtemp(prefix="metaclip2-online-"))
         metadata, pattern = toy_pool(tmp)

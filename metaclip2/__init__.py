@@ -47,8 +47,8 @@ from metaclip2.curation import (
 )
 from metaclip2.metadata.importing import import_metadata
 from metaclip2.pipeline import CurationConfig, CurationResult, curate, read_shard, run_demo, write_report
-from metaclip2.pipeline.annotate import BatchCurator, annotate
-from metaclip2.pipeline.sweep import sweep, target_size
+from metaclip2.pipeline.batch.annotate import BatchCurator, annotate
+from metaclip2.pipeline.report.sweep import sweep, target_size
 
 __version__ = "0.1.0"
 __all__ = [

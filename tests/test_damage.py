@@ -9,8 +9,9 @@ import tarfile
 
 import pytest
 
-from metaclip2.pipeline.readers import InvalidInputError, read_shard
-from metaclip2.pipeline.run import curate
+from metaclip2.pipeline.io.readers import read_shard
+from metaclip2.pipeline.io.records import InvalidInputError
+from metaclip2.pipeline.run.api import curate
 
 from test_pipeline import make_metadata
 

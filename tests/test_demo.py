@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 from metaclip2 import EntryCounts, read_metadata
-from metaclip2.pipeline import demo
+from metaclip2.pipeline.builds import demo
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from metaclip2.core.errors import DataError
 from metaclip2.curation.sampling import EntryProbabilities, keep_probability
-from metaclip2.pipeline.index import IndexBatch, IndexWriter, append_rows, iter_chunks, iter_index
-from metaclip2.pipeline.stages import batch_keep_probabilities
+from metaclip2.pipeline.io.index import IndexBatch, IndexWriter, append_rows, iter_chunks, iter_index
+from metaclip2.pipeline.stages.sample import batch_keep_probabilities
 
 LANGS = ["en", "de", "zh", "other", "ß-lang", "日本"]
 

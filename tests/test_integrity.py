@@ -24,8 +24,8 @@ from metaclip2.core.arrayfile import load_arrays, save_arrays
 from metaclip2.core.entries import write_metadata
 from metaclip2.core.errors import DataError, RunMismatchError
 from metaclip2.curation.sampling import EntryProbabilities
-from metaclip2.pipeline.run import compute_thresholds, count, curate, sample
-from metaclip2.pipeline.verify import InputChangedError
+from metaclip2.pipeline.run.api import compute_thresholds, count, curate, sample
+from metaclip2.pipeline.run.verify import InputChangedError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -329,7 +329,7 @@ def test_metadata_refusal_names_the_languages(pool, run, tmp_path):
 
 _HOLD = """
 import sys, time
-from metaclip2.pipeline.rundir import RunDir
+from metaclip2.pipeline.run.rundir import RunDir
 with RunDir(sys.argv[1]).lock(exclusive=sys.argv[2] == "ex"):
     print("locked", flush=True)
     sys.stdin.read()
@@ -345,7 +345,7 @@ def _holder(out: Path, mode: str) -> subprocess.Popen:
 
 def test_a_second_run_is_refused_naming_the_holder(pool, run, reference, capsys):
     from metaclip2.cli import main
-    from metaclip2.pipeline.rundir import RunBusyError
+    from metaclip2.pipeline.run.rundir import RunBusyError
 
     holder = _holder(run, "ex")
     try:

@@ -2,6 +2,9 @@
 
 core (0) → execution (1) → metadata (2) → matching (3) → curation (4) → pipeline (5) → cli (6).
 Function-local imports count too: a lazy import is still a dependency.
+
+Inside the pipeline the same holds for its sub-packages: io (0) → stages (1) → run (2) →
+report (3) → batch (4) → builds (5).
 """
 
 import ast
@@ -11,6 +14,7 @@ import metaclip2
 
 PACKAGE = Path(metaclip2.__file__).parent
 LAYERS = ["core", "execution", "metadata", "matching", "curation", "pipeline", "cli"]
+PIPELINE_LAYERS = ["io", "stages", "run", "report", "batch", "builds"]
 
 
 def _layer(module: str) -> int | None:
@@ -18,6 +22,14 @@ def _layer(module: str) -> int | None:
     if parts[0] != "metaclip2" or len(parts) < 2:
         return None
     return LAYERS.index(parts[1]) if parts[1] in LAYERS else None
+
+
+def _sublayer(module: str) -> int | None:
+    """Sub-layer of a module of ``metaclip2.pipeline.<sub>``; None for anything else (and the package itself)."""
+    parts = module.split(".")
+    if parts[:2] != ["metaclip2", "pipeline"] or len(parts) < 3:
+        return None
+    return PIPELINE_LAYERS.index(parts[2]) if parts[2] in PIPELINE_LAYERS else None
 
 
 def _imports(path: Path):
@@ -51,6 +63,22 @@ def upward_imports():
     return bad
 
 
+def upward_pipeline_imports():
+    bad = []
+    for path in sorted((PACKAGE / "pipeline").rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent)
+        own = _sublayer(".".join(rel.with_suffix("").parts))
+        if own is None:
+            continue
+        for line, module in _imports(path):
+            target = _sublayer(module)
+            if target is not None and target > own:
+                bad.append(f"{rel}:{line} imports {module} ({PIPELINE_LAYERS[own]} must not import {PIPELINE_LAYERS[target]})")
+            if module == "metaclip2.pipeline":
+                bad.append(f"{rel}:{line} imports the pipeline package (import from the sub-package's module instead)")
+    return bad
+
+
 def test_every_subpackage_is_a_known_layer():
     subpackages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
     assert set(subpackages) <= set(LAYERS), subpackages
@@ -68,9 +96,32 @@ def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
     copy = tmp_path / "metaclip2"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "data"))
     target = copy / "core" / "charclass.py"
-    target.write_text(target.read_text() + "\n\ndef _f():\n    from metaclip2.pipeline.run import curate\n")
+    target.write_text(target.read_text() + "\n\ndef _f():\n    from metaclip2.pipeline.run.api import curate\n")
     monkeypatch.setattr(__import__(__name__), "PACKAGE", copy)
     assert any("core/charclass.py" in b and "pipeline" in b for b in upward_imports())
+
+
+def test_every_pipeline_subpackage_is_a_known_sublayer():
+    subpackages = sorted(p.name for p in (PACKAGE / "pipeline").iterdir() if (p / "__init__.py").exists())
+    assert sorted(subpackages) == sorted(PIPELINE_LAYERS), subpackages
+    assert {p.stem for p in (PACKAGE / "pipeline").glob("*.py")} == {"__init__"}  # no loose modules
+
+
+def test_no_pipeline_module_imports_from_a_higher_sublayer():
+    assert upward_pipeline_imports() == []
+
+
+def test_the_checker_sees_an_upward_pipeline_import(tmp_path, monkeypatch):
+    # The sub-layer guard must be able to fail too: a stage importing the run configuration.
+    import shutil
+
+    copy = tmp_path / "metaclip2"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "data"))
+    target = copy / "pipeline" / "stages" / "match.py"
+    target.write_text(target.read_text() + "\n\ndef _f():\n    from metaclip2.pipeline.run.config import CurationConfig\n")
+    monkeypatch.setattr(__import__(__name__), "PACKAGE", copy)
+    assert upward_imports() == []  # the package layers do not see it
+    assert any("pipeline/stages/match.py" in b and "stages must not import run" in b for b in upward_pipeline_imports())
 
 
 def test_public_face_is_small_and_importable():

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 from metaclip2.curation.counts import EntryCounts
-from metaclip2.pipeline.readers import InvalidInputError
+from metaclip2.pipeline.io.records import InvalidInputError
 from metaclip2.core.errors import RunMismatchError
-from metaclip2.pipeline.run import compute_thresholds, count, curate, sample
+from metaclip2.pipeline.run.api import compute_thresholds, count, curate, sample
 from metaclip2.curation.sampling import OnlineSampler
 from metaclip2.matching.matcher import Matcher
 from metaclip2.core.entries import write_metadata
-from metaclip2.pipeline.index import INDEX_SUFFIX, iter_index
+from metaclip2.pipeline.io.index import INDEX_SUFFIX, iter_index
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -195,7 +195,7 @@ def test_aho_corasick_engine_gives_the_same_bytes_and_is_not_recorded(pool, refe
 
 def _run_killed(pool, out: Path, kill_at: str, extra: str = "") -> None:
     code = (
-        "from metaclip2.pipeline.run import curate\n"
+        "from metaclip2.pipeline.run.api import curate\n"
         f"curate({str(pool['meta'])!r}, [{pool['glob']!r}], {str(out)!r}, workers=1, t_en=8, progress=False, max_chars=100{extra})\n"
     )
     env = {**os.environ, "METACLIP2_KILL_BEFORE_COMMIT": kill_at, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "faults"), str(ROOT)])}

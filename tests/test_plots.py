@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("matplotlib", reason="plots need the 'plot' extra (matplotlib)")
 
 from metaclip2 import EntryCounts  # noqa: E402
-from metaclip2.pipeline import plots  # noqa: E402
+from metaclip2.pipeline.report import plots  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -273,7 +273,7 @@ def pool(tmp_path_factory):
 
 
 def test_curate_ray_equals_local_byte_for_byte(ray_cluster, pool, tmp_path):
-    from metaclip2.pipeline.run import curate
+    from metaclip2.pipeline.run.api import curate
 
     meta, shards = pool
 
@@ -339,7 +339,7 @@ def _doc_script() -> str:
 
 def test_documented_per_shard_script_equals_curate(pool, tmp_path, monkeypatch):
     """Run docs/cluster.md's curate_shard.py (as array jobs would, in any order) vs `curate`."""
-    from metaclip2.pipeline.run import curate
+    from metaclip2.pipeline.run.api import curate
 
     meta, shards = pool
     out = tmp_path / "run"

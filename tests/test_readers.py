@@ -9,13 +9,9 @@ import tarfile
 
 import pytest
 
-from metaclip2.pipeline.readers import (
-    INVALID_REASONS,
-    InvalidInputError,
-    ParquetDependencyError,
-    detect_format,
-    read_shard,
-)
+from metaclip2.pipeline.io.inputs import detect_format
+from metaclip2.pipeline.io.readers import read_shard
+from metaclip2.pipeline.io.records import INVALID_REASONS, InvalidInputError, ParquetDependencyError
 
 
 def _summary(images):

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from metaclip2.pipeline.config import CurationConfig
-from metaclip2.pipeline.readers import LayoutError, ReaderSpec, read_shard
-from metaclip2.pipeline.run import curate
+from metaclip2.pipeline.run.config import CurationConfig
+from metaclip2.pipeline.io.readers import read_shard
+from metaclip2.pipeline.io.records import LayoutError, ReaderSpec
+from metaclip2.pipeline.run.api import curate
 
 from test_pipeline import WORDS, make_images, make_metadata
 
@@ -182,7 +183,7 @@ def test_config_key_options():
         CurationConfig(text_keys="a,,b")
     import argparse
 
-    from metaclip2.pipeline.config import add_config_arguments, config_from_arguments
+    from metaclip2.pipeline.run.config import add_config_arguments, config_from_arguments
 
     parser = argparse.ArgumentParser()
     add_config_arguments(parser, (1, 3))
@@ -276,7 +277,7 @@ def test_carried_columns_are_deterministic(meta, tmp_path):
 def test_extra_types_do_not_depend_on_row_order():
     import random
 
-    from metaclip2.pipeline.writers import ExtraTypes
+    from metaclip2.pipeline.io.writers import ExtraTypes
 
     rows = [{"a": 1, "b": 1.5, "c": "x", "d": True, "e": None}, {"a": 2, "b": 2, "c": 3, "d": False, "e": None},
             {"a": None, "b": None, "c": None, "d": None, "f": 2**70}]  # fmt: skip

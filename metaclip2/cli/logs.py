@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from metaclip2.pipeline.rundir import RUN_LOG
+from metaclip2.pipeline.run.rundir import RUN_LOG
 
 __all__ = ["LOG_LEVELS", "RUN_LOG", "setup_logging", "attach_run_log", "to_run_log"]
 

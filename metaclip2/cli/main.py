@@ -116,13 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     See Also
     --------
     - [`build_parser`][metaclip2.cli.main.build_parser] : The parser main uses.
-    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
+    - [`curate`][metaclip2.pipeline.run.api.curate] : All three stages and the datacard in one call.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.cli.main import main
     >>> main(["curate", "--metadata", f"{d}/metadata", "--input", f"{d}/pool.jsonl", "--out", f"{d}/run",

@@ -272,7 +272,7 @@ def _cmd_import(args) -> int:
 
 
 def _cmd_all_languages(args) -> int:
-    from metaclip2.pipeline.worldwide import build_all
+    from metaclip2.pipeline.builds.worldwide import build_all
 
     _use_nltk_data(args.nltk_data)
     if args.dump or args.pageviews or args.lid_dir or args.reuse:

@@ -2,20 +2,32 @@
 the datacard, plots and the demo. Every stage runs on one shard without the runner, for any
 scheduler (:func:`match_shard`, :func:`merge_counts`, :func:`compute_probabilities`,
 :func:`sample_shard`). Data frameworks use the batch API over plain columns instead
-(:func:`annotate`, :func:`count_matches`, :func:`keep_mask`, :class:`BatchCurator`)."""
+(:func:`annotate`, :func:`count_matches`, :func:`keep_mask`, :class:`BatchCurator`).
 
-from metaclip2.pipeline.config import CurationConfig
-from metaclip2.pipeline.readers import Image, InvalidInputError, LayoutError, ReaderSpec, read_shard
-from metaclip2.pipeline.annotate import Annotation, BatchCurator, MetadataHandle, annotate, count_matches, keep_mask
-from metaclip2.pipeline.stages import MatchTask, SampleTask, compute_probabilities, match_shard, merge_counts, sample_shard, shard_names
-from metaclip2.pipeline.stats import Stage1Stats, Stage3Stats
-from metaclip2.pipeline.rundir import RunBusyError, RunDir
-from metaclip2.pipeline.verify import InputChangedError
-from metaclip2.pipeline.run import CurationResult, compute_thresholds, count, curate, expand_inputs, sample
-from metaclip2.pipeline.datacard import make_datacard, write_report
-from metaclip2.pipeline.demo import run_demo
-from metaclip2.pipeline.fork import fork_run
-from metaclip2.pipeline.sweep import SweepTable, load_sweep_data, sweep, target_size
+The modules live in sub-packages by job, each importing only from the ones before it:
+:mod:`~metaclip2.pipeline.io` (reading and writing shards), :mod:`~metaclip2.pipeline.stages`
+(per-shard stages), :mod:`~metaclip2.pipeline.run` (a run directory and the run functions),
+:mod:`~metaclip2.pipeline.report` (reading finished runs), :mod:`~metaclip2.pipeline.batch`
+(curation inside other frameworks) and :mod:`~metaclip2.pipeline.builds` (the demo and the
+worldwide build)."""
+
+from metaclip2.pipeline.run.config import CurationConfig
+from metaclip2.pipeline.io.readers import read_shard
+from metaclip2.pipeline.io.records import Image, InvalidInputError, LayoutError, ReaderSpec
+from metaclip2.pipeline.batch.annotate import Annotation, BatchCurator, MetadataHandle, annotate, count_matches, keep_mask
+from metaclip2.pipeline.stages.files import shard_names
+from metaclip2.pipeline.stages.match import MatchTask, match_shard
+from metaclip2.pipeline.stages.merge import compute_probabilities, merge_counts
+from metaclip2.pipeline.stages.sample import SampleTask, sample_shard
+from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
+from metaclip2.pipeline.run.rundir import RunBusyError, RunDir
+from metaclip2.pipeline.run.verify import InputChangedError
+from metaclip2.pipeline.run.api import CurationResult, compute_thresholds, count, curate, expand_inputs, sample
+from metaclip2.pipeline.report.card import write_report
+from metaclip2.pipeline.run.datacard import make_datacard
+from metaclip2.pipeline.builds.demo import run_demo
+from metaclip2.pipeline.run.fork import fork_run
+from metaclip2.pipeline.report.sweep import SweepTable, load_sweep_data, sweep, target_size
 
 __all__ = [
     "CurationConfig", "Image", "InvalidInputError", "LayoutError", "ReaderSpec", "read_shard",

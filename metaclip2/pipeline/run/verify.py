@@ -29,9 +29,9 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from metaclip2.core.errors import DataError, Metaclip2Error
 from metaclip2.core.fingerprint import file_problem, input_change
-from metaclip2.pipeline.rundir import load_json
-from metaclip2.pipeline.stages import stage1_paths, stage3_paths
-from metaclip2.pipeline.stats import Stage1Stats, Stage3Stats
+from metaclip2.pipeline.run.rundir import load_json
+from metaclip2.pipeline.stages.files import stage1_paths, stage3_paths
+from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
 
 __all__ = ["InputChangedError", "ShardCheck", "outputs_problem", "stage1_shard", "stage3_shard", "stage2", "counts_digest", "verify_many"]
 
@@ -92,7 +92,7 @@ def stage1_shard(stage1_dir: str | os.PathLike, shard: str, input_path: str, *, 
         A changed input makes the shard "not done" instead of raising.
     check_outputs : bool or sequence of str
         Verify every output (True), none (False), or those of these keys of
-        :func:`~metaclip2.pipeline.stages.stage1_paths` (e.g. ``["counts"]``).
+        :func:`~metaclip2.pipeline.stages.files.stage1_paths` (e.g. ``["counts"]``).
 
     Raises
     ------

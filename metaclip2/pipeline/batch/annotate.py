@@ -1,6 +1,6 @@
 """Curation over plain columns, for data frameworks (HF ``datasets``, Ray Data, datatrove, WebDataset).
 
-The offline run (:func:`~metaclip2.pipeline.run.curate`) reads shards itself; a framework
+The offline run (:func:`~metaclip2.pipeline.run.api.curate`) reads shards itself; a framework
 user holds the columns already. These functions take columns (lists, numpy arrays, Arrow
 arrays, pandas Series) and give the same results as the offline run on the same records:
 
@@ -28,7 +28,7 @@ from metaclip2.core.errors import ParameterError
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.curation.sampling import UNITS, EntryProbabilities, keep_probabilities, select_texts, uniform
 from metaclip2.curation.threshold import DEFAULT_T_EN
-from metaclip2.pipeline.readers import DEFAULT_MAX_CHARS, _check_lang, _check_text
+from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS, check_lang, check_text
 
 __all__ = ["Annotation", "BatchCurator", "MetadataHandle", "annotate", "count_matches", "keep_mask"]
 
@@ -43,13 +43,13 @@ class MetadataHandle:
 
     See Also
     --------
-    - [`annotate`][metaclip2.pipeline.annotate.annotate] : Matches of a batch of texts.
-    - [`BatchCurator`][metaclip2.pipeline.annotate.BatchCurator] : The same steps for map/filter APIs.
+    - [`annotate`][metaclip2.pipeline.batch.annotate.annotate] : Matches of a batch of texts.
+    - [`BatchCurator`][metaclip2.pipeline.batch.annotate.BatchCurator] : The same steps for map/filter APIs.
 
     Examples
     --------
     >>> import os, tempfile
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> tmp = tempfile.TemporaryDirectory()
     >>> d, _ = write_example_pool(tmp.name)  # metadata: en (dog, cat, red), de (Hund, Katze)
     >>> import copy
@@ -68,7 +68,7 @@ class MetadataHandle:
     @property
     def store(self):
         """The :class:`~metaclip2.matching.store.MetadataStore` (cached per process)."""
-        from metaclip2.pipeline.stages import cached_store
+        from metaclip2.pipeline.stages.cache import cached_store
 
         return cached_store(self.directory)
 
@@ -110,12 +110,12 @@ class Annotation(NamedTuple):
 
     See Also
     --------
-    - [`annotate`][metaclip2.pipeline.annotate.annotate] : Matches of a batch of texts.
+    - [`annotate`][metaclip2.pipeline.batch.annotate.annotate] : Matches of a batch of texts.
 
     Examples
     --------
     >>> import os, tempfile
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> tmp = tempfile.TemporaryDirectory()
     >>> d, _ = write_example_pool(tmp.name)  # metadata: en (dog, cat, red), de (Hund, Katze)
     >>> from metaclip2.pipeline import annotate
@@ -175,7 +175,7 @@ def annotate(
     max_chars : int
         Longer texts are invalid (as in the readers).
     min_confidence, lid_model
-        As in :class:`~metaclip2.pipeline.config.CurationConfig`.
+        As in :class:`~metaclip2.pipeline.run.config.CurationConfig`.
 
     Returns
     -------
@@ -184,15 +184,15 @@ def annotate(
 
     See Also
     --------
-    - [`Annotation`][metaclip2.pipeline.annotate.Annotation] : What annotate returns.
-    - [`count_matches`][metaclip2.pipeline.annotate.count_matches] : Add a batch's matches to the counts.
-    - [`keep_mask`][metaclip2.pipeline.annotate.keep_mask] : Keep decisions of a batch.
-    - [`BatchCurator`][metaclip2.pipeline.annotate.BatchCurator] : The same steps for map/filter APIs.
+    - [`Annotation`][metaclip2.pipeline.batch.annotate.Annotation] : What annotate returns.
+    - [`count_matches`][metaclip2.pipeline.batch.annotate.count_matches] : Add a batch's matches to the counts.
+    - [`keep_mask`][metaclip2.pipeline.batch.annotate.keep_mask] : Keep decisions of a batch.
+    - [`BatchCurator`][metaclip2.pipeline.batch.annotate.BatchCurator] : The same steps for map/filter APIs.
 
     Examples
     --------
     >>> import os, tempfile
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> tmp = tempfile.TemporaryDirectory()
     >>> d, _ = write_example_pool(tmp.name)  # metadata: en (dog, cat, red), de (Hund, Katze)
     >>> from metaclip2.pipeline import annotate
@@ -212,8 +212,8 @@ def annotate(
         raise ParameterError(f"{len(given)} languages given for {len(texts)} texts")
     slots, valid, valid_langs = [], [], []
     for i, (t, g) in enumerate(zip(texts, given)):
-        lang, lang_reason = _check_lang(g)
-        if _check_text(t, max_chars) is None and lang_reason is None:
+        lang, lang_reason = check_lang(g)
+        if check_text(t, max_chars) is None and lang_reason is None:
             slots.append(i)
             valid.append(t)
             valid_langs.append(lang)
@@ -298,13 +298,13 @@ def count_matches(
 
     See Also
     --------
-    - [`annotate`][metaclip2.pipeline.annotate.annotate] : Matches of a batch of texts.
-    - [`keep_mask`][metaclip2.pipeline.annotate.keep_mask] : Keep decisions of a batch.
+    - [`annotate`][metaclip2.pipeline.batch.annotate.annotate] : Matches of a batch of texts.
+    - [`keep_mask`][metaclip2.pipeline.batch.annotate.keep_mask] : Keep decisions of a batch.
 
     Examples
     --------
     >>> import os, tempfile
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> tmp = tempfile.TemporaryDirectory()
     >>> d, _ = write_example_pool(tmp.name)  # metadata: en (dog, cat, red), de (Hund, Katze)
     >>> from metaclip2.pipeline import annotate, count_matches
@@ -322,7 +322,7 @@ def count_matches(
     [1, 1]
     >>> tmp.cleanup()
     """
-    from metaclip2.pipeline.stages import take_rows
+    from metaclip2.pipeline.stages.sample import take_rows
 
     store = _handle(metadata).store
     counts = EntryCounts() if counts is None else counts
@@ -370,13 +370,13 @@ def keep_mask(
 
     See Also
     --------
-    - [`annotate`][metaclip2.pipeline.annotate.annotate] : Matches of a batch of texts.
-    - [`count_matches`][metaclip2.pipeline.annotate.count_matches] : Add a batch's matches to the counts.
+    - [`annotate`][metaclip2.pipeline.batch.annotate.annotate] : Matches of a batch of texts.
+    - [`count_matches`][metaclip2.pipeline.batch.annotate.count_matches] : Add a batch's matches to the counts.
 
     Examples
     --------
     >>> import os, tempfile
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> tmp = tempfile.TemporaryDirectory()
     >>> d, _ = write_example_pool(tmp.name)  # metadata: en (dog, cat, red), de (Hund, Katze)
     >>> from metaclip2.curation import EntryProbabilities
@@ -393,7 +393,7 @@ def keep_mask(
         raise ParameterError(f"unit must be one of {UNITS}, got {unit!r}")
     if not isinstance(probabilities, EntryProbabilities):
         probabilities = EntryProbabilities.load(probabilities)
-    from metaclip2.pipeline.stages import take_rows
+    from metaclip2.pipeline.stages.sample import take_rows
 
     image_ids = [str(i) for i in _to_list(image_ids)]
     langs = _to_list(langs)
@@ -444,18 +444,18 @@ class BatchCurator:
     lang_key, text_index_key : str, optional
         Columns of a given language and of the alt-text index within the image.
     seed, unit, max_chars, min_confidence, lid_model
-        As in :class:`~metaclip2.pipeline.config.CurationConfig`.
+        As in :class:`~metaclip2.pipeline.run.config.CurationConfig`.
 
     See Also
     --------
-    - [`annotate`][metaclip2.pipeline.annotate.annotate] : Matches of a batch of texts.
-    - [`count_matches`][metaclip2.pipeline.annotate.count_matches] : Add a batch's matches to the counts.
-    - [`keep_mask`][metaclip2.pipeline.annotate.keep_mask] : Keep decisions of a batch.
+    - [`annotate`][metaclip2.pipeline.batch.annotate.annotate] : Matches of a batch of texts.
+    - [`count_matches`][metaclip2.pipeline.batch.annotate.count_matches] : Add a batch's matches to the counts.
+    - [`keep_mask`][metaclip2.pipeline.batch.annotate.keep_mask] : Keep decisions of a batch.
 
     Examples
     --------
     >>> import os, tempfile
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> tmp = tempfile.TemporaryDirectory()
     >>> d, _ = write_example_pool(tmp.name)  # metadata: en (dog, cat, red), de (Hund, Katze)
     >>> from metaclip2.pipeline import BatchCurator
@@ -509,7 +509,7 @@ class BatchCurator:
     def probabilities(self) -> EntryProbabilities | None:
         """The entry probabilities (from ``probabilities=`` or :meth:`fit`), or None."""
         if self._probabilities is None and self._probabilities_path is not None:
-            from metaclip2.pipeline.stages import cached_probabilities
+            from metaclip2.pipeline.stages.cache import cached_probabilities
 
             return cached_probabilities(self._probabilities_path)
         return self._probabilities

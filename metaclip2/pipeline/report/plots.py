@@ -256,7 +256,7 @@ def write_plots(run_dir: str | os.PathLike, datacard: dict) -> list[Path]:
         from metaclip2.curation.counts import EntryCounts
 
         counts = EntryCounts.load(counts_path)
-        from metaclip2.pipeline.rundir import load_json
+        from metaclip2.pipeline.run.rundir import load_json
 
         t = load_json(thr_path).get("t", {})
         written.append(plot_match_mass(counts, t, plots / "match_mass.png", title_note=note))

@@ -1,8 +1,8 @@
 """The datacard of a curation run: what went in, what matched, what was kept, and why.
 
 ``datacard.json`` (see :func:`make_datacard`) is built from the run directory alone, so it
-can be (re)made at any time; :func:`write_report` adds PNG plots when matplotlib is installed
-(:func:`metaclip2.pipeline.plots.write_plots`).
+can be (re)made at any time; :func:`~metaclip2.pipeline.report.card.write_report` writes it
+and adds PNG plots when matplotlib is installed.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from metaclip2.pipeline.rundir import load_json
-from metaclip2.pipeline.stages import stage1_paths, stage3_paths
+from metaclip2.pipeline.run.rundir import load_json
+from metaclip2.pipeline.stages.files import stage1_paths, stage3_paths
 from metaclip2.core.atomic import write_json
-from metaclip2.pipeline.stats import Stage1Stats, Stage3Stats
+from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
 from metaclip2.core.errors import MissingInputError
 
-__all__ = ["make_datacard", "write_report"]
+__all__ = ["make_datacard"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
     Parameters
     ----------
     run_dir : path
-        A run directory (see :mod:`metaclip2.pipeline.run`).
+        A run directory (see :mod:`metaclip2.pipeline.run.api`).
 
     Returns
     -------
@@ -63,14 +63,14 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
 
     See Also
     --------
-    - [`write_report`][metaclip2.pipeline.datacard.write_report] : The datacard and plots written to the run.
-    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
+    - [`write_report`][metaclip2.pipeline.report.card.write_report] : The datacard and plots written to the run.
+    - [`curate`][metaclip2.pipeline.run.api.curate] : All three stages and the datacard in one call.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import curate, make_datacard
     >>> _ = curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2)
@@ -171,55 +171,3 @@ def _layouts(shards: list[dict]) -> dict:
             name = lay.get("layout") or "unknown"
             out[name] = out.get(name, 0) + 1
     return dict(sorted(out.items()))
-
-
-def write_report(run_dir: str | os.PathLike, plots: bool = True) -> dict:
-    """Write ``datacard.json`` and, with matplotlib installed, PNG plots to the run directory.
-
-    Parameters
-    ----------
-    run_dir : path
-    plots : bool
-        Also draw plots (:func:`metaclip2.pipeline.plots.write_plots`); skipped with a note
-        on stderr when matplotlib (``pip install 'metaclip2[plot]'``) is missing.
-
-    Returns
-    -------
-    dict
-        ``{"datacard": Path, "plots": [Path, ...], "card": dict}``.
-
-    See Also
-    --------
-    - [`make_datacard`][metaclip2.pipeline.datacard.make_datacard] : The run's summary as a dict.
-    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
-
-    Examples
-    --------
-    >>> import json, os, tempfile
-    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
-    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
-    >>> from metaclip2.pipeline import count, compute_thresholds, sample, write_report
-    >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
-    >>> _ = compute_thresholds(f"{d}/run", t_en=2); _ = sample(f"{d}/run")
-    >>> report = write_report(f"{d}/run", plots=False)
-    >>> report["datacard"].name, report["plots"], report["card"]["totals"]["kept"]
-    ('datacard.json', [], 5)
-    >>> tmp.cleanup()
-    """
-    from metaclip2.pipeline.rundir import RunDir
-
-    run_dir = Path(run_dir)
-    card = make_datacard(run_dir)
-    # shared: reports may run beside the jobs of an array, never beside a whole-run command
-    with RunDir(run_dir).lock(exclusive=False):
-        path = write_json(run_dir / "datacard.json", card)
-        written: list[Path] = []
-        if plots:
-            try:
-                from metaclip2.pipeline.plots import write_plots
-
-                written = list(write_plots(run_dir, card))
-            except ImportError as e:
-                log.warning("plots skipped: %s", e)
-    return {"datacard": path, "plots": written, "card": card}

@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from metaclip2.core.atomic import AtomicFile
-from metaclip2.pipeline.readers import import_pyarrow
+from metaclip2.pipeline.io.records import import_pyarrow
 from metaclip2.core.errors import ParameterError
 
 __all__ = [

@@ -7,7 +7,7 @@ marker); the run's totals, and so the datacard, are their sum (``sum(stats, Stag
 
 A shard's stats also record what it was made from and what it wrote (``fingerprint``,
 ``sources``, ``outputs``: sizes and sha256 digests), so that a later run verifies them before
-it reuses the shard (:mod:`metaclip2.pipeline.verify`); these describe one shard and are None
+it reuses the shard (:mod:`metaclip2.pipeline.run.verify`); these describe one shard and are None
 in a sum.
 """
 
@@ -124,8 +124,8 @@ class Stage1Stats(_Stats):
 
     See Also
     --------
-    - [`count`][metaclip2.pipeline.run.count] : Stage 1 alone: matching and counts.
-    - [`Stage3Stats`][metaclip2.pipeline.stats.Stage3Stats] : Stage-3 accounting, returned by sample.
+    - [`count`][metaclip2.pipeline.run.api.count] : Stage 1 alone: matching and counts.
+    - [`Stage3Stats`][metaclip2.pipeline.stages.stats.Stage3Stats] : Stage-3 accounting, returned by sample.
 
     Examples
     --------
@@ -192,8 +192,8 @@ class Stage3Stats(_Stats):
 
     See Also
     --------
-    - [`sample`][metaclip2.pipeline.run.sample] : Stage 3 alone: keep decisions and the curated subset.
-    - [`Stage1Stats`][metaclip2.pipeline.stats.Stage1Stats] : Stage-1 accounting, returned by count.
+    - [`sample`][metaclip2.pipeline.run.api.sample] : Stage 3 alone: keep decisions and the curated subset.
+    - [`Stage1Stats`][metaclip2.pipeline.stages.stats.Stage1Stats] : Stage-1 accounting, returned by count.
 
     Examples
     --------

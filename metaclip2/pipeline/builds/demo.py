@@ -34,7 +34,7 @@ __all__ = ["DEMO_DATA", "DEMO_LANGUAGES", "DEMO_T_EN", "build_demo_metadata", "m
 log = logging.getLogger(__name__)
 
 #: The bundled sample sources.
-DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "demo"
+DEMO_DATA = Path(__file__).resolve().parents[2] / "data" / "demo"
 #: Wikipedia languages of the sample (all are also LID languages of lid.176).
 DEMO_LANGUAGES = ("en", "de", "fr", "es", "zh", "ja", "ru", "ar", "th")
 #: English threshold for the sample: a few thousand pairs instead of billions (170,000 in the paper).
@@ -111,7 +111,7 @@ def build_demo_metadata(out_dir: str | os.PathLike, progress: bool = True) -> Pa
     --------
     - [`build_metadata`][metaclip2.metadata.build.build_metadata] : One language's metadata from its sources.
     - [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata] : Wikipedia languages merged into LID languages.
-    - [`run_demo`][metaclip2.pipeline.demo.run_demo] : The whole demo: metadata, pool, curation, datacard.
+    - [`run_demo`][metaclip2.pipeline.builds.demo.run_demo] : The whole demo: metadata, pool, curation, datacard.
 
     Examples
     --------
@@ -119,7 +119,7 @@ def build_demo_metadata(out_dir: str | os.PathLike, progress: bool = True) -> Pa
 
     >>> import tempfile
     >>> from metaclip2.matching import MetadataStore
-    >>> from metaclip2.pipeline.demo import build_demo_metadata
+    >>> from metaclip2.pipeline.builds.demo import build_demo_metadata
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
     >>> lid = build_demo_metadata(d, progress=False)
     >>> lid.relative_to(d).as_posix(), sorted(p.name for p in (lid.parent / "wikipedia").glob("*.tsv"))
@@ -203,13 +203,13 @@ def make_sample_pool(
 
     See Also
     --------
-    - [`build_demo_metadata`][metaclip2.pipeline.demo.build_demo_metadata] : The metadata the pool is curated with.
-    - [`run_demo`][metaclip2.pipeline.demo.run_demo] : The whole demo: metadata, pool, curation, datacard.
+    - [`build_demo_metadata`][metaclip2.pipeline.builds.demo.build_demo_metadata] : The metadata the pool is curated with.
+    - [`run_demo`][metaclip2.pipeline.builds.demo.run_demo] : The whole demo: metadata, pool, curation, datacard.
 
     Examples
     --------
     >>> import json, tempfile
-    >>> from metaclip2.pipeline.demo import make_sample_pool
+    >>> from metaclip2.pipeline.builds.demo import make_sample_pool
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
     >>> shards = make_sample_pool(d, n_images=20, n_shards=2, with_lid=False)
     >>> [p.name for p in shards]
@@ -255,18 +255,18 @@ def make_sample_pool(
 
 
 def _curate(metadata: Path, inputs: list[Path], out: Path, workers: int, progress: bool):
-    from metaclip2.pipeline.run import curate
+    from metaclip2.pipeline.run.api import curate
 
     return curate(metadata=metadata, inputs=[str(p) for p in inputs], out=out, t_en=DEMO_T_EN, seed=SEED,
                   workers=workers, progress=progress)  # fmt: skip
 
 
 def _report(run_dir: Path, progress: bool) -> tuple[dict, Path, list[Path]]:
-    from metaclip2.pipeline.datacard import write_report
+    from metaclip2.pipeline.report.card import write_report
 
     report = write_report(run_dir, plots=False)
     try:
-        from metaclip2.pipeline.plots import write_plots
+        from metaclip2.pipeline.report.plots import write_plots
 
         plots = write_plots(run_dir, {**report["card"], "sample_data": True})
     except ImportError as e:
@@ -284,7 +284,7 @@ def _unit(datacard: dict) -> str:
 
 def summary_lines(datacard: dict) -> list[str]:
     """A short per-language table of a datacard (pairs in / matched / kept, t, tail share)."""
-    from metaclip2.pipeline.plots import language_rows
+    from metaclip2.pipeline.report.plots import language_rows
 
     rows = language_rows(datacard)
     out = [f"{'lang':<6}{'pairs in':>10}{'matched':>10}{'kept':>8}{'t':>7}{'tail share':>12}"]
@@ -331,9 +331,9 @@ def run_demo(
 
     See Also
     --------
-    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
-    - [`build_demo_metadata`][metaclip2.pipeline.demo.build_demo_metadata] : Only the demo's metadata.
-    - [`make_sample_pool`][metaclip2.pipeline.demo.make_sample_pool] : Only the demo's pool.
+    - [`curate`][metaclip2.pipeline.run.api.curate] : All three stages and the datacard in one call.
+    - [`build_demo_metadata`][metaclip2.pipeline.builds.demo.build_demo_metadata] : Only the demo's metadata.
+    - [`make_sample_pool`][metaclip2.pipeline.builds.demo.make_sample_pool] : Only the demo's pool.
 
     Examples
     --------
@@ -398,12 +398,12 @@ def write_example_pool(directory: str | os.PathLike) -> tuple[Path, Path]:
 
     See Also
     --------
-    - [`curate`][metaclip2.pipeline.run.curate] : What the examples run on it.
+    - [`curate`][metaclip2.pipeline.run.api.curate] : What the examples run on it.
 
     Examples
     --------
     >>> import tempfile
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> with tempfile.TemporaryDirectory() as d:
     ...     metadata, pool = write_example_pool(d)
     ...     sorted(p.name for p in metadata.iterdir()), pool.read_text().splitlines()[0]

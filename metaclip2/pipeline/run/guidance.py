@@ -108,8 +108,9 @@ def sample_languages(
         Alt-texts per metadata language (``None`` keys counted under ``""``: no metadata).
     """
     from metaclip2.matching.lid import resolve_languages
-    from metaclip2.pipeline.readers import DEFAULT_MAX_CHARS, read_shard
-    from metaclip2.pipeline.stages import cached_store
+    from metaclip2.pipeline.io.readers import read_shard
+    from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS
+    from metaclip2.pipeline.stages.cache import cached_store
 
     store = cached_store(metadata) if isinstance(metadata, (str, os.PathLike)) else metadata
     inputs = list(inputs)
@@ -157,7 +158,7 @@ def check_english(metadata, inputs, english_code: str = _ENGLISH, **options) -> 
     DataError
         The metadata has no English, or no sampled alt-text is English; the message names ``--p``.
     """
-    from metaclip2.pipeline.stages import cached_store
+    from metaclip2.pipeline.stages.cache import cached_store
 
     store = cached_store(metadata) if isinstance(metadata, (str, os.PathLike)) else metadata
     if english_code not in store.languages:

@@ -1,6 +1,6 @@
 """Every parameter of a curation run, its default and its check, declared once.
 
-:class:`CurationConfig` is what :func:`~metaclip2.pipeline.run.curate` and the stage runners
+:class:`CurationConfig` is what :func:`~metaclip2.pipeline.run.api.curate` and the stage runners
 take; the command line builds its options from the same fields
 (:func:`add_config_arguments`), so a default or a check is never written twice. A config is
 validated whole when it is made, before anything is written.
@@ -21,8 +21,9 @@ from metaclip2.curation.sampling import UNITS
 from metaclip2.curation.threshold import DEFAULT_T_EN
 from metaclip2.execution.executor import EXECUTORS, Executor
 from metaclip2.matching.matcher import MATCHER_ENGINES
-from metaclip2.pipeline.readers import DEFAULT_MAX_CHARS, FORMATS, ReaderSpec
-from metaclip2.pipeline.writers import OUTPUT_FORMATS
+from metaclip2.pipeline.io.inputs import FORMATS
+from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS, ReaderSpec
+from metaclip2.pipeline.io.writers import OUTPUT_FORMATS
 
 __all__ = ["ENGLISH_MODES", "CurationConfig", "add_config_arguments", "config_from_arguments"]
 
@@ -67,7 +68,7 @@ class CurationConfig:
         the paper's method (not recorded: both give identical matches by construction).
     id_key, text_keys, lang_key : str, tuple of str, str, or None
         Record keys of the image id, its alt-text(s) and a given language; None: detected from
-        the input's layout (see :class:`~metaclip2.pipeline.readers.ReaderSpec`).
+        the input's layout (see :class:`~metaclip2.pipeline.io.records.ReaderSpec`).
     keep_keys, drop_keys : tuple of str or None
         Input fields carried into the curated subset: only `keep_keys` (None: all scalar
         fields), less `drop_keys`.
@@ -184,12 +185,12 @@ class CurationConfig:
             if self.ray_address is not None and self.executor != "ray":
                 raise ParameterError("ray_address needs executor='ray'")
         if self.output_format == "parquet":
-            from metaclip2.pipeline.readers import import_pyarrow
+            from metaclip2.pipeline.io.records import import_pyarrow
 
             import_pyarrow()  # fail now, not after stage 1
 
     def reader_spec(self) -> ReaderSpec:
-        """The :class:`~metaclip2.pipeline.readers.ReaderSpec` of the key options."""
+        """The :class:`~metaclip2.pipeline.io.records.ReaderSpec` of the key options."""
         return ReaderSpec(id_key=self.id_key, text_keys=self.text_keys or (), lang_key=self.lang_key,
                           keep_keys=self.keep_keys, drop_keys=self.drop_keys or ())  # fmt: skip
 
@@ -284,15 +285,15 @@ def add_config_arguments(parser: argparse.ArgumentParser, stages: Iterable[Any])
 
     See Also
     --------
-    - [`config_from_arguments`][metaclip2.pipeline.config.config_from_arguments] : The parsed options back as a config.
-    - [`CurationConfig`][metaclip2.pipeline.config.CurationConfig] : The fields, their defaults and checks.
+    - [`config_from_arguments`][metaclip2.pipeline.run.config.config_from_arguments] : The parsed options back as a config.
+    - [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] : The fields, their defaults and checks.
 
     Examples
     --------
     A command of one's own with stage 2's options:
 
     >>> import argparse
-    >>> from metaclip2.pipeline.config import add_config_arguments
+    >>> from metaclip2.pipeline.run.config import add_config_arguments
     >>> parser = argparse.ArgumentParser(prog="my-thresholds")
     >>> add_config_arguments(parser, [2])
     >>> print(parser.format_usage().strip())
@@ -334,12 +335,12 @@ def config_from_arguments(args: argparse.Namespace) -> CurationConfig:
 
     See Also
     --------
-    - [`add_config_arguments`][metaclip2.pipeline.config.add_config_arguments] : Adds the options to a parser.
+    - [`add_config_arguments`][metaclip2.pipeline.run.config.add_config_arguments] : Adds the options to a parser.
 
     Examples
     --------
     >>> import argparse
-    >>> from metaclip2.pipeline.config import add_config_arguments, config_from_arguments
+    >>> from metaclip2.pipeline.run.config import add_config_arguments, config_from_arguments
     >>> parser = argparse.ArgumentParser(prog="my-curate")
     >>> parser.add_argument("inputs", nargs="+")
     _StoreAction(...)

@@ -3,7 +3,7 @@
 ::
 
     run.json                          parameters and metadata digests, one section per stage
-    stage1/<shard>.index.bin          matched pairs: n, id, k, lang, ids, text (pipeline/index.py)
+    stage1/<shard>.index.bin          matched pairs: n, id, k, lang, ids, text (pipeline/io/index.py)
     stage1/<shard>.counts.bin         the shard's EntryCounts
     stage1/<shard>.stats.json         the shard's accounting — written last, the "done" marker
     stage2/counts.bin                 merged EntryCounts
@@ -11,8 +11,8 @@
     stage2/thresholds.json            {"p", "t_en", "english", "t"} — written last
     stage3/<shard>.jsonl|.parquet     the curated subset
     stage3/<shard>.stats.json         the shard's sampling accounting — written last
-    datacard.json                     see metaclip2.pipeline.datacard
-    plots/                            see metaclip2.pipeline.plots
+    datacard.json                     see metaclip2.pipeline.run.datacard
+    plots/                            see metaclip2.pipeline.report.plots
     run.lock                          the run's lock (empty while no whole-run command runs)
     metaclip2.log                     the command line's log (appended by every verb run here)
 
@@ -75,14 +75,14 @@ class RunDir:
 
     See Also
     --------
-    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
-    - [`fork_run`][metaclip2.pipeline.fork.fork_run] : Another stage 2 and 3 on the same stage 1.
+    - [`curate`][metaclip2.pipeline.run.api.curate] : All three stages and the datacard in one call.
+    - [`fork_run`][metaclip2.pipeline.run.fork.fork_run] : Another stage 2 and 3 on the same stage 1.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import RunDir, curate
     >>> _ = curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2)
@@ -289,7 +289,7 @@ def load_json(path: str | os.PathLike, hint: str = "delete it and run the stage 
     --------
     >>> import tempfile
     >>> from metaclip2.core.atomic import write_json
-    >>> from metaclip2.pipeline.rundir import load_json
+    >>> from metaclip2.pipeline.run.rundir import load_json
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
     >>> _ = write_json(f"{d}/thresholds.json", {"t": {"de": 1, "en": 2}})
     >>> load_json(f"{d}/thresholds.json")

@@ -1,7 +1,7 @@
 """Index rows partitioned by language, in memory up to a budget, then in temporary files.
 
 Stage 1 groups a shard's pairs by language so that each language's matcher is used in one
-phase per shard (:func:`~metaclip2.pipeline.stages.match_shard`); :class:`LanguageRuns`
+phase per shard (:func:`~metaclip2.pipeline.stages.match.match_shard`); :class:`LanguageRuns`
 holds the groups. Rows keep the order they were added in within a language; their memory is
 bounded by ``budget`` bytes (estimated), beyond which every language's rows go to a
 temporary file beside the outputs, named ``*.tmp<pid>`` so that a killed worker's leftovers
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from metaclip2.core.atomic import temporary_name
-from metaclip2.pipeline.index import append_rows, iter_chunks
+from metaclip2.pipeline.io.index import append_rows, iter_chunks
 
 __all__ = ["LanguageRuns"]
 
@@ -44,6 +44,8 @@ class LanguageRuns:
     budget : int
         Estimated bytes of rows kept in memory before all of them are written out.
 
+    Notes
+    -----
     Use as a context manager: the temporary files are removed at the end.
     """
 

@@ -29,7 +29,7 @@ _SOURCE_FORMAT = "metaclip2-fork/1"
 
 def _record(run, section: dict[str, Any]) -> dict[str, Any]:
     """What a fork records of `run`'s stage-1 files (cheap to re-check: no index is hashed)."""
-    from metaclip2.pipeline.stages import stage1_paths
+    from metaclip2.pipeline.stages.files import stage1_paths
 
     files = {}
     for name in section["shards"]:
@@ -45,21 +45,21 @@ def _record(run, section: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_fork(run) -> bool:
-    """Whether `run` (a :class:`~metaclip2.pipeline.rundir.RunDir`) reuses another run's stage 1.
+    """Whether `run` (a :class:`~metaclip2.pipeline.run.rundir.RunDir`) reuses another run's stage 1.
 
     See Also
     --------
-    - [`fork_run`][metaclip2.pipeline.fork.fork_run] : Makes a fork.
-    - [`stage1_dir`][metaclip2.pipeline.fork.stage1_dir] : The stage-1 files a run (or fork) uses.
+    - [`fork_run`][metaclip2.pipeline.run.fork.fork_run] : Makes a fork.
+    - [`stage1_dir`][metaclip2.pipeline.run.fork.stage1_dir] : The stage-1 files a run (or fork) uses.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import RunDir, count, fork_run
-    >>> from metaclip2.pipeline.fork import is_fork
+    >>> from metaclip2.pipeline.run.fork import is_fork
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
     >>> fork = fork_run(f"{d}/run", f"{d}/run-t3")
     >>> is_fork(fork), is_fork(RunDir(f"{d}/run"))
@@ -94,15 +94,15 @@ def fork_run(source: str | os.PathLike, out: str | os.PathLike):
 
     See Also
     --------
-    - [`RunDir`][metaclip2.pipeline.rundir.RunDir] : The run directory's layout and run.json.
-    - [`compute_thresholds`][metaclip2.pipeline.run.compute_thresholds] : Stage 2 alone: thresholds and entry probabilities.
-    - [`sweep`][metaclip2.pipeline.sweep.sweep] : Expected kept sizes for candidate thresholds.
+    - [`RunDir`][metaclip2.pipeline.run.rundir.RunDir] : The run directory's layout and run.json.
+    - [`compute_thresholds`][metaclip2.pipeline.run.api.compute_thresholds] : Stage 2 alone: thresholds and entry probabilities.
+    - [`sweep`][metaclip2.pipeline.report.sweep.sweep] : Expected kept sizes for candidate thresholds.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import compute_thresholds, curate, fork_run, sample
     >>> _ = curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2)
@@ -113,7 +113,7 @@ def fork_run(source: str | os.PathLike, out: str | os.PathLike):
     4
     >>> tmp.cleanup()
     """
-    from metaclip2.pipeline.rundir import RunDir
+    from metaclip2.pipeline.run.rundir import RunDir
 
     src, dst = RunDir(source), RunDir(out)
     if src.path == dst.path:
@@ -150,17 +150,17 @@ def stage1_dir(run) -> Path:
 
     See Also
     --------
-    - [`fork_run`][metaclip2.pipeline.fork.fork_run] : Makes a fork.
-    - [`is_fork`][metaclip2.pipeline.fork.is_fork] : Whether a run is one.
+    - [`fork_run`][metaclip2.pipeline.run.fork.fork_run] : Makes a fork.
+    - [`is_fork`][metaclip2.pipeline.run.fork.is_fork] : Whether a run is one.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import RunDir, count, fork_run
-    >>> from metaclip2.pipeline.fork import stage1_dir
+    >>> from metaclip2.pipeline.run.fork import stage1_dir
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
     >>> fork = fork_run(f"{d}/run", f"{d}/run-t3")
     >>> stage1_dir(fork).resolve() == stage1_dir(RunDir(f"{d}/run")).resolve()     # the source's files
@@ -185,7 +185,7 @@ def stage1_dir(run) -> Path:
         raise RunMismatchError(f"{run.path} reuses the stage 1 of {record['run']}, which is gone ({target}): fork again from a run that has it")
     if run.stage1.resolve() != target.resolve():
         raise RunMismatchError(f"{run.stage1} no longer links to the stage 1 it was forked from ({target})")
-    from metaclip2.pipeline.stages import stage1_paths
+    from metaclip2.pipeline.stages.files import stage1_paths
 
     for name, want in record["files"].items():
         paths = stage1_paths(target, name)

@@ -2,19 +2,19 @@
 
 :func:`curate` runs the three stages; :func:`count`, :func:`compute_thresholds` and
 :func:`sample` run one each. Every parameter lives in a
-:class:`~metaclip2.pipeline.config.CurationConfig`, given whole (``config=``) or as keyword
-options; the directory's layout and ``run.json`` are :class:`~metaclip2.pipeline.rundir.RunDir`'s.
+:class:`~metaclip2.pipeline.run.config.CurationConfig`, given whole (``config=``) or as keyword
+options; the directory's layout and ``run.json`` are :class:`~metaclip2.pipeline.run.rundir.RunDir`'s.
 
 Every file is written atomically, and a shard whose stats file exists and whose recorded
-inputs and outputs verify (:mod:`metaclip2.pipeline.verify`: sizes and sha256) is skipped, so
+inputs and outputs verify (:mod:`metaclip2.pipeline.run.verify`: sizes and sha256) is skipped, so
 a run killed at any point and started again with the same arguments finishes with the same
 bytes as an uninterrupted one; a shard whose outputs were lost or altered is redone, with a
 warning naming it. Outputs do not depend on the number of workers or the executor.
 
 Every parameter and input is checked before anything is written; a run refuses
 (:class:`~metaclip2.core.errors.RunMismatchError`) to continue in a directory made with
-other metadata, inputs, or parameters, and (:class:`~metaclip2.pipeline.rundir.RunBusyError`)
-to share it with another running command (:meth:`~metaclip2.pipeline.rundir.RunDir.lock`).
+other metadata, inputs, or parameters, and (:class:`~metaclip2.pipeline.run.rundir.RunBusyError`)
+to share it with another running command (:meth:`~metaclip2.pipeline.run.rundir.RunDir.lock`).
 """
 
 from __future__ import annotations
@@ -29,24 +29,17 @@ from typing import Any, Sequence
 from metaclip2.core.atomic import make_directory, remove_temporaries, write_json
 from metaclip2.core.errors import DataError, MissingInputError, ParameterError
 from metaclip2.execution.executor import Executor, counting, get_executor
-from metaclip2.pipeline import verify
-from metaclip2.pipeline.config import CurationConfig
-from metaclip2.pipeline.fork import fork_run, stage1_dir
-from metaclip2.pipeline.readers import detect_format
-from metaclip2.pipeline.rundir import RunDir
-from metaclip2.pipeline.stages import (
-    MatchTask,
-    SampleTask,
-    cached_store,
-    compute_probabilities,
-    merge_counts,
-    shard_names,
-    shard_warnings,
-    stage1_summary,
-    stage1_paths,
-    stage3_paths,
-)
-from metaclip2.pipeline.stats import Stage1Stats, Stage3Stats
+from metaclip2.pipeline.run import verify
+from metaclip2.pipeline.run.config import CurationConfig
+from metaclip2.pipeline.run.fork import fork_run, stage1_dir
+from metaclip2.pipeline.io.inputs import detect_format
+from metaclip2.pipeline.run.rundir import RunDir
+from metaclip2.pipeline.stages.cache import cached_store
+from metaclip2.pipeline.stages.files import shard_names, stage1_paths, stage3_paths
+from metaclip2.pipeline.stages.match import MatchTask, shard_warnings, stage1_summary
+from metaclip2.pipeline.stages.merge import compute_probabilities, merge_counts
+from metaclip2.pipeline.stages.sample import SampleTask
+from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +63,14 @@ class CurationResult:
 
     See Also
     --------
-    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
-    - [`RunDir`][metaclip2.pipeline.rundir.RunDir] : The run directory's layout and run.json.
+    - [`curate`][metaclip2.pipeline.run.api.curate] : All three stages and the datacard in one call.
+    - [`RunDir`][metaclip2.pipeline.run.rundir.RunDir] : The run directory's layout and run.json.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import curate
     >>> result = curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2)
@@ -107,7 +100,7 @@ def expand_inputs(patterns: Sequence[str | os.PathLike]) -> list[str]:
 
     See Also
     --------
-    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
+    - [`curate`][metaclip2.pipeline.run.api.curate] : All three stages and the datacard in one call.
 
     Examples
     --------
@@ -304,16 +297,16 @@ def count(
 
     See Also
     --------
-    - [`compute_thresholds`][metaclip2.pipeline.run.compute_thresholds] : Stage 2 alone: thresholds and entry probabilities.
-    - [`sample`][metaclip2.pipeline.run.sample] : Stage 3 alone: keep decisions and the curated subset.
-    - [`curate`][metaclip2.pipeline.run.curate] : All three stages and the datacard in one call.
-    - [`Stage1Stats`][metaclip2.pipeline.stats.Stage1Stats] : Stage-1 accounting, returned by count.
+    - [`compute_thresholds`][metaclip2.pipeline.run.api.compute_thresholds] : Stage 2 alone: thresholds and entry probabilities.
+    - [`sample`][metaclip2.pipeline.run.api.sample] : Stage 3 alone: keep decisions and the curated subset.
+    - [`curate`][metaclip2.pipeline.run.api.curate] : All three stages and the datacard in one call.
+    - [`Stage1Stats`][metaclip2.pipeline.stages.stats.Stage1Stats] : Stage-1 accounting, returned by count.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import count
     >>> [stats] = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
@@ -378,7 +371,7 @@ def compute_thresholds(
     out : path
         A run directory whose stage 1 is complete; with `source`, a new directory to fork into.
     source : path, optional
-        Reuse this run's finished stage 1 by reference (:func:`~metaclip2.pipeline.fork.fork_run`)
+        Reuse this run's finished stage 1 by reference (:func:`~metaclip2.pipeline.run.fork.fork_run`)
         and make `out` a run of its own for stages 2-3: how to try another ``t_en`` without
         redoing stage 1.
     config : CurationConfig, optional
@@ -394,15 +387,15 @@ def compute_thresholds(
 
     See Also
     --------
-    - [`count`][metaclip2.pipeline.run.count] : Stage 1 alone: matching and counts.
-    - [`sample`][metaclip2.pipeline.run.sample] : Stage 3 alone: keep decisions and the curated subset.
-    - [`sweep`][metaclip2.pipeline.sweep.sweep] : Expected kept sizes for candidate thresholds.
+    - [`count`][metaclip2.pipeline.run.api.count] : Stage 1 alone: matching and counts.
+    - [`sample`][metaclip2.pipeline.run.api.sample] : Stage 3 alone: keep decisions and the curated subset.
+    - [`sweep`][metaclip2.pipeline.report.sweep.sweep] : Expected kept sizes for candidate thresholds.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import compute_thresholds, count
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
@@ -411,7 +404,7 @@ def compute_thresholds(
     ({'de': 1, 'en': 2}, 0.1667)
     >>> tmp.cleanup()
     """
-    from metaclip2.pipeline.guidance import no_english_message, warn_tail_share
+    from metaclip2.pipeline.run.guidance import no_english_message, warn_tail_share
 
     config = CurationConfig.from_options(config, **options)
     run = fork_run(source, _local(out)) if source is not None else RunDir(_local(out))
@@ -504,15 +497,15 @@ def sample(
 
     See Also
     --------
-    - [`count`][metaclip2.pipeline.run.count] : Stage 1 alone: matching and counts.
-    - [`compute_thresholds`][metaclip2.pipeline.run.compute_thresholds] : Stage 2 alone: thresholds and entry probabilities.
-    - [`Stage3Stats`][metaclip2.pipeline.stats.Stage3Stats] : Stage-3 accounting, returned by sample.
+    - [`count`][metaclip2.pipeline.run.api.count] : Stage 1 alone: matching and counts.
+    - [`compute_thresholds`][metaclip2.pipeline.run.api.compute_thresholds] : Stage 2 alone: thresholds and entry probabilities.
+    - [`Stage3Stats`][metaclip2.pipeline.stages.stats.Stage3Stats] : Stage-3 accounting, returned by sample.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import compute_thresholds, count, sample
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
@@ -609,17 +602,17 @@ def curate(
 
     See Also
     --------
-    - [`count`][metaclip2.pipeline.run.count] : Stage 1 alone: matching and counts.
-    - [`compute_thresholds`][metaclip2.pipeline.run.compute_thresholds] : Stage 2 alone: thresholds and entry probabilities.
-    - [`sample`][metaclip2.pipeline.run.sample] : Stage 3 alone: keep decisions and the curated subset.
-    - [`CurationResult`][metaclip2.pipeline.run.CurationResult] : What curate returns.
-    - [`sweep`][metaclip2.pipeline.sweep.sweep] : Expected kept sizes for candidate thresholds.
+    - [`count`][metaclip2.pipeline.run.api.count] : Stage 1 alone: matching and counts.
+    - [`compute_thresholds`][metaclip2.pipeline.run.api.compute_thresholds] : Stage 2 alone: thresholds and entry probabilities.
+    - [`sample`][metaclip2.pipeline.run.api.sample] : Stage 3 alone: keep decisions and the curated subset.
+    - [`CurationResult`][metaclip2.pipeline.run.api.CurationResult] : What curate returns.
+    - [`sweep`][metaclip2.pipeline.report.sweep.sweep] : Expected kept sizes for candidate thresholds.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import curate
     >>> result = curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2)
@@ -635,7 +628,7 @@ def curate(
     True
     >>> tmp.cleanup()
     """
-    from metaclip2.pipeline.datacard import make_datacard
+    from metaclip2.pipeline.run.datacard import make_datacard
 
     config = CurationConfig.from_options(config, **options)
     run = RunDir(_local(out))
@@ -664,7 +657,7 @@ def curate(
 
 def _preflight_english(store, paths: list[str], config: CurationConfig, refuse: bool) -> None:
     """LID of a sample of the pool: no English means stage 2 will need ``p`` (refuse, or warn)."""
-    from metaclip2.pipeline.guidance import check_english
+    from metaclip2.pipeline.run.guidance import check_english
 
     try:
         check_english(store, paths, input_format=config.input_format, max_chars=config.max_chars,

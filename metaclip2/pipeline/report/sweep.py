@@ -14,7 +14,7 @@ probabilities, and their variances sums of Bernoulli variances:
   pairs of that language, ``m`` its number of candidates). This is *not* ``1 - prod (1 - p_r)``.
 
 :func:`load_sweep_data` reads the stage-1 index once (through
-:func:`~metaclip2.pipeline.index.iter_index`) into flat arrays; every threshold is then numpy
+:func:`~metaclip2.pipeline.io.index.iter_index`) into flat arrays; every threshold is then numpy
 work over them (:func:`sweep`, :func:`target_size`). Images with one matched alt-text that
 matched one entry, the bulk of a web pool, are folded into per-entry counts (their probability
 is ``q`` itself); the others are kept as CSR rows.
@@ -36,9 +36,9 @@ import numpy as np
 from metaclip2.core.errors import DataError, MissingInputError, ParameterError
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.curation.sampling import UNITS
-from metaclip2.pipeline.config import ENGLISH_MODES
-from metaclip2.pipeline.guidance import no_english_message
-from metaclip2.pipeline.index import iter_index
+from metaclip2.pipeline.run.config import ENGLISH_MODES
+from metaclip2.pipeline.run.guidance import no_english_message
+from metaclip2.pipeline.io.index import iter_index
 
 __all__ = ["SweepData", "SweepTable", "load_sweep_data", "sweep", "target_size"]
 
@@ -101,14 +101,14 @@ class SweepData:
 
     See Also
     --------
-    - [`load_sweep_data`][metaclip2.pipeline.sweep.load_sweep_data] : How a run's stage 1 becomes SweepData.
-    - [`sweep`][metaclip2.pipeline.sweep.sweep] : Expected kept sizes for many thresholds at once.
+    - [`load_sweep_data`][metaclip2.pipeline.report.sweep.load_sweep_data] : How a run's stage 1 becomes SweepData.
+    - [`sweep`][metaclip2.pipeline.report.sweep.sweep] : Expected kept sizes for many thresholds at once.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import compute_thresholds, count, load_sweep_data
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
@@ -312,14 +312,14 @@ def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> Swee
 
     See Also
     --------
-    - [`sweep`][metaclip2.pipeline.sweep.sweep] : Expected kept sizes for candidate thresholds.
-    - [`target_size`][metaclip2.pipeline.sweep.target_size] : The threshold of a wanted kept size.
+    - [`sweep`][metaclip2.pipeline.report.sweep.sweep] : Expected kept sizes for candidate thresholds.
+    - [`target_size`][metaclip2.pipeline.report.sweep.target_size] : The threshold of a wanted kept size.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import count, load_sweep_data, sweep
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
@@ -330,9 +330,10 @@ def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> Swee
     [4.17, 5.17, 5.5]
     >>> tmp.cleanup()
     """
-    from metaclip2.pipeline.fork import stage1_dir
-    from metaclip2.pipeline.rundir import RunDir
-    from metaclip2.pipeline.stages import merge_counts, stage1_paths
+    from metaclip2.pipeline.run.fork import stage1_dir
+    from metaclip2.pipeline.run.rundir import RunDir
+    from metaclip2.pipeline.stages.files import stage1_paths
+    from metaclip2.pipeline.stages.merge import merge_counts
 
     run = RunDir(run_dir)
     s1 = run.require("stage1", "run stage 1 (`metaclip2 count`) first")
@@ -413,13 +414,13 @@ class SweepTable:
 
     See Also
     --------
-    - [`sweep`][metaclip2.pipeline.sweep.sweep] : Expected kept sizes for candidate thresholds.
+    - [`sweep`][metaclip2.pipeline.report.sweep.sweep] : Expected kept sizes for candidate thresholds.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import count, sweep
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
@@ -481,7 +482,7 @@ class SweepTable:
 
     def plot(self, path: str | os.PathLike) -> Path:
         """Kept size against t_en (log x), total and the largest languages, as a PNG (the ``plot`` extra)."""
-        from metaclip2.pipeline.plots import _pyplot, _save
+        from metaclip2.pipeline.report.plots import _pyplot, _save
 
         plt = _pyplot()
         rows = sorted(self.rows, key=lambda r: r["t_en"])
@@ -559,16 +560,16 @@ def sweep(
 
     See Also
     --------
-    - [`load_sweep_data`][metaclip2.pipeline.sweep.load_sweep_data] : Load a run once to sweep it several times.
-    - [`target_size`][metaclip2.pipeline.sweep.target_size] : The threshold of a wanted kept size.
-    - [`SweepTable`][metaclip2.pipeline.sweep.SweepTable] : What sweep returns.
-    - [`fork_run`][metaclip2.pipeline.fork.fork_run] : Another stage 2 and 3 on the same stage 1.
+    - [`load_sweep_data`][metaclip2.pipeline.report.sweep.load_sweep_data] : Load a run once to sweep it several times.
+    - [`target_size`][metaclip2.pipeline.report.sweep.target_size] : The threshold of a wanted kept size.
+    - [`SweepTable`][metaclip2.pipeline.report.sweep.SweepTable] : What sweep returns.
+    - [`fork_run`][metaclip2.pipeline.run.fork.fork_run] : Another stage 2 and 3 on the same stage 1.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import count, sweep
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
@@ -641,14 +642,14 @@ def target_size(
 
     See Also
     --------
-    - [`sweep`][metaclip2.pipeline.sweep.sweep] : Expected kept sizes for candidate thresholds.
-    - [`load_sweep_data`][metaclip2.pipeline.sweep.load_sweep_data] : Load a run once to sweep it several times.
+    - [`sweep`][metaclip2.pipeline.report.sweep.sweep] : Expected kept sizes for candidate thresholds.
+    - [`load_sweep_data`][metaclip2.pipeline.report.sweep.load_sweep_data] : Load a run once to sweep it several times.
 
     Examples
     --------
     >>> import json, os, tempfile
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.demo import write_example_pool
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> from metaclip2.pipeline import count, target_size
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")

@@ -81,15 +81,15 @@ class IndexBatch:
 
     See Also
     --------
-    - [`iter_index`][metaclip2.pipeline.index.iter_index] : Reads an index as batches.
-    - [`IndexWriter`][metaclip2.pipeline.index.IndexWriter] : Writes one.
+    - [`iter_index`][metaclip2.pipeline.io.index.iter_index] : Reads an index as batches.
+    - [`IndexWriter`][metaclip2.pipeline.io.index.IndexWriter] : Writes one.
 
     Examples
     --------
     Image ``a`` has two matched alt-texts (English and German), image ``c`` one:
 
     >>> import tempfile
-    >>> from metaclip2.pipeline.index import IndexWriter, iter_index
+    >>> from metaclip2.pipeline.io.index import IndexWriter, iter_index
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
     >>> with IndexWriter(f"{d}/pool.index.bin") as w:
     ...     w.write(0, "a", 0, "en", [0, 2], "a red dog")
@@ -233,13 +233,13 @@ def append_rows(path: str | os.PathLike, rows: Sequence[tuple], chunk_rows: int 
 
     See Also
     --------
-    - [`iter_chunks`][metaclip2.pipeline.index.iter_chunks] : Reads the chunks back as written.
-    - [`IndexWriter`][metaclip2.pipeline.index.IndexWriter] : The final index, whole images per chunk.
+    - [`iter_chunks`][metaclip2.pipeline.io.index.iter_chunks] : Reads the chunks back as written.
+    - [`IndexWriter`][metaclip2.pipeline.io.index.IndexWriter] : The final index, whole images per chunk.
 
     Examples
     --------
     >>> import tempfile
-    >>> from metaclip2.pipeline.index import append_rows, iter_chunks
+    >>> from metaclip2.pipeline.io.index import append_rows, iter_chunks
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
     >>> append_rows(f"{d}/en.run", [(0, "a", 0, "en", [0, 2], "a red dog", None), (2, "c", 0, "en", [1], "a cat", None)])
     >>> append_rows(f"{d}/en.run", [(5, "f", 0, "en", [0], "dog", None)])
@@ -263,8 +263,8 @@ class IndexWriter:
 
     See Also
     --------
-    - [`iter_index`][metaclip2.pipeline.index.iter_index] : Reads the index back.
-    - [`match_shard`][metaclip2.pipeline.stages.match_shard] : Stage 1, which writes a shard's index.
+    - [`iter_index`][metaclip2.pipeline.io.index.iter_index] : Reads the index back.
+    - [`match_shard`][metaclip2.pipeline.stages.match.match_shard] : Stage 1, which writes a shard's index.
 
     Examples
     --------
@@ -272,7 +272,7 @@ class IndexWriter:
     metadata language, matched entry ids, alt-text and the image's carried fields:
 
     >>> import os, tempfile
-    >>> from metaclip2.pipeline.index import IndexWriter, iter_index
+    >>> from metaclip2.pipeline.io.index import IndexWriter, iter_index
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
     >>> with IndexWriter(f"{d}/pool.index.bin") as w:
     ...     w.write(0, "a", 0, "en", [0, 2], "a red dog")
@@ -388,13 +388,13 @@ def iter_chunks(path: str | os.PathLike) -> Iterator[IndexBatch]:
 
     See Also
     --------
-    - [`iter_index`][metaclip2.pipeline.index.iter_index] : Batches of a chosen size, whole images each.
-    - [`append_rows`][metaclip2.pipeline.index.append_rows] : Writes the chunks of a scratch file.
+    - [`iter_index`][metaclip2.pipeline.io.index.iter_index] : Batches of a chosen size, whole images each.
+    - [`append_rows`][metaclip2.pipeline.io.index.append_rows] : Writes the chunks of a scratch file.
 
     Examples
     --------
     >>> import tempfile
-    >>> from metaclip2.pipeline.index import append_rows, iter_chunks
+    >>> from metaclip2.pipeline.io.index import append_rows, iter_chunks
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
     >>> rows = [(0, "a", 0, "en", [0, 2], "a red dog", None), (2, "c", 0, "en", [1], "a cat", None),
     ...         (5, "f", 0, "en", [0], "dog", None)]
@@ -443,13 +443,13 @@ def iter_index(path: str | os.PathLike, batch_rows: int = 8192) -> Iterator[Inde
 
     See Also
     --------
-    - [`IndexBatch`][metaclip2.pipeline.index.IndexBatch] : What each batch holds.
-    - [`sample_shard`][metaclip2.pipeline.stages.sample_shard] : Stage 3, which reads a shard's index.
+    - [`IndexBatch`][metaclip2.pipeline.io.index.IndexBatch] : What each batch holds.
+    - [`sample_shard`][metaclip2.pipeline.stages.sample.sample_shard] : Stage 3, which reads a shard's index.
 
     Examples
     --------
     >>> import tempfile
-    >>> from metaclip2.pipeline.index import IndexWriter, iter_index
+    >>> from metaclip2.pipeline.io.index import IndexWriter, iter_index
     >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
     >>> with IndexWriter(f"{d}/pool.index.bin") as w:
     ...     w.write(0, "a", 0, "en", [0, 2], "a red dog")

@@ -1,0 +1,136 @@
+"""Input shards → images with alt-texts, with every bad input and every damaged container counted.
+
+Formats (chosen by file name, or ``format=``):
+
+``jsonl`` (``.jsonl``, ``.json``, ``.jsonl.gz``, ``.ndjson``)
+    One record per line (a UTF-8 byte-order mark is ignored). Blank lines are skipped.
+``parquet`` (``.parquet``, ``.pq``)
+    One record per row, read row group by row group. Needs pyarrow
+    (``pip install 'metaclip2[parquet]'``).
+``tar`` (``.tar``, ``.tar.gz``, ``.tgz``)
+    WebDataset shards: members grouped by key (the member path up to the first dot of its
+    file name); concatenated archives are read through. Per key a ``.json`` record and/or a
+    ``.txt`` alt-text; other members (images) are never read.
+
+Layouts (the record's keys; detected per shard, or named with a :class:`ReaderSpec`):
+
+``metaclip2``
+    ``{"id", "texts": [str | {"text", "lang"?, "source"?, …}]}`` (image form) or the *flat*
+    form, one pair per record, ``{"id", "text", "lang"?}``. Consecutive flat records with the
+    same id form one image (alt-text indices 0, 1, … in record order); the same id further
+    down starts another image. Both forms may be mixed. In a tar, ``id`` defaults to the key.
+``datacomp``
+    DataComp metadata: ``uid``, ``text`` (plus ``url``, sizes, CLIP scores, …), flat.
+``img2dataset``
+    img2dataset Parquet (``key``, ``caption``, ``url``, …) and tars (``key.txt`` caption and/or
+    ``key.json`` with ``caption``, ``url``, ``key``, ``status``, …); the image id is the key.
+
+Detection looks at a shard's Parquet schema, its first JSONL record with a known layout, or
+its tar samples; a record that fits two layouts is an error naming them (name the keys with
+``ReaderSpec(id_key=..., text_keys=...)`` / ``--id-key``, ``--text-key``). A record's other
+scalar fields (``url``, sizes, scores; per-text ones such as ``source``) are carried in
+:attr:`Image.extra` / :attr:`Image.text_extra`, chosen with ``keep_keys`` / ``drop_keys``.
+
+Paths may be fsspec URLs (``s3://…``, ``memory://…``, ``https://…``); local paths are opened
+directly.
+
+Image ids are strings; integer ids are accepted and written in decimal. A text given with a
+language skips language identification.
+
+Bad input is reported, per alt-text, with one of :data:`INVALID_REASONS`; the unit of
+accounting is the pair: a record that cannot be read at all (a malformed line, a record
+without id) counts as one invalid pair per alt-text it visibly holds, at least one. A damaged
+container (a corrupt tar header or compressed stream, a corrupt Parquet row group, a gzip CRC
+or truncation error) yields an :class:`Image` with reason ``"damaged"``, ``where`` the byte
+offset or row group, and :attr:`Image.damage` saying the error and the records lost where
+known (a Parquet row group's rows; one pair where unknown).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+from metaclip2.core.errors import ParameterError
+from metaclip2.pipeline.io.inputs import FORMATS, detect_format
+from metaclip2.pipeline.io.jsonl import _read_jsonl
+from metaclip2.pipeline.io.parquet import _read_parquet
+from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS, Image, InvalidInputError, ReaderSpec, _Resolver
+from metaclip2.pipeline.io.tar import _read_tar
+
+__all__ = ["read_shard"]
+
+
+def read_shard(
+    path: str | os.PathLike,
+    *,
+    input_format: str | None = None,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    strict: bool = False,
+    spec: ReaderSpec | None = None,
+    report: dict | None = None,
+) -> Iterator[Image]:
+    """Images of one input shard, in file order.
+
+    Parameters
+    ----------
+    path : path or URL
+        The shard (a local path or an fsspec URL).
+    input_format : {"jsonl", "parquet", "tar"}, optional
+        Default: from the file name (:func:`detect_format`).
+    max_chars : int
+        Texts longer than this many characters are invalid (``too_long``).
+    strict : bool
+        Raise :class:`InvalidInputError` at the first invalid pair or damage instead of
+        reporting it.
+    spec : ReaderSpec, optional
+        Named keys and carried fields; default: detect the layout.
+    report : dict, optional
+        Filled with the layout used: ``layout``, ``id_key``, ``text_keys``, ``lang_key``,
+        ``fields`` (of the first record), ``expected`` (the keys looked for).
+
+    Yields
+    ------
+    Image
+        Including unreadable records and damage (``id`` None) so that they can be counted.
+
+    Raises
+    ------
+    LayoutError
+        A record fits several known layouts.
+
+    See Also
+    --------
+    - [`Image`][metaclip2.pipeline.io.records.Image] : One image and its alt-texts, as read.
+    - [`curate`][metaclip2.pipeline.run.api.curate] : All three stages and the datacard in one call.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> from metaclip2.pipeline import read_shard
+    >>> tmp = tempfile.TemporaryDirectory(); path = os.path.join(tmp.name, "shard.jsonl")
+    >>> with open(path, "w") as f:
+    ...     print(json.dumps({"key": "0001", "caption": "a red dog"}), file=f)
+    ...     print(json.dumps({"key": "0002", "caption": 7}), file=f)
+    >>> report = {}
+    >>> [(im.id, im.texts, im.invalid) for im in read_shard(path, report=report)]
+    [('0001', ['a red dog'], [None]), ('0002', [None], ['not_string'])]
+    >>> report["layout"], report["id_key"], report["text_keys"]
+    ('img2dataset', 'key', ['caption'])
+    >>> tmp.cleanup()
+    """
+    fmt = input_format or detect_format(path)
+    if fmt not in FORMATS:
+        raise ParameterError(f"input_format must be one of {FORMATS}, got {fmt!r}")
+    if max_chars < 1:
+        raise ParameterError(f"max_chars must be positive, got {max_chars}")
+    spec = spec or ReaderSpec()
+    path = os.fspath(path)
+    resolver = _Resolver(path, spec, report)
+    reader = {"jsonl": _read_jsonl, "parquet": _read_parquet, "tar": _read_tar}[fmt]
+    for image in reader(path, max_chars, resolver):
+        if strict:
+            for reason, where in zip(image.invalid, image.where):
+                if reason is not None:
+                    raise InvalidInputError(path, where, reason, image.damage["error"] if image.damage else "")
+        yield image
