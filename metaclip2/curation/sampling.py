@@ -377,7 +377,8 @@ class EntryProbabilities:
         q = self.q.get(lang)
         return 0.0 if q is None else keep_probability(q, ids)
 
-    def row_probabilities(self, langs: Sequence, offsets: np.ndarray, ids: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
+    def row_probabilities(self, langs: Sequence, offsets: np.ndarray, ids: np.ndarray, codes: np.ndarray | None = None,
+                          strict: bool = True) -> np.ndarray:  # fmt: skip
         """Keep probability of every row of a CSR batch whose rows have languages of their own.
 
         Parameters
@@ -388,6 +389,10 @@ class EntryProbabilities:
             The rows' matched entry ids (sorted and unique within each row).
         codes : ndarray of int, optional
             Each row's language as a position in `langs`.
+        strict : bool
+            Raise for matches of a language the probabilities lack (stage 3: the index and the
+            probabilities must come from one run); False gives such rows 0, as
+            :meth:`keep_probability` does (the online sampler, the batch API).
 
         Returns
         -------
@@ -427,6 +432,8 @@ class EntryProbabilities:
             if not len(at):
                 continue
             q = self.q.get(lang)
+            if q is None and not strict:
+                continue
             if q is None:
                 raise DataError(f"the probabilities have no language {lang!r}, whose matches are given: they come from another run or other metadata")
             sub = ids[at]

@@ -26,9 +26,10 @@ import numpy as np
 
 from metaclip2.core.errors import ParameterError
 from metaclip2.curation.counts import EntryCounts
-from metaclip2.curation.sampling import UNITS, EntryProbabilities, keep_probabilities, select_texts, uniform
-from metaclip2.curation.threshold import DEFAULT_T_EN
-from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS, check_lang, check_text
+from metaclip2.curation.sampling import EntryProbabilities, keep_decisions
+from metaclip2.pipeline.io.records import check_lang, check_text
+from metaclip2.pipeline.run.config import CurationConfig
+from metaclip2.pipeline.stages.options import MatchOptions, SampleOptions
 
 __all__ = ["Annotation", "BatchCurator", "MetadataHandle", "annotate", "count_matches", "keep_mask"]
 
@@ -158,9 +159,8 @@ def annotate(
     langs: Sequence | Any | None = None,
     *,
     metadata: str | os.PathLike | MetadataHandle,
-    max_chars: int = DEFAULT_MAX_CHARS,
-    min_confidence: float | None = None,
-    lid_model: str | None = None,
+    options: MatchOptions | None = None,
+    **changes: Any,
 ) -> Annotation:
     """LID → routing → matching of a batch of texts, as in stage 1 of the offline run.
 
@@ -172,10 +172,11 @@ def annotate(
         Given language codes (None entries: LID decides). Any code form
         :func:`~metaclip2.core.languages.normalize_language_code` reads.
     metadata : path or MetadataHandle
-    max_chars : int
-        Longer texts are invalid (as in the readers).
-    min_confidence, lid_model
-        As in :class:`~metaclip2.pipeline.run.config.CurationConfig`.
+    options : MatchOptions or CurationConfig, optional
+        Stage 1's options, as the offline run uses them (``max_chars``, ``min_confidence``,
+        ``lid_model``, ``script_check``, …); default: all defaults.
+    **changes
+        :class:`~metaclip2.pipeline.stages.options.MatchOptions` fields applied over `options`.
 
     Returns
     -------
@@ -203,8 +204,7 @@ def annotate(
     [[0, 2], [0, 1], [], []]
     >>> tmp.cleanup()
     """
-    from metaclip2.matching.lid import resolve_languages
-
+    options = MatchOptions.of(options, **changes)
     store = _handle(metadata).store
     texts = [_text(t) for t in _to_list(texts)]
     given = _to_list(langs) if langs is not None else [None] * len(texts)
@@ -213,14 +213,14 @@ def annotate(
     slots, valid, valid_langs = [], [], []
     for i, (t, g) in enumerate(zip(texts, given)):
         lang, lang_reason = check_lang(g)
-        if check_text(t, max_chars) is None and lang_reason is None:
+        if check_text(t, options.max_chars) is None and lang_reason is None:
             slots.append(i)
             valid.append(t)
             valid_langs.append(lang)
     out_langs: list = [None] * len(texts)
     per_text: list = [None] * len(texts)
     if valid:
-        labels = resolve_languages(valid, valid_langs, min_confidence=min_confidence, lid_model=lid_model)
+        labels = options.identify(valid, valid_langs)
         resolved: dict = {}
         by_lang: dict[str, list[int]] = {}
         for s, label in enumerate(labels):
@@ -343,9 +343,9 @@ def keep_mask(
     *,
     offsets: Any = None,
     text_indices: Sequence | Any | None = None,
-    seed: int = 0,
     epoch: int = 0,
-    unit: str = "image",
+    options: SampleOptions | None = None,
+    **changes: Any,
 ) -> np.ndarray:
     """Keep decision of every row of a batch: the offline run's (epoch 0) and :class:`OnlineSampler`'s.
 
@@ -357,12 +357,16 @@ def keep_mask(
     langs : column of (str or None)
     ids : CSR ids with `offsets`, or a per-row list column
     text_indices : column of int, optional
-        Alt-text index of each row within its image (default 0: one text per image).
-    seed, epoch : int
-    unit : {"image", "pair"}
-        With ``"image"``, all rows of an image must be in the same batch, and rows with the
-        same image id are taken as one image (ids must be unique across images, as the
-        offline run's decisions assume too).
+        Alt-text index of each row within its image; default: an image's rows are numbered 0,
+        1, … in the order they stand (as the readers number a flat pool's records).
+    epoch : int
+    options : SampleOptions or CurationConfig, optional
+        Stage 3's options (``seed``, ``unit``); ``**changes`` applies fields over them.
+
+    The rows of an image are all rows with its id (:func:`~metaclip2.curation.sampling.keep_decisions`):
+    give every row of the images you decide in one call (with ``unit="image"``); a batch that
+    holds part of an image decides it differently. :meth:`BatchCurator.decide` decides a whole
+    annotated table at once.
 
     Returns
     -------
@@ -389,39 +393,17 @@ def keep_mask(
     array([ True, False, False,  True])
     >>> tmp.cleanup()
     """
-    if unit not in UNITS:
-        raise ParameterError(f"unit must be one of {UNITS}, got {unit!r}")
+    options = SampleOptions.of(options, **changes)
     if not isinstance(probabilities, EntryProbabilities):
         probabilities = EntryProbabilities.load(probabilities)
-    from metaclip2.pipeline.stages.sample import take_rows
-
-    image_ids = [str(i) for i in _to_list(image_ids)]
-    langs = _to_list(langs)
-    n = len(image_ids)
-    ks = [0] * n if text_indices is None else [int(k) for k in _to_list(text_indices)]
+    image_ids = _to_list(image_ids)
+    langs = [x if isinstance(x, str) else None for x in _to_list(langs)]  # NaN from a data frame: no language
     off, flat = _csr(ids, offsets)
-    p = np.zeros(n, dtype=np.float64)
-    for lang, rows in _by_lang(langs).items():
-        q = probabilities.q.get(lang)
-        if q is not None:
-            sub_off, sub_ids = take_rows(off, flat, rows)
-            p[rows] = keep_probabilities(q, sub_off, sub_ids)
-    keep = np.zeros(n, dtype=bool)
-    if unit == "pair":
-        for r in np.flatnonzero(p > 0):
-            keep[r] = uniform(seed, image_ids[r], ks[r], epoch) < p[r]
-        return keep
-    images: dict[str, list[int]] = {}
-    for r in np.flatnonzero(p > 0):
-        images.setdefault(image_ids[r], []).append(int(r))
-    for image_id, rows in images.items():
-        per_text = [0.0] * (max(ks[r] for r in rows) + 1)
-        for r in rows:
-            per_text[ks[r]] = float(p[r])
-        kept = set(select_texts(image_id, per_text, seed, epoch, "image"))
-        for r in rows:
-            keep[r] = ks[r] in kept
-    return keep
+    if len(langs) != len(image_ids) or len(off) != len(image_ids) + 1:
+        raise ParameterError(f"{len(image_ids)} image ids, {len(langs)} languages and {len(off) - 1} id lists: one each per row")
+    p = probabilities.row_probabilities(langs, off, flat, strict=False)
+    ks = None if text_indices is None else _to_list(text_indices)
+    return keep_decisions(image_ids, p, ks, seed=options.seed, epoch=epoch, unit=options.unit)
 
 
 def _column(batch: Any, key: str) -> Any:
@@ -439,12 +421,22 @@ class BatchCurator:
     metadata : path or MetadataHandle
     probabilities : EntryProbabilities or path, optional
         Needed for keep decisions; or call :meth:`fit` with counts.
-    text_key, id_key : str
-        Columns of the alt-text and the image id (``"text"``, ``"id"``).
-    lang_key, text_index_key : str, optional
-        Columns of a given language and of the alt-text index within the image.
-    seed, unit, max_chars, min_confidence, lid_model
-        As in :class:`~metaclip2.pipeline.run.config.CurationConfig`.
+    config : CurationConfig, MatchOptions, SampleOptions or ThresholdOptions, optional
+        The run's options, taken as they are (e.g. the ``CurationConfig`` of a ``curate`` run):
+        LID and matching from its stage-1 fields, :meth:`fit` from its stage-2 fields, the
+        decisions from ``seed`` and ``unit``; the column names from ``id_key``, ``text_keys``,
+        ``lang_key`` and ``text_index_key`` (defaults ``"id"``, ``"text"``, none, none).
+    text_key : str, optional
+        The alt-text column (the same as ``text_keys=(text_key,)``).
+    **options
+        :class:`~metaclip2.pipeline.run.config.CurationConfig` fields applied over `config`
+        (``seed=``, ``unit=``, ``script_check=``, ``id_key=``, …), checked as a run checks them.
+
+    An image is all rows with one id (:func:`~metaclip2.curation.sampling.keep_decisions`).
+    :meth:`keep_batch` decides the images of one batch, so it needs each image's rows in one
+    batch (one row per image, or rows grouped first); :meth:`decide` decides a whole annotated
+    table at once, whatever batches annotated it; :meth:`filter_stream` never splits the
+    consecutive rows of an image.
 
     See Also
     --------
@@ -459,7 +451,7 @@ class BatchCurator:
     >>> tmp = tempfile.TemporaryDirectory()
     >>> d, _ = write_example_pool(tmp.name)  # metadata: en (dog, cat, red), de (Hund, Katze)
     >>> from metaclip2.pipeline import BatchCurator
-    >>> cur = BatchCurator(d, text_key="caption", id_key="key", lang_key="lang")
+    >>> cur = BatchCurator(d, text_key="caption", id_key="key", lang_key="lang", seed=0)
     >>> batch = {"key": ["i1", "i2", "i3", "i4"], "caption": ["a red dog", "a dog", "a black dog", "a cat"],
     ...          "lang": ["en"] * 4}
     >>> batch = cur.annotate_batch(batch)
@@ -468,11 +460,20 @@ class BatchCurator:
     >>> cur.fit(cur.count(batch), t_en=1).keep_batch(batch)
     [True, False, False, True]
 
-    With Hugging Face ``datasets`` the same methods go to ``map`` and ``filter``:
+    Rows of one image split across batches are decided whole by :meth:`decide`:
+
+    >>> rows = {"key": ["i1", "i1", "i2"], "caption": ["a red dog", "a cat", "a dog"], "lang": ["en"] * 3}
+    >>> parts = [cur.annotate_batch({k: v[:2] for k, v in rows.items()}), cur.annotate_batch({k: v[2:] for k, v in rows.items()})]
+    >>> table = {k: parts[0][k] + parts[1][k] for k in parts[0]}
+    >>> cur.decide(table).tolist()
+    [False, True, False]
+
+    With Hugging Face ``datasets``, annotate with ``map`` (any batches, any processes), then
+    decide over the whole dataset:
 
     >>> ds = ds.map(cur.annotate_batch, batched=True, num_proc=4)                   # doctest: +SKIP
     >>> cur.fit(cur.count(ds))                                                       # doctest: +SKIP
-    >>> kept = ds.filter(cur.keep_batch, batched=True, num_proc=4)                  # doctest: +SKIP
+    >>> kept = ds.select(np.flatnonzero(cur.decide(ds)))                             # doctest: +SKIP
     >>> tmp.cleanup()
     """
 
@@ -482,28 +483,42 @@ class BatchCurator:
         self,
         metadata: str | os.PathLike | MetadataHandle,
         probabilities: EntryProbabilities | str | os.PathLike | None = None,
+        config: Any = None,
         *,
-        text_key: str = "text",
-        id_key: str = "id",
-        lang_key: str | None = None,
-        text_index_key: str | None = None,
-        seed: int = 0,
-        unit: str = "image",
-        max_chars: int = DEFAULT_MAX_CHARS,
-        min_confidence: float | None = None,
-        lid_model: str | None = None,
+        text_key: str | None = None,
+        **options: Any,
     ):
-        if unit not in UNITS:
-            raise ParameterError(f"unit must be one of {UNITS}, got {unit!r}")
+        if text_key is not None:
+            options["text_keys"] = (text_key,)
+        self.config = _as_config(config, options)
+        if self.config.text_keys is not None and len(self.config.text_keys) != 1:
+            raise ParameterError(f"a batch has one alt-text column; text_keys names {len(self.config.text_keys)}")
         self.metadata = _handle(metadata)
         # a path travels to workers as a path and is loaded once per process there
         self._probabilities_path = None if probabilities is None or isinstance(probabilities, EntryProbabilities) else os.fspath(probabilities)
         self._probabilities = probabilities if isinstance(probabilities, EntryProbabilities) else None
         if self._probabilities_path is not None:
             self.probabilities  # noqa: B018 - fail now on a bad file, not in a worker
-        self.text_key, self.id_key, self.lang_key, self.text_index_key = text_key, id_key, lang_key, text_index_key
-        self.seed, self.unit, self.max_chars = int(seed), unit, int(max_chars)
-        self.min_confidence, self.lid_model = min_confidence, lid_model
+
+    @property
+    def text_key(self) -> str:
+        """The alt-text column."""
+        return self.config.text_keys[0] if self.config.text_keys else "text"
+
+    @property
+    def id_key(self) -> str:
+        """The image-id column."""
+        return self.config.id_key or "id"
+
+    @property
+    def lang_key(self) -> str | None:
+        """The column of a given language, if any."""
+        return self.config.lang_key
+
+    @property
+    def text_index_key(self) -> str | None:
+        """The column of the alt-text index within its image, if any."""
+        return self.config.text_index_key
 
     @property
     def probabilities(self) -> EntryProbabilities | None:
@@ -516,8 +531,7 @@ class BatchCurator:
 
     def annotate(self, texts: Any, langs: Any = None) -> Annotation:
         """:func:`annotate` with this curator's metadata and settings."""
-        return annotate(texts, langs, metadata=self.metadata, max_chars=self.max_chars,
-                        min_confidence=self.min_confidence, lid_model=self.lid_model)  # fmt: skip
+        return annotate(texts, langs, metadata=self.metadata, options=self.config)
 
     def annotate_batch(self, batch: Any) -> Any:
         """`batch` (a dict of columns or a pandas DataFrame) with columns :attr:`LANG` and :attr:`IDS` added."""
@@ -537,14 +551,18 @@ class BatchCurator:
             count_matches(_column(b, self.LANG), _column(b, self.IDS), metadata=self.metadata, counts=counts)
         return counts
 
-    def fit(self, counts: EntryCounts, *, t_en: float = DEFAULT_T_EN, english: str = "keep", p: float | None = None) -> "BatchCurator":
-        """Set the entry probabilities from the pool's counts (stage 2); returns self.
+    def fit(self, counts: EntryCounts, **changes: Any) -> "BatchCurator":
+        """Set the entry probabilities from the pool's counts (stage 2) with the config's
+        ``t_en``, ``english`` and ``p`` (or `changes` to them); returns self.
 
         They travel with the curator to worker processes; for large metadata save them
         (``cur.probabilities.save(path)``) and give ``probabilities=path`` instead, which
         each process loads once.
         """
-        self._probabilities = EntryProbabilities.from_counts(counts, t_en=t_en, english=english, p=p)
+        if changes:
+            self.config = self.config.replace(**changes)
+        o = self.config
+        self._probabilities = EntryProbabilities.from_counts(counts, t_en=o.t_en, english=o.english, p=o.p)
         self._probabilities_path = None
         return self
 
@@ -552,34 +570,65 @@ class BatchCurator:
         """:func:`keep_mask` with this curator's probabilities, seed and unit."""
         if self.probabilities is None:
             raise ParameterError("no entry probabilities: give probabilities= or call fit(counts) first")
-        return keep_mask(self.probabilities, image_ids, langs, ids, text_indices=text_indices,
-                         seed=self.seed, epoch=epoch, unit=self.unit)  # fmt: skip
+        return keep_mask(self.probabilities, image_ids, langs, ids, text_indices=text_indices, epoch=epoch, options=self.config)
 
     def keep_batch(self, batch: Any, epoch: int = 0) -> list[bool]:
-        """Keep decision per row of an annotated batch (for ``filter(..., batched=True)``)."""
+        """Keep decision per row of an annotated batch whose images are whole (for ``filter(..., batched=True)``)."""
         ks = _column(batch, self.text_index_key) if self.text_index_key else None
         return self.keep(_column(batch, self.id_key), _column(batch, self.LANG), _column(batch, self.IDS), ks, epoch).tolist()
+
+    def decide(self, table: Any, epoch: int = 0) -> np.ndarray:
+        """Keep decision of every row of a whole annotated table, however it was batched.
+
+        Parameters
+        ----------
+        table : HF Dataset, pandas DataFrame, pyarrow Table or dict of columns
+            With the id column, :attr:`LANG` and :attr:`IDS` (from :meth:`annotate_batch`) and
+            the text-index column if the config names one.
+        epoch : int
+
+        Returns
+        -------
+        ndarray of bool
+            One per row, in the table's order: ``ds.select(np.flatnonzero(mask))``.
+        """
+        cols = [self.id_key, self.LANG, self.IDS] + ([self.text_index_key] if self.text_index_key else [])
+        if hasattr(table, "with_format") and hasattr(table, "column_names"):  # HF Dataset: Arrow columns, indices applied
+            table = table.with_format("arrow")[:] if len(table) else {c: [] for c in cols}
+        ks = _column(table, self.text_index_key) if self.text_index_key else None
+        return self.keep(_column(table, self.id_key), _column(table, self.LANG), _column(table, self.IDS), ks, epoch)
 
     def filter_stream(self, samples: Iterable[Mapping], epoch: int = 0, batch_size: int = 256) -> Iterator[Mapping]:
         """The kept samples of a stream of dicts (e.g. WebDataset samples), annotated and decided in batches.
 
-        With ``unit="image"`` an image's rows must be in the same batch (one sample = one image).
+        A batch never ends inside a run of consecutive samples with the same id, so an image
+        whose rows follow each other is decided whole (one sample = one image is the usual case).
         """
+        if self.probabilities is None:
+            raise ParameterError("no entry probabilities: give probabilities= or call fit(counts) first")
         buf: list = []
 
-        def flush():
-            cols = {k: [s.get(k) for s in buf] for k in {self.text_key, self.id_key, self.lang_key, self.text_index_key} - {None}}
+        def flush(rows: list) -> list:
+            cols = {k: [s.get(k) for s in rows] for k in {self.text_key, self.id_key, self.lang_key, self.text_index_key} - {None}}
             a = self.annotate(cols[self.text_key], cols.get(self.lang_key))
-            if self.probabilities is None:
-                raise ParameterError("no entry probabilities: give probabilities= or call fit(counts) first")
             keep = keep_mask(self.probabilities, cols[self.id_key], a.langs, a.ids, offsets=a.offsets,
-                             text_indices=cols.get(self.text_index_key), seed=self.seed, epoch=epoch, unit=self.unit)  # fmt: skip
-            return [s for s, k in zip(buf, keep) if k]
+                             text_indices=cols.get(self.text_index_key), epoch=epoch, options=self.config)  # fmt: skip
+            return [s for s, k in zip(rows, keep) if k]
 
         for s in samples:
-            buf.append(s)
-            if len(buf) >= batch_size:
-                yield from flush()
+            if len(buf) >= batch_size and s.get(self.id_key) != buf[-1].get(self.id_key):
+                yield from flush(buf)
                 buf = []
+            buf.append(s)
         if buf:
-            yield from flush()
+            yield from flush(buf)
+
+
+def _as_config(config: Any, options: dict) -> CurationConfig:
+    """A :class:`CurationConfig` from a config, any stage's options object, or none, with `options` applied."""
+    if config is None or isinstance(config, CurationConfig):
+        return CurationConfig.from_options(config, **options)
+    fields = {f: getattr(config, f) for f in getattr(config, "__dataclass_fields__", {})}
+    if not fields:
+        raise ParameterError(f"config must be a CurationConfig or a stage's options, got {type(config).__name__}")
+    return CurationConfig(**{**fields, **options})

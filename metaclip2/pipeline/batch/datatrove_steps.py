@@ -7,12 +7,17 @@ Curation needs the whole pool's counts before any keep decision, so it is two pi
     cur.fit(load_counts("counts/"), t_en=170_000)
     LocalPipelineExecutor([ParquetReader(pool, id_key="uid"), MetaclipFilter(cur), JsonlWriter("kept/")], tasks=8).run()
 
-Documents are one alt-text each (``doc.text``, image id ``doc.id``), as datatrove's readers
-give them; decisions equal the offline run's (``metaclip2 curate``) on the same records.
+Documents are one alt-text each (``doc.text``, image id ``doc.id``, the alt-text index in
+``doc.metadata[<text_index_key>]`` when the curator's config names one), as datatrove's readers
+give them. An image is all documents with its id; :class:`MetaclipFilter` decides the
+consecutive documents of one id together (a pair-per-line file lists an image's alt-texts one
+after the other), so its decisions equal the offline run's (``metaclip2 curate``) on the same
+records whenever an image's documents follow each other within one task's files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 
@@ -22,6 +27,7 @@ from metaclip2.curation.counts import EntryCounts
 try:
     from datatrove.pipeline.base import PipelineStep
     from datatrove.pipeline.filters.base_filter import BaseFilter
+    from datatrove.pipeline.filters.base_filter import StatHints
 except ImportError as err:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("the datatrove steps need datatrove: pip install 'metaclip2[frameworks]'") from err
 
@@ -70,7 +76,11 @@ class MetaclipCounter(PipelineStep):
 
 
 class MetaclipFilter(BaseFilter):
-    """Pass 2: keep the documents the curation keeps (the curator needs probabilities: :meth:`BatchCurator.fit`)."""
+    """Pass 2: keep the documents the curation keeps (the curator needs probabilities: :meth:`BatchCurator.fit`).
+
+    Consecutive documents with the same id are one image and are decided together, never split
+    between two batches.
+    """
 
     name = "metaclip2 filter"
 
@@ -78,13 +88,47 @@ class MetaclipFilter(BaseFilter):
         super().__init__(exclusion_writer=exclusion_writer, batch_size=batch_size)
         self.curator, self.epoch = curator, epoch
 
+    def _text_index(self, doc):
+        key = self.curator.text_index_key
+        return None if key is None else doc.metadata.get(key)
+
     def filter_batch(self, batch):
         a = self.curator.annotate([doc.text for doc in batch])
-        keep = self.curator.keep([doc.id for doc in batch], a.langs, a.ids_lists(), epoch=self.epoch)
+        ks = None if self.curator.text_index_key is None else [self._text_index(doc) for doc in batch]
+        keep = self.curator.keep([doc.id for doc in batch], a.langs, a.ids_lists(), ks, epoch=self.epoch)
         return [bool(k) for k in keep]
 
     def filter(self, doc) -> bool:
         return self.filter_batch([doc])[0]
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        # BaseFilter.run, with batches cut between images only
+        with self.exclusion_writer if self.exclusion_writer else contextlib.nullcontext() as writer:
+            for batch in _image_batches(data, self.batch_size):
+                with self.track_time("batch"):
+                    keep = self.filter_batch(batch)
+                for doc, k in zip(batch, keep):
+                    self.stat_update(StatHints.total)
+                    if k:
+                        self.stat_update(StatHints.forwarded)
+                        self.update_doc_stats(doc)
+                        yield doc
+                    else:
+                        self.stat_update(StatHints.dropped)
+                        if self.exclusion_writer:
+                            writer.write(doc, rank)
+
+
+def _image_batches(data, n: int):
+    """Batches of about `n` documents that never end inside a run of documents with one id."""
+    batch: list = []
+    for doc in data:
+        if len(batch) >= n and doc.id != batch[-1].id:
+            yield batch
+            batch = []
+        batch.append(doc)
+    if batch:
+        yield batch
 
 
 def load_counts(counts_dir: str) -> EntryCounts:

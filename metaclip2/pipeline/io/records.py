@@ -171,6 +171,10 @@ class ReaderSpec:
         of texts; several keys give one alt-text each, in that order. Default: from the layout.
     lang_key : str, optional
         Key of a given language code (any ISO 639-1/639-3, ``xxx_Script`` or BCP-47 form).
+    text_index_key : str, optional
+        Key of the alt-text's index within its image, in flat (one pair per record) layouts.
+        Default: ``text_index`` where records have it; otherwise an image's records are numbered
+        in the order they stand.
     keep_keys : str or sequence of str, optional
         Carry only these other fields into the curated subset (default: every scalar field).
     drop_keys : str or sequence of str, optional
@@ -187,9 +191,10 @@ class ReaderSpec:
     lang_key: str | None = None
     keep_keys: tuple | None = None
     drop_keys: tuple = ()
+    text_index_key: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("id_key", "lang_key"):
+        for name in ("id_key", "lang_key", "text_index_key"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, str) or not v.strip()):
                 raise ParameterError(f"{name} must be a non-empty key name, got {v!r}")

@@ -35,264 +35,12 @@ import numpy as np
 
 from metaclip2.core.errors import DataError, MissingInputError, ParameterError
 from metaclip2.curation.counts import EntryCounts
-from metaclip2.curation.sampling import UNITS
-from metaclip2.pipeline.run.config import ENGLISH_MODES
-from metaclip2.pipeline.run.guidance import no_english_message
+from metaclip2.curation.expectation import Folder, SweepData
 from metaclip2.pipeline.io.index import iter_index
 
 __all__ = ["SweepData", "SweepTable", "load_sweep_data", "sweep", "target_size"]
 
 log = logging.getLogger(__name__)
-
-_ENGLISH = "en"
-
-
-# -- per-language thresholds, fast -------------------------------------------------------------
-
-
-class _Language:
-    """One language's counts, sorted once, so that ``t_to_p``/``p_to_t`` cost O(n) per call."""
-
-    def __init__(self, counts: np.ndarray):
-        self.counts = np.asarray(counts, dtype=np.uint64)
-        self.total = int(self.counts.sum(dtype=np.uint64))
-        self.sorted = np.sort(self.counts)
-        # the same operations as curation.threshold.p_to_t, so the same thresholds
-        self.cum = np.cumsum(self.sorted, dtype=np.uint64) / self.total if self.total else None
-        self.as_float = self.counts.astype(np.float64)
-
-    def t_to_p(self, t: float) -> float:
-        # sum(c[c < t]) over the sorted counts: a prefix
-        k = int(np.searchsorted(self.sorted, t, side="left"))
-        return int(self.sorted[:k].sum(dtype=np.uint64)) / self.total
-
-    def p_to_t(self, p: float) -> int:
-        return max(int(self.sorted[int(np.argmin(np.abs(self.cum - p)))]), 1)
-
-    def q(self, t: float | None) -> np.ndarray:
-        if t is None:
-            return np.zeros(len(self.counts), dtype=np.float64)
-        return t / np.maximum(self.as_float, float(t))
-
-
-# -- the run's matched pairs, compact ----------------------------------------------------------
-
-
-@dataclass
-class SweepData:
-    """A run's stage-1 outputs reduced to what keep probabilities need.
-
-    Attributes
-    ----------
-    langs : list of str
-        The counts' languages (sorted); codes below index this list.
-    counts : EntryCounts
-        Merged entry counts of the run.
-    base : ndarray of int64
-        Offset of each language's entries in the concatenated entry space.
-    single : ndarray of float64
-        Per concatenated entry: images whose only matched alt-text matched only that entry.
-    row_lang, row_image : ndarray
-        The other images' matched alt-texts: language code, image number (non-decreasing).
-    offsets, gids : ndarray of int64
-        Their matched entries in CSR form, as concatenated entry ids.
-    images, pairs : int
-        Images with a matched alt-text, and matched pairs, over the run.
-
-    See Also
-    --------
-    - [`load_sweep_data`][metaclip2.pipeline.report.sweep.load_sweep_data] : How a run's stage 1 becomes SweepData.
-    - [`sweep`][metaclip2.pipeline.report.sweep.sweep] : Expected kept sizes for many thresholds at once.
-
-    Examples
-    --------
-    >>> import json, os, tempfile
-    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
-    >>> from metaclip2.pipeline.builds.demo import write_example_pool
-    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
-    >>> from metaclip2.pipeline import compute_thresholds, count, load_sweep_data
-    >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
-    >>> data = load_sweep_data(f"{d}/run")
-    >>> data.langs, data.counts["en"].tolist(), data.images, data.pairs
-    (['de', 'en'], [3, 1, 2], 6, 6)
-
-    Stage 2's thresholds, and stage 3's kept sizes in expectation, without running either:
-
-    >>> p, t = data.thresholds(t_en=2)
-    >>> t, t == compute_thresholds(f"{d}/run", t_en=2)["t"]
-    ({'de': 1, 'en': 2}, True)
-    >>> expected = data.expect(t_en=2)
-    >>> round(expected["images"], 2), round(expected["images_std"], 2)
-    (5.17, 0.69)
-    >>> tmp.cleanup()
-    """
-
-    langs: list
-    counts: EntryCounts
-    base: np.ndarray
-    single: np.ndarray
-    row_lang: np.ndarray
-    row_image: np.ndarray
-    offsets: np.ndarray
-    gids: np.ndarray
-    images: int
-    pairs: int
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        self._lang = {lang: _Language(self.counts[lang]) for lang in self.langs}
-        n = len(self.row_lang)
-        # Rows sorted by (image, language), once: images and (image, language) groups are then
-        # contiguous runs, so every per-threshold step is a reduceat without gathers.
-        if n:
-            order = np.lexsort((self.row_lang, self.row_image))
-            lengths = np.diff(self.offsets)[order]
-            starts = self.offsets[:-1][order]
-            offsets = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(lengths, out=offsets[1:])
-            self.gids = self.gids[np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)]
-            self.offsets, self.row_lang, self.row_image = offsets, self.row_lang[order], self.row_image[order]
-        li, ll = self.row_image, self.row_lang
-        new_img = np.r_[True, li[1:] != li[:-1]] if n else np.zeros(0, dtype=bool)
-        new_grp = (new_img | np.r_[True, ll[1:] != ll[:-1]]) if n else new_img
-        self._img_starts = np.flatnonzero(new_img)
-        self._grp_starts = np.flatnonzero(new_grp)
-        self._grp_lang = ll[self._grp_starts]
-        self._grp_img_starts = np.flatnonzero(new_img[self._grp_starts])  # image starts among the groups
-        # sums per group / image through bincount: np.add.reduceat is several times slower
-        self._row_grp = np.cumsum(new_grp) - 1
-        self._grp_img = np.cumsum(new_img[self._grp_starts]) - 1
-        self._row_img = np.cumsum(new_img) - 1
-        img_size = np.diff(np.r_[self._img_starts, n])
-        self._inv_m = np.repeat(1.0 / np.maximum(img_size, 1), img_size)  # 1 / candidates, if all are
-        self._row_langs_present = np.unique(ll)
-        # Only entries some pair matched matter: q is computed on those alone, per threshold.
-        entry_lang = np.repeat(np.arange(len(self.langs)), np.diff(np.r_[self.base, len(self.single)]))
-        nz = np.flatnonzero(self.single)
-        self._used = np.unique(np.concatenate([nz, self.gids]))
-        self._used_lang = entry_lang[self._used]
-        self._used_counts = np.concatenate([self._lang[lang].as_float for lang in self.langs])[self._used] if self.langs else np.zeros(0)
-        self._single_pos = np.searchsorted(self._used, nz)
-        self._single_w = self.single[nz]
-        self._single_lang = entry_lang[nz]
-        # rows of one entry read q directly; the others multiply
-        lengths = np.diff(self.offsets)
-        self._one_rows = np.flatnonzero(lengths == 1)
-        self._one_pos = np.searchsorted(self._used, self.gids[self.offsets[self._one_rows]]) if n else np.zeros(0, dtype=np.int64)
-        multi = np.flatnonzero(lengths > 1)
-        self._multi_rows = multi
-        m_len = lengths[multi]
-        m_off = np.zeros(len(multi) + 1, dtype=np.int64)
-        np.cumsum(m_len, out=m_off[1:])
-        m_gids = self.gids[np.repeat(self.offsets[:-1][multi] - m_off[:-1], m_len) + np.arange(int(m_off[-1]), dtype=np.int64)]
-        self._multi_pos = np.searchsorted(self._used, m_gids)
-        self._multi_starts = m_off[:-1]
-        # bincount takes intp: cast once, not per threshold
-        for name in ("_grp_lang", "_single_lang", "_row_grp", "_grp_img", "_row_img"):
-            setattr(self, name, getattr(self, name).astype(np.intp, copy=False))
-        self._row_lang_ip = self.row_lang.astype(np.intp)
-
-    @property
-    def english(self) -> bool:
-        """Whether the counts hold English matches (else thresholds need an explicit p)."""
-        return _ENGLISH in self._lang and self._lang[_ENGLISH].total > 0
-
-    # -- stage 2 ------------------------------------------------------------------------------
-
-    def thresholds(self, t_en: float, english: str = "keep", p: float | None = None) -> tuple[float, dict]:
-        """``(p, {lang: t or None})``, equal to :func:`~metaclip2.curation.threshold.thresholds`."""
-        if english not in ENGLISH_MODES:
-            raise ParameterError(f"english must be one of {ENGLISH_MODES}, got {english!r}")
-        if p is None:
-            if not self.english:
-                raise DataError(no_english_message())
-            p = self._lang[_ENGLISH].t_to_p(t_en)
-        t: dict = {}
-        for lang, L in self._lang.items():
-            if L.total == 0:
-                t[lang] = None
-            elif lang == _ENGLISH and english == "keep":
-                t[lang] = int(t_en) if float(t_en).is_integer() else float(t_en)
-            else:
-                t[lang] = L.p_to_t(p)
-        return p, t
-
-    # -- stage 3 in expectation ---------------------------------------------------------------
-
-    def expect(self, t_en: float, english: str = "keep", p: float | None = None, unit: str = "image") -> dict:
-        """Expected kept sizes (and standard deviations) for one threshold; see the module notes.
-
-        Returns
-        -------
-        dict
-            ``t_en``, ``p``, ``pairs``, ``pairs_std``, ``images``, ``images_std`` and
-            ``languages``: ``{lang: {"t", "pairs", "pairs_std", "images", "images_std"}}``.
-        """
-        if unit not in UNITS:
-            raise ParameterError(f"unit must be one of {UNITS}, got {unit!r}")
-        p, t = self.thresholds(t_en, english, p)
-        # q = t / max(c, t) on the matched entries; a language without threshold keeps nothing
-        t_vec = np.array([np.nan if t[lang] is None else float(t[lang]) for lang in self.langs], dtype=np.float64)
-        t_used = t_vec[self._used_lang]
-        q = np.nan_to_num(t_used / np.maximum(self._used_counts, t_used), nan=0.0)
-        nl = len(self.langs)
-        # one matched pair, one entry: p = q, for both units
-        qs = q[self._single_pos]
-        s_mean = np.bincount(self._single_lang, self._single_w * qs, minlength=nl)
-        s_var = np.bincount(self._single_lang, self._single_w * qs * (1.0 - qs), minlength=nl)
-        pr = self._row_probabilities(q)
-        if unit == "pair":
-            pairs = np.bincount(self._row_lang_ip, pr, minlength=nl)
-            pairs_var = np.bincount(self._row_lang_ip, pr * (1.0 - pr), minlength=nl)
-            g = 1.0 - _reduce(np.multiply, 1.0 - pr, self._grp_starts)
-            images = np.bincount(self._grp_lang, g, minlength=nl)
-            images_var = np.bincount(self._grp_lang, g * (1.0 - g), minlength=nl)
-            img = 1.0 - _reduce(np.multiply, 1.0 - g, self._grp_img_starts)
-            total_pairs_var = float(pairs_var.sum() + s_var.sum())
-        else:
-            if all(t[self.langs[i]] is not None for i in self._row_langs_present):
-                w = pr * self._inv_m  # every matched alt-text is a candidate (p > 0)
-            else:  # a language without threshold: its alt-texts are no candidates
-                m = np.bincount(self._row_img, pr > 0, minlength=len(self._img_starts))[self._row_img]
-                w = np.where(pr > 0, pr / np.maximum(m, 1.0), 0.0)
-            g = np.bincount(self._row_grp, w, minlength=len(self._grp_starts))
-            pairs = images = np.bincount(self._grp_lang, g, minlength=nl)
-            pairs_var = images_var = np.bincount(self._grp_lang, g * (1.0 - g), minlength=nl)
-            img = np.bincount(self._grp_img, g, minlength=len(self._img_starts))
-            total_pairs_var = float((img * (1.0 - img)).sum() + s_var.sum())
-        langs = {}
-        for i, lang in enumerate(self.langs):
-            langs[lang] = {
-                "t": t[lang],
-                "pairs": float(pairs[i] + s_mean[i]),
-                "pairs_std": math.sqrt(max(float(pairs_var[i] + s_var[i]), 0.0)),
-                "images": float(images[i] + s_mean[i]),
-                "images_std": math.sqrt(max(float(images_var[i] + s_var[i]), 0.0)),
-            }
-        return {
-            "t_en": t_en,
-            "p": p,
-            "pairs": float(pairs.sum() + s_mean.sum()),
-            "pairs_std": math.sqrt(max(total_pairs_var, 0.0)),
-            "images": float(img.sum() + s_mean.sum()),
-            "images_std": math.sqrt(max(float((img * (1.0 - img)).sum() + s_var.sum()), 0.0)),
-            "languages": langs,
-        }
-
-    def _row_probabilities(self, q: np.ndarray) -> np.ndarray:
-        pr = np.empty(len(self.row_lang), dtype=np.float64)
-        pr[self._one_rows] = q[self._one_pos]
-        if len(self._multi_rows):
-            pr[self._multi_rows] = 1.0 - np.multiply.reduceat(1.0 - q[self._multi_pos], self._multi_starts)
-        return pr
-
-
-def _reduce(ufunc, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """``ufunc.reduceat`` over non-empty segments starting at `starts` (empty input: empty)."""
-    if not len(starts):
-        return np.zeros(0)
-    return ufunc.reduceat(values, starts)
-
 
 # -- reading a run -----------------------------------------------------------------------------
 
@@ -348,17 +96,8 @@ def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> Swee
         counts = EntryCounts.load(run.counts, digests=s1["metadata_digests"])
     else:
         counts = merge_counts([stage1_paths(s1_dir, n)["counts"] for n in names], digests=s1["metadata_digests"])
-    langs = list(counts)
-    code = {lang: i for i, lang in enumerate(langs)}
-    sizes = np.array([len(counts[lang]) for lang in langs], dtype=np.int64)
-    base = np.zeros(len(langs), dtype=np.int64)
-    if len(langs):
-        base[1:] = np.cumsum(sizes)[:-1]
-    n_total = int(sizes.sum())
-
-    singles: list[np.ndarray] = []
-    parts: dict[str, list[np.ndarray]] = {"lang": [], "image": [], "lengths": [], "gids": []}
-    images = pairs = 0
+    code = {lang: i for i, lang in enumerate(counts)}
+    fold = Folder(counts)
     for name in names:
         for batch in iter_index(stage1_paths(s1_dir, name)["index"], batch_rows=batch_rows):
             if not len(batch):
@@ -367,34 +106,11 @@ def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> Swee
                 lc = np.array([code[lang] for lang in batch.lang], dtype=np.int32)
             except KeyError as e:
                 raise DataError(f"the stage-1 index of {name} holds language {e.args[0]!r}, which its counts lack: delete the shard's stage-1 files and run stage 1 again") from None
-            lengths = np.diff(batch.offsets)
-            ids = batch.ids.astype(np.int64)
-            row_of_id = np.repeat(np.arange(len(batch)), lengths)
-            if len(ids) and (ids.min() < 0 or np.any(ids >= sizes[lc][row_of_id])):
-                raise DataError(f"entry ids in the stage-1 index of {name} exceed its counts: the index comes from other metadata")
-            gids = ids + base[lc][row_of_id]
-            starts = batch.image_starts()
-            img_size = np.diff(np.r_[starts, len(batch)])
-            img_local = np.repeat(np.arange(len(starts)), img_size)
-            alone = (img_size[img_local] == 1) & (lengths == 1)
-            singles.append(gids[alone[row_of_id]])
-            keep = ~alone
-            parts["lang"].append(lc[keep])
-            parts["image"].append(img_local[keep] + images)
-            parts["lengths"].append(lengths[keep])
-            parts["gids"].append(gids[keep[row_of_id]])
-            images += len(starts)
-            pairs += len(batch)
-    cat = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64)) for k, v in parts.items()}
-    offsets = np.zeros(len(cat["lengths"]) + 1, dtype=np.int64)
-    np.cumsum(cat["lengths"], out=offsets[1:])
-    single = np.bincount(np.concatenate(singles) if singles else np.zeros(0, dtype=np.int64), minlength=n_total).astype(np.float64)
-    log.debug("sweep data of %s: %d images, %d matched pairs (%d single-entry images folded)", run.path, images, pairs, int(single.sum()))
-    return SweepData(
-        langs=langs, counts=counts, base=base, single=single, row_lang=cat["lang"].astype(np.int32),
-        row_image=cat["image"].astype(np.int64), offsets=offsets, gids=cat["gids"].astype(np.int64),
-        images=images, pairs=pairs, source=str(run.path),
-    )  # fmt: skip
+            fold.add(lc, batch.image_starts(), np.asarray(batch.offsets, dtype=np.int64), batch.ids.astype(np.int64),
+                     where=f"the stage-1 index of {name}")  # fmt: skip
+    data = fold.data(source=str(run.path))
+    log.debug("sweep data of %s: %d images, %d matched pairs (%d single-entry images folded)", run.path, data.images, data.pairs, int(data.single.sum()))
+    return data
 
 
 # -- the table ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from metaclip2.pipeline.run.config import CurationConfig, ENGLISH_MODES, add_con
 from metaclip2.pipeline.run.rundir import LOCK_NAME, RUN_FORMAT, RUN_LOG, RunBusyError, RunDir, load_json
 from metaclip2.pipeline.run.verify import InputChangedError, ShardCheck, counts_digest, outputs_problem, stage1_shard, stage2, stage3_shard, verify_many
 from metaclip2.pipeline.run.fork import fork_run, is_fork, stage1_dir
-from metaclip2.pipeline.run.guidance import PAPER_TAIL_SHARES, check_english, no_english_message, sample_languages, suggest_t_en, warn_tail_share
+from metaclip2.pipeline.run.guidance import PAPER_TAIL_SHARES, check_english, sample_languages, suggest_t_en, warn_tail_share
 from metaclip2.pipeline.run.datacard import make_datacard
 from metaclip2.pipeline.run.api import CurationResult, compute_thresholds, count, curate, expand_inputs, sample
 
@@ -44,7 +44,6 @@ __all__ = [
     "PAPER_TAIL_SHARES",
     "suggest_t_en",
     "warn_tail_share",
-    "no_english_message",
     "sample_languages",
     "check_english",
     "make_datacard",

@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 from metaclip2.core.atomic import make_directory, remove_temporaries, write_json
 from metaclip2.core.errors import DataError, MissingInputError, ParameterError
+from metaclip2.curation.threshold import ENGLISH, no_english_message
 from metaclip2.execution.executor import Executor, counting, get_executor
 from metaclip2.pipeline.run import verify
 from metaclip2.pipeline.run.config import CurationConfig
@@ -339,10 +340,7 @@ def count(
                           for i, c in zip(order, checks) if c.stats is None and c.problem is not None])  # fmt: skip
         tasks = [
             MatchTask(input_path=paths[i], metadata=section["metadata"], out_dir=str(run.stage1), shard=names[i],
-                      input_format=config.input_format, max_chars=config.max_chars, strict=config.strict,
-                      min_confidence=config.min_confidence, lid_model=config.lid_model, spec=config.reader_spec(),
-                      matcher_engine=config.matcher_engine, matcher_memory=config.matcher_memory,
-                      script_check=config.script_check)  # fmt: skip
+                      options=config.match_options())  # fmt: skip
             for i in order
             if i not in done
         ]
@@ -404,7 +402,7 @@ def compute_thresholds(
     ({'de': 1, 'en': 2}, 0.1667)
     >>> tmp.cleanup()
     """
-    from metaclip2.pipeline.run.guidance import no_english_message, warn_tail_share
+    from metaclip2.pipeline.run.guidance import warn_tail_share
 
     config = CurationConfig.from_options(config, **options)
     run = fork_run(source, _local(out)) if source is not None else RunDir(_local(out))
@@ -429,11 +427,10 @@ def compute_thresholds(
         remove_temporaries(run.stage2)
         run.thresholds.unlink(missing_ok=True)  # the "done" marker goes first, comes back last
         counts = merge_counts([stage1_paths(run.stage1, n)["counts"] for n in s1["shards"]], run.counts, digests=s1["metadata_digests"])
-        if config.p is None and len(counts) and not ("en" in counts and counts["en"].any()):
+        if config.p is None and len(counts) and not (ENGLISH in counts and counts[ENGLISH].any()):
             raise DataError(no_english_message())
         try:
-            info = compute_probabilities(run.counts, run.stage2, t_en=config.t_en, english=config.english, p=config.p,
-                                         record={"inputs_sha256": digest})  # fmt: skip
+            info = compute_probabilities(run.counts, run.stage2, config.threshold_options(), record={"inputs_sha256": digest})
         except DataError as e:  # name what stage 1 saw, not only that nothing matched
             raise DataError(f"{e}; {stage1_summary(sum(stats.values(), Stage1Stats()))}") from None
         run.claim("stage2", section)
@@ -555,9 +552,8 @@ def sample(
                           for i, c in zip(order, checks) if c.stats is None and c.problem is not None])  # fmt: skip
         tasks = [
             SampleTask(index_path=str(stage1_paths(run.stage1, names[i])["index"]), probabilities=str(run.probabilities),
-                       out_dir=str(run.stage3), shard=names[i], seed=config.seed, unit=config.unit,
-                       output_format=config.output_format, index_sha256=index_sha[i], probabilities_sha256=probs_sha,
-                       keys_list=config.keys_list)  # fmt: skip
+                       out_dir=str(run.stage3), shard=names[i], options=config.sample_options(),
+                       index_sha256=index_sha[i], probabilities_sha256=probs_sha)  # fmt: skip
             for i in order
             if i not in done
         ]
@@ -660,8 +656,7 @@ def _preflight_english(store, paths: list[str], config: CurationConfig, refuse: 
     from metaclip2.pipeline.run.guidance import check_english
 
     try:
-        check_english(store, paths, input_format=config.input_format, max_chars=config.max_chars,
-                      min_confidence=config.min_confidence, lid_model=config.lid_model, spec=config.reader_spec())  # fmt: skip
+        check_english(store, paths, config)
     except DataError as e:
         if refuse:
             raise

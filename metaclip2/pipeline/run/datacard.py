@@ -15,7 +15,6 @@ import numpy as np
 
 from metaclip2.pipeline.run.rundir import load_json
 from metaclip2.pipeline.stages.files import stage1_paths, stage3_paths
-from metaclip2.core.atomic import write_json
 from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
 from metaclip2.core.errors import MissingInputError
 

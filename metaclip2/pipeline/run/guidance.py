@@ -9,27 +9,18 @@ from typing import Sequence
 import numpy as np
 
 from metaclip2.core.errors import DataError
-from metaclip2.curation.threshold import p_to_t, t_to_p
+from metaclip2.curation.threshold import ENGLISH, no_english_message, p_to_t, t_to_p
+from metaclip2.pipeline.stages.options import MatchOptions
 
-__all__ = ["PAPER_TAIL_SHARES", "suggest_t_en", "warn_tail_share", "no_english_message", "sample_languages", "check_english"]
+__all__ = ["PAPER_TAIL_SHARES", "suggest_t_en", "warn_tail_share", "sample_languages", "check_english"]
 
 log = logging.getLogger(__name__)
 
 #: The tail share of MetaCLIP's 400M set at t = 20k: about 5.5-6 % of the match mass.
 PAPER_TAIL_SHARES = (0.055, 0.06)
-_ENGLISH = "en"
 
 
-def no_english_message() -> str:
-    """What to do when a pool has no English matches (Algorithm 1 derives every threshold from English)."""
-    return (
-        "no 'en' (English) matches in the pool, and Algorithm 1 derives every language's threshold from "
-        "English: give the tail share directly with --p (e.g. --p 0.06, the share MetaCLIP's 400M set keeps "
-        "whole; in Python: p=0.06)"
-    )
-
-
-def suggest_t_en(counts, shares: Sequence[float] = PAPER_TAIL_SHARES, english_code: str = _ENGLISH) -> dict[float, int]:
+def suggest_t_en(counts, shares: Sequence[float] = PAPER_TAIL_SHARES, english_code: str = ENGLISH) -> dict[float, int]:
     """The t_en giving each tail share in `shares` (``p_to_t`` of the English counts).
 
     Parameters
@@ -50,7 +41,7 @@ def suggest_t_en(counts, shares: Sequence[float] = PAPER_TAIL_SHARES, english_co
 
 
 def _en(counts):
-    return getattr(counts, "counts", counts)[_ENGLISH]
+    return getattr(counts, "counts", counts)[ENGLISH]
 
 
 def warn_tail_share(counts, p: float, t_en: float, logger: logging.Logger | None = None) -> str | None:
@@ -76,18 +67,7 @@ def warn_tail_share(counts, p: float, t_en: float, logger: logging.Logger | None
     return msg
 
 
-def sample_languages(
-    metadata,
-    inputs,
-    *,
-    max_texts: int = 4000,
-    max_shards: int = 8,
-    input_format: str | None = None,
-    max_chars: int | None = None,
-    min_confidence: float | None = None,
-    lid_model: str | None = None,
-    spec=None,
-) -> dict[str, int]:
+def sample_languages(metadata, inputs, options: MatchOptions | None = None, *, max_texts: int = 4000, max_shards: int = 8) -> dict[str, int]:
     """Metadata languages of a sample of the pool's alt-texts: the first ones of a few shards.
 
     Reads at most `max_texts` valid alt-texts, spread over up to `max_shards` shards taken
@@ -99,19 +79,18 @@ def sample_languages(
     metadata : path or MetadataStore
     inputs : sequence of path
         The input shards (already expanded).
-    spec : ReaderSpec, optional
-        The record keys to read (``CurationConfig.reader_spec()``).
+    options : MatchOptions or CurationConfig, optional
+        Stage 1's options: the same reading and language identification as stage 1.
 
     Returns
     -------
     dict of str to int
         Alt-texts per metadata language (``None`` keys counted under ``""``: no metadata).
     """
-    from metaclip2.matching.lid import resolve_languages
     from metaclip2.pipeline.io.readers import read_shard
-    from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS
     from metaclip2.pipeline.stages.cache import cached_store
 
+    options = MatchOptions.of(options)
     store = cached_store(metadata) if isinstance(metadata, (str, os.PathLike)) else metadata
     inputs = list(inputs)
     if not inputs:
@@ -122,7 +101,7 @@ def sample_languages(
     texts, given = [], []
     for path in chosen:
         n = 0
-        for image in read_shard(path, input_format=input_format, max_chars=max_chars or DEFAULT_MAX_CHARS, spec=spec):
+        for image in read_shard(path, input_format=options.input_format, max_chars=options.max_chars, spec=options.reader_spec()):
             for text, lang, bad in zip(image.texts, image.langs, image.invalid):
                 if bad is None:
                     texts.append(text)
@@ -132,7 +111,7 @@ def sample_languages(
                 break
     if not texts:
         return {}
-    labels = resolve_languages(texts, given, min_confidence=min_confidence, lid_model=lid_model)
+    labels = options.identify(texts, given)
     out: dict[str, int] = {}
     for label in labels:
         lang = store.resolve(label) or ""
@@ -140,12 +119,12 @@ def sample_languages(
     return dict(sorted(out.items()))
 
 
-def check_english(metadata, inputs, english_code: str = _ENGLISH, **options) -> dict[str, int]:
+def check_english(metadata, inputs, options: MatchOptions | None = None, english_code: str = ENGLISH) -> dict[str, int]:
     """Refuse, before stage 1, a pool that shows no English in a sample and has no ``p`` given.
 
     Parameters
     ----------
-    metadata, inputs, **options
+    metadata, inputs, options
         As in :func:`sample_languages`.
 
     Returns
@@ -163,7 +142,7 @@ def check_english(metadata, inputs, english_code: str = _ENGLISH, **options) -> 
     store = cached_store(metadata) if isinstance(metadata, (str, os.PathLike)) else metadata
     if english_code not in store.languages:
         raise DataError(f"the metadata has no {english_code!r} list, so no pair can match English; " + no_english_message())
-    seen = sample_languages(store, inputs, **options)
+    seen = sample_languages(store, inputs, options)
     n = sum(seen.values())
     if n and not seen.get(english_code):
         raise DataError(

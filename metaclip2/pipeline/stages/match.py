@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +23,9 @@ from metaclip2.execution.progress import report_pairs
 from metaclip2.pipeline.io.index import IndexWriter
 from metaclip2.pipeline.io.partition import LanguageRuns
 from metaclip2.pipeline.io.readers import read_shard
-from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS, Image, ReaderSpec
+from metaclip2.pipeline.io.records import Image
 from metaclip2.pipeline.stages.cache import cached_store
+from metaclip2.pipeline.stages.options import MatchOptions
 from metaclip2.pipeline.stages.files import _safe, _strip_ext, stage1_paths
 from metaclip2.pipeline.stages.stats import MAX_EXAMPLES, Stage1Stats
 
@@ -39,16 +41,8 @@ def match_shard(
     metadata: str | os.PathLike,
     out_dir: str | os.PathLike,
     shard: str | None = None,
-    *,
-    input_format: str | None = None,
-    max_chars: int = DEFAULT_MAX_CHARS,
-    strict: bool = False,
-    min_confidence: float | None = None,
-    lid_model: str | None = None,
-    script_check: bool = True,
-    spec: ReaderSpec | None = None,
-    matcher_engine: str = "trie",
-    matcher_memory: int | None = None,
+    options: MatchOptions | None = None,
+    **changes: Any,
 ) -> Stage1Stats:
     """Stage 1 on one shard: language per alt-text, matching, per-shard counts.
 
@@ -69,24 +63,12 @@ def match_shard(
         Where ``<shard>.index.bin``, ``<shard>.counts.bin`` and ``<shard>.stats.json`` go.
     shard : str, optional
         Output name; default: the input's file name without extension.
-    input_format : {"jsonl", "parquet", "tar"}, optional
-        Default: from the file name.
-    max_chars : int
-        Longer alt-texts are invalid.
-    strict : bool
-        Raise :class:`~metaclip2.pipeline.io.records.InvalidInputError` at the first bad input.
-    min_confidence : float, optional
-        LID predictions below this probability are labelled ``other``.
-    lid_model : str, optional
-        A fastText LID model path; default: the bundled lid.176.ftz. Only loaded if some
-        alt-text comes without a language.
-    spec : ReaderSpec, optional
-        Named keys and carried fields; default: the layout is detected.
-    matcher_engine : {"trie", "aho-corasick"}
-        The matcher engine (the matches are the same).
-    matcher_memory : int, optional
-        Bytes of loaded matchers a worker keeps (passed to the metadata store when it takes
-        that parameter); default: the store's.
+    options : MatchOptions or CurationConfig, optional
+        Stage 1's options (:class:`~metaclip2.pipeline.stages.options.MatchOptions`: reading,
+        language identification, matching); default: all defaults.
+    **changes
+        :class:`~metaclip2.pipeline.stages.options.MatchOptions` fields applied over `options`
+        (``lid_model=``, ``script_check=``, ``text_keys=``, …).
 
     Returns
     -------
@@ -118,7 +100,8 @@ def match_shard(
     input_path = os.fspath(input_path)
     shard = shard or _safe(_strip_ext(input_path.rstrip("/").rsplit("/", 1)[-1]))
     paths = stage1_paths(out_dir, shard)
-    store = cached_store(metadata, matcher_engine, matcher_memory=matcher_memory)
+    options = MatchOptions.of(options, **changes)
+    store = cached_store(metadata, options.matcher_engine, matcher_memory=options.matcher_memory)
     # One extra read of the input (which also warms the page cache for the reader): what a
     # resumed run compares the file with to notice that it was replaced.
     fingerprint = input_fingerprint(input_path)
@@ -130,18 +113,19 @@ def match_shard(
     with LanguageRuns(out_dir, f"{shard}.lid", _RUN_MEMORY) as pending, LanguageRuns(out_dir, f"{shard}.matched", _RUN_MEMORY) as matched:
         # 1. languages of every pair, pairs grouped by metadata language
         chunk: list[tuple[int, Image]] = []
-        for image in read_shard(input_path, input_format=input_format, max_chars=max_chars, strict=strict, spec=spec, report=layout):
+        for image in read_shard(input_path, input_format=options.input_format, max_chars=options.max_chars, strict=options.strict,
+                                spec=options.reader_spec(), report=layout):  # fmt: skip
             if image.id is not None:
                 chunk.append((ordinal, image))
                 ordinal += 1
             _count_invalid(image, stats)
             if len(chunk) >= _CHUNK:
-                _identify_chunk(chunk, store, stats, pending, resolved, min_confidence, lid_model, script_check)
+                _identify_chunk(chunk, store, stats, pending, resolved, options)
                 chunk = []
                 report_pairs(stats.pairs - reported)  # live progress in pairs, within the shard
                 reported = stats.pairs
         if chunk:
-            _identify_chunk(chunk, store, stats, pending, resolved, min_confidence, lid_model, script_check)
+            _identify_chunk(chunk, store, stats, pending, resolved, options)
         # 2. one phase per language; the matcher is asked for again in each phase, never kept,
         # so a store with a bounded cache can drop it
         for lang in _phase_order(pending.languages(), store):
@@ -257,18 +241,15 @@ def shard_warnings(stats: Stage1Stats) -> list[str]:
     return out
 
 
-def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, min_confidence, lid_model, script_check=True) -> None:
+def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, options: MatchOptions) -> None:
     """LID of a chunk's valid alt-texts; each goes to its metadata language's run."""
-    from metaclip2.matching.lid import resolve_languages
-
     slots = [(j, k) for j, (_, image) in enumerate(chunk) for k, r in enumerate(image.invalid) if r is None]
     if not slots:
         return
     texts = [chunk[j][1].texts[k] for j, k in slots]
     given = [chunk[j][1].langs[k] for j, k in slots]
     changes: Counter = Counter()
-    labels = resolve_languages(texts, given, min_confidence=min_confidence, lid_model=lid_model,
-                               script_check=script_check, changes=changes)  # fmt: skip
+    labels = options.identify(texts, given, changes=changes)
     for (old, new), n in changes.items():
         key = f"{old}->{new}"
         stats.lid_changes[key] = stats.lid_changes.get(key, 0) + n
@@ -349,9 +330,9 @@ class MatchTask:
     >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
     >>> import copy
     >>> from metaclip2.pipeline.stages.match import MatchTask
+    >>> from metaclip2.pipeline.stages.options import MatchOptions
     >>> task = MatchTask(input_path=f"{d}/pool.jsonl", metadata=f"{d}/metadata", out_dir=f"{d}/stage1",
-    ...                  shard="pool", input_format=None, max_chars=4096, strict=False,
-    ...                  min_confidence=None, lid_model=None)
+    ...                  shard="pool", options=MatchOptions(max_chars=4096))
     >>> copy.deepcopy(task) == task     # plain fields: what travels to a worker
     True
     >>> stats = task()
@@ -364,18 +345,7 @@ class MatchTask:
     metadata: str
     out_dir: str
     shard: str
-    input_format: str | None
-    max_chars: int
-    strict: bool
-    min_confidence: float | None
-    lid_model: str | None
-    spec: ReaderSpec | None = None
-    matcher_engine: str = "trie"
-    matcher_memory: int | None = None
-    script_check: bool = True
+    options: MatchOptions = MatchOptions()
 
     def __call__(self) -> Stage1Stats:
-        return match_shard(self.input_path, self.metadata, self.out_dir, self.shard, input_format=self.input_format,
-                           max_chars=self.max_chars, strict=self.strict, min_confidence=self.min_confidence,
-                           lid_model=self.lid_model, spec=self.spec, matcher_engine=self.matcher_engine,
-                           matcher_memory=self.matcher_memory, script_check=self.script_check)  # fmt: skip
+        return match_shard(self.input_path, self.metadata, self.out_dir, self.shard, self.options)

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from metaclip2.core.atomic import write_json
 from metaclip2.core.errors import DataError
 from metaclip2.core.fingerprint import file_digest
 from metaclip2.curation.counts import EntryCounts, merge_count_files
 from metaclip2.curation.sampling import EntryProbabilities
+from metaclip2.pipeline.stages.options import ThresholdOptions
 
 __all__ = ["merge_counts", "compute_probabilities"]
 
@@ -79,11 +80,10 @@ def merge_counts(
 def compute_probabilities(
     counts_path: str | os.PathLike,
     out_dir: str | os.PathLike,
+    options: ThresholdOptions | None = None,
     *,
-    t_en: float,
-    english: str = "keep",
-    p: float | None = None,
     record: dict | None = None,
+    **changes: Any,
 ) -> dict:
     """Stage 2b: thresholds and entry probabilities from merged counts.
 
@@ -91,6 +91,19 @@ def compute_probabilities(
     :class:`~metaclip2.curation.sampling.OnlineSampler` loads) and then ``thresholds.json``
     (``{"p", "t_en", "english", "t": {lang: t or null}, "outputs": {file name: {"bytes",
     "sha256"}}}`` for the counts and ``probabilities.bin``, plus `record`'s items) to `out_dir`.
+
+    Parameters
+    ----------
+    counts_path : path
+        Merged counts (:func:`merge_counts`).
+    out_dir : path
+    options : ThresholdOptions or CurationConfig, optional
+        Stage 2's options (:class:`~metaclip2.pipeline.stages.options.ThresholdOptions`:
+        ``t_en``, ``english``, ``p``); default: all defaults.
+    record : dict, optional
+        More items for ``thresholds.json``.
+    **changes
+        :class:`~metaclip2.pipeline.stages.options.ThresholdOptions` fields applied over `options`.
 
     Returns
     -------
@@ -124,13 +137,14 @@ def compute_probabilities(
     ['counts.bin', 'probabilities.bin', 'thresholds.json']
     >>> tmp.cleanup()
     """
+    options = ThresholdOptions.of(options, **changes)
     counts = EntryCounts.load(counts_path)
     if not len(counts):
         raise DataError("no alt-text matched any metadata entry: there is nothing to curate (check the metadata and input languages)")
-    probs = EntryProbabilities.from_counts(counts, t_en=t_en, english=english, p=p)
+    probs = EntryProbabilities.from_counts(counts, t_en=options.t_en, english=options.english, p=options.p)
     out_dir = Path(out_dir)
     probs.save(out_dir / "probabilities.bin")
     outputs = {Path(counts_path).name: file_digest(counts_path), "probabilities.bin": file_digest(out_dir / "probabilities.bin")}
-    info = {**(record or {}), "p": probs.params["p"], "t_en": t_en, "english": english, "t": probs.t, "outputs": outputs}
+    info = {**(record or {}), "p": probs.params["p"], "t_en": options.t_en, "english": options.english, "t": probs.t, "outputs": outputs}
     write_json(out_dir / "thresholds.json", info)
     return info

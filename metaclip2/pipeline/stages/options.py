@@ -217,15 +217,17 @@ class MatchOptions(_Options):
                           text_index_key=self.text_index_key, keep_keys=self.keep_keys,
                           drop_keys=self.drop_keys or ())  # fmt: skip
 
-    def identify(self, texts: Sequence[str], given: Sequence[str | None]) -> list[str]:
+    def identify(self, texts: Sequence[str], given: Sequence[str | None], changes: dict | None = None) -> list[str]:
         """LID labels of `texts` (a given language is kept), with these options' model, confidence and script check.
 
-        Every door identifies languages through this method: stage 1, the preflight and the batch API.
+        Every door identifies languages through this method: stage 1, the preflight and the batch
+        API. `changes` collects the script check's label changes (see
+        :func:`~metaclip2.matching.lid.resolve_languages`).
         """
         from metaclip2.matching.lid import resolve_languages
 
         return resolve_languages(texts, given, min_confidence=self.min_confidence, lid_model=self.lid_model,
-                                 script_check=self.script_check)  # fmt: skip
+                                 script_check=self.script_check, changes=changes)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -6,68 +6,27 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from metaclip2.core.atomic import AtomicFile, write_json
-from metaclip2.core.errors import DataError, ParameterError
+from metaclip2.core.errors import DataError
 from metaclip2.core.fingerprint import file_digest
-from metaclip2.curation.sampling import UNITS, EntryProbabilities, select_texts
+from metaclip2.curation.sampling import EntryProbabilities, keep_decisions
 from metaclip2.execution.progress import report_pairs
 from metaclip2.pipeline.io.index import INDEX_SUFFIX, IndexBatch, iter_index
 from metaclip2.pipeline.io.writers import ExtraTypes, carried_columns, curated_writer
 from metaclip2.pipeline.stages.cache import _cached_probabilities
 from metaclip2.pipeline.stages.files import stage3_paths
+from metaclip2.pipeline.stages.options import SampleOptions
 from metaclip2.pipeline.stages.stats import Stage3Stats
 
-__all__ = ["sample_shard", "SampleTask"]
-
-
-def batch_keep_probabilities(batch: IndexBatch, probs: EntryProbabilities) -> np.ndarray:
-    """Keep probability of every row of an index batch (vectorised over rows and languages).
-
-    The same float operations, in the same order, as
-    :func:`~metaclip2.curation.sampling.keep_probabilities` per language, so the same bits.
-
-    Raises
-    ------
-    DataError
-        A language or entry id the probabilities do not have: index and probabilities come
-        from different runs.
-    """
-    if batch.lang_code is None:
-        table = sorted(set(batch.lang))
-        code = {lang: i for i, lang in enumerate(table)}
-        lang_code = np.fromiter((code[x] for x in batch.lang), dtype=np.int64, count=len(batch))
-    else:
-        table, lang_code = batch.languages, batch.lang_code.astype(np.int64)
-    offsets = np.asarray(batch.offsets, dtype=np.int64)
-    lengths = np.diff(offsets)
-    ids = np.asarray(batch.ids, dtype=np.int64)
-    qi = np.zeros(len(ids), dtype=np.float64)
-    id_lang = np.repeat(lang_code, lengths)
-    order = np.argsort(id_lang, kind="stable")
-    bounds = np.searchsorted(id_lang[order], np.arange(len(table) + 1))
-    for c, lang in enumerate(table):
-        at = order[bounds[c] : bounds[c + 1]]
-        if not len(at) and not np.any(lang_code == c):
-            continue
-        q = probs.q.get(lang)
-        if q is None:
-            raise DataError(f"the probabilities have no language {lang!r}, which the stage-1 index holds: they come from another run")
-        sub = ids[at]
-        if len(sub) and int(sub.max()) >= len(q):
-            raise DataError(f"entry ids of {lang!r} exceed its probabilities: the index comes from other metadata")
-        qi[at] = q[sub]
-    p = np.zeros(len(batch), dtype=np.float64)
-    # the j-th id of every row at once, as keep_probabilities does per language
-    for j in range(int(lengths.max()) if len(lengths) else 0):
-        rows = np.flatnonzero(lengths > j)
-        p[rows] += qi[offsets[rows] + j] * (1.0 - p[rows])
-    return p
+__all__ = ["sample_shard", "SampleTask", "key_line"]
 
 
 def take_rows(offsets: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,19 +45,18 @@ def sample_shard(
     probabilities: str | os.PathLike,
     out_dir: str | os.PathLike,
     shard: str | None = None,
+    options: SampleOptions | None = None,
     *,
-    seed: int = 0,
-    unit: str = "image",
-    output_format: str = "jsonl",
     index_sha256: str | None = None,
     probabilities_sha256: str | None = None,
-    keys_list: bool = False,
+    **changes: Any,
 ) -> Stage3Stats:
     """Stage 3 on one shard: keep decisions for epoch 0, curated subset written.
 
-    Decisions go through :func:`~metaclip2.curation.sampling.select_texts` with each alt-text's
-    keep-probability (0 for the image's alt-texts that matched nothing), so they equal
-    ``OnlineSampler(probabilities, seed, unit)(id, texts, epoch=0)``.
+    Keep probabilities come from :meth:`~metaclip2.curation.sampling.EntryProbabilities.row_probabilities`
+    and decisions from :func:`~metaclip2.curation.sampling.keep_decisions` (an image is all rows
+    with one id), so they equal ``OnlineSampler(probabilities, seed, unit)(id, texts, epoch=0)``
+    and every other door's.
 
     Parameters
     ----------
@@ -110,16 +68,19 @@ def sample_shard(
         Where ``<shard>.<output_format>`` and ``<shard>.stats.json`` go.
     shard : str, optional
         Default: the index file name without ``.index.bin``.
-    seed : int
-    unit : {"image", "pair"}
-    output_format : {"jsonl", "parquet"}
+    options : SampleOptions or CurationConfig, optional
+        Stage 3's options (:class:`~metaclip2.pipeline.stages.options.SampleOptions`: ``seed``,
+        ``unit``, ``output_format``, ``keys_list``); default: all defaults.
     index_sha256, probabilities_sha256 : str, optional
         What stages 1 and 2 recorded for the two files: a file with another digest is refused.
         The subset's rows are :data:`~metaclip2.pipeline.io.writers.CURATED_COLUMNS` then the
         input's carried fields (:func:`~metaclip2.pipeline.io.writers.carried_columns`; in
         Parquet typed by :class:`~metaclip2.pipeline.io.writers.ExtraTypes` over the shard).
-    keys_list : bool
-        Also write ``<shard>.keys.txt``: the kept images' ids, one per line, in input order.
+    **changes
+        :class:`~metaclip2.pipeline.stages.options.SampleOptions` fields applied over `options`.
+        With ``keys_list``, ``<shard>.keys.txt`` lists the kept images' ids, one per line, in
+        input order; an id that holds a line break or starts with ``"`` is written as a JSON
+        string (``"a\\nb"``), so there is exactly one line per kept image.
 
     Returns
     -------
@@ -159,11 +120,10 @@ def sample_shard(
     ['a', 'b', 'c', 'd', 'e']
     >>> tmp.cleanup()
     """
-    if unit not in UNITS:
-        raise ParameterError(f"unit must be one of {UNITS}, got {unit!r}")
+    options = SampleOptions.of(options, **changes)
     index_path = Path(index_path)
     shard = shard or index_path.name.removesuffix(INDEX_SUFFIX)
-    paths = stage3_paths(out_dir, shard, output_format)
+    paths = stage3_paths(out_dir, shard, options.output_format)
     probs, probs_sha256 = _cached_probabilities(probabilities)
     sources = {"index": file_digest(index_path)["sha256"], "probabilities": probs_sha256}
     for what, got, want in (("stage-1 index", sources["index"], index_sha256), ("probabilities", probs_sha256, probabilities_sha256)):
@@ -171,20 +131,20 @@ def sample_shard(
             path = index_path if what == "stage-1 index" else probabilities
             raise DataError(f"{path} is not the {what} its stage wrote (sha256 {got[:12]}, {want[:12]} recorded): run that stage again")
     # a name, not a path: run directories can be compared and moved
-    stats = Stage3Stats(index=index_path.name, shard=shard, seed=int(seed), unit=unit, sources=sources)
+    stats = Stage3Stats(index=index_path.name, shard=shard, seed=options.seed, unit=options.unit, sources=sources)
     extra_types = None
-    if output_format == "parquet":  # one schema per shard, from all its rows: a pass over the index first
+    if options.output_format == "parquet":  # one schema per shard, from all its rows: a pass over the index first
         types = ExtraTypes()
         for batch in iter_index(index_path):
             for extra in batch.extra:
                 if extra:
                     types.add(carried_columns(extra))
         extra_types = types.types()
-    keys = AtomicFile(paths["keys"]) if keys_list else None
+    keys = AtomicFile(paths["keys"]) if options.keys_list else None
     try:
-        with curated_writer(paths["output"], output_format, extra_types) as out:
+        with curated_writer(paths["output"], options.output_format, extra_types) as out:
             for batch in iter_index(index_path):
-                _sample_batch(batch, probs, seed, unit, out, stats, keys)
+                _sample_batch(batch, probs, options, out, stats, keys)
                 report_pairs(len(batch))
         if keys is not None:
             keys.commit()
@@ -194,15 +154,32 @@ def sample_shard(
         raise
     stats.not_kept = stats.matched - stats.kept
     stats.outputs = {paths["output"].name: file_digest(paths["output"])}
-    if keys_list:
+    if options.keys_list:
         stats.outputs[paths["keys"].name] = file_digest(paths["keys"])
     write_json(paths["stats"], stats.to_json())
     return stats
 
 
-def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, seed: int, unit: str, out, stats: Stage3Stats, keys=None) -> None:
-    p = batch_keep_probabilities(batch, probs).tolist()
-    k = batch.k.tolist()
+def key_line(image_id: str) -> bytes:
+    """One line of a keys list: the id as it is, or as a JSON string when it holds a line break
+    (or starts with ``"``), so that one kept image is always one line.
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.stages.sample import key_line
+    >>> key_line("000123"), key_line("a\\nb")
+    (b'000123\\n', b'"a\\\\nb"\\n')
+    """
+    if "\n" in image_id or "\r" in image_id or image_id.startswith('"') or "\u2028" in image_id or "\u2029" in image_id:
+        image_id = json.dumps(image_id)
+    return image_id.encode("utf-8", "surrogatepass") + b"\n"
+
+
+def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, options: SampleOptions, out, stats: Stage3Stats, keys=None) -> None:
+    p = probs.row_probabilities(batch.languages, batch.offsets, batch.ids, codes=batch.lang_code) if batch.lang_code is not None \
+        else probs.row_probabilities(batch.lang, batch.offsets, batch.ids)  # fmt: skip
+    keep = keep_decisions(batch.id, p, batch.k, seed=options.seed, epoch=0, unit=options.unit)
+    pl, k = p.tolist(), batch.k.tolist()
     langs, ids, offsets = batch.lang, batch.ids, batch.offsets.tolist()
     for lang in set(langs):
         stats.by_lang.setdefault(lang, {"matched": 0, "kept": 0})
@@ -212,33 +189,26 @@ def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, seed: int, unit:
     stats.images += len(starts) - 1
     stats.matched += len(batch)
     for a, b in zip(starts[:-1], starts[1:]):
-        if b - a == 1:  # most images: one matched alt-text
-            per_text = [0.0] * k[a] + [p[a]]
-        else:
-            per_text = [0.0] * (max(k[a:b]) + 1)
-            for r in range(a, b):
-                per_text[k[r]] = p[r]
-        kept = select_texts(batch.id[a], per_text, seed, 0, unit)
-        if not kept:
+        rows = [r for r in range(a, b) if keep[r]]
+        if not rows:
             continue
         stats.kept_images += 1
         if keys is not None:
-            keys.write(batch.id[a].encode("utf-8", "surrogatepass") + b"\n")
-        for r in range(a, b):
-            if k[r] in kept:
-                stats.kept += 1
-                stats.by_lang[langs[r]]["kept"] += 1
-                out.write(
-                    {
-                        **carried_columns(batch.extra[r]),
-                        "id": batch.id[r],
-                        "text": batch.text[r],
-                        "text_index": k[r],
-                        "lang": langs[r],
-                        "ids": ids[offsets[r] : offsets[r + 1]].tolist(),
-                        "keep_probability": p[r],
-                    }
-                )
+            keys.write(key_line(batch.id[a]))
+        for r in rows:
+            stats.kept += 1
+            stats.by_lang[langs[r]]["kept"] += 1
+            out.write(
+                {
+                    **carried_columns(batch.extra[r]),
+                    "id": batch.id[r],
+                    "text": batch.text[r],
+                    "text_index": k[r],
+                    "lang": langs[r],
+                    "ids": ids[offsets[r] : offsets[r + 1]].tolist(),
+                    "keep_probability": pl[r],
+                }
+            )
 
 
 @dataclass(frozen=True)
@@ -262,12 +232,13 @@ class SampleTask:
     >>> from metaclip2.pipeline.stages.match import MatchTask
     >>> from metaclip2.pipeline.stages.merge import compute_probabilities, merge_counts
     >>> from metaclip2.pipeline.stages.sample import SampleTask
-    >>> _ = MatchTask(f"{d}/pool.jsonl", f"{d}/metadata", f"{d}/stage1", "pool", None, 4096, False, None, None)()
+    >>> from metaclip2.pipeline.stages.options import SampleOptions
+    >>> _ = MatchTask(f"{d}/pool.jsonl", f"{d}/metadata", f"{d}/stage1", "pool")()
     >>> _ = merge_counts([f"{d}/stage1/pool.counts.bin"], f"{d}/counts.bin")
     >>> info = compute_probabilities(f"{d}/counts.bin", d, t_en=2)
     >>> task = SampleTask(index_path=f"{d}/stage1/pool.index.bin", probabilities=f"{d}/probabilities.bin",
-    ...                   out_dir=f"{d}/stage3", shard="pool", seed=0, unit="image", output_format="jsonl",
-    ...                   probabilities_sha256=info["outputs"]["probabilities.bin"]["sha256"], keys_list=True)
+    ...                   out_dir=f"{d}/stage3", shard="pool", options=SampleOptions(seed=0, keys_list=True),
+    ...                   probabilities_sha256=info["outputs"]["probabilities.bin"]["sha256"])
     >>> with LocalExecutor(workers=1) as ex:
     ...     [stats] = ex.run([task])
     >>> stats.kept_images, open(f"{d}/stage3/pool.keys.txt").read().split()
@@ -279,14 +250,10 @@ class SampleTask:
     probabilities: str
     out_dir: str
     shard: str
-    seed: int
-    unit: str
-    output_format: str
+    options: SampleOptions = SampleOptions()
     index_sha256: str | None = None
     probabilities_sha256: str | None = None
-    keys_list: bool = False
 
     def __call__(self) -> Stage3Stats:
-        return sample_shard(self.index_path, self.probabilities, self.out_dir, self.shard, seed=self.seed,
-                            unit=self.unit, output_format=self.output_format, index_sha256=self.index_sha256,
-                            probabilities_sha256=self.probabilities_sha256, keys_list=self.keys_list)  # fmt: skip
+        return sample_shard(self.index_path, self.probabilities, self.out_dir, self.shard, self.options,
+                            index_sha256=self.index_sha256, probabilities_sha256=self.probabilities_sha256)  # fmt: skip
