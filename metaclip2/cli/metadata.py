@@ -245,13 +245,15 @@ def _cmd_download(args) -> int:
         hours_per_date=args.hours_per_date, seed=args.seed, pageviews_from=args.pageviews_from,
         pageviews_to=args.pageviews_to, base_url=args.base_url, pageviews_base_url=args.pageviews_base_url, dump_path=args.dump_path,
         connections=args.connections, retries=args.retries, timeout=args.timeout, progress=_progress(args),
+        file_deadline=args.file_deadline,
     )  # fmt: skip
     files = record["files"]
     by_status = Counter(f["status"] for f in files)
     print(f"{len(files)} files under {args.out}: " + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())))
-    unverified = sum(1 for f in files if f["status"] == "downloaded" and not f["verified"])
-    if unverified:
-        print(f"  {unverified} downloaded files had no published checksum (size checked only)")
+    # Exactly what each new file was checked with ("sha1 checked", "size checked", "decompressed whole", ...).
+    checked = Counter(f["message"] for f in files if f["status"] == "downloaded")
+    if checked:
+        print("  downloaded: " + ", ".join(f"{n} {what}" for what, n in sorted(checked.items())))
     failed = [f for f in files if f["status"] not in ("downloaded", "skipped")]
     for f in failed:
         print(f"  {f['status']}: {f['url']} {f['message']}")
@@ -329,7 +331,10 @@ def _add_worldwide_subcommands(leaf) -> None:
     p.add_argument("--dump-path", default=dl.DEFAULT_DUMP_PATH, help="a dump's path below BASE_URL, for mirrors with another layout (default: %(default)s)")
     p.add_argument("--connections", type=int, default=dl.DEFAULT_CONNECTIONS, help="parallel connections (dumps.wikimedia.org allows 2)")
     p.add_argument("--retries", type=int, default=5, help="retries per file after a network error (each resumes)")
-    p.add_argument("--timeout", type=float, default=60.0, help="socket timeout, seconds")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="socket timeout, seconds; a body must also bring 1 KiB/s over each such window (default %(default)s)")
+    p.add_argument("--file-deadline", type=float, default=dl.DEFAULT_FILE_DEADLINE,
+                   help="seconds one file may take, retries included; the .part is kept for a re-run (default %(default)s)")
 
     p = leaf("import", "turn your own entry list (text lines, JSON list, or JSON object keys) into a language's metadata", _cmd_import)
     p.add_argument("file", help="one entry per line, a JSON list of strings, or a JSON object (MetaCLIP 1 metadata.json)")
