@@ -171,8 +171,15 @@ def test_config_file_with_command_line_override(pool, tmp_path, capsys):
 
 def test_one_config_file_serves_the_stage_verbs(pool, tmp_path, capsys):
     out = tmp_path / "run"
+    config = _write(tmp_path / "run.toml", f'metadata = "{pool["meta"]}"\ninput = ["{pool["input"]}"]\nout = "{out}"\nt_en = 2\n'
+                    'seed = 5\nexecutor = "ray"\nray_address = "127.0.0.1:1"\n')  # seed, executor: not thresholds' options
+    assert main(["thresholds", "--config", config, "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert re.search("^seed = 0$", printed, re.M) and re.search('^executor = "local"$', printed, re.M)
     config = _write(tmp_path / "run.toml", f'metadata = "{pool["meta"]}"\ninput = ["{pool["input"]}"]\nout = "{out}"\nt_en = 2\n')
     assert main(["count", "--config", config, "-q"]) == 0
+    assert main(["thresholds", "--config", config, "--print-config"]) == 0
+    assert re.search("^t_en = 2$", capsys.readouterr().out, re.M)
     assert main(["thresholds", "--config", config]) == 0  # out: the run
     assert main(["sample", "--config", config, "-q"]) == 0  # t_en repeats the run's stage 2: fine
     assert json.loads((out / "run.json").read_text())["stage2"]["t_en"] == 2

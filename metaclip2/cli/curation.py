@@ -43,7 +43,8 @@ def _config_file(p: argparse.ArgumentParser, command: str) -> None:
                    f"matcher_memory, ...; {uses}); options given here override it")  # fmt: skip
     p.add_argument("--print-config", action="store_true",
                    help="print the parameters in effect (the file, these options, the defaults) as a TOML config file and exit")  # fmt: skip
-    p.set_defaults(prepare=_apply_config_file)
+    fields = set(CurationConfig.__dataclass_fields__)
+    p.set_defaults(prepare=_apply_config_file, config_keys=frozenset(a.dest for a in p._actions if a.dest in fields))
 
 
 def _apply_config_file(args: argparse.Namespace) -> None:
@@ -52,7 +53,9 @@ def _apply_config_file(args: argparse.Namespace) -> None:
         return
     for key, value in read_config_file(args.config, RUN_KEYS).items():
         if key not in RUN_KEYS:
-            if key not in vars(args):  # a config option not given on the command line is absent
+            # the verb's own options only (thresholds runs no executor, whatever the file says);
+            # a config option not given on the command line is absent
+            if key in args.config_keys and key not in vars(args):
                 setattr(args, key, value)
         elif "run" not in vars(args):  # curate, count: --metadata, --input, --out
             if getattr(args, key) is None:
