@@ -98,9 +98,10 @@ class CurationConfig:
         ``"auto"`` or ``HOST:PORT`` of a Ray cluster (with ``executor="ray"``).
     progress : bool
         Progress bars and notes on stderr.
-    matcher_memory : int or None
-        Bytes of loaded matchers each worker keeps (stage 1 matches one language at a time,
-        so one matcher suffices); None: the metadata store's default. Not recorded.
+    matcher_memory : int, str or None
+        Bytes (or a size such as ``"512MB"``, binary: MB = 2^20) of loaded matchers each worker
+        keeps (stage 1 matches one language at a time, so one matcher suffices); None: the
+        metadata store's default. Not recorded.
 
     Raises
     ------
@@ -149,7 +150,8 @@ class CurationConfig:
     executor: Any = _opt("local", _EXEC, "where shards run (ray: pip install 'metaclip2[ray]')", choices=EXECUTORS)
     ray_address: str | None = _opt(None, _EXEC, "Ray cluster to use: 'auto' or HOST:PORT (default: start a local one)", metavar="ADDR")
     progress: bool = _opt(True, _EXEC, "progress bars and notes on stderr")
-    matcher_memory: int | None = _opt(None, _EXEC, "memory for loaded matchers per worker, e.g. 512M or 2GiB; none: the metadata store's budget",
+    matcher_memory: int | None = _opt(None, _EXEC, "memory for loaded matchers per worker, e.g. 512MB or 2GiB (binary: MB = MiB = 2^20 bytes, GB = 2^30; "
+                                      "default: the metadata store's budget)",
                                       metavar="SIZE", recorded=False)  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -321,8 +323,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, stages: Iterable[Any])
         else:
             kind = {"max_chars": int, "seed": int, "workers": int, "t_en": float, "p": float, "min_confidence": float}.get(f.name, str)
             default = f.default if f.default is not None else "none"
+            # one default, once: a help that already says its default keeps its own wording
+            text = m["help"] if "default" in m["help"] else f"{m['help']} (default: {default})"
             parser.add_argument(flag, dest=f.name, type=kind, choices=m["choices"], metavar=m["metavar"],
-                                default=argparse.SUPPRESS, help=f"{m['help']} (default: {default})")  # fmt: skip
+                                default=argparse.SUPPRESS, help=text)  # fmt: skip
 
 
 def config_from_arguments(args: argparse.Namespace) -> CurationConfig:
