@@ -18,7 +18,7 @@ from metaclip2.pipeline.run.config import CurationConfig
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory):
-    from metaclip2.pipeline.demo import write_example_pool
+    from metaclip2.pipeline.builds.demo import write_example_pool
 
     d = tmp_path_factory.mktemp("clipool")
     write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
