@@ -13,7 +13,7 @@ from metaclip2.pipeline.io.readers import read_shard
 from metaclip2.pipeline.io.records import InvalidInputError
 from metaclip2.pipeline.run.api import curate
 
-from test_pipeline import make_metadata
+from fixtures import make_metadata
 
 
 def _tar_bytes(keys, start=0) -> bytes:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import bz2
 import datetime as dt
+import gzip
 import hashlib
 import json
 import random
@@ -135,7 +137,7 @@ def mirror_tree(tmp_path):
     for code in ("en", "de", "fr", "ja"):
         w = wiki_name(code)
         name = f"{w}-{DATE}-pages-articles.xml.bz2"
-        files[code] = _put(root, f"{w}/{DATE}/{name}", rnd.randbytes(150_000 + 1000 * len(files)))
+        files[code] = _put(root, f"{w}/{DATE}/{name}", bz2.compress(rnd.randbytes(150_000 + 1000 * len(files))))
     en = f"enwiki-{DATE}-pages-articles.xml.bz2"
     _put(root, f"enwiki/{DATE}/dumpstatus.json", _status({en: files["en"], "enwiki-x-stub.gz": b"x"}))
     de = f"dewiki-{DATE}-pages-articles.xml.bz2"
@@ -145,7 +147,7 @@ def mirror_tree(tmp_path):
     sums = {}
     for h in pageview_hours(**HOURS):
         name = f"pageviews-{h:%Y%m%d-%H}0000.gz"
-        data = _put(root, f"other/pageviews/{h:%Y}/{h:%Y-%m}/{name}", rnd.randbytes(5000))
+        data = _put(root, f"other/pageviews/{h:%Y}/{h:%Y-%m}/{name}", gzip.compress(rnd.randbytes(5000), mtime=0))
         sums[name] = hashlib.md5(data).hexdigest()
     _put(root, "other/pageviews/2024/2024-04/md5sums.txt", "".join(f"{v}  {k}\n" for k, v in sums.items()).encode())
     return root, files
@@ -189,7 +191,9 @@ def test_download_resume_checksums_missing_and_skip(mirror_tree, tmp_path):
         assert m.data_requests(Path(en_path).name) == [None, f"bytes={half}-"]
         assert (out / en_path.lstrip("/")).read_bytes() == files["en"]
         assert by["dump", "de"]["status"] == "downloaded" and by["dump", "de"]["verified"] == "sha1"
-        assert by["dump", "ja"]["status"] == "downloaded" and by["dump", "ja"]["verified"] is None
+        # Nothing published for ja: it was decompressed whole, and the record says exactly that.
+        assert by["dump", "ja"]["status"] == "downloaded" and by["dump", "ja"]["verified"] == "decompressed"
+        assert by["dump", "ja"]["message"] == "decompressed whole" and en["message"] == "sha1 checked"
         # Checksum mismatch: fetched twice (once fresh), then removed, no final file left.
         fr = by["dump", "fr"]
         assert fr["status"] == "checksum_mismatch" and "sha1" in fr["message"]
@@ -223,12 +227,19 @@ def test_resume_of_a_part_file_left_by_a_killed_run(mirror_tree, tmp_path):
         assert r.status == "downloaded" and r.resumed_from == 12345 and r.bytes == len(files["de"]) - 12345
         assert m.data_requests(name) == ["bytes=12345-"]
         assert dest.read_bytes() == files["de"]
-        # A corrupt .part (wrong first bytes) fails the checksum, is restarted from zero and then passes.
+        # A corrupt .part (right magic, wrong bytes) fails the checksum, is restarted from zero and then passes.
+        dest.unlink()
+        (dest.parent / (name + ".part")).write_bytes(b"BZh" + b"\0" * 997)
+        m.log.clear()
+        (r,) = download_files([task], progress=False)
+        assert r.status == "downloaded" and m.data_requests(name) == ["bytes=1000-", None]
+        assert dest.read_bytes() == files["de"]
+        # A .part that is not bz2 at all is not resumed: fetched from zero at once.
         dest.unlink()
         (dest.parent / (name + ".part")).write_bytes(b"\0" * 1000)
         m.log.clear()
         (r,) = download_files([task], progress=False)
-        assert r.status == "downloaded" and m.data_requests(name) == ["bytes=1000-", None]
+        assert r.status == "downloaded" and m.data_requests(name) == [None]
         assert dest.read_bytes() == files["de"]
         # A server that ignores Range: the partial file is replaced by the full response.
         dest.unlink()
@@ -276,7 +287,7 @@ def test_cli(mirror_tree, tmp_path, capsys):
 def test_mirror_with_another_layout(tmp_path):
     root = tmp_path / "archive"
     name = f"enwiki-{DATE}-pages-articles.xml.bz2"
-    data = _put(root, f"enwiki-{DATE}/{name}", b"dump bytes" * 1000)
+    data = _put(root, f"enwiki-{DATE}/{name}", bz2.compress(b"dump bytes" * 1000))
     _put(root, f"enwiki-{DATE}/enwiki-{DATE}-md5sums.txt", f"{hashlib.md5(data).hexdigest()}  {name}\n".encode())
     with FakeMirror(root) as m:
         rec = download_sources(tmp_path / "t", "en", date=DATE, pageview_dates=0, base_url=m.url + "/", dump_path="{wiki}-{date}/{name}", progress=False)

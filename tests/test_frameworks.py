@@ -21,7 +21,7 @@ from metaclip2.curation.sampling import EntryProbabilities, OnlineSampler
 from metaclip2.pipeline import BatchCurator, MetadataHandle, annotate, count_matches, keep_mask
 from metaclip2.pipeline.run.api import curate
 
-from test_pipeline import make_metadata
+from fixtures import make_metadata
 from test_real_pools import datacomp_parquet, flat_rows, img2dataset_tar
 
 pq = pytest.importorskip("pyarrow.parquet")

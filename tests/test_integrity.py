@@ -27,48 +27,27 @@ from metaclip2.curation.sampling import EntryProbabilities
 from metaclip2.pipeline.run.api import compute_thresholds, count, curate, sample
 from metaclip2.pipeline.run.verify import InputChangedError
 
+import fixtures
+from fixtures import make_metadata, random_texts, tree
+
 ROOT = Path(__file__).resolve().parent.parent
 
-META = {
-    "en": ["cat", "dog", "red car", "house", "tree", "sky", "the"],
-    "de": ["Hund", "Katze", "Haus", "Baum", "der"],
-    "other": ["kot", "pies", "dom"],
-}
-WORDS = {
-    "en": "cat dog red car house tree sky the a big small on".split(),
-    "de": "Hund Katze Haus Baum der die das klein".split(),
-    "pl": "kot pies dom i na".split(),
-}
+META = {lang: entries for lang, entries in fixtures.META.items() if lang != "zh"}
+WORDS = {lang: words for lang, words in fixtures.WORDS.items() if lang != "zh"}
 KW = dict(t_en=8, progress=False, max_chars=100)
-
-
-def make_metadata(path: Path, meta=META) -> Path:
-    for lang, entries in meta.items():
-        write_metadata(path / f"{lang}.tsv", entries, lang=lang)
-    return path
 
 
 def write_shard(path: Path, seed: int, n: int = 150) -> Path:
     rnd = random.Random(seed)
-    lines = []
-    for i in range(n):
-        texts = []
-        for _ in range(rnd.randint(1, 3)):
-            lang = rnd.choice(list(WORDS))
-            texts.append({"text": " ".join(rnd.choice(WORDS[lang]) for _ in range(rnd.randint(1, 4))), "lang": lang})
-        lines.append(json.dumps({"id": f"{path.stem}-{i}", "texts": texts}) + "\n")
+    lines = [json.dumps({"id": f"{path.stem}-{i}", "texts": random_texts(rnd, WORDS)}) + "\n" for i in range(n)]
     path.write_text("".join(lines), encoding="utf-8")
     return path
-
-
-def tree(path: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory):
     d = tmp_path_factory.mktemp("pool")
-    meta = make_metadata(d / "meta")
+    meta = make_metadata(d / "meta", META)
     (d / "in").mkdir()
     for s in range(3):
         write_shard(d / "in" / f"part-{s}.jsonl", s)

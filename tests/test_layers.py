@@ -47,36 +47,29 @@ def _imports(path: Path):
             raise AssertionError(f"{path}:{node.lineno}: relative import; use absolute metaclip2.… imports")
 
 
-def upward_imports():
+def _upward(root: Path, layer_of, names: list[str], package: str, what: str, exempt: tuple = ()) -> list[str]:
+    """Imports below `root` that point to a higher layer (`layer_of`), or import `package` itself."""
     bad = []
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(PACKAGE.parent)
-        own = _layer(".".join(rel.with_suffix("").parts))
+        own = layer_of(".".join(rel.with_suffix("").parts))
         if own is None:
             continue
         for line, module in _imports(path):
-            target = _layer(module)
+            target = layer_of(module)
             if target is not None and target > own:
-                bad.append(f"{rel}:{line} imports {module} ({LAYERS[own]} must not import {LAYERS[target]})")
-            if module == "metaclip2" and own is not None and not str(rel).endswith("cli/main.py"):
-                bad.append(f"{rel}:{line} imports the top-level package (import from the subpackage instead)")
+                bad.append(f"{rel}:{line} imports {module} ({names[own]} must not import {names[target]})")
+            if module == package and not str(rel).endswith(exempt):
+                bad.append(f"{rel}:{line} imports {what}")
     return bad
+
+
+def upward_imports():
+    return _upward(PACKAGE, _layer, LAYERS, "metaclip2", "the top-level package (import from the subpackage instead)", ("cli/main.py",))
 
 
 def upward_pipeline_imports():
-    bad = []
-    for path in sorted((PACKAGE / "pipeline").rglob("*.py")):
-        rel = path.relative_to(PACKAGE.parent)
-        own = _sublayer(".".join(rel.with_suffix("").parts))
-        if own is None:
-            continue
-        for line, module in _imports(path):
-            target = _sublayer(module)
-            if target is not None and target > own:
-                bad.append(f"{rel}:{line} imports {module} ({PIPELINE_LAYERS[own]} must not import {PIPELINE_LAYERS[target]})")
-            if module == "metaclip2.pipeline":
-                bad.append(f"{rel}:{line} imports the pipeline package (import from the sub-package's module instead)")
-    return bad
+    return _upward(PACKAGE / "pipeline", _sublayer, PIPELINE_LAYERS, "metaclip2.pipeline", "the pipeline package (import from the sub-package's module instead)")
 
 
 def test_every_subpackage_is_a_known_layer():
@@ -89,15 +82,20 @@ def test_no_module_imports_from_a_higher_layer():
     assert upward_imports() == []
 
 
-def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
-    # The guard itself must be able to fail: plant an upward import in a copy of one layer.
+def _plant(tmp_path, monkeypatch, module: str, line: str) -> None:
+    """Check a copy of the package in which `module` (a path below it) ends with a function holding `line`."""
     import shutil
 
     copy = tmp_path / "metaclip2"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "data"))
-    target = copy / "core" / "charclass.py"
-    target.write_text(target.read_text() + "\n\ndef _f():\n    from metaclip2.pipeline.run.api import curate\n")
+    target = copy / module
+    target.write_text(target.read_text() + f"\n\ndef _f():\n    {line}\n")
     monkeypatch.setattr(__import__(__name__), "PACKAGE", copy)
+
+
+def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
+    # The guard itself must be able to fail: plant an upward import in a copy of one layer.
+    _plant(tmp_path, monkeypatch, "core/charclass.py", "from metaclip2.pipeline.run.api import curate")
     assert any("core/charclass.py" in b and "pipeline" in b for b in upward_imports())
 
 
@@ -113,13 +111,7 @@ def test_no_pipeline_module_imports_from_a_higher_sublayer():
 
 def test_the_checker_sees_an_upward_pipeline_import(tmp_path, monkeypatch):
     # The sub-layer guard must be able to fail too: a stage importing the run configuration.
-    import shutil
-
-    copy = tmp_path / "metaclip2"
-    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "data"))
-    target = copy / "pipeline" / "stages" / "match.py"
-    target.write_text(target.read_text() + "\n\ndef _f():\n    from metaclip2.pipeline.run.config import CurationConfig\n")
-    monkeypatch.setattr(__import__(__name__), "PACKAGE", copy)
+    _plant(tmp_path, monkeypatch, "pipeline/stages/match.py", "from metaclip2.pipeline.run.config import CurationConfig")
     assert upward_imports() == []  # the package layers do not see it
     assert any("pipeline/stages/match.py" in b and "stages must not import run" in b for b in upward_pipeline_imports())
 

@@ -20,6 +20,8 @@ from metaclip2.metadata.ngrams import (
 )
 from metaclip2.metadata.tokenizer import tokenize
 
+from fixtures import multistream
+
 TEXTS = [
     "New York is a city. New York City is in New York State, United States.",
     "The United States of America; the New World.\nYork is in England",
@@ -191,32 +193,6 @@ def test_english_dump(enwiki_dump: Path) -> None:
 # --- bounded-memory counting: runs, merge, file rankings --------------------------------------
 
 
-def _multistream(src: Path, dst: Path, n_pages: int, pages_per_stream: int = 5) -> Path:
-    """The first ``n_pages`` pages of a dump, rewritten as a multistream bz2 (header, pages, footer streams)."""
-    import bz2
-
-    head, pages, cur, in_pages = [], [], [], False
-    with bz2.open(src, "rt", encoding="utf-8") as f:
-        for line in f:
-            s = line.strip()
-            in_pages = in_pages or s.startswith("<page")
-            if not in_pages:
-                head.append(line)
-            elif s != "</mediawiki>":
-                cur.append(line)
-                if s == "</page>":
-                    pages.append("".join(cur))
-                    cur = []
-                    if len(pages) == n_pages:
-                        break
-    with open(dst, "wb") as out:
-        out.write(bz2.compress("".join(head).encode("utf-8")))
-        for i in range(0, len(pages), pages_per_stream):
-            out.write(bz2.compress("".join(pages[i : i + pages_per_stream]).encode("utf-8")))
-        out.write(bz2.compress(b"</mediawiki>\n"))
-    return dst
-
-
 @settings(max_examples=60, deadline=None)
 @given(st.lists(CHAINS, min_size=1, max_size=4), st.lists(st.integers(0, 40), max_size=5), st.data())
 def test_spilled_runs_merge_to_the_counter_file(workers, spill_at, data) -> None:
@@ -271,7 +247,7 @@ def test_parse_memory() -> None:
 def test_dump_file_same_bytes_for_any_limit_and_workers(enwiki_dump: Path, tmp_path: Path) -> None:
     from metaclip2.metadata.ngrams import write_dump_ngrams
 
-    ms = _multistream(enwiki_dump, tmp_path / "ms.xml.bz2", 1000)  # every page
+    ms = multistream(enwiki_dump, tmp_path / "ms.xml.bz2", n_pages=1000, pages_per_stream=5)  # every page
     base = write_dump_ngrams(ms, "en", tmp_path / "a.ngrams")
     assert base["parts"] == 1 and base["runs"] == 1
     split = write_dump_ngrams(ms, "en", tmp_path / "b.ngrams", workers=2, memory_limit="1MB", min_part_bytes=200_000, parts_per_worker=3)
@@ -290,7 +266,7 @@ def test_dump_language_must_match(enwiki_dump: Path, tmp_path: Path) -> None:
     from metaclip2.metadata.ngrams import write_dump_ngrams
     from metaclip2.metadata.wikitext import DumpLanguageError
 
-    small = _multistream(enwiki_dump, tmp_path / "ms.xml.bz2", 3)
+    small = multistream(enwiki_dump, tmp_path / "ms.xml.bz2", n_pages=3, pages_per_stream=5)
     with pytest.raises(DumpLanguageError, match="--force-language"):
         write_dump_ngrams(small, "bg", tmp_path / "bg.ngrams")
     assert not (tmp_path / "bg.ngrams").exists()
@@ -342,7 +318,7 @@ def test_ray_workers_read_their_own_parts(enwiki_dump: Path, tmp_path: Path) -> 
     from metaclip2.execution.ray_executor import RayExecutor
     from metaclip2.metadata.ngrams import write_dump_ngrams
 
-    ms = _multistream(enwiki_dump, tmp_path / "ms.xml.bz2", 1000)
+    ms = multistream(enwiki_dump, tmp_path / "ms.xml.bz2", n_pages=1000, pages_per_stream=5)
     write_dump_ngrams(ms, "en", tmp_path / "local.ngrams")
     with RayExecutor(num_cpus=2) as ex:
         stats = write_dump_ngrams(ms, "en", tmp_path / "ray.ngrams", executor=ex, memory_limit="2MB", min_part_bytes=300_000)

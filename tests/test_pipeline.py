@@ -6,7 +6,6 @@ import argparse
 import io
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -22,53 +21,17 @@ from metaclip2.core.errors import RunMismatchError
 from metaclip2.pipeline.run.api import compute_thresholds, count, curate, sample
 from metaclip2.curation.sampling import OnlineSampler
 from metaclip2.matching.matcher import Matcher
-from metaclip2.core.entries import write_metadata
 from metaclip2.pipeline.io.index import INDEX_SUFFIX, iter_index
 
-ROOT = Path(__file__).resolve().parent.parent
+from fixtures import META, make_images, make_metadata, tree, write_jsonl
 
-META = {
-    "en": ["cat", "dog", "red car", "house", "tree", "sky", "the"],
-    "de": ["Hund", "Katze", "Haus", "Baum", "der"],
-    "zh": ["猫", "狗", "房子", "大"],
-    "other": ["kot", "pies", "dom"],
-}
-WORDS = {
-    "en": "cat dog red car house tree sky the a big small on".split(),
-    "de": "Hund Katze Haus Baum der die das klein".split(),
-    "zh": list("猫狗房子大小的"),
-    "pl": "kot pies dom i na".split(),  # no metadata of its own: goes to "other"
-}
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _index_rows(paths) -> list[dict]:
     """Rows of stage-1 index files as dicts."""
     return [{"id": r[1], "k": r[2], "lang": r[3], "ids": r[4].tolist(), "text": r[5]}
             for p in paths for batch in iter_index(p) for r in batch.rows()]  # fmt: skip
-
-
-def make_metadata(path: Path, meta=META) -> Path:
-    for lang, entries in meta.items():
-        write_metadata(path / f"{lang}.tsv", entries, lang=lang)
-    return path
-
-
-def make_images(seed: int, n: int, prefix: str) -> list[dict]:
-    rnd = random.Random(seed)
-    images = []
-    for i in range(n):
-        texts = []
-        for _ in range(rnd.randint(1, 3)):
-            lang = rnd.choice(list(WORDS))
-            sep = "" if lang == "zh" else " "
-            texts.append({"text": sep.join(rnd.choice(WORDS[lang]) for _ in range(rnd.randint(1, 4))), "lang": lang})
-        images.append({"id": f"{prefix}{i}", "texts": texts})
-    return images
-
-
-def write_jsonl(path: Path, images: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(im, ensure_ascii=False) + "\n" for im in images), encoding="utf-8")
-    return path
 
 
 BAD_LINES = (
@@ -97,10 +60,6 @@ def pool(tmp_path_factory):
     with open(inputs / "part-2.jsonl", "ab") as f:
         f.write(BAD_LINES)
     return {"meta": meta, "glob": str(inputs / "*.jsonl"), "images": [im for s in shards for im in s], "dir": d}
-
-
-def tree(path: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 KW = dict(t_en=8, progress=False, max_chars=100)

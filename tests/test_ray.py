@@ -21,6 +21,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from metaclip2.execution.ray_executor import RayExecutor, RayNotInstalledError, import_ray  # noqa: E402
 
+from fixtures import make_metadata, tree  # noqa: E402
+
 _RAY_INIT = dict(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
 
 
@@ -213,11 +215,7 @@ def _make_pool(root: Path, n_shards: int = 5, images_per_shard: int = 240, seed:
     """Metadata for en/de/ja and JSONL shards with Zipf-skewed entry use and a few bad lines."""
     import random
 
-    from metaclip2.core.entries import write_metadata
-
-    meta = root / "metadata"
-    for lang, entries in _LANGS.items():
-        write_metadata(meta / f"{lang}.tsv", entries, lang=lang)
+    meta = make_metadata(root / "metadata", _LANGS)
     rng = random.Random(seed)
     shards = []
     for s in range(n_shards):
@@ -244,7 +242,7 @@ def _make_pool(root: Path, n_shards: int = 5, images_per_shard: int = 240, seed:
 
 def _tree(root: Path) -> dict[str, bytes]:
     # the command line's log (timestamps, pids) is the one file meant to differ between runs
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != "metaclip2.log"}
+    return tree(root, skip={"metaclip2.log"})
 
 
 def _run_twice(tmp_path: Path, run) -> tuple[dict[str, bytes], dict[str, bytes]]:

@@ -18,7 +18,7 @@ from metaclip2.pipeline.io.readers import read_shard
 from metaclip2.pipeline.io.records import LayoutError, ReaderSpec
 from metaclip2.pipeline.run.api import curate
 
-from test_pipeline import WORDS, make_images, make_metadata
+from fixtures import WORDS, make_images, make_metadata
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -264,7 +264,7 @@ def test_run_directory_url_is_refused(meta, tmp_path):
 
 
 def test_carried_columns_are_deterministic(meta, tmp_path):
-    from test_pipeline import tree
+    from fixtures import tree
 
     (tmp_path / "in").mkdir()
     for s in range(3):

@@ -10,7 +10,6 @@ import pytest
 
 import metaclip2.pipeline.stages.cache as cache
 import metaclip2.pipeline.stages.match as match
-from metaclip2.core.entries import write_metadata
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.matching.matcher import Matcher
 from metaclip2.matching.store import MetadataStore
@@ -19,6 +18,8 @@ from metaclip2.pipeline.io.index import INDEX_SUFFIX, IndexWriter, iter_index
 from metaclip2.pipeline.io.partition import LanguageRuns
 from metaclip2.pipeline.stages.files import stage1_paths
 from metaclip2.pipeline.stages.match import match_shard
+
+from fixtures import make_metadata, random_texts
 
 WORDS = {
     "en": "cat dog red car house tree sky the a big small on".split(),
@@ -37,18 +38,11 @@ META = {
 
 
 def _world(tmp_path: Path, seed: int, n_images: int) -> tuple[Path, Path]:
-    meta = tmp_path / "meta"
-    for lang, entries in META.items():
-        write_metadata(meta / f"{lang}.tsv", entries, lang=lang)
+    meta = make_metadata(tmp_path / "meta", META)
     rnd = random.Random(seed)
     with open(tmp_path / "in.jsonl", "w", encoding="utf-8") as f:
         for i in range(n_images):
-            texts = []
-            for _ in range(rnd.randint(1, 4)):
-                lang = rnd.choice(list(WORDS))
-                sep = "" if lang == "zh" else " "
-                texts.append({"text": sep.join(rnd.choice(WORDS[lang]) for _ in range(rnd.randint(1, 5))), "lang": lang})
-            image = {"id": f"im{i}", "texts": texts}
+            image = {"id": f"im{i}", "texts": random_texts(rnd, WORDS, max_texts=4, max_words=5)}
             if rnd.random() < 0.3:
                 image["url"] = f"http://x/{i}"
             f.write(json.dumps(image, ensure_ascii=False) + "\n")

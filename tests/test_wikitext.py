@@ -24,6 +24,8 @@ from metaclip2.metadata.wikitext import (
     wikitext_to_text,
 )
 
+from fixtures import multistream
+
 LEFTOVER_MARKUP = ["thumb|", "[[File:", "[[Image:", "[[Category:", "{{", "}}", "<ref", "</ref", "|-", "{|", "[[", "]]", "<!--"]
 
 
@@ -207,41 +209,10 @@ def test_wikitext_rules(src: str, expect: str) -> None:
 # --- parts of a dump read by workers on their own -------------------------------------------
 
 
-def _multistream(src: Path, dst: Path, pages_per_stream: int = 7, cut_bytes: int | None = None) -> Path:
-    """Rewrite a dump as a multistream bz2: a header stream, page streams, a footer stream.
-
-    With ``cut_bytes`` the page text is cut into streams of that many bytes instead, so
-    streams end inside lines, pages and multi-byte characters.
-    """
-    head, pages, cur, in_pages = [], [], [], False
-    with bz2.open(src, "rt", encoding="utf-8") as f:
-        for line in f:
-            s = line.strip()
-            in_pages = in_pages or s.startswith("<page")
-            if not in_pages:
-                head.append(line)
-            elif s != "</mediawiki>":
-                cur.append(line)
-                if s == "</page>":
-                    pages.append("".join(cur))
-                    cur = []
-    with open(dst, "wb") as out:
-        out.write(bz2.compress("".join(head).encode("utf-8")))
-        if cut_bytes:
-            body = "".join(pages).encode("utf-8")
-            for i in range(0, len(body), cut_bytes):
-                out.write(bz2.compress(body[i : i + cut_bytes]))
-        else:
-            for i in range(0, len(pages), pages_per_stream):
-                out.write(bz2.compress("".join(pages[i : i + pages_per_stream]).encode("utf-8")))
-        out.write(bz2.compress(b"</mediawiki>\n"))
-    return dst
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", [{"pages_per_stream": 7}, {"cut_bytes": 100_003}])
 def test_parts_read_every_article_once(enwiki_dump: Path, tmp_path: Path, layout: dict) -> None:
-    ms = _multistream(enwiki_dump, tmp_path / "ms.xml.bz2", **layout)
+    ms = multistream(enwiki_dump, tmp_path / "ms.xml.bz2", **layout)
     whole = list(iter_articles(ms))
     assert [p.title for p in whole] == [p.title for p in iter_articles(enwiki_dump)]
     for n in (1, 2, 5, 16):
@@ -266,7 +237,7 @@ def test_parts_of_plain_and_utf16_files(shared_data: Path, tmp_path: Path) -> No
 
 
 def test_truncated_multistream_is_an_error(enwiki_dump: Path, tmp_path: Path) -> None:
-    ms = _multistream(enwiki_dump, tmp_path / "ms.xml.bz2")
+    ms = multistream(enwiki_dump, tmp_path / "ms.xml.bz2")
     cut = tmp_path / "cut.xml.bz2"
     cut.write_bytes(ms.read_bytes()[: ms.stat().st_size // 2])
     with pytest.raises(DumpFormatError, match="cut short"):

@@ -248,6 +248,8 @@ def test_cli(tmp_path, capsys):
     print(out)
     assert "ONLY NUMBERS" in out and "LID metadata" in out
     assert (tmp_path / "out" / "lid" / "index.json").exists()
-    with pytest.raises(SystemExit):
+    from metaclip2.core.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="not both"):  # a usage error: `metaclip2` exits 2
         args = parser.parse_args(["metadata", "all", "en", "--languages", "de", "--out-dir", str(tmp_path / "x")])
         args.func(args)

@@ -11,9 +11,10 @@ import argparse
 import logging
 
 from metaclip2.curation.sampling import UNITS
+from metaclip2.cli.config_file import RUN_KEYS, format_config, read_config_file
 from metaclip2.cli.logs import attach_run_log
 from metaclip2.core.errors import ParameterError
-from metaclip2.pipeline.run.config import ENGLISH_MODES, add_config_arguments, config_from_arguments
+from metaclip2.pipeline.run.config import ENGLISH_MODES, CurationConfig, add_config_arguments, config_from_arguments
 
 __all__ = ["add_subcommands", "DAMAGED_EXIT"]
 
@@ -26,9 +27,57 @@ _STAGE1, _STAGE2, _STAGE3, _EXEC = 1, 2, 3, "exec"
 
 
 def _inputs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--metadata", required=True, metavar="DIR", help="per-LID-language metadata directory (<lang>.tsv files)")
-    p.add_argument("--input", required=True, nargs="+", metavar="GLOB",
-                   help="input shards or glob patterns: .jsonl[.gz] (image or flat form), .parquet, WebDataset .tar")  # fmt: skip
+    # required, but checked after --config is read (which may give them): see _require
+    p.add_argument("--metadata", metavar="DIR", help="per-LID-language metadata directory (<lang>.tsv files); required, here or in --config")
+    p.add_argument("--input", nargs="+", metavar="GLOB",
+                   help="input shards or glob patterns: .jsonl[.gz] (image or flat form), .parquet, WebDataset .tar; "
+                   "required, here or in --config")  # fmt: skip
+    p.add_argument("--out", metavar="DIR", help="run directory; required, here or in --config")
+
+
+def _config_file(p: argparse.ArgumentParser, command: str) -> None:
+    """``--config FILE`` and ``--print-config`` (see :mod:`metaclip2.cli.config_file`)."""
+    uses = "metadata, input, out" if command in ("curate", "count") else "out: RUN when none is given"
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML file of parameters: keys are the options' names with underscores (t_en, text_keys, "
+                   f"matcher_memory, ...; {uses}); options given here override it")  # fmt: skip
+    p.add_argument("--print-config", action="store_true",
+                   help="print the parameters in effect (the file, these options, the defaults) as a TOML config file and exit")  # fmt: skip
+    fields = set(CurationConfig.__dataclass_fields__)
+    p.set_defaults(prepare=_apply_config_file, config_keys=frozenset(a.dest for a in p._actions if a.dest in fields))
+
+
+def _apply_config_file(args: argparse.Namespace) -> None:
+    """Fill in from ``--config`` what the command line does not give (called before the verb runs)."""
+    if not getattr(args, "config", None):
+        return
+    for key, value in read_config_file(args.config, RUN_KEYS).items():
+        if key not in RUN_KEYS:
+            # the verb's own options only (thresholds runs no executor, whatever the file says);
+            # a config option not given on the command line is absent
+            if key in args.config_keys and key not in vars(args):
+                setattr(args, key, value)
+        elif "run" not in vars(args):  # curate, count: --metadata, --input, --out
+            if getattr(args, key) is None:
+                setattr(args, key, [value] if key == "input" and isinstance(value, str) else value)
+        elif key == "out" and args.run is None:  # thresholds, sample: the run (forked when --out NEW is given)
+            args.run = value
+
+
+def _require(args: argparse.Namespace) -> None:
+    missing = [k for k in RUN_KEYS if getattr(args, k, None) is None]
+    if missing:
+        raise ParameterError(f"{args.command} needs {', '.join('--' + k for k in missing)} (on the command line or in a --config file)")
+
+
+def _print_config(config: CurationConfig, args: argparse.Namespace) -> int:
+    if "run" in vars(args):  # thresholds, sample: the run they write
+        run = args.out or args.run
+        own = {"out": run} if run is not None else {}
+    else:
+        own = {k: getattr(args, k, None) for k in RUN_KEYS}
+    print(format_config(config, own), end="")
+    return 0
 
 
 def _run_and_out(p: argparse.ArgumentParser, what: str) -> None:
@@ -74,8 +123,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         epilog="example:\n  metaclip2 curate --metadata metadata/lid --input 'pool/*.jsonl' --out runs/pool --t-en 20000 --workers 8",
     )  # fmt: skip
     _inputs(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="run directory")
     add_config_arguments(p, (_STAGE1, _STAGE2, _STAGE3, _EXEC))
+    _config_file(p, "curate")
     p.set_defaults(func=run_curate)
 
     p = subparsers.add_parser(
@@ -88,8 +137,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         "  metaclip2 count ... --shard-index $SLURM_ARRAY_TASK_ID",
     )  # fmt: skip
     _inputs(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="run directory")
     add_config_arguments(p, (_STAGE1, _EXEC))
+    _config_file(p, "count")
     _shard_selection(p, plan=True)
     p.set_defaults(func=run_count)
 
@@ -108,6 +157,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     _run_and_out(p, "run directory with a finished stage 1")
     add_config_arguments(p, (_STAGE2,))
+    _config_file(p, "thresholds")
     _logging_of(p)
     p.set_defaults(func=run_thresholds)
 
@@ -124,6 +174,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     _run_and_out(p, "run directory with a finished stage 2 (or stage 1, with --out)")
     add_config_arguments(p, (_STAGE2, _STAGE3, _EXEC))
+    _config_file(p, "sample")
     _shard_selection(p, plan=False)
     p.set_defaults(func=run_sample)
 
@@ -175,6 +226,9 @@ def run_curate(args: argparse.Namespace) -> int:
     from metaclip2.pipeline.run.api import curate
 
     config = config_from_arguments(args)
+    if args.print_config:
+        return _print_config(config, args)
+    _require(args)
     attach_run_log(args.out)
     res = curate(args.metadata, args.input, args.out, config)
     rep = write_report(res.out)
@@ -226,6 +280,9 @@ def run_count(args: argparse.Namespace) -> int:
     from metaclip2.pipeline.run.api import count
 
     config = config_from_arguments(args)
+    if args.print_config:
+        return _print_config(config, args)
+    _require(args)
     attach_run_log(args.out)
     stats = count(args.metadata, args.input, args.out, config, shards=_shards(args))
     pairs = sum(s.pairs for s in stats)
@@ -239,9 +296,12 @@ def run_thresholds(args: argparse.Namespace) -> int:
     """``metaclip2 thresholds``."""
     from metaclip2.pipeline.run.api import compute_thresholds
 
+    config = config_from_arguments(args)
+    if args.print_config:
+        return _print_config(config, args)
     out, source = _run_dirs(args)
     attach_run_log(out, create=source is not None)
-    info = compute_thresholds(out, config_from_arguments(args), source=source)
+    info = compute_thresholds(out, config, source=source)
     print(f"p = {info['p']}")
     for lang, t in info["t"].items():
         print(f"{lang}\t{t}")
@@ -250,22 +310,25 @@ def run_thresholds(args: argparse.Namespace) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     """``metaclip2 sample``."""
-    from metaclip2.pipeline.run.config import CurationConfig
     from metaclip2.pipeline.run.rundir import RunDir
     from metaclip2.pipeline.run.api import sample
 
     out, source = _run_dirs(args)
-    attach_run_log(out, create=source is not None)
     config = config_from_arguments(args)
-    stage2 = sorted(k for k in vars(args) if k in CurationConfig().section(2))
-    if source is None and stage2:
-        raise ParameterError(f"--{stage2[0].replace('_', '-')} sets stage 2, which this run has done: fork with --out NEW "
-                             "(stage 1 reused), or use `metaclip2 thresholds`")  # fmt: skip
-    if source is not None:
-        # a fork keeps the source's stage-2 choices unless given here
-        given = {k for k in vars(args) if k in CurationConfig().section(2)}
-        recorded = RunDir(source).read().get("stage2", {})
-        config = config.replace(**{k: v for k, v in recorded.items() if k not in given})
+    given = sorted(k for k in vars(args) if k in CurationConfig().section(2))  # on the command line or in --config
+    recorded = RunDir(source or out).read().get("stage2", {})
+    if source is None:
+        # a run's stage 2 is done once: a stage-2 value may repeat it (e.g. from a shared --config), not change it
+        changed = [k for k in given if k in recorded and config.section(2)[k] != recorded[k]]
+        if changed:
+            k = changed[0]
+            raise ParameterError(f"{k} = {config.section(2)[k]} (given here or in --config) changes stage 2, which this run has done "
+                                 f"with {k} = {recorded[k]}: fork with --out NEW (stage 1 reused), or use `metaclip2 thresholds`")  # fmt: skip
+    # the stage-2 choices the run recorded (a fork: its source's) hold unless given here
+    config = config.replace(**{k: v for k, v in recorded.items() if k not in given})
+    if args.print_config:
+        return _print_config(config, args)
+    attach_run_log(out, create=source is not None)
     stats = sample(out, config, shards=_shards(args), source=source)
     kept = sum(s.kept for s in stats)
     matched = sum(s.matched for s in stats)

@@ -27,6 +27,8 @@ _HANDLER_ATTR = "_metaclip2_cli"
 class _ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         msg = record.getMessage()
+        if record.exc_info:  # only a debug record carries one: the traceback behind an error line
+            msg = f"{msg}\n{self.formatException(record.exc_info)}"
         if record.levelno >= logging.WARNING:
             return f"metaclip2: {record.levelname.lower()}: {msg}"
         return msg

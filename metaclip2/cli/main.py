@@ -1,8 +1,8 @@
 """The ``metaclip2`` command: each verb group's module registers its subcommands.
 
 Exit status: 0 success; 1 an error in the data or the run (the message names the file and what
-to do); 2 a usage error (a bad option or parameter, or an extra the option needs is not
-installed); 3 a lenient run (no ``--strict``) that finished but skipped damaged inputs (see the
+to do); 2 a usage error (a bad option or parameter, a file or directory a parameter names that
+does not exist, or an extra the option needs is not installed); 3 a lenient run (no ``--strict``) that finished but skipped damaged inputs (see the
 datacard's ``invalid_by_reason``); 130 interrupted.
 """
 
@@ -14,11 +14,16 @@ import os
 import sys
 
 from metaclip2.cli.logs import LOG_LEVELS, setup_logging, to_run_log
-from metaclip2.core.errors import Metaclip2Error, MissingExtraError, ParameterError
+from metaclip2.cli.parser import Parser
+from metaclip2.core.errors import Metaclip2Error, MissingExtraError, MissingInputError, ParameterError
 
 __all__ = ["build_parser", "main", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_DAMAGED"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DAMAGED = 0, 1, 2, 3
+
+# The errors that mean "fix the command": a bad value, a path that names nothing (or a step not
+# run yet), a missing extra. Everything else (damaged or unusable data, a failed run) is exit 1.
+_USAGE_ERRORS = (ParameterError, MissingInputError, MissingExtraError)
 
 # Verb groups, in --help order.
 _COMMAND_MODULES = ("metadata", "matching", "curation", "demo")
@@ -27,11 +32,12 @@ _EPILOG = """\
 exit status:
   0  success
   1  an error in the data or the run (one line naming the file and what to do)
-  2  a usage error: a bad option or parameter, or an extra the option needs is not installed
+  2  a usage error: a bad option or parameter, a file or directory an option names that does
+     not exist (or an earlier step not run yet), or an extra the option needs is not installed
   3  a lenient run (no --strict) that finished but skipped damaged input files or records
  130 interrupted (finished shards are kept; the same command resumes)
 
-every verb takes --log-level {debug,info,warning,error} and -q (warnings and errors only);
+every verb takes --log-level {debug,info,warning,error} (any case) and -q (warnings and errors only);
 curate, count, thresholds and sample also append their log to RUN/metaclip2.log.
 Progress goes to stderr: a bar on a terminal, a plain line every few seconds otherwise.
 
@@ -57,7 +63,8 @@ def _leaves(parser: argparse.ArgumentParser):
 def _add_common(parser: argparse.ArgumentParser) -> None:
     """``--log-level`` and ``-q`` on a verb (``-q`` kept where the verb defines its own)."""
     options = {s for a in parser._actions for s in a.option_strings}
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="messages shown on stderr (default: info; -q: warning)")
+    parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS, default=None,
+                        help="messages shown on stderr, in any case (default: info; -q: warning)")  # fmt: skip
     if "-q" not in options:
         parser.add_argument("-q", "--quiet", action="store_true", default=False, help="only warnings and errors")
 
@@ -81,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from metaclip2 import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="metaclip2",
         description="Worldwide metadata-based curation of image-text pairs (Meta CLIP 2).",
         epilog=_EPILOG,
@@ -135,22 +142,32 @@ def main(argv: list[str] | None = None) -> int:
     expected kept sizes ...
     0
 
-    Errors are one line on stderr and an exit status: 2 for a usage error, 1 for the data or
-    the run:
+    Errors are one line on stderr and an exit status: 2 for a usage error (a bad option, or a
+    path that names nothing), 1 for the data or the run:
 
     >>> main(["sweep", f"{d}/run"])  # no candidate thresholds
     2
     >>> main(["sweep", f"{d}/nowhere", "--t-en", "2"])  # no such run
+    2
+    >>> os.makedirs(f"{d}/broken"); _ = open(f"{d}/broken/run.json", "w").write("{")
+    >>> main(["sweep", f"{d}/broken", "--t-en", "2"])  # a damaged run
     1
     >>> tmp.cleanup()
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse has printed --help/--version (0) or the usage error (2)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     root = logging.getLogger("metaclip2")
     saved = (list(root.handlers), root.level, root.propagate)  # restored: main() may run in-process
     setup_logging(getattr(args, "log_level", None), quiet=_quiet(args))
     log = logging.getLogger("metaclip2.cli")
     try:
+        prepare = getattr(args, "prepare", None)  # e.g. read --config: its errors are the verb's, as below
+        if prepare is not None:
+            prepare(args)
+            setup_logging(getattr(args, "log_level", None), quiet=_quiet(args))  # the file may say progress = false
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return status
@@ -162,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except Metaclip2Error as e:
         # Our errors already say what is wrong and what to do: one line, no traceback.
-        log.debug("traceback", exc_info=True)
+        log.debug("where it was raised:", exc_info=True)  # --log-level debug shows the traceback
         print(f"metaclip2 {args.command}: error: {e}", file=sys.stderr)
         to_run_log(logging.ERROR, f"metaclip2 {args.command}: error: {e}")
-        return EXIT_USAGE if isinstance(e, (ParameterError, MissingExtraError)) else EXIT_ERROR
+        return EXIT_USAGE if isinstance(e, _USAGE_ERRORS) else EXIT_ERROR
     finally:
         for h in root.handlers:
             if h not in saved[0]:

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Iterator, TextIO
 
+from metaclip2.core.errors import MissingInputError
+
 __all__ = ["add_subcommands"]
 
 
@@ -46,7 +48,11 @@ def _lines(files: list[str], stdin: TextIO) -> Iterator[str]:
             for line in stdin:
                 yield line.rstrip("\r\n")
         else:
-            with open(name, encoding="utf-8") as fh:
+            try:
+                fh = open(name, encoding="utf-8")
+            except FileNotFoundError:
+                raise MissingInputError(f"input file {name!r} does not exist: give text files, or '-' for standard input") from None
+            with fh:
                 for line in fh:
                     yield line.rstrip("\r\n")
 

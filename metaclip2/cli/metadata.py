@@ -25,6 +25,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 from metaclip2.core.atomic import AtomicFile
+from metaclip2.core.errors import ParameterError
 
 __all__ = ["add_subcommands", "read_views", "write_views"]
 
@@ -166,7 +167,9 @@ def _add_scale(p: argparse.ArgumentParser) -> None:
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
 
-    p.add_argument("--memory-limit", type=memory, default=None, help="per-process budget for n-gram tables, e.g. 128MB (default: none); runs spill to disk")
+    p.add_argument("--memory-limit", type=memory, default=None, metavar="SIZE",
+                   help="per-process budget for n-gram tables, e.g. 128MB or 2GiB (binary: MB = MiB = 2^20 bytes, GB = 2^30); "
+                   "runs spill to disk (default: none)")  # fmt: skip
     p.add_argument("--tmp-dir", default=None, help="where spilled runs go (default: beside the output); must be shared with Ray workers")
     p.add_argument("--force-language", action="store_true", help="count a dump whose siteinfo names another language than --lang")
 
@@ -196,7 +199,7 @@ def _cmd_build(args) -> int:
 
     _use_nltk_data(args.nltk_data)
     if args.views and args.pageviews:
-        raise SystemExit("give --views or --pageviews, not both")
+        raise ParameterError("give --views or --pageviews, not both")
     result = build_metadata(args.lang, ngrams=args.ngrams, progress=_progress(args), **_titles_kwargs(args), **_caps(args))
     _report(result, write_language_metadata(result, args.out_dir))
     return 0
@@ -245,13 +248,15 @@ def _cmd_download(args) -> int:
         hours_per_date=args.hours_per_date, seed=args.seed, pageviews_from=args.pageviews_from,
         pageviews_to=args.pageviews_to, base_url=args.base_url, pageviews_base_url=args.pageviews_base_url, dump_path=args.dump_path,
         connections=args.connections, retries=args.retries, timeout=args.timeout, progress=_progress(args),
+        file_deadline=args.file_deadline,
     )  # fmt: skip
     files = record["files"]
     by_status = Counter(f["status"] for f in files)
     print(f"{len(files)} files under {args.out}: " + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())))
-    unverified = sum(1 for f in files if f["status"] == "downloaded" and not f["verified"])
-    if unverified:
-        print(f"  {unverified} downloaded files had no published checksum (size checked only)")
+    # Exactly what each new file was checked with ("sha1 checked", "size checked", "decompressed whole", ...).
+    checked = Counter(f["message"] for f in files if f["status"] == "downloaded")
+    if checked:
+        print("  downloaded: " + ", ".join(f"{n} {what}" for what, n in sorted(checked.items())))
     failed = [f for f in files if f["status"] not in ("downloaded", "skipped")]
     for f in failed:
         print(f"  {f['status']}: {f['url']} {f['message']}")
@@ -276,9 +281,9 @@ def _cmd_all_languages(args) -> int:
 
     _use_nltk_data(args.nltk_data)
     if args.dump or args.pageviews or args.lid_dir or args.reuse:
-        raise SystemExit("--languages builds from --tree: --dump, --pageviews, --lid-dir and --reuse are for one language")
+        raise ParameterError("--languages builds from --tree: --dump, --pageviews, --lid-dir and --reuse are for one language")
     if not args.tree:
-        raise SystemExit("--languages needs --tree (the directory `metaclip2 metadata download` wrote)")
+        raise ParameterError("--languages needs --tree (the directory `metaclip2 metadata download` wrote)")
     report = build_all(
         args.tree, args.out_dir, args.languages, date=args.date, pageviews=not args.no_page_views,
         executor=args.executor, workers=args.workers, ray_address=args.ray_address, split_bytes=args.split_bytes,
@@ -292,11 +297,20 @@ def _cmd_all_languages(args) -> int:
 def _cmd_all_dispatch(args) -> int:
     if args.languages:
         if args.lang:
-            raise SystemExit("give a language or --languages, not both")
+            raise ParameterError("give a language or --languages, not both")
         return _cmd_all_languages(args)
     if not args.lang:
-        raise SystemExit("give a Wikipedia code, or --languages all|en,de,... with --tree")
+        raise ParameterError("give a Wikipedia code, or --languages all|en,de,... with --tree")
     return _cmd_all(args)
+
+
+def _size(s: str) -> int:
+    from metaclip2.core.sizes import parse_bytes
+
+    try:
+        return parse_bytes(s, "--split-bytes")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _add_all_languages_args(p: argparse.ArgumentParser) -> None:
@@ -307,7 +321,9 @@ def _add_all_languages_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-page-views", action="store_true", help="leave titles out even if the tree has page-view files")
     g.add_argument("--missing-segmenter", choices=("error", "skip", "no-ngrams"), default="error",
                    help="a no-space language without its segmenter: stop (default), leave it out, or build it without n-grams")  # fmt: skip
-    g.add_argument("--split-bytes", type=int, default=256 << 20, help="dumps this large are counted one at a time over all workers")
+    g.add_argument("--split-bytes", type=_size, default=256 << 20, metavar="SIZE",
+                   help="dumps this large are counted one at a time over all workers, e.g. 1GB or bytes "
+                   "(binary: MB = 2^20 bytes, GB = 2^30; default: 256MiB)")  # fmt: skip
     g.add_argument("--no-matchers", action="store_true", help="do not save matchers in OUT_DIR/lid")
 
 
@@ -329,7 +345,10 @@ def _add_worldwide_subcommands(leaf) -> None:
     p.add_argument("--dump-path", default=dl.DEFAULT_DUMP_PATH, help="a dump's path below BASE_URL, for mirrors with another layout (default: %(default)s)")
     p.add_argument("--connections", type=int, default=dl.DEFAULT_CONNECTIONS, help="parallel connections (dumps.wikimedia.org allows 2)")
     p.add_argument("--retries", type=int, default=5, help="retries per file after a network error (each resumes)")
-    p.add_argument("--timeout", type=float, default=60.0, help="socket timeout, seconds")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="socket timeout, seconds; a body must also bring 1 KiB/s over each such window (default %(default)s)")
+    p.add_argument("--file-deadline", type=float, default=dl.DEFAULT_FILE_DEADLINE,
+                   help="seconds one file may take, retries included; the .part is kept for a re-run (default %(default)s)")
 
     p = leaf("import", "turn your own entry list (text lines, JSON list, or JSON object keys) into a language's metadata", _cmd_import)
     p.add_argument("file", help="one entry per line, a JSON list of strings, or a JSON object (MetaCLIP 1 metadata.json)")

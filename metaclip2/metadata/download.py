@@ -9,33 +9,42 @@ already on a shared filesystem and the site itself all look the same to
 
 Each file is verified against the checksums the dump site publishes: a dump against its
 ``dumpstatus.json`` (sha1, md5, size), else ``<wiki>-<date>-sha1sums.txt`` / ``md5sums.txt``;
-a page-view file against its month's ``md5sums.txt`` / ``sha1sums.txt``. A file is written as
+a page-view file against its month's ``md5sums.txt`` / ``sha1sums.txt``. With nothing
+published, a ``.bz2`` / ``.gz`` file is decompressed whole instead. A file is written as
 ``<name>.part`` and renamed only once complete and verified, so an existing final file is a
 complete one and is skipped; a ``.part`` left by an interrupted run is resumed with an HTTP
-``Range`` request. Only the standard library's ``urllib`` is used.
+``Range`` request carrying ``If-Range`` (the version in ``<name>.part.json``).
+
+The network is treated as hostile: every body is bounded by its published size (checksum
+files by a few MiB) and in time (socket timeout, a minimum rate, a whole-file deadline); an
+HTML or text answer, wrong magic bytes, a 206 for another range or version are refused or
+restart the file from byte 0 (see :func:`download_files`). Only the standard library's
+``urllib`` is used.
 """
 
 from __future__ import annotations
 
+import bz2
 import datetime as dt
 import hashlib
 import http.client
 import json
 import os
 import random
-import socket
+import re
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from metaclip2.core.errors import DataError, ParameterError
-from metaclip2.core.atomic import write_text
+from metaclip2.core.atomic import write_json, write_text
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -43,6 +52,7 @@ __all__ = [
     "DEFAULT_DUMP_DATE",
     "DEFAULT_PAGEVIEW_DATES",
     "DEFAULT_CONNECTIONS",
+    "DEFAULT_FILE_DEADLINE",
     "DownloadError",
     "FileTask",
     "FileResult",
@@ -64,8 +74,19 @@ DEFAULT_DUMP_DATE = "20240501"
 DEFAULT_PAGEVIEW_DATES = 40
 #: dumps.wikimedia.org allows 2 connections per client address.
 DEFAULT_CONNECTIONS = 2
+#: Default whole-file deadline in seconds (retries included); a re-run resumes past it.
+DEFAULT_FILE_DEADLINE = 24 * 3600.0
 _CHUNK = 1 << 20
 _HASHES = ("sha1", "md5")
+# dumpstatus.json and *sums.txt are kilobytes; more is not a checksum file.
+_SMALL_CAP = 4 << 20
+# Each --timeout window of a body must bring at least this many bytes a second.
+_MIN_RATE = 1024
+# A body with no size published and none announced stops here (enwiki's dump is ~22 GB).
+_UNSIZED_CAP = 64 << 30
+# Answers to a resume that were another version or range, before a file is given up.
+_MAX_RESTARTS = 2
+_MAGIC = {".bz2": b"BZh", ".gz": b"\x1f\x8b"}
 
 
 class DownloadError(DataError):
@@ -137,8 +158,12 @@ class FileResult:
     """Outcome of one :class:`FileTask`.
 
     ``status`` is ``"downloaded"``, ``"skipped"`` (already complete), ``"missing"`` (the server
-    has no such file), ``"checksum_mismatch"`` or ``"error"``; ``verified`` names the hash that
-    matched (None: nothing was published to check against).
+    has no such file), ``"checksum_mismatch"``, ``"invalid"`` (the server's bytes are not the
+    file: an HTML page, wrong magic bytes, longer than published, not whole compressed data) or
+    ``"error"`` (network, too slow, past the deadline). ``verified`` says what a downloaded file
+    was checked with: ``"sha1"`` / ``"md5"`` (the published checksum), ``"size"`` (only a size
+    was published), ``"decompressed"`` (nothing was published: it was decompressed whole) or
+    None; ``message`` says it in words, or why a file failed (one line).
 
     See Also
     --------
@@ -147,15 +172,15 @@ class FileResult:
     Examples
     --------
     >>> from metaclip2.metadata.download import FileTask, download_files
-    >>> import hashlib, pathlib, tempfile
+    >>> import gzip, hashlib, pathlib, tempfile
     >>> tmp = tempfile.TemporaryDirectory()
     >>> served = pathlib.Path(tmp.name, "pageviews-20240105-020000.gz")  # stands in for a server's file
-    >>> _ = served.write_bytes(b"en Dog 3 0")
+    >>> _ = served.write_bytes(gzip.compress(b"en Dog 3 0\\n", mtime=0))
     >>> task = FileTask(url=served.as_uri(), dest=str(pathlib.Path(tmp.name, "sources", served.name)),
-    ...                 kind="pageviews", checksums={"md5": hashlib.md5(b"en Dog 3 0").hexdigest()})
+    ...                 kind="pageviews", checksums={"md5": hashlib.md5(served.read_bytes()).hexdigest()})
     >>> result, = download_files([task], progress=False)
-    >>> result.status, result.bytes, result.verified
-    ('downloaded', 10, 'md5')
+    >>> result.status, result.bytes == served.stat().st_size, result.verified, result.message
+    ('downloaded', True, 'md5', 'md5 checked')
     >>> tmp.cleanup()
     """
 
@@ -293,27 +318,110 @@ def pageview_hours(
 
 
 # ---------------------------------------------------------------------------------------------
-# HTTP
+# HTTP: every body is bounded in bytes and in time
 
 
-def _open(url: str, offset: int = 0, timeout: float = 60.0):
-    headers = {"User-Agent": _user_agent()}
+class _Interrupted(Exception):
+    """The transfer stopped early (connection closed, socket timeout, too slow): resume it."""
+
+
+class _Deadline(Exception):
+    """The file's whole-file deadline passed: stop it, keep the ``.part``."""
+
+
+class _Invalid(Exception):
+    """The server's bytes are not the file (an HTML page, wrong magic, longer than published)."""
+
+
+class _Restart(Exception):
+    """A resume was answered with another version or another range: fetch from byte 0."""
+
+
+def _open(url: str, offset: int = 0, timeout: float = 60.0, validator: str | None = None):
+    # identity: the bytes on disk must be the file's, not a transfer encoding of them.
+    headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        if validator:
+            # The server sends the rest only if the file is still this version, else all of it.
+            headers["If-Range"] = validator
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
+class _Clock:
+    """Stops a body that trickles or runs too long.
+
+    A socket timeout alone is reset by every byte, so one byte every few seconds would hold a
+    connection forever: each `timeout`-long window must bring at least :data:`_MIN_RATE`
+    bytes a second, and nothing may run past `deadline` (``time.monotonic()`` seconds).
+    """
+
+    def __init__(self, timeout: float, deadline: float):
+        self.timeout, self.deadline = timeout, deadline
+        self.start, self.n = time.monotonic(), 0
+
+    def begin(self) -> None:
+        """Start the rate window where the body starts (the deadline stays)."""
+        self.start, self.n = time.monotonic(), 0
+
+    def tick(self, n: int) -> None:
+        now = time.monotonic()
+        if now > self.deadline:
+            raise _Deadline()
+        self.n += n
+        elapsed = now - self.start
+        if elapsed >= self.timeout:
+            if self.n < _MIN_RATE * elapsed:
+                raise _Interrupted(f"slower than {_MIN_RATE} bytes/s ({self.n} bytes in {elapsed:.1f} s)")
+            self.start, self.n = now, 0
+
+
+class _TooLong(Exception):
+    """A body went past its bound."""
+
+
+def _read_body(r, write, limit: int, clock: _Clock) -> int:
+    """Pass the body of `r` to `write` until it ends; returns its length.
+
+    Raises `_TooLong` before writing past `limit` bytes, `_Interrupted` when reading fails.
+    """
+    # read1 returns what one socket read brings, so the clock runs between trickled bytes too
+    # (read(n) would wait for all n).
+    read = getattr(r, "read1", None) or r.read
+    got = 0
+    clock.begin()
+    while True:
+        try:
+            chunk = read(_CHUNK)
+        except (http.client.HTTPException, OSError) as e:
+            raise _Interrupted(str(e) or type(e).__name__) from None
+        if not chunk:
+            return got
+        if got + len(chunk) > limit:
+            raise _TooLong()
+        got += len(chunk)
+        write(chunk)
+        clock.tick(len(chunk))
+
+
 def _fetch_small(url: str, timeout: float = 60.0, retries: int = 3) -> bytes | None:
-    """Body of a small file, or None on 404."""
+    """Body of a small file (at most :data:`_SMALL_CAP` bytes), or None on 404."""
     for attempt in range(retries + 1):
         try:
             with _open(url, timeout=timeout) as r:
-                return r.read()
+                buf = bytearray()
+                _read_body(r, buf.extend, _SMALL_CAP, _Clock(timeout, time.monotonic() + 3 * timeout))
+                return bytes(buf)
+        except _TooLong:
+            raise DownloadError(f"{url}: the server sent more than {_SMALL_CAP >> 20} MiB for a checksum file; "
+                                "check --base-url (a mirror of the dump site), then re-run") from None  # fmt: skip
         except urllib.error.HTTPError as e:
             if e.code in (404, 410):
                 return None
             err: Exception = e
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        except _Deadline:
+            err = Exception(f"not complete within {3 * timeout:g} s")
+        except (_Interrupted, urllib.error.URLError, OSError, http.client.HTTPException) as e:
             err = e
         if attempt < retries:
             time.sleep(min(2**attempt, 10) * 0.5)
@@ -321,17 +429,33 @@ def _fetch_small(url: str, timeout: float = 60.0, retries: int = 3) -> bytes | N
 
 
 def _parse_sums(text: str) -> dict[str, str]:
-    """``<hex>  <name>`` lines -> name -> hex."""
+    """``<hex>  <name>`` lines -> name -> hex (other lines, e.g. of an HTML page, are ignored)."""
     out = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 2:
+        if len(parts) == 2 and _hash_name(parts[0]) and all(c in "0123456789abcdefABCDEF" for c in parts[0]):
             out[parts[1].lstrip("*")] = parts[0].lower()
     return out
 
 
 def _hash_name(hexdigest: str) -> str:
     return {40: "sha1", 32: "md5"}.get(len(hexdigest), "")
+
+
+def _published(status: bytes, name: str) -> tuple[int | None, dict[str, str]]:
+    """(size, checksums) of `name` in a ``dumpstatus.json`` body; (None, {}) when absent or malformed."""
+    try:
+        jobs = json.loads(status.decode("utf-8")).get("jobs", {})
+        for job in jobs.values():
+            info = (job.get("files") or {}).get(name)
+            if info:
+                size = info.get("size")
+                size = int(size) if size is not None else None
+                sums = {h: str(info[h]).lower() for h in _HASHES if info.get(h)}
+                return (size if size is None or size >= 0 else None), {h: v for h, v in sums.items() if _hash_name(v) == h}
+    except (UnicodeDecodeError, ValueError, AttributeError, TypeError):
+        pass
+    return None, {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,16 +471,7 @@ def _dump_task(code: str, date: str, base_url: str, out: Path, timeout: float, d
     task = FileTask(url=url, dest=str(out / wiki / date / name), kind="dump", lang=code.replace("-", "_"))
     status = _fetch_small(f"{root}/dumpstatus.json", timeout)
     if status is not None:
-        try:
-            jobs = json.loads(status.decode("utf-8")).get("jobs", {})
-        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-            jobs = {}
-        for job in jobs.values():
-            info = (job.get("files") or {}).get(name)
-            if info:
-                task.size = int(info["size"]) if info.get("size") is not None else None
-                task.checksums = {h: info[h].lower() for h in _HASHES if info.get(h)}
-                break
+        task.size, task.checksums = _published(status, name)
     if not task.checksums:
         for h in _HASHES:
             sums = _fetch_small(f"{root}/{wiki}-{date}-{h}sums.txt", timeout)
@@ -479,9 +594,78 @@ def pageview_tasks(
 # ---------------------------------------------------------------------------------------------
 # Fetching
 
+#: What each ``FileResult.verified`` value means, as results and the CLI say it.
+_CHECKED = {
+    "sha1": "sha1 checked",
+    "md5": "md5 checked",
+    "size": "size checked",
+    "decompressed": "decompressed whole",
+    None: "not verified: no checksum or size published",
+}
+# A dump or page-view file is never text: these types are an error page, not the file.
+_TEXT_TYPES = ("text/", "application/xhtml+xml", "application/json", "application/xml")
 
-class _Interrupted(Exception):
-    pass
+
+def _magic(dest: str | os.PathLike) -> bytes | None:
+    return _MAGIC.get(Path(dest).suffix)
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(magic)) == magic
+
+
+def _not_magic(head: bytes, suffix: str) -> str:
+    return f"starts with {bytes(head[:16])!r}, not {suffix.lstrip('.')} data"
+
+
+def _type_problem(task: FileTask, headers) -> str | None:
+    """Why the response's Content-Type says it is not the file, or None."""
+    if _magic(task.dest) is None or not task.url.lower().startswith(("http:", "https:")):
+        return None  # a local file's type is only a guess from its name
+    ctype = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    encoding = (headers.get("Content-Encoding") or "identity").strip().lower()
+    # A server may label x.xml.bz2 "application/xml" with "Content-Encoding: x-bzip2": the body is still the bz2 file.
+    if ctype.startswith(_TEXT_TYPES) and (encoding == "identity" or "html" in ctype):
+        return f"the server sent Content-Type {ctype}, not a {Path(task.dest).suffix.lstrip('.')} file"
+    return None
+
+
+def _validator(headers) -> str | None:
+    """The version tag If-Range can carry: a strong ETag, else Last-Modified."""
+    etag = (headers.get("ETag") or "").strip()
+    if etag and not etag.startswith("W/"):  # If-Range allows only strong ETags
+        return etag
+    return (headers.get("Last-Modified") or "").strip() or None
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total size) of ``Content-Range: bytes a-b/n``; None for what is absent."""
+    m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value or "")
+    if not m:
+        return None, None
+    return int(m.group(1)), (int(m.group(3)) if m.group(3) != "*" else None)
+
+
+def _int_header(value: str | None) -> int | None:
+    try:
+        n = int(value) if value is not None else None
+    except ValueError:
+        return None
+    return n if n is None or n >= 0 else None
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _discard(*paths: Path) -> None:
+    for p in paths:
+        p.unlink(missing_ok=True)
 
 
 def _file_digest(path: Path, alg: str) -> str:
@@ -492,95 +676,214 @@ def _file_digest(path: Path, alg: str) -> str:
     return h.hexdigest()
 
 
-def _verify(path: Path, task: FileTask) -> tuple[bool, str | None]:
+def _decompression_problem(path: Path, suffix: str) -> str | None:
+    """Why `path` is not whole bz2 (`suffix` ``.bz2``) or gzip data (streams back to back, nothing after), or None.
+
+    Decompresses in :data:`_CHUNK` steps and drops the output, so memory stays bounded.
+    """
+    gz = suffix == ".gz"
+
+    def new():
+        return zlib.decompressobj(wbits=31) if gz else bz2.BZ2Decompressor()
+
+    d, fed, streams = new(), False, 0
+    try:
+        with open(path, "rb") as f:
+            while data := f.read(_CHUNK):
+                while data:
+                    d.decompress(data, _CHUNK)
+                    fed, data = True, b""
+                    # Drain what the decompressor holds back without growing memory.
+                    while not d.eof and (d.unconsumed_tail if gz else not d.needs_input):
+                        d.decompress(d.unconsumed_tail if gz else b"", _CHUNK)
+                    if d.eof:  # one stream done; what follows must be another one
+                        streams, data = streams + 1, d.unused_data
+                        d, fed = new(), False
+        if fed and gz:
+            d.flush()
+            if d.eof:
+                streams, fed = streams + 1, bool(d.unused_data)
+    except (OSError, EOFError, zlib.error) as e:
+        return f"does not decompress ({e})"
+    if fed:
+        return "ends in the middle of a compressed stream (truncated)"
+    if not streams:
+        return "holds no compressed stream"
+    return None
+
+
+def _verify(path: Path, task: FileTask) -> tuple[str | None, str | None, str]:
+    """(what was checked, the problem or None, the status a problem gives)."""
+    magic = _magic(task.dest)
+    if magic and not _starts_with(path, magic):
+        with open(path, "rb") as f:
+            return None, _not_magic(f.read(16), Path(task.dest).suffix), "invalid"
+    size = path.stat().st_size
+    if task.size is not None and size != task.size:
+        return "size", f"{size} bytes, {task.size} published", "invalid"
     for alg in _HASHES:
         if alg in task.checksums:
-            return _file_digest(path, alg) == task.checksums[alg], alg
-    return True, None
+            if _file_digest(path, alg) != task.checksums[alg]:
+                return alg, f"{alg} of the downloaded file differs from the published one", "checksum_mismatch"
+            return alg, None, ""
+    if task.size is not None:
+        return "size", None, ""
+    if magic:  # nothing published: the file must at least be whole compressed data
+        return "decompressed", _decompression_problem(path, Path(task.dest).suffix), "invalid"
+    return None, None, ""
 
 
-def _transfer(task: FileTask, part: Path, timeout: float, bar) -> tuple[int, int]:
+def _transfer(task: FileTask, part: Path, timeout: float, clock: _Clock, bar) -> tuple[int, int]:
     """Append the rest of the file to `part`; returns (bytes fetched, offset resumed from).
 
-    Raises `_Interrupted` when the connection ends early, HTTPError for HTTP errors.
+    Raises `_Interrupted` when the body stops early or too slowly (resume), `_Restart` when a
+    resume was answered with another version or range, `_Invalid` when the body is not the
+    file, `_Deadline` past the file's deadline, HTTPError for HTTP errors.
     """
+    magic = _magic(task.dest)
+    meta = part.with_name(part.name + ".json")  # the version the .part holds, for If-Range
     offset = part.stat().st_size if part.exists() else 0
+    validator = None
+    if offset:
+        saved = _read_meta(meta)
+        validator = saved.get("validator") if saved.get("url") == task.url else None
+        if magic and offset >= len(magic) and not _starts_with(part, magic):
+            offset, validator = 0, None  # the .part is not this kind of file: resuming it cannot help
     try:
-        r = _open(task.url, offset, timeout)
+        r = _open(task.url, offset, timeout, validator)
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset:
-            return 0, offset  # already whole: the checksum decides
+            return 0, offset  # already whole: verification decides
         raise
     with r:
-        if offset and r.status != 206:
-            offset = 0  # the server ignored Range: start over
-        if offset and bar is not None:
+        status = getattr(r, "status", None) or 200  # a file: URL has no status
+        if status not in (200, 206):
+            raise _Interrupted(f"HTTP {status}")
+        current = _validator(r.headers)
+        total = None
+        if status == 206:
+            start, total = _content_range(r.headers.get("Content-Range"))
+            if start != offset:
+                where = "no valid Content-Range" if start is None else f"bytes from {start}"
+                raise _Restart(f"asked for bytes from {offset}, the server's 206 has {where}")
+            if validator and current and current != validator:
+                raise _Restart(f"the file changed on the server between requests ({validator} -> {current})")
+        elif offset:
+            offset = 0  # a 200 to a Range request is the whole file, maybe a new version: start over
+        if problem := _type_problem(task, r.headers):
+            raise _Invalid(problem)
+        length = _int_header(r.headers.get("Content-Length"))
+        announced = offset + length if length is not None else total
+        if task.size is not None and announced is not None and announced != task.size:
+            raise _Invalid(f"the server announces {announced} bytes, {task.size} are published")
+        bound = task.size if task.size is not None else announced if announced is not None else _UNSIZED_CAP
+        if offset == 0:
+            write_json(meta, {"url": task.url, "validator": current})
+        elif bar is not None:
             bar.update(offset)
-        total = r.headers.get("Content-Length")
-        expected = offset + int(total) if total is not None else task.size
-        got = 0
+        head = bytearray()
         with open(part, "ab" if offset else "wb") as f:
+
+            def write(chunk: bytes) -> None:
+                if magic and offset == 0 and len(head) < len(magic):
+                    head.extend(chunk[: len(magic)])
+                    if len(head) >= len(magic) and not head.startswith(magic):
+                        raise _Invalid(_not_magic(head + chunk[len(magic) :], Path(task.dest).suffix))
+                f.write(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+
             try:
-                while chunk := r.read(_CHUNK):
-                    f.write(chunk)
-                    got += len(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk))
-            except (http.client.IncompleteRead, ConnectionError, socket.timeout, OSError) as e:
-                raise _Interrupted(str(e) or type(e).__name__) from None
-        if expected is not None and offset + got < expected:
-            raise _Interrupted(f"connection closed after {offset + got} of {expected} bytes")
+                got = _read_body(r, write, bound - offset, clock)
+            except _TooLong:
+                raise _Invalid(f"the server sent more than the {bound} bytes {'published' if task.size is not None else 'it announced'}") from None
+        if announced is not None and offset + got < announced:
+            raise _Interrupted(f"connection closed after {offset + got} of {announced} bytes")
     return got, offset
 
 
-def _download_one(task: FileTask, retries: int, timeout: float, bar) -> FileResult:
+def _download_one(task: FileTask, retries: int, timeout: float, file_deadline: float, bar) -> FileResult:
     dest = Path(task.dest)
     res = FileResult(task.url, task.dest, task.kind, task.lang, status="error")
-    if dest.exists() and (task.size is None or dest.stat().st_size == task.size):
-        # Only a verified file is ever renamed to its final name.
-        res.status, res.bytes = "skipped", dest.stat().st_size
-        if bar is not None:
-            bar.update(res.bytes)
-        return res
+    magic = _magic(dest)
+    if dest.exists():
+        if (task.size is None or dest.stat().st_size == task.size) and (magic is None or _starts_with(dest, magic)):
+            # Only a verified file is ever renamed to its final name.
+            res.status, res.bytes = "skipped", dest.stat().st_size
+            if bar is not None:
+                bar.update(res.bytes)
+            return res
+        dest.unlink()  # not the published file (another size, or not this kind of data): fetch it again
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    fresh_retry = True  # one restart from zero after a checksum mismatch (a bad earlier resume)
-    attempt = 0
+    meta = part.with_name(part.name + ".json")
+    deadline = time.monotonic() + file_deadline
+    fresh_retry = True  # one restart from zero after a failed verification (a bad earlier resume)
+    attempt = restarts = 0
     first_offset = None
     while True:
         try:
-            got, offset = _transfer(task, part, timeout, bar)
+            if time.monotonic() > deadline:
+                raise _Deadline()
+            got, offset = _transfer(task, part, timeout, _Clock(timeout, deadline), bar)
             first_offset = offset if first_offset is None else first_offset
             res.bytes += got
         except urllib.error.HTTPError as e:
             if e.code in (404, 410):
+                _discard(part, meta)
                 res.status = "missing"
                 res.message = (f"HTTP {e.code}: not on the server. dumps.wikimedia.org keeps only the last few dump dates; "
                                "for an older --date use a mirror or archive that keeps it (--base-url, --dump-path)")  # fmt: skip
                 return res
             err = f"HTTP {e.code}"
+        except _Deadline:
+            res.message = f"not complete within {file_deadline:g} s (--file-deadline); the .part file is kept and a re-run resumes it"
+            return res
+        except _Restart as e:
+            _discard(part, meta)
+            restarts += 1
+            if restarts > _MAX_RESTARTS:
+                res.message = f"{e} ({restarts} times; nothing kept, re-run later or try another --base-url)"
+                return res
+            continue  # at once: the request from byte 0 carries no Range, so it cannot be answered wrongly again
+        except _Invalid as e:
+            _discard(part, meta)
+            if fresh_retry:
+                fresh_retry = False
+                continue
+            res.status, res.message = "invalid", f"{e} (twice; nothing kept, re-run later or try another --base-url)"
+            return res
         except _Interrupted as e:
             err = f"interrupted: {e}"
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             err = str(e)
         else:
-            ok, alg = _verify(part, task)
-            if ok:
+            verified, problem, status = _verify(part, task)
+            if problem is None:
                 os.replace(part, dest)
-                res.status, res.verified, res.resumed_from = "downloaded", alg, first_offset or 0
+                _discard(meta)
+                res.status, res.verified, res.resumed_from = "downloaded", verified, first_offset or 0
+                res.message = _CHECKED[verified]
                 return res
-            part.unlink()
+            _discard(part, meta)
             if fresh_retry:
                 fresh_retry = False
                 continue
-            res.status = "checksum_mismatch"
-            res.message = f"{alg} of the downloaded file differs from the published one twice; file removed, re-run later or try another --base-url"
+            res.status, res.verified = status, verified
+            res.message = f"{problem} (twice; file removed, re-run later or try another --base-url)"
             return res
         attempt += 1
         if attempt > retries:
             res.message = f"{err} (after {retries} retries; the .part file is kept and a re-run resumes it)"
             return res
-        time.sleep(min(2**attempt, 30) * 0.25)
+        time.sleep(max(0.0, min(min(2**attempt, 30) * 0.25, deadline - time.monotonic())))
+
+
+def _check_limits(connections: int, timeout: float, file_deadline: float) -> None:
+    if connections < 1:
+        raise ParameterError(f"connections must be at least 1, got {connections}")
+    if not timeout > 0 or not file_deadline > 0:
+        raise ParameterError(f"timeout and file_deadline must be positive seconds, got {timeout} and {file_deadline}")
 
 
 def download_files(
@@ -589,8 +892,31 @@ def download_files(
     retries: int = 5,
     timeout: float = 60.0,
     progress: bool = True,
+    file_deadline: float = DEFAULT_FILE_DEADLINE,
 ) -> list[FileResult]:
     """Fetch every task, `connections` at a time, resuming, verifying and skipping complete files.
+
+    Every body is bounded by the file's published size (else its announced one) and in time:
+    `timeout` per socket read, at least 1 KiB/s over each `timeout` window, and
+    `file_deadline` seconds per file, retries included. A ``.bz2`` / ``.gz`` file must start
+    with its magic bytes and must not come as text or HTML; with no checksum and no size
+    published it is decompressed whole before it is kept. A resume carries ``If-Range`` with
+    the first response's ETag (else Last-Modified); an answer of another version or another
+    range restarts the file from byte 0.
+
+    Parameters
+    ----------
+    tasks : list of FileTask
+    connections : int
+        Files fetched at once.
+    retries : int
+        Per-file retries after a network error or a too slow body (each resumes).
+    timeout : float
+        Socket timeout in seconds, and the window of the minimum rate.
+    progress : bool
+        Byte progress bar (stderr); failures are printed one line each.
+    file_deadline : float
+        Seconds one file may take, retries included; past it the ``.part`` is kept for a re-run.
 
     Returns
     -------
@@ -608,20 +934,30 @@ def download_files(
     (only verified files ever get their final name, so it is not hashed again):
 
     >>> from metaclip2.metadata.download import FileTask, download_files
-    >>> import hashlib, pathlib, tempfile
+    >>> import gzip, hashlib, pathlib, tempfile
     >>> tmp = tempfile.TemporaryDirectory()
     >>> served = pathlib.Path(tmp.name, "pageviews-20240105-020000.gz")  # stands in for a server's file
-    >>> _ = served.write_bytes(b"en Dog 3 0")
+    >>> _ = served.write_bytes(gzip.compress(b"en Dog 3 0\\n", mtime=0))
     >>> task = FileTask(url=served.as_uri(), dest=str(pathlib.Path(tmp.name, "sources", served.name)),
-    ...                 kind="pageviews", checksums={"md5": hashlib.md5(b"en Dog 3 0").hexdigest()})
+    ...                 kind="pageviews", checksums={"md5": hashlib.md5(served.read_bytes()).hexdigest()})
     >>> [(r.status, r.verified) for r in download_files([task], progress=False)]
     [('downloaded', 'md5')]
     >>> [(r.status, r.verified) for r in download_files([task], progress=False)]
     [('skipped', None)]
+
+    With nothing published, the file must decompress whole; a cut one is not kept:
+
+    >>> cut = pathlib.Path(tmp.name, "pageviews-20240105-030000.gz")
+    >>> _ = cut.write_bytes(served.read_bytes()[:-4])
+    >>> bare = FileTask(url=cut.as_uri(), dest=str(pathlib.Path(tmp.name, "sources", cut.name)), kind="pageviews")
+    >>> r, = download_files([bare], progress=False)
+    >>> r.status, r.message
+    ('invalid', 'ends in the middle of a compressed stream (truncated) (twice; file removed, re-run later or try another --base-url)')
+    >>> pathlib.Path(bare.dest).exists()
+    False
     >>> tmp.cleanup()
     """
-    if connections < 1:
-        raise ParameterError(f"connections must be at least 1, got {connections}")
+    _check_limits(connections, timeout, file_deadline)
     from tqdm.auto import tqdm
 
     known = [t.size for t in tasks if t.size is not None]
@@ -637,7 +973,7 @@ def download_files(
     lock = threading.Lock()
 
     def run(task: FileTask) -> FileResult:
-        r = _download_one(task, retries, timeout, bar)
+        r = _download_one(task, retries, timeout, file_deadline, bar)
         if progress and not r.ok:
             with lock:
                 bar.write(f"{r.status}: {r.url} {r.message}", file=sys.stderr)
@@ -666,6 +1002,7 @@ def download_sources(
     retries: int = 5,
     timeout: float = 60.0,
     progress: bool = True,
+    file_deadline: float = DEFAULT_FILE_DEADLINE,
 ) -> dict:
     """Download the dumps of `languages` of `date` and page views of `pageview_dates` random dates.
 
@@ -692,6 +1029,8 @@ def download_sources(
         Per-file retries after a network error (each resumes), socket timeout in seconds.
     progress : bool
         Byte progress bar with transfer rate (stderr).
+    file_deadline : float
+        Seconds one file may take, retries included (see :func:`download_files`).
 
     Returns
     -------
@@ -731,13 +1070,12 @@ def download_sources(
         end = pageviews_to if pageviews_to is not None else day - dt.timedelta(days=1)
         start = pageviews_from if pageviews_from is not None else _parse_date(end) - dt.timedelta(days=364)
         hours = pageview_hours(pageview_dates, seed, start, end, hours_per_date)
-    if connections < 1:
-        raise ParameterError(f"connections must be at least 1, got {connections}")
+    _check_limits(connections, timeout, file_deadline)
     _check_dump_path(dump_path)
     out = Path(out_dir)
     tasks = dump_tasks(langs, day.strftime("%Y%m%d"), out, base_url, connections, timeout, dump_path)
     tasks += pageview_tasks(hours, out, pageviews_base_url or f"{base_url.rstrip('/')}/other/pageviews", timeout)
-    results = download_files(tasks, connections, retries, timeout, progress)
+    results = download_files(tasks, connections, retries, timeout, progress, file_deadline)
     record = {
         "date": day.strftime("%Y%m%d"),
         "languages": langs,

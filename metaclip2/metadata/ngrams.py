@@ -245,8 +245,9 @@ def write_dump_ngrams(
         ``LocalExecutor``, a ``RayExecutor``); `workers` is then ignored. Tasks write
         their runs into `tmp_dir`, which must be visible to every worker.
     memory_limit : int or str, optional
-        Budget for each worker's counting tables and for the merge (``"128MB"``, bytes);
-        a worker spills a sorted run when it is reached. None: one run per part.
+        Budget for each worker's counting tables and for the merge (``"128MB"``, ``"2GiB"``
+        or bytes; binary units: MB = 2^20, GB = 2^30 bytes); a worker spills a sorted run when
+        it is reached. None: one run per part.
     tmp_dir : path, optional
         Where runs go (default: beside `out`); removed afterwards.
     force_language : bool

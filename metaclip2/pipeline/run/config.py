@@ -166,8 +166,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, stages: Iterable[Any])
         else:
             kind = m["kind"]
             default = f.default if f.default is not None else "none"
+            # one default, once: a help that already says its default keeps its own wording
+            text = m["help"] if "default" in m["help"] else f"{m['help']} (default: {default})"
             parser.add_argument(flag, dest=f.name, type=kind, choices=m["choices"], metavar=m["metavar"],
-                                default=argparse.SUPPRESS, help=f"{m['help']} (default: {default})")  # fmt: skip
+                                default=argparse.SUPPRESS, help=text)  # fmt: skip
 
 
 def config_from_arguments(args: argparse.Namespace) -> CurationConfig:
