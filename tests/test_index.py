@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from metaclip2.core.errors import DataError
 from metaclip2.curation.sampling import EntryProbabilities, keep_probability
 from metaclip2.pipeline.io.index import IndexBatch, IndexWriter, append_rows, iter_chunks, iter_index
-from metaclip2.pipeline.stages.sample import batch_keep_probabilities
 
 LANGS = ["en", "de", "zh", "other", "ß-lang", "日本"]
 
@@ -108,6 +107,18 @@ def test_damage_is_detected(tmp_path):
             list(iter_index(p))
 
 
+def _reference_keep_probability(q, ids):
+    """Algorithm 1's definition, written plainly: p += q_i (1 - p) over the ids in ascending order."""
+    p = 0.0
+    for i in sorted(set(ids)):
+        p += float(q[i]) * (1.0 - p)
+    return p
+
+
+def batch_keep_probabilities(batch, probs):
+    return probs.row_probabilities(batch.lang, batch.offsets, batch.ids)
+
+
 def test_batch_keep_probabilities_equal_the_scalar_definition():
     rnd = random.Random(1)
     sizes = {"en": 50, "de": 7, "zh": 300}
@@ -124,7 +135,8 @@ def test_batch_keep_probabilities_equal_the_scalar_definition():
                            offsets=offsets, ids=np.array([i for _, ids in rows for i in ids], dtype=np.int32),
                            id=[str(i) for i in range(len(rows))], text=[""] * len(rows), extra=[None] * len(rows))  # fmt: skip
         got = batch_keep_probabilities(batch, probs).tolist()
-        assert got == [keep_probability(q[lang], ids) for lang, ids in rows]  # the same bits
+        assert got == [_reference_keep_probability(q[lang], ids) for lang, ids in rows]  # the same bits
+        assert got == [keep_probability(q[lang], ids) for lang, ids in rows]
     bad = IndexBatch(n=np.arange(2), k=np.zeros(2, dtype=np.int32), lang=["en", "xx"], offsets=np.array([0, 1, 2]),
                      ids=np.array([0, 0], dtype=np.int32), id=["a", "b"], text=["", ""], extra=[None, None])  # fmt: skip
     with pytest.raises(DataError, match="xx"):

@@ -190,8 +190,8 @@ class MatchOptions(_Options):
     drop_keys: tuple | None = option(None, STAGE1, "do not carry these input fields (comma list)", metavar="KEYS", multi=True)
     matcher_engine: str = option("trie", STAGE1, "matching engine: trie (compact, fast to load) or aho-corasick (pyahocorasick, "
                                  "the paper's automaton); the matches are the same", choices=MATCHER_ENGINES, recorded=False)  # fmt: skip
-    matcher_memory: int | None = option(None, EXEC, "memory for loaded matchers per worker, e.g. 512M or 2GiB (M = 2^20 bytes); "
-                                        "default: the metadata store's budget", metavar="SIZE", recorded=False)  # fmt: skip
+    matcher_memory: int | None = option(None, EXEC, "memory for loaded matchers per worker, e.g. 512MB or 2GiB (binary: MB = MiB = 2^20 bytes, "
+                                        "GB = 2^30; default: the metadata store's budget)", metavar="SIZE", recorded=False)  # fmt: skip
 
     def _check(self) -> None:
         self._fix("max_chars", _integer("max_chars", self.max_chars, minimum=1))
