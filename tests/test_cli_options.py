@@ -65,8 +65,6 @@ def test_debug_line_printed_once(pool, tmp_path, capsys):
     assert "language sample" not in root_stream.getvalue()  # the metaclip2 logger does not propagate
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline.run.curate samples the pool's languages twice: its own preflight "
-                   "and count()'s (pipeline/run.py, left to its owner); the handlers print each record once")  # fmt: skip
 def test_curate_debug_line_printed_once(pool, tmp_path, capsys):
     assert main(["curate", *_base(pool, tmp_path / "run"), "--t-en", "2", "--log-level", "debug"]) == 0
     assert capsys.readouterr().err.count("language sample of the pool") == 1

@@ -29,9 +29,10 @@ from typing import Any, Sequence
 from metaclip2.core.atomic import make_directory, remove_temporaries, write_json
 from metaclip2.core.errors import DataError, MissingInputError, ParameterError
 from metaclip2.curation.threshold import ENGLISH, no_english_message
-from metaclip2.execution.executor import Executor, counting, get_executor
+from metaclip2.execution.executor import Executor, get_executor
 from metaclip2.pipeline.run import verify
 from metaclip2.pipeline.run.config import CurationConfig
+from metaclip2.pipeline.run.driver import ShardStage, run_shards
 from metaclip2.pipeline.run.fork import fork_run, stage1_dir
 from metaclip2.pipeline.io.inputs import detect_format
 from metaclip2.pipeline.run.rundir import RunDir
@@ -136,8 +137,18 @@ def expand_inputs(patterns: Sequence[str | os.PathLike]) -> list[str]:
     return sorted(found)
 
 
-def _check_inputs(paths: Sequence[str], input_format: str | None) -> None:
-    """Refuse, before anything is written, an input that is no shard of a known format or cannot be read."""
+# fsspec filesystems that live in one process's memory: worker processes see them empty
+_PER_PROCESS_FILESYSTEMS = ("memory://",)
+
+
+def _check_inputs(paths: Sequence[str], input_format: str | None, config: CurationConfig | None = None) -> None:
+    """Refuse, before anything is written, an input that is no shard of a known format or cannot be read,
+    or that worker processes could not see."""
+    if config is not None and (config.workers > 1 or config.executor == "ray" or (isinstance(config.executor, Executor) and config.executor.workers > 1)):
+        local = [p for p in paths if p.startswith(_PER_PROCESS_FILESYSTEMS)]
+        if local:
+            raise ParameterError(f"input {local[0]} lives in this process's memory, which worker processes cannot read: "
+                                 "use workers=1 (no worker processes), or write the inputs to a shared filesystem or object store")  # fmt: skip
     for path in paths:
         if input_format is None:
             detect_format(path)  # ParameterError naming the file
@@ -198,20 +209,6 @@ def _note(config: CurationConfig, msg: str) -> None:
     log.info(msg)
 
 
-_MAX_REDO_WARNINGS = 20  # one line per redone shard up to this many, then one summary line
-
-
-def _redo(stage: str, redo: Sequence[tuple[str, Path, str]]) -> None:
-    """Warn that shards that looked done are redone (`redo`: shard, stats path, why), and drop
-    their "done" markers first."""
-    for k, (shard, path, problem) in enumerate(redo):
-        if k < _MAX_REDO_WARNINGS:
-            log.warning("%s: shard %s is redone: %s", stage, shard, problem)
-        path.unlink(missing_ok=True)
-    if len(redo) > _MAX_REDO_WARNINGS:
-        log.warning("%s: %d more shards are redone (outputs missing or changed)", stage, len(redo) - _MAX_REDO_WARNINGS)
-
-
 def _store(metadata, config: CurationConfig):
     # The store stage 1's in-process tasks will ask for: same engine and budget, so one load serves both.
     return cached_store(metadata, config.matcher_engine, matcher_memory=config.matcher_memory)
@@ -220,7 +217,7 @@ def _store(metadata, config: CurationConfig):
 def _stage1_section(metadata, inputs, config: CurationConfig) -> tuple[list[str], list[str], dict]:
     """Input paths, shard names and run.json's stage-1 section; everything checked, nothing written."""
     paths = expand_inputs(inputs)
-    _check_inputs(paths, config.input_format)
+    _check_inputs(paths, config.input_format, config)
     store = _store(metadata, config)  # a missing or empty metadata directory is refused here
     section = {
         "metadata": os.fspath(metadata) if "://" in os.fspath(metadata) else str(Path(metadata).resolve()),
@@ -318,6 +315,10 @@ def count(
     >>> tmp.cleanup()
     """
     config = CurationConfig.from_options(config, **options)
+    return _count(metadata, inputs, out, config, shards, preflight=True)
+
+
+def _count(metadata, inputs, out, config: CurationConfig, shards: Sequence[int] | None, preflight: bool) -> list[Stage1Stats]:
     run = RunDir(_local(out))
     run.read()  # refuse a file or a foreign directory before anything else
     paths, names, section = _stage1_section(metadata, inputs, config)
@@ -325,33 +326,24 @@ def count(
     run.check("stage1", section, ignore=("metadata",))
     if "source" in run.read():
         stage1_dir(run)  # a fork's stage 1 is another run's: checked against what the fork recorded
-    elif shards is None and config.p is None and "stage1" not in run.read():
+    elif preflight and shards is None and config.p is None and "stage1" not in run.read():
         _preflight_english(_store(metadata, config), paths, config, refuse=False)  # warn now, not after stage 1
+    options = config.match_options()
+    stage = ShardStage(
+        "stage 1", "stage 1: match", names,
+        check=lambda i: verify.stage1_shard(run.stage1, names[i], paths[i], redo_changed=config.redo_changed),
+        marker=lambda i: stage1_paths(run.stage1, names[i])["stats"],
+        task=lambda i: MatchTask(input_path=paths[i], metadata=section["metadata"], out_dir=str(run.stage1), shard=names[i], options=options),
+        progress=_stage1_progress,
+    )  # fmt: skip
     with _Executor(config) as ex, run.lock(exclusive=not shards):  # an executor that cannot start refuses before anything is written
         run.claim("stage1", section, ignore=("metadata",))
         make_directory(run.stage1)
-        order = sorted(todo)
-        checks = verify.verify_many(
-            lambda n, p: verify.stage1_shard(run.stage1, n, p, redo_changed=config.redo_changed),
-            [(names[i], paths[i]) for i in order], config.workers,
-        )  # fmt: skip
-        done = {i: c.stats for i, c in zip(order, checks) if c.stats is not None}
-        _redo("stage 1", [(names[i], stage1_paths(run.stage1, names[i])["stats"], c.problem)
-                          for i, c in zip(order, checks) if c.stats is None and c.problem is not None])  # fmt: skip
-        tasks = [
-            MatchTask(input_path=paths[i], metadata=section["metadata"], out_dir=str(run.stage1), shard=names[i],
-                      options=config.match_options())  # fmt: skip
-            for i in order
-            if i not in done
-        ]
-        if done:
-            _note(config, f"stage 1: {len(done)} of {len(todo)} shards already done (verified), skipped")
-        with counting(ex, _stage1_progress):
-            results = dict(zip((i for i in order if i not in done), ex.run(tasks, desc="stage 1: match")))
-    for i in order:  # damage and mostly-invalid shards are named, not left to the stats files
-        for line in shard_warnings(results[i] if i in results else done[i]):
+        stats = run_shards(stage, todo, ex, config.workers)
+    for s in stats:  # damage and mostly-invalid shards are named, not left to the stats files
+        for line in shard_warnings(s):
             log.warning(line)
-    return [done[i] if i in done else results[i] for i in order]
+    return stats
 
 
 def compute_thresholds(
@@ -534,34 +526,25 @@ def sample(
         make_directory(run.stage3)
         if not shards:
             remove_temporaries(run.stage3)
-        order = sorted(todo)
-        stage1 = {}
-        for i in order:  # stage-1 stats and input unchanged; the index itself is verified by its task
+        index_sha: dict[int, str] = {}
+        for i in sorted(todo):  # stage-1 stats and input unchanged; the index itself is verified by its task
             check = verify.stage1_shard(run.stage1, names[i], s1["inputs"][i], check_outputs=False)
             if check.stats is None:
                 raise DataError(f"stage 1 of shard {names[i]} is {'unfinished' if check.problem is None else 'unusable: ' + check.problem}; "
                                 "run `metaclip2 count` again")  # fmt: skip
-            stage1[i] = check.stats
-        index_sha = {i: stage1[i].outputs[stage1_paths(run.stage1, names[i])["index"].name]["sha256"] for i in order}
-        checks = verify.verify_many(
-            lambda n, src: verify.stage3_shard(run.stage3, n, config.output_format, src),
-            [(names[i], {"index": index_sha[i], "probabilities": probs_sha}) for i in order], config.workers,
+            index_sha[i] = check.stats.outputs[stage1_paths(run.stage1, names[i])["index"].name]["sha256"]
+        options = config.sample_options()
+        stage = ShardStage(
+            "stage 3", "stage 3: sample", names,
+            check=lambda i: verify.stage3_shard(run.stage3, names[i], options.output_format, {"index": index_sha[i], "probabilities": probs_sha}),
+            marker=lambda i: stage3_paths(run.stage3, names[i], options.output_format)["stats"],
+            task=lambda i: SampleTask(index_path=str(stage1_paths(run.stage1, names[i])["index"]), probabilities=str(run.probabilities),
+                                      out_dir=str(run.stage3), shard=names[i], options=options,
+                                      index_sha256=index_sha[i], probabilities_sha256=probs_sha),
+            progress=_stage3_progress,
         )  # fmt: skip
-        done = {i: c.stats for i, c in zip(order, checks) if c.stats is not None}
-        _redo("stage 3", [(names[i], stage3_paths(run.stage3, names[i], config.output_format)["stats"], c.problem)
-                          for i, c in zip(order, checks) if c.stats is None and c.problem is not None])  # fmt: skip
-        tasks = [
-            SampleTask(index_path=str(stage1_paths(run.stage1, names[i])["index"]), probabilities=str(run.probabilities),
-                       out_dir=str(run.stage3), shard=names[i], options=config.sample_options(),
-                       index_sha256=index_sha[i], probabilities_sha256=probs_sha)  # fmt: skip
-            for i in order
-            if i not in done
-        ]
-        if done:
-            _note(config, f"stage 3: {len(done)} of {len(todo)} shards already done (verified), skipped")
-        with _Executor(config) as ex, counting(ex, _stage3_progress):
-            results = dict(zip((i for i in order if i not in done), ex.run(tasks, desc="stage 3: sample")))
-    return [done[i] if i in done else results[i] for i in order]
+        with _Executor(config) as ex:
+            return run_shards(stage, todo, ex, config.workers)
 
 
 def curate(
@@ -638,7 +621,7 @@ def curate(
         _preflight_english(_store(metadata, config), paths, config, refuse=True)
     with _Executor(config) as ex, run.lock(exclusive=True):
         shared = config.replace(executor=ex)
-        count(metadata, inputs, out, shared)
+        _count(metadata, inputs, out, shared, None, preflight=False)  # the preflight above saw the pool
         compute_thresholds(out, shared)
         sample(out, shared)
         card = make_datacard(run.path)

@@ -1,0 +1,118 @@
+"""The one driver loop of the per-shard stages: plan, verify, redo, execute.
+
+Stage 1 and stage 3 of a run are both a :class:`ShardStage`: a list of shards, how to verify a
+finished shard, its "done" marker, and the task that makes it. :func:`run_shards` verifies the
+selected shards (in threads; hashing releases the GIL), drops the markers of those that no
+longer verify (with a warning naming each), plans tasks for the rest and runs them on an
+executor, then returns every selected shard's stats in input order.
+
+:meth:`ShardStage.plan` makes one task per shard; a stage may group several shards into one
+task (for instance to route stage-1 work by language), as long as the task returns one stats
+object per shard it made, in the order it was given them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from metaclip2.execution.executor import Executor
+from metaclip2.pipeline.run import verify
+
+__all__ = ["ShardStage", "run_shards"]
+
+log = logging.getLogger(__name__)
+
+_MAX_REDO_WARNINGS = 20  # one line per redone shard up to this many, then one summary line
+
+
+@dataclass
+class ShardStage:
+    """A per-shard stage as the driver runs it.
+
+    Parameters
+    ----------
+    name : str
+        ``"stage 1"``: how messages name it.
+    desc : str
+        The progress bar's label.
+    shards : sequence of str
+        Shard names, in input order; positions index this list.
+    check : callable
+        ``check(i)`` -> :class:`~metaclip2.pipeline.run.verify.ShardCheck` of shard `i`'s finished outputs.
+    marker : callable
+        ``marker(i)`` -> the path whose presence says shard `i` is done (removed before a redo).
+    task : callable
+        ``task(i)`` -> a picklable callable that makes shard `i` and returns its stats.
+    progress : callable
+        ``progress(stats)`` -> the counters a finished task adds to the progress bar.
+
+    Examples
+    --------
+    >>> from metaclip2.execution import LocalExecutor
+    >>> from metaclip2.pipeline.run.driver import ShardStage, run_shards
+    >>> from metaclip2.pipeline.run.verify import ShardCheck
+    >>> stage = ShardStage("stage 0", "squares", ["a", "b", "c"], check=lambda i: ShardCheck(stats=10 if i == 1 else None),
+    ...                    marker=None, task=lambda i: (lambda: i * i), progress=lambda s: {})
+    >>> with LocalExecutor(workers=1, progress=False) as ex:
+    ...     run_shards(stage, [0, 1, 2], ex)     # shard 1 is done already: its stats are reused
+    [0, 10, 4]
+    """
+
+    name: str
+    desc: str
+    shards: Sequence[str]
+    check: Callable[[int], Any]
+    marker: Callable[[int], Path] | None
+    task: Callable[[int], Callable[[], Any]]
+    progress: Callable[[Any], dict]
+
+    def plan(self, todo: Sequence[int]) -> list[tuple[list[int], Callable[[], Any]]]:
+        """Tasks for the shards in `todo`: ``[(positions, task)]``, here one task per shard."""
+        return [([i], self.task(i)) for i in todo]
+
+
+def run_shards(stage: ShardStage, todo: Sequence[int], executor: Executor, workers: int = 1) -> list[Any]:
+    """Verify, redo and run the shards `todo` of `stage`; their stats in input order.
+
+    Parameters
+    ----------
+    stage : ShardStage
+    todo : sequence of int
+        Positions of the shards to run (an array job's own, or all).
+    executor : Executor
+    workers : int
+        Threads that verify finished shards.
+
+    Returns
+    -------
+    list
+        One stats object per shard of `todo`, sorted by position.
+
+    See Also
+    --------
+    - [`ShardStage`][metaclip2.pipeline.run.driver.ShardStage] : What a stage gives the driver.
+    """
+    order = sorted(todo)
+    checks = verify.verify_many(lambda i: stage.check(i), [(i,) for i in order], workers)
+    done = {i: c.stats for i, c in zip(order, checks) if c.stats is not None}
+    redo = [(i, c.problem) for i, c in zip(order, checks) if c.stats is None and c.problem is not None]
+    for k, (i, problem) in enumerate(redo):
+        if k < _MAX_REDO_WARNINGS:
+            log.warning("%s: shard %s is redone: %s", stage.name, stage.shards[i], problem)
+        if stage.marker is not None:
+            stage.marker(i).unlink(missing_ok=True)  # the "done" marker goes first, comes back last
+    if len(redo) > _MAX_REDO_WARNINGS:
+        log.warning("%s: %d more shards are redone (outputs missing or changed)", stage.name, len(redo) - _MAX_REDO_WARNINGS)
+    if done:
+        log.info("%s: %d of %d shards already done (verified), skipped", stage.name, len(done), len(order))
+    plan = stage.plan([i for i in order if i not in done])
+    outcomes = executor.run([task for _, task in plan], desc=stage.desc, counter=stage.progress)
+    results = dict(done)
+    for (positions, _), out in zip(plan, outcomes):
+        if len(positions) == 1 and not isinstance(out, list):
+            out = [out]
+        results.update(zip(positions, out))
+    return [results[i] for i in order]
