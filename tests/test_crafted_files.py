@@ -124,6 +124,23 @@ def test_deeply_nested_counts_footer(tmp_path):
     assert "nested" in one_line_naming(e.value, path)
 
 
+def test_depth_scan_skips_brackets_inside_strings_with_escapes():
+    from metaclip2.core.jsonfile import json_depth, parse_json
+
+    assert json_depth(rb'["\\", ["]]"]]') == 2  # an escaped backslash ends before the quote
+    assert json_depth(rb'{"a": "\"[[[", "b": [[]]}') == 3  # an escaped quote does not end the string
+    text = b'{"q": "' + b"[" * 100_000 + b'"}'  # deep only inside a string: fine
+    assert parse_json(text, "run.json") == {"q": "[" * 100_000}
+
+
+def test_json_record_with_a_duplicate_key_is_refused(run):
+    path = run / "stage2" / "thresholds.json"
+    path.write_text('{"t": {"en": 2}, "t": {"en": 3}}', encoding="utf-8")
+    with pytest.raises(DataError) as e:
+        make_datacard(run)
+    assert "appears twice" in one_line_naming(e.value, path)
+
+
 # -- stage-1 index chunks: the CRC is recomputed, so only the field checks stop them ------------
 
 
