@@ -386,8 +386,8 @@ def _odd(path: Path, kind: str) -> None:
         os.symlink("/dev/zero", path)
 
 
-def _finishes(fn, path: Path) -> BaseException | None:
-    """Run `fn`; a pipe that blocks it is released after 2 s and the test fails."""
+def _finishes(fn, path: Path, seconds: float = 2) -> BaseException | None:
+    """Run `fn`; a pipe that blocks it is released after `seconds` and the test fails."""
     out: list = []
 
     def target():
@@ -399,7 +399,7 @@ def _finishes(fn, path: Path) -> BaseException | None:
 
     t = threading.Thread(target=target, daemon=True)
     t.start()
-    t.join(2)
+    t.join(seconds)
     if t.is_alive():
         if path.is_fifo():  # unblock the reader so the thread ends
             fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
@@ -434,6 +434,27 @@ def test_fifo_in_place_of_a_run_json(tmp_path):
     os.mkfifo(tmp_path / "run.json")
     error = _finishes(lambda: RunDir(tmp_path).read(), tmp_path / "run.json")
     assert isinstance(error, DataError) and "named pipe" in one_line_naming(error, tmp_path / "run.json")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink to /dev/zero"])
+def test_output_swapped_for_a_pipe_or_device_is_named_not_hashed(tmp_path, kind):
+    from metaclip2.core.fingerprint import file_problem
+
+    path = tmp_path / "pool.jsonl"
+    _odd(path, kind)  # size 0, as the recorded empty output of a shard that kept nothing
+    problem = _finishes(lambda: file_problem(path, {"bytes": 0, "sha256": hashlib.sha256(b"").hexdigest()}) or "", path)
+    assert problem is None  # it returned, without blocking
+    assert file_problem(path, {"bytes": 0, "sha256": "0" * 64}) == "pool.jsonl is not a regular file (a directory, pipe or device)"
+
+
+def test_stage1_output_swapped_for_a_pipe_is_redone(reference, run, caplog):
+    index = run / "stage1" / "pool.index.bin"
+    index.unlink()
+    os.mkfifo(index)
+    with caplog.at_level(logging.WARNING):
+        assert _finishes(lambda: again(reference, run), index, seconds=120) is None
+    assert any("stage 1" in m and "pool.index.bin is not a regular file" in m for m in redone(caplog))
+    assert index.is_file() and make_datacard(run) == reference["card"]
 
 
 # -- .matcher files: --strict refuses, lenient rebuilds with a warning ----------------------------
