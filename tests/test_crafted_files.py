@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from metaclip2.core.arrayfile import load_arrays, load_header, save_arrays
+from metaclip2.core.entries import read_metadata
 from metaclip2.core.errors import DataError, MatcherFileError, Metaclip2Error
 from metaclip2.core.jsonfile import read_json, seal
 from metaclip2.curation.counts import EntryCounts
@@ -410,6 +411,7 @@ def _finishes(fn, path: Path, seconds: float = 2) -> BaseException | None:
 
 
 READERS = {
+    "metadata tsv": ("en.tsv", lambda p: read_metadata(p)),
     "json": ("stats.json", lambda p: read_json(p)),
     "run json": ("run.json", lambda p: load_json(p)),
     "array file": ("probabilities.bin", lambda p: load_arrays(p)),
@@ -513,3 +515,13 @@ def test_curate_strict_refuses_a_damaged_matcher(reference, tmp_path):
     with pytest.raises(MatcherFileError) as e:
         curate(meta, reference["dir"] / "pool.jsonl", out=tmp_path / "run", t_en=2, progress=False, strict=True)
     one_line_naming(e.value, meta / "en.matcher")
+
+
+def test_metadata_file_not_utf8_is_one_line(tmp_path):
+    from metaclip2.core.errors import MetadataError
+
+    path = tmp_path / "en.tsv"
+    path.write_bytes(b"\xff\xfe not a metadata file\n")
+    with pytest.raises(MetadataError) as e:
+        read_metadata(path)
+    assert "not UTF-8" in one_line_naming(e.value, path)
