@@ -20,12 +20,14 @@ one entry and its source.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 from metaclip2.core.errors import MetadataError
 from metaclip2.core.atomic import AtomicFile
+from metaclip2.core.regularfile import open_regular
 
 __all__ = [
     "MetadataError",
@@ -179,16 +181,20 @@ def read_metadata(path: str | os.PathLike, with_sources: bool = False):
     path = Path(path)
     entries: list[str] = []
     sources: list[str] = []
-    with open(path, encoding="utf-8", newline="\n") as f:
-        header = f.readline().rstrip("\n")
-        if not header.startswith(_MAGIC):
-            raise MetadataError(f"{path}: not a metaclip2 metadata file (first line {header[:60]!r})")
-        fields = dict(kv.split("=", 1) for kv in header.split("\t")[1:] if "=" in kv)
-        f.readline()  # column names
-        for line in f:
-            e, _, s = line.rstrip("\n").partition("\t")
-            entries.append(e)
-            sources.append(s)
+    # a regular file only: a pipe or device named <lang>.tsv would block or never end
+    with io.TextIOWrapper(open_regular(path, "rebuild it with `metaclip2 metadata`"), encoding="utf-8", newline="\n") as f:
+        try:
+            header = f.readline().rstrip("\n")
+            if not header.startswith(_MAGIC):
+                raise MetadataError(f"{path}: not a metaclip2 metadata file (first line {header[:60]!r})")
+            fields = dict(kv.split("=", 1) for kv in header.split("\t")[1:] if "=" in kv)
+            f.readline()  # column names
+            for line in f:
+                e, _, s = line.rstrip("\n").partition("\t")
+                entries.append(e)
+                sources.append(s)
+        except UnicodeDecodeError as e:
+            raise MetadataError(f"{path}: not UTF-8 ({e.reason}); the file is damaged: rebuild it with `metaclip2 metadata`") from None
     if "digest" in fields and fields["digest"] != entries_digest(entries):
         raise MetadataError(f"{path}: entries do not match the digest in its header; the file was edited or truncated")
     return (entries, sources) if with_sources else entries

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Any, Mapping
 
 from metaclip2.core.errors import DataError, MissingInputError
+from metaclip2.core.regularfile import open_regular
 
 __all__ = ["file_digest", "input_fingerprint", "input_stat", "file_problem", "input_change"]
 
@@ -70,7 +72,8 @@ def input_stat(path: str | os.PathLike) -> _Stat:
 
 def _open(path):
     if not _is_url(path):
-        return open(path, "rb", buffering=0)
+        # a pipe or device in place of a file would block or never end: refused at once
+        return open_regular(path, "put the file it should be in its place")
     import fsspec
 
     return fsspec.open(os.fspath(path), "rb").open()
@@ -94,6 +97,8 @@ def file_digest(path: str | os.PathLike) -> dict[str, Any]:
     ------
     OSError
         The file cannot be read.
+    DataError
+        It is a directory, pipe or device, not a regular file.
 
     See Also
     --------
@@ -145,6 +150,8 @@ def input_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
         after = _Stat(path)
     except FileNotFoundError:
         raise MissingInputError(f"input {path} does not exist") from None
+    except DataError:
+        raise
     except OSError as e:
         raise DataError(f"input {path} cannot be read ({e.strerror or e})") from None
     if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
@@ -178,15 +185,19 @@ def file_problem(path: str | os.PathLike, recorded: Mapping[str, Any]) -> str | 
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except FileNotFoundError:
         return f"{path.name} is missing"
     except OSError as e:
         return f"{path.name} cannot be read ({e.strerror or e})"
-    if size != recorded.get("bytes"):
-        return f"{path.name} has {size} bytes, {recorded.get('bytes')} were written"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path.name} is not a regular file (a directory, pipe or device)"
+    if st.st_size != recorded.get("bytes"):
+        return f"{path.name} has {st.st_size} bytes, {recorded.get('bytes')} were written"
     try:
         digest = file_digest(path)["sha256"]
+    except DataError as e:  # swapped for a pipe or device since the stat
+        return str(e)
     except OSError as e:
         return f"{path.name} cannot be read ({e.strerror or e})"
     if digest != recorded.get("sha256"):

@@ -30,6 +30,8 @@ import numpy as np
 from metaclip2.core.arrayfile import load_arrays
 from metaclip2.core.atomic import AtomicFile
 from metaclip2.core.errors import DataError, MatcherMismatchError, ParameterError
+from metaclip2.core.jsonfile import parse_json
+from metaclip2.core.regularfile import open_regular
 
 __all__ = ["count_entries", "EntryCounts", "CountsWriter", "merge_count_files"]
 
@@ -276,7 +278,8 @@ class EntryCounts(Mapping[str, np.ndarray]):
         Only the file's table of contents is read now; each language is read when used.
         """
         path = Path(path)
-        with open(path, "rb") as f:
+        redo = "delete it and run its stage again"
+        with open_regular(path, redo) as f:
             magic = f.read(len(_MAGIC))
             if magic.startswith(_V1_MAGIC):
                 return cls._load_v1(path, digests)
@@ -286,26 +289,30 @@ class EntryCounts(Mapping[str, np.ndarray]):
             size = f.tell()
             tail = len(_END) + 8
             if size < len(_MAGIC) + tail:
-                raise DataError(f"{path} is truncated: delete it and run its stage again")
+                raise DataError(f"{path} is truncated: {redo}")
             f.seek(size - tail)
             t = f.read(tail)
             if t[8:] != _END:
-                raise DataError(f"{path} is truncated or damaged (no end mark): delete it and run its stage again")
+                raise DataError(f"{path} is truncated or damaged (no end mark): {redo}")
             footer_len = int.from_bytes(t[:8], "little")
             if footer_len > size - len(_MAGIC) - tail:
-                raise DataError(f"{path} is damaged (footer length): delete it and run its stage again")
+                raise DataError(f"{path} is damaged (footer length): {redo}")
             f.seek(size - tail - footer_len)
-            try:
-                footer = json.loads(f.read(footer_len))
-            except ValueError:
-                raise DataError(f"{path} is damaged (unreadable footer): delete it and run its stage again") from None
+            footer = parse_json(f.read(footer_len), f"{path} (footer)", redo)
         if not isinstance(footer, dict) or footer.get("format") != _FORMAT:
             raise DataError(f"{path} is not a metaclip2 counts file")
+        languages = footer.get("languages")
+        if not isinstance(languages, dict):
+            raise DataError(f"{path} is damaged (its footer lists no languages): {redo}")
+        blocks_end = size - tail - footer_len
         c = cls()
-        for lang in sorted(footer["languages"]):
-            spec = footer["languages"][lang]
+        for lang in sorted(languages):
+            spec = languages[lang]
+            problem = _spec_problem(spec, len(_MAGIC), blocks_end)
+            if problem is not None:
+                raise DataError(f"{path} is damaged (language {lang!r}: {problem}): {redo}")
             c._data[lang] = ("file", str(path), spec)
-            c._n[lang] = int(spec["n_entries"])
+            c._n[lang] = spec["n_entries"]
             c._digests[lang] = spec["digest"]
         if digests is not None:
             c.check_digests(digests)
@@ -334,11 +341,32 @@ class EntryCounts(Mapping[str, np.ndarray]):
         return c
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _block_size(spec: Mapping) -> int:
+    return 12 * spec["nnz"] if spec["layout"] == "sparse" else 8 * spec["n_entries"]
+
+
+def _spec_problem(spec, start: int, end: int) -> str | None:
+    """What is wrong with a language's entry in a counts file's footer (types, ranges, where its block lies), or None."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("digest"), str) or spec.get("layout") not in ("sparse", "dense"):
+        return "not a block description"
+    if not all(_is_int(spec.get(k)) for k in ("n_entries", "nnz", "offset", "crc32")):
+        return "a count or offset that is not a non-negative integer"
+    if spec["n_entries"] >= 1 << 32 or spec["nnz"] > spec["n_entries"]:
+        return f"{spec['nnz']} non-zero counts of {spec['n_entries']} entries"
+    if spec["offset"] < start or spec["offset"] + _block_size(spec) > end:
+        return "its block lies outside the file"
+    return None
+
+
 def _read_block(path: str, lang: str, spec: Mapping) -> tuple[np.ndarray, np.ndarray]:
     """A language's block of a counts file as ``(ids, counts)``, checked against its crc32."""
     nnz, n = int(spec["nnz"]), int(spec["n_entries"])
-    size = 12 * nnz if spec["layout"] == "sparse" else 8 * n
-    with open(path, "rb") as f:
+    size = _block_size(spec)
+    with open_regular(path, "delete it and run its stage again") as f:
         f.seek(int(spec["offset"]))
         buf = f.read(size)
     if len(buf) != size:
@@ -346,7 +374,10 @@ def _read_block(path: str, lang: str, spec: Mapping) -> tuple[np.ndarray, np.nda
     if zlib.crc32(buf) != spec["crc32"]:
         raise DataError(f"{path} is damaged (checksum of language {lang!r}): delete it and run its stage again")
     if spec["layout"] == "sparse":
-        return np.frombuffer(buf, "<u4", nnz, 0).astype(np.uint32), np.frombuffer(buf, "<u8", nnz, 4 * nnz).astype(np.uint64)
+        ids = np.frombuffer(buf, "<u4", nnz, 0).astype(np.uint32)
+        if nnz and (int(ids[-1]) >= n or np.any(np.diff(ids.astype(np.int64)) <= 0)):
+            raise DataError(f"{path} is damaged (entry ids of language {lang!r} out of order or range): delete it and run its stage again")
+        return ids, np.frombuffer(buf, "<u8", nnz, 4 * nnz).astype(np.uint64)
     dense = np.frombuffer(buf, "<u8", n).astype(np.uint64)
     ids = np.flatnonzero(dense)
     return ids.astype(np.uint32), dense[ids]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import warnings
 from collections import OrderedDict
 from pathlib import Path
 
 from metaclip2.core.entries import MetadataError, entries_digest, read_metadata
-from metaclip2.core.errors import MatcherFileError, MatcherMismatchError, MissingInputError, ParameterError, UnknownLanguageError
+from metaclip2.core.errors import (
+    MatcherFileError, MatcherMismatchError, Metaclip2Error, MissingInputError, ParameterError, UnknownLanguageError,
+)  # fmt: skip
 from metaclip2.matching.matcher import MATCHER_ENGINES, Matcher
 
 __all__ = ["MetadataStore", "DEFAULT_MATCHER_MEMORY"]
@@ -169,12 +172,18 @@ class MetadataStore:
     def _load_matcher(self, lang: str) -> Matcher:
         tsv = self._path(lang)
         path = self.directory / f"{lang}.matcher"
-        if path.exists():
+        if path.exists() or path.is_symlink():
+            rebuild = "delete it, or rebuild it with `metaclip2 metadata lid`"
             try:
+                # a directory, pipe or device in its place is refused before it is opened (a pipe would block)
+                if not stat.S_ISREG(os.stat(path).st_mode):
+                    raise MatcherFileError(f"{path} is not a regular file (a directory, pipe or device): {rebuild}")
                 return Matcher.load(path, digest=self.digest(lang), lang=lang, engine=self.engine)
-            except (MatcherFileError, MatcherMismatchError) as e:
-                if self.strict:
-                    raise
+            except (MatcherFileError, MatcherMismatchError, OSError) as e:
+                if isinstance(e, OSError) and not isinstance(e, Metaclip2Error):
+                    e = MatcherFileError(f"{path} cannot be read ({e.strerror or e}): {rebuild}")
+                if self.strict:  # --strict: a matcher file that cannot be used stops the run, naming it
+                    raise e from None
                 warnings.warn(f"{e}; building the matcher in memory from {tsv.name} instead", stacklevel=3)
         return Matcher(read_metadata(tsv), lang=lang, engine=self.engine)
 

@@ -38,6 +38,8 @@ import numpy as np
 
 from metaclip2.core.atomic import AtomicFile
 from metaclip2.core.errors import DataError
+from metaclip2.core.jsonfile import parse_json
+from metaclip2.core.regularfile import open_regular
 
 __all__ = ["INDEX_SUFFIX", "IndexBatch", "IndexWriter", "iter_index", "iter_chunks", "append_rows"]
 
@@ -335,41 +337,110 @@ def _cumsum0(a: np.ndarray) -> np.ndarray:
     return o
 
 
+# The chunk's integer arrays, in payload order: per image group, then per row.
+_GROUP_COLUMNS = ("n", "rows", "id_len", "extra_len")
+_ROW_COLUMNS = ("k", "lang", "n_ids")
+_COLUMNS = _GROUP_COLUMNS + _ROW_COLUMNS + ("ids", "text_len")
+_DTYPES = {"<u1", "<u2", "<u4", "<u8", "<i8"}
+_MAX_META = 16 << 20  # a chunk's metadata is a few hundred bytes; more is damage
+_MAX_N = 1 << 62  # image ordinals and lengths: far beyond any shard, safe in int64 sums
+
+
+def _is_int(v, top: int = _MAX_N) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= top
+
+
+def _meta_problem(meta) -> str | None:
+    """What is wrong with a chunk's metadata (types and ranges), or None."""
+    if not isinstance(meta, dict):
+        return "metadata is not a JSON object"
+    missing = [k for k in ("rows", "n0", "langs", "arrays", "blobs") if k not in meta]
+    if missing:
+        return f"metadata lacks {', '.join(missing)}"
+    if not _is_int(meta["rows"]) or not _is_int(meta["n0"]):
+        return "rows or n0 is not a count"
+    langs = meta["langs"]
+    if not (isinstance(langs, list) and all(isinstance(x, str) for x in langs) and len(set(langs)) == len(langs)):
+        return "langs is not a list of distinct language codes"
+    arrays = meta["arrays"]
+    if not (isinstance(arrays, list) and len(arrays) == len(_COLUMNS)):
+        return "arrays does not list the chunk's columns"
+    for spec, name in zip(arrays, _COLUMNS):
+        if not (isinstance(spec, list) and len(spec) == 3 and spec[0] == name and spec[1] in _DTYPES and _is_int(spec[2])):
+            return f"array {name!r} is not described as [name, dtype, length]"
+    blobs = meta["blobs"]
+    if not (isinstance(blobs, list) and len(blobs) == 3 and all(_is_int(b) for b in blobs)):
+        return "blobs is not three byte lengths"
+    return None
+
+
 def _decode(path: Path, at: int, meta: dict, payload: bytes) -> IndexBatch:
+    def damaged(what: str) -> DataError:
+        return DataError(f"{path}: damaged stage-1 index chunk at byte {at} ({what}): {_REPAIR}")
+
+    problem = _meta_problem(meta)
+    if problem is not None:
+        raise damaged(problem)
+    specs = meta["arrays"]
+    # every length is checked against the payload before an array is made
+    if sum(np.dtype(dtype).itemsize * count for _, dtype, count in specs) + sum(meta["blobs"]) != len(payload):
+        raise damaged("declared lengths do not fit the payload")
+    r, langs = meta["rows"], meta["langs"]
     pos = 0
     cols = {}
-    try:
-        for name, dtype, count in meta["arrays"]:
-            a = np.frombuffer(payload, dtype=dtype, count=count, offset=pos)
-            pos += a.nbytes
-            cols[name] = a.astype(np.int64)
-    except (ValueError, TypeError):
-        raise DataError(f"{path}: damaged stage-1 index chunk at byte {at} (array layout): {_REPAIR}") from None
+    for name, dtype, count in specs:
+        a = np.frombuffer(payload, dtype=dtype, count=count, offset=pos)
+        pos += a.nbytes
+        if dtype == "<u8" and len(a) and int(a.max()) > _MAX_N or dtype == "<i8" and len(a) and int(a.min()) < 0:
+            raise damaged(f"array {name!r} holds values out of range")
+        cols[name] = a.astype(np.int64)
     blobs = []
     for size in meta["blobs"]:
         blobs.append(payload[pos : pos + size])
         pos += size
-    r, langs = meta["rows"], meta["langs"]
     g_rows = cols["rows"]
+    groups = len(cols["n"])
+    if any(len(cols[c]) != groups for c in _GROUP_COLUMNS) or any(len(cols[c]) != r for c in _ROW_COLUMNS + ("text_len",)):
+        raise damaged("its columns' lengths disagree")
+    if (groups and int(g_rows.min()) < 1) or int(g_rows.sum()) != r:
+        raise damaged(f"image groups do not hold its {r} rows")
+    if np.any(np.diff(cols["n"]) < 0) or (groups and meta["n0"] + int(cols["n"][-1]) > _MAX_N):
+        raise damaged("image ordinals out of order or out of range")
+    if r and int(cols["lang"].max()) >= len(langs):
+        raise damaged(f"a language code {int(cols['lang'].max())} beyond its {len(langs)} languages")
+    if len(cols["ids"]) and int(cols["ids"].max()) > np.iinfo(np.int32).max:
+        raise damaged("an entry id out of range")
+    if r and int(cols["k"].max()) > np.iinfo(np.int32).max:
+        raise damaged("an alt-text index out of range")
     id_o, extra_o, text_o, ids_o = (_cumsum0(cols[c]) for c in ("id_len", "extra_len", "text_len", "n_ids"))
-    if (pos != len(payload) or int(g_rows.sum()) != r or ids_o[-1] != len(cols["ids"])
-            or [id_o[-1], extra_o[-1], text_o[-1]] != [len(b) for b in blobs]):  # fmt: skip
-        raise DataError(f"{path}: damaged stage-1 index chunk at byte {at} (inconsistent lengths): {_REPAIR}")
+    if ids_o[-1] != len(cols["ids"]) or [id_o[-1], extra_o[-1], text_o[-1]] != [len(b) for b in blobs]:
+        raise damaged("inconsistent lengths")
     ib, eb, tb = blobs
     io, eo, to = id_o.tolist(), extra_o.tolist(), text_o.tolist()
-    g_ids = [ib[io[g] : io[g + 1]].decode("utf-8", "surrogatepass") for g in range(len(g_rows))]
-    g_extra = [json.loads(eb[eo[g] : eo[g + 1]]) if eo[g + 1] > eo[g] else None for g in range(len(g_rows))]
+    try:
+        g_ids = [ib[io[g] : io[g + 1]].decode("utf-8", "surrogatepass") for g in range(groups)]
+        text = [tb[to[i] : to[i + 1]].decode("utf-8", "surrogatepass") for i in range(r)]
+    except UnicodeDecodeError:
+        raise damaged("an id or text is not UTF-8") from None
+    g_extra = []
+    for g in range(groups):
+        if eo[g + 1] == eo[g]:
+            g_extra.append(None)
+            continue
+        extra = parse_json(eb[eo[g] : eo[g + 1]], f"{path}: stage-1 index chunk at byte {at} (carried fields)", _REPAIR)
+        if not isinstance(extra, dict):
+            raise damaged("carried fields are not a JSON object")
+        g_extra.append(extra)
     reps = g_rows.tolist()
     id_: list = []
-    extra: list = []
+    extra_rows: list = []
     for g, m in enumerate(reps):
         id_ += [g_ids[g]] * m
-        extra += [g_extra[g]] * m  # rows of an image share one dict, as the writer was given
+        extra_rows += [g_extra[g]] * m  # rows of an image share one dict, as the writer was given
     code = cols["lang"].astype(np.uint16)
     return IndexBatch(
         n=np.repeat(cols["n"] + meta["n0"], g_rows), k=cols["k"].astype(np.int32), lang=[langs[c] for c in code.tolist()],
-        offsets=ids_o, ids=cols["ids"].astype(np.int32), id=id_, extra=extra,
-        text=[tb[to[i] : to[i + 1]].decode("utf-8", "surrogatepass") for i in range(r)], lang_code=code, languages=langs,
+        offsets=ids_o, ids=cols["ids"].astype(np.int32), id=id_, extra=extra_rows, text=text, lang_code=code, languages=langs,
     )  # fmt: skip
 
 
@@ -381,10 +452,17 @@ def _read_exact(f: BinaryIO, size: int) -> bytes:
 def iter_chunks(path: str | os.PathLike) -> Iterator[IndexBatch]:
     """The chunks of an index file, one :class:`IndexBatch` each, as written.
 
+    Every chunk is checked before it is used: its checksum, its declared lengths against the
+    file's size (before anything is allocated), and every field of its metadata (types,
+    ranges, lengths that add up, language codes within its languages).
+
     Raises
     ------
+    MissingInputError
+        The file does not exist.
     DataError
-        Not an index, or a damaged or truncated chunk (the message names the file and byte).
+        Not an index (or not a regular file), or a damaged or truncated chunk (the message
+        names the file and the chunk's byte offset).
 
     See Also
     --------
@@ -410,7 +488,8 @@ def iter_chunks(path: str | os.PathLike) -> Iterator[IndexBatch]:
     >>> tmp.cleanup()
     """
     path = Path(path)
-    with open(path, "rb") as f:
+    with open_regular(path, _REPAIR) as f:
+        size = os.fstat(f.fileno()).st_size
         if f.read(len(_MAGIC)) != _MAGIC:
             raise DataError(f"{path} is not a metaclip2 stage-1 index (or one of an older version): {_REPAIR}")
         at = len(_MAGIC)
@@ -423,13 +502,17 @@ def iter_chunks(path: str | os.PathLike) -> Iterator[IndexBatch]:
             tag, meta_len, payload_len, crc = _HEAD.unpack(head)
             if tag != _CHUNK_TAG:
                 raise DataError(f"{path}: damaged stage-1 index chunk at byte {at}: {_REPAIR}")
+            if meta_len > _MAX_META or meta_len + payload_len > size - (at + _HEAD.size):
+                raise DataError(f"{path}: truncated stage-1 index chunk at byte {at} (it declares {meta_len + payload_len} "
+                                f"bytes, the file holds {max(0, size - at - _HEAD.size)} after its head): {_REPAIR}")  # fmt: skip
             meta_raw = _read_exact(f, meta_len)
             payload = _read_exact(f, payload_len)
             if (meta_len and not meta_raw) or (payload_len and not payload):
                 raise DataError(f"{path}: truncated stage-1 index chunk at byte {at}: {_REPAIR}")
             if zlib.crc32(payload, zlib.crc32(meta_raw)) != crc:
                 raise DataError(f"{path}: damaged stage-1 index chunk at byte {at} (checksum mismatch): {_REPAIR}")
-            yield _decode(path, at, json.loads(meta_raw), payload)
+            meta = parse_json(meta_raw, f"{path}: stage-1 index chunk at byte {at} (metadata)", _REPAIR)
+            yield _decode(path, at, meta, payload)
             at += _HEAD.size + meta_len + payload_len
 
 

@@ -211,7 +211,7 @@ def _note(config: CurationConfig, msg: str) -> None:
 
 def _store(metadata, config: CurationConfig):
     # The store stage 1's in-process tasks will ask for: same engine and budget, so one load serves both.
-    return cached_store(metadata, config.matcher_engine, matcher_memory=config.matcher_memory)
+    return cached_store(metadata, config.matcher_engine, matcher_memory=config.matcher_memory, strict=config.strict)
 
 
 def _stage1_section(metadata, inputs, config: CurationConfig) -> tuple[list[str], list[str], dict]:

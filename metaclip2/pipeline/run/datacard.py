@@ -16,7 +16,8 @@ import numpy as np
 from metaclip2.pipeline.run.rundir import load_json
 from metaclip2.pipeline.stages.files import stage1_paths, stage3_paths
 from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
-from metaclip2.core.errors import MissingInputError
+from metaclip2.core.errors import DataError, MissingInputError
+from metaclip2.core.jsonfile import unseal
 
 __all__ = ["make_datacard"]
 
@@ -29,6 +30,36 @@ log = logging.getLogger(__name__)
 
 def _load(path: Path) -> dict | None:
     return load_json(path) if path.exists() else None
+
+
+def _stage2_thresholds(run_dir: Path, stage3: list) -> dict | None:
+    """``{"t", "p"}`` that stage 3 sampled with, from the header of ``probabilities.bin``; None before stage 2.
+
+    thresholds.json must agree with that header, and every finished stage-3 shard must have
+    been sampled from that very file; otherwise the datacard is refused rather than wrong.
+    """
+    from metaclip2.core.arrayfile import load_header
+    from metaclip2.core.fingerprint import file_digest
+    from metaclip2.pipeline.run.verify import thresholds_problem
+
+    thr_path, prob_path = run_dir / "stage2" / "thresholds.json", run_dir / "stage2" / "probabilities.bin"
+    redo = "run `metaclip2 thresholds` again, which redoes stage 2"
+    if not thr_path.exists():
+        return None
+    info = unseal(load_json(thr_path, hint=redo), str(thr_path), redo)
+    if not prob_path.exists():
+        raise DataError(f"{prob_path} is missing although {thr_path.name} is there: {redo}")
+    problem = thresholds_problem(info, prob_path)
+    if problem is not None:
+        raise DataError(f"{thr_path} cannot be used: {problem}; {redo}")
+    header = load_header(prob_path)
+    recorded = sorted({st.sources.get("probabilities") for st in stage3 if st.sources} - {None})
+    if recorded and recorded != [file_digest(prob_path)["sha256"]]:
+        raise DataError(
+            f"stage 3 of {run_dir} was sampled with another {prob_path.name} than the current one: "
+            "run `metaclip2 sample` again, which redoes those shards"
+        )
+    return {"t": header["t"], "p": header["params"].get("p")}
 
 
 def make_datacard(run_dir: str | os.PathLike) -> dict:
@@ -58,7 +89,15 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
         ``input``, ``where`` (byte offset or row group), ``error``, ``lost`` records or None);
         ``shards`` (per shard: name, input, ``layout`` (layout and keys used, fields found),
         pairs, invalid, matched, kept, damaged, invalid examples with line and reason).
-        Counts not yet known (stage not run) are None.
+        Counts not yet known (stage not run) are None. Thresholds and ``p`` are those of
+        ``probabilities.bin``, the file stage 3 sampled with.
+
+    Raises
+    ------
+    DataError
+        A file of the run is damaged or was edited (a stats file whose seal or sums fail,
+        a ``thresholds.json`` that disagrees with ``probabilities.bin``, stage-3 shards
+        sampled from another ``probabilities.bin``); the message names it and what to redo.
 
     See Also
     --------
@@ -87,12 +126,14 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
     run = _load(run_dir / "run.json")
     if run is None:
         raise MissingInputError(f"{run_dir} is not a curation run directory (no run.json)")
+    run = unseal(run, str(run_dir / "run.json"), "restore it, or start again in a new directory")
     s1 = run.get("stage1", {})
     s3 = run.get("stage3")
     names = s1.get("shards", [])
     output_format = s3["output_format"] if s3 else "jsonl"
 
     total1, total3 = Stage1Stats(), Stage3Stats()
+    stage3: list = []
     shards = []
     damaged = []
     stage1_done = stage3_done = bool(names)
@@ -110,6 +151,7 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
                        invalid_by_reason=st1.invalid, invalid_examples=st1.invalid_examples, damaged=st1.damaged)  # fmt: skip
             damaged.extend({"shard": name, "input": st1.input, **d} for d in st1.damaged)
         if st3 is not None:
+            stage3.append(st3)
             total3 += st3
             row["kept"] = st3.kept
         shards.append(row)
@@ -125,7 +167,7 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
     }  # fmt: skip
     no_meta = total1.no_metadata_labels
 
-    thresholds = _load(run_dir / "stage2" / "thresholds.json")
+    thresholds = _stage2_thresholds(run_dir, stage3)
     counts_path = run_dir / "stage2" / "counts.bin"
     counts = EntryCounts.load(counts_path) if thresholds is not None and counts_path.exists() else None
     for lang, d in langs.items():

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from metaclip2.core.atomic import write_json
+from metaclip2.core.jsonfile import seal
 from metaclip2.core.errors import MissingInputError, RunMismatchError
 
 __all__ = ["fork_run", "stage1_dir", "is_fork"]
@@ -135,7 +136,7 @@ def fork_run(source: str | os.PathLike, out: str | os.PathLike):
     if dst.stage1.is_symlink():
         dst.stage1.unlink()  # left by a fork killed before run.json was written
     os.symlink(stage1.resolve(), dst.stage1, target_is_directory=True)
-    write_json(dst.run_json, run)
+    write_json(dst.run_json, seal(run))
     log.info("forked %s from %s: stage 1 (%d shards) reused by reference", dst.path, origin, len(s1["shards"]))
     return dst
 

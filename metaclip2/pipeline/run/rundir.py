@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from metaclip2.core.atomic import make_directory, output_error, remove_temporaries, write_json
+from metaclip2.core.jsonfile import read_json, seal, unseal
 from metaclip2.core.errors import DataError, Metaclip2Error, MissingInputError, ParameterError, RunMismatchError
 
 __all__ = ["RunDir", "RunBusyError", "RUN_FORMAT", "LOCK_NAME", "RUN_LOG", "load_json"]
@@ -124,8 +125,9 @@ class RunDir:
         """
         _check_writable_location(self.path)
         if self.run_json.exists():
-            run = load_json(self.run_json, hint="it records the run's parameters: restore it, or start again in a new directory")
-            if not isinstance(run, dict) or run.get("format") != RUN_FORMAT:
+            hint = "it records the run's parameters: restore it, or start again in a new directory"
+            run = unseal(load_json(self.run_json, hint=hint), str(self.run_json), hint)
+            if run.get("format") != RUN_FORMAT:
                 raise RunMismatchError(f"{self.run_json} is not a metaclip2 run file")
             return run
         if self.path.exists() and any(p.name not in (LOCK_NAME, RUN_LOG) for p in self.path.iterdir()):
@@ -173,7 +175,7 @@ class RunDir:
         run = self.check(section, values, ignore)
         if section not in run:
             run[section] = values
-            write_json(self.run_json, run)
+            write_json(self.run_json, seal(run))
         return run
 
     def require(self, section: str, hint: str) -> dict[str, Any]:
@@ -274,12 +276,16 @@ class RunDir:
 def load_json(path: str | os.PathLike, hint: str = "delete it and run the stage that writes it again") -> Any:
     """A JSON file's content; a damaged or unreadable file raises one error naming it.
 
+    The file is read bounded (:func:`~metaclip2.core.jsonfile.read_json`): a regular file
+    only, of limited size and nesting depth.
+
     Raises
     ------
     MissingInputError
         The file does not exist.
     DataError
-        It is not UTF-8 JSON (e.g. cut short) or cannot be read; `hint` says what to do.
+        It is not UTF-8 JSON (e.g. cut short), nested too deep, too large, not a regular file
+        (a directory, pipe or device), or cannot be read; `hint` says what to do.
 
     See Also
     --------
@@ -306,15 +312,7 @@ def load_json(path: str | os.PathLike, hint: str = "delete it and run the stage 
     metaclip2.core.errors.MissingInputError: .../missing.json does not exist
     >>> tmp.cleanup()
     """
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MissingInputError(f"{path} does not exist") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{path} is damaged ({e}): {hint}") from None
-    except OSError as e:
-        raise DataError(f"{path} cannot be read ({e.strerror or e})") from None
+    return read_json(Path(path), hint=hint)
 
 
 def _check_writable_location(path: Path) -> None:

@@ -7,11 +7,13 @@ shard as done it re-verifies (:func:`stage1_shard`, :func:`stage3_shard`, :func:
 
 * an output missing, cut, extended or altered -> the shard is redone (with a warning naming
   it and the file);
-* a damaged stats file -> the shard is redone;
+* a damaged stats file (unreadable, its seal broken by an edit, counts that do not add up)
+  -> the shard is redone (with a warning);
 * the input changed since stage 1 read it (size or mtime differ *and* the content hash
   differs) -> :class:`InputChangedError`, or the shard is redone with ``redo_changed``;
 * stage 2 and 3 also record the digests of what they consumed (the shards' counts; the
-  index and ``probabilities.bin``), so a redone stage 1 makes the later stages redo too.
+  index and ``probabilities.bin``), so a redone stage 1 makes the later stages redo too;
+  ``thresholds.json`` must agree with the header of ``probabilities.bin`` it was written with.
 
 Every check streams the files' bytes (sha256): nothing is trusted on names or timestamps,
 which a copy, a restore or bit rot can leave unchanged. Verification of many shards runs on
@@ -27,13 +29,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
+from metaclip2.core.arrayfile import load_header
 from metaclip2.core.errors import DataError, Metaclip2Error
+from metaclip2.core.jsonfile import unseal
 from metaclip2.core.fingerprint import file_problem, input_change
 from metaclip2.pipeline.run.rundir import load_json
 from metaclip2.pipeline.stages.files import stage1_paths, stage3_paths
 from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
 
-__all__ = ["InputChangedError", "ShardCheck", "outputs_problem", "stage1_shard", "stage3_shard", "stage2", "counts_digest", "verify_many"]
+__all__ = [
+    "InputChangedError", "ShardCheck", "outputs_problem", "stage1_shard", "stage3_shard", "stage2", "thresholds_problem",
+    "counts_digest", "verify_many",
+]  # fmt: skip
 
 T = TypeVar("T")
 
@@ -167,17 +174,40 @@ def stage2(stage2_dir: str | os.PathLike, inputs_sha256: str | None = None) -> t
     if not path.exists():
         return None, None
     try:
-        info = load_json(path)
+        # sealed once stage 2 writes the seal; an unsealed file is still checked against probabilities.bin below
+        info = unseal(load_json(path), str(path))
     except DataError as e:
         return None, f"thresholds.json is damaged ({e})"
-    if not isinstance(info, dict) or not info.get("outputs"):
+    if not info.get("outputs") or not isinstance(info["outputs"], dict):
         return None, _OLD
     if inputs_sha256 is not None and info.get("inputs_sha256") != inputs_sha256:
         return None, "the stage-1 counts changed since it was computed"
     problem = outputs_problem(stage2_dir, info["outputs"])
+    if problem is None:
+        problem = thresholds_problem(info, Path(stage2_dir) / "probabilities.bin")
     if problem is not None:
         return None, problem
     return info, None
+
+
+def thresholds_problem(info: Mapping[str, Any], probabilities: str | os.PathLike) -> str | None:
+    """How the thresholds in `info` (thresholds.json) differ from those `probabilities` was made with, or None.
+
+    ``probabilities.bin`` carries its own checksum, so its header is what stage 3 samples with;
+    thresholds.json must agree with it (``t``, ``p``, ``t_en``, ``english``).
+    """
+    try:
+        header = load_header(probabilities)
+    except DataError as e:
+        return f"probabilities.bin cannot be used ({e})"
+    params = header.get("params") if isinstance(header, dict) else None
+    if not isinstance(params, dict) or not isinstance(header.get("t"), dict):
+        return f"{probabilities} is not a metaclip2 probabilities file"
+    made = {"t": header["t"], **{k: params.get(k) for k in ("p", "t_en", "english")}}
+    for key in sorted(made):
+        if info.get(key) != made[key]:
+            return f"thresholds.json says {key} = {info.get(key)!r}, but probabilities.bin was made with {made[key]!r}"
+    return None
 
 
 def verify_many(fn: Callable[..., T], calls: Sequence[tuple], workers: int = 1) -> list[T]:

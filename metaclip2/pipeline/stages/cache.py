@@ -28,7 +28,7 @@ def _stamp(paths: Iterable[Path]) -> tuple:
     return tuple(out)
 
 
-def cached_store(metadata: str | os.PathLike, engine: str = "trie", matcher_memory: int | None = None):
+def cached_store(metadata: str | os.PathLike, engine: str = "trie", matcher_memory: int | None = None, strict: bool = False):
     """The :class:`~metaclip2.matching.store.MetadataStore` of a directory, one per process.
 
     `engine` is the store's matcher engine (``"trie"`` or ``"aho-corasick"``).
@@ -36,6 +36,7 @@ def cached_store(metadata: str | os.PathLike, engine: str = "trie", matcher_memo
     Reloaded when the directory's ``.tsv``/``.matcher`` files change (size, mtime, inode). An
     fsspec URL is read through a local copy (:func:`~metaclip2.pipeline.io.remote.local_metadata`).
     `matcher_memory` (bytes of loaded matchers kept) is the store's budget; None: its default.
+    `strict`: a damaged ``.matcher`` is refused instead of rebuilt from its ``.tsv``.
 
     See Also
     --------
@@ -61,13 +62,13 @@ def cached_store(metadata: str | os.PathLike, engine: str = "trie", matcher_memo
     from metaclip2.pipeline.io.remote import is_url, local_metadata
 
     d = local_metadata(os.fspath(metadata)) if is_url(metadata) else Path(metadata).resolve()
-    key = (str(d), engine, _stamp(list(d.glob("*.tsv")) + list(d.glob("*.matcher"))), matcher_memory)
+    key = (str(d), engine, _stamp(list(d.glob("*.tsv")) + list(d.glob("*.matcher"))), matcher_memory, strict)
     with _cache_lock:
         store = _stores.get(key)
         if store is None:
             _stores.clear()  # one metadata directory at a time per worker
             budget = {} if matcher_memory is None else {"matcher_memory": int(matcher_memory)}
-            store = _stores[key] = MetadataStore(d, engine=engine, **budget)
+            store = _stores[key] = MetadataStore(d, engine=engine, strict=strict, **budget)
     return store
 
 

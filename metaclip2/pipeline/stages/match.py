@@ -101,7 +101,7 @@ def match_shard(
     shard = shard or _safe(_strip_ext(input_path.rstrip("/").rsplit("/", 1)[-1]))
     paths = stage1_paths(out_dir, shard)
     options = MatchOptions.of(options, **changes)
-    store = cached_store(metadata, options.matcher_engine, matcher_memory=options.matcher_memory)
+    store = cached_store(metadata, options.matcher_engine, matcher_memory=options.matcher_memory, strict=options.strict)
     # One extra read of the input (which also warms the page cache for the reader): what a
     # resumed run compares the file with to notice that it was replaced.
     fingerprint = input_fingerprint(input_path)

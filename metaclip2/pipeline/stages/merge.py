@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from metaclip2.core.atomic import write_json
+from metaclip2.core.jsonfile import seal
 from metaclip2.core.errors import DataError
 from metaclip2.core.fingerprint import file_digest
 from metaclip2.curation.counts import EntryCounts, merge_count_files
@@ -146,5 +147,5 @@ def compute_probabilities(
     probs.save(out_dir / "probabilities.bin")
     outputs = {Path(counts_path).name: file_digest(counts_path), "probabilities.bin": file_digest(out_dir / "probabilities.bin")}
     info = {**(record or {}), "p": probs.params["p"], "t_en": options.t_en, "english": options.english, "t": probs.t, "outputs": outputs}
-    write_json(out_dir / "thresholds.json", info)
+    write_json(out_dir / "thresholds.json", seal(info))  # its own digest: an edited copy is noticed
     return info

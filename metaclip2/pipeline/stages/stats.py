@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from metaclip2.core.errors import DataError
+from metaclip2.core.jsonfile import seal, unseal
 
 __all__ = ["MAX_EXAMPLES", "Stage1Stats", "Stage3Stats"]
 
@@ -26,6 +27,21 @@ MAX_EXAMPLES = 20
 
 # Fields that describe one shard: a sum of several keeps them only where all agree.
 _PER_SHARD = ("input", "shard", "index", "seed", "unit", "fingerprint", "sources", "outputs", "layout")
+
+
+# Field kinds, for the checks of a stats file read back.
+_COUNTERS = ("pairs", "images", "no_metadata", "unmatched", "matched", "kept", "not_kept", "kept_images")
+_COUNTER_MAPS = ("invalid", "no_metadata_labels", "unknown_lang_codes", "lid_changes")
+_LISTS = ("invalid_examples", "damaged")
+_MAPS = ("fingerprint", "outputs", "sources", "layout")
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _sums(by_lang: dict, key: str) -> int:
+    return sum(row[key] for row in by_lang.values())
 
 
 def _add_counters(a: dict, b: dict) -> dict:
@@ -64,23 +80,64 @@ class _Stats:
         return self if other == 0 else NotImplemented
 
     def to_json(self) -> dict[str, Any]:
-        """The ``stats.json`` content: a format tag and every field, counters key-sorted."""
+        """The ``stats.json`` content: a format tag, every field (counters key-sorted) and its seal.
+
+        The seal (:func:`~metaclip2.core.jsonfile.seal`) lets :meth:`from_json` refuse a file
+        edited after it was written.
+        """
         d = {"format": self.FORMAT}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             d[f.name] = _add_counters(v, {}) if isinstance(v, dict) else v
-        return d
+        return seal(d)
 
     @classmethod
     def from_json(cls, d: dict[str, Any], source: str = "stats") -> "_Stats":
-        """Inverse of :meth:`to_json`; `source` names the file in errors."""
+        """Inverse of :meth:`to_json`; `source` names the file in errors.
+
+        Raises
+        ------
+        DataError
+            Not such a stats file, a seal that does not match (the file was edited or
+            damaged), a field of the wrong type, or counts that do not add up.
+        """
+        redo = "delete it and run the stage again"
         if not isinstance(d, dict) or d.get("format") != cls.FORMAT:
-            raise DataError(f"{source} is not a {cls.FORMAT} file: delete it and run the stage again")
+            raise DataError(f"{source} is not a {cls.FORMAT} file: {redo}")
+        d = unseal(d, source, redo)
         names = {f.name for f in dataclasses.fields(cls)}
         try:
-            return cls(**{k: v for k, v in d.items() if k in names})
+            stats = cls(**{k: v for k, v in d.items() if k in names})
         except TypeError as e:
-            raise DataError(f"{source} is damaged ({e}): delete it and run the stage again") from None
+            raise DataError(f"{source} is damaged ({e}): {redo}") from None
+        problem = stats._problem()
+        if problem is not None:
+            raise DataError(f"{source} is damaged ({problem}): {redo}")
+        return stats
+
+    def _problem(self) -> str | None:
+        """The first field of the wrong type or count that does not add up, or None."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name in _COUNTERS and not _is_count(v):
+                return f"{f.name} is {v!r}, not a count"
+            if f.name in _COUNTER_MAPS and not (isinstance(v, dict) and all(_is_count(n) for n in v.values())):
+                return f"{f.name} is not a mapping of counts"
+            if f.name in _LISTS and not (isinstance(v, list) and all(isinstance(x, dict) for x in v)):
+                return f"{f.name} is not a list of records"
+            if f.name in _MAPS and not (v is None or isinstance(v, dict)):
+                return f"{f.name} is not a mapping"
+            if f.name == "outputs" and v and not all(isinstance(x, dict) for x in v.values()):
+                return "outputs is not a mapping of file digests"
+        if not isinstance(self.by_lang, dict):
+            return "by_lang is not a mapping"
+        for lang, row in self.by_lang.items():
+            if not (isinstance(row, dict) and set(row) == set(self._BY_LANG) and all(_is_count(n) for n in row.values())):
+                return f"by_lang[{lang!r}] is not {{{', '.join(self._BY_LANG)}}} counts"
+            part, whole = self._BY_LANG
+            if row[part] > row[whole]:
+                return f"language {lang!r} has {part} {row[part]} > {whole} {row[whole]}"
+        return None
 
 
 @dataclass
@@ -161,10 +218,27 @@ class Stage1Stats(_Stats):
     unknown_lang_codes: dict = field(default_factory=dict)
     lid_changes: dict = field(default_factory=dict)
 
+    _BY_LANG: ClassVar[tuple] = ("matched", "pairs")  # (part, whole) of each language's counts
+
     @property
     def n_invalid(self) -> int:
         """Invalid pairs, all reasons."""
         return sum(self.invalid.values())
+
+    def _problem(self) -> str | None:
+        problem = super()._problem()
+        if problem is not None:
+            return problem
+        if self.pairs != self.n_invalid + self.no_metadata + self.unmatched + self.matched:
+            return (f"pairs {self.pairs} != invalid {self.n_invalid} + no_metadata {self.no_metadata} "
+                    f"+ unmatched {self.unmatched} + matched {self.matched}")  # fmt: skip
+        if _sums(self.by_lang, "pairs") != self.unmatched + self.matched:
+            return f"the languages' pairs sum to {_sums(self.by_lang, 'pairs')}, not unmatched + matched = {self.unmatched + self.matched}"
+        if _sums(self.by_lang, "matched") != self.matched:
+            return f"the languages' matched pairs sum to {_sums(self.by_lang, 'matched')}, not matched = {self.matched}"
+        if sum(self.no_metadata_labels.values()) != self.no_metadata:
+            return f"no_metadata_labels sum to {sum(self.no_metadata_labels.values())}, not no_metadata = {self.no_metadata}"
+        return None
 
 
 @dataclass
@@ -223,3 +297,18 @@ class Stage3Stats(_Stats):
     by_lang: dict = field(default_factory=dict)
     sources: dict | None = field(default_factory=dict)
     outputs: dict | None = field(default_factory=dict)
+
+    _BY_LANG: ClassVar[tuple] = ("kept", "matched")
+
+    def _problem(self) -> str | None:
+        problem = super()._problem()
+        if problem is not None:
+            return problem
+        if self.not_kept != self.matched - self.kept:
+            return f"not_kept {self.not_kept} != matched {self.matched} - kept {self.kept}"
+        for key in ("matched", "kept"):
+            if _sums(self.by_lang, key) != getattr(self, key):
+                return f"the languages' {key} pairs sum to {_sums(self.by_lang, key)}, not {key} = {getattr(self, key)}"
+        if not self.kept_images <= min(self.images, self.kept) or self.images > self.matched:
+            return f"images {self.images}, kept_images {self.kept_images} do not fit matched {self.matched}, kept {self.kept}"
+        return None

@@ -1,0 +1,82 @@
+"""Opening a file the package reads back: a regular file only, never a directory, pipe or device.
+
+A named pipe opened for reading blocks until a writer comes, and a symlink to ``/dev/zero``
+yields bytes forever, so a crafted or misplaced path must be refused *before* it is read.
+:func:`open_regular` opens without blocking (``O_NONBLOCK``), checks with ``fstat`` that what
+it opened is a regular file (so a path swapped between a check and the open cannot slip
+through), and only then hands back a normal binary file object.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import BinaryIO
+
+from metaclip2.core.errors import DataError, MissingInputError
+
+__all__ = ["open_regular"]
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def open_regular(path: str | os.PathLike, hint: str = "delete it and run the stage that writes it again") -> BinaryIO:
+    """`path` opened for binary reading, if it is a regular file (symlinks followed).
+
+    Parameters
+    ----------
+    path : path
+    hint : str
+        What to do about a refused file, appended to the message.
+
+    Raises
+    ------
+    MissingInputError
+        `path` does not exist.
+    DataError
+        It is a directory, a named pipe, a device or a socket, or cannot be opened; the
+        message names it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core.regularfile import open_regular
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> with open(f"{d}/run.json", "w") as f:
+    ...     _ = f.write("{}")
+    >>> with open_regular(f"{d}/run.json") as f:
+    ...     f.read()
+    b'{}'
+    >>> os.mkfifo(f"{d}/stats.json")  # a pipe with no writer: refused at once, not waited on
+    >>> open_regular(f"{d}/stats.json", hint="run stage 1 again")
+    Traceback (most recent call last):
+    ...
+    metaclip2.core.errors.DataError: .../stats.json is a named pipe (FIFO), not a regular file: run stage 1 again
+    >>> tmp.cleanup()
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise MissingInputError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory, not a regular file: {hint}") from None
+    except OSError as e:
+        raise DataError(f"{path} cannot be read ({e.strerror or e})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+            raise DataError(f"{path} is {kind}, not a regular file: {hint}")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)  # O_NONBLOCK only guarded the open
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
