@@ -34,7 +34,7 @@ from metaclip2.pipeline.builds.demo import write_example_pool
 from metaclip2.pipeline.io.index import encode_rows, iter_chunks
 from metaclip2.pipeline.run.rundir import RunDir, load_json
 from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
-from metaclip2.pipeline import verify
+from metaclip2.pipeline.run import verify
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 INDEX_MAGIC = b"MC2INDEX/2\n\x00"
@@ -333,17 +333,21 @@ def test_resealed_stage3_stats_that_do_not_add_up_are_refused(run):
     assert "kept 3 > matched 2" in one_line_naming(e.value, path)
 
 
-def test_edited_thresholds_never_reach_the_datacard(reference, run, caplog):
+@pytest.mark.parametrize("resealed", [False, True])
+def test_edited_thresholds_never_reach_the_datacard(reference, run, caplog, resealed):
     path = run / "stage2" / "thresholds.json"
     info = json.loads(path.read_text(encoding="utf-8"))
     info["t"]["en"] = 3
+    if resealed:  # a forger who recomputes the seal is still caught by probabilities.bin
+        info = seal({k: v for k, v in info.items() if k != "record_sha256"})
     path.write_text(json.dumps(info), encoding="utf-8")
     with pytest.raises(DataError) as e:
         make_datacard(run)
-    assert "probabilities.bin was made with" in one_line_naming(e.value, path)
+    msg = one_line_naming(e.value, path)
+    assert ("probabilities.bin was made with" in msg) if resealed else ("was altered after it was written" in msg)
     with caplog.at_level(logging.WARNING):
         again(reference, run)
-    assert any("stage 2" in m and "thresholds.json says t" in m for m in redone(caplog))
+    assert any("stage 2" in m and ("thresholds.json says t" in m or "altered" in m) for m in redone(caplog))
     assert make_datacard(run) == reference["card"]
 
 
