@@ -19,6 +19,7 @@ through :class:`MetadataHandle`).
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
@@ -32,6 +33,8 @@ from metaclip2.pipeline.run.config import CurationConfig
 from metaclip2.pipeline.stages.options import MatchOptions, SampleOptions
 
 __all__ = ["Annotation", "BatchCurator", "MetadataHandle", "annotate", "count_matches", "keep_mask"]
+
+log = logging.getLogger(__name__)
 
 
 class MetadataHandle:
@@ -573,9 +576,20 @@ class BatchCurator:
         return keep_mask(self.probabilities, image_ids, langs, ids, text_indices=text_indices, epoch=epoch, options=self.config)
 
     def keep_batch(self, batch: Any, epoch: int = 0) -> list[bool]:
-        """Keep decision per row of an annotated batch whose images are whole (for ``filter(..., batched=True)``)."""
+        """Keep decision per row of an annotated batch whose images are whole (for ``filter(..., batched=True)``).
+
+        A batch that begins with the image the previous batch of this process ended with has cut
+        that image in two, and each part would be decided alone: that is logged as a warning (once),
+        naming :meth:`decide`.
+        """
+        ids = _to_list(_column(batch, self.id_key))
+        if ids and getattr(self, "_last_id", None) is not None and ids[0] == self._last_id and not getattr(self, "_warned", False):
+            self._warned = True
+            log.warning("BatchCurator.keep_batch: image %r continues from the previous batch, so its parts are decided apart; "
+                        "decide whole images with BatchCurator.decide(table), or group the rows by image first", ids[0])  # fmt: skip
+        self._last_id = ids[-1] if ids else None
         ks = _column(batch, self.text_index_key) if self.text_index_key else None
-        return self.keep(_column(batch, self.id_key), _column(batch, self.LANG), _column(batch, self.IDS), ks, epoch).tolist()
+        return self.keep(ids, _column(batch, self.LANG), _column(batch, self.IDS), ks, epoch).tolist()
 
     def decide(self, table: Any, epoch: int = 0) -> np.ndarray:
         """Keep decision of every row of a whole annotated table, however it was batched.
