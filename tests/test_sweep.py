@@ -290,7 +290,7 @@ def test_cli_exit_codes(demo_run, tmp_path):
     assert _cli("sweep").returncode == 2  # argparse
     assert _cli("sweep", str(demo_run["run"])).returncode == 2  # nothing to sweep
     r = _cli("thresholds", str(tmp_path / "nothing"))
-    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert r.returncode == 2 and r.stderr.count("\n") == 1  # a run directory that names nothing to do: a usage error
     # a lenient run that skipped damaged inputs: 3
     out = tmp_path / "run"
     pool = [str(p) for p in sorted(Path(demo_run["pool"]).glob("*.jsonl"))][:1]

@@ -352,6 +352,11 @@ def keep_mask(
 ) -> np.ndarray:
     """Keep decision of every row of a batch: the offline run's (epoch 0) and :class:`OnlineSampler`'s.
 
+    The rows of an image are all rows with its id (:func:`~metaclip2.curation.sampling.keep_decisions`):
+    give every row of the images you decide in one call (with ``unit="image"``); a batch that
+    holds part of an image decides it differently. :meth:`BatchCurator.decide` decides a whole
+    annotated table at once.
+
     Parameters
     ----------
     probabilities : EntryProbabilities or path
@@ -365,11 +370,6 @@ def keep_mask(
     epoch : int
     options : SampleOptions or CurationConfig, optional
         Stage 3's options (``seed``, ``unit``); ``**changes`` applies fields over them.
-
-    The rows of an image are all rows with its id (:func:`~metaclip2.curation.sampling.keep_decisions`):
-    give every row of the images you decide in one call (with ``unit="image"``); a batch that
-    holds part of an image decides it differently. :meth:`BatchCurator.decide` decides a whole
-    annotated table at once.
 
     Returns
     -------
@@ -419,6 +419,12 @@ def _column(batch: Any, key: str) -> Any:
 class BatchCurator:
     """Curation for ``map``/``filter`` style APIs: column names, metadata and settings in one picklable object.
 
+    An image is all rows with one id (:func:`~metaclip2.curation.sampling.keep_decisions`).
+    :meth:`keep_batch` decides the images of one batch, so it needs each image's rows in one
+    batch (one row per image, or rows grouped first); :meth:`decide` decides a whole annotated
+    table at once, whatever batches annotated it; :meth:`filter_stream` never splits the
+    consecutive rows of an image.
+
     Parameters
     ----------
     metadata : path or MetadataHandle
@@ -434,12 +440,6 @@ class BatchCurator:
     **options
         :class:`~metaclip2.pipeline.run.config.CurationConfig` fields applied over `config`
         (``seed=``, ``unit=``, ``script_check=``, ``id_key=``, …), checked as a run checks them.
-
-    An image is all rows with one id (:func:`~metaclip2.curation.sampling.keep_decisions`).
-    :meth:`keep_batch` decides the images of one batch, so it needs each image's rows in one
-    batch (one row per image, or rows grouped first); :meth:`decide` decides a whole annotated
-    table at once, whatever batches annotated it; :meth:`filter_stream` never splits the
-    consecutive rows of an image.
 
     See Also
     --------

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from metaclip2.execution.executor import Executor
+from metaclip2.execution.executor import Executor, counting
 from metaclip2.pipeline.run import verify
 
 __all__ = ["ShardStage", "run_shards"]
@@ -94,6 +94,26 @@ def run_shards(stage: ShardStage, todo: Sequence[int], executor: Executor, worke
     See Also
     --------
     - [`ShardStage`][metaclip2.pipeline.run.driver.ShardStage] : What a stage gives the driver.
+
+    Examples
+    --------
+    A shard whose outputs no longer verify is redone (its marker dropped first), with a warning:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from metaclip2.execution import LocalExecutor
+    >>> from metaclip2.pipeline.run.driver import ShardStage, run_shards
+    >>> from metaclip2.pipeline.run.verify import ShardCheck
+    >>> d = Path(tempfile.mkdtemp())
+    >>> (d / "b.done").write_text("x")
+    1
+    >>> stage = ShardStage("stage 0", "squares", ["a", "b"], check=lambda i: ShardCheck(problem="its output is cut" if i else None),
+    ...                    marker=lambda i: d / f"{'ab'[i]}.done", task=lambda i: (lambda: i * i), progress=lambda s: {})
+    >>> with LocalExecutor(workers=1, progress=False) as ex:
+    ...     run_shards(stage, [1, 0], ex)
+    [0, 1]
+    >>> (d / "b.done").exists()
+    False
     """
     order = sorted(todo)
     checks = verify.verify_many(lambda i: stage.check(i), [(i,) for i in order], workers)
@@ -109,7 +129,8 @@ def run_shards(stage: ShardStage, todo: Sequence[int], executor: Executor, worke
     if done:
         log.info("%s: %d of %d shards already done (verified), skipped", stage.name, len(done), len(order))
     plan = stage.plan([i for i in order if i not in done])
-    outcomes = executor.run([task for _, task in plan], desc=stage.desc, counter=stage.progress)
+    with counting(executor, stage.progress):  # also for executors whose run() takes no counter
+        outcomes = executor.run([task for _, task in plan], desc=stage.desc)
     results = dict(done)
     for (positions, _), out in zip(plan, outcomes):
         if len(positions) == 1 and not isinstance(out, list):
