@@ -6,7 +6,7 @@ with 1-3 matched alt-texts of 1-3 entries. Then:
 
 * sweep: :func:`load_sweep_data` once (the index is read once), then 20 x :meth:`SweepData.expect`;
 * baseline: what a sweep without precomputation does per t_en: stage 2 in memory, then every index
-  batch through stage 3's vectorised keep probabilities (``batch_keep_probabilities``), timed on
+  batch through stage 3's keep probabilities (``EntryProbabilities.row_probabilities``), timed on
   one t_en and multiplied by 20.
 
 Usage::
@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from metaclip2.core.atomic import write_json
+from metaclip2.core.jsonfile import seal
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.curation.sampling import EntryProbabilities
 from metaclip2.pipeline.run.config import CurationConfig
 from metaclip2.pipeline.io.index import IndexWriter, iter_index
 from metaclip2.pipeline.run.rundir import RUN_FORMAT
 from metaclip2.pipeline.stages.files import stage1_paths
-from metaclip2.pipeline.stages.sample import batch_keep_probabilities
 from metaclip2.pipeline.stages.stats import Stage1Stats
 from metaclip2.pipeline.report.sweep import load_sweep_data
 
@@ -77,8 +77,8 @@ def generate(out: Path, pairs: int, shards: int, seed: int = 0) -> None:
         stats.images = n
         EntryCounts.from_arrays(counts, digests).save(paths["counts"])
         write_json(paths["stats"], stats.to_json())
-    write_json(out / "run.json", {"format": RUN_FORMAT, "stage1": {"metadata": "(generated)", "metadata_digests": digests,
-               "inputs": names, "shards": names, **CurationConfig().section(1)}})  # fmt: skip
+    write_json(out / "run.json", seal({"format": RUN_FORMAT, "stage1": {"metadata": "(generated)", "metadata_digests": digests,
+               "inputs": names, "shards": names, **CurationConfig().section(1)}}))  # fmt: skip
 
 
 def main() -> None:
@@ -123,7 +123,7 @@ def main() -> None:
     names = all_names[: args.baseline_shards or len(all_names)]
     for name in names:
         for b in iter_index(stage1_paths(out / "stage1", name)["index"], batch_rows=65536):
-            p = batch_keep_probabilities(b, probs)
+            p = probs.row_probabilities(b.languages, b.offsets, b.ids, codes=b.lang_code)
             starts = b.image_starts()
             total += float(np.add.reduceat(p, starts).sum() / 1) if len(p) else 0.0  # (not the image rule; timing only)
     base = (time.perf_counter() - t) * len(all_names) / len(names)

@@ -18,8 +18,8 @@ import numpy as np
 
 from metaclip2.core.errors import DataError, ParameterError
 from metaclip2.curation.counts import EntryCounts
-from metaclip2.curation.sampling import UNITS, _accumulate
-from metaclip2.curation.threshold import ENGLISH, SortedCounts, entry_probabilities, no_english_message, thresholds
+from metaclip2.curation.sampling import UNITS, _accumulate, _accumulation_plan
+from metaclip2.curation.threshold import ENGLISH, SortedCounts, _probabilities, no_english_message, thresholds
 
 __all__ = ["SweepData", "Folder"]
 
@@ -199,11 +199,12 @@ class SweepData:
         self._used = np.unique(np.concatenate([nz, self.gids]))
         self._used_lang = entry_lang[self._used]
         self._used_counts = (np.concatenate([np.asarray(self.counts[lang], dtype=np.uint64) for lang in self.langs])[self._used]
-                             if self.langs else np.zeros(0, dtype=np.uint64))  # fmt: skip
+                             if self.langs else np.zeros(0, dtype=np.uint64)).astype(np.float64)  # fmt: skip
         self._single_pos = np.searchsorted(self._used, nz)
         self._single_w = self.single[nz]
         self._single_lang = entry_lang[nz]
         self._pos = np.searchsorted(self._used, self.gids)  # every row's entries among the used ones
+        self._plan = _accumulation_plan(self.offsets)
         # bincount takes intp: cast once, not per threshold
         for name in ("_grp_lang", "_single_lang", "_row_grp", "_grp_img", "_row_img"):
             setattr(self, name, getattr(self, name).astype(np.intp, copy=False))
@@ -240,7 +241,7 @@ class SweepData:
         p, t = self.thresholds(t_en, english, p)
         # q = t / max(c, t) on the matched entries only; a language without threshold keeps nothing
         t_vec = np.array([np.nan if t[lang] is None else float(t[lang]) for lang in self.langs], dtype=np.float64)
-        q = entry_probabilities(self._used_counts, t_vec[self._used_lang])
+        q = _probabilities(self._used_counts, t_vec[self._used_lang])  # entry_probabilities, on counts checked once
         nl = len(self.langs)
         # one matched pair, one entry: p = q, for both units
         qs = q[self._single_pos]
@@ -286,7 +287,7 @@ class SweepData:
         }
 
     def _row_probabilities(self, q: np.ndarray) -> np.ndarray:
-        return _accumulate(q[self._pos], self.offsets)
+        return _accumulate(q[self._pos], self.offsets, self._plan)
 
 
 def _reduce(ufunc, values: np.ndarray, starts: np.ndarray) -> np.ndarray:

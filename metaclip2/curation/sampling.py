@@ -141,20 +141,29 @@ def keep_probabilities(q: np.ndarray, offsets: np.ndarray, ids: np.ndarray) -> n
     return _accumulate(np.asarray(q, dtype=np.float64)[np.asarray(ids, dtype=np.int64)], offsets)
 
 
-def _accumulate(qi: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def _accumulate(qi: np.ndarray, offsets: np.ndarray, plan: list | None = None) -> np.ndarray:
     """``p += q * (1 - p)`` over each row's entry probabilities `qi` (CSR by `offsets`), in order.
 
     The keep-probability kernel: every door (stage 3, the batch API, the online sampler, the
-    sweep) ends here, so a pair gets the same bits through each.
+    sweep) ends here, so a pair gets the same bits through each. `plan` is
+    :func:`_accumulation_plan` of `offsets`, for a caller that runs the kernel many times.
     """
     n = len(offsets) - 1
     p = np.zeros(n, dtype=np.float64)
-    lengths = np.diff(offsets)
     # the j-th id of every row at once
-    for j in range(int(lengths.max()) if n else 0):
-        rows = np.flatnonzero(lengths > j)
-        p[rows] += qi[offsets[rows] + j] * (1.0 - p[rows])
+    for rows, at in plan if plan is not None else _accumulation_plan(offsets):
+        p[rows] += qi[at] * (1.0 - p[rows])
     return p
+
+
+def _accumulation_plan(offsets: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per position j: the rows with more than j ids, and where their j-th id is."""
+    lengths = np.diff(offsets)
+    plan = []
+    for j in range(int(lengths.max()) if len(lengths) else 0):
+        rows = np.flatnonzero(lengths > j)
+        plan.append((rows, offsets[rows] + j))
+    return plan
 
 
 def select_texts(

@@ -285,13 +285,18 @@ def entry_probabilities(counts, t) -> np.ndarray:
     if np.ndim(t) == 0:
         if not t > 0 or not np.isfinite(t):
             raise ParameterError(f"threshold must be a positive finite count, got {t!r}")
-        return t / np.maximum(c.astype(np.float64), float(t))
+        return _probabilities(c.astype(np.float64), float(t))
     t = np.asarray(t, dtype=np.float64)
     if t.shape != c.shape:
         raise ParameterError(f"thresholds per entry must match the counts' shape {c.shape}, got {t.shape}")
-    has = ~np.isnan(t)
-    if np.any(has & ~((t > 0) & np.isfinite(t))):
+    if np.any(~np.isnan(t) & ~((t > 0) & np.isfinite(t))):
         raise ParameterError("thresholds must be positive finite counts (NaN for none)")
-    out = np.zeros(len(c), dtype=np.float64)
-    out[has] = t[has] / np.maximum(c[has].astype(np.float64), t[has])
-    return out
+    return _probabilities(c.astype(np.float64), t)
+
+
+def _probabilities(c: np.ndarray, t) -> np.ndarray:
+    """``t / max(c, t)`` on checked float64 counts; a NaN threshold (none) gives 0."""
+    if np.ndim(t) == 0:
+        return t / np.maximum(c, t)
+    with np.errstate(invalid="ignore"):
+        return np.nan_to_num(t / np.maximum(c, t), nan=0.0)
