@@ -187,6 +187,11 @@ def test_crafted_arrays_with_a_correct_checksum_are_refused(tmp_path):
         "vocabulary edited": _reseal(data.replace(b"York", b"Yorc", 1)),
         "entries edited": _reseal(data.replace(b"Mercury", b"Mercurx", 1)),
     }
+    zh = tmp_path / "zh.matcher"
+    Matcher(ZH, lang="zh").save(zh)
+    offset, _, _ = _section(zh.read_bytes(), "entries")
+    data_zh = zh.read_bytes()
+    cases["entry repeated"] = _reseal(data_zh[:offset] + data_zh[offset:].replace("大学".encode(), "東京".encode(), 1))
     crafted = tmp_path / "c.matcher"
     for name, content in cases.items():
         assert content is not None and content != data, name
@@ -401,3 +406,11 @@ def test_store_takes_digests_from_the_index(tmp_path):
     # A junk index is ignored.
     (lid / "index.json").write_text("[" * 100000, encoding="utf-8")
     assert MetadataStore(lid).digest("zh") == entries_digest(ZH)
+    # So is one that is a FIFO, without blocking.
+    (lid / "index.json").unlink()
+    os.mkfifo(lid / "index.json")
+    got = {}
+    t = threading.Thread(target=lambda: got.setdefault("digest", MetadataStore(lid).digest("zh")), daemon=True)
+    t.start()
+    t.join(20)
+    assert got.get("digest") == entries_digest(ZH)

@@ -1081,29 +1081,25 @@ def _home(h: np.ndarray, bits: int) -> np.ndarray:
 
 
 def _word_table(words: list[bytes]) -> tuple[np.ndarray, np.ndarray, int, int] | None:
-    """An open-addressing (linear probing) table of the vocabulary: each word's hash, each slot's
-    word id (-1: empty), log2 of the table's size and the longest probe; None if two words share a hash."""
+    """A linear-probing table of the vocabulary: each word's hash, each slot's word id (-1:
+    empty), log2 of the number of home slots and the longest probe; None if two words share a hash.
+
+    Words are placed in order of their home slot, each in the first free slot from its home on
+    (a running maximum, no wrap-around: the table has ``probe + 1`` slots past the home slots),
+    so that the slots between a word's home and its slot are all taken, as a probe needs.
+    """
     n = len(words)
     h = _token_hashes(np.frombuffer(b" ".join(words), dtype=np.uint8))[2] if n else np.zeros(0, dtype=np.uint64)
     if len(np.unique(h)) != n:
         return None
     bits = max(1, int(2 * max(n, 1) - 1).bit_length())  # at most half full
-    mask = (1 << bits) - 1
-    slot_words = np.full(1 << bits, -1, dtype="<i4")
     home = _home(h, bits) if n else np.zeros(0, dtype=np.int64)
-    todo, dist, probe = np.arange(n), np.zeros(n, dtype=np.int64), 0
-    while len(todo):
-        slot = (home[todo] + dist) & mask
-        free = slot_words[slot] < 0
-        # Among words wanting the same free slot, the lowest id takes it (deterministic).
-        _, first = np.unique(slot, return_index=True)
-        win = np.zeros(len(todo), dtype=bool)
-        win[first] = True
-        win &= free
-        slot_words[slot[win]] = todo[win]
-        if win.any():
-            probe = max(probe, int(dist[win].max()))
-        todo, dist = todo[~win], dist[~win] + 1
+    order = np.argsort(home, kind="stable")
+    rank = np.arange(n)
+    slot = rank + np.maximum.accumulate(home[order] - rank) if n else rank
+    probe = int((slot - home[order]).max()) if n else 0
+    slot_words = np.full((1 << bits) + probe + 1, -1, dtype="<i4")
+    slot_words[slot] = order
     return h, slot_words, bits, probe
 
 
@@ -1247,7 +1243,7 @@ def _mapped_header_problem(h, data_start: int, size: int) -> str | None:
             return f"section {name!r} lies outside the file or overlaps another"
         at = offset + count * np.dtype(dtype).itemsize
     counts = {name: got[3] for got, (name, _) in zip(s, _MAPPED_SECTIONS)}
-    if counts["offsets"] != h["entries"] + 1 or counts["word_offsets"] != h["words"] + 1 or counts["word_hashes"] != h["words"] or counts["slot_words"] != 1 << h["table_bits"]:
+    if counts["offsets"] != h["entries"] + 1 or counts["word_offsets"] != h["words"] + 1 or counts["word_hashes"] != h["words"] or counts["slot_words"] != (1 << h["table_bits"]) + h["probe"] + 1:
         return "its section lengths disagree with its header"
     return None
 
@@ -1271,11 +1267,19 @@ def _verify_mapped(path: Path, mm: mmap.mmap, header: dict) -> None:
         _, _, offset, count = header["sections"][0]
         n = header["entries"]
         try:
-            entries = str(view[offset : offset + count], "utf-8", "surrogatepass").split(_SEP) if n else []
+            joined = view[offset : offset + count].tobytes()  # a copy: no buffer of the map outlives this check
+            entries = str(joined, "utf-8", "surrogatepass").split(_SEP) if n else []
             if len(entries) != n or (not n and count):
                 raise MatcherFileError(f"{path} fails the check against its own entries (their count); rebuild it")
-            check_entries(entries)
-            again = _encode_mapped(entries, header["lang"], entries_digest(entries))
+            if len(set(entries)) != n:  # (empty entries are refused by the encoder)
+                raise MatcherFileError(f"{path} fails the check against its own entries (an entry is repeated); rebuild it")
+            stream = np.frombuffer(joined, dtype=np.uint8)
+            lengths = np.fromiter(map(len, joined.split(b"\n")), dtype=np.int64, count=n) if n else np.zeros(0, dtype=np.int64)
+            starts = np.zeros(n, dtype=np.int64)
+            np.cumsum(lengths[:-1] + 1, out=starts[1:])
+            if _digest_of_joined(stream, starts, lengths) != header["digest"]:
+                raise MatcherFileError(f"{path} is damaged: its entries do not match its digest; rebuild it")
+            again = _encode_mapped(entries, header["lang"], header["digest"])
         except (MetadataError, ValueError, UnicodeDecodeError) as e:
             if isinstance(e, MatcherFileError):
                 raise
@@ -1312,10 +1316,10 @@ class _MappedTrieEngine:
         starts, ends, h = _token_hashes(raw)
         found = np.full(len(starts), -1, dtype=np.int64)
         if len(self._offsets) > 1:
-            home, mask = _home(h, self._bits), (1 << self._bits) - 1
+            home = _home(h, self._bits)
             todo = np.arange(len(h))
             for d in range(self._probe + 1):
-                slot = (home[todo] + d) & mask
+                slot = home[todo] + d  # < len(slot_words): it has probe + 1 slots past the home slots
                 w = self._slot_words[slot]
                 hit = w >= 0
                 hit[hit] = self._hashes[w[hit]] == h[todo[hit]]

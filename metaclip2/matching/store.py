@@ -10,7 +10,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 from metaclip2.core.entries import MetadataError, entries_digest, read_metadata
-from metaclip2.core.errors import MatcherFileError, MatcherMismatchError, MissingInputError, ParameterError, UnknownLanguageError
+from metaclip2.core.errors import Metaclip2Error, MatcherFileError, MatcherMismatchError, MissingInputError, ParameterError, UnknownLanguageError
+from metaclip2.core.verified import open_regular
 from metaclip2.matching.matcher import MATCHER_ENGINES, Matcher
 
 __all__ = ["MetadataStore", "DEFAULT_MATCHER_MEMORY"]
@@ -155,10 +156,13 @@ class MetadataStore:
         """Per-language digests recorded in ``index.json`` (read once; empty when absent or unreadable)."""
         if self._index is None:
             self._index = {}
+            index = None
             try:
-                with open(self.directory / "index.json", "rb") as f:
-                    index = json.loads(f.read(_MAX_INDEX + 1)) if os.fstat(f.fileno()).st_size <= _MAX_INDEX else None
-            except (OSError, ValueError, RecursionError):
+                fd, st = open_regular(self.directory / "index.json")  # never blocks on a FIFO
+                with open(fd, "rb") as f:
+                    if st.st_size <= _MAX_INDEX:
+                        index = json.loads(f.read(_MAX_INDEX + 1))
+            except (Metaclip2Error, OSError, ValueError, RecursionError):
                 index = None
             if isinstance(index, dict):
                 self._index = {k: v["digest"] for k, v in index.items() if isinstance(v, dict) and isinstance(v.get("digest"), str)}
