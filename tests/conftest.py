@@ -39,11 +39,3 @@ def nltk_data(shared_data: Path) -> Path:
 def enwiki_dump(shared_data: Path) -> Path:
     """The real (shortened) English pages-articles dump."""
     return _need(shared_data / "wikipedia" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _verified_cache(tmp_path_factory):
-    """Matcher files verified by tests are recorded in a temporary cache, not the user's."""
-    if "METACLIP2_CACHE" not in os.environ:
-        os.environ["METACLIP2_CACHE"] = str(tmp_path_factory.mktemp("metaclip2-cache"))
-    yield

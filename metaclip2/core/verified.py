@@ -125,10 +125,16 @@ def mark_verified(key: str, path: str | os.PathLike) -> None:
 
     Examples
     --------
+    >>> import os, tempfile
     >>> from metaclip2.core.verified import is_verified, mark_verified
+    >>> old, tmp = os.environ.get("METACLIP2_CACHE"), tempfile.TemporaryDirectory()
+    >>> os.environ["METACLIP2_CACHE"] = tmp.name
     >>> mark_verified("ab" * 32, "x.matcher")
-    >>> is_verified("ab" * 32)
-    True
+    >>> is_verified("ab" * 32), os.listdir(os.path.join(tmp.name, "verified", "ab"))
+    (True, ['abababababababababababababababababababababababababababababababab'])
+    >>> if old is None: del os.environ["METACLIP2_CACHE"]
+    ... else: os.environ["METACLIP2_CACHE"] = old
+    >>> tmp.cleanup()
     """
     _MEMO.add(key)
     try:
