@@ -1166,7 +1166,7 @@ def _open_file(path: Path) -> tuple[int, os.stat_result]:
     except MissingInputError:
         raise
     except DataError as e:
-        raise MatcherFileError(f"{e}; a matcher must be a regular file") from None
+        raise MatcherFileError(str(e)) from None
 
 
 def _read_all(fd: int, size: int) -> bytes:
