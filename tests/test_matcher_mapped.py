@@ -150,6 +150,23 @@ def test_every_truncation_is_refused(tmp_path, entries, lang):
             Matcher.load(cut)
 
 
+def test_truncation_at_every_byte_is_refused(tmp_path):
+    latin = ["cat", "New York", "of univ", "univ", "0", "(planet)", "a . b"]  # no character tries: a small file
+    path = tmp_path / "m.matcher"
+    Matcher(latin).save(path)
+    data = path.read_bytes()
+    assert len(data) < 4096
+    for n in range(len(data)):
+        cut = tmp_path / f"cut{n}.matcher"
+        cut.write_bytes(data[:n])
+        with pytest.raises(MatcherFileError):
+            Matcher.load(cut)
+    # Bytes added at the end are refused too.
+    (tmp_path / "long.matcher").write_bytes(data + b"\0")
+    with pytest.raises(MatcherFileError, match="truncated or padded"):
+        Matcher.load(tmp_path / "long.matcher")
+
+
 @pytest.mark.parametrize("entries, lang", [(EN, "en"), (ZH, "zh")])
 def test_every_bit_flip_is_detected_at_first_verification(tmp_path, entries, lang):
     data = (tmp_path / "m.matcher", Matcher(entries, lang=lang).save(tmp_path / "m.matcher"))[0].read_bytes()
