@@ -334,6 +334,23 @@ def test_verified_once_per_machine_and_again_when_the_file_changes(tmp_path, mon
     assert Matcher.load(path).entries == ZH and _verifications() == before + 3
 
 
+def test_processes_starting_together_verify_once(tmp_path):
+    rng = random.Random(5)  # a list whose verification takes long enough for the processes to overlap
+    entries = list(dict.fromkeys("".join(rng.choice("abcdefgh") for _ in range(9)) for _ in range(100000)))
+    path = tmp_path / "m.matcher"
+    Matcher(entries).save(path)
+    code = (
+        "from metaclip2.matching import matcher as mm; import sys;"
+        "m = mm.Matcher.load(sys.argv[1]); print(mm._VERIFICATIONS[0], len(m))"
+    )
+    env = dict(os.environ, METACLIP2_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], env=env, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert [int(o[1]) for o in outs] == [len(entries)] * 3
+    assert sum(int(o[0]) for o in outs) == 1  # the others waited for the first one's record
+
+
 def test_an_unwritable_cache_is_only_a_cost(tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")

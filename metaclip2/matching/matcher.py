@@ -52,8 +52,10 @@ checksum, then its entries decoded and encoded again, which must give the file b
 (so every array, and every index stored in one, is exactly what this code derives from the
 entries). A version that passed is recorded by :mod:`metaclip2.core.verified` under its
 ``(st_dev, st_ino, size, mtime, ctime)`` and checksum, so later loads by any process of the
-machine skip the hashing, and a rewritten or touched file is verified again. Nothing in a file
-is executed or trusted unchecked.
+machine skip the hashing, and a rewritten or touched file is verified again; processes that
+open a file not yet verified wait for the one verifying it (``flock``). Nothing in a file is
+executed or trusted unchecked. A mapped file must be replaced, never rewritten in place while
+in use (metaclip2 always writes a new file and renames it over the old one).
 
 Version 2 (``save(path, version=2)``; still read): the header then holds the payload's size
 and sha256, and the payload the entries, their byte lengths, the vocabulary and the token
@@ -75,6 +77,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: verifications are then not serialised
+    fcntl = None
 
 from metaclip2.core.charclass import is_cjk_like
 from metaclip2.core.entries import check_entries, entries_digest
@@ -504,8 +511,15 @@ class Matcher:
             raise MatcherFileError(f"{path} cannot be mapped ({e})") from None
         key = verified_key(st, header["sha256"])
         if not is_verified(key):
-            _verify_mapped(path, mm, header)
-            mark_verified(key, path)
+            # One process of the machine verifies; the others wait for it, then find its record.
+            locked = _lock(fd)
+            try:
+                if not is_verified(key):
+                    _verify_mapped(path, mm, header)
+                    mark_verified(key, path)
+            finally:
+                if locked:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
         arrays = {}
         for name, dtype, offset, count in header["sections"]:
             arrays[name] = np.frombuffer(mm, dtype=dtype, count=count, offset=offset) if count else np.zeros(0, dtype=dtype)
@@ -1167,6 +1181,17 @@ def _open_file(path: Path) -> tuple[int, os.stat_result]:
         raise
     except DataError as e:
         raise MatcherFileError(str(e)) from None
+
+
+def _lock(fd: int) -> bool:
+    """Take an exclusive lock on the open file `fd` (False where locks are unavailable: then nothing waits)."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+    except OSError:
+        return False
 
 
 def _read_all(fd: int, size: int) -> bytes:
