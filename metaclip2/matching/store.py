@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -13,12 +14,14 @@ from metaclip2.core.entries import MetadataError, entries_digest, read_metadata
 from metaclip2.core.errors import (
     MatcherFileError, MatcherMismatchError, Metaclip2Error, MissingInputError, ParameterError, UnknownLanguageError,
 )  # fmt: skip
+from metaclip2.core.regularfile import open_regular_fd
 from metaclip2.matching.matcher import MATCHER_ENGINES, Matcher
 
 __all__ = ["MetadataStore", "DEFAULT_MATCHER_MEMORY"]
 
 #: Default memory budget of the matchers a store keeps loaded: 1 GiB.
 DEFAULT_MATCHER_MEMORY = 1 << 30
+_MAX_INDEX = 64 << 20  # a larger index.json is not read (the digests are then hashed from the .tsv)
 
 
 class MetadataStore:
@@ -103,6 +106,7 @@ class MetadataStore:
         self.strict = strict
         self.engine = engine
         self._digests: dict[str, str] = {}
+        self._index: dict[str, str] | None = None
         self._init_cache()
 
     def _init_cache(self) -> None:
@@ -138,11 +142,34 @@ class MetadataStore:
     def digest(self, lang: str) -> str:
         """:func:`~metaclip2.core.entries.entries_digest` of `lang`'s entry list.
 
-        The ``.tsv`` is read and checked once per language; only the digest is kept.
+        Taken from the directory's ``index.json`` (written by
+        :func:`~metaclip2.matching.lid_metadata.build_lid_metadata`) when it records one that
+        agrees with the digest in the first line of ``<lang>.tsv``; otherwise the ``.tsv`` is
+        read and checked. Either way once per language; only the digest is kept.
         """
         if lang not in self._digests:
-            self._digests[lang] = entries_digest(read_metadata(self._path(lang)))
+            path = self._path(lang)
+            recorded = self._indexed_digests().get(lang)
+            if recorded is None or recorded != _tsv_header_digest(path):
+                recorded = entries_digest(read_metadata(path))
+            self._digests[lang] = recorded
         return self._digests[lang]
+
+    def _indexed_digests(self) -> dict[str, str]:
+        """Per-language digests recorded in ``index.json`` (read once; empty when absent or unreadable)."""
+        if self._index is None:
+            self._index = {}
+            index = None
+            try:
+                fd, st = open_regular_fd(self.directory / "index.json")  # never blocks on a FIFO
+                with open(fd, "rb") as f:
+                    if st.st_size <= _MAX_INDEX:
+                        index = json.loads(f.read(_MAX_INDEX + 1))
+            except (Metaclip2Error, OSError, ValueError, RecursionError):
+                index = None
+            if isinstance(index, dict):
+                self._index = {k: v["digest"] for k, v in index.items() if isinstance(v, dict) and isinstance(v.get("digest"), str)}
+        return self._index
 
     def digests(self) -> dict[str, str]:
         """Digest of every language, by language."""
@@ -207,3 +234,14 @@ class MetadataStore:
             return self._files[lang]
         except KeyError:
             raise UnknownLanguageError(f"no metadata for language {lang!r} in {self.directory} (has: {', '.join(self.languages[:20])})") from None
+
+
+def _tsv_header_digest(path: Path) -> str | None:
+    """The digest recorded in the first line of a metadata ``.tsv`` (None if it records none)."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(4096).decode("utf-8", "replace")
+    except OSError:
+        return None
+    fields = dict(kv.split("=", 1) for kv in first.rstrip("\n").split("\t")[1:] if "=" in kv)
+    return fields.get("digest")
