@@ -241,8 +241,9 @@ def _finished_stage1(run: RunDir, s1: dict, config: CurationConfig, what: Sequen
             f"stage 1 is unfinished for {len(missing)} of {len(names)} shards (e.g. {missing[0]}): run `metaclip2 count` again"
         )
     checks = verify.verify_many(
-        lambda n, p: verify.stage1_shard(run.stage1, n, p, check_outputs=what), list(zip(names, s1["inputs"])), config.workers
-    )
+        lambda n, p: verify.stage1_shard(run.stage1, n, p, check_outputs=what, metadata_digests=s1["metadata_digests"]),
+        list(zip(names, s1["inputs"])), config.workers,
+    )  # fmt: skip
     for name, check in zip(names, checks):
         if check.stats is None:
             raise DataError(f"stage 1 of shard {name} cannot be used: {check.problem}; run `metaclip2 count` again, which redoes it")
@@ -331,7 +332,8 @@ def _count(metadata, inputs, out, config: CurationConfig, shards: Sequence[int] 
     options = config.match_options()
     stage = ShardStage(
         "stage 1", "stage 1: match", names,
-        check=lambda i: verify.stage1_shard(run.stage1, names[i], paths[i], redo_changed=config.redo_changed),
+        check=lambda i: verify.stage1_shard(run.stage1, names[i], paths[i], redo_changed=config.redo_changed,
+                                            metadata_digests=section["metadata_digests"]),
         marker=lambda i: stage1_paths(run.stage1, names[i])["stats"],
         task=lambda i: MatchTask(input_path=paths[i], metadata=section["metadata"], out_dir=str(run.stage1), shard=names[i], options=options),
         progress=_stage1_progress,

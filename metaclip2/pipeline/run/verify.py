@@ -86,7 +86,7 @@ def _load(cls, path: Path) -> tuple[Any, str | None]:
 
 
 def stage1_shard(stage1_dir: str | os.PathLike, shard: str, input_path: str, *, redo_changed: bool = False,
-                 check_outputs: bool | Sequence[str] = True) -> ShardCheck:  # fmt: skip
+                 check_outputs: bool | Sequence[str] = True, metadata_digests: Mapping[str, str] | None = None) -> ShardCheck:  # fmt: skip
     """Verify a shard's finished stage 1 against its input and its outputs.
 
     Parameters
@@ -100,11 +100,15 @@ def stage1_shard(stage1_dir: str | os.PathLike, shard: str, input_path: str, *, 
     check_outputs : bool or sequence of str
         Verify every output (True), none (False), or those of these keys of
         :func:`~metaclip2.pipeline.stages.files.stage1_paths` (e.g. ``["counts"]``).
+    metadata_digests : mapping of str to str, optional
+        The run's metadata (run.json's ``metadata_digests``): a shard whose counts index another
+        entry list of some language (the metadata changed while stage 1 ran, even if it was
+        restored since) was made with other metadata.
 
     Raises
     ------
     InputChangedError
-        The input changed and `redo_changed` is False.
+        The input, or the metadata the shard was made with, changed and `redo_changed` is False.
     """
     paths = stage1_paths(stage1_dir, shard)
     if not paths["stats"].exists():
@@ -132,7 +136,27 @@ def stage1_shard(stage1_dir: str | os.PathLike, shard: str, input_path: str, *, 
         problem = outputs_problem(stage1_dir, recorded)
         if problem is not None:
             return ShardCheck(problem=problem)
+    if metadata_digests is not None:
+        problem = _metadata_problem(paths["counts"], metadata_digests)
+        if problem is not None and not redo_changed:
+            raise InputChangedError(
+                f"shard {shard} was {problem}: run `metaclip2 curate` or `count` again with --redo-changed "
+                "(redo_changed=True), which redoes every shard made with other metadata and the stages after them"
+            )
+        if problem is not None:
+            return ShardCheck(problem=problem)
     return ShardCheck(stats=stats)
+
+
+def _metadata_problem(counts_path: Path, digests: Mapping[str, str]) -> str | None:
+    """How a shard's counts disagree with the run's metadata, or None (reads the file's table of contents only)."""
+    from metaclip2.curation.counts import EntryCounts
+
+    made = EntryCounts.load(counts_path).digests
+    changed = sorted(lang for lang, d in made.items() if digests.get(lang) != d)
+    if not changed:
+        return None
+    return f"made with other metadata than the run's ({', '.join(changed[:5])}{' …' if len(changed) > 5 else ''} changed while stage 1 ran)"
 
 
 def stage3_shard(stage3_dir: str | os.PathLike, shard: str, output_format: str, sources: Mapping[str, str]) -> ShardCheck:
