@@ -214,9 +214,9 @@ def _store(metadata, config: CurationConfig):
     return cached_store(metadata, config.matcher_engine, matcher_memory=config.matcher_memory, strict=config.strict)
 
 
-def _stage1_section(metadata, inputs, config: CurationConfig) -> tuple[list[str], list[str], dict]:
+def _stage1_section(metadata, inputs, config: CurationConfig, run: RunDir) -> tuple[list[str], list[str], dict]:
     """Input paths, shard names and run.json's stage-1 section; everything checked, nothing written."""
-    paths = expand_inputs(inputs)
+    paths = _outside(expand_inputs(inputs), run.path)
     _check_inputs(paths, config.input_format, config)
     store = _store(metadata, config)  # a missing or empty metadata directory is refused here
     section = {
@@ -227,6 +227,19 @@ def _stage1_section(metadata, inputs, config: CurationConfig) -> tuple[list[str]
         **config.section(1),
     }
     return paths, section["shards"], section
+
+
+def _outside(paths: list[str], out: Path) -> list[str]:
+    """`paths` less the files inside the run directory `out`: a run never reads its own outputs
+    as input (a recursive glob over a folder that holds the run would match its subset)."""
+    root = os.path.realpath(out)
+    inside = [p for p in paths if "://" not in p and os.path.realpath(p).startswith(root + os.sep)]
+    if inside:
+        log.info("%d file(s) inside the run directory %s are not inputs (e.g. %s)", len(inside), out, inside[0])
+    kept = [p for p in paths if p not in set(inside)]
+    if not kept and inside:
+        raise MissingInputError(f"every input matched lies inside the run directory {out}: give the pool's own files")
+    return kept
 
 
 def _finished_stage1(run: RunDir, s1: dict, config: CurationConfig, what: Sequence[str]) -> dict[str, Stage1Stats]:
@@ -322,7 +335,7 @@ def count(
 def _count(metadata, inputs, out, config: CurationConfig, shards: Sequence[int] | None, preflight: bool) -> list[Stage1Stats]:
     run = RunDir(_local(out))
     run.read()  # refuse a file or a foreign directory before anything else
-    paths, names, section = _stage1_section(metadata, inputs, config)
+    paths, names, section = _stage1_section(metadata, inputs, config, run)
     todo = _selected(shards, len(paths))
     run.check("stage1", section, ignore=("metadata",))
     if "source" in run.read():
@@ -614,7 +627,7 @@ def curate(
     config = CurationConfig.from_options(config, **options)
     run = RunDir(_local(out))
     run.read()
-    paths, names, section = _stage1_section(metadata, inputs, config)
+    paths, names, section = _stage1_section(metadata, inputs, config, run)
     run.check("stage1", section, ignore=("metadata",))
     run.check("stage2", config.section(2))
     run.check("stage3", config.section(3))

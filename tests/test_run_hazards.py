@@ -1,4 +1,5 @@
-"""Metadata changed while stage 1 ran: the shards made with it are named, and one command redoes them."""
+"""Runs that meet a changing world: metadata changed while stage 1 ran, a run directory inside its
+pool, image ids that hold line breaks."""
 
 from __future__ import annotations
 
@@ -35,3 +36,27 @@ def test_shards_made_with_other_metadata_are_named_and_redone(pool):
     fresh = curate(meta, inputs, pool / "fresh", t_en=3, progress=False)
     skip = {"run.json", "datacard.json", "metaclip2.log"}
     assert tree(res.out, skip) == tree(fresh.out, skip)
+
+
+def test_a_run_directory_is_never_its_own_input(pool):
+    meta = make_metadata(pool / "meta")
+    # the run lives inside the folder a recursive glob reads: its subset must not come back as input
+    inputs = [str(pool / "**" / "*.jsonl")]
+    first = curate(meta, inputs, pool / "pool" / "run", t_en=3, progress=False)
+    again = curate(meta, inputs, pool / "pool" / "run", t_en=3, progress=False)  # resumes: the same inputs
+    assert again.datacard == first.datacard
+    assert len(first.outputs) == 3 and all("run" not in p.name for p in first.outputs)
+
+
+def test_keys_list_has_one_line_per_kept_image_even_for_ids_with_line_breaks(tmp_path):
+    import json
+
+    meta = make_metadata(tmp_path / "meta")
+    images = [{"id": f"img\n{i}" if i % 3 == 0 else (f'"q{i}' if i % 3 == 1 else f"plain{i}"), "texts": [{"text": "the red car", "lang": "en"}]}
+              for i in range(10)]  # fmt: skip
+    write_jsonl(tmp_path / "pool.jsonl", images)
+    res = curate(meta, [str(tmp_path / "pool.jsonl")], tmp_path / "run", t_en=100, progress=False, keys_list=True)
+    lines = (tmp_path / "run" / "stage3" / "pool.keys.txt").read_text().splitlines()
+    assert len(lines) == res.datacard["totals"]["kept_images"] == 10  # t_en above every count: all kept
+    decoded = [json.loads(x) if x.startswith('"') else x for x in lines]
+    assert sorted(decoded) == sorted(im["id"] for im in images)
