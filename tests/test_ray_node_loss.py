@@ -57,8 +57,9 @@ T_EN = 400  # many pairs kept: stage 3 writes long enough outputs to be caught m
 # -- processes of one node, through /proc -----------------------------------------------------
 
 
-def _parents() -> dict[int, int]:
-    """``pid -> parent pid`` of every process of this machine."""
+def _processes() -> dict[int, tuple[int, int]]:
+    """``pid -> (parent pid, start time)`` of every live process of this machine (zombies left
+    out; the start time tells a reused pid apart)."""
     out = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -66,19 +67,10 @@ def _parents() -> dict[int, int]:
                 stat = Path(f"/proc/{d}/stat").read_text()
             except OSError:  # exited meanwhile
                 continue
-            out[int(d)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+            fields = stat[stat.rindex(")") + 2 :].split()  # from field 3 (state) on
+            if fields[0] not in "ZX":
+                out[int(d)] = (int(fields[1]), int(fields[19]))
     return out
-
-
-def _descendants(pid: int) -> list[int]:
-    parents = _parents()
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parents.items() if pp == p]
-        found += kids
-        todo += kids
-    return found
 
 
 def _open_files(pid: int) -> list[str]:
@@ -116,7 +108,7 @@ class _Node:
                  f"--object-store-memory={80 << 20}", "--disable-usage-stats", f"--temp-dir={self.temp_dir}", *args],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-        self.pids = {self.proc.pid}
+        self.known = {self.proc.pid: _processes()[self.proc.pid][1]}  # pid -> start time: ours, and only these
 
     def wait_started(self) -> None:
         deadline = time.monotonic() + WAIT
@@ -126,30 +118,34 @@ class _Node:
             time.sleep(0.2)
 
     def processes(self) -> list[int]:
-        """The node's live processes (remembered, so that `kill` reaches them all)."""
-        pids = [self.proc.pid, *_descendants(self.proc.pid)]
-        self.pids.update(pids)
-        return pids
+        """The node's live processes: the ``ray start`` process and its descendants, remembered
+        (with their start times) so that `kill` reaches those reparented meanwhile, and never
+        a process that merely got one of their pids again."""
+        table = _processes()
+        live = [p for p, start in self.known.items() if p in table and table[p][1] == start]
+        todo = list(live)
+        while todo:
+            parent = todo.pop()
+            for pid, (ppid, start) in table.items():
+                if ppid == parent and pid not in self.known:
+                    self.known[pid] = start
+                    live.append(pid)
+                    todo.append(pid)
+        return live
 
     def kill(self) -> None:
         """``SIGKILL`` every process of the node, as if its machine died; bounded wait for them to go."""
         deadline = time.monotonic() + WAIT
-        while True:
-            alive = [p for p in self.processes() if p != self.proc.pid] + ([self.proc.pid] if self.proc.poll() is None else [])
+        while alive := self.processes():
             for pid in alive:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            if not alive or time.monotonic() > deadline:
-                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"processes of the Ray {self.name} node survive SIGKILL: {alive}")
             time.sleep(0.1)
         self.proc.wait(timeout=WAIT)
-        for pid in self.pids:  # whatever was reparented away from the node's tree meanwhile
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 # Run as a short-lived driver: is the node whose files live under argv[2] alive in the cluster?
@@ -187,11 +183,13 @@ class _Cluster:
         assert check.returncode == 0, check.stderr[-3000:]
         return worker
 
-    def retried_tasks(self) -> set[tuple[str, str]]:
-        """``(task id, attempt)`` of every task the drivers' Ray core resubmitted so far (from its log)."""
-        found = set()
+    def retried_tasks(self) -> dict[tuple[str, str], float]:
+        """``(task id, attempt) -> when`` (epoch s) of every task the drivers' Ray core resubmitted so far (from its log)."""
+        found = {}
         for log in self.head.temp_dir.glob("session_*/logs/python-core-driver-*.log"):
-            found.update(re.findall(r"Will resubmit task .*?task_id=(\w+).*?attempt_number=(\d+)", log.read_text(errors="replace")))
+            for when, task, attempt in re.findall(r"^\[([\d-]+ [\d:,]+) .*Will resubmit task .*?task_id=(\w+).*?attempt_number=(\d+)",
+                                                  log.read_text(errors="replace"), re.M):  # fmt: skip
+                found[task, attempt] = time.mktime(time.strptime(when[:19], "%Y-%m-%d %H:%M:%S")) + int(when[20:]) / 1000
         return found
 
     def close(self) -> None:
@@ -265,6 +263,7 @@ class _Saboteur(threading.Thread):
         self.node, self.watch, self.done = node, [str(p) for p in watch], done
         self.caught: str | None = None  # the file the frozen task had open
         self.killed = False
+        self.killed_at = 0.0  # wall clock, to compare with Ray's log
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -280,6 +279,7 @@ class _Saboteur(threading.Thread):
                 time.sleep(0.005)
         while self.caught and not self.stop.is_set() and time.monotonic() < deadline:
             if any(self.done.glob("*.stats.json")):  # the head has finished a shard of the stage
+                self.killed_at = time.time()
                 self.node.kill()
                 self.killed = True
                 return
@@ -305,9 +305,10 @@ def test_worker_node_lost_mid_stage_is_retried_and_outputs_equal(cluster, pool_a
         saboteur.stop.set()
         saboteur.join(timeout=WAIT)
         worker.kill()
-    retried = cluster.retried_tasks() - retried_before
+    retried = {k: t for k, t in cluster.retried_tasks().items() if k not in retried_before}
+    delays = ", ".join(f"{t - saboteur.killed_at:.1f}" for t in sorted(retried.values()))
     print(f"\n{stage}: worker node killed while its task had {saboteur.caught} open; the command took "
-          f"{time.monotonic() - started:.1f} s, Ray retried {len(retried)} task(s)")  # fmt: skip
+          f"{time.monotonic() - started:.1f} s; Ray retried {len(retried)} task(s), {delays} s after the kill")  # fmt: skip
     assert saboteur.caught is not None and saboteur.killed, "the worker node was never caught working on the stage"
     assert status == 0, cmd.output()  # no re-run needed: Ray ran the lost task again on the head
     assert len(retried) >= 1
