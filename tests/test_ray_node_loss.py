@@ -5,10 +5,10 @@ A real two-node Ray cluster on this machine: a head and a worker node, each a ``
 ``metaclip2 curate --executor ray --ray-address HEAD`` in a subprocess, as a user runs it
 (so every wait is bounded, and a hung run is killed, not the test). The test makes the loss
 land mid-task, whatever the machine's speed: it watches the worker node's processes and
-freezes (``SIGSTOP``) the first one that has a file of the stage open (an input shard being
-read, a stage-3 output being written), waits until the head has finished a shard of that
-stage, then ``SIGKILL``s every process of the worker node: the node is gone, as if its
-machine died. Ray runs the lost task again on the head; the run directory must then equal,
+freezes (``SIGSTOP``) one that runs a task of the stage, at a moment it has the stage's file
+open (its input shard in stage 1, its output's temporary file in stage 3), waits until the
+head has finished a shard of that stage, then ``SIGKILL``s every process of the worker node: the
+node is gone, as if its machine died. Ray runs the lost task again on the head; the run directory must then equal,
 file for file, that of an uninterrupted run (local executor, same command; only
 ``metaclip2.log``, with its timestamps, is left out of the comparison). A last test kills
 the driver itself mid-stage-1 (the whole run dies) and runs the same command again.
@@ -51,7 +51,7 @@ from test_ray import _make_pool, _tree  # noqa: E402  (the same generated pool a
 
 WAIT = 120  # seconds: the bound of every wait (node start, a shard finishing, a process exiting)
 N_SHARDS = 6
-T_EN = 400  # many pairs kept: stage 3 writes long enough outputs to be caught mid-shard
+T_EN = 400
 
 
 # -- processes of one node, through /proc -----------------------------------------------------
@@ -255,35 +255,70 @@ def pool_and_reference(tmp_path_factory):
     return root, reference
 
 
-class _Saboteur(threading.Thread):
-    """Freeze the worker node's first task of a stage mid-shard, then kill the node once the head finished a shard."""
+def _title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return ""
 
-    def __init__(self, node: _Node, watch: list[Path], done: Path):
+
+class _Saboteur(threading.Thread):
+    """Freeze a task of a stage on the worker node mid-file, then kill the node once the head has finished a shard of it.
+
+    A Ray worker process is titled ``ray::_call`` while it runs one of the executor's tasks
+    (``ray::IDLE`` between tasks); stage 2 runs on the driver, so a task running before
+    ``stage2/probabilities.bin`` exists is stage 1's, after it stage 3's. The task is stopped
+    at once, then let run on in small steps until it has the stage's file open (its input
+    shard in stage 1, its output's temporary file in stage 3) and stopped there.
+    """
+
+    def __init__(self, node: _Node, run: Path, stage: str, target: Path):
         super().__init__(daemon=True)
-        self.node, self.watch, self.done = node, [str(p) for p in watch], done
-        self.caught: str | None = None  # the file the frozen task had open
-        self.killed = False
+        self.node, self.run_dir, self.stage, self.target = node, run, stage, str(target)
+        self.frozen: int | None = None  # pid of the frozen task's worker process
+        self.open_file: str | None = None  # the stage's file it has open
         self.killed_at = 0.0  # wall clock, to compare with Ray's log
         self.stop = threading.Event()
 
+    def in_stage(self) -> bool:
+        return (self.run_dir / "stage2" / "probabilities.bin").exists() == (self.stage == "stage3")
+
+    def _target_open(self, pid: int) -> str | None:
+        return next((f for f in _open_files(pid) if f.startswith(self.target)), None)
+
+    def _stop_mid_file(self, pid: int, deadline: float) -> bool:
+        """`pid` is stopped in a task: step it on until it has the target file open (False: the task ended first)."""
+        while time.monotonic() < deadline and not self.stop.is_set():
+            if self._target_open(pid):
+                self.open_file = self._target_open(pid)
+                return True
+            os.kill(pid, signal.SIGCONT)
+            while not self._target_open(pid):
+                if not _title(pid).startswith("ray::_call") or time.monotonic() > deadline:
+                    return False  # the task finished (or the process is gone) meanwhile
+            os.kill(pid, signal.SIGSTOP)
+        return False
+
     def run(self) -> None:
         deadline = time.monotonic() + WAIT
-        while not self.stop.is_set() and time.monotonic() < deadline and self.caught is None:
-            for pid in self.node.processes():
-                hit = next((f for f in _open_files(pid) if f.startswith(tuple(self.watch))), None)
-                if hit:
-                    os.kill(pid, signal.SIGSTOP)  # mid-shard, for as long as the node lives
-                    self.caught = hit
-                    break
-            else:
-                time.sleep(0.005)
-        while self.caught and not self.stop.is_set() and time.monotonic() < deadline:
-            if any(self.done.glob("*.stats.json")):  # the head has finished a shard of the stage
+        pids, listed = [], 0.0
+        while self.frozen is None and not self.stop.is_set() and time.monotonic() < deadline:
+            if time.monotonic() - listed > 0.2:  # the node's process tree, now and then; titles at every turn
+                pids, listed = self.node.processes(), time.monotonic()
+            if self.in_stage():
+                for pid in pids:
+                    if _title(pid).startswith("ray::_call"):
+                        os.kill(pid, signal.SIGSTOP)
+                        if self._stop_mid_file(pid, deadline):
+                            self.frozen = pid  # for as long as the node lives
+                        break
+            time.sleep(0.001)
+        while self.frozen is not None and not self.stop.is_set() and time.monotonic() < deadline:
+            if any((self.run_dir / self.stage).glob("*.stats.json")):  # the head has finished a shard of the stage
                 self.killed_at = time.time()
                 self.node.kill()
-                self.killed = True
                 return
-            time.sleep(0.05)
+            time.sleep(0.02)
 
 
 @pytest.mark.parametrize("stage", ["stage1", "stage3"])
@@ -291,10 +326,8 @@ def test_worker_node_lost_mid_stage_is_retried_and_outputs_equal(cluster, pool_a
     """The worker node dies mid-task in stage 1 (or 3); the same command completes with the reference's bytes."""
     root, reference = pool_and_reference
     run = root / "run"
-    # A stage-1 task has its input shard open; a stage-3 task its output in stage3/.
-    watch = [root / "pool"] if stage == "stage1" else [run / "stage3"]
     worker = cluster.add_worker()
-    saboteur = _Saboteur(worker, watch, run / stage)
+    saboteur = _Saboteur(worker, run, stage, target=root / "pool" if stage == "stage1" else run / "stage3")
     retried_before = cluster.retried_tasks()
     started = time.monotonic()
     cmd = _Command(_curate_command(root, "--executor", "ray", "--ray-address", cluster.address), root / f"{stage}.log")
@@ -307,9 +340,9 @@ def test_worker_node_lost_mid_stage_is_retried_and_outputs_equal(cluster, pool_a
         worker.kill()
     retried = {k: t for k, t in cluster.retried_tasks().items() if k not in retried_before}
     delays = ", ".join(f"{t - saboteur.killed_at:.1f}" for t in sorted(retried.values()))
-    print(f"\n{stage}: worker node killed while its task had {saboteur.caught} open; the command took "
-          f"{time.monotonic() - started:.1f} s; Ray retried {len(retried)} task(s), {delays} s after the kill")  # fmt: skip
-    assert saboteur.caught is not None and saboteur.killed, "the worker node was never caught working on the stage"
+    print(f"\n{stage}: worker node killed while its task was frozen with {saboteur.open_file} open; the command "
+          f"took {time.monotonic() - started:.1f} s; Ray retried {len(retried)} task(s), {delays} s after the kill")  # fmt: skip
+    assert saboteur.frozen is not None and saboteur.killed_at, f"the worker node never ran a task of {stage}"
     assert status == 0, cmd.output()  # no re-run needed: Ray ran the lost task again on the head
     assert len(retried) >= 1
     got = _tree(run)
