@@ -22,8 +22,8 @@ crashed, the worker was killed for memory) is run again by Ray, up to ``max_retr
 on whatever node is left: the per-shard tasks write atomically and always the same bytes, so
 a second run of one is harmless. A task that *raised* is not retried (its error is the
 input's or the code's, and would repeat). When the retries are used up, `map` raises
-`TaskLostError`, one line that says to run the same command again: the run directory keeps
-every finished shard.
+`TaskLostError`, one line that says to run the same command again (a curation's run
+directory keeps every finished shard).
 """
 
 from __future__ import annotations
@@ -67,9 +67,14 @@ def _lost_errors(ray) -> tuple[type[BaseException], ...]:
     return tuple(getattr(ex, n) for n in names if hasattr(ex, n))
 
 
-def _task_name(kwargs: dict[str, Any], i: int, n: int) -> str:
+def _lost_message(desc: str, kwargs: dict[str, Any], i: int, n: int, error: BaseException, max_retries: int) -> str:
+    """The one line of `TaskLostError`: which task, the Ray error, and to run the command again."""
     shard = getattr(kwargs.get("task"), "shard", None)  # the pipeline's MatchTask / SampleTask
-    return f"the Ray task of shard {shard}" if shard is not None else f"Ray task {i + 1} of {n}"
+    what = f"the Ray task of shard {shard}" if shard is not None else f"Ray task {i + 1} of {n}"
+    # Only the curation stages keep finished shards; other maps (n-gram counting) start over.
+    again = "run the same command again to resume (finished shards are verified and reused)" if shard is not None else "run the same command again"
+    return (f"{desc}: {what} was lost with its worker or node ({type(error).__name__}) and Ray's retries "
+            f"(max_retries={max_retries}) are used up: {again}")  # fmt: skip
 
 
 def import_ray():
@@ -295,12 +300,8 @@ class RayExecutor(Executor):
                     try:
                         results[i] = ray.get(ref)  # raises the task's error
                     except lost as e:
-                        what = _task_name(list_of_kwargs[i], i, len(list_of_kwargs))
-                        raise TaskLostError(
-                            f"{self.desc or getattr(fn, '__name__', 'tasks')}: {what} was lost with its "
-                            f"worker or node ({type(e).__name__}) and Ray's retries (max_retries={self.max_retries}) are "
-                            "used up: run the same command again to resume (finished shards are verified and reused)"
-                        ) from e
+                        desc = self.desc or getattr(fn, "__name__", "tasks")
+                        raise TaskLostError(_lost_message(desc, list_of_kwargs[i], i, len(list_of_kwargs), e, self.max_retries)) from e
                     bar.update(1, **counter_of(self.counter, results[i]))
         except BaseException:
             for ref in pending:
