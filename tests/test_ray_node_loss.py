@@ -4,10 +4,10 @@ A real two-node Ray cluster on this machine: a head and a worker node, each a ``
 --block`` process in its own session and temporary directory, 1 CPU each. The driver is
 ``metaclip2 curate --executor ray --ray-address HEAD`` in a subprocess, as a user runs it
 (so every wait is bounded, and a hung run is killed, not the test). The test makes the loss
-land mid-task, whatever the machine's speed: it watches the worker node's processes and
-freezes (``SIGSTOP``) one that runs a task of the stage, at a moment it has the stage's file
-open (its input shard in stage 1, its output's temporary file in stage 3), waits until the
-head has finished a shard of that stage, then ``SIGKILL``s every process of the worker node: the
+land mid-task, whatever the machine's speed: it holds the head's tasks of the stage
+(``SIGSTOP``) until the worker node runs one, freezes that one at a moment it has the
+stage's file open (its input shard in stage 1, its output's temporary file in stage 3), lets
+the head go on, waits until the head has finished a shard of that stage, then ``SIGKILL``s every process of the worker node: the
 node is gone, as if its machine died. Ray runs the lost task again on the head; the run directory must then equal,
 file for file, that of an uninterrupted run (local executor, same command; only
 ``metaclip2.log``, with its timestamps, is left out of the comparison). A last test kills
@@ -108,7 +108,8 @@ class _Node:
                  f"--object-store-memory={80 << 20}", "--disable-usage-stats", f"--temp-dir={self.temp_dir}", *args],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
-        self.known = {self.proc.pid: _processes()[self.proc.pid][1]}  # pid -> start time: ours, and only these
+        # pid -> start time: ours, and only these (None if it is gone already: nothing to kill)
+        self.known = {self.proc.pid: _processes().get(self.proc.pid, (0, None))[1]}
 
     def wait_started(self) -> None:
         deadline = time.monotonic() + WAIT
@@ -247,7 +248,7 @@ def pool_and_reference(tmp_path_factory):
     is then moved aside.
     """
     root = tmp_path_factory.mktemp("node-loss")
-    _make_pool(root, n_shards=N_SHARDS, images_per_shard=20_000, seed=11)
+    _make_pool(root, n_shards=N_SHARDS, images_per_shard=5_000, seed=11)
     cmd = _Command(_curate_command(root, "--workers", "1"), root / "reference.log")
     assert cmd.wait() == 0, cmd.output()
     reference = _tree(root / "run")
@@ -267,15 +268,19 @@ class _Saboteur(threading.Thread):
 
     A Ray worker process is titled ``ray::_call`` while it runs one of the executor's tasks
     (``ray::IDLE`` between tasks); stage 2 runs on the driver, so a task running before
-    ``stage2/probabilities.bin`` exists is stage 1's, after it stage 3's. The task is stopped
-    at once, then let run on in small steps until it has the stage's file open (its input
-    shard in stage 1, its output's temporary file in stage 3) and stopped there.
+    ``stage2/probabilities.bin`` exists is stage 1's, after it stage 3's. Until a worker-node
+    task is caught, the head's tasks are held stopped too, so that the driver has to send the
+    next tasks to the worker node however fast the head would have been. The worker-node task
+    is stopped at once, then let run on in small steps until it has the stage's file open (its
+    input shard in stage 1, its output's temporary file in stage 3) and stopped there; the
+    head's tasks then go on.
     """
 
-    def __init__(self, node: _Node, run: Path, stage: str, target: Path):
+    def __init__(self, head: _Node, node: _Node, run: Path, stage: str, target: Path):
         super().__init__(daemon=True)
-        self.node, self.run_dir, self.stage, self.target = node, run, stage, str(target)
-        self.frozen: int | None = None  # pid of the frozen task's worker process
+        self.head, self.node, self.run_dir, self.stage, self.target = head, node, run, stage, str(target)
+        self.held: set[int] = set()  # head processes stopped while a worker-node task is awaited
+        self.frozen: int | None = None  # pid of the worker node's frozen task process
         self.open_file: str | None = None  # the stage's file it has open
         self.killed_at = 0.0  # wall clock, to compare with Ray's log
         self.stop = threading.Event()
@@ -299,13 +304,31 @@ class _Saboteur(threading.Thread):
             os.kill(pid, signal.SIGSTOP)
         return False
 
+    def _release_head(self) -> None:
+        for pid in self.held:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        self.held.clear()
+
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self._release_head()  # never leave the head stopped, whatever happened
+
+    def _run(self) -> None:
         deadline = time.monotonic() + WAIT
-        pids, listed = [], 0.0
+        heads, pids, listed = [], [], 0.0
         while self.frozen is None and not self.stop.is_set() and time.monotonic() < deadline:
-            if time.monotonic() - listed > 0.2:  # the node's process tree, now and then; titles at every turn
-                pids, listed = self.node.processes(), time.monotonic()
+            if time.monotonic() - listed > 0.2:  # the process trees, now and then; titles at every turn
+                heads, pids, listed = self.head.processes(), self.node.processes(), time.monotonic()
             if self.in_stage():
+                for pid in heads:
+                    if pid not in self.held and _title(pid).startswith("ray::_call"):
+                        os.kill(pid, signal.SIGSTOP)
+                        self.held.add(pid)
                 for pid in pids:
                     if _title(pid).startswith("ray::_call"):
                         os.kill(pid, signal.SIGSTOP)
@@ -313,6 +336,7 @@ class _Saboteur(threading.Thread):
                             self.frozen = pid  # for as long as the node lives
                         break
             time.sleep(0.001)
+        self._release_head()
         while self.frozen is not None and not self.stop.is_set() and time.monotonic() < deadline:
             if any((self.run_dir / self.stage).glob("*.stats.json")):  # the head has finished a shard of the stage
                 self.killed_at = time.time()
@@ -327,7 +351,7 @@ def test_worker_node_lost_mid_stage_is_retried_and_outputs_equal(cluster, pool_a
     root, reference = pool_and_reference
     run = root / "run"
     worker = cluster.add_worker()
-    saboteur = _Saboteur(worker, run, stage, target=root / "pool" if stage == "stage1" else run / "stage3")
+    saboteur = _Saboteur(cluster.head, worker, run, stage, target=root / "pool" if stage == "stage1" else run / "stage3")
     retried_before = cluster.retried_tasks()
     started = time.monotonic()
     cmd = _Command(_curate_command(root, "--executor", "ray", "--ray-address", cluster.address), root / f"{stage}.log")
@@ -343,8 +367,10 @@ def test_worker_node_lost_mid_stage_is_retried_and_outputs_equal(cluster, pool_a
     print(f"\n{stage}: worker node killed while its task was frozen with {saboteur.open_file} open; the command "
           f"took {time.monotonic() - started:.1f} s; Ray retried {len(retried)} task(s), {delays} s after the kill")  # fmt: skip
     assert saboteur.frozen is not None and saboteur.killed_at, f"the worker node never ran a task of {stage}"
-    assert status == 0, cmd.output()  # no re-run needed: Ray ran the lost task again on the head
-    assert len(retried) >= 1
+    # No re-run needed: the frozen task died with its node, yet its shard is done (the trees
+    # below are equal), so Ray ran it again on the head. (`retried`, read from Ray's log, whose
+    # wording is no API, is only reported.)
+    assert status == 0, cmd.output()
     got = _tree(run)
     run.rename(root / f"done-{stage}")
     for name in ("stage1/part-00.index.bin", "stage1/part-05.counts.bin", "stage2/counts.bin",
