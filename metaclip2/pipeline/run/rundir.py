@@ -199,8 +199,9 @@ class RunDir:
         ----------
         exclusive : bool
             True for a whole-run command (no other process may use the directory; temporary
-            files of killed writers are deleted on entry); False for a job of an array or a
-            report (other shared holders allowed, no exclusive one).
+            files of killed writers are deleted on entry, and again when the block ends without
+            error: a task lost with its Ray worker or node and run again elsewhere left one);
+            False for a job of an array or a report (other shared holders allowed, no exclusive one).
 
         Raises
         ------
@@ -254,6 +255,11 @@ class RunDir:
             if exclusive:
                 self.remove_temporaries()
             yield self
+            if exclusive:
+                # Every task has returned, so no writer of this run is left; a retried task's
+                # first attempt, killed mid-write, left its temporary file (not on error: a
+                # cancelled Ray task may still be writing).
+                self.remove_temporaries()
         finally:
             with _held_guard:
                 del _held[key]
