@@ -450,7 +450,7 @@ def test_temporary_file_of_a_retried_task_is_removed_when_the_run_ends(tmp_path)
     """A task lost with its Ray node and run again elsewhere left its first attempt's temporary
     file mid-run; the whole-run command removes it when it ends, not after an error."""
     from metaclip2.core.atomic import make_directory, temporary_name
-    from metaclip2.pipeline.rundir import RunDir
+    from metaclip2.pipeline.run.rundir import RunDir
 
     run = RunDir(tmp_path / "run")
     left = temporary_name(run.stage3 / "part-0.jsonl")

@@ -43,7 +43,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from metaclip2.core.atomic import make_directory, output_error, remove_temporaries, write_json
 from metaclip2.core.jsonfile import read_json, seal, unseal
-from metaclip2.core.errors import DataError, Metaclip2Error, MissingInputError, ParameterError, RunMismatchError
+from metaclip2.core.errors import Metaclip2Error, MissingInputError, ParameterError, RunMismatchError
 
 __all__ = ["RunDir", "RunBusyError", "RUN_FORMAT", "LOCK_NAME", "RUN_LOG", "load_json"]
 
