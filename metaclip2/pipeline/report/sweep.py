@@ -99,18 +99,39 @@ def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> Swee
     code = {lang: i for i, lang in enumerate(counts)}
     fold = Folder(counts)
     for name in names:
-        for batch in iter_index(stage1_paths(s1_dir, name)["index"], batch_rows=batch_rows):
-            if not len(batch):
-                continue
-            try:
-                lc = np.array([code[lang] for lang in batch.lang], dtype=np.int32)
-            except KeyError as e:
-                raise DataError(f"the stage-1 index of {name} holds language {e.args[0]!r}, which its counts lack: delete the shard's stage-1 files and run stage 1 again") from None
-            fold.add(lc, batch.image_starts(), np.asarray(batch.offsets, dtype=np.int64), batch.ids.astype(np.int64),
-                     where=f"the stage-1 index of {name}")  # fmt: skip
+        _fold_shard(fold, code, stage1_paths(s1_dir, name)["index"], name, batch_rows)
     data = fold.data(source=str(run.path))
     log.debug("sweep data of %s: %d images, %d matched pairs (%d single-entry images folded)", run.path, data.images, data.pairs, int(data.single.sum()))
     return data
+
+
+def _fold_shard(fold: Folder, code: dict, index: Path, name: str, batch_rows: int) -> None:
+    """Fold one shard's matched rows, an image being all the rows with its id in the shard (as
+    stage 3 decides it), wherever they stand."""
+    langs, lengths, ids, image = [], [], [], []
+    first: dict[str, int] = {}  # id -> image number, in first-occurrence order
+    for batch in iter_index(index, batch_rows=batch_rows):
+        if not len(batch):
+            continue
+        try:
+            langs.append(np.array([code[lang] for lang in batch.lang], dtype=np.int32))
+        except KeyError as e:
+            raise DataError(f"the stage-1 index of {name} holds language {e.args[0]!r}, which its counts lack: delete the shard's stage-1 files and run stage 1 again") from None
+        lengths.append(np.diff(batch.offsets).astype(np.int64))
+        ids.append(batch.ids.astype(np.int64))
+        image.append(np.fromiter((first.setdefault(x, len(first)) for x in batch.id), dtype=np.int64, count=len(batch)))
+    if not langs:
+        return
+    lc, ln, gi, im = (np.concatenate(a) for a in (langs, lengths, ids, image))
+    offsets = np.zeros(len(ln) + 1, dtype=np.int64)
+    np.cumsum(ln, out=offsets[1:])
+    if np.any(im[1:] < im[:-1]):  # an id that comes back further down: its rows made contiguous
+        order = np.argsort(im, kind="stable")
+        starts, ln, lc, im = offsets[:-1][order], ln[order], lc[order], im[order]
+        offsets = np.zeros(len(ln) + 1, dtype=np.int64)
+        np.cumsum(ln, out=offsets[1:])
+        gi = gi[np.repeat(starts - offsets[:-1], ln) + np.arange(int(offsets[-1]), dtype=np.int64)]
+    fold.add(lc, np.flatnonzero(np.r_[True, im[1:] != im[:-1]]), offsets, gi, where=f"the stage-1 index of {name}")
 
 
 # -- the table ---------------------------------------------------------------------------------

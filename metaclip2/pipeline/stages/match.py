@@ -262,7 +262,7 @@ def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, option
             stats.no_metadata_labels[label] = stats.no_metadata_labels.get(label, 0) + 1
         else:
             n, image = chunk[j]
-            pending.add((n, image.id, k, lang, (), text, image.fields(k) or None))
+            pending.add((n, image.id, image.indices[k], lang, (), text, image.fields(k) or None))
 
 
 def _phase_order(langs: list[str], store) -> list[str]:

@@ -140,11 +140,31 @@ def sample_shard(
                 if extra:
                     types.add(carried_columns(extra))
         extra_types = types.types()
+    # 1. every matched row's image id, alt-text index and keep probability: an image is all the
+    # rows with its id anywhere in the shard, so the decisions are made over the whole shard
+    image_ids: list = []
+    ks: list = []
+    ps: list = []
+    for batch in iter_index(index_path):
+        ps.append(_batch_probabilities(batch, probs))
+        image_ids += batch.id
+        ks.append(batch.k)
+    p = np.concatenate(ps) if ps else np.zeros(0)
+    k = np.concatenate(ks) if ks else np.zeros(0, dtype=np.int32)
+    keep = keep_decisions(image_ids, p, k, seed=options.seed, epoch=0, unit=options.unit)
+    kept_ids = {image_ids[r] for r in np.flatnonzero(keep).tolist()}
+    stats.images = len(set(image_ids))
+    stats.kept_images = len(kept_ids)
+    del image_ids, ks, ps
+    # 2. the kept rows, in index order
     keys = AtomicFile(paths["keys"]) if options.keys_list else None
     try:
         with curated_writer(paths["output"], options.output_format, extra_types) as out:
+            at = 0
             for batch in iter_index(index_path):
-                _sample_batch(batch, probs, options, out, stats, keys)
+                b = at + len(batch)
+                _write_batch(batch, p[at:b], keep[at:b], out, stats, keys, kept_ids)
+                at = b
                 report_pairs(len(batch))
         if keys is not None:
             keys.commit()
@@ -175,40 +195,39 @@ def key_line(image_id: str) -> bytes:
     return image_id.encode("utf-8", "surrogatepass") + b"\n"
 
 
-def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, options: SampleOptions, out, stats: Stage3Stats, keys=None) -> None:
-    p = probs.row_probabilities(batch.languages, batch.offsets, batch.ids, codes=batch.lang_code) if batch.lang_code is not None \
-        else probs.row_probabilities(batch.lang, batch.offsets, batch.ids)  # fmt: skip
-    keep = keep_decisions(batch.id, p, batch.k, seed=options.seed, epoch=0, unit=options.unit)
+def _batch_probabilities(batch: IndexBatch, probs: EntryProbabilities) -> np.ndarray:
+    if batch.lang_code is not None:
+        return probs.row_probabilities(batch.languages, batch.offsets, batch.ids, codes=batch.lang_code)
+    return probs.row_probabilities(batch.lang, batch.offsets, batch.ids)
+
+
+def _write_batch(batch: IndexBatch, p: np.ndarray, keep: np.ndarray, out, stats: Stage3Stats, keys, kept_ids: set) -> None:
+    """Account a batch's rows and write its kept ones; a kept image's key goes out at its first kept row."""
     pl, k = p.tolist(), batch.k.tolist()
     langs, ids, offsets = batch.lang, batch.ids, batch.offsets.tolist()
     for lang in set(langs):
         stats.by_lang.setdefault(lang, {"matched": 0, "kept": 0})
     for lang in langs:
         stats.by_lang[lang]["matched"] += 1
-    starts = batch.image_starts().tolist() + [len(batch)]
-    stats.images += len(starts) - 1
     stats.matched += len(batch)
-    for a, b in zip(starts[:-1], starts[1:]):
-        rows = [r for r in range(a, b) if keep[r]]
-        if not rows:
-            continue
-        stats.kept_images += 1
-        if keys is not None:
-            keys.write(key_line(batch.id[a]))
-        for r in rows:
-            stats.kept += 1
-            stats.by_lang[langs[r]]["kept"] += 1
-            out.write(
-                {
-                    **carried_columns(batch.extra[r]),
-                    "id": batch.id[r],
-                    "text": batch.text[r],
-                    "text_index": k[r],
-                    "lang": langs[r],
-                    "ids": ids[offsets[r] : offsets[r + 1]].tolist(),
-                    "keep_probability": pl[r],
-                }
-            )
+    for r in np.flatnonzero(keep).tolist():
+        image_id = batch.id[r]
+        if keys is not None and image_id in kept_ids:
+            kept_ids.discard(image_id)  # one line per kept image
+            keys.write(key_line(image_id))
+        stats.kept += 1
+        stats.by_lang[langs[r]]["kept"] += 1
+        out.write(
+            {
+                **carried_columns(batch.extra[r]),
+                "id": image_id,
+                "text": batch.text[r],
+                "text_index": k[r],
+                "lang": langs[r],
+                "ids": ids[offsets[r] : offsets[r + 1]].tolist(),
+                "keep_probability": pl[r],
+            }
+        )
 
 
 @dataclass(frozen=True)
