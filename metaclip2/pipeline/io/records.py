@@ -525,6 +525,14 @@ class Numbering:
     def __init__(self) -> None:
         self._next: dict[str, int] = {}
         self._used: dict[str, Any] = {}  # id -> the one index used, or the set of them
+        self._given: set = set()  # ids with an index the data gave
+
+    def ids(self) -> Iterator[tuple[str, int, bool]]:
+        """``(id, slots, numbered)`` of every id met: :meth:`slots`, and whether all its indices
+        were numbered here (none given by the data)."""
+        given = self._given
+        for image_id, n in self._next.items():
+            yield image_id, n, image_id not in given
 
     def slots(self, image_id: str) -> int:
         """One past the largest index `image_id` used so far (0 if unseen)."""
@@ -540,6 +548,8 @@ class Numbering:
         for s, k in enumerate(image.indices):
             if k is None:
                 k = image.indices[s] = nxt
+            else:  # given by the data (text_index, or a position in an image-form record)
+                self._given.add(image.id)
             if used is None:
                 used = k
             elif (k == used) if isinstance(used, int) else (k in used):
