@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from metaclip2.core.atomic import make_directory, remove_temporaries, write_json
-from metaclip2.core.fingerprint import file_digest
 from metaclip2.core.errors import DataError, MissingInputError, ParameterError
 from metaclip2.curation.threshold import ENGLISH, no_english_message
 from metaclip2.execution.executor import Executor, get_executor
@@ -42,7 +41,7 @@ from metaclip2.pipeline.stages.files import shard_names, stage1_paths, stage3_pa
 from metaclip2.pipeline.stages.match import MatchTask, shard_warnings, stage1_summary
 from metaclip2.pipeline.stages.merge import compute_probabilities, merge_counts
 from metaclip2.pipeline.stages.sample import SampleTask
-from metaclip2.pipeline.stages.split import SPLIT_FILE, SPLIT_RECORD, find_split_images, write_split
+from metaclip2.pipeline.stages.split import SPLIT_FILE, split_images
 from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
 
 log = logging.getLogger(__name__)
@@ -445,15 +444,7 @@ def _split_images(run: RunDir, s1: dict, stats: dict[str, Stage1Stats], config: 
         return info
     if problem is not None:
         log.warning("the split-images file is made again: %s", problem)
-    names = s1["shards"]
-    paths = [stage1_paths(run.stage1, n) for n in names]
-    rows = find_split_images([p["index"] for p in paths], [p["images"] for p in paths], names)
-    make_directory(run.stage2)
-    (run.stage2 / SPLIT_RECORD).unlink(missing_ok=True)
-    write_split(run.stage2 / SPLIT_FILE, rows)
-    info = {"inputs_sha256": digest, "images": len({r[1] for r in rows}), "rows": len(rows),
-            "outputs": {SPLIT_FILE: file_digest(run.stage2 / SPLIT_FILE)}}  # fmt: skip
-    write_json(run.stage2 / SPLIT_RECORD, info)
+    info = split_images(run.stage1, s1["shards"], run.stage2, inputs_sha256=digest)
     if info["images"]:
         _note(config, f"stage 2: {info['images']} images have rows in more than one shard; each is decided on all of them")
     return info

@@ -181,12 +181,14 @@ def stage2(stage2_dir: str | os.PathLike, inputs_sha256: str | None = None) -> t
 
 
 def split_inputs_digest(stage1_dir: str | os.PathLike, names: Sequence[str], stats: Mapping[str, Stage1Stats]) -> str:
-    """What stage 2's split-images file is made from: one sha256 over every shard's index and images digests."""
-    parts = {}
+    """What stage 2's split-images file is made from, from the shards' recorded index and images digests."""
+    from metaclip2.pipeline.stages.split import split_inputs_digest as digest
+
+    shas = {}
     for n in names:
         p = stage1_paths(stage1_dir, n)
-        parts[n] = f"{stats[n].outputs[p['index'].name]['sha256']}/{stats[n].outputs[p['images'].name]['sha256']}"
-    return counts_digest(parts)
+        shas[n] = (stats[n].outputs[p["index"].name]["sha256"], stats[n].outputs[p["images"].name]["sha256"])
+    return digest(shas)
 
 
 def split_record(stage2_dir: str | os.PathLike, inputs_sha256: str | None = None) -> tuple[dict | None, str | None]:

@@ -34,7 +34,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -42,7 +42,8 @@ from metaclip2.core.atomic import AtomicFile
 from metaclip2.core.errors import DataError
 from metaclip2.pipeline.io.index import IndexWriter, iter_index
 
-__all__ = ["MATCHED", "NUMBERED", "SPLIT_FILE", "SPLIT_RECORD", "id_hash", "write_images", "read_images", "find_split_images", "write_split", "load_split"]
+__all__ = ["MATCHED", "NUMBERED", "SPLIT_FILE", "SPLIT_RECORD", "id_hash", "write_images", "read_images", "find_split_images", "write_split", "load_split",
+           "split_inputs_digest", "split_images"]
 
 #: Stage 2's file of the split images' rows, and its record (inputs and outputs digests).
 SPLIT_FILE = "split.index.bin"
@@ -108,6 +109,23 @@ def read_images(path: str | os.PathLike, check: bool = False) -> tuple[np.ndarra
     ------
     DataError
         Not such a file, truncated, or (with `check`) damaged.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from metaclip2.pipeline.stages.split import MATCHED, NUMBERED, read_images, write_images
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = write_images(f"{tmp.name}/s.images.bin", [("a", 3, MATCHED | NUMBERED)])
+    >>> hashes, slots, flags = read_images(f"{tmp.name}/s.images.bin", check=True)
+    >>> slots.tolist(), flags.tolist()
+    ([3], [3])
+    >>> with open(f"{tmp.name}/s.images.bin", "r+b") as f:
+    ...     _ = f.seek(-1, 2); _ = f.write(bytes([255]))
+    >>> read_images(f"{tmp.name}/s.images.bin", check=True)
+    Traceback (most recent call last):
+    ...
+    metaclip2.core.errors.DataError: .../s.images.bin is damaged (checksum mismatch): ...
+    >>> tmp.cleanup()
     """
     path = Path(path)
     try:
@@ -240,20 +258,103 @@ def find_split_images(index_paths: Sequence[str | os.PathLike], images_paths: Se
 
 
 def write_split(path: str | os.PathLike, rows: Sequence[tuple]) -> None:
-    """Write :func:`find_split_images`' rows to `path` in the stage-1 index format (atomically)."""
+    """Write :func:`find_split_images`' rows to `path` in the stage-1 index format (atomically).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from metaclip2.pipeline.stages.split import load_split, write_split
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> write_split(f"{tmp.name}/split.index.bin", [(0, "a", 0, "en", [1], "", {"shard": "s0", "k": 0}),
+    ...                                             (0, "a", 1, "de", [0], "", {"shard": "s1", "k": 0})])
+    >>> load_split(f"{tmp.name}/split.index.bin", shard="s1")
+    [('a', 0, 'en', [1], 's0', 0, False), ('a', 1, 'de', [0], 's1', 0, False)]
+    >>> tmp.cleanup()
+    """
     with IndexWriter(path) as w:
         for row in rows:
             w.write(*row)
 
 
+def split_inputs_digest(shards: Mapping[str, tuple[str, str]]) -> str:
+    """What a split-images file is made from: one sha256 over ``{shard: (index sha256, images sha256)}``.
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.stages.split import split_inputs_digest
+    >>> len(split_inputs_digest({"s0": ("a" * 64, "b" * 64)}))
+    64
+    """
+    h = hashlib.sha256()
+    for shard in sorted(shards):
+        index, images = shards[shard]
+        h.update(f"{shard}\t{index}/{images}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def split_images(stage1_dir: str | os.PathLike, names: Sequence[str], out_dir: str | os.PathLike,
+                 inputs_sha256: str | None = None, budget: int = _BUDGET) -> dict:  # fmt: skip
+    """Stage 2's step for images split across shards: ``out_dir/split.index.bin`` and, last,
+    ``out_dir/split.json`` (``images``, ``rows``, ``outputs`` and `inputs_sha256`, by default
+    :func:`split_inputs_digest` of the shards' files). Returns what ``split.json`` holds.
+
+    See Also
+    --------
+    - [`sample_shard`][metaclip2.pipeline.stages.sample.sample_shard] : Stage 3, given the file as ``split=``.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
+    >>> from metaclip2.pipeline.stages.match import match_shard
+    >>> from metaclip2.pipeline.stages.split import split_images
+    >>> _ = match_shard(f"{d}/pool.jsonl", f"{d}/metadata", f"{d}/stage1")
+    >>> info = split_images(f"{d}/stage1", ["pool"], f"{d}/stage2")   # one shard: nothing is split
+    >>> info["images"], sorted(os.listdir(f"{d}/stage2"))
+    (0, ['split.index.bin', 'split.json'])
+    >>> tmp.cleanup()
+    """
+    from metaclip2.core.atomic import make_directory, write_json
+    from metaclip2.core.fingerprint import file_digest
+    from metaclip2.pipeline.stages.files import stage1_paths
+
+    paths = [stage1_paths(stage1_dir, n) for n in names]
+    if inputs_sha256 is None:
+        inputs_sha256 = split_inputs_digest({n: (file_digest(p["index"])["sha256"], file_digest(p["images"])["sha256"])
+                                             for n, p in zip(names, paths)})  # fmt: skip
+    rows = find_split_images([p["index"] for p in paths], [p["images"] for p in paths], names, budget)
+    out = Path(out_dir)
+    make_directory(out)
+    (out / SPLIT_RECORD).unlink(missing_ok=True)  # the "done" marker goes first, comes back last
+    write_split(out / SPLIT_FILE, rows)
+    info = {"inputs_sha256": inputs_sha256, "images": len({r[1] for r in rows}), "rows": len(rows),
+            "outputs": {SPLIT_FILE: file_digest(out / SPLIT_FILE)}}  # fmt: skip
+    write_json(out / SPLIT_RECORD, info)
+    return info
+
+
 def load_split(path: str | os.PathLike, shard: str | None = None) -> list[tuple]:
     """``(id, k, lang, ids, shard, own k, duplicate)`` of a ``split.index.bin``'s rows; with
-    `shard`, only the images that shard holds rows of."""
+    `shard`, only the images that shard holds rows of.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from metaclip2.pipeline.stages.split import load_split, write_split
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> write_split(f"{tmp.name}/split.index.bin", [(0, "a", 0, "en", [1], "", {"shard": "s0", "k": 0}),
+    ...                                             (0, "a", 1, "en", [2], "", {"shard": "s1", "k": 0})])
+    >>> load_split(f"{tmp.name}/split.index.bin", shard="s2")     # s2 holds no row of a split image
+    []
+    >>> tmp.cleanup()
+    """
     rows = []
     for batch in iter_index(path):
         for _, image_id, k, lang, ids, _, extra in batch.rows():
             extra = extra or {}
-            rows.append((image_id, k, lang, ids, extra.get("shard"), extra.get("k"), bool(extra.get("duplicate"))))
+            rows.append((image_id, k, lang, ids.tolist(), extra.get("shard"), extra.get("k"), bool(extra.get("duplicate"))))
     if shard is not None:
         mine = {r[0] for r in rows if r[4] == shard}
         rows = [r for r in rows if r[0] in mine]
