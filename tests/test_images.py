@@ -206,3 +206,36 @@ def test_duplicate_index_is_invalid(tmp_path):
     assert stats["invalid"] == {"duplicate_index": 1, "bad_index": 1}
     kept = _kept(tmp_path / "run")
     assert kept == [("x", 0), ("y", 0)] or kept == [("x", 0), ("y", 1)]  # one per image; never two rows with one key
+
+
+@pytest.mark.slow
+def test_hash_collisions_never_merge_images(pools, tmp_path, monkeypatch):
+    """With every id hashed into 4 values, all images look split: each is still decided on its own
+    rows (grouped by the id string), so the kept pairs are those of the one-shard run."""
+    from metaclip2.pipeline.stages import split
+
+    rows = [json.loads(line) for line in pools["files"]["e"][0].read_text(encoding="utf-8").splitlines()]
+    files = [_write(tmp_path / f"e{i}.jsonl", rows[i::3]) for i in range(3)]  # text_index given: no offsets
+    one = tmp_path / "one"
+    curate(pools["metadata"], [str(pools["files"]["e"][0])], out=one, t_en=T_EN, seed=7)
+    monkeypatch.setattr(split, "id_hash", lambda image_id: len(image_id) % 4)
+    cut = tmp_path / "cut"
+    curate(pools["metadata"], [str(f) for f in files], out=cut, t_en=T_EN, seed=7, workers=1)
+    info = json.loads((cut / "stage2" / "split.json").read_text())
+    assert info["images"] > 100  # nearly every id is a candidate now
+    assert _kept(cut) == _kept(one)
+    stats = [json.loads(p.read_text()) for p in sorted((cut / "stage3").glob("*.stats.json"))]
+    assert sum(s["kept_images"] for s in stats) == len(_kept(one))
+
+
+def test_an_index_in_two_shards_is_kept_once_at_most(tmp_path):
+    meta = make_metadata(tmp_path / "metadata")
+    s0 = _write(tmp_path / "s0.jsonl", [{"id": "x", "text": "a dog", "lang": "en", "text_index": 0}])
+    s1 = _write(tmp_path / "s1.jsonl", [{"id": "x", "text": "a cat", "lang": "en", "text_index": 0},
+                                        {"id": "x", "text": "a red car", "lang": "en"}])  # fmt: skip
+    run = tmp_path / "run"
+    curate(meta, [str(s0), str(s1)], out=run, t_en=100, unit="pair")
+    texts = [json.loads(line)["text"] for p in sorted((run / "stage3").glob("*.jsonl")) for line in p.read_text().splitlines()]
+    assert "a cat" not in texts and "a dog" in texts and "a red car" in texts  # the later (x, 0) is never kept
+    stats = [json.loads(p.read_text()) for p in sorted((run / "stage3").glob("*.stats.json"))]
+    assert [s["images"] for s in stats] == [1, 0] and [s["kept_images"] for s in stats] == [1, 0]
