@@ -157,7 +157,7 @@ def read_images(path: str | os.PathLike, check: bool = False) -> tuple[np.ndarra
 def _candidates(arrays: Sequence[tuple], budget: int) -> dict[int, list[tuple[int, int, int]]]:
     """Hashes present in more than one shard (one with a matched row): hash -> [(shard, slots, flags)]."""
     total = sum(len(a[0]) for a in arrays)
-    parts = max(1, math.ceil(total * 32 / budget))
+    parts = max(1, math.ceil(total * 96 / budget))  # about 96 bytes per record while a part is sorted
     bounds = [(j << 64) // parts for j in range(parts)]
     out: dict[int, list] = {}
     for j in range(parts):
@@ -350,12 +350,15 @@ def load_split(path: str | os.PathLike, shard: str | None = None) -> list[tuple]
     []
     >>> tmp.cleanup()
     """
+    mine = None
+    if shard is not None:  # a first pass for the ids, so that only this shard's images are held
+        mine = set()
+        for batch in iter_index(path):
+            mine.update(i for i, extra in zip(batch.id, batch.extra) if extra and extra.get("shard") == shard)
     rows = []
     for batch in iter_index(path):
         for _, image_id, k, lang, ids, _, extra in batch.rows():
-            extra = extra or {}
-            rows.append((image_id, k, lang, ids.tolist(), extra.get("shard"), extra.get("k"), bool(extra.get("duplicate"))))
-    if shard is not None:
-        mine = {r[0] for r in rows if r[4] == shard}
-        rows = [r for r in rows if r[0] in mine]
+            if mine is None or image_id in mine:
+                extra = extra or {}
+                rows.append((image_id, k, lang, ids.tolist(), extra.get("shard"), extra.get("k"), bool(extra.get("duplicate"))))
     return rows
