@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fixtures import make_images, make_metadata
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from metaclip2.curation.sampling import EntryProbabilities, select_texts
 from metaclip2.pipeline import curate, load_sweep_data, read_shard, sweep
@@ -239,3 +241,42 @@ def test_an_index_in_two_shards_is_kept_once_at_most(tmp_path):
     assert "a cat" not in texts and "a dog" in texts and "a red car" in texts  # the later (x, 0) is never kept
     stats = [json.loads(p.read_text()) for p in sorted((run / "stage3").glob("*.stats.json"))]
     assert [s["images"] for s in stats] == [1, 0] and [s["kept_images"] for s in stats] == [1, 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(ids=st.lists(st.sampled_from("abcdefg"), min_size=1, max_size=30), cuts=st.lists(st.integers(0, 30), max_size=3),
+       matched=st.lists(st.booleans(), min_size=30, max_size=30))  # fmt: skip
+def test_indices_continue_across_shards_as_in_the_whole_pool(tmp_path_factory, ids, cuts, matched):
+    """Per-shard numbering plus stage 2's offsets give every matched row the index it has in the
+    pool read as one shard, however the pool is cut (unmatched rows count as slots too)."""
+    from metaclip2.pipeline.io.index import IndexWriter
+    from metaclip2.pipeline.io.records import Image, Numbering
+    from metaclip2.pipeline.stages.split import MATCHED, NUMBERED, find_split_images, write_images
+
+    d = tmp_path_factory.mktemp("cut")
+    whole: dict[str, int] = {}
+    expected = []
+    for r, i in enumerate(ids):
+        if matched[r]:
+            expected.append((i, whole.get(i, 0)))
+        whole[i] = whole.get(i, 0) + 1
+    bounds = sorted({0, len(ids), *(min(c, len(ids)) for c in cuts)})
+    names, local = [], {}
+    for s, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        names.append(f"s{s}")
+        numbering, hits = Numbering(), set()
+        with IndexWriter(d / f"s{s}.index.bin") as w:
+            for r in range(a, b):
+                image = Image(ids[r])
+                image.add("t", "en", None, r, index=None)
+                numbering.apply(image)
+                if matched[r]:
+                    w.write(r, ids[r], image.indices[0], "en", [0], "t")
+                    local[(f"s{s}", ids[r], image.indices[0])] = r
+                    hits.add(ids[r])
+        write_images(d / f"s{s}.images.bin", [(i, n, (MATCHED if i in hits else 0) | NUMBERED) for i, n, _ in numbering.ids()])
+    rows = find_split_images([d / f"{n}.index.bin" for n in names], [d / f"{n}.images.bin" for n in names], names)
+    split = {(extra["shard"], i, extra["k"]): k for _, i, k, _, _, _, extra in rows}
+    assert not any(extra.get("duplicate") for *_, extra in rows)
+    got = sorted((i, split.get((sh, i, k), k)) for sh, i, k in local)
+    assert got == sorted(expected)
