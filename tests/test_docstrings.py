@@ -52,6 +52,7 @@ DOCUMENTED_MODULES = (
     "metaclip2.pipeline.stages.match",
     "metaclip2.pipeline.stages.merge",
     "metaclip2.pipeline.stages.sample",
+    "metaclip2.pipeline.stages.split",
     "metaclip2.pipeline.stages.stats",
     "metaclip2.pipeline.run.config",
     "metaclip2.pipeline.run.rundir",

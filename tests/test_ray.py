@@ -417,5 +417,5 @@ def test_documented_per_shard_script_equals_curate(pool, tmp_path, monkeypatch):
 
     curate(meta, [str(shards[0].parent / "*.jsonl")], out, t_en=25, seed=0, progress=False)
     by_runner = {f: b for f, b in _tree(out).items() if f.startswith("stage")}
-    assert len(by_jobs) == 3 * n + 3 + 2 * n
+    assert len(by_jobs) == 4 * n + 5 + 2 * n  # stage 1: index, counts, images, stats; stage 2: + split
     assert by_jobs == by_runner

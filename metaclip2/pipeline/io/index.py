@@ -1,10 +1,13 @@
 """The stage-1 index of a shard: its matched pairs, read back by stage 3 and by sweeps.
 
-One row per *matched* pair, in input order: ``n`` (image ordinal in the shard), ``id``
+One row per *matched* pair, in input order: ``n`` (ordinal of the record group in the shard), ``id``
 (image id), ``k`` (alt-text index), ``lang`` (metadata language), ``ids`` (matched entry
 ids), ``text``, ``extra`` (the image's carried fields, or None). Readers get rows in
 :class:`IndexBatch` es of whole images, as arrays (entry ids in CSR form), so consumers never
-parse rows one by one.
+parse rows one by one. "Whole image" here is a run of rows with one ``n`` (the rows read from
+one record, or from consecutive records of one id); the same id further down the shard is
+another run, so consumers that decide per image group rows by id over the whole shard
+(:func:`~metaclip2.pipeline.stages.sample.sample_shard`, the sweep).
 
 The storage format is private to this module: use :class:`IndexWriter` and
 :func:`iter_index`. It is binary and chunked (no pickle, no per-row parsing)::

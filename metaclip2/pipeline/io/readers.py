@@ -16,9 +16,14 @@ Layouts (the record's keys; detected per shard, or named with a :class:`ReaderSp
 
 ``metaclip2``
     ``{"id", "texts": [str | {"text", "lang"?, "source"?, …}]}`` (image form) or the *flat*
-    form, one pair per record, ``{"id", "text", "lang"?}``. Consecutive flat records with the
-    same id form one image (alt-text indices 0, 1, … in record order); the same id further
-    down starts another image. Both forms may be mixed. In a tar, ``id`` defaults to the key.
+    form, one pair per record, ``{"id", "text", "lang"?, "text_index"?}``. All records with
+    one id form one image, wherever they stand in the shard. An alt-text's index is the
+    record's ``text_index`` (or the key named by ``text_index_key``) where it has one;
+    otherwise the id's records are numbered 0, 1, … in the order they stand in the whole
+    shard, after the indices the id already used (an image-form record's texts keep their
+    positions). An ``(id, index)`` met twice is invalid (``duplicate_index``), an index that
+    is not a whole number ``>= 0`` too (``bad_index``); see :class:`~metaclip2.pipeline.io.records.Numbering`.
+    Both forms may be mixed. In a tar, ``id`` defaults to the key.
 ``datacomp``
     DataComp metadata: ``uid``, ``text`` (plus ``url``, sizes, CLIP scores, …), flat.
 ``img2dataset``
@@ -55,7 +60,7 @@ from metaclip2.core.errors import ParameterError
 from metaclip2.pipeline.io.inputs import FORMATS, detect_format
 from metaclip2.pipeline.io.jsonl import _read_jsonl
 from metaclip2.pipeline.io.parquet import _read_parquet
-from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS, Image, InvalidInputError, ReaderSpec, _Resolver
+from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS, Image, InvalidInputError, Numbering, ReaderSpec, _Resolver
 from metaclip2.pipeline.io.tar import _read_tar
 
 __all__ = ["read_shard"]
@@ -69,6 +74,7 @@ def read_shard(
     strict: bool = False,
     spec: ReaderSpec | None = None,
     report: dict | None = None,
+    numbering: Numbering | None = None,
 ) -> Iterator[Image]:
     """Images of one input shard, in file order.
 
@@ -88,6 +94,9 @@ def read_shard(
     report : dict, optional
         Filled with the layout used: ``layout``, ``id_key``, ``text_keys``, ``lang_key``,
         ``fields`` (of the first record), ``expected`` (the keys looked for).
+    numbering : Numbering, optional
+        Numbers the alt-texts across the shard (default: a new one); pass one to read its
+        per-id slot counts afterwards.
 
     Yields
     ------
@@ -128,7 +137,9 @@ def read_shard(
     path = os.fspath(path)
     resolver = _Resolver(path, spec, report)
     reader = {"jsonl": _read_jsonl, "parquet": _read_parquet, "tar": _read_tar}[fmt]
+    numbering = Numbering() if numbering is None else numbering
     for image in reader(path, max_chars, resolver):
+        numbering.apply(image)
         if strict:
             for reason, where in zip(image.invalid, image.where):
                 if reason is not None:

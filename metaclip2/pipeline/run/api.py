@@ -41,6 +41,7 @@ from metaclip2.pipeline.stages.files import shard_names, stage1_paths, stage3_pa
 from metaclip2.pipeline.stages.match import MatchTask, shard_warnings, stage1_summary
 from metaclip2.pipeline.stages.merge import compute_probabilities, merge_counts
 from metaclip2.pipeline.stages.sample import SampleTask
+from metaclip2.pipeline.stages.split import SPLIT_FILE, split_images
 from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
 
 log = logging.getLogger(__name__)
@@ -419,7 +420,7 @@ def compute_thresholds(
     run.check("stage2", section)
     with run.lock(exclusive=True):
         s1 = run.require("stage1", "run stage 1 (`metaclip2 count`) first")
-        stats = _finished_stage1(run, s1, config, what=["counts"])
+        stats = _finished_stage1(run, s1, config, what=["counts", "images"])
         counts_name = {n: stage1_paths(run.stage1, n)["counts"].name for n in s1["shards"]}
         digest = verify.counts_digest({n: stats[n].outputs[counts_name[n]]["sha256"] for n in s1["shards"]})
         if "stage2" in run.read():
@@ -427,12 +428,14 @@ def compute_thresholds(
             if info is not None:
                 problem = _stage2_params_problem(info, section)
             if problem is None:
+                _split_images(run, s1, stats, config)
                 _note(config, "stage 2: already done (verified), skipped")
                 return info
             log.warning("stage 2 is redone: %s", problem)
         make_directory(run.stage2)
         remove_temporaries(run.stage2)
         run.thresholds.unlink(missing_ok=True)  # the "done" marker goes first, comes back last
+        _split_images(run, s1, stats, config)
         counts = merge_counts([stage1_paths(run.stage1, n)["counts"] for n in s1["shards"]], run.counts, digests=s1["metadata_digests"])
         if config.p is None and len(counts) and not (ENGLISH in counts and counts[ENGLISH].any()):
             raise DataError(no_english_message())
@@ -444,6 +447,21 @@ def compute_thresholds(
     _note(config, f"stage 2: p = {info['p']:.4g}, thresholds of {len(info['t'])} languages")
     if config.p is None:
         warn_tail_share(counts, info["p"], config.t_en, log)
+    return info
+
+
+def _split_images(run: RunDir, s1: dict, stats: dict[str, Stage1Stats], config: CurationConfig) -> dict:
+    """``stage2/split.json`` (made now if missing or stale): the images found in more than one
+    shard, whose rows ``stage2/split.index.bin`` holds for stage 3 (:mod:`~metaclip2.pipeline.stages.split`)."""
+    digest = verify.split_inputs_digest(run.stage1, s1["shards"], stats)
+    info, problem = verify.split_record(run.stage2, digest)
+    if info is not None:
+        return info
+    if problem is not None:
+        log.warning("the split-images file is made again: %s", problem)
+    info = split_images(run.stage1, s1["shards"], run.stage2, inputs_sha256=digest)
+    if info["images"]:
+        _note(config, f"stage 2: {info['images']} images have rows in more than one shard; each is decided on all of them")
     return info
 
 
@@ -537,6 +555,11 @@ def sample(
         s2 = run.require("stage2", "run stage 2 (`metaclip2 thresholds`) first")
         info = _finished_stage2(run, s2)
         probs_sha = info["outputs"]["probabilities.bin"]["sha256"]
+        split, problem = verify.split_record(run.stage2)
+        if split is None:
+            raise DataError(f"stage 2 of {run.path} has no usable split-images file ({problem or 'missing'}): "
+                            "run `metaclip2 thresholds` again, which makes it")  # fmt: skip
+        split_sha = split["outputs"][SPLIT_FILE]["sha256"]
         run.claim("stage3", section)
         make_directory(run.stage3)
         if not shards:
@@ -551,11 +574,13 @@ def sample(
         options = config.sample_options()
         stage = ShardStage(
             "stage 3", "stage 3: sample", names,
-            check=lambda i: verify.stage3_shard(run.stage3, names[i], options.output_format, {"index": index_sha[i], "probabilities": probs_sha}),
+            check=lambda i: verify.stage3_shard(run.stage3, names[i], options.output_format,
+                                                {"index": index_sha[i], "probabilities": probs_sha, "split": split_sha}),
             marker=lambda i: stage3_paths(run.stage3, names[i], options.output_format)["stats"],
             task=lambda i: SampleTask(index_path=str(stage1_paths(run.stage1, names[i])["index"]), probabilities=str(run.probabilities),
                                       out_dir=str(run.stage3), shard=names[i], options=options,
-                                      index_sha256=index_sha[i], probabilities_sha256=probs_sha),
+                                      index_sha256=index_sha[i], probabilities_sha256=probs_sha,
+                                      split=str(run.stage2 / SPLIT_FILE), split_sha256=split_sha),
             progress=_stage3_progress,
         )  # fmt: skip
         with _Executor(config) as ex:

@@ -5,10 +5,13 @@
     run.json                          parameters and metadata digests, one section per stage
     stage1/<shard>.index.bin          matched pairs: n, id, k, lang, ids, text (pipeline/io/index.py)
     stage1/<shard>.counts.bin         the shard's EntryCounts
+    stage1/<shard>.images.bin         the shard's image ids, hashed (pipeline/stages/split.py)
     stage1/<shard>.stats.json         the shard's accounting — written last, the "done" marker
     stage2/counts.bin                 merged EntryCounts
     stage2/probabilities.bin          EntryProbabilities (what an OnlineSampler loads)
     stage2/thresholds.json            {"p", "t_en", "english", "t"} — written last
+    stage2/split.index.bin            rows of the images found in several shards
+    stage2/split.json                 its record (digests) — written after it
     stage3/<shard>.jsonl|.parquet     the curated subset
     stage3/<shard>.stats.json         the shard's sampling accounting — written last
     datacard.json                     see metaclip2.pipeline.run.datacard

@@ -39,7 +39,7 @@ from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
 
 __all__ = [
     "InputChangedError", "ShardCheck", "outputs_problem", "stage1_shard", "stage3_shard", "stage2", "thresholds_problem",
-    "counts_digest", "verify_many",
+    "split_record", "counts_digest", "verify_many",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -116,7 +116,7 @@ def stage1_shard(stage1_dir: str | os.PathLike, shard: str, input_path: str, *, 
     stats, problem = _load(Stage1Stats, paths["stats"])
     if stats is None:
         return ShardCheck(problem=problem)
-    if not stats.fingerprint or not stats.outputs:
+    if not stats.fingerprint or not stats.outputs or paths["images"].name not in stats.outputs:
         return ShardCheck(problem=_OLD)
     change = input_change(input_path, stats.fingerprint)
     if change is not None:
@@ -160,8 +160,8 @@ def _metadata_problem(counts_path: Path, digests: Mapping[str, str]) -> str | No
 
 
 def stage3_shard(stage3_dir: str | os.PathLike, shard: str, output_format: str, sources: Mapping[str, str]) -> ShardCheck:
-    """Verify a shard's finished stage 3: made from `sources` (sha256 of ``index`` and
-    ``probabilities``), and its outputs intact."""
+    """Verify a shard's finished stage 3: made from `sources` (sha256 of ``index``,
+    ``probabilities`` and ``split``), and its outputs intact."""
     paths = stage3_paths(stage3_dir, shard, output_format)
     if not paths["stats"].exists():
         return ShardCheck()
@@ -172,7 +172,7 @@ def stage3_shard(stage3_dir: str | os.PathLike, shard: str, output_format: str, 
         return ShardCheck(problem=_OLD)
     for key in sorted(sources):
         if stats.sources.get(key) != sources[key]:
-            what = "stage-1 index" if key == "index" else "probabilities.bin"
+            what = {"index": "stage-1 index", "split": "split-images file"}.get(key, "probabilities.bin")
             return ShardCheck(problem=f"it was sampled from another {what} than the run's current one")
     problem = outputs_problem(stage3_dir, stats.outputs)
     if problem is not None:
@@ -232,6 +232,39 @@ def thresholds_problem(info: Mapping[str, Any], probabilities: str | os.PathLike
         if info.get(key) != made[key]:
             return f"thresholds.json says {key} = {info.get(key)!r}, but probabilities.bin was made with {made[key]!r}"
     return None
+
+
+def split_inputs_digest(stage1_dir: str | os.PathLike, names: Sequence[str], stats: Mapping[str, Stage1Stats]) -> str:
+    """What stage 2's split-images file is made from, from the shards' recorded index and images digests."""
+    from metaclip2.pipeline.stages.split import split_inputs_digest as digest
+
+    shas = {}
+    for n in names:
+        p = stage1_paths(stage1_dir, n)
+        shas[n] = (stats[n].outputs[p["index"].name]["sha256"], stats[n].outputs[p["images"].name]["sha256"])
+    return digest(shas)
+
+
+def split_record(stage2_dir: str | os.PathLike, inputs_sha256: str | None = None) -> tuple[dict | None, str | None]:
+    """Verify stage 2's split-images file: ``(split.json content, None)`` when intact (and, with
+    `inputs_sha256`, made from those stage-1 files), else ``(None, why or None when absent)``."""
+    from metaclip2.pipeline.stages.split import SPLIT_FILE, SPLIT_RECORD
+
+    path = Path(stage2_dir) / SPLIT_RECORD
+    if not path.exists():
+        return None, None
+    try:
+        info = load_json(path)
+    except DataError as e:
+        return None, f"{SPLIT_RECORD} is damaged ({e})"
+    if not isinstance(info, dict) or SPLIT_FILE not in (info.get("outputs") or {}):
+        return None, _OLD
+    if inputs_sha256 is not None and info.get("inputs_sha256") != inputs_sha256:
+        return None, "the stage-1 files changed since it was made"
+    problem = outputs_problem(stage2_dir, info["outputs"])
+    if problem is not None:
+        return None, problem
+    return info, None
 
 
 def verify_many(fn: Callable[..., T], calls: Sequence[tuple], workers: int = 1) -> list[T]:

@@ -5,6 +5,7 @@ Output files of a shard named ``S`` (see :func:`shard_names`):
 * stage 1: ``S.index.bin`` (:mod:`metaclip2.pipeline.io.index`: one row per *matched* pair:
   ``n`` image ordinal in the shard, ``id``, ``k`` alt-text index, ``lang`` metadata language,
   ``ids`` matched entry ids, ``text``), ``S.counts.bin`` (sparse :class:`~metaclip2.curation.counts.EntryCounts`),
+  ``S.images.bin`` (the shard's image ids, hashed: :mod:`metaclip2.pipeline.stages.split`),
   ``S.stats.json`` (written last);
 * stage 3: ``S.jsonl`` or ``S.parquet`` (:data:`~metaclip2.pipeline.io.writers.CURATED_COLUMNS`),
   ``S.stats.json`` (written last).
@@ -77,7 +78,7 @@ def shard_names(paths: Sequence[str | os.PathLike]) -> list[str]:
 
 
 def stage1_paths(out_dir: str | os.PathLike, shard: str) -> dict[str, Path]:
-    """``index``, ``counts`` and ``stats`` paths of a shard's stage-1 outputs in `out_dir`.
+    """``index``, ``counts``, ``images`` and ``stats`` paths of a shard's stage-1 outputs in `out_dir`.
 
     See Also
     --------
@@ -87,10 +88,11 @@ def stage1_paths(out_dir: str | os.PathLike, shard: str) -> dict[str, Path]:
     --------
     >>> from metaclip2.pipeline.stages.files import stage1_paths
     >>> {key: path.name for key, path in stage1_paths("run/stage1", "en__part-0").items()}
-    {'index': 'en__part-0.index.bin', 'counts': 'en__part-0.counts.bin', 'stats': 'en__part-0.stats.json'}
+    {'index': 'en__part-0.index.bin', 'counts': 'en__part-0.counts.bin', 'images': 'en__part-0.images.bin', 'stats': 'en__part-0.stats.json'}
     """
     d = Path(out_dir)
-    return {"index": d / f"{shard}{INDEX_SUFFIX}", "counts": d / f"{shard}.counts.bin", "stats": d / f"{shard}.stats.json"}
+    return {"index": d / f"{shard}{INDEX_SUFFIX}", "counts": d / f"{shard}.counts.bin", "images": d / f"{shard}.images.bin",
+            "stats": d / f"{shard}.stats.json"}
 
 
 def stage3_paths(out_dir: str | os.PathLike, shard: str, output_format: str = "jsonl") -> dict[str, Path]:

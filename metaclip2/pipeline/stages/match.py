@@ -23,10 +23,11 @@ from metaclip2.execution.progress import report_pairs
 from metaclip2.pipeline.io.index import IndexWriter
 from metaclip2.pipeline.io.partition import LanguageRuns
 from metaclip2.pipeline.io.readers import read_shard
-from metaclip2.pipeline.io.records import Image
+from metaclip2.pipeline.io.records import Image, Numbering
 from metaclip2.pipeline.stages.cache import cached_store
 from metaclip2.pipeline.stages.options import MatchOptions
 from metaclip2.pipeline.stages.files import _safe, _strip_ext, stage1_paths
+from metaclip2.pipeline.stages.split import MATCHED, NUMBERED, write_images
 from metaclip2.pipeline.stages.stats import MAX_EXAMPLES, Stage1Stats
 
 __all__ = ["match_shard", "MatchTask", "shard_warnings", "stage1_summary"]
@@ -60,7 +61,8 @@ def match_shard(
     metadata : path
         Per-LID-language metadata directory (:class:`~metaclip2.matching.store.MetadataStore`).
     out_dir : path
-        Where ``<shard>.index.bin``, ``<shard>.counts.bin`` and ``<shard>.stats.json`` go.
+        Where ``<shard>.index.bin``, ``<shard>.counts.bin``, ``<shard>.images.bin`` and
+        ``<shard>.stats.json`` go.
     shard : str, optional
         Output name; default: the input's file name without extension.
     options : MatchOptions or CurationConfig, optional
@@ -94,7 +96,7 @@ def match_shard(
     >>> stats.shard, stats.pairs, stats.matched, stats.by_lang
     ('pool', 6, 6, {'de': {'pairs': 2, 'matched': 2}, 'en': {'pairs': 4, 'matched': 4}})
     >>> sorted(os.listdir(f"{d}/stage1"))
-    ['pool.counts.bin', 'pool.index.bin', 'pool.stats.json']
+    ['pool.counts.bin', 'pool.images.bin', 'pool.index.bin', 'pool.stats.json']
     >>> tmp.cleanup()
     """
     input_path = os.fspath(input_path)
@@ -110,11 +112,12 @@ def match_shard(
     resolved: dict[str, str | None] = {}
     ordinal = reported = 0
     layout: dict = {}
+    numbering = Numbering()
     with LanguageRuns(out_dir, f"{shard}.lid", _RUN_MEMORY) as pending, LanguageRuns(out_dir, f"{shard}.matched", _RUN_MEMORY) as matched:
         # 1. languages of every pair, pairs grouped by metadata language
         chunk: list[tuple[int, Image]] = []
         for image in read_shard(input_path, input_format=options.input_format, max_chars=options.max_chars, strict=options.strict,
-                                spec=options.reader_spec(), report=layout):  # fmt: skip
+                                spec=options.reader_spec(), report=layout, numbering=numbering):  # fmt: skip
             if image.id is not None:
                 chunk.append((ordinal, image))
                 ordinal += 1
@@ -132,9 +135,14 @@ def match_shard(
             _match_language(lang, pending.rows(lang), store, counts, stats, matched)
             pending.release(lang)
         # 3. input order again
+        matched_ids: set = set()
         with IndexWriter(paths["index"]) as index:
             for row in matched.in_order():
                 index.write(*row)
+                matched_ids.add(row[1])
+    # every id of the shard, hashed: what finds the images split across shards at stage 2
+    write_images(paths["images"], ((i, slots, (MATCHED if i in matched_ids else 0) | (NUMBERED if numbered else 0))
+                                   for i, slots, numbered in numbering.ids()))  # fmt: skip
     report_pairs(stats.pairs - reported)
     stats.images = ordinal
     stats.layout = layout
@@ -262,7 +270,7 @@ def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, option
             stats.no_metadata_labels[label] = stats.no_metadata_labels.get(label, 0) + 1
         else:
             n, image = chunk[j]
-            pending.add((n, image.id, k, lang, (), text, image.fields(k) or None))
+            pending.add((n, image.id, image.indices[k], lang, (), text, image.fields(k) or None))
 
 
 def _phase_order(langs: list[str], store) -> list[str]:
