@@ -304,3 +304,41 @@ def test_fsspec_input_is_fingerprinted_for_resume(meta, tmp_path):
     fs.pipe(url.removeprefix("memory://"), lines.replace("cat", "dog").encode())  # same size, other content
     with pytest.raises(DataError, match="pool"):
         curate(meta, [url], tmp_path / "run", **KW)
+
+
+def test_failed_downloads_are_their_own_outcome_and_match_the_tars(meta, tmp_path):
+    """img2dataset's Parquet lists every url (``status`` failed_to_download for some); its tars
+    hold only the downloaded ones: both give the same kept set, and the failures are counted."""
+    rows = flat_rows(7, 120, "d")
+    failed = set(range(0, 120, 4))
+    table = pa.table({
+        "key": [f"{i:09d}" for i in range(len(rows))], "caption": [r["text"] for r in rows], "url": [r["url"] for r in rows],
+        "status": ["failed_to_download" if i in failed else "success" for i in range(len(rows))],
+        "error_message": ["timeout" if i in failed else None for i in range(len(rows))],
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "pool.parquet")
+    tar_dir = tmp_path / "tars"
+    tar_dir.mkdir()
+    with tarfile.open(tar_dir / "00000.tar", "w") as tar:
+        for i, r in enumerate(rows):
+            if i not in failed:  # img2dataset writes no sample for a failed download
+                key = f"{i:09d}"
+                _add(tar, f"{key}.jpg", b"\xff\xd8\xff fake jpeg")
+                _add(tar, f"{key}.txt", r["text"].encode())
+                _add(tar, f"{key}.json", json.dumps({"url": r["url"], "caption": r["text"], "key": key, "status": "success"}).encode())
+    a = curate(meta, [str(tmp_path / "pool.parquet")], tmp_path / "run-pq", output_format="parquet", **KW)
+    b = curate(meta, [str(tar_dir / "00000.tar")], tmp_path / "run-tar", output_format="parquet", **KW)
+    ta, tb = a.datacard["totals"], b.datacard["totals"]
+    assert ta["pairs"] == 120 and ta["invalid_by_reason"] == {"not_downloaded": len(failed)}
+    assert ta["pairs"] == ta["invalid"] + ta["no_metadata"] + ta["unmatched"] + ta["matched"]
+    assert tb["pairs"] == 120 - len(failed) and tb["invalid"] == 0
+    assert ta["kept"] == tb["kept"] > 0 and ta["matched"] == tb["matched"]
+    kept = lambda res: sorted((r["id"], r["text_index"], r["url"]) for r in _subset(res))  # noqa: E731
+    assert kept(a) == kept(b)
+    assert not {r["id"] for r in _subset(a)} & {f"{i:09d}" for i in failed}
+    # a tar sample whose .json says it failed is counted the same way
+    with tarfile.open(tmp_path / "bad.tar", "w") as tar:
+        _add(tar, "000000001.txt", b"a red dog")
+        _add(tar, "000000001.json", json.dumps({"key": "000000001", "status": "failed_to_download"}).encode())
+    (im,) = read_shard(tmp_path / "bad.tar")
+    assert im.id is None and im.invalid == ["not_downloaded"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from metaclip2.pipeline.io.inputs import open_input
-from metaclip2.pipeline.io.records import Image, LayoutError, _Damage, _record_keys, _records, _Resolver, import_pyarrow
+from metaclip2.pipeline.io.records import STATUS_KEY, Image, LayoutError, _Damage, _record_keys, _records, _Resolver, import_pyarrow
 
 __all__: list[str] = []
 
@@ -22,7 +22,7 @@ def _parquet_columns(schema, resolver: _Resolver) -> list[str]:
     out = []
     for name in names:
         t = schema.field(name).type
-        if name in keys or (resolver.spec.carries(name) and any(f(t) for f in scalar)):
+        if name in keys or name == STATUS_KEY or (resolver.spec.carries(name) and any(f(t) for f in scalar)):
             out.append(name)
     return out
 

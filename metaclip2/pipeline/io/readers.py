@@ -29,6 +29,9 @@ Layouts (the record's keys; detected per shard, or named with a :class:`ReaderSp
 ``img2dataset``
     img2dataset Parquet (``key``, ``caption``, ``url``, …) and tars (``key.txt`` caption and/or
     ``key.json`` with ``caption``, ``url``, ``key``, ``status``, …); the image id is the key.
+    A record whose ``status`` is a string other than ``"success"`` (img2dataset's
+    ``failed_to_download``, in its Parquet and ``.json`` files, whatever the layout) is not an
+    image of the pool: its alt-texts are invalid, ``not_downloaded``, never matched or kept.
 
 Detection looks at a shard's Parquet schema, its first JSONL record with a known layout, or
 its tar samples; a record that fits two layouts is an error naming them (name the keys with

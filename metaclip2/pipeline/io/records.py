@@ -44,7 +44,13 @@ INVALID_REASONS = (
     "damaged",       # records lost in a damaged container (see Image.damage)
     "bad_index",     # an alt-text index (text_index) that is not a whole number >= 0
     "duplicate_index",  # an (image id, alt-text index) already met earlier in the shard
+    "not_downloaded",   # a record whose download status (img2dataset's "status") is not "success"
 )  # fmt: skip
+
+#: Field of a download's outcome (img2dataset's); a record whose value is a string other than
+#: :data:`DOWNLOAD_SUCCESS` is not an image of the pool (``not_downloaded``).
+STATUS_KEY = "status"
+DOWNLOAD_SUCCESS = "success"
 
 _PARQUET_HINT = "pip install 'metaclip2[parquet]'"
 
@@ -488,6 +494,12 @@ def _record_keys(lay: _Layout, spec: ReaderSpec) -> tuple:
 _NOT_GIVEN = object()
 
 
+def _not_downloaded(obj: dict) -> bool:
+    """Whether `obj` says its image failed to download (img2dataset's ``status``)."""
+    status = obj.get(STATUS_KEY)
+    return isinstance(status, str) and status != DOWNLOAD_SUCCESS
+
+
 def _text_index(value: Any) -> tuple[int | None, str | None]:
     """``(index or None, reason or None)`` of a flat record's alt-text index; None: none given."""
     if value is None or value is _NOT_GIVEN or (isinstance(value, float) and math.isnan(value)):
@@ -589,6 +601,8 @@ def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_cha
             skip = resolver.skip[lay] = _record_keys(lay, spec)
         shape = _shape(obj, lay, spec)
         image_id, id_reason = _check_id(obj.get(lay.id_key, default_id))
+        if id_reason is None and _not_downloaded(obj):
+            id_reason = "not_downloaded"  # never an image: counted with its alt-texts, never matched
         if shape[0] == "flat":
             if id_reason is not None:
                 yield _unreadable(id_reason, where)

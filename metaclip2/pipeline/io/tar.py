@@ -25,6 +25,7 @@ from metaclip2.pipeline.io.records import (
     _layout_error,
     _records,
     _Resolver,
+    _not_downloaded,
     _unreadable,
     check_text,
 )
@@ -98,6 +99,8 @@ def _tar_sample(key: str, files: dict, max_chars: int, resolver: _Resolver) -> I
         if isinstance(text, str):
             text = text.rstrip("\r\n")
         image_id = key
+        if obj is not None and _not_downloaded(obj):
+            return _unreadable("not_downloaded", where)
         if obj is not None and spec.id_key:
             image_id, reason = _check_id(obj.get(spec.id_key))
             if reason is not None:
