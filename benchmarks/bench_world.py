@@ -289,7 +289,7 @@ def outputs(run: Path, every: bool) -> dict[str, bytes]:
     if every:
         return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file() and p.name != "run.json"}
     return {str(p.relative_to(run)): _comparable(p) for p in sorted(run.rglob("*"))
-            if p.is_file() and (p.name in ("probabilities.bin", "thresholds.json") or p.name.endswith(".jsonl") and p.parent.name == "stage3")}  # fmt: skip
+            if p.is_file() and (p.name in ("probabilities.bin", "thresholds.json") or p.name.endswith(".jsonl") and p.parent.name == "subset")}  # fmt: skip
 
 
 def main() -> int:

@@ -94,7 +94,7 @@ def main() -> int:
         offline = {
             (r["id"], r["text_index"])
             for name in settings["stage1"]["shards"]
-            for r in map(json.loads, open(run / "stage3" / f"{name}.jsonl", encoding="utf-8"))
+            for r in map(json.loads, open(run / "subset" / f"{name}.jsonl", encoding="utf-8"))
         }
         print(f"epoch 0 equals the offline curated subset: {epochs[0] == offline}")
     return 0

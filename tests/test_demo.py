@@ -134,7 +134,7 @@ def test_cli_rerun_resumes_with_same_bytes(runs, capsys):
     assert main(["demo", "--out", str(out_dir), "--workers", "1"]) == 0
     printed = capsys.readouterr().out
     assert "SAMPLE DATA" in printed
-    assert str(a["datacard"]) in printed and str(a["run"] / "stage3") in printed
+    assert str(a["datacard"]) in printed and str(a["run"] / "subset") in printed
     assert f"{a['summary']['totals']['pairs']:,} pairs in = " in printed
     assert {p.name: p.read_bytes() for p in a["subset"]} == before
 

@@ -180,7 +180,7 @@ def test_curate_with_two_workers_and_the_cli(world, combo, tmp_path):
     args = ["curate", "--metadata", str(world["meta"]), "--input", str(world["dir"] / "images.jsonl"), "--out", str(tmp_path / "cli"),
             "--t-en", str(T_EN), "--unit", unit, "--english", english, "--seed", "3", "-q"] + ([] if check else ["--no-script-check"])  # fmt: skip
     assert main(args) == 0
-    assert _kept_in(sorted((tmp_path / "cli" / "stage3").glob("*.jsonl"))) == want
+    assert _kept_in(sorted((tmp_path / "cli" / "subset").glob("*.jsonl"))) == want
 
 
 @pytest.mark.slow

@@ -53,7 +53,7 @@ def pool(tmp_path_factory):
     ref_tar = curate(meta, [str(d / "tar" / "*.tar")], d / "run-tar", t_en=T_EN, progress=False, keys_list=True)
 
     def kept(res):
-        return sorted(k for p in sorted((res.out / "stage3").glob("*.keys.txt")) for k in p.read_text().split())
+        return sorted(k for p in sorted((res.out / "keys").glob("*.keys.txt")) for k in p.read_text().split())
 
     assert kept(ref_pq) and kept(ref_tar)
     return {"dir": d, "meta": meta, "rows": rows, "kept_pq": kept(ref_pq), "kept_tar": kept(ref_tar),

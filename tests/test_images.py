@@ -99,7 +99,7 @@ def pools(tmp_path_factory):
 
 def _kept(run: Path) -> list[tuple[str, int]]:
     out = []
-    for f in sorted((run / "stage3").glob("*.jsonl")):
+    for f in sorted((run / "subset").glob("*.jsonl")):
         for line in f.read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
             out.append((r["id"], r["text_index"]))
@@ -175,7 +175,7 @@ def test_split_images_are_found_and_swept_whole(pools, tmp_path):
     curate(pools["metadata"], [str(f) for f in pools["files"]["a"]], out=one, t_en=T_EN, seed=0)
     assert load_sweep_data(one).images == data.images
     # keys list: one line per kept image over the run
-    keys = [line for p in sorted((run / "stage3").glob("*.keys.txt")) for line in p.read_text().splitlines()]
+    keys = [line for p in sorted((run / "keys").glob("*.keys.txt")) for line in p.read_text().splitlines()]
     assert sorted(keys) == sorted({i for i, _ in _kept(run)})
     # the expectation against kept sizes over seeds
     row = sweep(data, [T_EN]).rows[0]
@@ -237,7 +237,7 @@ def test_an_index_in_two_shards_is_kept_once_at_most(tmp_path):
                                         {"id": "x", "text": "a red car", "lang": "en"}])  # fmt: skip
     run = tmp_path / "run"
     curate(meta, [str(s0), str(s1)], out=run, t_en=100, unit="pair")
-    texts = [json.loads(line)["text"] for p in sorted((run / "stage3").glob("*.jsonl")) for line in p.read_text().splitlines()]
+    texts = [json.loads(line)["text"] for p in sorted((run / "subset").glob("*.jsonl")) for line in p.read_text().splitlines()]
     assert "a cat" not in texts and "a dog" in texts and "a red car" in texts  # the later (x, 0) is never kept
     stats = [json.loads(p.read_text()) for p in sorted((run / "stage3").glob("*.stats.json"))]
     assert [s["images"] for s in stats] == [1, 0] and [s["kept_images"] for s in stats] == [1, 0]

@@ -80,7 +80,7 @@ def redone(caplog) -> list[str]:
 
 @pytest.mark.parametrize("damage", ["delete", "truncate", "flip", "extend"])
 def test_damaged_stage3_output_is_named_and_redone(pool, reference, run, caplog, damage):
-    out = run / "stage3" / "part-1.jsonl"
+    out = run / "subset" / "part-1.jsonl"
     data = out.read_bytes()
     if damage == "delete":
         out.unlink()
@@ -277,7 +277,7 @@ def test_refused_commands_leave_the_directory_as_it_was(pool, reference, tmp_pat
                     assert not out.exists(), bad
         assert main(["curate", *good, "--out", str(out)]) == 0
         capsys.readouterr()  # its warnings (t_en = 8 leaves a tail share under 1 %) are not under test here
-        assert tree(out / "stage3") == tree(reference.out / "stage3")
+        assert tree(out / "stage3") == tree(reference.out / "stage3") and tree(out / "subset") == tree(reference.out / "subset")
 
 
 def test_failed_stage2_is_not_claimed_and_a_retry_with_p_works(tmp_path):
@@ -453,9 +453,9 @@ def test_temporary_file_of_a_retried_task_is_removed_when_the_run_ends(tmp_path)
     from metaclip2.pipeline.run.rundir import RunDir
 
     run = RunDir(tmp_path / "run")
-    left = temporary_name(run.stage3 / "part-0.jsonl")
+    left = temporary_name(run.subset / "part-0.jsonl")
     with run.lock(exclusive=True):
-        make_directory(run.stage3)
+        make_directory(run.subset)
         left.write_bytes(b"half a shard")  # the killed attempt's, written while the run holds the lock
         assert left.exists()
     assert not left.exists()

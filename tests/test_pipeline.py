@@ -226,7 +226,7 @@ def test_stages_alone_pair_unit_and_parquet(pool, tmp_path):
     info = compute_thresholds(out, t_en=8, progress=False)
     assert info["t"]["en"] == 8 and info["t"]["de"] >= 1
     s3 = sample(out, seed=3, unit="pair", output_format="parquet", progress=False, workers=2)
-    table = pq.read_table(out / "stage3" / "part-0.parquet")
+    table = pq.read_table(out / "subset" / "part-0.parquet")
     assert table.column_names == ["id", "text", "text_index", "lang", "ids", "keep_probability"]
     assert table.num_rows == s3[0].kept > 0
     sampler = OnlineSampler(out / "stage2" / "probabilities.bin", seed=3, unit="pair")
@@ -235,13 +235,13 @@ def test_stages_alone_pair_unit_and_parquet(pool, tmp_path):
     # Pair unit may keep several alt-texts of one image; image unit never does.
     kept_per_image = {}
     for s in ("part-0", "part-1", "part-2"):
-        for r in pq.read_table(out / "stage3" / f"{s}.parquet").to_pylist():
+        for r in pq.read_table(out / "subset" / f"{s}.parquet").to_pylist():
             kept_per_image[r["id"]] = kept_per_image.get(r["id"], 0) + 1
     assert max(kept_per_image.values()) > 1
     # Parquet output is deterministic too.
     again = tmp_path / "again"
     curate(pool["meta"], [pool["glob"]], again, t_en=8, seed=3, unit="pair", output_format="parquet", progress=False, max_chars=100)
-    assert (again / "stage3" / "part-0.parquet").read_bytes() == (out / "stage3" / "part-0.parquet").read_bytes()
+    assert (again / "subset" / "part-0.parquet").read_bytes() == (out / "subset" / "part-0.parquet").read_bytes()
 
 
 def test_parquet_and_tar_inputs_give_the_same_counts_as_jsonl(pool, tmp_path):

@@ -334,7 +334,7 @@ def test_curate_ray_equals_local_byte_for_byte(ray_cluster, pool, tmp_path):
     assert sorted(local) == sorted(remote)
     for shard in ("part-00", "part-04"):
         for f in (f"stage1/{shard}.index.bin", f"stage1/{shard}.counts.bin", f"stage1/{shard}.stats.json",
-                  f"stage3/{shard}.jsonl", f"stage3/{shard}.stats.json"):  # fmt: skip
+                  f"subset/{shard}.jsonl", f"stage3/{shard}.stats.json"):  # fmt: skip
             assert f in local
     for f in ("stage2/counts.bin", "stage2/probabilities.bin", "stage2/thresholds.json", "run.json", "datacard.json"):
         assert f in local
@@ -369,7 +369,7 @@ def test_single_stage_cli_on_ray_resumes_and_equals_local(ray_cluster, pool, tmp
         cli("sample", "--out", out, "--seed", "5", "--unit", "pair", *ex)
 
     local, remote = _run_twice(tmp_path, run)
-    assert "stage3/part-01.jsonl" in local and "stage2/probabilities.bin" in local
+    assert "subset/part-01.jsonl" in local and "stage2/probabilities.bin" in local
     assert local == remote
     assert ray_cluster.is_initialized()  # the CLI joined the test's Ray, and left it up
 
@@ -412,10 +412,10 @@ def test_documented_per_shard_script_equals_curate(pool, tmp_path, monkeypatch):
     job("reduce")
     for i in range(n):
         job("sample", i)
-    by_jobs = {f: b for f, b in _tree(out).items() if f.startswith("stage")}
+    by_jobs = {f: b for f, b in _tree(out).items() if f.startswith(("stage", "subset"))}
     out.rename(tmp_path / "jobs")
 
     curate(meta, [str(shards[0].parent / "*.jsonl")], out, t_en=25, seed=0, progress=False)
-    by_runner = {f: b for f, b in _tree(out).items() if f.startswith("stage")}
-    assert len(by_jobs) == 4 * n + 5 + 2 * n  # stage 1: index, counts, images, stats; stage 2: + split
+    by_runner = {f: b for f, b in _tree(out).items() if f.startswith(("stage", "subset"))}
+    assert len(by_jobs) == 4 * n + 5 + 2 * n  # stage 1: index, counts, images, stats; stage 2: + split; stage 3: stats, subset
     assert by_jobs == by_runner

@@ -351,7 +351,7 @@ def test_worker_node_lost_mid_stage_is_retried_and_outputs_equal(cluster, pool_a
     root, reference = pool_and_reference
     run = root / "run"
     worker = cluster.add_worker()
-    saboteur = _Saboteur(cluster.head, worker, run, stage, target=root / "pool" if stage == "stage1" else run / "stage3")
+    saboteur = _Saboteur(cluster.head, worker, run, stage, target=root / "pool" if stage == "stage1" else run / "subset")
     retried_before = cluster.retried_tasks()
     started = time.monotonic()
     cmd = _Command(_curate_command(root, "--executor", "ray", "--ray-address", cluster.address), root / f"{stage}.log")
@@ -374,7 +374,7 @@ def test_worker_node_lost_mid_stage_is_retried_and_outputs_equal(cluster, pool_a
     got = _tree(run)
     run.rename(root / f"done-{stage}")
     for name in ("stage1/part-00.index.bin", "stage1/part-05.counts.bin", "stage2/counts.bin",
-                 "stage2/probabilities.bin", "stage3/part-05.jsonl", "datacard.json"):  # fmt: skip
+                 "stage2/probabilities.bin", "subset/part-05.jsonl", "datacard.json"):  # fmt: skip
         assert name in reference
     assert sorted(got) == sorted(reference)  # nothing missing, no temporary file of the lost attempt left
     assert [f for f in reference if got[f] != reference[f]] == []

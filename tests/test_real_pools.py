@@ -120,7 +120,7 @@ def test_known_layouts_curate_with_no_flags(meta, tmp_path, layout):
         assert schema.field("status").type == pa.string() and schema.field("width").type == pa.int64()
     assert schema.names[:6] == ["id", "text", "text_index", "lang", "ids", "keep_probability"]
     assert schema.names[6:] == sorted(schema.names[6:])
-    keys = (res.out / "stage3" / f"{res.outputs[0].stem}.keys.txt").read_text().split()
+    keys = (res.out / "keys" / f"{res.outputs[0].stem}.keys.txt").read_text().split()
     assert keys == [r["id"] for r in out]
 
 
@@ -135,7 +135,7 @@ def test_jsonl_with_named_keys_cli(meta, tmp_path, capsys):
     card = json.loads((tmp_path / "run" / "datacard.json").read_text())
     assert card["totals"]["invalid"] == 0 and card["totals"]["pairs"] == 80
     assert card["parameters"]["stage1"]["text_keys"] == ["caption"]
-    out = [json.loads(x) for x in (tmp_path / "run" / "stage3" / "pool.jsonl").read_text().splitlines()]
+    out = [json.loads(x) for x in (tmp_path / "run" / "subset" / "pool.jsonl").read_text().splitlines()]
     assert out and all(set(r) == {"id", "text", "text_index", "lang", "ids", "keep_probability", "url"} for r in out)
 
 
@@ -271,7 +271,7 @@ def test_carried_columns_are_deterministic(meta, tmp_path):
         datacomp_parquet(tmp_path / "in" / f"part-{s}.parquet", flat_rows(10 + s, 60, f"d{s}-"))
     a = curate(meta, [str(tmp_path / "in" / "*.parquet")], tmp_path / "a", output_format="parquet", workers=1, **KW)
     b = curate(meta, [str(tmp_path / "in" / "*.parquet")], tmp_path / "b", output_format="parquet", workers=2, **KW)
-    assert tree(a.out / "stage3") == tree(b.out / "stage3")
+    assert tree(a.out / "stage3") == tree(b.out / "stage3") and tree(a.out / "subset") == tree(b.out / "subset")
 
 
 def test_extra_types_do_not_depend_on_row_order():
@@ -342,3 +342,40 @@ def test_failed_downloads_are_their_own_outcome_and_match_the_tars(meta, tmp_pat
         _add(tar, "000000001.json", json.dumps({"key": "000000001", "status": "failed_to_download"}).encode())
     (im,) = read_shard(tmp_path / "bad.tar")
     assert im.id is None and im.invalid == ["not_downloaded"]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_subset_directory_is_a_dataset(meta, tmp_path, fmt, monkeypatch):
+    """RUN/subset holds the data files only: readers pointed at the directory load the kept rows."""
+    import pyarrow.dataset as ds
+
+    src = datacomp_parquet(tmp_path / "pool.parquet", flat_rows(3, 120, "s"))
+    res = curate(meta, [str(src)], tmp_path / "run", output_format=fmt, keys_list=True, **KW)
+    subset = res.out / "subset"
+    assert sorted(p.name for p in subset.iterdir()) == [f"pool.{fmt}"]
+    assert [p.parent for p in res.outputs] == [subset]
+    assert sorted(p.name for p in (res.out / "keys").iterdir()) == ["pool.keys.txt"]
+    assert sorted(p.name for p in (res.out / "stage3").iterdir()) == ["pool.stats.json"]
+    want = sorted((r["uid"] if "uid" in r else r["id"], r["text_index"]) for r in _subset(res))
+    assert len(want) == res.datacard["totals"]["kept"] > 0
+    key = lambda rows: sorted((r.get("uid", r.get("id")), r["text_index"]) for r in rows)  # noqa: E731
+    if fmt == "parquet":
+        assert key(ds.dataset(subset).to_table().to_pylist()) == want
+        assert key(pq.read_table(subset).to_pylist()) == want
+    else:
+        assert key(ds.dataset(subset, format="json").to_table().to_pylist()) == want
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    loaded = datasets.load_dataset("parquet" if fmt == "parquet" else "json", data_dir=str(subset), split="train",
+                                   cache_dir=str(tmp_path / "hf-cache"))  # fmt: skip
+    assert key(loaded.to_list()) == want
+
+
+@pytest.mark.parametrize("reader", ["polars", "duckdb"])
+def test_subset_directory_in_other_readers(meta, tmp_path, reader):
+    mod = pytest.importorskip(reader, reason=f"{reader} is not installed")
+    src = datacomp_parquet(tmp_path / "pool.parquet", flat_rows(3, 60, "o"))
+    res = curate(meta, [str(src)], tmp_path / "run", output_format="parquet", **KW)
+    glob = str(res.out / "subset" / "*.parquet")
+    n = mod.read_parquet(glob).height if reader == "polars" else mod.sql(f"select count(*) from '{glob}'").fetchone()[0]
+    assert n == res.datacard["totals"]["kept"] > 0

@@ -56,7 +56,7 @@ def test_keys_list_has_one_line_per_kept_image_even_for_ids_with_line_breaks(tmp
               for i in range(10)]  # fmt: skip
     write_jsonl(tmp_path / "pool.jsonl", images)
     res = curate(meta, [str(tmp_path / "pool.jsonl")], tmp_path / "run", t_en=100, progress=False, keys_list=True)
-    lines = (tmp_path / "run" / "stage3" / "pool.keys.txt").read_text().splitlines()
+    lines = (tmp_path / "run" / "keys" / "pool.keys.txt").read_text().splitlines()
     assert len(lines) == res.datacard["totals"]["kept_images"] == 10  # t_en above every count: all kept
     decoded = [json.loads(x) if x.startswith('"') else x for x in lines]
     assert sorted(decoded) == sorted(im["id"] for im in images)

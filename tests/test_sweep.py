@@ -208,7 +208,7 @@ def test_fork_reuses_stage_1_and_equals_a_fresh_run(demo_run, tmp_path):
     sample(fork, seed=0, progress=False)
     write_report(fork, plots=False)
     assert (fork / "stage1").is_symlink() and (fork / "stage1").resolve() == (demo_run["run"] / "stage1").resolve()
-    for part in ("stage2", "stage3"):
+    for part in ("stage2", "stage3", "subset"):
         assert _files(fork / part) == _files(fresh.out / part)
     assert (fork / "datacard.json").read_bytes() == (fresh.out / "datacard.json").read_bytes()
     # the fork is a normal run: resuming it is a no-op, other stage-2 parameters are refused

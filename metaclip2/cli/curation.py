@@ -165,7 +165,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         "sample", formatter_class=fmt,
         help="curation stage 3 alone: keep decisions and the curated subset (or a fork with other parameters)",
         description="Stage 3 of Algorithm 1: a keep decision for every matched pair (epoch 0, the same as an\n"
-        "OnlineSampler's), and the curated subset in RUN/stage3. Finished shards are verified and skipped.\n"
+        "OnlineSampler's), and the curated subset in RUN/subset. Finished shards are verified and skipped.\n"
         "With --out NEW, NEW reuses RUN's stage 1 by reference and runs its own stage 2 (with RUN's stage-2\n"
         "options unless given here) and stage 3.",
         epilog="examples:\n  metaclip2 sample runs/pool --seed 0 --unit image --output-format parquet\n"
@@ -235,7 +235,7 @@ def run_curate(args: argparse.Namespace) -> int:
     t = res.datacard["totals"]
     print(f"{t['pairs']} pairs in ({t['invalid']} invalid, {t['no_metadata']} without metadata, {t['unmatched']} unmatched), "
           f"{t['matched']} matched, {t['kept']} kept")  # fmt: skip
-    print(f"curated subset: {res.out / 'stage3'}/*.{config.output_format}")
+    print(f"curated subset: {res.out / 'subset'}/*.{config.output_format}")
     print(f"probabilities:  {res.probabilities}")
     print(f"datacard:       {rep['datacard']}")
     for p in rep["plots"]:
@@ -332,7 +332,7 @@ def run_sample(args: argparse.Namespace) -> int:
     stats = sample(out, config, shards=_shards(args), source=source)
     kept = sum(s.kept for s in stats)
     matched = sum(s.matched for s in stats)
-    print(f"stage 3: {kept} of {matched} matched pairs kept -> {out}/stage3")
+    print(f"stage 3: {kept} of {matched} matched pairs kept -> {out}/subset")
     return 0
 
 

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     >>> main(["curate", "--metadata", f"{d}/metadata", "--input", f"{d}/pool.jsonl", "--out", f"{d}/run",
     ...       "--t-en", "2", "-q"])
     6 pairs in (0 invalid, 0 without metadata, 0 unmatched), 6 matched, 5 kept
-    curated subset: .../run/stage3/*.jsonl
+    curated subset: .../run/subset/*.jsonl
     ...
     0
     >>> main(["sweep", f"{d}/run", "--t-en", "1,2"])

@@ -315,7 +315,7 @@ def run_demo(
     ----------
     out : path
         Receives ``metadata/`` (built metadata), ``pool/`` (the sample pool) and ``run/`` (the
-        curation run: subset in ``run/stage3/``, ``run/datacard.json``, ``run/plots/``).
+        curation run: subset in ``run/subset/``, ``run/datacard.json``, ``run/plots/``).
     workers : int
         Worker processes for curation (outputs are identical for any number).
     progress : bool
@@ -368,7 +368,7 @@ def run_demo(
         print("metaclip2 demo — SAMPLE DATA (generated; not real web data)")
         print("\n".join(summary_lines(datacard)))
         print(f"metadata:  {metadata}")
-        print(f"subset:    {run_dir / 'stage3'}  ({len(subset)} files)")
+        print(f"subset:    {run_dir / 'subset'}  ({len(subset)} files)")
         print(f"datacard:  {datacard_path}")
         for p in plots:
             print(f"plot:      {p}")

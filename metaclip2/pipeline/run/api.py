@@ -535,7 +535,7 @@ def sample(
     >>> [stats] = sample(f"{d}/run")
     >>> stats.matched, stats.kept, sorted(stats.by_lang.items())
     (6, 5, [('de', {'matched': 2, 'kept': 1}), ('en', {'matched': 4, 'kept': 4})])
-    >>> with open(f"{d}/run/stage3/pool.jsonl") as f:
+    >>> with open(f"{d}/run/subset/pool.jsonl") as f:
     ...     print([json.loads(line)["id"] for line in f])
     ['a', 'b', 'c', 'd', 'e']
     >>> tmp.cleanup()
@@ -563,7 +563,8 @@ def sample(
         run.claim("stage3", section)
         make_directory(run.stage3)
         if not shards:
-            remove_temporaries(run.stage3)
+            for d in (run.stage3, run.subset, run.keys):
+                remove_temporaries(d)
         index_sha: dict[int, str] = {}
         for i in sorted(todo):  # stage-1 stats and input unchanged; the index itself is verified by its task
             check = verify.stage1_shard(run.stage1, names[i], s1["inputs"][i], check_outputs=False)

@@ -12,7 +12,8 @@
     stage2/thresholds.json            {"p", "t_en", "english", "t"} — written last
     stage2/split.index.bin            rows of the images found in several shards
     stage2/split.json                 its record (digests) — written after it
-    stage3/<shard>.jsonl|.parquet     the curated subset
+    subset/<shard>.jsonl|.parquet     the curated subset (data files only: point readers here)
+    keys/<shard>.keys.txt             the kept image ids, one per line (with --keys-list)
     stage3/<shard>.stats.json         the shard's sampling accounting — written last
     datacard.json                     see metaclip2.pipeline.run.datacard
     plots/                            see metaclip2.pipeline.report.plots
@@ -47,6 +48,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from metaclip2.core.atomic import make_directory, output_error, remove_temporaries, write_json
 from metaclip2.core.jsonfile import read_json, seal, unseal
 from metaclip2.core.errors import Metaclip2Error, MissingInputError, ParameterError, RunMismatchError
+from metaclip2.pipeline.stages.files import KEYS_DIR, SUBSET_DIR
 
 __all__ = ["RunDir", "RunBusyError", "RUN_FORMAT", "LOCK_NAME", "RUN_LOG", "load_json"]
 
@@ -105,6 +107,8 @@ class RunDir:
         self.stage1 = self.path / "stage1"
         self.stage2 = self.path / "stage2"
         self.stage3 = self.path / "stage3"
+        self.subset = self.path / SUBSET_DIR
+        self.keys = self.path / KEYS_DIR
         self.run_json = self.path / "run.json"
         self.counts = self.stage2 / "counts.bin"
         self.probabilities = self.stage2 / "probabilities.bin"
@@ -279,7 +283,7 @@ class RunDir:
 
         Only safe while no writer runs: :meth:`lock` calls it under the exclusive lock.
         """
-        return sum(remove_temporaries(d) for d in (self.path, self.stage1, self.stage2, self.stage3, self.path / "plots"))
+        return sum(remove_temporaries(d) for d in (self.path, self.stage1, self.stage2, self.stage3, self.subset, self.keys, self.path / "plots"))
 
 
 def load_json(path: str | os.PathLike, hint: str = "delete it and run the stage that writes it again") -> Any:

@@ -174,7 +174,7 @@ def stage3_shard(stage3_dir: str | os.PathLike, shard: str, output_format: str, 
         if stats.sources.get(key) != sources[key]:
             what = {"index": "stage-1 index", "split": "split-images file"}.get(key, "probabilities.bin")
             return ShardCheck(problem=f"it was sampled from another {what} than the run's current one")
-    problem = outputs_problem(stage3_dir, stats.outputs)
+    problem = outputs_problem(Path(stage3_dir).parent, stats.outputs)  # named relative to the run: subset/, keys/
     if problem is not None:
         return ShardCheck(problem=problem)
     return ShardCheck(stats=stats)

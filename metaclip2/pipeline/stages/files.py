@@ -7,8 +7,8 @@ Output files of a shard named ``S`` (see :func:`shard_names`):
   ``ids`` matched entry ids, ``text``), ``S.counts.bin`` (sparse :class:`~metaclip2.curation.counts.EntryCounts`),
   ``S.images.bin`` (the shard's image ids, hashed: :mod:`metaclip2.pipeline.stages.split`),
   ``S.stats.json`` (written last);
-* stage 3: ``S.jsonl`` or ``S.parquet`` (:data:`~metaclip2.pipeline.io.writers.CURATED_COLUMNS`),
-  ``S.stats.json`` (written last).
+* stage 3: ``subset/S.jsonl`` or ``subset/S.parquet`` (:data:`~metaclip2.pipeline.io.writers.CURATED_COLUMNS`),
+  ``keys/S.keys.txt`` (optional), ``stage3/S.stats.json`` (written last).
 
 Each stats file also records the size and sha256 of the shard's outputs (and of what it was
 made from), so that a resumed run verifies them before reuse (:mod:`metaclip2.pipeline.run.verify`).
@@ -25,6 +25,9 @@ from typing import Sequence
 from metaclip2.pipeline.io.index import INDEX_SUFFIX
 
 __all__ = ["shard_names", "stage1_paths", "stage3_paths"]
+
+#: A run's directory of curated data files (only those: what readers are pointed at), and of kept-key lists.
+SUBSET_DIR, KEYS_DIR = "subset", "keys"
 
 
 def _safe(s: str) -> str:
@@ -96,7 +99,11 @@ def stage1_paths(out_dir: str | os.PathLike, shard: str) -> dict[str, Path]:
 
 
 def stage3_paths(out_dir: str | os.PathLike, shard: str, output_format: str = "jsonl") -> dict[str, Path]:
-    """``output``, ``keys`` (kept image ids, optional) and ``stats`` paths of a shard's stage-3 outputs in `out_dir`.
+    """``output``, ``keys`` (kept image ids, optional) and ``stats`` paths of a shard's stage-3 outputs.
+
+    `out_dir` is a run's ``stage3`` directory, which holds the stats; the curated data files go
+    to its sibling ``subset/`` (a directory of data files only, what readers are pointed at)
+    and the kept-key lists to ``keys/``.
 
     See Also
     --------
@@ -106,7 +113,13 @@ def stage3_paths(out_dir: str | os.PathLike, shard: str, output_format: str = "j
     --------
     >>> from metaclip2.pipeline.stages.files import stage3_paths
     >>> {key: path.as_posix() for key, path in stage3_paths("run/stage3", "en__part-0", "parquet").items()}
-    {'output': 'run/stage3/en__part-0.parquet', 'keys': 'run/stage3/en__part-0.keys.txt', 'stats': 'run/stage3/en__part-0.stats.json'}
+    {'output': 'run/subset/en__part-0.parquet', 'keys': 'run/keys/en__part-0.keys.txt', 'stats': 'run/stage3/en__part-0.stats.json'}
     """
     d = Path(out_dir)
-    return {"output": d / f"{shard}.{output_format}", "keys": d / f"{shard}.keys.txt", "stats": d / f"{shard}.stats.json"}
+    return {"output": d.parent / SUBSET_DIR / f"{shard}.{output_format}", "keys": d.parent / KEYS_DIR / f"{shard}.keys.txt",
+            "stats": d / f"{shard}.stats.json"}
+
+
+def stage3_output_name(path: Path) -> str:
+    """Name a stage-3 output is recorded under in its stats (relative to the run directory)."""
+    return f"{path.parent.name}/{path.name}"

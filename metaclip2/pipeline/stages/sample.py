@@ -22,7 +22,7 @@ from metaclip2.execution.progress import report_pairs
 from metaclip2.pipeline.io.index import INDEX_SUFFIX, IndexBatch, iter_index
 from metaclip2.pipeline.io.writers import ExtraTypes, carried_columns, curated_writer
 from metaclip2.pipeline.stages.cache import _cached_probabilities
-from metaclip2.pipeline.stages.files import stage3_paths
+from metaclip2.pipeline.stages.files import stage3_output_name, stage3_paths
 from metaclip2.pipeline.stages.options import SampleOptions
 from metaclip2.pipeline.stages.split import load_split
 from metaclip2.pipeline.stages.stats import Stage3Stats
@@ -125,7 +125,7 @@ def sample_shard(
     >>> stats = sample_shard(f"{d}/stage1/pool.index.bin", f"{d}/probabilities.bin", f"{d}/stage3", seed=0)
     >>> stats.matched, stats.kept, sorted(stats.by_lang.items())
     (6, 5, [('de', {'matched': 2, 'kept': 1}), ('en', {'matched': 4, 'kept': 4})])
-    >>> with open(f"{d}/stage3/pool.jsonl") as f:
+    >>> with open(f"{d}/subset/pool.jsonl") as f:
     ...     print([json.loads(line)["id"] for line in f])
     ['a', 'b', 'c', 'd', 'e']
     >>> tmp.cleanup()
@@ -192,9 +192,9 @@ def sample_shard(
             keys.abort()
         raise
     stats.not_kept = stats.matched - stats.kept
-    stats.outputs = {paths["output"].name: file_digest(paths["output"])}
+    stats.outputs = {stage3_output_name(paths["output"]): file_digest(paths["output"])}
     if options.keys_list:
-        stats.outputs[paths["keys"].name] = file_digest(paths["keys"])
+        stats.outputs[stage3_output_name(paths["keys"])] = file_digest(paths["keys"])
     write_json(paths["stats"], stats.to_json())
     return stats
 
@@ -323,7 +323,7 @@ class SampleTask:
     ...                   probabilities_sha256=info["outputs"]["probabilities.bin"]["sha256"])
     >>> with LocalExecutor(workers=1) as ex:
     ...     [stats] = ex.run([task])
-    >>> stats.kept_images, open(f"{d}/stage3/pool.keys.txt").read().split()
+    >>> stats.kept_images, open(f"{d}/keys/pool.keys.txt").read().split()
     (5, ['a', 'b', 'c', 'd', 'e'])
     >>> tmp.cleanup()
     """
