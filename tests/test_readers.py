@@ -45,9 +45,10 @@ BAD_LINES = [
     (b'{"id": 42, "texts": ["integer ids are fine"]}', None),
     (b'{"id": "f", "text": "a dog", "text_index": 1.5}', "bad_index"),  # not a whole number
     (b'{"id": "ok", "text": "a cat again", "text_index": 1}', "duplicate_index"),  # "ok" has alt-text 1 above
+    (b'{"id": "z", "text": "a dog", "status": "failed_to_download"}', "not_downloaded"),  # img2dataset's failures
 ]
 BAD_EXPECTED = {"malformed": 2, "undecodable": 2, "missing_id": 2, "missing_text": 2, "not_string": 3, "empty": 2, "too_long": 1,
-                "bad_index": 1, "duplicate_index": 1}
+                "bad_index": 1, "duplicate_index": 1, "not_downloaded": 1}
 
 
 @pytest.fixture()

@@ -115,13 +115,14 @@ def test_known_layouts_curate_with_no_flags(meta, tmp_path, layout):
     if layout == "datacomp":
         assert schema.field("original_width").type == pa.int64()
         assert schema.field("clip_b32_similarity_score").type == pa.float64()
-        assert "face_bboxes" not in schema.names  # not a scalar
+        assert schema.field("face_bboxes").type == pa.list_(pa.list_(pa.float64()))  # nested columns are carried
     else:
         assert schema.field("status").type == pa.string() and schema.field("width").type == pa.int64()
-    assert schema.names[:6] == ["id", "text", "text_index", "lang", "ids", "keep_probability"]
+    id_column = expected[1]  # the id column keeps the input's name
+    assert schema.names[:6] == [id_column, "text", "text_index", "lang", "ids", "keep_probability"]
     assert schema.names[6:] == sorted(schema.names[6:])
     keys = (res.out / "keys" / f"{res.outputs[0].stem}.keys.txt").read_text().split()
-    assert keys == [r["id"] for r in out]
+    assert keys == [r[id_column] for r in out]
 
 
 def test_jsonl_with_named_keys_cli(meta, tmp_path, capsys):
@@ -136,7 +137,7 @@ def test_jsonl_with_named_keys_cli(meta, tmp_path, capsys):
     assert card["totals"]["invalid"] == 0 and card["totals"]["pairs"] == 80
     assert card["parameters"]["stage1"]["text_keys"] == ["caption"]
     out = [json.loads(x) for x in (tmp_path / "run" / "subset" / "pool.jsonl").read_text().splitlines()]
-    assert out and all(set(r) == {"id", "text", "text_index", "lang", "ids", "keep_probability", "url"} for r in out)
+    assert out and all(set(r) == {"uid", "text", "text_index", "lang", "ids", "keep_probability", "url"} for r in out)
 
 
 def test_wrong_keys_name_the_fields_found(meta, tmp_path, caplog):
@@ -333,9 +334,9 @@ def test_failed_downloads_are_their_own_outcome_and_match_the_tars(meta, tmp_pat
     assert ta["pairs"] == ta["invalid"] + ta["no_metadata"] + ta["unmatched"] + ta["matched"]
     assert tb["pairs"] == 120 - len(failed) and tb["invalid"] == 0
     assert ta["kept"] == tb["kept"] > 0 and ta["matched"] == tb["matched"]
-    kept = lambda res: sorted((r["id"], r["text_index"], r["url"]) for r in _subset(res))  # noqa: E731
+    kept = lambda res: sorted((r["key"], r["text_index"], r["url"]) for r in _subset(res))  # noqa: E731
     assert kept(a) == kept(b)
-    assert not {r["id"] for r in _subset(a)} & {f"{i:09d}" for i in failed}
+    assert not {r["key"] for r in _subset(a)} & {f"{i:09d}" for i in failed}
     # a tar sample whose .json says it failed is counted the same way
     with tarfile.open(tmp_path / "bad.tar", "w") as tar:
         _add(tar, "000000001.txt", b"a red dog")
@@ -379,3 +380,52 @@ def test_subset_directory_in_other_readers(meta, tmp_path, reader):
     glob = str(res.out / "subset" / "*.parquet")
     n = mod.read_parquet(glob).height if reader == "polars" else mod.sql(f"select count(*) from '{glob}'").fetchone()[0]
     assert n == res.datacard["totals"]["kept"] > 0
+
+
+def test_columns_come_out_as_they_came(meta, tmp_path):
+    """DataComp's uid stays uid; nested face_bboxes and float32/int32 columns keep their Arrow types."""
+    rows = flat_rows(4, 120, "c")
+    bboxes = pa.list_(pa.list_(pa.float32()))
+    table = pa.table({
+        "uid": pa.array([r["id"] for r in rows]), "text": pa.array([r["text"] for r in rows]), "url": [r["url"] for r in rows],
+        "clip_l14_similarity_score": pa.array([0.25 + i / 1024 for i in range(len(rows))], pa.float32()),
+        "original_width": pa.array(range(len(rows)), pa.int32()),
+        "face_bboxes": pa.array([[[0.125, 0.25, 0.5, 0.75]] * (i % 3) for i in range(len(rows))], bboxes),
+        "meta": pa.array([{"a": i, "b": [1.5]} for i in range(len(rows))]),
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "pool.parquet")
+    res = curate(meta, [str(tmp_path / "pool.parquet")], tmp_path / "run", output_format="parquet", keys_list=True, **KW)
+    out = pq.read_table(res.out / "subset")
+    assert out.num_rows == res.datacard["totals"]["kept"] > 0
+    assert out.schema.names[0] == "uid" and "id" not in out.schema.names
+    for name in ("clip_l14_similarity_score", "original_width", "face_bboxes", "meta"):
+        assert out.schema.field(name).type == table.schema.field(name).type, name
+    by_uid = {r["uid"]: r for r in table.to_pylist()}
+    for r in out.to_pylist():  # the values too, bit for bit
+        src = by_uid[r["uid"]]
+        assert (r["clip_l14_similarity_score"], r["face_bboxes"], r["meta"]) == (src["clip_l14_similarity_score"], src["face_bboxes"], src["meta"])
+    assert "carried_schema" not in res.datacard["shards"][0]["layout"]  # stage 3's business, not the datacard's
+    # JSONL subset: the same values, nested ones as JSON
+    res = curate(meta, [str(tmp_path / "pool.parquet")], tmp_path / "run-jsonl", output_format="jsonl", **KW)
+    got = {r["uid"]: r for r in _subset(res)}
+    assert got and all(got[u]["face_bboxes"] == by_uid[u]["face_bboxes"] for u in got)
+
+
+def test_keep_keys_that_cannot_be_carried_are_an_error(meta, tmp_path):
+    import datetime
+
+    rows = flat_rows(5, 20, "t")
+    table = pa.table({"uid": [r["id"] for r in rows], "text": [r["text"] for r in rows], "url": [r["url"] for r in rows],
+                      "seen": [datetime.datetime(2024, 1, 1)] * len(rows)})  # fmt: skip
+    pq.write_table(table, tmp_path / "pool.parquet")
+    from metaclip2.core.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=r"--keep-keys seen: column seen of .*pool.parquet is timestamp\[us\]"):
+        list(read_shard(tmp_path / "pool.parquet", spec=ReaderSpec(keep_keys="url,seen")))
+    (first, *_) = read_shard(tmp_path / "pool.parquet")  # not named: not carried, as before
+    assert set(first.fields(0)) == {"url"}
+    # a JSONL field named in --keep-keys is carried even when it is a list or an object
+    src = tmp_path / "x.jsonl"
+    src.write_text(json.dumps({"id": "k", "text": "a cat", "boxes": [[1, 2]], "m": {"a": 1}, "n": {"b": 2}}) + "\n")
+    (im,) = read_shard(src, spec=ReaderSpec(keep_keys="boxes,m"))
+    assert im.fields(0) == {"boxes": [[1, 2]], "m": {"a": 1}}

@@ -11,7 +11,7 @@ written by :mod:`~metaclip2.pipeline.io.writers`; stage 1's per-shard index
 from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS, INVALID_REASONS, Image, InvalidInputError, LAYOUTS, LayoutError, ParquetDependencyError, ReaderSpec, check_lang, check_text
 from metaclip2.pipeline.io.inputs import FORMATS, detect_format, open_input
 from metaclip2.pipeline.io.readers import read_shard
-from metaclip2.pipeline.io.writers import CURATED_COLUMNS, ExtraTypes, JsonlWriter, OUTPUT_FORMATS, ParquetWriter, carried_columns, curated_writer, json_line
+from metaclip2.pipeline.io.writers import CURATED_COLUMNS, ExtraTypes, JsonlWriter, OUTPUT_FORMATS, ParquetWriter, carried_columns, curated_writer, json_line, output_columns
 from metaclip2.pipeline.io.index import INDEX_SUFFIX, IndexBatch, IndexWriter, append_rows, iter_chunks, iter_index
 from metaclip2.pipeline.io.partition import LanguageRuns
 from metaclip2.pipeline.io.remote import is_url, local_metadata
@@ -35,6 +35,7 @@ __all__ = [
     "CURATED_COLUMNS",
     "ExtraTypes",
     "carried_columns",
+    "output_columns",
     "json_line",
     "JsonlWriter",
     "ParquetWriter",

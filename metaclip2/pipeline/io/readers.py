@@ -36,8 +36,14 @@ Layouts (the record's keys; detected per shard, or named with a :class:`ReaderSp
 Detection looks at a shard's Parquet schema, its first JSONL record with a known layout, or
 its tar samples; a record that fits two layouts is an error naming them (name the keys with
 ``ReaderSpec(id_key=..., text_keys=...)`` / ``--id-key``, ``--text-key``). A record's other
-scalar fields (``url``, sizes, scores; per-text ones such as ``source``) are carried in
-:attr:`Image.extra` / :attr:`Image.text_extra`, chosen with ``keep_keys`` / ``drop_keys``.
+fields (``url``, sizes, scores; per-text ones such as ``source``) are carried in
+:attr:`Image.extra` / :attr:`Image.text_extra`, chosen with ``keep_keys`` / ``drop_keys``:
+scalars always; a Parquet column of any type that survives JSON (numbers, strings, booleans,
+lists and structs of them), whose Arrow type stage 1 records (``carried_schema`` in the
+report) so that the subset has it; a JSON field's list or object when ``keep_keys`` names it.
+A ``keep_keys`` column that cannot be carried (a timestamp, binary) is a
+:class:`~metaclip2.core.errors.ParameterError` naming it. The subset's id column keeps the
+layout's id key (``uid``, ``key``, ``id``).
 
 Paths may be fsspec URLs (``s3://…``, ``memory://…``, ``https://…``); local paths are opened
 directly.

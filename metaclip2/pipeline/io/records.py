@@ -275,6 +275,9 @@ class _Resolver:
     def __init__(self, path: str, spec: ReaderSpec, report: dict | None):
         self.path, self.spec, self.layout = path, spec, None
         self.skip: dict = {}  # layout -> keys that are not carried fields
+        # fields whose lists and objects are carried too: the ones named in keep_keys (never a
+        # silent drop), and a Parquet file's typed nested columns
+        self.nested = frozenset(spec.keep_keys or ())
         self.report = report if report is not None else {}
         self.report.update(layout=None, id_key=None, text_keys=None, lang_key=None, fields=None, expected=_expected(spec))
 
@@ -404,7 +407,20 @@ def _scalar(value: Any) -> tuple[bool, Any]:
     return False, None
 
 
-def _extra(obj: dict, skip: tuple, spec: ReaderSpec) -> dict:
+def _jsonable(value: Any) -> Any:
+    """A nested field's value as JSON can hold it (non-finite floats and non-UTF-8 strings: null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value if _is_utf8(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value if value is None or isinstance(value, (bool, int)) else None
+
+
+def _extra(obj: dict, skip: tuple, spec: ReaderSpec, nested: frozenset = frozenset()) -> dict:
     out = {}
     everything = spec.keep_keys is None and not spec.drop_keys
     for k, v in obj.items():
@@ -414,13 +430,15 @@ def _extra(obj: dict, skip: tuple, spec: ReaderSpec) -> dict:
             if _is_utf8(v):
                 out[k] = v
             continue
-        ok, v = _scalar(v)
+        ok, value = _scalar(v)
         if ok:
-            out[k] = v
+            out[k] = value
+        elif k in nested and isinstance(v, (list, tuple, dict)):
+            out[k] = _jsonable(v)
     return out
 
 
-def _text_item(item: Any, max_chars: int, lang: str | None, spec: ReaderSpec) -> tuple:
+def _text_item(item: Any, max_chars: int, lang: str | None, spec: ReaderSpec, nested: frozenset = frozenset()) -> tuple:
     """(text, lang, reason, extra) of one element of a texts list."""
     item = _decode(item)
     extra = None
@@ -428,7 +446,7 @@ def _text_item(item: Any, max_chars: int, lang: str | None, spec: ReaderSpec) ->
     if isinstance(item, dict):
         lang, lang_reason = check_lang(item.get("lang", lang))
         text = _decode(item.get("text"))
-        extra = _extra(item, ("text", "lang"), spec)
+        extra = _extra(item, ("text", "lang"), spec, nested)
     else:
         text = item
     reason = check_text(text, max_chars) or lang_reason
@@ -616,7 +634,7 @@ def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_cha
             text = _decode(shape[1])
             index, index_reason = _text_index(obj.get(index_key, _NOT_GIVEN))
             reason = check_text(text, max_chars) or lang_reason or index_reason
-            group.add(text, lang, reason, where, _extra(obj, skip, spec) if reason is None else None, index=index)
+            group.add(text, lang, reason, where, _extra(obj, skip, spec, resolver.nested) if reason is None else None, index=index)
             continue
         if group is not None:
             yield group
@@ -628,9 +646,9 @@ def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_cha
             yield _unreadable("missing_text", where)
             continue
         lang, lang_reason = check_lang(shape[2])
-        image = Image(image_id, extra=_extra(obj, skip, spec))
+        image = Image(image_id, extra=_extra(obj, skip, spec, resolver.nested))
         for item in shape[1]:
-            text, tlang, reason, extra = _text_item(item, max_chars, lang, spec)
+            text, tlang, reason, extra = _text_item(item, max_chars, lang, spec, resolver.nested)
             image.add(text, tlang, reason or lang_reason, where, extra)
         yield image
     if group is not None:

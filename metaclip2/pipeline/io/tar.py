@@ -105,7 +105,7 @@ def _tar_sample(key: str, files: dict, max_chars: int, resolver: _Resolver) -> I
             image_id, reason = _check_id(obj.get(spec.id_key))
             if reason is not None:
                 return _unreadable(reason, where)
-        image = Image(image_id, extra=_extra(obj, (lay.id_key, "key", "id", "caption", "text", "texts"), spec) if obj else {})
+        image = Image(image_id, extra=_extra(obj, (lay.id_key, "key", "id", "caption", "text", "texts"), spec, resolver.nested) if obj else {})
         image.add(text, None, check_text(text, max_chars), where)
         return image
     if obj is not None:

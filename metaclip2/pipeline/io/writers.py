@@ -16,6 +16,7 @@ __all__ = [
     "CURATED_COLUMNS",
     "ExtraTypes",
     "carried_columns",
+    "output_columns",
     "json_line",
     "JsonlWriter",
     "ParquetWriter",
@@ -28,12 +29,36 @@ OUTPUT_FORMATS = ("jsonl", "parquet")
 CURATED_COLUMNS = ("id", "text", "text_index", "lang", "ids", "keep_probability")
 
 
-def carried_columns(extra: dict | None) -> dict:
+def carried_columns(extra: dict | None, id_column: str = "id") -> dict:
     """An input record's carried fields as output columns: a name that clashes with a curated
-    column (``lang``, ``ids``, …) is written ``input_<name>``."""
+    column (``lang``, ``ids``, …; the id column is named `id_column`) is written ``input_<name>``.
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.io.writers import carried_columns
+    >>> carried_columns({"url": "u", "lang": "de", "id": 3}, id_column="uid")
+    {'url': 'u', 'input_lang': 'de', 'id': 3}
+    """
     if not extra:
         return {}
-    return {(f"input_{k}" if k in CURATED_COLUMNS else k): v for k, v in extra.items()}
+    if id_column == "id":
+        return {(f"input_{k}" if k in CURATED_COLUMNS else k): v for k, v in extra.items()}
+    clash = {id_column, *CURATED_COLUMNS[1:]}
+    return {(f"input_{k}" if k in clash else k): v for k, v in extra.items()}
+
+
+def output_columns(id_key: str | None) -> tuple:
+    """:data:`CURATED_COLUMNS` with the id column named as the input named it (`id_key`).
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.io.writers import output_columns
+    >>> output_columns("uid")[:3], output_columns(None)[:3]
+    (('uid', 'text', 'text_index'), ('id', 'text', 'text_index'))
+    """
+    if not id_key or id_key in CURATED_COLUMNS[1:] or id_key.startswith("input_"):
+        id_key = "id"
+    return (id_key,) + CURATED_COLUMNS[1:]
 
 
 _KIND_ORDER = ("bool", "int", "float", "string")
@@ -85,9 +110,9 @@ class ExtraTypes:
         return out
 
 
-def _convert(v: Any, kind: str) -> Any:
-    if v is None:
-        return None
+def _convert(v: Any, kind: Any) -> Any:
+    if v is None or not isinstance(kind, str):  # an Arrow type: the value as the input gave it
+        return v
     if kind == "string":
         return v if isinstance(v, str) else json.dumps(v)
     if kind == "float":
@@ -135,13 +160,17 @@ class _RowWriter:
 
 
 class JsonlWriter(_RowWriter):
-    """JSON lines (see :func:`json_line`) written atomically to `path`."""
+    """JSON lines (see :func:`json_line`) written atomically to `path`; a row's ``id`` is written
+    under `id_column`."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, id_column: str = "id"):
         super().__init__(path)
         self._buf: list[str] = []
+        self._id = id_column
 
     def write(self, row: dict) -> None:
+        if self._id != "id":
+            row[self._id] = row.pop("id")
         self._buf.append(json_line(row))
         self.rows += 1
         if len(self._buf) >= 4096:
@@ -158,30 +187,32 @@ class JsonlWriter(_RowWriter):
 class ParquetWriter(_RowWriter):
     """The curated subset (:data:`CURATED_COLUMNS`, then carried columns) as a Parquet file, written atomically.
 
-    Column types: ``id``, ``text``, ``lang`` string; ``text_index`` int32; ``ids`` list of
-    int32; ``keep_probability`` float64; carried columns as `extra_types` says (see
-    :class:`ExtraTypes`), sorted by name. Needs pyarrow (``pip install 'metaclip2[parquet]'``).
+    Column types: ``id`` (named `id_column`), ``text``, ``lang`` string; ``text_index`` int32;
+    ``ids`` list of int32; ``keep_probability`` float64; carried columns as `extra_types` says
+    (``"bool"``, ``"int"``, ``"float"``, ``"string"``: see :class:`ExtraTypes`; or the Arrow type
+    the input gave the column), sorted by name. Needs pyarrow (``pip install 'metaclip2[parquet]'``).
     """
 
     ROW_GROUP = 65536
 
-    def __init__(self, path: str | os.PathLike, extra_types: dict[str, str] | None = None):
+    def __init__(self, path: str | os.PathLike, extra_types: dict | None = None, id_column: str = "id"):
         pa, pq = import_pyarrow()
         super().__init__(path)
         self._pa = pa
         arrow = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(), "string": pa.string()}
         self.extra_types = dict(sorted((extra_types or {}).items()))
         self.columns = CURATED_COLUMNS + tuple(self.extra_types)
+        self._id = id_column
         self.schema = pa.schema(
             [
-                ("id", pa.string()),
+                (id_column, pa.string()),
                 ("text", pa.string()),
                 ("text_index", pa.int32()),
                 ("lang", pa.string()),
                 ("ids", pa.list_(pa.int32())),
                 ("keep_probability", pa.float64()),
             ]
-            + [(k, arrow[t]) for k, t in self.extra_types.items()]
+            + [(k, arrow[t] if isinstance(t, str) else t) for k, t in self.extra_types.items()]
         )
         self._writer = pq.ParquetWriter(self._file.stream, self.schema, compression="zstd")
         self._cols: dict[str, list] = {c: [] for c in self.columns}
@@ -197,7 +228,8 @@ class ParquetWriter(_RowWriter):
 
     def _flush(self) -> None:
         if self._cols["id"]:
-            table = self._pa.Table.from_pydict(self._cols, schema=self.schema)
+            cols = self._cols if self._id == "id" else {(self._id if c == "id" else c): v for c, v in self._cols.items()}
+            table = self._pa.Table.from_pydict(cols, schema=self.schema)
             self._writer.write_table(table, row_group_size=self.ROW_GROUP)
             self._cols = {c: [] for c in self.columns}
 
@@ -212,10 +244,10 @@ class ParquetWriter(_RowWriter):
             super().abort()
 
 
-def curated_writer(path: str | os.PathLike, output_format: str = "jsonl", extra_types: dict[str, str] | None = None):
+def curated_writer(path: str | os.PathLike, output_format: str = "jsonl", extra_types: dict | None = None, id_column: str = "id"):
     """A :class:`JsonlWriter` or :class:`ParquetWriter` (with carried columns of `extra_types`) for the curated subset."""
     if output_format == "jsonl":
-        return JsonlWriter(path)
+        return JsonlWriter(path, id_column)
     if output_format == "parquet":
-        return ParquetWriter(path, extra_types)
+        return ParquetWriter(path, extra_types, id_column)
     raise ParameterError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")

@@ -147,7 +147,7 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
         row = {"shard": name, "input": None, "pairs": None, "invalid": None, "matched": None, "kept": None, "invalid_examples": []}
         if st1 is not None:
             total1 += st1
-            row.update(input=st1.input, layout=st1.layout, pairs=st1.pairs, invalid=st1.n_invalid, matched=st1.matched,
+            row.update(input=st1.input, layout=_layout_row(st1.layout), pairs=st1.pairs, invalid=st1.n_invalid, matched=st1.matched,
                        invalid_by_reason=st1.invalid, invalid_examples=st1.invalid_examples, damaged=st1.damaged)  # fmt: skip
             damaged.extend({"shard": name, "input": st1.input, **d} for d in st1.damaged)
         if st3 is not None:
@@ -202,6 +202,11 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
         "damaged": damaged,
         "shards": shards,
     }
+
+
+def _layout_row(layout: dict | None) -> dict | None:
+    """A shard's layout as the datacard shows it (the carried columns' Arrow schema is stage 3's, not the reader's)."""
+    return None if layout is None else {k: v for k, v in layout.items() if k != "carried_schema"}
 
 
 def _layouts(shards: list[dict]) -> dict:

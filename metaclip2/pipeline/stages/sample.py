@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from dataclasses import dataclass
@@ -20,12 +21,13 @@ from metaclip2.core.fingerprint import file_digest
 from metaclip2.curation.sampling import EntryProbabilities, keep_decisions
 from metaclip2.execution.progress import report_pairs
 from metaclip2.pipeline.io.index import INDEX_SUFFIX, IndexBatch, iter_index
-from metaclip2.pipeline.io.writers import ExtraTypes, carried_columns, curated_writer
+from metaclip2.core.jsonfile import read_json
+from metaclip2.pipeline.io.writers import ExtraTypes, carried_columns, curated_writer, output_columns
 from metaclip2.pipeline.stages.cache import _cached_probabilities
-from metaclip2.pipeline.stages.files import stage3_output_name, stage3_paths
+from metaclip2.pipeline.stages.files import stage1_paths, stage3_output_name, stage3_paths
 from metaclip2.pipeline.stages.options import SampleOptions
 from metaclip2.pipeline.stages.split import load_split
-from metaclip2.pipeline.stages.stats import Stage3Stats
+from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
 
 __all__ = ["sample_shard", "SampleTask", "key_line"]
 
@@ -145,14 +147,17 @@ def sample_shard(
             raise DataError(f"{path} is not the {what} its stage wrote (sha256 {got[:12]}, {want[:12]} recorded): run that stage again")
     # a name, not a path: run directories can be compared and moved
     stats = Stage3Stats(index=index_path.name, shard=shard, seed=options.seed, unit=options.unit, sources=sources)
+    id_column, arrow_types = _input_columns(index_path)
     extra_types = None
     if options.output_format == "parquet":  # one schema per shard, from all its rows: a pass over the index first
         types = ExtraTypes()
         for batch in iter_index(index_path):
             for extra in batch.extra:
                 if extra:
-                    types.add(carried_columns(extra))
+                    types.add(carried_columns(extra, id_column))
         extra_types = types.types()
+        # the columns of a Parquet input keep their Arrow types, all of them in every shard's file
+        extra_types.update({k: t for k, t in carried_columns(arrow_types, id_column).items()})
     # 1. every matched row's image id, alt-text index and keep probability: an image is all the
     # rows with its id anywhere in the shard, so the decisions are made over the whole shard
     image_ids: list = []
@@ -178,11 +183,11 @@ def sample_shard(
     # 2. the kept rows, in index order
     keys = AtomicFile(paths["keys"]) if options.keys_list else None
     try:
-        with curated_writer(paths["output"], options.output_format, extra_types) as out:
+        with curated_writer(paths["output"], options.output_format, extra_types, id_column) as out:
             at = 0
             for batch in iter_index(index_path):
                 b = at + len(batch)
-                _write_batch(batch, p[at:b], keep[at:b], out, stats, keys, kept_ids, split_k)
+                _write_batch(batch, p[at:b], keep[at:b], out, stats, keys, kept_ids, split_k, id_column)
                 at = b
                 report_pairs(len(batch))
         if keys is not None:
@@ -262,8 +267,33 @@ def _decide_with_split(image_ids: list, p: np.ndarray, k: np.ndarray, rows: list
     return keep, kept_ids, split_k
 
 
+def _input_columns(index_path: Path) -> tuple[str, dict]:
+    """The id column's name and the Arrow types of the carried columns, as stage 1 read the input.
+
+    From the shard's stage-1 stats (its ``layout``: ``id_key`` and, for Parquet inputs,
+    ``carried_schema``); ``("id", {})`` where stage 1 recorded neither.
+    """
+    stats_path = stage1_paths(index_path.parent, index_path.name.removesuffix(INDEX_SUFFIX))["stats"]
+    if not stats_path.exists():
+        return "id", {}
+    layout = Stage1Stats.from_json(read_json(stats_path), source=str(stats_path)).layout or {}
+    id_column = output_columns(layout.get("id_key") if isinstance(layout.get("id_key"), str) else None)[0]
+    encoded = layout.get("carried_schema")
+    if not encoded:
+        return id_column, {}
+    try:
+        import pyarrow as pa
+
+        schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(encoded, validate=True)))
+    except ImportError:
+        return id_column, {}  # a JSONL subset needs no types
+    except Exception as e:  # noqa: BLE001 - binascii and pyarrow raise their own types
+        raise DataError(f"{stats_path}: the carried columns' schema is damaged ({type(e).__name__}): run stage 1 of the shard again") from None
+    return id_column, {f.name: f.type for f in schema}
+
+
 def _write_batch(batch: IndexBatch, p: np.ndarray, keep: np.ndarray, out, stats: Stage3Stats, keys, kept_ids: set,
-                 split_k: dict | None = None) -> None:  # fmt: skip
+                 split_k: dict | None = None, id_column: str = "id") -> None:  # fmt: skip
     """Account a batch's rows and write its kept ones; a kept image's key goes out at its first kept row.
     `split_k` maps ``(id, own k)`` of rows of images split across shards to their index over the pool."""
     pl, k = p.tolist(), batch.k.tolist()
@@ -282,7 +312,7 @@ def _write_batch(batch: IndexBatch, p: np.ndarray, keep: np.ndarray, out, stats:
         stats.by_lang[langs[r]]["kept"] += 1
         out.write(
             {
-                **carried_columns(batch.extra[r]),
+                **carried_columns(batch.extra[r], id_column),
                 "id": image_id,
                 "text": batch.text[r],
                 "text_index": split_k.get((image_id, k[r]), k[r]) if split_k else k[r],
