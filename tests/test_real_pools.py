@@ -429,3 +429,53 @@ def test_keep_keys_that_cannot_be_carried_are_an_error(meta, tmp_path):
     src.write_text(json.dumps({"id": "k", "text": "a cat", "boxes": [[1, 2]], "m": {"a": 1}, "n": {"b": 2}}) + "\n")
     (im,) = read_shard(src, spec=ReaderSpec(keep_keys="boxes,m"))
     assert im.fields(0) == {"boxes": [[1, 2]], "m": {"a": 1}}
+
+
+def _delimited(path: Path, header: list[str], rows: list[list[str]], sep: str) -> Path:
+    import csv
+    import gzip
+
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wt", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter=sep)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize("name", ["urls.csv", "urls.tsv", "urls.csv.gz"])
+def test_csv_and_tsv_url_lists(meta, tmp_path, name):
+    """img2dataset's url lists: the same kept set as its Parquet of the same rows; named keys work too."""
+    rows = flat_rows(6, 100, "v")
+    sep = "\t" if ".tsv" in name else ","
+    keyed = _delimited(tmp_path / name, ["key", "caption", "url"], [[f"{i:09d}", r["text"], r["url"]] for i, r in enumerate(rows)], sep)
+    ref = curate(meta, [str(img2dataset_parquet(tmp_path / "pool.parquet", rows))], tmp_path / "ref", **KW)
+    res = curate(meta, [str(keyed)], tmp_path / "run", **KW)
+    assert res.datacard["shards"][0]["layout"]["layout"] == "img2dataset"
+    kept = lambda r: sorted((x["key"], x["text"], x["url"]) for x in _subset(r))  # noqa: E731
+    assert kept(res) == kept(ref) and res.datacard["totals"]["pairs"] == 100
+    # no id column: rows are numbered <stem>:<row>; other key names with --id-key/--text-key
+    (tmp_path / "b").mkdir()
+    plain = _delimited(tmp_path / "b" / name, ["url", "caption"], [[r["url"], r["text"]] for r in rows], sep)
+    ims = list(read_shard(plain))
+    assert [im.id for im in ims[:2]] == ["urls:000000000", "urls:000000001"] and ims[0].fields(0) == {"url": rows[0]["url"]}
+    (tmp_path / "c").mkdir()
+    named = _delimited(tmp_path / "c" / name, ["uid", "alt", "n"], [[r["id"], r["text"], "1984"] for r in rows], sep)
+    ims = list(read_shard(named, spec=ReaderSpec(id_key="uid", text_keys="alt")))
+    assert [im.id for im in ims] == [r["id"] for r in rows] and ims[0].fields(0) == {"n": "1984"}  # every column a string
+
+
+def test_csv_bad_rows_are_counted(tmp_path):
+    src = tmp_path / "urls.csv"
+    src.write_text('url,caption\nhttp://a/1,a red dog\nhttp://a/2,"a cat, with ""quotes""\nand a line break"\nbad,row,extra\nhttp://a/4,\n')
+    ims = list(read_shard(src))
+    assert [(im.id, im.texts, im.invalid) for im in ims if im.id] == [
+        ("urls:000000000", ["a red dog"], [None]), ("urls:000000001", ['a cat, with "quotes"\nand a line break'], [None]),
+        ("urls:000000002", [None], ["empty"])]  # fmt: skip
+    assert [im.invalid for im in ims if im.id is None] == [["malformed"]]
+    cut = tmp_path / "cut.csv.gz"
+    import gzip
+
+    cut.write_bytes(gzip.compress(src.read_bytes())[:-12])
+    ims = list(read_shard(cut))
+    assert any(im.invalid == ["damaged"] for im in ims)

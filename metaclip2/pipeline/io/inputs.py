@@ -13,7 +13,7 @@ from metaclip2.pipeline.io.records import _Damage
 
 __all__ = ["FORMATS", "detect_format", "open_input"]
 
-FORMATS = ("jsonl", "parquet", "tar")
+FORMATS = ("jsonl", "parquet", "tar", "csv", "tsv")
 
 
 # -- opening files (local or fsspec) ------------------------------------------------------------
@@ -73,12 +73,12 @@ def detect_format(path: str | os.PathLike) -> str:
     Examples
     --------
     >>> from metaclip2.pipeline.io.inputs import detect_format
-    >>> [detect_format(p) for p in ("pool/part-0.jsonl.gz", "s3://bucket/part-1.parquet", "shards/00000.tar")]
-    ['jsonl', 'parquet', 'tar']
+    >>> [detect_format(p) for p in ("pool/part-0.jsonl.gz", "s3://bucket/part-1.parquet", "shards/00000.tar", "urls.tsv.gz")]
+    ['jsonl', 'parquet', 'tar', 'tsv']
     >>> detect_format("pool/notes.txt")
     Traceback (most recent call last):
     ...
-    metaclip2.core.errors.ParameterError: cannot tell the format of pool/notes.txt from its name; expected .jsonl, .parquet or .tar
+    metaclip2.core.errors.ParameterError: cannot tell the format of pool/notes.txt from its name; expected .jsonl, .parquet, .tar, .csv or .tsv
     """
     name = os.fspath(path).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
     if name.endswith((".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".ndjson.gz")):
@@ -87,7 +87,11 @@ def detect_format(path: str | os.PathLike) -> str:
         return "parquet"
     if name.endswith((".tar", ".tar.gz", ".tgz")):
         return "tar"
-    raise ParameterError(f"cannot tell the format of {path} from its name; expected .jsonl, .parquet or .tar")
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    if name.endswith((".tsv", ".tsv.gz")):
+        return "tsv"
+    raise ParameterError(f"cannot tell the format of {path} from its name; expected .jsonl, .parquet, .tar, .csv or .tsv")
 
 
 # -- gzip ---------------------------------------------------------------------------------------

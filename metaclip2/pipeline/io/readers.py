@@ -7,6 +7,10 @@ Formats (chosen by file name, or ``format=``):
 ``parquet`` (``.parquet``, ``.pq``)
     One record per row, read row group by row group. Needs pyarrow
     (``pip install 'metaclip2[parquet]'``).
+``csv``, ``tsv`` (``.csv``, ``.tsv``, ``.csv.gz``, ``.tsv.gz``)
+    img2dataset's url lists: a header row, one record per row, every column a string; a list
+    without an id column has its rows numbered (``<file stem>:<row as 9 digits>``, see
+    :mod:`metaclip2.pipeline.io.delimited`). Needs pyarrow.
 ``tar`` (``.tar``, ``.tar.gz``, ``.tgz``)
     WebDataset shards: members grouped by key (the member path up to the first dot of its
     file name); concatenated archives are read through. Per key a ``.json`` record and/or a
@@ -66,6 +70,7 @@ import os
 from typing import Iterator
 
 from metaclip2.core.errors import ParameterError
+from metaclip2.pipeline.io.delimited import _read_delimited
 from metaclip2.pipeline.io.inputs import FORMATS, detect_format
 from metaclip2.pipeline.io.jsonl import _read_jsonl
 from metaclip2.pipeline.io.parquet import _read_parquet
@@ -91,7 +96,7 @@ def read_shard(
     ----------
     path : path or URL
         The shard (a local path or an fsspec URL).
-    input_format : {"jsonl", "parquet", "tar"}, optional
+    input_format : {"jsonl", "parquet", "tar", "csv", "tsv"}, optional
         Default: from the file name (:func:`detect_format`).
     max_chars : int
         Texts longer than this many characters are invalid (``too_long``).
@@ -145,7 +150,8 @@ def read_shard(
     spec = spec or ReaderSpec()
     path = os.fspath(path)
     resolver = _Resolver(path, spec, report)
-    reader = {"jsonl": _read_jsonl, "parquet": _read_parquet, "tar": _read_tar}[fmt]
+    reader = {"jsonl": _read_jsonl, "parquet": _read_parquet, "tar": _read_tar, "csv": _read_delimited("csv"),
+              "tsv": _read_delimited("tsv")}[fmt]  # fmt: skip
     numbering = Numbering() if numbering is None else numbering
     for image in reader(path, max_chars, resolver):
         numbering.apply(image)
