@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from metaclip2.core.errors import DataError, MissingInputError
+from metaclip2.core.httpstream import is_http, open_http_stream
 from metaclip2.core.regularfile import open_regular
 
 __all__ = ["file_digest", "input_fingerprint", "input_stat", "file_problem", "input_change"]
@@ -74,6 +75,8 @@ def _open(path):
     if not _is_url(path):
         # a pipe or device in place of a file would block or never end: refused at once
         return open_regular(path, "put the file it should be in its place")
+    if is_http(path):  # one GET from the start: servers without Range serve it too
+        return open_http_stream(os.fspath(path))
     import fsspec
 
     return fsspec.open(os.fspath(path), "rb").open()

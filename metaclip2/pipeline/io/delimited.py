@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator
 
+from metaclip2.core.errors import Metaclip2Error
 from metaclip2.pipeline.io.inputs import _open_maybe_gzip
 from metaclip2.pipeline.io.records import LAYOUTS, Image, _Bad, _Damage, _records, _Resolver, import_pyarrow
 
@@ -79,6 +80,8 @@ def _csv_objects(path: str, fmt: str, resolver: _Resolver) -> Iterator[tuple[Any
     except _Stop as stop:
         yield stop.damage, stop.damage.where
         return
+    except Metaclip2Error:  # an HTTP input that does not exist or did not download
+        raise
     except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid and others for what is not CSV
         yield _Damage("header", f"{type(e).__name__}: {e}"), "header"
         return
@@ -107,6 +110,8 @@ def _csv_objects(path: str, fmt: str, resolver: _Resolver) -> Iterator[tuple[Any
                 yield _Bad("malformed"), f"line {number}" if number is not None else f"block from row {row + 1}"
     except _Stop as stop:
         yield stop.damage, stop.damage.where
+    except Metaclip2Error:
+        raise
     except Exception as e:  # noqa: BLE001 - a cut or corrupt stream: the rest is lost
         yield _Damage(f"row {row + 1}", f"{type(e).__name__}: {e}; the rest of the file is lost"), f"row {row + 1}"
 

@@ -9,6 +9,7 @@ import os
 import zlib
 
 from metaclip2.core.errors import MissingExtraError, ParameterError
+from metaclip2.core.httpstream import is_http, open_http_seekable, open_http_stream
 from metaclip2.pipeline.io.records import _Damage
 
 __all__ = ["FORMATS", "detect_format", "open_input"]
@@ -23,13 +24,22 @@ def _is_url(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
 
-def open_input(path: str | os.PathLike):
+def open_input(path: str | os.PathLike, *, seekable: bool = False):
     """A binary file object for `path`: local, or any fsspec URL (``s3://``, ``memory://``, ``https://``).
+
+    An ``http(s)://`` URL is read as a stream, one GET from the first byte, so that servers
+    without ``Range`` support serve it too; with `seekable` (Parquet) it is read with ranges
+    where the server honours them, else spooled into a bounded temporary file
+    (:mod:`metaclip2.core.httpstream`).
 
     Raises
     ------
     MissingExtraError
         A URL without fsspec installed (``pip install fsspec``, plus the protocol's package).
+    MissingInputError
+        An http(s) URL that does not exist.
+    DataError
+        An http(s) connection refused or dropped, or a bad response.
 
     See Also
     --------
@@ -51,6 +61,8 @@ def open_input(path: str | os.PathLike):
     path = os.fspath(path)
     if not _is_url(path):
         return open(path.removeprefix("file://"), "rb")
+    if is_http(path):
+        return open_http_seekable(path) if seekable else open_http_stream(path)
     try:
         import fsspec
     except ImportError as err:
@@ -124,7 +136,10 @@ def _open_maybe_gzip(path: str, name: str):
     """(file object, damage or None): gzip (by name or content) is checked first, not read at all if damaged."""
     if not name.endswith((".gz", ".tgz")):
         f = open_input(path)
-        if f.read(2) != _GZIP_MAGIC:
+        if hasattr(f, "peek"):  # a local file or an HTTP stream, which cannot seek back
+            if f.peek(2)[:2] != _GZIP_MAGIC:
+                return f, None
+        elif f.read(2) != _GZIP_MAGIC:
             f.seek(0)
             return f, None
         f.close()

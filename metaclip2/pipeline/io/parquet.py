@@ -69,7 +69,9 @@ def _parquet_columns(schema, resolver: _Resolver) -> list[str]:
 def _parquet_objects(path: str, resolver: _Resolver) -> Iterator[tuple[Any, int | str]]:
     _, pq = import_pyarrow()
     try:
-        f = open_input(path)
+        f = open_input(path, seekable=True)
+    except Metaclip2Error:  # an HTTP input that does not exist or did not download: one line, not damage
+        raise
     except OSError as e:
         yield _Damage("file", f"{type(e).__name__}: {e}"), "file"
         return
