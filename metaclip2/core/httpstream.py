@@ -43,7 +43,10 @@ def _one_line(e: BaseException) -> str:
 def _failure(url: str, e: BaseException, done: int | None = None) -> Metaclip2Error:
     if isinstance(e, Metaclip2Error):
         return e
-    if isinstance(e, FileNotFoundError):
+    cause = e.__cause__
+    if isinstance(e, FileNotFoundError) and cause is not None and getattr(cause, "status", None) not in (404, 410):
+        e = cause  # fsspec says "not found" for a refused connection too: the cause tells
+    elif isinstance(e, FileNotFoundError) or getattr(e, "status", None) in (404, 410):
         return MissingInputError(f"input {url} does not exist (HTTP 404): check the URL")
     where = "" if done is None else f" after {done} bytes"
     return DataError(f"input {url}: the download failed{where} ({_one_line(e)}): read it again once the server serves it whole")
