@@ -479,3 +479,31 @@ def test_csv_bad_rows_are_counted(tmp_path):
     cut.write_bytes(gzip.compress(src.read_bytes())[:-12])
     ims = list(read_shard(cut))
     assert any(im.invalid == ["damaged"] for im in ims)
+
+
+def test_forks_inherit_output_options_and_write_their_datacard(meta, tmp_path, capsys):
+    from metaclip2.cli.main import main
+
+    src = datacomp_parquet(tmp_path / "pool.parquet", flat_rows(8, 100, "f"))
+    run = tmp_path / "run"
+    curate(meta, [str(src)], run, output_format="parquet", keys_list=True, **KW)
+    # thresholds --out NEW, then sample NEW: the source's parquet and key lists
+    assert main(["thresholds", str(run), "--out", str(tmp_path / "t4"), "--t-en", "4", "-q"]) == 0
+    card = json.loads((tmp_path / "t4" / "datacard.json").read_text())
+    assert card["complete"] is False and card["totals"]["pairs"] == 100
+    assert main(["sample", str(tmp_path / "t4"), "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "t4" / "subset").iterdir()) == ["pool.parquet"]
+    assert (tmp_path / "t4" / "keys" / "pool.keys.txt").exists()
+    card = json.loads((tmp_path / "t4" / "datacard.json").read_text())
+    assert card["complete"] and card["parameters"]["stage3"]["output_format"] == "parquet" and card["parameters"]["stage3"]["keys_list"]
+    # sample RUN --out NEW --seed 1: inherited too; an option given here wins
+    assert main(["sample", str(run), "--out", str(tmp_path / "s1"), "--seed", "1", "-q"]) == 0
+    assert (tmp_path / "s1" / "subset" / "pool.parquet").exists() and (tmp_path / "s1" / "datacard.json").exists()
+    assert main(["sample", str(run), "--out", str(tmp_path / "s2"), "--output-format", "jsonl", "-q"]) == 0
+    assert (tmp_path / "s2" / "subset" / "pool.jsonl").exists() and (tmp_path / "s2" / "keys" / "pool.keys.txt").exists()
+    capsys.readouterr()
+    # from Python the same
+    from metaclip2.pipeline.run.api import sample
+
+    sample(tmp_path / "py", source=run, seed=2, progress=False)
+    assert (tmp_path / "py" / "subset" / "pool.parquet").exists() and (tmp_path / "py" / "datacard.json").exists()

@@ -329,7 +329,9 @@ def run_sample(args: argparse.Namespace) -> int:
     if args.print_config:
         return _print_config(config, args)
     attach_run_log(out, create=source is not None)
-    stats = sample(out, config, shards=_shards(args), source=source)
+    # a fork takes its source's output options (output_format, keys_list) unless given here
+    given_outputs = {k: getattr(config, k) for k in ("output_format", "keys_list") if k in vars(args)}
+    stats = sample(out, config, shards=_shards(args), source=source, **given_outputs)
     kept = sum(s.kept for s in stats)
     matched = sum(s.matched for s in stats)
     print(f"stage 3: {kept} of {matched} matched pairs kept -> {out}/subset")

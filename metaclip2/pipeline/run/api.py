@@ -24,10 +24,10 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from metaclip2.core.atomic import make_directory, remove_temporaries, write_json
-from metaclip2.core.errors import DataError, MissingInputError, ParameterError
+from metaclip2.core.errors import DataError, Metaclip2Error, MissingInputError, ParameterError
 from metaclip2.curation.threshold import ENGLISH, no_english_message
 from metaclip2.execution.executor import Executor, get_executor
 from metaclip2.pipeline.run import verify
@@ -413,7 +413,12 @@ def compute_thresholds(
     from metaclip2.pipeline.run.guidance import warn_tail_share
 
     config = CurationConfig.from_options(config, **options)
-    run = fork_run(source, _local(out)) if source is not None else RunDir(_local(out))
+    if source is not None:  # a fork is a run of its own: its datacard too
+        run = fork_run(source, _local(out))
+        info = compute_thresholds(out, config)
+        _write_datacard(run)
+        return info
+    run = RunDir(_local(out))
     run.require("stage1", "run stage 1 (`metaclip2 count`) first")
     stage1_dir(run)  # a fork: its source's stage 1 is unchanged since
     section = config.section(2)
@@ -544,6 +549,42 @@ def sample(
     if source is not None:
         compute_thresholds(out, config, source=source)
     run = RunDir(_local(out))
+    config = _inherited_outputs(run, config, options)
+    stats = _sample(run, config, shards)
+    if shards is None and "source" in run.read():  # a fork is a run of its own: its datacard too
+        _write_datacard(run)
+    return stats
+
+
+#: Stage-3 options a fork takes from the run it was forked from, unless given.
+_INHERITED = ("output_format", "keys_list")
+
+
+def _inherited_outputs(run: RunDir, config: CurationConfig, given: Mapping[str, Any]) -> CurationConfig:
+    """`config` with the output options of the run `run` was forked from, where `run` has no
+    stage 3 yet and they were not `given` (nor changed from their defaults in `config`)."""
+    recorded = run.read()
+    if "source" not in recorded or "stage3" in recorded:
+        return config
+    try:
+        source3 = RunDir(recorded["source"]["run"]).read().get("stage3", {})
+    except Metaclip2Error:  # the source is gone or unreadable: its stage 1 check says so where it matters
+        return config
+    default = CurationConfig()
+    changes = {k: source3[k] for k in _INHERITED
+               if k in source3 and k not in given and getattr(config, k) == getattr(default, k)}  # fmt: skip
+    return config.replace(**changes) if changes else config
+
+
+def _write_datacard(run: RunDir) -> dict:
+    from metaclip2.pipeline.run.datacard import make_datacard
+
+    card = make_datacard(run.path)
+    write_json(run.datacard, card)
+    return card
+
+
+def _sample(run: RunDir, config: CurationConfig, shards: Sequence[int] | None) -> list[Stage3Stats]:
     s1 = run.require("stage1", "run stage 1 (`metaclip2 count`) first")
     stage1_dir(run)  # a fork: its source's stage 1 is unchanged since
     run.require("stage2", "run stage 2 (`metaclip2 thresholds`) first")
