@@ -190,3 +190,27 @@ def test_damage_in_stats_datacard_and_warning(tmp_path, caplog):
     assert f"damaged at offset {off}" in caplog.text
     with pytest.raises(InvalidInputError, match="damaged"):
         curate(meta, [str(tmp_path / "in" / "a.tar")], tmp_path / "strict", t_en=8, progress=False, strict=True)
+
+
+def test_damaged_text_member_counts_its_sample_once(tmp_path):
+    """The header of sample 500's .txt is damaged: the sample is one damaged pair, not also
+    missing_text (1,000 pairs for 1,000 samples)."""
+    data = bytearray(_tar_bytes(range(1000)))
+    off = 500 * 2 * 1024 + 1024  # header of sample 500's txt
+    assert data[off : off + 9] == b"00500.txt"
+    data[off + 148 : off + 156] = b"garbage!"
+    path = tmp_path / "bad.tar"
+    path.write_bytes(bytes(data))
+    images = list(read_shard(path))
+    reasons = [r for im in images for r in im.invalid]
+    assert len(reasons) == 1000 and reasons.count(None) == 999 and reasons.count("damaged") == 1
+    assert "missing_text" not in reasons
+
+
+def test_truncated_tar_counts_the_cut_sample_once(tmp_path):
+    data = _tar_bytes(range(100))
+    cut = 50 * 2 * 1024 + 1024 + 512 + 5  # inside the data of sample 50's txt
+    path = tmp_path / "cut.tar"
+    path.write_bytes(data[:cut])
+    reasons = [r for im in read_shard(path) for r in im.invalid]
+    assert reasons.count(None) == 50 and reasons.count("damaged") == 1 and "missing_text" not in reasons

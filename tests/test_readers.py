@@ -11,7 +11,7 @@ import pytest
 
 from metaclip2.pipeline.io.inputs import detect_format
 from metaclip2.pipeline.io.readers import read_shard
-from metaclip2.pipeline.io.records import INVALID_REASONS, InvalidInputError, ParquetDependencyError
+from metaclip2.pipeline.io.records import INVALID_REASONS, InvalidInputError, ParquetDependencyError, ReaderSpec
 
 
 def _summary(images):
@@ -234,5 +234,51 @@ def test_detect_format():
     assert detect_format("x/part.JSONL.GZ") == "jsonl"
     assert detect_format("x/part.parquet") == "parquet"
     assert detect_format("x/00001.tar") == "tar"
+    assert (detect_format("x/urls.csv"), detect_format("x/urls.TSV.gz")) == ("csv", "tsv")
     with pytest.raises(ValueError, match="format"):
-        detect_format("x/part.csv")
+        detect_format("x/part.txt")
+
+
+def test_undecodable_line_counts_every_text_it_visibly_holds(tmp_path):
+    path = tmp_path / "u.jsonl"
+    path.write_bytes(b'{"id": "a", "texts": ["caf\xe9", "b", "c"]}\n{"id": "b", "text": "caf\xe9"}\n{"id": "c", \xff\n{"id": "d", "texts": ["ok"]}\n')
+    images = list(read_shard(path))
+    assert [(im.invalid, im.where) for im in images if im.id is None] == [
+        (["undecodable"] * 3, [1] * 3), (["undecodable"], [2]), (["undecodable"], [3])]  # fmt: skip
+    assert [im.id for im in images if im.id] == ["d"]
+
+
+def test_too_long_line_is_skipped_without_being_held(tmp_path):
+    from metaclip2.pipeline.io.jsonl import _read_jsonl
+    from metaclip2.pipeline.io.records import _Resolver
+
+    path = tmp_path / "long.jsonl"
+    long_line = json.dumps({"id": "big", "texts": ["a cat " * 2000]})
+    path.write_text('{"id": "a", "texts": ["a cat"]}\n' + long_line + '\n{"id": "b", "texts": ["a dog"]}\n')
+    # a cap of 1,000 bytes stands for the default (1 MiB, or 64 x max_chars) and a 1 GiB line
+    images = list(_read_jsonl(str(path), 100, _Resolver(str(path), ReaderSpec(), None), cap=1000))
+    assert [(im.id, im.invalid, im.where) for im in images] == [("a", [None], [1]), (None, ["too_long"], [2]), ("b", [None], [3])]
+    # with the default cap, the same line is an ordinary record (its text is too long, not the line)
+    assert [im.invalid for im in read_shard(path, max_chars=100)] == [[None], ["too_long"], [None]]
+
+
+def test_huge_line_memory_stays_bounded(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "huge.jsonl"
+    size = 50 << 20
+    with open(path, "wb") as f:
+        f.write(b'{"id": "a", "texts": ["a cat"]}\n{"id": "huge", "texts": ["')
+        chunk = b"x" * (1 << 20)
+        for _ in range(size >> 20):
+            f.write(chunk)
+        f.write(b'"]}\n{"id": "b", "texts": ["a dog"]}\n')
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        images = [(im.id, im.invalid) for im in read_shard(path)]
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert images == [("a", [None]), (None, ["too_long"]), ("b", [None])]
+    assert peak < size // 8, f"peak {peak} bytes for a {size}-byte line"

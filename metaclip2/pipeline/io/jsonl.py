@@ -1,35 +1,70 @@
 """Reading JSONL shards (``.jsonl``, ``.json``, ``.ndjson``, optionally gzip-compressed): one
 record per line, a UTF-8 byte-order mark ignored, blank lines skipped.
+
+Lines are read in bounded pieces: a line longer than :func:`~metaclip2.pipeline.io.records.record_cap`
+bytes is one ``too_long`` pair, skipped without ever being held whole. A line that is not
+UTF-8 counts one ``undecodable`` pair per alt-text it visibly holds (it is parsed with the bad
+bytes replaced, only to count them).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import zlib
 from typing import Any, Iterator
 
 from metaclip2.pipeline.io.inputs import _open_maybe_gzip
-from metaclip2.pipeline.io.records import Image, _Bad, _Damage, _records, _Resolver
+from metaclip2.pipeline.io.records import Image, _Bad, _Damage, _records, _Resolver, _visible_texts, record_cap
 
 __all__: list[str] = []
 
+_SKIP = 1 << 20  # bytes read at a time while skipping the rest of a too long line
 
-def _jsonl_objects(path: str) -> Iterator[tuple[Any, int | str]]:
+
+def _lines(f, cap: int) -> Iterator[tuple[bytes | None, int]]:
+    """``(line, bytes)`` of the file's lines; None for a line longer than `cap` bytes (skipped in pieces)."""
+    while True:
+        raw = f.readline(cap + 1)
+        if not raw:
+            return
+        if len(raw) > cap and not raw.endswith(b"\n"):
+            size = len(raw)
+            del raw
+            while rest := f.readline(_SKIP):
+                size += len(rest)
+                if rest.endswith(b"\n"):
+                    break
+            yield None, size
+            continue
+        yield raw, len(raw)
+
+
+def _jsonl_objects(path: str, resolver: _Resolver, cap: int) -> Iterator[tuple[Any, int | str]]:
     f, damage = _open_maybe_gzip(path, path.lower())
     if damage is not None:
         yield damage, damage.where
         return
+    if not isinstance(f, (io.BufferedReader, io.BufferedIOBase)):  # e.g. an fsspec file: readline(size) bounded
+        f = io.BufferedReader(f)
     with f:
         lineno = done = 0
         try:
-            for lineno, raw in enumerate(f, 1):
-                done += len(raw)
+            for lineno, (raw, size) in enumerate(_lines(f, cap), 1):
+                done += size
+                if raw is None:
+                    yield _Bad("too_long"), lineno
+                    continue
                 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]  # a UTF-8 byte-order mark
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError:
-                    yield _Bad("undecodable"), lineno
+                    try:
+                        n = _visible_texts(json.loads(raw.decode("utf-8", "replace")), resolver)
+                    except (ValueError, RecursionError):
+                        n = 1
+                    yield _Bad("undecodable", n), lineno
                     continue
                 if not line.strip():
                     continue
@@ -42,5 +77,5 @@ def _jsonl_objects(path: str) -> Iterator[tuple[Any, int | str]]:
             yield d, d.where
 
 
-def _read_jsonl(path: str, max_chars: int, resolver: _Resolver) -> Iterator[Image]:
-    return _records(_jsonl_objects(path), resolver, max_chars)
+def _read_jsonl(path: str, max_chars: int, resolver: _Resolver, cap: int | None = None) -> Iterator[Image]:
+    return _records(_jsonl_objects(path, resolver, record_cap(max_chars) if cap is None else cap), resolver, max_chars)

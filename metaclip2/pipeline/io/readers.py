@@ -57,7 +57,11 @@ language skips language identification.
 
 Bad input is reported, per alt-text, with one of :data:`INVALID_REASONS`; the unit of
 accounting is the pair: a record that cannot be read at all (a malformed line, a record
-without id) counts as one invalid pair per alt-text it visibly holds, at least one. A damaged
+without id, a line that is not UTF-8) counts as one invalid pair per alt-text it visibly holds,
+at least one. A JSONL line (or tar ``.json`` member) longer than 1 MiB or ``64 * max_chars``
+bytes is one ``too_long`` pair, skipped in bounded pieces, never held whole. A damaged tar
+stretch counts one pair, and the sample it cut the text from is that pair (not also
+``missing_text``). A damaged
 container (a corrupt tar header or compressed stream, a corrupt Parquet row group, a gzip CRC
 or truncation error) yields an :class:`Image` with reason ``"damaged"``, ``where`` the byte
 offset or row group, and :attr:`Image.damage` saying the error and the records lost where

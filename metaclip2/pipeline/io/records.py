@@ -454,12 +454,28 @@ def _text_item(item: Any, max_chars: int, lang: str | None, spec: ReaderSpec, ne
 
 
 class _Bad:
-    """A record that could not be read, and why (never confused with a record that is a string)."""
+    """A record that could not be read, why, and the alt-texts it visibly holds (never confused
+    with a record that is a string)."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "n")
 
-    def __init__(self, reason: str):
-        self.reason = reason
+    def __init__(self, reason: str, n: int = 1):
+        self.reason, self.n = reason, n
+
+
+def record_cap(max_chars: int) -> int:
+    """Longest record (a JSONL line, a tar ``.json`` member) read, in bytes; longer ones are
+    ``too_long``, skipped without being held."""
+    return max(1 << 20, 64 * max_chars)
+
+
+def _visible_texts(obj: Any, resolver: "_Resolver") -> int:
+    """Alt-texts a record that cannot be used whole visibly holds (at least one)."""
+    if not isinstance(obj, dict):
+        return 1
+    lay = resolver.layout or resolver.fallback()
+    shape = _shape(obj, lay, resolver.spec)
+    return max(len(shape[1]), 1) if shape[0] == "image" and isinstance(shape[1], list) else 1
 
 
 class _Damage:
@@ -605,7 +621,7 @@ def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_cha
     for obj, where in objs:
         if isinstance(obj, (_Bad, _Damage)):
             # It cannot be tied to an id, so it does not interrupt a flat group.
-            yield _damaged(obj) if isinstance(obj, _Damage) else _unreadable(obj.reason, where)
+            yield _damaged(obj) if isinstance(obj, _Damage) else _unreadable(obj.reason, where, obj.n)
             continue
         if not isinstance(obj, dict):
             if group is not None:

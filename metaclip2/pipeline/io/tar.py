@@ -28,6 +28,7 @@ from metaclip2.pipeline.io.records import (
     _not_downloaded,
     _unreadable,
     check_text,
+    record_cap,
 )
 
 __all__: list[str] = []
@@ -144,7 +145,7 @@ def _tar_members(path: str, max_chars: int):
 
     Text members are read up to a cap (longer ones give None: too long), other members not at all.
     """
-    caps = {"txt": 4 * max_chars + 8, "json": max(1 << 20, 64 * max_chars)}
+    caps = {"txt": 4 * max_chars + 8, "json": record_cap(max_chars)}
     f, damage = _open_maybe_gzip(path, path.lower())
     if damage is not None:
         yield damage
@@ -189,21 +190,49 @@ def _tar_members(path: str, max_chars: int):
         yield _Damage(f"offset {offset}", f"{type(e).__name__}: {e}; the rest of the archive is lost", final=True)
 
 
+def _missing_text_only(image: Image) -> bool:
+    return image.id is None and image.invalid == ["missing_text"]
+
+
 def _read_tar(path: str, max_chars: int, resolver: _Resolver) -> Iterator[Image]:
+    """Samples in order. A damaged stretch counts one pair (its records are unknown); a sample
+    it left without its text (the sample open when it was met, or the next one) is that pair,
+    not a second one (``missing_text``)."""
     key, files = None, {}
+    watch: set = set()  # keys whose missing text the last damage already counts
+    watch_next = False
+
+    def done(k: str, f: dict) -> Iterator[Image]:
+        image = _tar_sample(k, f, max_chars, resolver)
+        if k in watch:
+            if _missing_text_only(image):
+                watch.clear()  # one sample per damage
+                return
+            watch.discard(k)
+        yield image
+
     for item in _tar_members(path, max_chars):
         if isinstance(item, _Damage):
-            if item.final and key is not None:  # the sample read so far is complete
-                yield _tar_sample(key, files, max_chars, resolver)
+            if item.final and key is not None:  # the sample read so far is complete, unless the damage cut its text
+                image = _tar_sample(key, files, max_chars, resolver)
+                if not _missing_text_only(image):
+                    yield image
                 key = None
             yield _damaged(item)
+            watch.clear()
+            if key is not None:
+                watch.add(key)
+            watch_next = True
             continue
         k, ext, data = item
         if k != key:
             if key is not None:
-                yield _tar_sample(key, files, max_chars, resolver)
+                yield from done(key, files)
             key, files = k, {}
+            if watch_next:
+                watch.add(k)
+                watch_next = False
         if ext in ("json", "txt"):
             files[ext] = data
     if key is not None:
-        yield _tar_sample(key, files, max_chars, resolver)
+        yield from done(key, files)
