@@ -108,3 +108,6 @@ def test_notebook_runs(tmp_path, monkeypatch):
     assert len(figures) >= 3, "the notebook shows its plots inline (sources, head/tail, kept per language)"
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "English tail share p =" in text and "kept" in text
+    # the user's path: an img2dataset Parquet pool curated, read back, and BatchCurator agreeing
+    assert "'not_downloaded'" in text and "same kept set as curate: True" in text
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("metaclip2-notebook-")], "the notebook removes its directory"
