@@ -93,6 +93,16 @@ def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> Swee
         raise MissingInputError(
             f"stage 1 is unfinished for {len(missing)} of {len(names)} shards (e.g. {missing[0]}): run `metaclip2 count` again"
         )
+    # every stage-1 file read below is first checked against what stage 1 recorded (size and
+    # sha256), as stage 3 checks its index: another shard's index, or one cut, is named here
+    from metaclip2.pipeline.run import verify
+
+    checks = verify.verify_many(lambda n, i: verify.stage1_shard(s1_dir, n, i, metadata_digests=s1["metadata_digests"]),
+                                list(zip(names, s1["inputs"])), workers=2)  # fmt: skip
+    for name, check in zip(names, checks):
+        if check.stats is None:
+            raise DataError(f"stage 1 of shard {name} cannot be used: {check.problem or 'it is unfinished'}; "
+                            "run `metaclip2 count` again, which redoes it")  # fmt: skip
     if run.counts.exists() and run.thresholds.exists():
         counts = EntryCounts.load(run.counts, digests=s1["metadata_digests"])
     else:
