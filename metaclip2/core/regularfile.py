@@ -2,7 +2,7 @@
 
 A named pipe opened for reading blocks until a writer comes, and a symlink to ``/dev/zero``
 yields bytes forever, so a crafted or misplaced path must be refused *before* it is read.
-:func:`open_regular` opens without blocking (``O_NONBLOCK``), checks with ``fstat`` that what
+[`open_regular`][metaclip2.core.regularfile.open_regular] opens without blocking (``O_NONBLOCK``), checks with ``fstat`` that what
 it opened is a regular file (so a path swapped between a check and the open cannot slip
 through), and only then hands back a normal binary file object.
 """

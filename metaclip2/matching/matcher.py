@@ -1,6 +1,6 @@
 """Multi-pattern matching of alt-texts against one language's metadata ([Matching rules][matching-rules]).
 
-An entry is found by how :func:`~metaclip2.matching.text.pad_entry` pads it:
+An entry is found by how [`pad_entry`][metaclip2.matching.text.pad_entry] pads it:
 
 * **padded on both sides** (most entries of languages written with spaces): ``" e "``
   occurs in a spaced text exactly when the space-separated tokens of ``e`` are consecutive
@@ -12,7 +12,7 @@ An entry is found by how :func:`~metaclip2.matching.text.pad_entry` pads it:
   characters, walked backward from every position holding one of their last characters.
 * **never matchable**: an entry holding one of ``, . ; : ? ! ` `` next to a character other
   than a space (or two of them one space apart) can never occur in a spaced text (spacing
-  always puts a space of their own around those characters). Such entries are reported (:attr:`Matcher.unmatchable`, a log warning) and
+  always puts a space of their own around those characters). Such entries are reported ([`Matcher.unmatchable`][metaclip2.matching.matcher.Matcher], a log warning) and
   skipped.
 
 Every walk starts at each candidate position and follows the trie as far as the text
@@ -166,7 +166,7 @@ class Matcher:
     entries : sequence of str
         The ordered entry list of one language. Entry ``i`` has id ``i``.
         Entries must be unique, non-empty, and free of tab, newline, carriage
-        return and NUL (such an entry could never match, since :func:`spacing`
+        return and NUL (such an entry could never match, since [`spacing`][metaclip2.matching.text.spacing]
         turns the first three into spaces).
     lang : str, optional
         The list's language, recorded in saved files and checked on load.
@@ -180,7 +180,7 @@ class Matcher:
     ----------
     entries : list of str
     digest : str
-        :func:`~metaclip2.core.entries.entries_digest` of `entries`.
+        [`entries_digest`][metaclip2.core.entries.entries_digest] of `entries`.
     lang : str or None
     engine : str
     unmatchable : tuple of int
@@ -189,7 +189,7 @@ class Matcher:
     Raises
     ------
     ParameterError
-        `engine` is not one of :data:`MATCHER_ENGINES`.
+        `engine` is not one of [`MATCHER_ENGINES`][metaclip2.matching.matcher.MATCHER_ENGINES].
     MetadataError
         An entry is empty, repeated, or holds a tab, newline, carriage return or NUL.
 
@@ -199,8 +199,8 @@ class Matcher:
 
     Notes
     -----
-    Matching is case-sensitive. Each entry is padded with :func:`pad_entry` and
-    searched in :func:`spacing` ``(text)``; overlapping occurrences are all
+    Matching is case-sensitive. Each entry is padded with [`pad_entry`][metaclip2.matching.text.pad_entry] and
+    searched in [`spacing`][metaclip2.matching.text.spacing] ``(text)``; overlapping occurrences are all
     found (``"of univ"`` and ``"univ"`` both match ``"of univ of universe"``).
 
     Examples
@@ -359,7 +359,7 @@ class Matcher:
         cls, path: str | os.PathLike, entries: Iterable[str] | None = None, digest: str | None = None, lang: str | None = None,
         engine: str = "trie",
     ) -> "Matcher":
-        """Load a matcher saved by :meth:`save`, checking everything it holds.
+        """Load a matcher saved by [`save`][metaclip2.matching.matcher.Matcher.save], checking everything it holds.
 
         The file holds data only, whatever engine saved it; the `engine` chosen here is built
         from the checked entries (the Aho-Corasick automata are rebuilt, never read back).
@@ -369,17 +369,17 @@ class Matcher:
         entries, digest : optional
             The entry list (or just its digest) the caller will interpret ids
             with. A matcher built from any other list raises
-            :class:`MatcherMismatchError` instead of returning wrong ids.
+            [`MatcherMismatchError`][metaclip2.core.errors.MatcherMismatchError] instead of returning wrong ids.
         lang : str, optional
             The language the caller expects; a file saved for another one raises
-            :class:`MatcherMismatchError`.
+            [`MatcherMismatchError`][metaclip2.core.errors.MatcherMismatchError].
         engine : {"trie", "aho-corasick"}
-            The engine to build (see :class:`Matcher`).
+            The engine to build (see [`Matcher`][metaclip2.matching.matcher.Matcher]).
 
         Raises
         ------
         ParameterError
-            `engine` is not one of :data:`MATCHER_ENGINES`.
+            `engine` is not one of [`MATCHER_ENGINES`][metaclip2.matching.matcher.MATCHER_ENGINES].
         MatcherFileError
             The file is not a matcher, is truncated or damaged, fails a check against its
             own entries, or uses the old pickle-based format (which is never loaded).
@@ -514,7 +514,7 @@ class _AhoCorasickEngine:
     such a run); for Latin text that is little or nothing. Unmatchable entries are left out
     of all three.
 
-    :attr:`nbytes` is measured: the growth of the process's resident memory while the
+    `nbytes` is measured: the growth of the process's resident memory while the
     structures are built (free heap pages given back to the OS before and after, so that
     reused or transient memory does not distort it), and at least pyahocorasick's own count
     of its nodes.
@@ -738,7 +738,7 @@ class _Layout:
         return out
 
     def padded(self, ids: Sequence[int]) -> list[str]:
-        """The entries `ids` padded as :func:`~metaclip2.matching.text.pad_entry` pads them."""
+        """The entries `ids` padded as [`pad_entry`][metaclip2.matching.text.pad_entry] pads them."""
         first, last, entries = self.first_cjk, self.last_cjk, self.entries
         return [("" if first[i] else " ") + entries[i] + ("" if last[i] else " ") for i in ids]
 
@@ -832,7 +832,7 @@ def _count_newlines(a: np.ndarray) -> int:
 
 
 def _digest_of_joined(joined: np.ndarray, starts: np.ndarray, lengths: np.ndarray, chunk: int = 1 << 16) -> str:
-    """:func:`entries_digest` of entries given as UTF-8 bytes joined by \\n, chunk by chunk (bounded memory)."""
+    """[`entries_digest`][metaclip2.core.entries.entries_digest] of entries given as UTF-8 bytes joined by \\n, chunk by chunk (bounded memory)."""
     h = hashlib.sha256()
     n = len(lengths)
     for a in range(0, n, chunk):

@@ -23,7 +23,7 @@ DEFAULT_MATCHER_MEMORY = 1 << 30
 
 class MetadataStore:
     """Per-LID-language metadata in one directory, as written by
-    :func:`metaclip2.matching.lid_metadata.build_lid_metadata`.
+    [`metaclip2.matching.lid_metadata.build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata].
 
     The directory holds ``<lang>.tsv`` entry lists and, optionally, prebuilt
     ``<lang>.matcher`` files. A matcher is loaded on first use and kept in a cache
@@ -31,21 +31,21 @@ class MetadataStore:
     the budget is exceeded. A matcher file that is damaged, truncated, in the old
     pickle-based format, or built from another list or language is never used: the
     matcher is rebuilt in memory from the ``.tsv`` with a warning (or, with `strict`,
-    :class:`~metaclip2.matching.matcher.MatcherFileError` /
-    :class:`~metaclip2.matching.matcher.MatcherMismatchError` is raised).
+    [`MatcherFileError`][metaclip2.core.errors.MatcherFileError] /
+    [`MatcherMismatchError`][metaclip2.core.errors.MatcherMismatchError] is raised).
 
     Parameters
     ----------
     directory : path
         The metadata directory.
     matcher_memory : int
-        Budget in bytes for loaded matchers (their :attr:`Matcher.nbytes` estimates),
+        Budget in bytes for loaded matchers (their [`Matcher.nbytes`][metaclip2.matching.matcher.Matcher.nbytes] estimates),
         1 GiB by default. The cache holds at most one matcher over the budget: a single
         matcher larger than the budget is still loaded, alone.
     strict : bool
         Raise instead of rebuilding when a ``.matcher`` file cannot be used.
     engine : {"trie", "aho-corasick"}
-        The :class:`~metaclip2.matching.matcher.Matcher` engine to build from each list or
+        The [`Matcher`][metaclip2.matching.matcher.Matcher] engine to build from each list or
         file (the same files serve both; the results are the same).
 
     Raises
@@ -136,7 +136,7 @@ class MetadataStore:
         return self.matcher(lang).entries
 
     def digest(self, lang: str) -> str:
-        """:func:`~metaclip2.core.entries.entries_digest` of `lang`'s entry list.
+        """[`entries_digest`][metaclip2.core.entries.entries_digest] of `lang`'s entry list.
 
         The ``.tsv`` is read and checked once per language; only the digest is kept.
         """
@@ -165,7 +165,7 @@ class MetadataStore:
             return m
 
     def cache_info(self) -> dict[str, int]:
-        """Estimated bytes (:attr:`Matcher.nbytes`) of each loaded matcher, least recently used first."""
+        """Estimated bytes ([`Matcher.nbytes`][metaclip2.matching.matcher.Matcher.nbytes]) of each loaded matcher, least recently used first."""
         with self._lock:
             return {lang: m.nbytes for lang, m in self._matchers.items()}
 

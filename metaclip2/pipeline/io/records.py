@@ -1,10 +1,10 @@
-"""Records as read: :class:`Image`, :class:`ReaderSpec`, the known layouts and their
+"""Records as read: [`Image`][metaclip2.pipeline.io.records.Image], [`ReaderSpec`][metaclip2.pipeline.io.records.ReaderSpec], the known layouts and their
 detection, the errors of bad input, and the validation and shaping of one decoded record into
-images, shared by every format (:mod:`metaclip2.pipeline.io.jsonl`, :mod:`~metaclip2.pipeline.io.parquet`,
-:mod:`~metaclip2.pipeline.io.tar`).
+images, shared by every format ([`metaclip2.pipeline.io.jsonl`][metaclip2.pipeline.io.jsonl], [`parquet`][metaclip2.pipeline.io.parquet],
+[`tar`][metaclip2.pipeline.io.tar]).
 
-Bad input is reported, per alt-text, with one of :data:`INVALID_REASONS` (see
-:mod:`metaclip2.pipeline.io.readers` for the formats, layouts and accounting).
+Bad input is reported, per alt-text, with one of [`INVALID_REASONS`][metaclip2.pipeline.io.records.INVALID_REASONS] (see
+[`metaclip2.pipeline.io.readers`][metaclip2.pipeline.io.readers] for the formats, layouts and accounting).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class ParquetDependencyError(MissingExtraError):
 
 
 def import_pyarrow():
-    """Import ``pyarrow`` and ``pyarrow.parquet``, or raise :class:`ParquetDependencyError`."""
+    """Import ``pyarrow`` and ``pyarrow.parquet``, or raise [`ParquetDependencyError`][metaclip2.pipeline.io.records.ParquetDependencyError]."""
     try:
         import pyarrow
         import pyarrow.parquet as pq
@@ -90,7 +90,7 @@ class Image:
     langs : list of (str or None)
         Language given with text ``k``, or None (language identification decides).
     invalid : list of (str or None)
-        Reason text ``k`` is invalid (one of :data:`INVALID_REASONS`), or None.
+        Reason text ``k`` is invalid (one of [`INVALID_REASONS`][metaclip2.pipeline.io.records.INVALID_REASONS]), or None.
     where : list of (int or str)
         Where text ``k`` came from: 1-based line (JSONL) or row (Parquet) number, tar member
         name, or for damage ``"offset N"`` / ``"row group G"``.
@@ -312,7 +312,7 @@ def _is_utf8(s: str) -> bool:
 
 
 def check_text(text: Any, max_chars: int) -> str | None:
-    """Reason `text` is invalid (one of :data:`INVALID_REASONS`), or None.
+    """Reason `text` is invalid (one of [`INVALID_REASONS`][metaclip2.pipeline.io.records.INVALID_REASONS]), or None.
 
     See Also
     --------
