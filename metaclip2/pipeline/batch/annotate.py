@@ -223,6 +223,7 @@ def annotate(
     out_langs: list = [None] * len(texts)
     per_text: list = [None] * len(texts)
     if valid:
+        valid = options.prepare_texts(valid)
         labels = options.identify(valid, valid_langs)
         resolved: dict = {}
         by_lang: dict[str, list[int]] = {}

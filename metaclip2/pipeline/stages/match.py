@@ -246,7 +246,7 @@ def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, option
     slots = [(j, k) for j, (_, image) in enumerate(chunk) for k, r in enumerate(image.invalid) if r is None]
     if not slots:
         return
-    texts = [chunk[j][1].texts[k] for j, k in slots]
+    texts = options.prepare_texts([chunk[j][1].texts[k] for j, k in slots])
     given = [chunk[j][1].langs[k] for j, k in slots]
     changes: Counter = Counter()
     labels = options.identify(texts, given, changes=changes)

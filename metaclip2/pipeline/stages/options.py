@@ -137,6 +137,11 @@ class MatchOptions(_Options):
     script_check : bool
         Replace a LID label that the text's own script rules out (e.g. ``ja`` for Han without
         kana) by the model's best label in that script; False keeps the model's raw labels.
+    strip_texts : bool
+        Strip white space (``str.strip``: NBSP, U+3000, U+2003 … too) from both ends of every
+        alt-text before it is matched and indexed, as the release does; False matches the text
+        as read, so ``"\\xa0dog\\u3000"`` does not match ``dog`` (see
+        [`prepare_texts`][metaclip2.pipeline.stages.options.MatchOptions.prepare_texts]).
     strict : bool
         Stop at the first bad input record or damaged container (not recorded: it changes no
         output of a finished shard).
@@ -179,6 +184,8 @@ class MatchOptions(_Options):
     min_confidence: float | None = option(None, STAGE1, "LID predictions below P count as 'other'", metavar="P", kind=float)
     lid_model: str | None = option(None, STAGE1, "fastText LID model instead of the bundled lid.176.ftz", metavar="PATH")
     script_check: bool = option(True, STAGE1, "correct LID labels the text's script rules out (--no-script-check: the model's raw labels, as the paper)")
+    strip_texts: bool = option(True, STAGE1, "strip white space (NBSP, U+3000, ...) from both ends of alt-texts before matching, as "
+                               "the release does (--no-strip-texts: match them as read)")  # fmt: skip
     strict: bool = option(False, STAGE1, "stop at the first bad input record or damaged container, naming file and line", recorded=False)
     id_key: str | None = option(None, STAGE1, "record key of the image id (default: from the detected layout)", metavar="KEY")
     text_keys: tuple | None = option(None, STAGE1, "record key(s) of the alt-texts, repeatable or a comma list (default: from the detected layout)",
@@ -201,7 +208,7 @@ class MatchOptions(_Options):
         self.reader_spec()  # checks the key names
         self._fix("min_confidence", _fraction("min_confidence", self.min_confidence, optional=True))
         _choice("matcher_engine", self.matcher_engine, MATCHER_ENGINES)
-        for name in ("script_check", "strict"):
+        for name in ("script_check", "strip_texts", "strict"):
             _boolean(name, getattr(self, name))
         if self.lid_model is not None:
             self._fix("lid_model", os.fspath(self.lid_model))
@@ -216,6 +223,21 @@ class MatchOptions(_Options):
         return ReaderSpec(id_key=self.id_key, text_keys=self.text_keys or (), lang_key=self.lang_key,
                           text_index_key=self.text_index_key, keep_keys=self.keep_keys,
                           drop_keys=self.drop_keys or ())  # fmt: skip
+
+    def prepare_texts(self, texts: Sequence[str]) -> list[str]:
+        """Alt-texts as language identification and matching see them (every door calls this).
+
+        With `strip_texts`, each is stripped of white space at both ends (``str.strip``, which
+        knows every Unicode space); the matcher pads texts with ASCII spaces only, so an edge
+        NBSP or ideographic space would otherwise hide the word next to it.
+
+        Examples
+        --------
+        >>> from metaclip2.pipeline.stages.options import MatchOptions
+        >>> MatchOptions().prepare_texts(["\\xa0dog\\u3000"]), MatchOptions(strip_texts=False).prepare_texts([" dog"])
+        (['dog'], [' dog'])
+        """
+        return [t.strip() for t in texts] if self.strip_texts else list(texts)
 
     def identify(self, texts: Sequence[str], given: Sequence[str | None], changes: dict | None = None) -> list[str]:
         """LID labels of `texts` (a given language is kept), with these options' model, confidence and script check.
