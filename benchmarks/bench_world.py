@@ -331,7 +331,7 @@ def main() -> int:
     print(f"world: {info['wikipedias']} Wikipedias, {info['wiki_entries']:,} entries -> {info['lid_languages']} LID languages, "
           f"{n_entries:,} entries (largest {largest}: {lid_sizes[largest]:,}, en: {lid_sizes.get('en', 0):,}); "
           f"generated in {info['t_generate']:.0f} s, merged + matchers built in {info['t_build']:.0f} s")  # fmt: skip
-    print(f"pool: {info['images']:,} images, {info['pairs']:,} pairs in {args.shards} shards, {pool_bytes / 1e6:.1f} MB")
+    print(f"pool: {info['images']:,} images, {info['pairs']:,} pairs in {args.shards} shards, {pool_bytes / 2**20:.1f} MB")
 
     # matcher load time and memory (largest languages), in a fresh process
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -344,7 +344,7 @@ def main() -> int:
     print(f"\nmatcher load ({len(loads)} largest, this tree's format): {tot_t:.2f} s for {tot_e:,} entries "
           f"({tot_t / tot_e * 1e6:.2f} us/entry), {tot_b / tot_e:.0f} bytes/entry resident")  # fmt: skip
     for lang, v in list(loads.items())[:3]:
-        print(f"  {lang:8s} {v['entries']:>10,} entries  {v['load_s']:6.2f} s  {v['rss_bytes'] / 1e6:8.1f} MB")
+        print(f"  {lang:8s} {v['entries']:>10,} entries  {v['load_s']:6.2f} s  {v['rss_bytes'] / 2**20:8.1f} MB")
     # resident bytes per entry of the largest list (freed memory reused by the next load makes smaller ones read low)
     big = max(loads.values(), key=lambda v: v["entries"])
     bpe = max(tot_b / tot_e, big["rss_bytes"] / big["entries"])

@@ -7,7 +7,7 @@ worker process, never shipped per task.
 
 Workers exit when the process that started them dies, even by ``SIGKILL`` (which runs no
 cleanup): each holds the reading end of a pipe whose only writer is the driver, and exits
-when it reads end-of-file (:func:`exit_with_driver`). Watching the parent process would not
+when it reads end-of-file ([`exit_with_driver`][metaclip2.execution.local.exit_with_driver]). Watching the parent process would not
 do: a forkserver worker's parent is the forkserver, which itself waits for its workers.
 """
 
@@ -71,7 +71,7 @@ def exit_with_driver(alive) -> None:
 
 
 def _init_worker(alive, pairs) -> None:
-    """Pool initializer: :func:`exit_with_driver`, and :func:`report_pairs` into the shared `pairs`."""
+    """Pool initializer: [`exit_with_driver`][metaclip2.execution.local.exit_with_driver], and [`report_pairs`][metaclip2.execution.progress.report_pairs] into the shared `pairs`."""
     exit_with_driver(alive)
     set_sink(pairs)
 
@@ -84,15 +84,15 @@ class LocalExecutor(Executor):
     workers : int
         Processes. 1 runs every task in the calling process (no pool, easiest to debug).
     progress : bool
-        Show progress per :meth:`map` call (:class:`~metaclip2.execution.progress.Progress`:
+        Show progress per [`map`][metaclip2.execution.local.LocalExecutor.map] call ([`Progress`][metaclip2.execution.progress.Progress]:
         a bar on a terminal, plain log lines otherwise).
     desc : str, optional
         Bar label; default: the function's name.
 
     Notes
     -----
-    The worker pool is created on the first :meth:`map` and reused by later ones (so a
-    worker keeps its loaded matchers between stages); :meth:`close` (or the ``with`` block)
+    The worker pool is created on the first [`map`][metaclip2.execution.local.LocalExecutor.map] and reused by later ones (so a
+    worker keeps its loaded matchers between stages); [`close`][metaclip2.execution.local.LocalExecutor.close] (or the ``with`` block)
     shuts it down.
 
     See Also
@@ -108,7 +108,7 @@ class LocalExecutor(Executor):
     ...     ex.map(pow, [{"base": 2, "exp": 10}, {"base": 3, "exp": 2}])
     [1024, 9]
 
-    :meth:`run` takes tasks that carry their own arguments:
+    [`run`][metaclip2.execution.executor.Executor.run] takes tasks that carry their own arguments:
 
     >>> with LocalExecutor(workers=1) as ex:
     ...     ex.run([functools.partial(pow, 2, 10), functools.partial(divmod, 7, 2)])

@@ -1,20 +1,20 @@
 """Curation of a pool over a run directory: resumable, deterministic, refusing to mix runs.
 
-:func:`curate` runs the three stages; :func:`count`, :func:`compute_thresholds` and
-:func:`sample` run one each. Every parameter lives in a
-:class:`~metaclip2.pipeline.run.config.CurationConfig`, given whole (``config=``) or as keyword
-options; the directory's layout and ``run.json`` are :class:`~metaclip2.pipeline.run.rundir.RunDir`'s.
+[`curate`][metaclip2.pipeline.run.api.curate] runs the three stages; [`count`][metaclip2.pipeline.run.api.count], [`compute_thresholds`][metaclip2.pipeline.run.api.compute_thresholds] and
+[`sample`][metaclip2.pipeline.run.api.sample] run one each. Every parameter lives in a
+[`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig], given whole (``config=``) or as keyword
+options; the directory's layout and ``run.json`` are [`RunDir`][metaclip2.pipeline.run.rundir.RunDir]'s.
 
 Every file is written atomically, and a shard whose stats file exists and whose recorded
-inputs and outputs verify (:mod:`metaclip2.pipeline.run.verify`: sizes and sha256) is skipped, so
+inputs and outputs verify ([`metaclip2.pipeline.run.verify`][metaclip2.pipeline.run.verify]: sizes and sha256) is skipped, so
 a run killed at any point and started again with the same arguments finishes with the same
 bytes as an uninterrupted one; a shard whose outputs were lost or altered is redone, with a
 warning naming it. Outputs do not depend on the number of workers or the executor.
 
 Every parameter and input is checked before anything is written; a run refuses
-(:class:`~metaclip2.core.errors.RunMismatchError`) to continue in a directory made with
-other metadata, inputs, or parameters, and (:class:`~metaclip2.pipeline.run.rundir.RunBusyError`)
-to share it with another running command (:meth:`~metaclip2.pipeline.run.rundir.RunDir.lock`).
+([`RunMismatchError`][metaclip2.core.errors.RunMismatchError]) to continue in a directory made with
+other metadata, inputs, or parameters, and ([`RunBusyError`][metaclip2.pipeline.run.rundir.RunBusyError])
+to share it with another running command ([`lock`][metaclip2.pipeline.run.rundir.RunDir.lock]).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class CurationResult:
     out : Path
         The run directory.
     probabilities : Path
-        ``stage2/probabilities.bin``, for :class:`~metaclip2.curation.sampling.OnlineSampler`.
+        ``stage2/probabilities.bin``, for [`OnlineSampler`][metaclip2.curation.sampling.OnlineSampler].
     outputs : list of Path
         The curated subset, one file per input shard, in input order.
     datacard : dict
@@ -283,7 +283,7 @@ def count(
     metadata : path
         Per-LID-language metadata directory.
     inputs : sequence of str
-        Input shards or glob patterns (see :func:`expand_inputs`).
+        Input shards or glob patterns (see [`expand_inputs`][metaclip2.pipeline.run.api.expand_inputs]).
     out : path
         The run directory.
     config : CurationConfig, optional
@@ -293,7 +293,7 @@ def count(
         Slurm array; ``[]`` only records the run's parameters in ``run.json`` (do that once
         before starting the array). Default: every shard.
     **options
-        :class:`CurationConfig` fields, applied over `config`.
+        [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] fields, applied over `config`.
 
     Returns
     -------
@@ -377,13 +377,13 @@ def compute_thresholds(
     out : path
         A run directory whose stage 1 is complete; with `source`, a new directory to fork into.
     source : path, optional
-        Reuse this run's finished stage 1 by reference (:func:`~metaclip2.pipeline.run.fork.fork_run`)
+        Reuse this run's finished stage 1 by reference ([`fork_run`][metaclip2.pipeline.run.fork.fork_run])
         and make `out` a run of its own for stages 2-3: how to try another ``t_en`` without
         redoing stage 1.
     config : CurationConfig, optional
         Run parameters (its ``t_en``, ``english`` and ``p`` are used).
     **options
-        :class:`CurationConfig` fields, applied over `config`.
+        [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] fields, applied over `config`.
 
     Returns
     -------
@@ -452,7 +452,7 @@ def compute_thresholds(
 
 def _split_images(run: RunDir, s1: dict, stats: dict[str, Stage1Stats], config: CurationConfig) -> dict:
     """``stage2/split.json`` (made now if missing or stale): the images found in more than one
-    shard, whose rows ``stage2/split.index.bin`` holds for stage 3 (:mod:`~metaclip2.pipeline.stages.split`)."""
+    shard, whose rows ``stage2/split.index.bin`` holds for stage 3 ([`split`][metaclip2.pipeline.stages.split])."""
     digest = verify.split_inputs_digest(run.stage1, s1["shards"], stats)
     info, problem = verify.split_record(run.stage2, digest)
     if info is not None:
@@ -505,12 +505,12 @@ def sample(
     config : CurationConfig, optional
         Run parameters (its stage-3 and execution fields are used).
     shards : sequence of int, optional
-        As in :func:`count`.
+        As in [`count`][metaclip2.pipeline.run.api.count].
     source : path, optional
-        Fork `out` from this run's finished stage 1 (as :func:`compute_thresholds` does) and run
+        Fork `out` from this run's finished stage 1 (as [`compute_thresholds`][metaclip2.pipeline.run.api.compute_thresholds] does) and run
         stage 2 there with `config`'s stage-2 fields when the fork has none yet.
     **options
-        :class:`CurationConfig` fields, applied over `config`.
+        [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] fields, applied over `config`.
 
     Returns
     -------
@@ -594,11 +594,11 @@ def curate(
     config: CurationConfig | None = None,
     **options: Any,
 ) -> CurationResult:
-    """Curate a pool: stage 1 (:func:`count`), 2 (:func:`compute_thresholds`), 3 (:func:`sample`), datacard.
+    """Curate a pool: stage 1 ([`count`][metaclip2.pipeline.run.api.count]), 2 ([`compute_thresholds`][metaclip2.pipeline.run.api.compute_thresholds]), 3 ([`sample`][metaclip2.pipeline.run.api.sample]), datacard.
 
     Re-running with the same arguments resumes (verified finished shards are skipped, damaged
     ones redone) and ends with the same bytes as an uninterrupted run; other metadata, inputs
-    or parameters raise :class:`~metaclip2.core.errors.RunMismatchError`, leaving the
+    or parameters raise [`RunMismatchError`][metaclip2.core.errors.RunMismatchError], leaving the
     directory as it was. The directory is locked for the whole run.
 
     Parameters
@@ -612,7 +612,7 @@ def curate(
     config : CurationConfig, optional
         Every run parameter; default: all defaults.
     **options
-        :class:`CurationConfig` fields (``t_en=``, ``seed=``, ``workers=``, …), applied over
+        [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] fields (``t_en=``, ``seed=``, ``workers=``, …), applied over
         `config`; all are checked before anything is written.
 
     Returns

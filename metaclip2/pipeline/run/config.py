@@ -1,8 +1,8 @@
 """Every parameter of a curation run, its default and its check, declared once.
 
-:class:`CurationConfig` is what :func:`~metaclip2.pipeline.run.api.curate` and the stage runners
+[`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] is what [`curate`][metaclip2.pipeline.run.api.curate] and the stage runners
 take; the command line builds its options from the same fields
-(:func:`add_config_arguments`), so a default or a check is never written twice. A config is
+([`add_config_arguments`][metaclip2.pipeline.run.config.add_config_arguments]), so a default or a check is never written twice. A config is
 validated whole when it is made, before anything is written.
 """
 
@@ -25,9 +25,9 @@ __all__ = ["ENGLISH_MODES", "CurationConfig", "add_config_arguments", "config_fr
 class CurationConfig(SampleOptions, ThresholdOptions, MatchOptions):
     """The parameters of a curation run: every stage's options and the run's own (defaults follow the authors' release (see [Choices and departures][choices-and-departures])).
 
-    A config *is* a :class:`~metaclip2.pipeline.stages.options.MatchOptions`,
-    :class:`~metaclip2.pipeline.stages.options.ThresholdOptions` and
-    :class:`~metaclip2.pipeline.stages.options.SampleOptions` (its fields are theirs, declared
+    A config *is* a [`MatchOptions`][metaclip2.pipeline.stages.options.MatchOptions],
+    [`ThresholdOptions`][metaclip2.pipeline.stages.options.ThresholdOptions] and
+    [`SampleOptions`][metaclip2.pipeline.stages.options.SampleOptions] (its fields are theirs, declared
     there once), so it is accepted as it is wherever one of them is: by the stage functions,
     the batch API and the preflight. The run adds:
 
@@ -173,7 +173,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, stages: Iterable[Any])
 
 
 def config_from_arguments(args: argparse.Namespace) -> CurationConfig:
-    """The :class:`CurationConfig` of parsed arguments (fields not given keep their defaults).
+    """The [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] of parsed arguments (fields not given keep their defaults).
 
     Raises
     ------

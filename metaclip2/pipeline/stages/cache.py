@@ -29,12 +29,12 @@ def _stamp(paths: Iterable[Path]) -> tuple:
 
 
 def cached_store(metadata: str | os.PathLike, engine: str = "trie", matcher_memory: int | None = None, strict: bool = False):
-    """The :class:`~metaclip2.matching.store.MetadataStore` of a directory, one per process.
+    """The [`MetadataStore`][metaclip2.matching.store.MetadataStore] of a directory, one per process.
 
     `engine` is the store's matcher engine (``"trie"`` or ``"aho-corasick"``).
 
     Reloaded when the directory's ``.tsv``/``.matcher`` files change (size, mtime, inode). An
-    fsspec URL is read through a local copy (:func:`~metaclip2.pipeline.io.remote.local_metadata`).
+    fsspec URL is read through a local copy ([`local_metadata`][metaclip2.pipeline.io.remote.local_metadata]).
     `matcher_memory` (bytes of loaded matchers kept) is the store's budget; None: its default.
     `strict`: a damaged ``.matcher`` is refused instead of rebuilt from its ``.tsv``.
 
@@ -73,7 +73,7 @@ def cached_store(metadata: str | os.PathLike, engine: str = "trie", matcher_memo
 
 
 def cached_probabilities(path: str | os.PathLike) -> EntryProbabilities:
-    """:meth:`EntryProbabilities.load` of `path`, one per process (reloaded when the file changes).
+    """[`EntryProbabilities.load`][metaclip2.curation.sampling.EntryProbabilities.load] of `path`, one per process (reloaded when the file changes).
 
     See Also
     --------
@@ -113,7 +113,7 @@ def _cached_probabilities(path: str | os.PathLike) -> tuple[EntryProbabilities, 
 def clear() -> None:
     """Empty every per-process cache of this module (metadata stores and entry probabilities).
 
-    The next :func:`cached_store` or :func:`cached_probabilities` call loads from disk again.
+    The next [`cached_store`][metaclip2.pipeline.stages.cache.cached_store] or [`cached_probabilities`][metaclip2.pipeline.stages.cache.cached_probabilities] call loads from disk again.
 
     See Also
     --------

@@ -1,17 +1,17 @@
 """The files a stage writes for one shard, and the shard names they are named by.
 
-Output files of a shard named ``S`` (see :func:`shard_names`):
+Output files of a shard named ``S`` (see [`shard_names`][metaclip2.pipeline.stages.files.shard_names]):
 
-* stage 1: ``S.index.bin`` (:mod:`metaclip2.pipeline.io.index`: one row per *matched* pair:
+* stage 1: ``S.index.bin`` ([`metaclip2.pipeline.io.index`][metaclip2.pipeline.io.index]: one row per *matched* pair:
   ``n`` image ordinal in the shard, ``id``, ``k`` alt-text index, ``lang`` metadata language,
-  ``ids`` matched entry ids, ``text``), ``S.counts.bin`` (sparse :class:`~metaclip2.curation.counts.EntryCounts`),
-  ``S.images.bin`` (the shard's image ids, hashed: :mod:`metaclip2.pipeline.stages.split`),
+  ``ids`` matched entry ids, ``text``), ``S.counts.bin`` (sparse [`EntryCounts`][metaclip2.curation.counts.EntryCounts]),
+  ``S.images.bin`` (the shard's image ids, hashed: [`metaclip2.pipeline.stages.split`][metaclip2.pipeline.stages.split]),
   ``S.stats.json`` (written last);
-* stage 3: ``S.jsonl`` or ``S.parquet`` (:data:`~metaclip2.pipeline.io.writers.CURATED_COLUMNS`),
+* stage 3: ``S.jsonl`` or ``S.parquet`` ([`CURATED_COLUMNS`][metaclip2.pipeline.io.writers.CURATED_COLUMNS]),
   ``S.stats.json`` (written last).
 
 Each stats file also records the size and sha256 of the shard's outputs (and of what it was
-made from), so that a resumed run verifies them before reuse (:mod:`metaclip2.pipeline.run.verify`).
+made from), so that a resumed run verifies them before reuse ([`metaclip2.pipeline.run.verify`][metaclip2.pipeline.run.verify]).
 """
 
 from __future__ import annotations

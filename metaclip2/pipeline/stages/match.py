@@ -1,9 +1,9 @@
 """Stage 1 of the curation ([Algorithm 1][algorithm-1]) as a plain per-shard function.
 
-:func:`match_shard` reads a shard, identifies languages, matches and counts; it takes only
+[`match_shard`][metaclip2.pipeline.stages.match.match_shard] reads a shard, identifies languages, matches and counts; it takes only
 paths, numbers and strings, writes its outputs atomically and returns a small JSON-able
 result, so any scheduler can run it on one shard: our executors
-(:mod:`metaclip2.execution.local`), a Slurm array, a Kubernetes job.
+([`metaclip2.execution.local`][metaclip2.execution.local]), a Slurm array, a Kubernetes job.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def match_shard(
 
     The shard is processed in three phases, so that each language's matcher is used in one
     contiguous phase and a worker needs only one matcher at a time: (1) LID over the whole
-    shard, pairs grouped by metadata language (:class:`~metaclip2.pipeline.io.partition.LanguageRuns`,
+    shard, pairs grouped by metadata language ([`LanguageRuns`][metaclip2.pipeline.io.partition.LanguageRuns],
     spilled to temporary files beyond a fixed memory budget); (2) matching, language by
     language; (3) the matched pairs merged back into input order. The index bytes do not
     depend on the grouping.
@@ -57,19 +57,19 @@ def match_shard(
     Parameters
     ----------
     input_path : path
-        An input shard (see :mod:`metaclip2.pipeline.io.readers`).
+        An input shard (see [`metaclip2.pipeline.io.readers`][metaclip2.pipeline.io.readers]).
     metadata : path
-        Per-LID-language metadata directory (:class:`~metaclip2.matching.store.MetadataStore`).
+        Per-LID-language metadata directory ([`MetadataStore`][metaclip2.matching.store.MetadataStore]).
     out_dir : path
         Where ``<shard>.index.bin``, ``<shard>.counts.bin``, ``<shard>.images.bin`` and
         ``<shard>.stats.json`` go.
     shard : str, optional
         Output name; default: the input's file name without extension.
     options : MatchOptions or CurationConfig, optional
-        Stage 1's options (:class:`~metaclip2.pipeline.stages.options.MatchOptions`: reading,
+        Stage 1's options ([`MatchOptions`][metaclip2.pipeline.stages.options.MatchOptions]: reading,
         language identification, matching); default: all defaults.
     **changes
-        :class:`~metaclip2.pipeline.stages.options.MatchOptions` fields applied over `options`
+        [`MatchOptions`][metaclip2.pipeline.stages.options.MatchOptions] fields applied over `options`
         (``lid_model=``, ``script_check=``, ``text_keys=``, …).
 
     Returns
@@ -254,7 +254,7 @@ def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, option
     slots = [(j, k) for j, (_, image) in enumerate(chunk) for k, r in enumerate(image.invalid) if r is None]
     if not slots:
         return
-    texts = [chunk[j][1].texts[k] for j, k in slots]
+    texts = options.prepare_texts([chunk[j][1].texts[k] for j, k in slots])
     given = [chunk[j][1].langs[k] for j, k in slots]
     changes: Counter = Counter()
     labels = options.identify(texts, given, changes=changes)
@@ -322,7 +322,7 @@ def _match_batch(lang, batch, matcher, counts, stats, row_stats, matched) -> Non
 class MatchTask:
     """Stage 1 of one shard, as a picklable callable (what executors run).
 
-    The fields are :func:`match_shard`'s arguments; calling the task runs it.
+    The fields are [`match_shard`][metaclip2.pipeline.stages.match.match_shard]'s arguments; calling the task runs it.
 
     See Also
     --------
