@@ -36,6 +36,7 @@ from metaclip2.pipeline.run.driver import ShardStage, run_shards
 from metaclip2.pipeline.run.fork import fork_run, stage1_dir
 from metaclip2.pipeline.io.inputs import detect_format
 from metaclip2.pipeline.run.rundir import RunDir
+from metaclip2.pipeline.stages.budget import WorkerBudget
 from metaclip2.pipeline.stages.cache import cached_store
 from metaclip2.pipeline.stages.files import shard_names, stage1_paths, stage3_paths
 from metaclip2.pipeline.stages.match import MatchTask, shard_warnings, stage1_summary
@@ -212,7 +213,7 @@ def _note(config: CurationConfig, msg: str) -> None:
 
 def _store(metadata, config: CurationConfig):
     # The store stage 1's in-process tasks will ask for: same engine and budget, so one load serves both.
-    return cached_store(metadata, config.matcher_engine, matcher_memory=config.matcher_memory, strict=config.strict)
+    return cached_store(metadata, config.matcher_engine, matcher_memory=WorkerBudget.of(config).matchers, strict=config.strict)
 
 
 def _stage1_section(metadata, inputs, config: CurationConfig, run: RunDir) -> tuple[list[str], list[str], dict]:
