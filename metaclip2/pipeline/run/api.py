@@ -31,6 +31,7 @@ from metaclip2.core.atomic import make_directory, remove_temporaries, write_json
 from metaclip2.core.errors import DataError, MissingInputError, ParameterError, RunMismatchError
 from metaclip2.curation.threshold import ENGLISH, no_english_message
 from metaclip2.execution.executor import Executor, get_executor
+from metaclip2.execution.local import preload_in_workers
 from metaclip2.pipeline.run import verify
 from metaclip2.pipeline.run.config import CurationConfig
 from metaclip2.pipeline.run.driver import ShardStage, run_shards
@@ -179,6 +180,10 @@ def _expand_url(pattern: str) -> list[str]:
     if not files:
         raise MissingInputError(f"input {pattern!r} matches no file")
     return [fs.unstrip_protocol(p) for p in files]
+
+
+# Stage 1's and stage 3's task modules, imported once by the forkserver rather than by every worker.
+preload_in_workers("metaclip2.pipeline.stages.match", "metaclip2.pipeline.stages.sample")
 
 
 class _Executor:
