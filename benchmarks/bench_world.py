@@ -580,9 +580,12 @@ def main() -> int:
     f = PAPER_ENTRIES / n_entries
     grow = (lid_sizes[largest] * f - lid_sizes[largest]) * bpe / 2**20
     print(f"\nprojection to {PAPER_ENTRIES:,} entries (x{f:.1f}) and {PAPER_PAIRS:,} pairs, {bpe:.0f} bytes/entry resident:")
-    print(f"  one matcher at a time (bounded cache{'' if args.one_matcher else ', NOT measured: pass --one-matcher'}): worker peak {worker_mb:.0f} MB + largest list growth "
-          f"({lid_sizes[largest]:,} -> {lid_sizes[largest] * f:,.0f} entries) x {bpe:.0f} B = {worker_mb + grow:.0f} MB")
-    print(f"  every matcher kept (unbounded cache): {PAPER_ENTRIES:,} x {bpe:.0f} B = {PAPER_ENTRIES * bpe / 2**30:.1f} GiB per worker")
+    if bpe >= 1:  # matchers loaded into the heap (formats before the mapped one)
+        print(f"  one matcher at a time (bounded cache{'' if args.one_matcher else ', NOT measured: pass --one-matcher'}): worker peak {worker_mb:.0f} MB + largest list growth "
+              f"({lid_sizes[largest]:,} -> {lid_sizes[largest] * f:,.0f} entries) x {bpe:.0f} B = {worker_mb + grow:.0f} MB")
+        print(f"  every matcher kept (unbounded cache): {PAPER_ENTRIES:,} x {bpe:.0f} B = {PAPER_ENTRIES * bpe / 2**30:.1f} GiB per worker")
+    else:
+        print(f"  matchers are mapped: loading one makes nothing resident ({bpe:.1f} B/entry); pages come in as matching reads them")
     print(f"  stage-1 counts: {r0['counts1'] / pairs:.2f} B/pair here -> at most 12 B x matches; "
           f"dense would be 8 B x {n_entries * f:,.0f} entries = {n_entries * f * 8 / 1e6:.0f} MB per shard")
     print(f"  stage-1 index: {r0['index'] / pool_bytes:.2f} x input; stage 3 at {pairs / r0['t3']:,.0f} pairs/s/worker: "
@@ -592,10 +595,19 @@ def main() -> int:
     rate = r0["pairs"] / (r0["a1"] + r0["a2"] + r0["a3"])
     print(f"  per CPU-second of every process ({r0['name']}): stage 1 {rate1:,.0f} pairs -> {PAPER_PAIRS / rate1 / 3600:,.0f} CPU-hours; "
           f"whole run {rate:,.0f} pairs -> {PAPER_PAIRS / rate / 3600:,.0f} CPU-hours for {PAPER_PAIRS:,} pairs (rates measured on "
-          f"{n_entries:,} entries; matching cost grows with the lists' size, so this is a lower bound)")  # fmt: skip
-    if two and two[0]["rollups"]:
-        w_pss = max(v[0] for v in two[0]["rollups"].values())
-        print(f"  2 workers: peak PSS of one process {w_pss / 2**20:.0f} MB, summed over the run {two[0]['pss_sum'] / 2**20:.0f} MB")
+          f"{n_entries:,} entries: a trie walk per word costs about the same in a larger list, but touches more pages)")  # fmt: skip
+    plain2 = [r for r in results if r["label"] == "this tree" and r["workers"] == 2 and r["shards"] == len(shards)]
+    if plain2 and plain2[0]["rollups"]:
+        r2 = plain2[0]
+        pid2 = max(r2["rollups"], key=lambda p: r2["rollups"][p][0])
+        w_pss, _, w_anon = r2["rollups"][pid2]
+        mapped = _size(meta.glob("*.matcher"))
+        print(f"  2 workers, measured: peak PSS of one process {w_pss / 2**20:.0f} MB (anonymous {w_anon / 2**20:.0f} MB), "
+              f"summed over the run {r2['pss_sum'] / 2**20:.0f} MB")  # fmt: skip
+        print(f"  mapped matchers: {mapped / n_entries:.0f} B/entry on disk -> {mapped * f / 2**30:.2f} GiB at {PAPER_ENTRIES:,} entries, "
+              f"held once by the machine's page cache; a worker's PSS at most its anonymous memory + that / workers "
+              f"= {(w_anon + mapped * f / 2) / 2**20:,.0f} MB with 2 workers (its matcher cache, a share of "
+              f"--memory-per-worker, unmaps beyond that share)")  # fmt: skip
     if tmp is not None:
         tmp.cleanup()
     return 0
