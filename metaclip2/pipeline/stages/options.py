@@ -198,8 +198,9 @@ class MatchOptions(_Options):
                                  "the paper's automaton); the matches are the same", choices=MATCHER_ENGINES, recorded=False)  # fmt: skip
     matcher_memory: int | None = option(None, EXEC, "memory for loaded matchers per worker, e.g. 512MB or 2GiB (binary: MB = MiB = 2^20 bytes, "
                                         "GB = 2^30; default: the matchers' share of --memory-per-worker)", metavar="SIZE", recorded=False)  # fmt: skip
-    memory_per_worker: int = option(DEFAULT_MEMORY_PER_WORKER, EXEC, "memory budget of each worker process, e.g. 1.5GiB: split among "
-                                    "buffered rows (spilled to disk beyond their share), the LID model and the matcher cache",
+    memory_per_worker: int = option(DEFAULT_MEMORY_PER_WORKER, EXEC, "memory budget of each worker process, e.g. 1.5GiB (binary: MB = "
+                                    "2^20 bytes, GB = 2^30; 1073741824 = 1 GiB): split among buffered rows (spilled to disk beyond "
+                                    "their share), the LID model and the matcher cache",
                                     metavar="SIZE", recorded=False)  # fmt: skip
 
     def _check(self) -> None:
