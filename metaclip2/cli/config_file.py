@@ -34,7 +34,7 @@ def _kind(f: dataclasses.Field) -> str | None:
     """What TOML value a field takes: str, strs (a string or a list of them), bool, size; None:
     numbers, left to the config's own checks."""
     t = str(f.type)
-    if f.name == "matcher_memory":
+    if f.name in ("matcher_memory", "memory_per_worker"):
         return "size"
     if "bool" in t:
         return "bool"

@@ -24,7 +24,35 @@ from metaclip2.execution.executor import Executor
 from metaclip2.execution.progress import Progress, counter_of, set_sink
 from metaclip2.core.errors import ParameterError
 
-__all__ = ["LocalExecutor", "exit_with_driver"]
+__all__ = ["LocalExecutor", "exit_with_driver", "preload_in_workers"]
+
+_PRELOAD: list[str] = []
+
+
+def preload_in_workers(*modules: str) -> list[str]:
+    """Name modules that worker processes started from now on have imported before their first task.
+
+    The forkserver imports them once and every worker forks from it, so a worker neither
+    spends CPU importing them (~0.2 s for the curation stages and numpy; with N workers that
+    is N times what one in-process worker pays) nor holds its own copy of their memory. Names
+    only, so that no layer below the caller's is imported here; a module that fails to import
+    is skipped by the forkserver (the task imports it then, as without preloading).
+
+    Returns
+    -------
+    list of str
+        Every module named so far.
+
+    Examples
+    --------
+    >>> from metaclip2.execution.local import preload_in_workers
+    >>> "json" in preload_in_workers("json")
+    True
+    """
+    for m in modules:
+        if m not in _PRELOAD:
+            _PRELOAD.append(m)
+    return list(_PRELOAD)
 
 
 def _mp_context():
@@ -153,6 +181,9 @@ class LocalExecutor(Executor):
                 return results
             if self._pool is None:
                 ctx = _mp_context()
+                if _PRELOAD and ctx.get_start_method() == "forkserver":
+                    # (takes effect when this process starts its forkserver, i.e. with its first pool)
+                    ctx.set_forkserver_preload(["__main__", *_PRELOAD])
                 self._alive = ctx.Pipe(duplex=False)
                 self._pairs = ctx.Value("q", 0)  # workers' report_pairs add here; polled below
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self._alive[0], self._pairs))

@@ -36,6 +36,11 @@ class CurationConfig(SampleOptions, ThresholdOptions, MatchOptions):
     redo_changed : bool
         Redo the shards whose input file changed since stage 1 read it (and stages 2-3 after
         them) instead of refusing the run (not recorded: it only says what to do on resume).
+    add_inputs : bool
+        Accept inputs added since the run's stage 1 (a growing pool: a new month's shards): the
+        old inputs must all still be there, unchanged; they keep their shard names and verified
+        stage-1 outputs, stage 1 runs for the new shards only, and stages 2-3 are redone (their
+        input changed). The result equals a fresh run over all inputs (not recorded).
     workers : int
         Worker processes (local) or CPUs of a local Ray instance.
     executor : {"local", "ray"} or Executor
@@ -79,6 +84,8 @@ class CurationConfig(SampleOptions, ThresholdOptions, MatchOptions):
     """
 
     redo_changed: bool = option(False, STAGE1, "redo shards whose input file changed since stage 1 (default: refuse the run)", recorded=False)
+    add_inputs: bool = option(False, STAGE1, "grow the run by the inputs added since its stage 1 (its old inputs unchanged and still "
+                              "among them): stage 1 runs for the new shards only, stages 2-3 are redone", recorded=False)  # fmt: skip
     workers: int = option(1, EXEC, "worker processes (Ray: CPUs of a local instance)", metavar="N", kind=int)
     executor: Any = option("local", EXEC, "where shards run (ray: pip install 'metaclip2[ray]')", choices=EXECUTORS)
     ray_address: str | None = option(None, EXEC, "Ray cluster to use: 'auto' or HOST:PORT (default: start a local one)", metavar="ADDR")
@@ -88,7 +95,7 @@ class CurationConfig(SampleOptions, ThresholdOptions, MatchOptions):
         MatchOptions._check(self)
         ThresholdOptions._check(self)
         SampleOptions._check(self)
-        for name in ("redo_changed", "progress"):
+        for name in ("redo_changed", "add_inputs", "progress"):
             _boolean(name, getattr(self, name))
         self._fix("workers", _integer("workers", self.workers, minimum=1))
         if not isinstance(self.executor, Executor):

@@ -181,6 +181,15 @@ class RunDir:
             write_json(self.run_json, seal(run))
         return run
 
+    def update(self, section: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Record `values` as run.json's `section`, replacing what it recorded (a grown run's
+        inputs: the caller has checked that only they changed)."""
+        run = self.read()
+        if run.get(section) != values:
+            run[section] = values
+            write_json(self.run_json, seal(run))
+        return run
+
     def require(self, section: str, hint: str) -> dict[str, Any]:
         """run.json's `section`, or [`MissingInputError`][metaclip2.core.errors.MissingInputError] with `hint` (what to run first)."""
         run = self.read()

@@ -24,6 +24,7 @@ from metaclip2.pipeline.io.index import IndexWriter
 from metaclip2.pipeline.io.partition import LanguageRuns
 from metaclip2.pipeline.io.readers import read_shard
 from metaclip2.pipeline.io.records import Image, Numbering
+from metaclip2.pipeline.stages.budget import WorkerBudget
 from metaclip2.pipeline.stages.cache import cached_store
 from metaclip2.pipeline.stages.options import MatchOptions
 from metaclip2.pipeline.stages.files import _safe, _strip_ext, stage1_paths
@@ -34,7 +35,6 @@ __all__ = ["match_shard", "MatchTask", "shard_warnings", "stage1_summary"]
 
 _CHUNK = 4096  # images per LID batch
 _MATCH_BATCH = 8192  # alt-texts per match_many call
-_RUN_MEMORY = 64 << 20  # estimated bytes of grouped pairs a worker keeps in memory (each of 2 partitions)
 
 
 def match_shard(
@@ -50,7 +50,8 @@ def match_shard(
     The shard is processed in three phases, so that each language's matcher is used in one
     contiguous phase and a worker needs only one matcher at a time: (1) LID over the whole
     shard, pairs grouped by metadata language ([`LanguageRuns`][metaclip2.pipeline.io.partition.LanguageRuns],
-    spilled to temporary files beyond a fixed memory budget); (2) matching, language by
+    spilled to temporary files beyond their share of ``memory_per_worker``:
+    [`WorkerBudget`][metaclip2.pipeline.stages.budget.WorkerBudget]); (2) matching, language by
     language; (3) the matched pairs merged back into input order. The index bytes do not
     depend on the grouping.
 
@@ -103,7 +104,9 @@ def match_shard(
     shard = shard or _safe(_strip_ext(input_path.rstrip("/").rsplit("/", 1)[-1]))
     paths = stage1_paths(out_dir, shard)
     options = MatchOptions.of(options, **changes)
-    store = cached_store(metadata, options.matcher_engine, matcher_memory=options.matcher_memory, strict=options.strict)
+    # the worker's memory budget: buffered rows (each of the 2 groupings), matcher cache, LID model
+    budget = WorkerBudget.of(options)
+    store = cached_store(metadata, options.matcher_engine, matcher_memory=budget.matchers, strict=options.strict)
     # One extra read of the input (which also warms the page cache for the reader): what a
     # resumed run compares the file with to notice that it was replaced.
     fingerprint = input_fingerprint(input_path)
@@ -113,7 +116,7 @@ def match_shard(
     ordinal = reported = 0
     layout: dict = {}
     numbering = Numbering()
-    with LanguageRuns(out_dir, f"{shard}.lid", _RUN_MEMORY) as pending, LanguageRuns(out_dir, f"{shard}.matched", _RUN_MEMORY) as matched:
+    with LanguageRuns(out_dir, f"{shard}.lid", budget.rows) as pending, LanguageRuns(out_dir, f"{shard}.matched", budget.rows) as matched:
         # 1. languages of every pair, pairs grouped by metadata language
         chunk: list[tuple[int, Image]] = []
         for image in read_shard(input_path, input_format=options.input_format, max_chars=options.max_chars, strict=options.strict,

@@ -24,6 +24,7 @@ from metaclip2.matching.matcher import MATCHER_ENGINES
 from metaclip2.pipeline.io.inputs import FORMATS
 from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS, ReaderSpec
 from metaclip2.pipeline.io.writers import OUTPUT_FORMATS
+from metaclip2.pipeline.stages.budget import DEFAULT_MEMORY_PER_WORKER
 
 __all__ = ["MatchOptions", "ThresholdOptions", "SampleOptions", "option"]
 
@@ -155,7 +156,12 @@ class MatchOptions(_Options):
         How entries are searched: the compact word trie (default) or pyahocorasick automata,
         the paper's method (not recorded: both give identical matches by construction).
     matcher_memory : int or None
-        Bytes of loaded matchers each worker keeps; None: the metadata store's default (not recorded).
+        Bytes of loaded matchers each worker keeps; None: the matchers' share of
+        `memory_per_worker` (not recorded).
+    memory_per_worker : int
+        Memory budget of a whole worker process, split among its buffered rows, the LID model
+        and its matcher cache ([`WorkerBudget`][metaclip2.pipeline.stages.budget.WorkerBudget]); 1 GiB by
+        default (not recorded: outputs never depend on it).
 
     Raises
     ------
@@ -198,7 +204,11 @@ class MatchOptions(_Options):
     matcher_engine: str = option("trie", STAGE1, "matching engine: trie (compact, fast to load) or aho-corasick (pyahocorasick, "
                                  "the paper's automaton); the matches are the same", choices=MATCHER_ENGINES, recorded=False)  # fmt: skip
     matcher_memory: int | None = option(None, EXEC, "memory for loaded matchers per worker, e.g. 512MB or 2GiB (binary: MB = MiB = 2^20 bytes, "
-                                        "GB = 2^30; default: the metadata store's budget)", metavar="SIZE", recorded=False)  # fmt: skip
+                                        "GB = 2^30; default: the matchers' share of --memory-per-worker)", metavar="SIZE", recorded=False)  # fmt: skip
+    memory_per_worker: int = option(DEFAULT_MEMORY_PER_WORKER, EXEC, "memory budget of each worker process, e.g. 1.5GiB (binary: MB = "
+                                    "2^20 bytes, GB = 2^30; 1073741824 = 1 GiB): split among buffered rows (spilled to disk beyond "
+                                    "their share), the LID model and the matcher cache",
+                                    metavar="SIZE", recorded=False)  # fmt: skip
 
     def _check(self) -> None:
         self._fix("max_chars", _integer("max_chars", self.max_chars, minimum=1))
@@ -217,6 +227,9 @@ class MatchOptions(_Options):
             _check_fasttext_model(self.lid_model)
         if self.matcher_memory is not None:
             self._fix("matcher_memory", parse_bytes(self.matcher_memory, "matcher_memory"))
+        self._fix("memory_per_worker", parse_bytes(self.memory_per_worker, "memory_per_worker"))
+        if self.memory_per_worker <= 0:
+            raise ParameterError(f"memory_per_worker must be a positive size such as 1.5GiB, got {self.memory_per_worker!r}")
 
     def reader_spec(self) -> ReaderSpec:
         """The [`ReaderSpec`][metaclip2.pipeline.io.records.ReaderSpec] of the record-key options."""
