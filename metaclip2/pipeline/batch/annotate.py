@@ -333,7 +333,7 @@ def count_matches(
     langs = _to_list(langs)
     off, flat = _csr(ids, offsets)
     for lang, rows in _by_lang(langs).items():
-        counts.register(lang, store.digest(lang), len(store.entries(lang)))
+        counts.register(lang, store.digest(lang), len(store.matcher(lang)))  # a mapped matcher knows its size without decoding entries
         sub_off, sub_ids = take_rows(off, flat, rows)
         counts.add_matches(lang, sub_off, sub_ids)
     return counts

@@ -12,12 +12,13 @@ from typing import Iterable
 from metaclip2.core.fingerprint import file_digest
 from metaclip2.curation.sampling import EntryProbabilities
 
-__all__ = ["cached_store", "cached_probabilities", "clear"]
+__all__ = ["cached_store", "cached_probabilities", "known_language_code", "clear"]
 
 
 _cache_lock = threading.Lock()
 _stores: dict = {}
 _probabilities: dict = {}  # key -> (EntryProbabilities, sha256 of the file)
+_codes: dict = {}  # language code -> whether it is one
 
 
 def _stamp(paths: Iterable[Path]) -> tuple:
@@ -110,8 +111,28 @@ def _cached_probabilities(path: str | os.PathLike) -> tuple[EntryProbabilities, 
     return hit
 
 
+def known_language_code(code: str) -> bool:
+    """Whether `code` is a language code the package reads (memoised per process; :func:`clear` empties it).
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.stages.cache import known_language_code
+    >>> known_language_code("eng_Latn"), known_language_code("xx-nonsense")
+    (True, False)
+    """
+    from metaclip2.core.languages import normalize_language_code
+
+    with _cache_lock:
+        known = _codes.get(code)
+    if known is None:
+        known = normalize_language_code(code) is not None
+        with _cache_lock:
+            _codes[code] = known
+    return known
+
+
 def clear() -> None:
-    """Empty every per-process cache of this module (metadata stores and entry probabilities).
+    """Empty every per-process cache of the pipeline (metadata stores, entry probabilities, language codes).
 
     The next [`cached_store`][metaclip2.pipeline.stages.cache.cached_store] or [`cached_probabilities`][metaclip2.pipeline.stages.cache.cached_probabilities] call loads from disk again.
 
@@ -135,4 +156,5 @@ def clear() -> None:
     """
     with _cache_lock:
         _stores.clear()
+        _codes.clear()
         _probabilities.clear()

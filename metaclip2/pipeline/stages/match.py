@@ -25,7 +25,7 @@ from metaclip2.pipeline.io.partition import LanguageRuns
 from metaclip2.pipeline.io.readers import read_shard
 from metaclip2.pipeline.io.records import Image, Numbering
 from metaclip2.pipeline.stages.budget import WorkerBudget
-from metaclip2.pipeline.stages.cache import cached_store
+from metaclip2.pipeline.stages.cache import cached_store, known_language_code
 from metaclip2.pipeline.stages.options import MatchOptions
 from metaclip2.pipeline.stages.files import _safe, _strip_ext, stage1_paths
 from metaclip2.pipeline.stages.split import MATCHED, NUMBERED, write_images
@@ -159,12 +159,7 @@ def match_shard(
     return stats
 
 
-_known_codes: dict = {}
-
-
 def _count_invalid(image: Image, stats: Stage1Stats) -> None:
-    from metaclip2.core.languages import normalize_language_code
-
     if image.damage is not None:
         stats.damaged.append(dict(image.damage))
     for reason, where, lang in zip(image.invalid, image.where, image.langs):
@@ -174,10 +169,7 @@ def _count_invalid(image: Image, stats: Stage1Stats) -> None:
             if len(stats.invalid_examples) < MAX_EXAMPLES:
                 stats.invalid_examples.append({"line": where, "reason": reason})
         elif lang is not None:
-            known = _known_codes.get(lang)
-            if known is None:
-                known = _known_codes[lang] = normalize_language_code(lang) is not None
-            if not known:
+            if not known_language_code(lang):
                 stats.unknown_lang_codes[lang] = stats.unknown_lang_codes.get(lang, 0) + 1
 
 
