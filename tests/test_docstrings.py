@@ -47,6 +47,7 @@ DOCUMENTED_MODULES = (
     "metaclip2.pipeline.io.readers",
     "metaclip2.pipeline.io.index",
     "metaclip2.pipeline.stages.options",
+    "metaclip2.pipeline.stages.budget",
     "metaclip2.pipeline.stages.files",
     "metaclip2.pipeline.stages.cache",
     "metaclip2.pipeline.stages.match",

@@ -60,3 +60,24 @@ def test_keys_list_has_one_line_per_kept_image_even_for_ids_with_line_breaks(tmp
     assert len(lines) == res.datacard["totals"]["kept_images"] == 10  # t_en above every count: all kept
     decoded = [json.loads(x) if x.startswith('"') else x for x in lines]
     assert sorted(decoded) == sorted(im["id"] for im in images)
+
+
+@pytest.mark.parametrize("damage", ["another shard's index", "index cut short"])
+def test_sweep_refuses_a_stage1_index_that_is_not_the_one_recorded(pool, damage):
+    from metaclip2.core.errors import DataError
+    from metaclip2.pipeline import load_sweep_data
+
+    meta = make_metadata(pool / "meta")
+    count(meta, [str(pool / "pool" / "*.jsonl")], pool / "run", progress=False)
+    s1 = pool / "run" / "stage1"
+    good = load_sweep_data(pool / "run").expect(t_en=3)
+    target = s1 / "part-1.index.bin"
+    if damage == "another shard's index":
+        target.write_bytes((s1 / "part-0.index.bin").read_bytes())
+    else:
+        data = target.read_bytes()
+        target.write_bytes(data[: len(data) // 2])  # the recorded size and sha256 catch a cut anywhere
+    with pytest.raises(DataError, match="part-1"):
+        load_sweep_data(pool / "run")
+    count(meta, [str(pool / "pool" / "*.jsonl")], pool / "run", progress=False)  # redoes part-1
+    assert load_sweep_data(pool / "run").expect(t_en=3) == good

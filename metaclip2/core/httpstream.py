@@ -4,8 +4,8 @@ with it; and a seekable copy, spooled to a bounded temporary file, where a reade
 access (Parquet) and the server cannot give it.
 
 Every failure is one line naming the URL: a URL that does not exist raises
-:class:`~metaclip2.core.errors.MissingInputError`; a refused or dropped connection, a bad
-response or a body cut short raises :class:`~metaclip2.core.errors.DataError` (never a part of
+[`MissingInputError`][metaclip2.core.errors.MissingInputError]; a refused or dropped connection, a bad
+response or a body cut short raises [`DataError`][metaclip2.core.errors.DataError] (never a part of
 the file taken for the whole).
 """
 
@@ -119,7 +119,7 @@ def open_http_stream(url: str) -> io.BufferedReader:
 
 def open_http_seekable(url: str):
     """A seekable binary file for `url`: fsspec's random access where the server honours
-    ``Range``, else the whole body spooled into a temporary file (:data:`SPOOL_MEMORY` bytes
+    ``Range``, else the whole body spooled into a temporary file (`SPOOL_MEMORY` bytes
     in memory at most).
 
     Raises

@@ -151,7 +151,7 @@ class RayExecutor(Executor):
 
     Examples
     --------
-    Creating the executor starts nothing; the first :meth:`map` starts (or connects to) Ray:
+    Creating the executor starts nothing; the first [`map`][metaclip2.execution.ray_executor.RayExecutor.map] starts (or connects to) Ray:
 
     >>> from metaclip2.execution import RayExecutor
     >>> ex = RayExecutor(num_cpus=2, max_in_flight=64)

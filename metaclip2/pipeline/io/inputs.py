@@ -1,5 +1,5 @@
 """Opening input files, local or fsspec URLs, gzip-compressed or not, and telling a shard's
-format from its name (:data:`FORMATS`).
+format from its name ([`FORMATS`][metaclip2.pipeline.io.inputs.FORMATS]).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def open_input(path: str | os.PathLike, *, seekable: bool = False):
     An ``http(s)://`` URL is read as a stream, one GET from the first byte, so that servers
     without ``Range`` support serve it too; with `seekable` (Parquet) it is read with ranges
     where the server honours them, else spooled into a bounded temporary file
-    (:mod:`metaclip2.core.httpstream`).
+    ([`metaclip2.core.httpstream`][metaclip2.core.httpstream]).
 
     Raises
     ------
@@ -71,7 +71,7 @@ def open_input(path: str | os.PathLike, *, seekable: bool = False):
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """Input format of `path` from its name: one of :data:`FORMATS`.
+    """Input format of `path` from its name: one of [`FORMATS`][metaclip2.pipeline.io.inputs.FORMATS].
 
     Raises
     ------

@@ -1,7 +1,7 @@
 """Reading JSONL shards (``.jsonl``, ``.json``, ``.ndjson``, optionally gzip-compressed): one
 record per line, a UTF-8 byte-order mark ignored, blank lines skipped.
 
-Lines are read in bounded pieces: a line longer than :func:`~metaclip2.pipeline.io.records.record_cap`
+Lines are read in bounded pieces: a line longer than `record_cap`
 bytes is one ``too_long`` pair, skipped without ever being held whole. A line that is not
 UTF-8 counts one ``undecodable`` pair per alt-text it visibly holds (it is parsed with the bad
 bytes replaced, only to count them).

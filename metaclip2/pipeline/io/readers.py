@@ -10,13 +10,13 @@ Formats (chosen by file name, or ``format=``):
 ``csv``, ``tsv`` (``.csv``, ``.tsv``, ``.csv.gz``, ``.tsv.gz``)
     img2dataset's url lists: a header row, one record per row, every column a string; a list
     without an id column has its rows numbered (``<file stem>:<row as 9 digits>``, see
-    :mod:`metaclip2.pipeline.io.delimited`). Needs pyarrow.
+    [`metaclip2.pipeline.io.delimited`][metaclip2.pipeline.io.delimited]). Needs pyarrow.
 ``tar`` (``.tar``, ``.tar.gz``, ``.tgz``)
     WebDataset shards: members grouped by key (the member path up to the first dot of its
     file name); concatenated archives are read through. Per key a ``.json`` record and/or a
     ``.txt`` alt-text; other members (images) are never read.
 
-Layouts (the record's keys; detected per shard, or named with a :class:`ReaderSpec`):
+Layouts (the record's keys; detected per shard, or named with a [`ReaderSpec`][metaclip2.pipeline.io.records.ReaderSpec]):
 
 ``metaclip2``
     ``{"id", "texts": [str | {"text", "lang"?, "source"?, …}]}`` (image form) or the *flat*
@@ -26,7 +26,7 @@ Layouts (the record's keys; detected per shard, or named with a :class:`ReaderSp
     otherwise the id's records are numbered 0, 1, … in the order they stand in the whole
     shard, after the indices the id already used (an image-form record's texts keep their
     positions). An ``(id, index)`` met twice is invalid (``duplicate_index``), an index that
-    is not a whole number ``>= 0`` too (``bad_index``); see :class:`~metaclip2.pipeline.io.records.Numbering`.
+    is not a whole number ``>= 0`` too (``bad_index``); see [`Numbering`][metaclip2.pipeline.io.records.Numbering].
     Both forms may be mixed. In a tar, ``id`` defaults to the key.
 ``datacomp``
     DataComp metadata: ``uid``, ``text`` (plus ``url``, sizes, CLIP scores, …), flat.
@@ -41,12 +41,12 @@ Detection looks at a shard's Parquet schema, its first JSONL record with a known
 its tar samples; a record that fits two layouts is an error naming them (name the keys with
 ``ReaderSpec(id_key=..., text_keys=...)`` / ``--id-key``, ``--text-key``). A record's other
 fields (``url``, sizes, scores; per-text ones such as ``source``) are carried in
-:attr:`Image.extra` / :attr:`Image.text_extra`, chosen with ``keep_keys`` / ``drop_keys``:
+[`Image.extra`][metaclip2.pipeline.io.records.Image.extra] / [`Image.text_extra`][metaclip2.pipeline.io.records.Image.text_extra], chosen with ``keep_keys`` / ``drop_keys``:
 scalars always; a Parquet column of any type that survives JSON (numbers, strings, booleans,
 lists and structs of them), whose Arrow type stage 1 records (``carried_schema`` in the
 report) so that the subset has it; a JSON field's list or object when ``keep_keys`` names it.
 A ``keep_keys`` column that cannot be carried (a timestamp, binary) is a
-:class:`~metaclip2.core.errors.ParameterError` naming it. The subset's id column keeps the
+[`ParameterError`][metaclip2.core.errors.ParameterError] naming it. The subset's id column keeps the
 layout's id key (``uid``, ``key``, ``id``).
 
 Paths may be fsspec URLs (``s3://…``, ``memory://…``, ``https://…``); local paths are opened
@@ -55,7 +55,7 @@ directly.
 Image ids are strings; integer ids are accepted and written in decimal. A text given with a
 language skips language identification.
 
-Bad input is reported, per alt-text, with one of :data:`INVALID_REASONS`; the unit of
+Bad input is reported, per alt-text, with one of [`INVALID_REASONS`][metaclip2.pipeline.io.records.INVALID_REASONS]; the unit of
 accounting is the pair: a record that cannot be read at all (a malformed line, a record
 without id, a line that is not UTF-8) counts as one invalid pair per alt-text it visibly holds,
 at least one. A JSONL line (or tar ``.json`` member) longer than 1 MiB or ``64 * max_chars``
@@ -63,8 +63,8 @@ bytes is one ``too_long`` pair, skipped in bounded pieces, never held whole. A d
 stretch counts one pair, and the sample it cut the text from is that pair (not also
 ``missing_text``). A damaged
 container (a corrupt tar header or compressed stream, a corrupt Parquet row group, a gzip CRC
-or truncation error) yields an :class:`Image` with reason ``"damaged"``, ``where`` the byte
-offset or row group, and :attr:`Image.damage` saying the error and the records lost where
+or truncation error) yields an [`Image`][metaclip2.pipeline.io.records.Image] with reason ``"damaged"``, ``where`` the byte
+offset or row group, and [`Image.damage`][metaclip2.pipeline.io.records.Image.damage] saying the error and the records lost where
 known (a Parquet row group's rows; one pair where unknown).
 """
 
@@ -101,11 +101,11 @@ def read_shard(
     path : path or URL
         The shard (a local path or an fsspec URL).
     input_format : {"jsonl", "parquet", "tar", "csv", "tsv"}, optional
-        Default: from the file name (:func:`detect_format`).
+        Default: from the file name ([`detect_format`][metaclip2.pipeline.io.inputs.detect_format]).
     max_chars : int
         Texts longer than this many characters are invalid (``too_long``).
     strict : bool
-        Raise :class:`InvalidInputError` at the first invalid pair or damage instead of
+        Raise [`InvalidInputError`][metaclip2.pipeline.io.records.InvalidInputError] at the first invalid pair or damage instead of
         reporting it.
     spec : ReaderSpec, optional
         Named keys and carried fields; default: detect the layout.

@@ -1,10 +1,10 @@
-"""Records as read: :class:`Image`, :class:`ReaderSpec`, the known layouts and their
+"""Records as read: [`Image`][metaclip2.pipeline.io.records.Image], [`ReaderSpec`][metaclip2.pipeline.io.records.ReaderSpec], the known layouts and their
 detection, the errors of bad input, and the validation and shaping of one decoded record into
-images, shared by every format (:mod:`metaclip2.pipeline.io.jsonl`, :mod:`~metaclip2.pipeline.io.parquet`,
-:mod:`~metaclip2.pipeline.io.tar`).
+images, shared by every format ([`metaclip2.pipeline.io.jsonl`][metaclip2.pipeline.io.jsonl], [`parquet`][metaclip2.pipeline.io.parquet],
+[`tar`][metaclip2.pipeline.io.tar]).
 
-Bad input is reported, per alt-text, with one of :data:`INVALID_REASONS` (see
-:mod:`metaclip2.pipeline.io.readers` for the formats, layouts and accounting).
+Bad input is reported, per alt-text, with one of [`INVALID_REASONS`][metaclip2.pipeline.io.records.INVALID_REASONS] (see
+[`metaclip2.pipeline.io.readers`][metaclip2.pipeline.io.readers] for the formats, layouts and accounting).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ INVALID_REASONS = (
 )  # fmt: skip
 
 #: Field of a download's outcome (img2dataset's); a record whose value is a string other than
-#: :data:`DOWNLOAD_SUCCESS` is not an image of the pool (``not_downloaded``).
+#: [`DOWNLOAD_SUCCESS`][metaclip2.pipeline.io.records.DOWNLOAD_SUCCESS] is not an image of the pool (``not_downloaded``).
 STATUS_KEY = "status"
 DOWNLOAD_SUCCESS = "success"
 
@@ -77,7 +77,7 @@ class ParquetDependencyError(MissingExtraError):
 
 
 def import_pyarrow():
-    """Import ``pyarrow`` and ``pyarrow.parquet``, or raise :class:`ParquetDependencyError`."""
+    """Import ``pyarrow`` and ``pyarrow.parquet``, or raise [`ParquetDependencyError`][metaclip2.pipeline.io.records.ParquetDependencyError]."""
     try:
         import pyarrow
         import pyarrow.parquet as pq
@@ -99,11 +99,11 @@ class Image:
     indices : list of int
         The alt-text index of each slot (what names the alt-text everywhere downstream): the
         record's ``text_index`` where it has one, else the position among the id's alt-texts
-        in the whole shard (see :func:`~metaclip2.pipeline.io.readers.read_shard`).
+        in the whole shard (see [`read_shard`][metaclip2.pipeline.io.readers.read_shard]).
     langs : list of (str or None)
         Language given with text ``k``, or None (language identification decides).
     invalid : list of (str or None)
-        Reason text ``k`` is invalid (one of :data:`INVALID_REASONS`), or None.
+        Reason text ``k`` is invalid (one of [`INVALID_REASONS`][metaclip2.pipeline.io.records.INVALID_REASONS]), or None.
     where : list of (int or str)
         Where text ``k`` came from: 1-based line (JSONL) or row (Parquet) number, tar member
         name, or for damage ``"offset N"`` / ``"row group G"``.
@@ -332,7 +332,7 @@ def _is_utf8(s: str) -> bool:
 
 
 def check_text(text: Any, max_chars: int) -> str | None:
-    """Reason `text` is invalid (one of :data:`INVALID_REASONS`), or None.
+    """Reason `text` is invalid (one of [`INVALID_REASONS`][metaclip2.pipeline.io.records.INVALID_REASONS]), or None.
 
     See Also
     --------
@@ -574,7 +574,7 @@ class Numbering:
         self._given: set = set()  # ids with an index the data gave
 
     def ids(self) -> Iterator[tuple[str, int, bool]]:
-        """``(id, slots, numbered)`` of every id met: :meth:`slots`, and whether all its indices
+        """``(id, slots, numbered)`` of every id met: [`slots`][metaclip2.pipeline.io.records.Numbering.slots], and whether all its indices
         were numbered here (none given by the data)."""
         given = self._given
         for image_id, n in self._next.items():

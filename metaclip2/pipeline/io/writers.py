@@ -1,5 +1,5 @@
 """Row writers: JSON lines, and the curated subset as JSONL or Parquet, each file atomic
-(:class:`~metaclip2.core.atomic.AtomicFile`): a killed run never leaves a file that looks finished."""
+([`AtomicFile`][metaclip2.core.atomic.AtomicFile]): a killed run never leaves a file that looks finished."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def carried_columns(extra: dict | None, id_column: str = "id") -> dict:
 
 
 def output_columns(id_key: str | None) -> tuple:
-    """:data:`CURATED_COLUMNS` with the id column named as the input named it (`id_key`).
+    """[`CURATED_COLUMNS`][metaclip2.pipeline.io.writers.CURATED_COLUMNS] with the id column named as the input named it (`id_key`).
 
     Examples
     --------
@@ -129,7 +129,7 @@ def json_line(obj: Any) -> str:
 
 
 class _RowWriter:
-    """Rows into an :class:`AtomicFile`: committed by :meth:`close`, dropped by :meth:`abort`."""
+    """Rows into an [`AtomicFile`][metaclip2.core.atomic.AtomicFile]: committed by `close`, dropped by `abort`."""
 
     def __init__(self, path: str | os.PathLike):
         self._file = AtomicFile(path)
@@ -160,8 +160,8 @@ class _RowWriter:
 
 
 class JsonlWriter(_RowWriter):
-    """JSON lines (see :func:`json_line`) written atomically to `path`; a row's ``id`` is written
-    under `id_column`."""
+    """JSON lines (see [`json_line`][metaclip2.pipeline.io.writers.json_line]) written atomically to `path`; a row's
+    ``id`` is written under `id_column`."""
 
     def __init__(self, path: str | os.PathLike, id_column: str = "id"):
         super().__init__(path)
@@ -185,11 +185,11 @@ class JsonlWriter(_RowWriter):
 
 
 class ParquetWriter(_RowWriter):
-    """The curated subset (:data:`CURATED_COLUMNS`, then carried columns) as a Parquet file, written atomically.
+    """The curated subset ([`CURATED_COLUMNS`][metaclip2.pipeline.io.writers.CURATED_COLUMNS], then carried columns) as a Parquet file, written atomically.
 
     Column types: ``id`` (named `id_column`), ``text``, ``lang`` string; ``text_index`` int32;
     ``ids`` list of int32; ``keep_probability`` float64; carried columns as `extra_types` says
-    (``"bool"``, ``"int"``, ``"float"``, ``"string"``: see :class:`ExtraTypes`; or the Arrow type
+    (``"bool"``, ``"int"``, ``"float"``, ``"string"``: see [`ExtraTypes`][metaclip2.pipeline.io.writers.ExtraTypes]; or the Arrow type
     the input gave the column), sorted by name. Needs pyarrow (``pip install 'metaclip2[parquet]'``).
     """
 
@@ -245,7 +245,7 @@ class ParquetWriter(_RowWriter):
 
 
 def curated_writer(path: str | os.PathLike, output_format: str = "jsonl", extra_types: dict | None = None, id_column: str = "id"):
-    """A :class:`JsonlWriter` or :class:`ParquetWriter` (with carried columns of `extra_types`) for the curated subset."""
+    """A [`JsonlWriter`][metaclip2.pipeline.io.writers.JsonlWriter] or [`ParquetWriter`][metaclip2.pipeline.io.writers.ParquetWriter] (with carried columns of `extra_types`) for the curated subset."""
     if output_format == "jsonl":
         return JsonlWriter(path, id_column)
     if output_format == "parquet":

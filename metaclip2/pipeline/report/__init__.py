@@ -1,7 +1,7 @@
 """Sub-layer 3 of the pipeline: reading finished runs. The report of a run
-(:func:`~metaclip2.pipeline.report.card.write_report`: the datacard and plots,
-:mod:`~metaclip2.pipeline.report.plots`) and the threshold sweep over a run's stage-1 outputs
-(:mod:`~metaclip2.pipeline.report.sweep`). Imports only the lower sub-layers of the pipeline.
+([`write_report`][metaclip2.pipeline.report.card.write_report]: the datacard and plots,
+[`plots`][metaclip2.pipeline.report.plots]) and the threshold sweep over a run's stage-1 outputs
+([`sweep`][metaclip2.pipeline.report.sweep]). Imports only the lower sub-layers of the pipeline.
 """
 
 from metaclip2.pipeline.report.card import write_report

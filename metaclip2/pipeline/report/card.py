@@ -1,5 +1,5 @@
 """Writing a finished run's report: ``datacard.json`` and, with matplotlib installed, PNG plots
-(:func:`metaclip2.pipeline.report.plots.write_plots`).
+([`metaclip2.pipeline.report.plots.write_plots`][metaclip2.pipeline.report.plots.write_plots]).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def write_report(run_dir: str | os.PathLike, plots: bool = True) -> dict:
     ----------
     run_dir : path
     plots : bool
-        Also draw plots (:func:`metaclip2.pipeline.report.plots.write_plots`); skipped with a note
+        Also draw plots ([`metaclip2.pipeline.report.plots.write_plots`][metaclip2.pipeline.report.plots.write_plots]); skipped with a note
         on stderr when matplotlib (``pip install 'metaclip2[plot]'``) is missing.
 
     Returns

@@ -7,15 +7,15 @@ probabilities, and their variances sums of Bernoulli variances:
 * ``unit="pair"`` (each pair on its own): kept pairs ``sum_r p_r``; an image is kept when any of
   its pairs is, with probability ``1 - prod_r (1 - p_r)`` (per language: over its pairs of that
   language).
-* ``unit="image"`` (the release, :func:`~metaclip2.curation.sampling.select_texts`): one
+* ``unit="image"`` (the release, [`select_texts`][metaclip2.curation.sampling.select_texts]): one
   candidate alt-text (``p_r > 0``) is picked uniformly, then kept with its own probability, so
   the image is kept with probability ``mean_r p_r`` over its candidates and at most one pair per
   image is kept (kept pairs = kept images; per language, the sum of ``p_r / m`` over the image's
   pairs of that language, ``m`` its number of candidates). This is *not* ``1 - prod (1 - p_r)``.
 
-:func:`load_sweep_data` reads the stage-1 index once (through
-:func:`~metaclip2.pipeline.io.index.iter_index`) into flat arrays; every threshold is then numpy
-work over them (:func:`sweep`, :func:`target_size`). Images with one matched alt-text that
+[`load_sweep_data`][metaclip2.pipeline.report.sweep.load_sweep_data] reads the stage-1 index once (through
+[`iter_index`][metaclip2.pipeline.io.index.iter_index]) into flat arrays; every threshold is then numpy
+work over them ([`sweep`][metaclip2.pipeline.report.sweep.sweep], [`target_size`][metaclip2.pipeline.report.sweep.target_size]). Images with one matched alt-text that
 matched one entry, the bulk of a web pool, are folded into per-entry counts (their probability
 is ``q`` itself); the others are kept as CSR rows.
 """
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 
 def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> SweepData:
-    """Read a run's stage-1 outputs once into a :class:`SweepData`.
+    """Read a run's stage-1 outputs once into a [`SweepData`][metaclip2.curation.expectation.SweepData].
 
     The merged counts are ``stage2/counts.bin`` when stage 2 ran, else the shards' counts summed
     here (nothing is written).
@@ -93,6 +93,16 @@ def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> Swee
         raise MissingInputError(
             f"stage 1 is unfinished for {len(missing)} of {len(names)} shards (e.g. {missing[0]}): run `metaclip2 count` again"
         )
+    # every stage-1 file read below is first checked against what stage 1 recorded (size and
+    # sha256), as stage 3 checks its index: another shard's index, or one cut, is named here
+    from metaclip2.pipeline.run import verify
+
+    checks = verify.verify_many(lambda n, i: verify.stage1_shard(s1_dir, n, i, metadata_digests=s1["metadata_digests"]),
+                                list(zip(names, s1["inputs"])), workers=2)  # fmt: skip
+    for name, check in zip(names, checks):
+        if check.stats is None:
+            raise DataError(f"stage 1 of shard {name} cannot be used: {check.problem or 'it is unfinished'}; "
+                            "run `metaclip2 count` again, which redoes it")  # fmt: skip
     if run.counts.exists() and run.thresholds.exists():
         counts = EntryCounts.load(run.counts, digests=s1["metadata_digests"])
     else:
@@ -198,7 +208,7 @@ class SweepTable:
     Attributes
     ----------
     rows : list of dict
-        :meth:`SweepData.expect` results.
+        [`SweepData.expect`][metaclip2.curation.expectation.SweepData.expect] results.
     unit, english : str
     matched_pairs, matched_images : int
         The run's matched pairs and images with a matched alt-text (what can be kept).
@@ -325,7 +335,7 @@ def sweep(
     Parameters
     ----------
     run : path or SweepData
-        A run directory with a finished stage 1 (or data loaded by :func:`load_sweep_data`, to
+        A run directory with a finished stage 1 (or data loaded by [`load_sweep_data`][metaclip2.pipeline.report.sweep.load_sweep_data], to
         sweep it several times).
     t_en : iterable of float
         Candidate English thresholds.
@@ -410,7 +420,7 @@ def target_size(
     size : float
         Target expected number of kept pairs (`measure` ``"pairs"``) or images (``"images"``).
     english, unit : str
-        As in :func:`sweep`.
+        As in [`sweep`][metaclip2.pipeline.report.sweep.sweep].
     p : float, optional
         A fixed tail share: then t_en can only move English (``english="keep"``); with
         ``"recompute"`` it moves nothing, and the search runs over p instead.
@@ -421,7 +431,7 @@ def target_size(
     Returns
     -------
     dict
-        The :meth:`SweepData.expect` row of the threshold found, plus ``"target"``,
+        The [`SweepData.expect`][metaclip2.curation.expectation.SweepData.expect] row of the threshold found, plus ``"target"``,
         ``"searched"`` (``"t_en"`` or ``"p"``) and ``"gap"``: None, or, when the expected size
         jumps over the target (a language's threshold steps; small pools), the sizes just
         below and above the jump (the nearest one is returned, with a warning).

@@ -22,10 +22,10 @@
 
 A section of ``run.json`` is recorded the first time its stage runs and checked on every
 later run: a directory never mixes outputs made with other metadata, inputs or parameters.
-A command checks every parameter against ``run.json`` (:meth:`RunDir.check`) before it
-records anything (:meth:`RunDir.claim`), so a refused command leaves the directory as it was.
+A command checks every parameter against ``run.json`` ([`RunDir.check`][metaclip2.pipeline.run.rundir.RunDir.check]) before it
+records anything ([`RunDir.claim`][metaclip2.pipeline.run.rundir.RunDir.claim]), so a refused command leaves the directory as it was.
 
-One run per directory (:meth:`RunDir.lock`): a whole-run command (``curate``, ``count``,
+One run per directory ([`RunDir.lock`][metaclip2.pipeline.run.rundir.RunDir.lock]): a whole-run command (``curate``, ``count``,
 ``thresholds``, ``sample`` over all shards) holds an exclusive ``flock`` on ``run.lock`` for
 its whole length; the jobs of an array (``--shard-index``) run side by side by design and
 share a lock, as does ``report``. A command that cannot get its lock fails at once, naming
@@ -185,8 +185,17 @@ class RunDir:
             write_json(self.run_json, seal(run))
         return run
 
+    def update(self, section: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Record `values` as run.json's `section`, replacing what it recorded (a grown run's
+        inputs: the caller has checked that only they changed)."""
+        run = self.read()
+        if run.get(section) != values:
+            run[section] = values
+            write_json(self.run_json, seal(run))
+        return run
+
     def require(self, section: str, hint: str) -> dict[str, Any]:
-        """run.json's `section`, or :class:`MissingInputError` with `hint` (what to run first)."""
+        """run.json's `section`, or [`MissingInputError`][metaclip2.core.errors.MissingInputError] with `hint` (what to run first)."""
         run = self.read()
         if section not in run:
             raise MissingInputError(f"{self.path} has no {section} yet: {hint}")
@@ -281,7 +290,7 @@ class RunDir:
     def remove_temporaries(self) -> int:
         """Delete killed writers' temporary files in the run directory, its stage folders and plots.
 
-        Only safe while no writer runs: :meth:`lock` calls it under the exclusive lock.
+        Only safe while no writer runs: [`lock`][metaclip2.pipeline.run.rundir.RunDir.lock] calls it under the exclusive lock.
         """
         return sum(remove_temporaries(d) for d in (self.path, self.stage1, self.stage2, self.stage3, self.subset, self.keys, self.path / "plots"))
 
@@ -289,7 +298,7 @@ class RunDir:
 def load_json(path: str | os.PathLike, hint: str = "delete it and run the stage that writes it again") -> Any:
     """A JSON file's content; a damaged or unreadable file raises one error naming it.
 
-    The file is read bounded (:func:`~metaclip2.core.jsonfile.read_json`): a regular file
+    The file is read bounded ([`read_json`][metaclip2.core.jsonfile.read_json]): a regular file
     only, of limited size and nesting depth.
 
     Raises

@@ -3,21 +3,21 @@ written, and the inputs are the files they were made from.
 
 A finished shard's stats (written last) record its input's fingerprint and, for each output
 file, the size and sha256 taken right after the file was committed. Before a run skips a
-shard as done it re-verifies (:func:`stage1_shard`, :func:`stage3_shard`, :func:`stage2`):
+shard as done it re-verifies ([`stage1_shard`][metaclip2.pipeline.run.verify.stage1_shard], [`stage3_shard`][metaclip2.pipeline.run.verify.stage3_shard], [`stage2`][metaclip2.pipeline.run.verify.stage2]):
 
 * an output missing, cut, extended or altered -> the shard is redone (with a warning naming
   it and the file);
 * a damaged stats file (unreadable, its seal broken by an edit, counts that do not add up)
   -> the shard is redone (with a warning);
 * the input changed since stage 1 read it (size or mtime differ *and* the content hash
-  differs) -> :class:`InputChangedError`, or the shard is redone with ``redo_changed``;
+  differs) -> [`InputChangedError`][metaclip2.pipeline.run.verify.InputChangedError], or the shard is redone with ``redo_changed``;
 * stage 2 and 3 also record the digests of what they consumed (the shards' counts; the
   index and ``probabilities.bin``), so a redone stage 1 makes the later stages redo too;
   ``thresholds.json`` must agree with the header of ``probabilities.bin`` it was written with.
 
 Every check streams the files' bytes (sha256): nothing is trusted on names or timestamps,
 which a copy, a restore or bit rot can leave unchanged. Verification of many shards runs on
-threads (hashlib releases the GIL), see :func:`verify_many`.
+threads (hashlib releases the GIL), see [`verify_many`][metaclip2.pipeline.run.verify.verify_many].
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def stage1_shard(stage1_dir: str | os.PathLike, shard: str, input_path: str, *, 
         A changed input makes the shard "not done" instead of raising.
     check_outputs : bool or sequence of str
         Verify every output (True), none (False), or those of these keys of
-        :func:`~metaclip2.pipeline.stages.files.stage1_paths` (e.g. ``["counts"]``).
+        [`stage1_paths`][metaclip2.pipeline.stages.files.stage1_paths] (e.g. ``["counts"]``).
     metadata_digests : mapping of str to str, optional
         The run's metadata (run.json's ``metadata_digests``): a shard whose counts index another
         entry list of some language (the metadata changed while stage 1 ran, even if it was
@@ -191,7 +191,7 @@ def counts_digest(shard_counts: Mapping[str, str]) -> str:
 def stage2(stage2_dir: str | os.PathLike, inputs_sha256: str | None = None) -> tuple[dict | None, str | None]:
     """Verify a finished stage 2: ``(thresholds.json content, None)`` when intact, else ``(None, why)``.
 
-    With `inputs_sha256` (:func:`counts_digest` of the current stage-1 counts), stage 2 must
+    With `inputs_sha256` ([`counts_digest`][metaclip2.pipeline.run.verify.counts_digest] of the current stage-1 counts), stage 2 must
     also have been made from those counts.
     """
     path = Path(stage2_dir) / "thresholds.json"
@@ -270,7 +270,7 @@ def split_record(stage2_dir: str | os.PathLike, inputs_sha256: str | None = None
 def verify_many(fn: Callable[..., T], calls: Sequence[tuple], workers: int = 1) -> list[T]:
     """``[fn(*args) for args in calls]`` on up to `workers` threads (hashing releases the GIL).
 
-    The first error of ours is raised (e.g. :class:`InputChangedError`), in call order.
+    The first error of ours is raised (e.g. [`InputChangedError`][metaclip2.pipeline.run.verify.InputChangedError]), in call order.
     """
     if workers <= 1 or len(calls) <= 1:
         return [fn(*args) for args in calls]

@@ -1,17 +1,17 @@
 """The files a stage writes for one shard, and the shard names they are named by.
 
-Output files of a shard named ``S`` (see :func:`shard_names`):
+Output files of a shard named ``S`` (see [`shard_names`][metaclip2.pipeline.stages.files.shard_names]):
 
-* stage 1: ``S.index.bin`` (:mod:`metaclip2.pipeline.io.index`: one row per *matched* pair:
+* stage 1: ``S.index.bin`` ([`metaclip2.pipeline.io.index`][metaclip2.pipeline.io.index]: one row per *matched* pair:
   ``n`` image ordinal in the shard, ``id``, ``k`` alt-text index, ``lang`` metadata language,
-  ``ids`` matched entry ids, ``text``), ``S.counts.bin`` (sparse :class:`~metaclip2.curation.counts.EntryCounts`),
-  ``S.images.bin`` (the shard's image ids, hashed: :mod:`metaclip2.pipeline.stages.split`),
+  ``ids`` matched entry ids, ``text``), ``S.counts.bin`` (sparse [`EntryCounts`][metaclip2.curation.counts.EntryCounts]),
+  ``S.images.bin`` (the shard's image ids, hashed: [`metaclip2.pipeline.stages.split`][metaclip2.pipeline.stages.split]),
   ``S.stats.json`` (written last);
-* stage 3: ``subset/S.jsonl`` or ``subset/S.parquet`` (:data:`~metaclip2.pipeline.io.writers.CURATED_COLUMNS`),
+* stage 3: ``subset/S.jsonl`` or ``subset/S.parquet`` ([`CURATED_COLUMNS`][metaclip2.pipeline.io.writers.CURATED_COLUMNS]),
   ``keys/S.keys.txt`` (optional), ``stage3/S.stats.json`` (written last).
 
 Each stats file also records the size and sha256 of the shard's outputs (and of what it was
-made from), so that a resumed run verifies them before reuse (:mod:`metaclip2.pipeline.run.verify`).
+made from), so that a resumed run verifies them before reuse ([`metaclip2.pipeline.run.verify`][metaclip2.pipeline.run.verify]).
 """
 
 from __future__ import annotations
@@ -42,12 +42,15 @@ def _strip_ext(name: str) -> str:
     return name
 
 
-def shard_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+def shard_names(paths: Sequence[str | os.PathLike], root: str | os.PathLike | None = None) -> list[str]:
     """Stable, unique, filesystem-safe names for input shards.
 
-    A shard is named by its path relative to the inputs' deepest common directory, extension
-    dropped, ``/`` written ``__`` (``data/en/part-0.jsonl`` among ``data/*/…`` → ``en__part-0``).
-    Names that would collide after sanitising get an 8-hex suffix from the full path.
+    A shard is named by its path relative to `root` (a run passes the deepest common folder
+    of its input patterns' fixed parts: ``pool/`` for ``pool/*/*.jsonl``, so a shard keeps its
+    name when the pattern later matches more folders), else to the inputs' deepest common
+    directory, extension dropped, ``/`` written ``__`` (``data/en/part-0.jsonl`` among
+    ``data/*/…`` → ``en__part-0``). Names that would collide after sanitising get an 8-hex
+    suffix from the full path.
 
     See Also
     --------
@@ -60,6 +63,11 @@ def shard_names(paths: Sequence[str | os.PathLike]) -> list[str]:
     >>> shard_names(["data/en/part-0.jsonl", "data/de/part-0.jsonl", "data/de/part-1.parquet"])
     ['en__part-0', 'de__part-0', 'de__part-1']
 
+    Relative to a given root, the name does not depend on the other inputs:
+
+    >>> shard_names(["pool/2024-01/part-0.jsonl"], root="pool")
+    ['2024-01__part-0']
+
     The same name twice once extensions are dropped: each gets a suffix from its path.
 
     >>> shard_names(["data/x.jsonl", "data/x.parquet"])
@@ -70,6 +78,8 @@ def shard_names(paths: Sequence[str | os.PathLike]) -> list[str]:
     if not resolved:
         return []
     common = os.path.commonpath([str(p.parent) for p in resolved])
+    if root is not None and "://" not in os.fspath(root):  # (a root above a symlink's target: the common part of both)
+        common = os.path.commonpath([str(Path(root).resolve()), common])
     raw = [_safe(_strip_ext(os.path.relpath(str(p), common)).replace(os.sep, "__")) for p in resolved]
     seen: dict[str, int] = {}
     for r in raw:

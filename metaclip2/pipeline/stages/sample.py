@@ -1,7 +1,7 @@
 """Stage 3 of the curation ([Algorithm 1][algorithm-1]) as a plain per-shard function.
 
-:func:`sample_shard` makes the keep decisions for epoch 0 (the same as
-:class:`~metaclip2.curation.sampling.OnlineSampler`'s) and writes the curated subset.
+[`sample_shard`][metaclip2.pipeline.stages.sample.sample_shard] makes the keep decisions for epoch 0 (the same as
+[`OnlineSampler`][metaclip2.curation.sampling.OnlineSampler]'s) and writes the curated subset.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def sample_shard(
 ) -> Stage3Stats:
     """Stage 3 on one shard: keep decisions for epoch 0, curated subset written.
 
-    Keep probabilities come from :meth:`~metaclip2.curation.sampling.EntryProbabilities.row_probabilities`
-    and decisions from :func:`~metaclip2.curation.sampling.keep_decisions` (an image is all rows
+    Keep probabilities come from [`row_probabilities`][metaclip2.curation.sampling.EntryProbabilities.row_probabilities]
+    and decisions from [`keep_decisions`][metaclip2.curation.sampling.keep_decisions] (an image is all rows
     with one id), so they equal ``OnlineSampler(probabilities, seed, unit)(id, texts, epoch=0)``
     and every other door's.
 
@@ -74,10 +74,10 @@ def sample_shard(
     shard : str, optional
         Default: the index file name without ``.index.bin``.
     options : SampleOptions or CurationConfig, optional
-        Stage 3's options (:class:`~metaclip2.pipeline.stages.options.SampleOptions`: ``seed``,
+        Stage 3's options ([`SampleOptions`][metaclip2.pipeline.stages.options.SampleOptions]: ``seed``,
         ``unit``, ``output_format``, ``keys_list``); default: all defaults.
     split : path, optional
-        Stage 2's ``split.index.bin`` (:mod:`~metaclip2.pipeline.stages.split`): the rows, from
+        Stage 2's ``split.index.bin`` ([`split`][metaclip2.pipeline.stages.split]): the rows, from
         every shard, of the images found in more than one. This shard decides each such image
         it holds on all its rows (so every shard decides it alike) and writes its own kept
         rows; the image is counted (``images``, ``kept_images``, keys list) by the first shard,
@@ -85,11 +85,11 @@ def sample_shard(
         taken to hold its images whole.
     index_sha256, probabilities_sha256, split_sha256 : str, optional
         What stages 1 and 2 recorded for the files: a file with another digest is refused.
-        The subset's rows are :data:`~metaclip2.pipeline.io.writers.CURATED_COLUMNS` then the
-        input's carried fields (:func:`~metaclip2.pipeline.io.writers.carried_columns`; in
-        Parquet typed by :class:`~metaclip2.pipeline.io.writers.ExtraTypes` over the shard).
+        The subset's rows are [`CURATED_COLUMNS`][metaclip2.pipeline.io.writers.CURATED_COLUMNS] then the
+        input's carried fields ([`carried_columns`][metaclip2.pipeline.io.writers.carried_columns]; in
+        Parquet typed by [`ExtraTypes`][metaclip2.pipeline.io.writers.ExtraTypes] over the shard).
     **changes
-        :class:`~metaclip2.pipeline.stages.options.SampleOptions` fields applied over `options`.
+        [`SampleOptions`][metaclip2.pipeline.stages.options.SampleOptions] fields applied over `options`.
         With ``keys_list``, ``<shard>.keys.txt`` lists the kept images' ids, one per line, in
         input order; an id that holds a line break or starts with ``"`` is written as a JSON
         string (``"a\\nb"``), so there is exactly one line per kept image.
@@ -228,7 +228,7 @@ def _batch_probabilities(batch: IndexBatch, probs: EntryProbabilities) -> np.nda
 def _decide_with_split(image_ids: list, p: np.ndarray, k: np.ndarray, rows: list, shard: str, probs: EntryProbabilities,
                        options: SampleOptions) -> tuple[np.ndarray, set, dict]:  # fmt: skip
     """Decisions of a shard's rows when some of its images are split across shards (`rows`:
-    :func:`~metaclip2.pipeline.stages.split.load_split` of this shard): those are decided on
+    [`load_split`][metaclip2.pipeline.stages.split.load_split] of this shard): those are decided on
     all their rows; the others as the shard holds them.
 
     Returns the keep mask, the kept ids this shard counts, and ``(id, own k) -> k`` of its split
@@ -327,7 +327,7 @@ def _write_batch(batch: IndexBatch, p: np.ndarray, keep: np.ndarray, out, stats:
 class SampleTask:
     """Stage 3 of one shard, as a picklable callable (what executors run).
 
-    The fields are :func:`sample_shard`'s arguments; calling the task runs it.
+    The fields are [`sample_shard`][metaclip2.pipeline.stages.sample.sample_shard]'s arguments; calling the task runs it.
 
     See Also
     --------

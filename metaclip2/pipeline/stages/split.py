@@ -1,21 +1,21 @@
 """Images split across shards: found in bounded memory, decided whole, identically by every shard.
 
-An image is all the rows with its id (:func:`~metaclip2.curation.sampling.keep_decisions`). Within
+An image is all the rows with its id ([`keep_decisions`][metaclip2.curation.sampling.keep_decisions]). Within
 a shard, stages 1 and 3 see all of them; an image cut across shards (a pool split into files
 mid-image, or an id repeated in two files) needs its rows from every shard. So:
 
-* stage 1 writes, per shard, ``<shard>.images.bin`` (:func:`write_images`): for every id of
-  the shard, its 64-bit hash (:func:`id_hash`), its number of alt-text slots and two flags
+* stage 1 writes, per shard, ``<shard>.images.bin`` ([`write_images`][metaclip2.pipeline.stages.split.write_images]): for every id of
+  the shard, its 64-bit hash ([`id_hash`][metaclip2.pipeline.stages.split.id_hash]), its number of alt-text slots and two flags
   (``MATCHED``: a matched row; ``NUMBERED``: every index numbered by position, none given by
   the data), sorted by hash;
-* stage 2 finds the hashes present in more than one shard (:func:`find_split_images`): the
+* stage 2 finds the hashes present in more than one shard ([`find_split_images`][metaclip2.pipeline.stages.split.find_split_images]): the
   64-bit range is cut into parts sized to a memory budget and, per part, each shard's
-  memory-mapped array is sliced by :func:`numpy.searchsorted`; then the indexes of the shards
+  memory-mapped array is sliced by `numpy.searchsorted`; then the indexes of the shards
   holding such a hash are read for their rows, grouped by the id *string* (a hash only finds
   candidates: two ids with one hash are never merged), and written to ``split.index.bin``
-  (:func:`write_split`);
+  ([`write_split`][metaclip2.pipeline.stages.split.write_split]);
 * stage 3 of a shard decides each split image it holds on the union of its rows
-  (:func:`load_split`); each shard writes only its own kept rows.
+  ([`load_split`][metaclip2.pipeline.stages.split.load_split]); each shard writes only its own kept rows.
 
 An image's positionally numbered alt-texts (no ``text_index`` in the data) continue across
 shards in the run's shard order: a shard's indices of the id are offset by the slots the id
@@ -203,7 +203,7 @@ def find_split_images(index_paths: Sequence[str | os.PathLike], images_paths: Se
     Returns
     -------
     list of tuple
-        ``(n, id, k, lang, ids, text, extra)`` rows (:class:`~metaclip2.pipeline.io.index.IndexWriter`'s),
+        ``(n, id, k, lang, ids, text, extra)`` rows ([`IndexWriter`][metaclip2.pipeline.io.index.IndexWriter]'s),
         sorted by id then shard: ``k`` the alt-text index over the whole pool, ``extra``
         ``{"shard", "k"}`` (the shard's name and its own index; ``"duplicate": true`` for an
         ``(id, k)`` an earlier shard holds).
@@ -258,7 +258,7 @@ def find_split_images(index_paths: Sequence[str | os.PathLike], images_paths: Se
 
 
 def write_split(path: str | os.PathLike, rows: Sequence[tuple]) -> None:
-    """Write :func:`find_split_images`' rows to `path` in the stage-1 index format (atomically).
+    """Write [`find_split_images`][metaclip2.pipeline.stages.split.find_split_images]' rows to `path` in the stage-1 index format (atomically).
 
     Examples
     --------
@@ -296,7 +296,7 @@ def split_images(stage1_dir: str | os.PathLike, names: Sequence[str], out_dir: s
                  inputs_sha256: str | None = None, budget: int = _BUDGET) -> dict:  # fmt: skip
     """Stage 2's step for images split across shards: ``out_dir/split.index.bin`` and, last,
     ``out_dir/split.json`` (``images``, ``rows``, ``outputs`` and `inputs_sha256`, by default
-    :func:`split_inputs_digest` of the shards' files). Returns what ``split.json`` holds.
+    [`split_inputs_digest`][metaclip2.pipeline.stages.split.split_inputs_digest] of the shards' files). Returns what ``split.json`` holds.
 
     See Also
     --------
