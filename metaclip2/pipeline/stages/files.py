@@ -5,9 +5,10 @@ Output files of a shard named ``S`` (see :func:`shard_names`):
 * stage 1: ``S.index.bin`` (:mod:`metaclip2.pipeline.io.index`: one row per *matched* pair:
   ``n`` image ordinal in the shard, ``id``, ``k`` alt-text index, ``lang`` metadata language,
   ``ids`` matched entry ids, ``text``), ``S.counts.bin`` (sparse :class:`~metaclip2.curation.counts.EntryCounts`),
-  ``S.stats.json`` (written last);
+  ``S.examples.json`` (a bounded sample of alt-texts for the report,
+  :mod:`metaclip2.pipeline.stages.examples`), ``S.stats.json`` (written last);
 * stage 3: ``S.jsonl`` or ``S.parquet`` (:data:`~metaclip2.pipeline.io.writers.CURATED_COLUMNS`),
-  ``S.stats.json`` (written last).
+  ``S.examples.json``, ``S.stats.json`` (written last).
 
 Each stats file also records the size and sha256 of the shard's outputs (and of what it was
 made from), so that a resumed run verifies them before reuse (:mod:`metaclip2.pipeline.run.verify`).
@@ -77,7 +78,7 @@ def shard_names(paths: Sequence[str | os.PathLike]) -> list[str]:
 
 
 def stage1_paths(out_dir: str | os.PathLike, shard: str) -> dict[str, Path]:
-    """``index``, ``counts`` and ``stats`` paths of a shard's stage-1 outputs in `out_dir`.
+    """``index``, ``counts``, ``examples`` and ``stats`` paths of a shard's stage-1 outputs in `out_dir`.
 
     See Also
     --------
@@ -87,14 +88,15 @@ def stage1_paths(out_dir: str | os.PathLike, shard: str) -> dict[str, Path]:
     --------
     >>> from metaclip2.pipeline.stages.files import stage1_paths
     >>> {key: path.name for key, path in stage1_paths("run/stage1", "en__part-0").items()}
-    {'index': 'en__part-0.index.bin', 'counts': 'en__part-0.counts.bin', 'stats': 'en__part-0.stats.json'}
+    {'index': 'en__part-0.index.bin', 'counts': 'en__part-0.counts.bin', 'examples': 'en__part-0.examples.json', 'stats': 'en__part-0.stats.json'}
     """
     d = Path(out_dir)
-    return {"index": d / f"{shard}{INDEX_SUFFIX}", "counts": d / f"{shard}.counts.bin", "stats": d / f"{shard}.stats.json"}
+    return {"index": d / f"{shard}{INDEX_SUFFIX}", "counts": d / f"{shard}.counts.bin", "examples": d / f"{shard}.examples.json",
+            "stats": d / f"{shard}.stats.json"}  # fmt: skip
 
 
 def stage3_paths(out_dir: str | os.PathLike, shard: str, output_format: str = "jsonl") -> dict[str, Path]:
-    """``output``, ``keys`` (kept image ids, optional) and ``stats`` paths of a shard's stage-3 outputs in `out_dir`.
+    """``output``, ``keys`` (kept image ids, optional), ``examples`` and ``stats`` paths of a shard's stage-3 outputs in `out_dir`.
 
     See Also
     --------
@@ -104,7 +106,8 @@ def stage3_paths(out_dir: str | os.PathLike, shard: str, output_format: str = "j
     --------
     >>> from metaclip2.pipeline.stages.files import stage3_paths
     >>> {key: path.as_posix() for key, path in stage3_paths("run/stage3", "en__part-0", "parquet").items()}
-    {'output': 'run/stage3/en__part-0.parquet', 'keys': 'run/stage3/en__part-0.keys.txt', 'stats': 'run/stage3/en__part-0.stats.json'}
+    {'output': 'run/stage3/en__part-0.parquet', 'keys': 'run/stage3/en__part-0.keys.txt', 'examples': 'run/stage3/en__part-0.examples.json', 'stats': 'run/stage3/en__part-0.stats.json'}
     """
     d = Path(out_dir)
-    return {"output": d / f"{shard}.{output_format}", "keys": d / f"{shard}.keys.txt", "stats": d / f"{shard}.stats.json"}
+    return {"output": d / f"{shard}.{output_format}", "keys": d / f"{shard}.keys.txt", "examples": d / f"{shard}.examples.json",
+            "stats": d / f"{shard}.stats.json"}  # fmt: skip

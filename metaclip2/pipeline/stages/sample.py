@@ -22,6 +22,7 @@ from metaclip2.execution.progress import report_pairs
 from metaclip2.pipeline.io.index import INDEX_SUFFIX, IndexBatch, iter_index
 from metaclip2.pipeline.io.writers import ExtraTypes, carried_columns, curated_writer
 from metaclip2.pipeline.stages.cache import _cached_probabilities
+from metaclip2.pipeline.stages.examples import Stage3Examples
 from metaclip2.pipeline.stages.files import stage3_paths
 from metaclip2.pipeline.stages.options import SampleOptions
 from metaclip2.pipeline.stages.stats import Stage3Stats
@@ -141,10 +142,11 @@ def sample_shard(
                     types.add(carried_columns(extra))
         extra_types = types.types()
     keys = AtomicFile(paths["keys"]) if options.keys_list else None
+    examples = Stage3Examples(probs.q, options.seed)  # a bounded sample of alt-texts for the report
     try:
         with curated_writer(paths["output"], options.output_format, extra_types) as out:
             for batch in iter_index(index_path):
-                _sample_batch(batch, probs, options, out, stats, keys)
+                _sample_batch(batch, probs, options, out, stats, keys, examples)
                 report_pairs(len(batch))
         if keys is not None:
             keys.commit()
@@ -153,7 +155,8 @@ def sample_shard(
             keys.abort()
         raise
     stats.not_kept = stats.matched - stats.kept
-    stats.outputs = {paths["output"].name: file_digest(paths["output"])}
+    examples.write(paths["examples"])
+    stats.outputs = {paths["output"].name: file_digest(paths["output"]), paths["examples"].name: file_digest(paths["examples"])}
     if options.keys_list:
         stats.outputs[paths["keys"].name] = file_digest(paths["keys"])
     write_json(paths["stats"], stats.to_json())
@@ -175,7 +178,8 @@ def key_line(image_id: str) -> bytes:
     return image_id.encode("utf-8", "surrogatepass") + b"\n"
 
 
-def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, options: SampleOptions, out, stats: Stage3Stats, keys=None) -> None:
+def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, options: SampleOptions, out, stats: Stage3Stats, keys=None,
+                  examples=None) -> None:
     p = probs.row_probabilities(batch.languages, batch.offsets, batch.ids, codes=batch.lang_code) if batch.lang_code is not None \
         else probs.row_probabilities(batch.lang, batch.offsets, batch.ids)  # fmt: skip
     keep = keep_decisions(batch.id, p, batch.k, seed=options.seed, epoch=0, unit=options.unit)
@@ -185,6 +189,8 @@ def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, options: SampleO
         stats.by_lang.setdefault(lang, {"matched": 0, "kept": 0})
     for lang in langs:
         stats.by_lang[lang]["matched"] += 1
+    if examples is not None:
+        examples.add_rows(langs, batch.id, k, batch.text, ids, offsets, keep)
     starts = batch.image_starts().tolist() + [len(batch)]
     stats.images += len(starts) - 1
     stats.matched += len(batch)

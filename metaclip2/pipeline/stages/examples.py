@@ -1,0 +1,278 @@
+"""Bounded, seeded samples of alt-texts that stages 1 and 3 collect while they read, for the report.
+
+Each shard writes ``<shard>.examples.json`` next to its other outputs (recorded with size and
+sha256 in its stats, so it is verified like them). Every sample is a *bottom-k* sample: an
+alt-text's key is :func:`~metaclip2.curation.sampling.uniform` of (seed, image id, alt-text
+index), and a bucket keeps the :data:`K` smallest keys. A bottom-k sample of a union is the
+bottom-k of the shards' bottom-k samples, so samples merge exactly (:func:`merge_examples`) and
+do not depend on the order of reading, the grouping of images or the number of workers.
+
+* Stage 1 (:class:`Stage1Examples`): per metadata language, alt-texts that matched an entry
+  (with the entry ids) and alt-texts that matched nothing; per LID label without metadata, its
+  alt-texts.
+* Stage 3 (:class:`Stage3Examples`): per language, for its :data:`HEAD` entries of highest count
+  (the smallest keep probabilities below 1, known from ``probabilities.bin`` alone) and for a
+  seeded sample of :data:`TAIL` tail entries hit by the pool (the smallest entry keys, also a
+  bottom-k sample), alt-texts kept and not kept.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from metaclip2.core.atomic import write_json
+from metaclip2.curation.sampling import uniform
+
+__all__ = ["K", "HEAD", "TAIL", "Stage1Examples", "Stage3Examples", "merge_examples", "entry_key"]
+
+FORMAT = "metaclip2-examples/1"
+#: Alt-texts kept per bucket (a language, an entry's kept or not-kept alt-texts, a label).
+K = 3
+#: Head entries per language with stage-3 examples (highest counts first).
+HEAD = 20
+#: Tail entries per language with stage-3 examples (a seeded sample of those the pool hit).
+TAIL = 20
+#: Characters of an alt-text kept in an example.
+MAX_CHARS = 240
+#: Matched entry ids kept with a stage-1 example.
+MAX_IDS = 16
+#: Stage 1 has no seed of its own: its samples use this one.
+STAGE1_SEED = 0
+
+
+def _item(seed: int, image_id: str, k: int) -> tuple:
+    return (uniform(seed, image_id, k, purpose="example"), image_id, k)
+
+
+def entry_key(seed: int, lang: str, entry: int) -> float:
+    """The key that orders a language's entries for the seeded tail sample (smallest first).
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.stages.examples import entry_key
+    >>> 0 <= entry_key(0, "en", 3) < 1, entry_key(0, "en", 3) == entry_key(0, "en", 3)
+    (True, True)
+    """
+    return uniform(seed, f"{lang}:{entry}", -1, purpose="example-entry")
+
+
+class _Bucket:
+    """The K smallest (key, image id, k) items seen, each with its record."""
+
+    __slots__ = ("items",)
+
+    def __init__(self):
+        self.items: list = []
+
+    def wants(self, key: tuple) -> bool:
+        return len(self.items) < K or key < self.items[-1][0]
+
+    def add(self, key: tuple, record: dict) -> None:
+        if not self.wants(key) or any(key == it[0] for it in self.items):
+            return
+        self.items.append((key, record))
+        self.items.sort(key=lambda it: it[0])
+        del self.items[K:]
+
+    def records(self) -> list:
+        return [r for _, r in self.items]
+
+
+def _record(image_id: str, k: int, text: str, **extra) -> dict:
+    return {"id": image_id, "k": int(k), "text": text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 1] + "…", **extra}
+
+
+class Stage1Examples:
+    """Stage 1's sample of one shard: matched and unmatched alt-texts per language, and
+    alt-texts per LID label without metadata.
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.stages.examples import Stage1Examples
+    >>> ex = Stage1Examples()
+    >>> for i in range(10):
+    ...     ex.unmatched("en", f"img-{i}", 0, f"text {i}")
+    >>> ex.matched("en", "img-x", 1, "a red dog", [4, 7])
+    >>> doc = ex.to_json()
+    >>> len(doc["unmatched"]["en"]), doc["matched"]["en"][0]["ids"]
+    (3, [4, 7])
+    """
+
+    def __init__(self, seed: int = STAGE1_SEED):
+        self.seed = seed
+        self._buckets: dict[tuple, _Bucket] = {}
+
+    def _add(self, kind: str, lang: str, image_id: str, k: int, text: str, ids=None) -> None:
+        b = self._buckets.get((kind, lang))
+        if b is None:
+            b = self._buckets[(kind, lang)] = _Bucket()
+        key = _item(self.seed, image_id, k)
+        if b.wants(key):  # most pairs stop here: no record is built for them
+            extra = {} if ids is None else {"ids": [int(i) for i in list(ids)[:MAX_IDS]]}
+            b.add(key, _record(image_id, k, text, **extra))
+
+    def matched(self, lang: str, image_id: str, k: int, text: str, ids: Sequence[int]) -> None:
+        """A pair of `lang` that matched entries `ids`."""
+        self._add("matched", lang, image_id, k, text, ids)
+
+    def unmatched(self, lang: str, image_id: str, k: int, text: str) -> None:
+        """A pair of `lang` that matched no entry."""
+        self._add("unmatched", lang, image_id, k, text)
+
+    def no_metadata(self, label: str, image_id: str, k: int, text: str) -> None:
+        """A pair whose LID label has no metadata."""
+        self._add("no_metadata", str(label), image_id, k, text)
+
+    def to_json(self) -> dict:
+        """The file's content."""
+        out: dict = {"format": FORMAT, "stage": 1, "seed": self.seed, "k": K, "matched": {}, "unmatched": {}, "no_metadata": {}}
+        for (kind, lang), b in sorted(self._buckets.items()):
+            out[kind][lang] = b.records()
+        return out
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write ``<shard>.examples.json`` atomically."""
+        return write_json(path, self.to_json())
+
+
+class Stage3Examples:
+    """Stage 3's sample of one shard: kept and not-kept alt-texts of the head entries and of a
+    seeded sample of tail entries, per language.
+
+    Parameters
+    ----------
+    q : mapping of str to ndarray
+        Keep probabilities per language (``EntryProbabilities.q``).
+    seed : int
+        Stage 3's seed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from metaclip2.pipeline.stages.examples import Stage3Examples
+    >>> ex = Stage3Examples({"en": np.array([0.5, 1.0, 1.0])}, seed=0)
+    >>> ex.add("en", "a", 0, "a red dog", [0, 2], kept=True)
+    >>> ex.add("en", "b", 0, "a dog", [0], kept=False)
+    >>> doc = ex.to_json()
+    >>> [r["id"] for r in doc["head"]["en"]["0"]["kept"]], [r["id"] for r in doc["head"]["en"]["0"]["not_kept"]]
+    (['a'], ['b'])
+    >>> sorted(doc["tail"]["en"])
+    ['2']
+    """
+
+    def __init__(self, q: Mapping, seed: int = 0):
+        import numpy as np
+
+        self.seed = int(seed)
+        self._q = q
+        self.head: dict[str, set] = {}
+        for lang, arr in q.items():
+            below = np.flatnonzero(arr < 1.0)
+            # lowest q first = highest count; ties by entry id (a stable sort keeps id order)
+            top = below[np.argsort(arr[below], kind="stable")[:HEAD]]
+            self.head[lang] = set(top.tolist())
+        self._entries: dict[tuple, dict] = {}  # (lang, entry) -> {"kept": _Bucket, "not_kept": _Bucket}
+        self._tail: dict[str, dict] = {}  # lang -> {entry: entry key}, the TAIL smallest keys seen
+        self._tail_max: dict[str, float] = {}
+        self._keys: dict[tuple, float] = {}
+
+    def _tail_takes(self, lang: str, entry: int) -> bool:
+        held = self._tail.setdefault(lang, {})
+        if entry in held:
+            return True
+        key = self._keys.get((lang, entry))
+        if key is None:
+            key = self._keys[(lang, entry)] = entry_key(self.seed, lang, entry)
+        if len(held) >= TAIL:
+            if key >= self._tail_max[lang]:
+                return False
+            out = max(held, key=lambda e: (held[e], e))
+            del held[out]
+            self._entries.pop((lang, out), None)
+        held[entry] = key
+        self._tail_max[lang] = max(held.values())
+        return True
+
+    def add(self, lang: str, image_id: str, k: int, text: str, ids: Iterable[int], kept: bool) -> None:
+        """A matched pair of `lang` (entries `ids`) and stage 3's decision for it."""
+        head = self.head.get(lang, ())
+        q = self._q.get(lang)
+        key = None
+        for e in ids:
+            e = int(e)
+            if e not in head and not (q is not None and e < len(q) and q[e] >= 1.0 and self._tail_takes(lang, e)):
+                continue
+            slot = self._entries.get((lang, e))
+            if slot is None:
+                slot = self._entries[(lang, e)] = {"kept": _Bucket(), "not_kept": _Bucket()}
+            b = slot["kept" if kept else "not_kept"]
+            if key is None:
+                key = _item(self.seed, image_id, k)
+            if b.wants(key):
+                b.add(key, _record(image_id, k, text))
+
+    def add_rows(self, langs, image_ids, ks, texts, ids, offsets, keep) -> None:
+        """:meth:`add` for each row of a CSR batch (row ``r`` matched ``ids[offsets[r]:offsets[r + 1]]``)."""
+        for r in range(len(langs)):
+            self.add(langs[r], image_ids[r], ks[r], texts[r], ids[offsets[r] : offsets[r + 1]].tolist(), bool(keep[r]))
+
+    def to_json(self) -> dict:
+        """The file's content."""
+        out: dict = {"format": FORMAT, "stage": 3, "seed": self.seed, "k": K, "head": {}, "tail": {}}
+        for (lang, e), slot in sorted(self._entries.items()):
+            part = "head" if e in self.head.get(lang, ()) else "tail"
+            out[part].setdefault(lang, {})[str(e)] = {"kept": slot["kept"].records(), "not_kept": slot["not_kept"].records()}
+        return out
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write ``<shard>.examples.json`` atomically."""
+        return write_json(path, self.to_json())
+
+
+def _merge_records(lists: Iterable[list], seed: int) -> list:
+    b = _Bucket()
+    for records in lists:
+        for r in records:
+            b.add(_item(seed, r["id"], r["k"]), r)
+    return b.records()
+
+
+def merge_examples(docs: Sequence[dict]) -> dict:
+    """The sample of several shards' examples files of one stage: what one shard holding all
+    their pairs would have written.
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.stages.examples import Stage1Examples, merge_examples
+    >>> a, b, whole = Stage1Examples(), Stage1Examples(), Stage1Examples()
+    >>> for i in range(20):
+    ...     (a if i % 2 else b).unmatched("en", f"img-{i}", 0, f"t{i}")
+    ...     whole.unmatched("en", f"img-{i}", 0, f"t{i}")
+    >>> merge_examples([a.to_json(), b.to_json()]) == whole.to_json()
+    True
+    """
+    if not docs:
+        return {}
+    first = docs[0]
+    seed, stage = first["seed"], first["stage"]
+    out: dict = {"format": FORMAT, "stage": stage, "seed": seed, "k": K}
+    if stage == 1:
+        for kind in ("matched", "unmatched", "no_metadata"):
+            langs = sorted({lang for d in docs for lang in d.get(kind, {})})
+            out[kind] = {lang: _merge_records([d[kind][lang] for d in docs if lang in d.get(kind, {})], seed) for lang in langs}
+        return out
+    out["head"], out["tail"] = {}, {}
+    for part in ("head", "tail"):
+        langs = sorted({lang for d in docs for lang in d.get(part, {})})
+        for lang in langs:
+            entries = sorted({e for d in docs for e in d.get(part, {}).get(lang, {})}, key=int)
+            if part == "tail":  # the TAIL smallest entry keys of the union
+                entries = sorted(entries, key=lambda e: (entry_key(seed, lang, int(e)), int(e)))[:TAIL]
+            merged = {}
+            for e in sorted(entries):
+                slots = [d[part][lang][e] for d in docs if e in d.get(part, {}).get(lang, {})]
+                merged[e] = {w: _merge_records([s[w] for s in slots], seed) for w in ("kept", "not_kept")}
+            out[part][lang] = merged
+    return out
