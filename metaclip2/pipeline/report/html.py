@@ -105,7 +105,7 @@ if(entries&&entries.length){
       if(n++>=400)return;
       var b=txt("button",e.lang+" \u00b7 "+e.text+" \u00b7 "+fmt(e.count,0));b.setAttribute("data-entry",i);
       b.addEventListener("click",function(){detail(e);});list.appendChild(b);});
-    document.getElementById("entry-count").textContent=n+" entries";
+    document.getElementById("entry-count").textContent=n+" shown";
     var exact=entries.filter(function(e){return (!l||e.lang===l)&&s&&e.text.toLowerCase()===s;});
     if(exact.length)detail(exact[0]);
   }
@@ -186,8 +186,9 @@ def flattening_svg(curve: dict, t, lang: str, width: int = 360, height: int = 21
     parts.append(f'<polyline points="{after}" fill="none" stroke="#c0392b" stroke-width="1.6" stroke-dasharray="5 2"/>')
     parts.append(f'<rect x="{L}" y="{T}" width="{w}" height="{h}" fill="none" stroke="#888"/>')
     parts.append(f'<text x="{L + w / 2:.1f}" y="{height - 3}" text-anchor="middle">entry rank (by count, log)</text>')
-    parts.append(f'<text x="{L + w - 4}" y="{T + 24}" text-anchor="end" fill="#1f5fa8">— counts before</text>'
-                 f'<text x="{L + w - 4}" y="{T + 36}" text-anchor="end" fill="#c0392b">-- expected after, min(c, t)</text>')  # fmt: skip
+    # ranked counts fall from the top left to the bottom right: the bottom left is free
+    parts.append(f'<text x="{L + 6}" y="{T + h - 18}" fill="#1f5fa8">— counts before</text>'
+                 f'<text x="{L + 6}" y="{T + h - 6}" fill="#c0392b">-- expected after, min(c, t)</text>')  # fmt: skip
     parts.append("</svg>")
     return "".join(parts)
 
