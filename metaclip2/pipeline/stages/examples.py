@@ -18,11 +18,12 @@ do not depend on the order of reading, the grouping of images or the number of w
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from metaclip2.core.atomic import write_json
+from metaclip2.core.atomic import write_text
 from metaclip2.curation.sampling import uniform
 
 __all__ = ["K", "HEAD", "TAIL", "Stage1Examples", "Stage3Examples", "merge_examples", "entry_key"]
@@ -134,7 +135,7 @@ class Stage1Examples:
 
     def write(self, path: str | os.PathLike) -> Path:
         """Write ``<shard>.examples.json`` atomically."""
-        return write_json(path, self.to_json())
+        return _write(path, self.to_json())
 
 
 class Stage3Examples:
@@ -228,7 +229,12 @@ class Stage3Examples:
 
     def write(self, path: str | os.PathLike) -> Path:
         """Write ``<shard>.examples.json`` atomically."""
-        return write_json(path, self.to_json())
+        return _write(path, self.to_json())
+
+
+def _write(path, doc: dict) -> Path:
+    # compact (the file is read by programs), keys sorted: the same sample, the same bytes
+    return write_text(path, json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n")
 
 
 def _merge_records(lists: Iterable[list], seed: int) -> list:
