@@ -135,6 +135,19 @@ def test_run_without_examples_says_what_it_lacks(pools, tmp_path):
     assert "What this report lacks" in write_html_report(run).read_text(encoding="utf-8")
 
 
+def test_report_after_stage_1_alone_says_what_it_lacks(tmp_path):
+    from metaclip2.pipeline import count
+
+    write_example_pool(tmp_path)
+    count(tmp_path / "metadata", [str(tmp_path / "pool.jsonl")], out=tmp_path / "run")
+    data = report_data(tmp_path / "run")
+    assert [n.split(":")[0] for n in data["notes"]] == ["stage 3 has not run", "stage 2 has not run"]
+    assert data["entries"] == [] and data["sweep"] is None
+    assert data["languages"]["en"]["matched"]  # stage 1's samples are there
+    text = write_html_report(tmp_path / "run").read_text(encoding="utf-8")
+    assert "stage 2 has not run" in text and '<tr data-lang="de">' in text
+
+
 def test_cli_report_writes_html_where_asked(pools, tmp_path, capsys):
     from metaclip2.cli import main
 
