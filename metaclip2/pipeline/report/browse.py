@@ -151,7 +151,7 @@ def report_data(run_dir: str | os.PathLike) -> dict:
     from metaclip2.pipeline.run.datacard import make_datacard
     from metaclip2.pipeline.run.fork import stage1_dir
     from metaclip2.pipeline.run.rundir import RunDir
-    from metaclip2.pipeline.stages.examples import HEAD, TAIL, merge_examples
+    from metaclip2.pipeline.stages.examples import HEAD, TAIL, entry_keys, merge_examples
     from metaclip2.pipeline.stages.files import stage1_paths, stage3_paths
     from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
 
@@ -197,8 +197,9 @@ def report_data(run_dir: str | os.PathLike) -> dict:
             # the entries stage 3 sampled (stages/examples.py): the HEAD highest counts above t
             # (ties by id), and the TAIL smallest entry keys among the hit entries at or below t
             head = [int(e) for e in order[:HEAD] if t is not None and c[e] > t]
-            tail_pool = hit[c[hit] <= t].tolist() if t is not None else hit.tolist()
-            tail = _bottom_entries(tail_pool, int(s3["seed"]) if s3 else 0, lang, TAIL)
+            pool = hit[c[hit] <= t] if t is not None else hit
+            keys = entry_keys(int(s3["seed"]) if s3 else 0, lang, pool)
+            tail = sorted(int(e) for e in pool[np.lexsort((pool, keys))[:TAIL]])
             browse += [(lang, e, True) for e in head] + [(lang, e, False) for e in tail]
         per_lang[lang] = row
 
@@ -224,14 +225,6 @@ def report_data(run_dir: str | os.PathLike) -> dict:
     return {"card": card, "run": str(run.path), "languages": per_lang, "entries": entries,
             "no_metadata": ex1.get("no_metadata", {}), "sweep": _sweep(run, s2, s3, card, load_sweep_data, sweep, notes),
             "notes": notes}  # fmt: skip
-
-
-def _bottom_entries(pool: list, seed: int, lang: str, n: int) -> list:
-    import heapq
-
-    from metaclip2.pipeline.stages.examples import entry_key
-
-    return sorted(e for _, e in heapq.nsmallest(n, ((entry_key(seed, lang, e), e) for e in pool)))
 
 
 def _sweep(run, s2, s3, card, load_sweep_data, sweep, notes) -> dict | None:

@@ -18,15 +18,18 @@ do not depend on the order of reading, the grouping of images or the number of w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
+
 from metaclip2.core.atomic import write_text
 from metaclip2.curation.sampling import uniform
 
-__all__ = ["K", "HEAD", "TAIL", "Stage1Examples", "Stage3Examples", "merge_examples", "entry_key"]
+__all__ = ["K", "HEAD", "TAIL", "Stage1Examples", "Stage3Examples", "merge_examples", "entry_keys"]
 
 FORMAT = "metaclip2-examples/1"
 #: Alt-texts kept per bucket (a language, an entry's kept or not-kept alt-texts, a label).
@@ -47,16 +50,27 @@ def _item(seed: int, image_id: str, k: int) -> tuple:
     return (uniform(seed, image_id, k, purpose="example"), image_id, k)
 
 
-def entry_key(seed: int, lang: str, entry: int) -> float:
-    """The key that orders a language's entries for the seeded tail sample (smallest first).
+def entry_keys(seed: int, lang: str, entries) -> "np.ndarray":
+    """The keys that order a language's entries for the seeded tail sample (smallest first), in [0, 1).
+
+    A splitmix64 mix of the entry id and a digest of (seed, language): numpy work, so a
+    shard's stage 3 can filter its matches by key without a call per match.
 
     Examples
     --------
-    >>> from metaclip2.pipeline.stages.examples import entry_key
-    >>> 0 <= entry_key(0, "en", 3) < 1, entry_key(0, "en", 3) == entry_key(0, "en", 3)
-    (True, True)
+    >>> from metaclip2.pipeline.stages.examples import entry_keys
+    >>> keys = entry_keys(0, "en", [3, 4])
+    >>> bool(((0 <= keys) & (keys < 1)).all()), bool(keys[0] == entry_keys(0, "en", [3])[0]), bool(keys[0] != keys[1])
+    (True, True, True)
     """
-    return uniform(seed, f"{lang}:{entry}", -1, purpose="example-entry")
+    h = hashlib.blake2b(f"example-entry|{int(seed)}|{lang}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    z = np.asarray(entries, dtype=np.uint64) + np.uint64(int.from_bytes(h, "little"))
+    with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
+        z = z * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 class _Bucket:
@@ -164,11 +178,10 @@ class Stage3Examples:
     """
 
     def __init__(self, q: Mapping, seed: int = 0):
-        import numpy as np
-
         self.seed = int(seed)
         self._q = q
         self.head: dict[str, set] = {}
+        self._is_head: dict[str, np.ndarray] = {}
         for lang, arr in q.items():
             below = np.flatnonzero(arr < 1.0)
             # lowest q first = highest count; ties by entry id (a stable sort keeps id order)
@@ -176,48 +189,78 @@ class Stage3Examples:
             self.head[lang] = set(top.tolist())
         self._entries: dict[tuple, dict] = {}  # (lang, entry) -> {"kept": _Bucket, "not_kept": _Bucket}
         self._tail: dict[str, dict] = {}  # lang -> {entry: entry key}, the TAIL smallest keys seen
-        self._tail_max: dict[str, float] = {}
-        self._keys: dict[tuple, float] = {}
 
-    def _tail_takes(self, lang: str, entry: int) -> bool:
+    def _bound(self, lang: str) -> float:
+        """Entry keys at or above this cannot enter `lang`'s tail sample (it only falls)."""
+        held = self._tail.get(lang)
+        return max(held.values()) if held is not None and len(held) >= TAIL else 2.0
+
+    def _tail_takes(self, lang: str, entry: int, key: float) -> bool:
         held = self._tail.setdefault(lang, {})
         if entry in held:
             return True
-        key = self._keys.get((lang, entry))
-        if key is None:
-            key = self._keys[(lang, entry)] = entry_key(self.seed, lang, entry)
         if len(held) >= TAIL:
-            if key >= self._tail_max[lang]:
-                return False
             out = max(held, key=lambda e: (held[e], e))
+            if (key, entry) >= (held[out], out):
+                return False
             del held[out]
             self._entries.pop((lang, out), None)
         held[entry] = key
-        self._tail_max[lang] = max(held.values())
         return True
+
+    def _take(self, lang: str, entry: int, image_id: str, k: int, text: str, kept: bool, key) -> tuple:
+        slot = self._entries.get((lang, entry))
+        if slot is None:
+            slot = self._entries[(lang, entry)] = {"kept": _Bucket(), "not_kept": _Bucket()}
+        b = slot["kept" if kept else "not_kept"]
+        if key is None:
+            key = _item(self.seed, image_id, k)
+        if b.wants(key):
+            b.add(key, _record(image_id, k, text))
+        return key
 
     def add(self, lang: str, image_id: str, k: int, text: str, ids: Iterable[int], kept: bool) -> None:
         """A matched pair of `lang` (entries `ids`) and stage 3's decision for it."""
-        head = self.head.get(lang, ())
-        q = self._q.get(lang)
-        key = None
-        for e in ids:
-            e = int(e)
-            if e not in head and not (q is not None and e < len(q) and q[e] >= 1.0 and self._tail_takes(lang, e)):
-                continue
-            slot = self._entries.get((lang, e))
-            if slot is None:
-                slot = self._entries[(lang, e)] = {"kept": _Bucket(), "not_kept": _Bucket()}
-            b = slot["kept" if kept else "not_kept"]
-            if key is None:
-                key = _item(self.seed, image_id, k)
-            if b.wants(key):
-                b.add(key, _record(image_id, k, text))
+        self.add_rows([lang], [image_id], [k], [text], np.asarray(list(ids), dtype=np.int64), np.array([0, len(list(ids))]), [kept])
 
     def add_rows(self, langs, image_ids, ks, texts, ids, offsets, keep) -> None:
-        """:meth:`add` for each row of a CSR batch (row ``r`` matched ``ids[offsets[r]:offsets[r + 1]]``)."""
-        for r in range(len(langs)):
-            self.add(langs[r], image_ids[r], ks[r], texts[r], ids[offsets[r] : offsets[r + 1]].tolist(), bool(keep[r]))
+        """:meth:`add` for each row of a CSR batch (row ``r`` matched ``ids[offsets[r]:offsets[r + 1]]``).
+
+        The matches of entries that cannot be sampled (neither head nor a tail entry whose key
+        is below the language's current bound) are dropped with numpy, before any per-row work.
+        """
+        n = len(langs)
+        if not n:
+            return
+        ids = np.asarray(ids, dtype=np.int64)
+        offsets = np.asarray(offsets, dtype=np.int64)
+        row_of = np.repeat(np.arange(n), np.diff(offsets))
+        code: dict = {}
+        lang_code = np.array([code.setdefault(lang, len(code)) for lang in langs], dtype=np.int32)[row_of]
+        keys = np.zeros(len(ids))
+        want = np.zeros(len(ids), dtype=bool)
+        for lang, c in code.items():
+            q = self._q.get(lang)
+            if q is None:
+                continue
+            at = np.flatnonzero(lang_code == c)
+            e = ids[at]
+            inside = e < len(q)
+            at, e = at[inside], e[inside]
+            head = np.isin(e, np.fromiter(self.head[lang], dtype=np.int64)) if self.head[lang] else np.zeros(len(e), dtype=bool)
+            tail = q[e] >= 1.0
+            k_e = entry_keys(self.seed, lang, e[tail])
+            keys[at[tail]] = k_e
+            sel = np.zeros(len(e), dtype=bool)
+            sel[np.flatnonzero(tail)[k_e <= self._bound(lang)]] = True
+            want[at] = head | sel
+        keyed: dict = {}
+        for j in np.flatnonzero(want).tolist():
+            r = int(row_of[j])
+            lang, e = langs[r], int(ids[j])
+            if e not in self.head.get(lang, ()) and not self._tail_takes(lang, e, float(keys[j])):
+                continue
+            keyed[r] = self._take(lang, e, image_ids[r], int(ks[r]), texts[r], bool(keep[r]), keyed.get(r))
 
     def to_json(self) -> dict:
         """The file's content."""
@@ -275,7 +318,8 @@ def merge_examples(docs: Sequence[dict]) -> dict:
         for lang in langs:
             entries = sorted({e for d in docs for e in d.get(part, {}).get(lang, {})}, key=int)
             if part == "tail":  # the TAIL smallest entry keys of the union
-                entries = sorted(entries, key=lambda e: (entry_key(seed, lang, int(e)), int(e)))[:TAIL]
+                keys = entry_keys(seed, lang, [int(e) for e in entries]).tolist()
+                entries = [e for _, e in sorted(zip(keys, entries), key=lambda ke: (ke[0], int(ke[1])))[:TAIL]]
             merged = {}
             for e in sorted(entries):
                 slots = [d[part][lang][e] for d in docs if e in d.get(part, {}).get(lang, {})]
