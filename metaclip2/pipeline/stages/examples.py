@@ -221,7 +221,8 @@ class Stage3Examples:
 
     def add(self, lang: str, image_id: str, k: int, text: str, ids: Iterable[int], kept: bool) -> None:
         """A matched pair of `lang` (entries `ids`) and stage 3's decision for it."""
-        self.add_rows([lang], [image_id], [k], [text], np.asarray(list(ids), dtype=np.int64), np.array([0, len(list(ids))]), [kept])
+        ids = np.asarray(list(ids), dtype=np.int64)
+        self.add_rows([lang], [image_id], [k], [text], ids, np.array([0, len(ids)]), [kept])
 
     def add_rows(self, langs, image_ids, ks, texts, ids, offsets, keep) -> None:
         """:meth:`add` for each row of a CSR batch (row ``r`` matched ``ids[offsets[r]:offsets[r + 1]]``).
