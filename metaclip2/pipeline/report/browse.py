@@ -63,15 +63,16 @@ def _verified_examples(directory: Path, names: list[str], stats_cls, paths_of, n
     return docs
 
 
-def _entry_names(metadata: str | None, langs: list[str], digests: dict, notes: list[str]) -> dict:
-    """``{lang: (entries, sources)}`` of the metadata files that still hold the run's entry lists."""
+def _entry_names(metadata: str | None, wanted: dict, digests: dict, notes: list[str]) -> dict:
+    """``{lang: {entry id: (entry, source)}}`` for the `wanted` ids (``{lang: ids}``), from the
+    metadata files that still hold the run's entry lists (one language in memory at a time)."""
     from metaclip2.core.entries import entries_digest, read_metadata
 
     out: dict = {}
     if not metadata:
         return out
     missing = []
-    for lang in langs:
+    for lang in sorted(wanted):
         path = Path(metadata) / f"{lang}.tsv"
         try:
             entries, sources = read_metadata(path, with_sources=True)
@@ -81,7 +82,7 @@ def _entry_names(metadata: str | None, langs: list[str], digests: dict, notes: l
         if entries_digest(entries) != digests.get(lang):
             missing.append(lang)
             continue
-        out[lang] = (entries, sources)
+        out[lang] = {e: (entries[e], sources[e]) for e in wanted[lang] if e < len(entries)}
     if missing:
         notes.append(f"entry names: the metadata of {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''} is no longer at "
                      f"{metadata} (or holds another entry list); those entries are shown by id")  # fmt: skip
@@ -203,15 +204,21 @@ def report_data(run_dir: str | os.PathLike) -> dict:
             browse += [(lang, e, True) for e in head] + [(lang, e, False) for e in tail]
         per_lang[lang] = row
 
-    names_of = _entry_names(card.get("metadata"), sorted({lang for lang, _, _ in browse}), digests, notes)
+    wanted: dict = {}
+    for lang, e, _ in browse:
+        wanted.setdefault(lang, set()).add(e)
+    for lang in per_lang:  # the entries of stage 1's matched samples
+        for r in per_lang[lang]["matched"]:
+            wanted.setdefault(lang, set()).update(r.get("ids", []))
+    names_of = _entry_names(card.get("metadata"), wanted, digests, notes)
     entries = []
     for lang, e, is_head in browse:
         c = int(counts[lang][e])
         q = float(probs.q[lang][e]) if lang in probs.q and e < len(probs.q[lang]) else None
-        known = names_of.get(lang)
+        text, source = names_of.get(lang, {}).get(e, (f"#{e}", "?"))
         slot = ex3.get("head" if is_head else "tail", {}).get(lang, {}).get(str(e), {})
         entries.append({
-            "lang": lang, "id": e, "text": known[0][e] if known else f"#{e}", "source": (known[1][e] or "-") if known else "?",
+            "lang": lang, "id": e, "text": text, "source": source or "-",
             "count": c, "q": q, "head": is_head,
             "kept": [r["text"] for r in slot.get("kept", [])], "not_kept": [r["text"] for r in slot.get("not_kept", [])],
         })  # fmt: skip
@@ -219,8 +226,7 @@ def report_data(run_dir: str | os.PathLike) -> dict:
         row["head"] = [e for e in entries if e["lang"] == lang and e["head"]]
     for lang, row in per_lang.items():
         for r in row["matched"]:
-            known = names_of.get(lang)
-            r["entries"] = [known[0][i] if known and i < len(known[0]) else f"#{i}" for i in r.get("ids", [])]
+            r["entries"] = [names_of.get(lang, {}).get(i, (f"#{i}",))[0] for i in r.get("ids", [])]
 
     return {"card": card, "run": str(run.path), "languages": per_lang, "entries": entries,
             "no_metadata": ex1.get("no_metadata", {}), "sweep": _sweep(run, s2, s3, card, load_sweep_data, sweep, notes),
