@@ -50,6 +50,22 @@ def _item(seed: int, image_id: str, k: int) -> tuple:
     return (uniform(seed, image_id, k, purpose="example"), image_id, k)
 
 
+def _base(seed: int, lang: str) -> int:
+    h = hashlib.blake2b(f"example-entry|{int(seed)}|{lang}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(h, "little")
+
+
+def _mix(entries, bases) -> np.ndarray:
+    """splitmix64 of ``entries + bases`` (uint64, modulo 2**64) as floats in [0, 1)."""
+    z = np.asarray(entries, dtype=np.uint64) + np.asarray(bases, dtype=np.uint64)
+    with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
+        z = z * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
 def entry_keys(seed: int, lang: str, entries) -> "np.ndarray":
     """The keys that order a language's entries for the seeded tail sample (smallest first), in [0, 1).
 
@@ -63,14 +79,7 @@ def entry_keys(seed: int, lang: str, entries) -> "np.ndarray":
     >>> bool(((0 <= keys) & (keys < 1)).all()), bool(keys[0] == entry_keys(0, "en", [3])[0]), bool(keys[0] != keys[1])
     (True, True, True)
     """
-    h = hashlib.blake2b(f"example-entry|{int(seed)}|{lang}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    z = np.asarray(entries, dtype=np.uint64) + np.uint64(int.from_bytes(h, "little"))
-    with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
-        z = z * np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return _mix(entries, np.uint64(_base(seed, lang)))
 
 
 class _Bucket:
@@ -179,45 +188,48 @@ class Stage3Examples:
 
     def __init__(self, q: Mapping, seed: int = 0):
         self.seed = int(seed)
-        self._q = q
         self.head: dict[str, set] = {}
-        self._is_head: dict[str, np.ndarray] = {}
-        for lang, arr in q.items():
+        # one id space over all languages (language i's entry e is start[i] + e), so that a
+        # batch of many languages is filtered in a few numpy calls
+        self._langs = sorted(q)
+        self._code = {lang: i for i, lang in enumerate(self._langs)}
+        sizes = np.array([len(q[lang]) for lang in self._langs], dtype=np.int64)
+        self._size = sizes
+        self._start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self._base = np.array([_base(self.seed, lang) for lang in self._langs], dtype=np.uint64)
+        self._is_head = np.zeros(int(self._start[-1]), dtype=bool)
+        self._is_tail = np.zeros(int(self._start[-1]), dtype=bool)
+        for i, lang in enumerate(self._langs):
+            arr = np.asarray(q[lang])
             below = np.flatnonzero(arr < 1.0)
             # lowest q first = highest count; ties by entry id (a stable sort keeps id order)
             top = below[np.argsort(arr[below], kind="stable")[:HEAD]]
             self.head[lang] = set(top.tolist())
+            self._is_head[self._start[i] + top] = True
+            self._is_tail[self._start[i] : self._start[i + 1]] = arr >= 1.0
+        self._bound = np.full(len(self._langs), 2.0)  # per language: a tail key at or above it cannot enter
+        self._tail: dict[int, dict] = {}  # language code -> {entry: key}, the TAIL smallest (key, entry) seen
         self._entries: dict[tuple, dict] = {}  # (lang, entry) -> {"kept": _Bucket, "not_kept": _Bucket}
-        self._tail: dict[str, dict] = {}  # lang -> {entry: entry key}, the TAIL smallest keys seen
+        self._bucket_ids = np.zeros(0, dtype=np.int64)
+        self._bucket_bound = np.zeros(0)
+        self._full: dict[int, float] = {}  # bucket id -> its largest key, for the full buckets
 
-    def _bound(self, lang: str) -> float:
-        """Entry keys at or above this cannot enter `lang`'s tail sample (it only falls)."""
-        held = self._tail.get(lang)
-        return max(held.values()) if held is not None and len(held) >= TAIL else 2.0
-
-    def _tail_takes(self, lang: str, entry: int, key: float) -> bool:
-        held = self._tail.setdefault(lang, {})
-        if entry in held:
-            return True
+    def _tail_takes(self, c: int, entry: int, key: float) -> None:
+        held = self._tail.setdefault(c, {})
+        if entry in held or key > self._bound[c]:
+            return
         if len(held) >= TAIL:
             out = max(held, key=lambda e: (held[e], e))
             if (key, entry) >= (held[out], out):
-                return False
+                return
             del held[out]
-            self._entries.pop((lang, out), None)
+            self._entries.pop((self._langs[c], out), None)
+            g = int(self._start[c]) + out
+            for w in (0, 1):
+                self._full.pop(g * 2 + w, None)
         held[entry] = key
-        return True
-
-    def _take(self, lang: str, entry: int, image_id: str, k: int, text: str, kept: bool, key) -> tuple:
-        slot = self._entries.get((lang, entry))
-        if slot is None:
-            slot = self._entries[(lang, entry)] = {"kept": _Bucket(), "not_kept": _Bucket()}
-        b = slot["kept" if kept else "not_kept"]
-        if key is None:
-            key = _item(self.seed, image_id, k)
-        if b.wants(key):
-            b.add(key, _record(image_id, k, text))
-        return key
+        if len(held) >= TAIL:
+            self._bound[c] = max(held.values())
 
     def add(self, lang: str, image_id: str, k: int, text: str, ids: Iterable[int], kept: bool) -> None:
         """A matched pair of `lang` (entries `ids`) and stage 3's decision for it."""
@@ -227,41 +239,66 @@ class Stage3Examples:
     def add_rows(self, langs, image_ids, ks, texts, ids, offsets, keep) -> None:
         """:meth:`add` for each row of a CSR batch (row ``r`` matched ``ids[offsets[r]:offsets[r + 1]]``).
 
-        The matches of entries that cannot be sampled (neither head nor a tail entry whose key
-        is below the language's current bound) are dropped with numpy, before any per-row work.
+        Which matches can be sampled (a head entry, or a tail entry whose key is below its
+        language's bound) is decided with numpy over the whole batch; only those reach per-row work.
         """
         n = len(langs)
-        if not n:
+        if not n or not self._langs:
             return
         ids = np.asarray(ids, dtype=np.int64)
         offsets = np.asarray(offsets, dtype=np.int64)
         row_of = np.repeat(np.arange(n), np.diff(offsets))
-        code: dict = {}
-        lang_code = np.array([code.setdefault(lang, len(code)) for lang in langs], dtype=np.int32)[row_of]
-        keys = np.zeros(len(ids))
-        want = np.zeros(len(ids), dtype=bool)
-        for lang, c in code.items():
-            q = self._q.get(lang)
-            if q is None:
-                continue
-            at = np.flatnonzero(lang_code == c)
-            e = ids[at]
-            inside = e < len(q)
-            at, e = at[inside], e[inside]
-            head = np.isin(e, np.fromiter(self.head[lang], dtype=np.int64)) if self.head[lang] else np.zeros(len(e), dtype=bool)
-            tail = q[e] >= 1.0
-            k_e = entry_keys(self.seed, lang, e[tail])
-            keys[at[tail]] = k_e
-            sel = np.zeros(len(e), dtype=bool)
-            sel[np.flatnonzero(tail)[k_e <= self._bound(lang)]] = True
-            want[at] = head | sel
-        keyed: dict = {}
-        for j in np.flatnonzero(want).tolist():
-            r = int(row_of[j])
-            lang, e = langs[r], int(ids[j])
-            if e not in self.head.get(lang, ()) and not self._tail_takes(lang, e, float(keys[j])):
-                continue
-            keyed[r] = self._take(lang, e, image_ids[r], int(ks[r]), texts[r], bool(keep[r]), keyed.get(r))
+        codes = np.array([self._code.get(lang, -1) for lang in langs], dtype=np.int64)[row_of]
+        ok = (codes >= 0) & (ids < self._size[np.maximum(codes, 0)])
+        pos = np.flatnonzero(ok)
+        c, e = codes[pos], ids[pos]
+        gid = self._start[c] + e
+        head = self._is_head[gid]
+        tail = self._is_tail[gid]
+        keys = _mix(e[tail], self._base[c[tail]])
+        near = np.flatnonzero(tail)[keys < self._bound[c[tail]]]
+        if len(near):  # the tail sample's candidates, in (key, entry) order: few once it is full
+            near_keys = keys[np.searchsorted(np.flatnonzero(tail), near)]
+            for j in np.lexsort((e[near], near_keys)).tolist():
+                self._tail_takes(int(c[near[j]]), int(e[near[j]]), float(near_keys[j]))
+        sampled = np.zeros(len(pos), dtype=bool)
+        if self._tail:
+            held = np.array([self._start[cc] + ee for cc, d in self._tail.items() for ee in d], dtype=np.int64)
+            sampled = tail & np.isin(gid, held)
+        wanted = np.flatnonzero(head | sampled)
+        if not len(wanted):
+            return
+        rows = row_of[pos[wanted]]
+        first = np.unique(rows)
+        u = np.array([uniform(self.seed, image_ids[r], int(ks[r]), purpose="example") for r in first.tolist()])[np.searchsorted(first, rows)]
+        kept = np.asarray(keep, dtype=bool)[rows]
+        # a full bucket takes only keys at or below its largest: most matches stop here, in numpy
+        bucket = gid[wanted] * 2 + kept
+        at = np.minimum(np.searchsorted(self._bucket_ids, bucket), max(len(self._bucket_ids) - 1, 0))
+        bound = np.where(self._bucket_ids[at] == bucket, self._bucket_bound[at], 2.0) if len(self._bucket_ids) else np.full(len(u), 2.0)
+        changed = False
+        for j in np.flatnonzero(u <= bound).tolist():
+            r = int(rows[j])
+            lang, entry = langs[r], int(e[wanted[j]])
+            slot = self._entries.get((lang, entry))
+            if slot is None:
+                slot = self._entries[(lang, entry)] = {"kept": _Bucket(), "not_kept": _Bucket()}
+            b = slot["kept" if kept[j] else "not_kept"]
+            key = (float(u[j]), image_ids[r], int(ks[r]))
+            if b.wants(key):
+                b.add(key, _record(image_ids[r], int(ks[r]), texts[r]))
+                if len(b.items) >= K:
+                    self._full[int(gid[wanted[j]]) * 2 + int(kept[j])] = b.items[-1][0][0]
+                    changed = True
+        if changed:
+            self._index_buckets()
+
+    def _index_buckets(self) -> None:
+        """Sorted bucket ids (global entry id * 2 + kept) of the full buckets, with their largest keys."""
+        ids = np.fromiter(self._full.keys(), dtype=np.int64, count=len(self._full))
+        order = np.argsort(ids)
+        self._bucket_ids = ids[order]
+        self._bucket_bound = np.fromiter(self._full.values(), dtype=np.float64, count=len(self._full))[order]
 
     def to_json(self) -> dict:
         """The file's content."""
