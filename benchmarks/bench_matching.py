@@ -262,7 +262,7 @@ def main(argv=None):
             load = measure_load(path, len(entries), engine, captions_path)
             rss = f"{load['rss']:.0f}" if load["rss"] is not None else "n/a"
             peak = f"{load['peak'] / 2**20:.0f} MB" if load["peak"] is not None else "n/a"
-            print(f"[{engine}] built in {build:.2f} s, file {path.stat().st_size / 1e6:.1f} MB; load {load['wall']:.3f} s wall, "
+            print(f"[{engine}] built in {build:.2f} s, file {path.stat().st_size / 2**20:.1f} MB; load {load['wall']:.3f} s wall, "
                   f"{load['cpu']:.3f} s CPU (best of 3); bytes/entry after load: {load['traced']:.0f} (tracemalloc), {rss} "
                   f"(RSS growth of a fresh process loading it), {matcher.nbytes / max(len(entries), 1):.0f} (Matcher.nbytes); "
                   f"peak RSS of a fresh process loading it and matching the captions: {peak}")  # fmt: skip

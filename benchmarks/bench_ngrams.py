@@ -223,8 +223,8 @@ def main() -> int:
     if not dump.exists():
         t = time.perf_counter()
         make_dump(Path(args.dump), dump, args.copies, args.share)
-        print(f"synthetic dump: {args.copies} copies, share {args.share}: {dump.stat().st_size / 1e6:.1f} MB bz2 ({time.perf_counter() - t:.0f} s to build)")
-    mb = dump.stat().st_size / 1e6
+        print(f"synthetic dump: {args.copies} copies, share {args.share}: {dump.stat().st_size / 2**20:.1f} MB bz2 ({time.perf_counter() - t:.0f} s to build)")
+    mb = dump.stat().st_size / 2**20
     common = ["metadata", "ngrams", str(dump), "--lang", "en", "-q"]
 
     small = Path(args.dump).with_name("enwiki-table-markup.xml.bz2")  # 5 pages: the fixed-cost baseline
@@ -292,7 +292,7 @@ def main() -> int:
     rank_mb = unigrams_full * 24 / 2**20 + 150
     print("projection, full English (~4.5e9 tokens, ~20 GB bz2):")
     for workers in (2, 8, 16):
-        hours = FULL_EN_BZ2 / 1e6 / (per_proc_mb * workers) / 3600
+        hours = FULL_EN_BZ2 / 2**20 / (per_proc_mb * workers) / 3600
         peak_gb = (workers * worker_mb + parent_mb) / 1024
         print(f"  {workers:2d} workers x {args.memory_limit} on {workers} free cores: counting ~{hours:.1f} h, peak RAM ~{peak_gb:.1f} GB "
               f"({workers} x {worker_mb:.0f} MB workers + ~{parent_mb:.0f} MB merge)")

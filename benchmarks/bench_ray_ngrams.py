@@ -37,7 +37,7 @@ def main() -> int:
     p.add_argument("--cpus", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=64)
     args = p.parse_args()
-    mb = os.path.getsize(args.dump) / 1e6
+    mb = os.path.getsize(args.dump) / 2**20
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-ray-ngrams-") as tmp:

@@ -65,7 +65,7 @@ def main() -> None:
     logging.disable(logging.WARNING)
     path: Path = args.dump
     with bz2.open(path, "rb") if path.suffix == ".bz2" else open(path, "rb") as f:
-        xml_mb = len(f.read()) / 1e6
+        xml_mb = len(f.read()) / 2**20
 
     t_read, pages = _best(lambda: list(iter_articles(path)), args.repeat)
     t_iterparse, _ = _best(lambda: _iterparse_pages(path), 1)

@@ -146,20 +146,35 @@ def make_world(root: Path, entries: int, scale: float, images: int, shards: int,
 
 RUNNER = r"""
 import json, os, resource, sys, time
+
+def tree_cpu():  # CPU seconds (user + system) of this process and every live descendant (the workers)
+    ticks, kids = os.sysconf("SC_CLK_TCK"), {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+                kids.setdefault(int(f[1]), []).append((int(d), (int(f[11]) + int(f[12])) / ticks))
+            except (OSError, ValueError, IndexError):
+                pass
+    total, todo = time.process_time(), [os.getpid()]
+    while todo:
+        for pid, cpu in kids.get(todo.pop(), ()):
+            total += cpu
+            todo.append(pid)
+    return total
 from metaclip2.execution import get_executor
 from metaclip2.pipeline.run.api import compute_thresholds, count, sample
-meta, pattern, out, workers, t_en, mm = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
-kw = {}
-if mm != "none":
-    kw["matcher_memory"] = int(mm)
+meta, pattern, out, workers, t_en, kw = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), json.loads(sys.argv[6])
 ex = get_executor("local", workers)
 ex.map(os.getpid, [{}] * workers)  # workers up before timing
-c0 = time.process_time(); t0 = time.perf_counter(); count(meta, [pattern], out, executor=ex, progress=False, **kw)
-c1 = time.process_time(); t1 = time.perf_counter(); compute_thresholds(out, t_en=t_en, progress=False)
-c2 = time.process_time(); t2 = time.perf_counter(); sample(out, executor=ex, progress=False)
-c3 = time.process_time(); t3 = time.perf_counter(); ex.close()
-# CPU seconds of this process: the whole work with 1 worker (tasks run in the calling process)
-print(json.dumps({"t1": t1 - t0, "t2": t2 - t1, "t3": t3 - t2, "c1": c1 - c0, "c3": c3 - c2, "pid": os.getpid()}))
+c0 = time.process_time(); a0 = tree_cpu(); t0 = time.perf_counter(); count(meta, [pattern], out, executor=ex, progress=False, **kw)
+c1 = time.process_time(); a1 = tree_cpu(); t1 = time.perf_counter(); compute_thresholds(out, t_en=t_en, progress=False)
+c2 = time.process_time(); a2 = tree_cpu(); t2 = time.perf_counter(); sample(out, executor=ex, progress=False)
+c3 = time.process_time(); a3 = tree_cpu(); t3 = time.perf_counter(); ex.close()
+# c*: CPU seconds of this process (the whole work with 1 worker: tasks run in the calling process);
+# a*: of every process of the run (driver + workers)
+print(json.dumps({"t1": t1 - t0, "t2": t2 - t1, "t3": t3 - t2, "c1": c1 - c0, "c3": c3 - c2,
+                  "a1": a1 - a0, "a2": a2 - a1, "a3": a3 - a2, "pid": os.getpid()}))
 """
 
 STAGE2_RUNNER = r"""
@@ -192,6 +207,14 @@ for p in sorted(d.glob("*.matcher"), key=lambda p: -p.stat().st_size)[: int(sys.
 print(json.dumps(out))
 """
 
+
+VERIFY_RUNNER = r"""
+import sys
+from pathlib import Path
+from metaclip2.matching.matcher import Matcher
+for p in sorted(Path(sys.argv[1]).glob("*.matcher")):
+    Matcher.load(p)
+"""
 
 # Loaded in every process of a run (a sitecustomize on PYTHONPATH) with --one-matcher: a store
 # without a matcher_memory parameter keeps only the matcher (and entry list) last asked for, as
@@ -239,10 +262,44 @@ def _hwm(pid: int) -> int | None:
     return None
 
 
+def _rollup(pid: int) -> tuple[int, int, int] | None:
+    """(PSS, private, anonymous bytes) of a process now, from /proc/PID/smaps_rollup (None if gone).
+
+    PSS counts each shared page (a mapped matcher in the page cache, the forkserver's
+    imports) divided by the processes that map it, so the PSS of a run's processes sums to
+    the memory the run takes; private = Private_Clean + Private_Dirty (which includes pages
+    of a mapped file that only this process maps); anonymous = the process's own heap, what
+    no other process and no page cache can share.
+    """
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            v = {}
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0].endswith(":") and parts[1].isdigit():
+                    v[parts[0][:-1]] = int(parts[1]) * 1024
+    except OSError:
+        return None
+    if "Pss" not in v:
+        return None
+    return v["Pss"], v.get("Private_Clean", 0) + v.get("Private_Dirty", 0), v.get("Anonymous", 0)
+
+
+#: Peak PSS and private memory per process of the last run_measured call: {pid: (pss, private)}.
+ROLLUPS: dict[int, tuple[int, int, int]] = {}
+#: Peak of the PSS summed over the processes alive at one sample.
+PSS_SUM = [0]
+
+
 def run_measured(cmd: list[str], env: dict, cwd: Path) -> tuple[str, dict[int, int], int]:
-    """Run `cmd` in `cwd`; returns (stdout, {pid: peak RSS bytes} of every process of its tree, root pid)."""
+    """Run `cmd` in `cwd`; returns (stdout, {pid: peak RSS bytes} of every process of its tree, root pid).
+
+    Also samples PSS and private memory (:data:`ROLLUPS`, :data:`PSS_SUM`) every 50 ms.
+    """
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peaks: dict[int, int] = {}
+    ROLLUPS.clear()
+    PSS_SUM[0] = 0
     stop = threading.Event()
 
     def watch() -> None:
@@ -257,6 +314,14 @@ def run_measured(cmd: list[str], env: dict, cwd: Path) -> tuple[str, dict[int, i
                 if h is not None:
                     peaks[p] = max(peaks.get(p, 0), h)
                 todo += _children(p)
+            total = 0
+            for p in seen:
+                r = _rollup(p)
+                if r is not None:
+                    old = ROLLUPS.get(p, (0, 0, 0))
+                    ROLLUPS[p] = tuple(max(a, b) for a, b in zip(old, r))
+                    total += r[0]
+            PSS_SUM[0] = max(PSS_SUM[0], total)
             stop.wait(0.05)
 
     t = threading.Thread(target=watch, daemon=True)
@@ -292,6 +357,36 @@ def outputs(run: Path, every: bool) -> dict[str, bytes]:
             if p.is_file() and (p.name in ("probabilities.bin", "thresholds.json") or p.name.endswith(".jsonl") and p.parent.name == "stage3")}  # fmt: skip
 
 
+def print_memory_cpu(r: dict, pid: int) -> None:
+    """Pairs per CPU second of every process of the run, and peak RSS/PSS/private memory per process."""
+    pairs = r["pairs"]
+    a = r["a1"] + r["a2"] + r["a3"]
+    print(f"{'':30s} every process (driver + workers): stage 1 {r['a1']:.1f} CPU s = {pairs / r['a1']:,.0f} pairs/CPU-s; "
+          f"whole run {a:.1f} CPU s = {pairs / a:,.0f} pairs/CPU-s", flush=True)  # fmt: skip
+    rows = sorted(r["rollups"].items(), key=lambda kv: (kv[0] != pid, -kv[1][0]))
+    cells = []
+    for p, (pss, private, anon) in rows:
+        role = "driver" if p == pid else "worker"
+        rss = r["driver_mb"] if p == pid else None
+        cells.append(f"{role} PSS {pss / 2**20:.0f} / private {private / 2**20:.0f} / anon {anon / 2**20:.0f}"
+                     + (f" / RSS {rss:.0f}" if rss else ""))  # fmt: skip
+    print(f"{'':30s} peak MB per process: {'; '.join(cells)}; PSS summed (peak) {r['pss_sum'] / 2**20:.0f}", flush=True)
+
+
+def real_pool(root: Path, pairs: int) -> tuple[Path, str, int]:
+    """bench_curate's generated real-pool-like pool (4 languages, 36k entries) of about `pairs` pairs, in 4 shards."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_curate import make_pool
+
+    d = root / "real-pool"
+    if (d / "pairs.json").exists():
+        return d / "meta", str(d / "pool" / "*.jsonl"), json.loads((d / "pairs.json").read_text())
+    d.mkdir(exist_ok=True)
+    meta, pattern, n = make_pool(d, 4, max(1, pairs // 8), lid=False)
+    (d / "pairs.json").write_text(json.dumps(n))
+    return meta, pattern, n
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=9_000_000, help="world size before --scale (default 9M; 27M: the paper's)")
@@ -309,6 +404,9 @@ def main() -> int:
     ap.add_argument("--load-languages", type=int, default=10, help="largest matchers to time loading")
     ap.add_argument("--keep", help="build the world in this directory (kept; reused when present)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--memory-per-worker", help="memory budget of each worker process, e.g. 1.5GiB (trees that support it)")
+    ap.add_argument("--no-real-pool", action="store_true",
+                    help="skip the run on a generated real-pool-like pool (bench_curate's: 4 languages) of as many pairs")
     args = ap.parse_args()
     if args.compare_shards is not None and not 1 <= args.compare_shards <= 10:
         ap.error("--compare-shards takes 1 to 10")
@@ -331,7 +429,7 @@ def main() -> int:
     print(f"world: {info['wikipedias']} Wikipedias, {info['wiki_entries']:,} entries -> {info['lid_languages']} LID languages, "
           f"{n_entries:,} entries (largest {largest}: {lid_sizes[largest]:,}, en: {lid_sizes.get('en', 0):,}); "
           f"generated in {info['t_generate']:.0f} s, merged + matchers built in {info['t_build']:.0f} s")  # fmt: skip
-    print(f"pool: {info['images']:,} images, {info['pairs']:,} pairs in {args.shards} shards, {pool_bytes / 1e6:.1f} MB")
+    print(f"pool: {info['images']:,} images, {info['pairs']:,} pairs in {args.shards} shards, {pool_bytes / 2**20:.1f} MB")
 
     # matcher load time and memory (largest languages), in a fresh process
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -344,10 +442,16 @@ def main() -> int:
     print(f"\nmatcher load ({len(loads)} largest, this tree's format): {tot_t:.2f} s for {tot_e:,} entries "
           f"({tot_t / tot_e * 1e6:.2f} us/entry), {tot_b / tot_e:.0f} bytes/entry resident")  # fmt: skip
     for lang, v in list(loads.items())[:3]:
-        print(f"  {lang:8s} {v['entries']:>10,} entries  {v['load_s']:6.2f} s  {v['rss_bytes'] / 1e6:8.1f} MB")
+        print(f"  {lang:8s} {v['entries']:>10,} entries  {v['load_s']:6.2f} s  {v['rss_bytes'] / 2**20:8.1f} MB")
     # resident bytes per entry of the largest list (freed memory reused by the next load makes smaller ones read low)
     big = max(loads.values(), key=lambda v: v["entries"])
     bpe = max(tot_b / tot_e, big["rss_bytes"] / big["entries"])
+
+    # a mapped matcher is verified (hashed) once per machine and file version: do it before any
+    # timed run, as a machine does once, so that the first configuration does not pay it alone
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", VERIFY_RUNNER, str(meta)], env=env, cwd=root, check=True)
+    print(f"every matcher verified (once per machine; the runs below reuse it) in {time.perf_counter() - t0:.1f} s")
 
     shards = sorted((root / "pool").glob("*.jsonl"))
     shard_pairs = [sum(len(json.loads(line)["texts"]) for line in open(p, encoding="utf-8")) for p in shards]
@@ -372,7 +476,13 @@ def main() -> int:
     print(f"{'configuration':30s} {'st1 pairs/s':>11s} {'per CPU s':>9s} {'st2 s':>6s} {'st3 pairs/s':>11s} {'per CPU s':>9s} "
           f"{'driver MB':>9s} {'max worker MB':>13s} {'index/input':>11s} {'st1 counts':>10s} {'st2 counts':>10s}", flush=True)  # fmt: skip
     for label, tree, site, w, n_shards in configs:
-        mm = "1" if label == "one matcher" else args.matcher_memory  # a budget below one matcher: one at a time
+        kw = {}
+        if label == "one matcher":
+            kw["matcher_memory"] = 1  # a budget below one matcher: one at a time
+        elif args.matcher_memory != "none":
+            kw["matcher_memory"] = int(args.matcher_memory)
+        if args.memory_per_worker and label != "baseline":
+            kw["memory_per_worker"] = args.memory_per_worker
         name = f"{label}, {w} worker(s)" + ("" if n_shards == len(shards) else f", {n_shards} shards")
         run = root / ("run-" + name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", ""))
         if run.exists():
@@ -382,7 +492,7 @@ def main() -> int:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree)] + ([str(site)] if site else []))}
         subset = str(root / "pool" / "*.jsonl") if n_shards == len(shards) else str(root / "pool" / f"part-000[0-{n_shards - 1}].jsonl")
         out, peaks, pid = run_measured([sys.executable, "-c", RUNNER, str(meta), subset, str(run), str(w), str(t_en),
-                                        mm], env, root)  # fmt: skip
+                                        json.dumps(kw)], env, root)  # fmt: skip
         times = json.loads(out.strip().splitlines()[-1])
         s1 = sorted((run / "stage1").glob("*"))
         r = {
@@ -394,6 +504,7 @@ def main() -> int:
             "counts1": _size(p for p in s1 if p.name.endswith(".counts.bin")),
             "counts2": (run / "stage2" / "counts.bin").stat().st_size,
             "out": outputs(run, every=False), "out1": outputs(run, every=True),
+            "rollups": dict(ROLLUPS), "pss_sum": PSS_SUM[0],
         }  # fmt: skip
         results.append(r)
         pairs = r["pairs"]
@@ -404,6 +515,7 @@ def main() -> int:
               f"{r['counts1'] / 1e6:8.1f}MB {r['counts2'] / 1e6:8.1f}MB", flush=True)  # fmt: skip
         if w > 1:
             print(f"{'':30s} every process of the tree, peak RSS MB: {', '.join(f'{m:.0f}' for m in r['procs_mb'])}", flush=True)
+        print_memory_cpu(r, pid)
     for r in results[1:]:
         ref = next(x for x in results if x["shards"] == r["shards"])
         if ref is r:
@@ -412,6 +524,35 @@ def main() -> int:
         same1 = r["out1"] == ref["out1"] if r["label"] != "baseline" else None
         print(f"{r['name']} vs {ref['name']}: probabilities, thresholds (but counts digests), curated subset byte-identical: {same}"
               + ("" if same1 is None else f"; every file: {same1}"))  # fmt: skip
+    real = []
+    if not args.no_real_pool:
+        rmeta, rpattern, rpairs = real_pool(root, info["pairs"])
+        print(f"\nreal-pool-like pool (bench_curate's generator: 4 languages, 36k entries), {rpairs:,} pairs in 4 shards:")
+        for w in args.workers:
+            run = root / f"run-real-pool-{w}"
+            if run.exists():
+                import shutil
+
+                shutil.rmtree(run)
+            kw = {"memory_per_worker": args.memory_per_worker} if args.memory_per_worker else {}
+            out, peaks, pid = run_measured([sys.executable, "-c", RUNNER, str(rmeta), rpattern, str(run), str(w), "50", json.dumps(kw)],
+                                           {**os.environ, "PYTHONPATH": str(ROOT)}, root)  # fmt: skip
+            rr = {**json.loads(out.strip().splitlines()[-1]), "name": f"real pool, {w} worker(s)", "workers": w, "pairs": rpairs,
+                  "driver_mb": peaks.pop(pid, 0) / 2**20, "rollups": dict(ROLLUPS), "pss_sum": PSS_SUM[0]}  # fmt: skip
+            real.append(rr)
+            print(f"{rr['name']:30s} stage 1 {rpairs / rr['t1']:,.0f} pairs/s wall", flush=True)
+            print_memory_cpu(rr, pid)
+        world1 = [r for r in results if r["label"] == "this tree" and r["shards"] == len(shards)]
+        if world1 and real:
+            w0, r0_ = world1[0], real[0]
+            print(f"stage 1, pairs per CPU-second of every process, {w0['workers']} worker(s): world {w0['pairs'] / w0['a1']:,.0f} "
+                  f"vs real-pool-like {r0_['pairs'] / r0_['a1']:,.0f} (x{(r0_['pairs'] / r0_['a1']) / (w0['pairs'] / w0['a1']):.1f})")  # fmt: skip
+        for rs in (world1, real):
+            one = [r for r in rs if r["workers"] == 1]
+            two = [r for r in rs if r["workers"] == 2]
+            if one and two:
+                print(f"{two[0]['name']} / 1 worker: stage 1 x{one[0]['t1'] / two[0]['t1']:.2f}, stage 3 x{one[0]['t3'] / two[0]['t3']:.2f}, "
+                      f"whole run x{(one[0]['t1'] + one[0]['t2'] + one[0]['t3']) / (two[0]['t1'] + two[0]['t2'] + two[0]['t3']):.2f} (wall)")  # fmt: skip
     for b in (r for r in results if r["label"] == "baseline"):
         a = next(r for r in results if r["label"] == "this tree" and r["shards"] == b["shards"] and r["workers"] == b["workers"])
         cpu = f" (per CPU second: stage 1 x{b['c1'] / a['c1']:.2f}, stage 3 x{b['c3'] / a['c3']:.2f})" if a["workers"] == 1 else ""
@@ -439,14 +580,34 @@ def main() -> int:
     f = PAPER_ENTRIES / n_entries
     grow = (lid_sizes[largest] * f - lid_sizes[largest]) * bpe / 2**20
     print(f"\nprojection to {PAPER_ENTRIES:,} entries (x{f:.1f}) and {PAPER_PAIRS:,} pairs, {bpe:.0f} bytes/entry resident:")
-    print(f"  one matcher at a time (bounded cache{'' if args.one_matcher else ', NOT measured: pass --one-matcher'}): worker peak {worker_mb:.0f} MB + largest list growth "
-          f"({lid_sizes[largest]:,} -> {lid_sizes[largest] * f:,.0f} entries) x {bpe:.0f} B = {worker_mb + grow:.0f} MB")
-    print(f"  every matcher kept (unbounded cache): {PAPER_ENTRIES:,} x {bpe:.0f} B = {PAPER_ENTRIES * bpe / 2**30:.1f} GiB per worker")
+    if bpe >= 1:  # matchers loaded into the heap (formats before the mapped one)
+        print(f"  one matcher at a time (bounded cache{'' if args.one_matcher else ', NOT measured: pass --one-matcher'}): worker peak {worker_mb:.0f} MB + largest list growth "
+              f"({lid_sizes[largest]:,} -> {lid_sizes[largest] * f:,.0f} entries) x {bpe:.0f} B = {worker_mb + grow:.0f} MB")
+        print(f"  every matcher kept (unbounded cache): {PAPER_ENTRIES:,} x {bpe:.0f} B = {PAPER_ENTRIES * bpe / 2**30:.1f} GiB per worker")
+    else:
+        print(f"  matchers are mapped: loading one makes nothing resident ({bpe:.1f} B/entry); pages come in as matching reads them")
     print(f"  stage-1 counts: {r0['counts1'] / pairs:.2f} B/pair here -> at most 12 B x matches; "
           f"dense would be 8 B x {n_entries * f:,.0f} entries = {n_entries * f * 8 / 1e6:.0f} MB per shard")
     print(f"  stage-1 index: {r0['index'] / pool_bytes:.2f} x input; stage 3 at {pairs / r0['t3']:,.0f} pairs/s/worker: "
           f"{PAPER_PAIRS / (pairs / r0['t3']) / 3600:,.0f} worker-hours; stage 1 at {pairs / r0['t1']:,.0f}: "
           f"{PAPER_PAIRS / (pairs / r0['t1']) / 3600:,.0f} worker-hours")  # fmt: skip
+    rate1 = r0["pairs"] / r0["a1"]
+    rate = r0["pairs"] / (r0["a1"] + r0["a2"] + r0["a3"])
+    print(f"  per CPU-second of every process ({r0['name']}): stage 1 {rate1:,.0f} pairs -> {PAPER_PAIRS / rate1 / 3600:,.0f} CPU-hours; "
+          f"whole run {rate:,.0f} pairs -> {PAPER_PAIRS / rate / 3600:,.0f} CPU-hours for {PAPER_PAIRS:,} pairs (rates measured on "
+          f"{n_entries:,} entries: a trie walk per word costs about the same in a larger list, but touches more pages)")  # fmt: skip
+    plain2 = [r for r in results if r["label"] == "this tree" and r["workers"] == 2 and r["shards"] == len(shards)]
+    if plain2 and plain2[0]["rollups"]:
+        r2 = plain2[0]
+        pid2 = max(r2["rollups"], key=lambda p: r2["rollups"][p][0])
+        w_pss, _, w_anon = r2["rollups"][pid2]
+        mapped = _size(meta.glob("*.matcher"))
+        print(f"  2 workers, measured: peak PSS of one process {w_pss / 2**20:.0f} MB (anonymous {w_anon / 2**20:.0f} MB), "
+              f"summed over the run {r2['pss_sum'] / 2**20:.0f} MB")  # fmt: skip
+        print(f"  mapped matchers: {mapped / n_entries:.0f} B/entry on disk -> {mapped * f / 2**30:.2f} GiB at {PAPER_ENTRIES:,} entries, "
+              f"held once by the machine's page cache; a worker's PSS at most its anonymous memory + that / workers "
+              f"= {(w_anon + mapped * f / 2) / 2**20:,.0f} MB with 2 workers (its matcher cache, a share of "
+              f"--memory-per-worker, unmaps beyond that share)")  # fmt: skip
     if tmp is not None:
         tmp.cleanup()
     return 0

@@ -2,7 +2,7 @@
 
 Measures, on the real (small) English dump in ../shared/data/wikipedia, the n-gram count of the
 dump, the build of the language's metadata and the LID merge with matchers, and prints rates
-(compressed dump MB per second, output bytes per dump byte) to extrapolate to real dump sizes.
+(compressed dump MB per second, output bytes per dump byte; MB = 2^20 bytes) to extrapolate to real dump sizes.
 
     PYTHONPATH=. python benchmarks/bench_worldwide.py [--processes 1]
 """
@@ -47,12 +47,12 @@ def main() -> int:
         with LocalExecutor(args.processes) as ex:
             report = build_all(Path(d) / "tree", out, "en", wordnet=None, executor=ex, split_bytes=0, progress=False)
         t1 = time.perf_counter()
-        mb = dump.stat().st_size / 1e6
+        mb = dump.stat().st_size / 2**20
         print(report.table())
         print(f"dump {mb:.2f} MB bz2; all --languages en (no WordNet, no page views), {args.processes} process(es): {t1 - t0:.1f} s "
               f"= {mb / (t1 - t0):.3f} MB/s of bz2 dump")
         for sub in ("ngrams", "wikipedia", "lid"):
-            print(f"  {sub}/: {_du(out / sub) / 1e6:.2f} MB = {_du(out / sub) / dump.stat().st_size:.2f} x the dump")
+            print(f"  {sub}/: {_du(out / sub) / 2**20:.2f} MB = {_du(out / sub) / dump.stat().st_size:.2f} x the dump")
         print(f"peak RSS (this process): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
         # Page views: one synthetic hourly file (real ones hold several million lines).
@@ -71,7 +71,7 @@ def main() -> int:
         t0 = time.perf_counter()
         split_pageviews(str(pv), str(Path(d) / "views"))
         t1 = time.perf_counter()
-        print(f"split_pageviews: {n} lines ({pv.stat().st_size / 1e6:.1f} MB gz) in {t1 - t0:.1f} s = {n / (t1 - t0) / 1e6:.2f} M lines/s; "
+        print(f"split_pageviews: {n} lines ({pv.stat().st_size / 2**20:.1f} MB gz) in {t1 - t0:.1f} s = {n / (t1 - t0) / 1e6:.2f} M lines/s; "
               f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 

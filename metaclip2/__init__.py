@@ -2,15 +2,15 @@
 
 The pipeline in layers, each a subpackage that imports only from the ones above it here:
 
-* :mod:`metaclip2.core` — entry lists and digests, language tables, errors, atomic files;
-* :mod:`metaclip2.execution` — where tasks run: local worker processes or Ray;
-* :mod:`metaclip2.metadata` — per-language entry lists from WordNet/OMW, Wikipedia unigrams,
+* [`metaclip2.core`][metaclip2.core] — entry lists and digests, language tables, errors, atomic files;
+* [`metaclip2.execution`][metaclip2.execution] — where tasks run: local worker processes or Ray;
+* [`metaclip2.metadata`][metaclip2.metadata] — per-language entry lists from WordNet/OMW, Wikipedia unigrams,
   PMI bigrams and page-view titles;
-* :mod:`metaclip2.matching` — language identification, per-LID-language metadata and
+* [`metaclip2.matching`][metaclip2.matching] — language identification, per-LID-language metadata and
   Aho-Corasick substring matching of alt-texts against their language's entries;
-* :mod:`metaclip2.curation` — Algorithm 1: entry counts, thresholds, balanced sampling;
-* :mod:`metaclip2.pipeline` — readers, per-shard stages, resumable runs, datacard, demo;
-* :mod:`metaclip2.cli` — the ``metaclip2`` command.
+* [`metaclip2.curation`][metaclip2.curation] — Algorithm 1: entry counts, thresholds, balanced sampling;
+* [`metaclip2.pipeline`][metaclip2.pipeline] — readers, per-shard stages, resumable runs, datacard, demo;
+* [`metaclip2.cli`][metaclip2.cli] — the ``metaclip2`` command.
 
 This top level holds what a notebook needs; everything else is in its subpackage.
 """

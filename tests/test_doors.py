@@ -50,7 +50,7 @@ def world(tmp_path_factory):
             im["texts"].append(rnd.choice(EXTRA_TEXTS))
     write_jsonl(d / "images.jsonl", images)
     pairs = [{"id": im["id"], "text": t} for im in images for t in im["texts"]]
-    cut = next(i for i in range(len(pairs) // 2, len(pairs)) if pairs[i]["id"] != pairs[i - 1]["id"])  # at an image boundary
+    cut = next(i for i in range(len(pairs) // 2, len(pairs)) if pairs[i]["id"] == pairs[i - 1]["id"])  # inside an image
     (d / "pairs").mkdir()
     write_jsonl(d / "pairs" / "part-0.jsonl", pairs[:cut])
     write_jsonl(d / "pairs" / "part-1.jsonl", pairs[cut:])

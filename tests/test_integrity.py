@@ -446,6 +446,31 @@ def test_temporary_files_of_a_killed_report_are_removed_on_resume(pool, tmp_path
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
 
 
+def test_temporary_file_of_a_retried_task_is_removed_when_the_run_ends(tmp_path):
+    """A task lost with its Ray node and run again elsewhere left its first attempt's temporary
+    file mid-run; the whole-run command removes it when it ends, not after an error."""
+    from metaclip2.core.atomic import make_directory, temporary_name
+    from metaclip2.pipeline.run.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    left = temporary_name(run.stage3 / "part-0.jsonl")
+    with run.lock(exclusive=True):
+        make_directory(run.stage3)
+        left.write_bytes(b"half a shard")  # the killed attempt's, written while the run holds the lock
+        assert left.exists()
+    assert not left.exists()
+    with pytest.raises(RuntimeError, match="stage failed"):
+        with run.lock(exclusive=True):
+            left.write_bytes(b"half a shard")
+            raise RuntimeError("stage failed")  # a cancelled Ray task may still be writing: left for the next run
+    assert left.exists()
+    with run.lock(exclusive=False):  # an array job's shared lock never removes others' files
+        pass
+    assert left.exists()
+    with run.lock(exclusive=True):  # the next whole-run command
+        assert not left.exists()
+
+
 def test_json_files_cut_short_give_one_line_naming_them(pool, run, capsys):
     from metaclip2.cli import main
 

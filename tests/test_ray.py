@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
+from metaclip2.core.errors import ParameterError  # noqa: E402
 from metaclip2.execution.ray_executor import RayExecutor, RayNotInstalledError, import_ray  # noqa: E402
 
 from fixtures import make_metadata, tree  # noqa: E402
@@ -59,6 +60,27 @@ def _fail_on(x: int, bad: int) -> int:
     if x == bad:
         raise ValueError(f"bad input {x}")
     return x
+
+
+def _die_first_time(x: int, marker: str) -> int:
+    """End this Ray worker process abruptly on the first attempt, as a lost node would; return x on the next."""
+    if not os.path.exists(marker):
+        Path(marker).write_text("attempt 1 died")
+        os._exit(1)
+    return x
+
+
+def _die(x: int) -> int:
+    os._exit(1)
+
+
+class _DyingShardTask:
+    """Like the pipeline's per-shard tasks (a callable with a ``shard``), but its worker always dies."""
+
+    shard = "part-07"
+
+    def __call__(self):
+        os._exit(1)
 
 
 # -- the executor itself ----------------------------------------------------------------------
@@ -131,6 +153,35 @@ def test_shared_values_go_through_object_store_once(ray_cluster):
 def test_task_error_reraises_original_type(ray_cluster):
     with pytest.raises(ValueError, match="bad input 3"):
         RayExecutor().map(_fail_on, [{"x": x, "bad": 3} for x in range(6)])
+
+
+def test_lost_worker_is_retried(ray_cluster, tmp_path):
+    """A task whose worker process dies is run again (Ray max_retries) and its result returned."""
+    marker = tmp_path / "attempted"
+    got = RayExecutor(max_retries=1).map(_die_first_time, [{"x": 7, "marker": str(marker)}])
+    assert got == [7]
+    assert marker.read_text() == "attempt 1 died"  # the first attempt did run, and died
+
+
+def test_retries_used_up_is_one_line_saying_rerun(ray_cluster):
+    from metaclip2.core.errors import Metaclip2Error
+    from metaclip2.execution.ray_executor import TaskLostError
+
+    with pytest.raises(TaskLostError) as info:
+        RayExecutor(max_retries=1, desc="stage 1: match").map(_die, [{"x": 1}])
+    msg = str(info.value)
+    assert isinstance(info.value, Metaclip2Error) and "\n" not in msg
+    assert msg.startswith("stage 1: match: Ray task 1 of 1 was lost with its worker or node (WorkerCrashedError)")
+    assert msg.endswith("(max_retries=1) are used up: run the same command again")
+    # The curation stages' tasks are named by their shard, and their finished shards are kept.
+    with pytest.raises(TaskLostError, match=r"^stage 3: sample: the Ray task of shard part-07 was lost .*max_retries=0\) "
+                                            r"are used up: run the same command again to resume \(finished shards are verified and reused\)$"):
+        RayExecutor(max_retries=0).run([_DyingShardTask()], desc="stage 3: sample")
+    # A task that raised is not retried, and keeps its own error.
+    with pytest.raises(ValueError, match="bad input 0"):
+        RayExecutor(max_retries=2).map(_fail_on, [{"x": 0, "bad": 0}])
+    with pytest.raises(ParameterError, match="max_retries must be 0 or more, got -1"):
+        RayExecutor(max_retries=-1)
 
 
 def test_does_not_shut_down_a_runtime_it_did_not_start(ray_cluster):
@@ -366,5 +417,5 @@ def test_documented_per_shard_script_equals_curate(pool, tmp_path, monkeypatch):
 
     curate(meta, [str(shards[0].parent / "*.jsonl")], out, t_en=25, seed=0, progress=False)
     by_runner = {f: b for f, b in _tree(out).items() if f.startswith("stage")}
-    assert len(by_jobs) == 3 * n + 3 + 2 * n
+    assert len(by_jobs) == 4 * n + 5 + 2 * n  # stage 1: index, counts, images, stats; stage 2: + split
     assert by_jobs == by_runner

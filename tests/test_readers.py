@@ -43,8 +43,11 @@ BAD_LINES = [
     (b'{"id": "d", "texts": [{"lang": "en"}]}', "missing_text"),
     (b"", None),  # blank lines are not pairs
     (b'{"id": 42, "texts": ["integer ids are fine"]}', None),
+    (b'{"id": "f", "text": "a dog", "text_index": 1.5}', "bad_index"),  # not a whole number
+    (b'{"id": "ok", "text": "a cat again", "text_index": 1}', "duplicate_index"),  # "ok" has alt-text 1 above
 ]
-BAD_EXPECTED = {"malformed": 2, "undecodable": 2, "missing_id": 2, "missing_text": 2, "not_string": 3, "empty": 2, "too_long": 1}
+BAD_EXPECTED = {"malformed": 2, "undecodable": 2, "missing_id": 2, "missing_text": 2, "not_string": 3, "empty": 2, "too_long": 1,
+                "bad_index": 1, "duplicate_index": 1}
 
 
 @pytest.fixture()
@@ -69,7 +72,10 @@ def test_every_bad_input_is_counted_with_its_line(bad_jsonl):
             assert lineno >= first_reason_line[reason]
     assert first_reason_line["malformed"] == 2
     assert first_reason_line["too_long"] == 8
-    ok = {im.id: im for im in images if im.id is not None}
+    ok = {}
+    for im in images:  # an id's first record (the last lines add to "ok")
+        if im.id is not None:
+            ok.setdefault(im.id, im)
     assert ok["ok"].texts == ["a cat", "ein Hund"] and ok["ok"].langs == [None, "de"]
     assert ok["42"].texts == ["integer ids are fine"]
     # Valid texts of a record keep their alt-text index next to invalid ones.

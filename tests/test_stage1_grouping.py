@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import metaclip2.pipeline.stages.budget as budget_module
 import metaclip2.pipeline.stages.cache as cache
 import metaclip2.pipeline.stages.match as match
 from metaclip2.curation.counts import EntryCounts
@@ -81,11 +82,12 @@ def test_grouping_and_spilling_give_the_reference_bytes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(LanguageRuns, "_spill", counting_spill)
     for budget in (1 << 30, 50_000, 1):  # all in memory; a few spills; a spill at every row
-        monkeypatch.setattr(match, "_RUN_MEMORY", budget)
+        # a worker budget below the fixed reserve leaves the rows their minimum: set it to `budget`
+        monkeypatch.setattr(budget_module, "_MIN_ROWS", budget)
         monkeypatch.setattr(match, "_MATCH_BATCH", 7 if budget == 1 else 8192)
         out = tmp_path / f"out-{budget}"
         out.mkdir()
-        stats = match_shard(shard, meta, out, "in")
+        stats = match_shard(shard, meta, out, "in", memory_per_worker=8 << 30 if budget == 1 << 30 else 1)
         outs[budget] = _files(out)
         assert not [p for p in out.iterdir() if ".tmp" in p.name]  # temporary runs removed
         assert stats.matched == sum(len(b) for b in iter_index(stage1_paths(out, "in")["index"]))
@@ -163,3 +165,51 @@ def test_phase_order_starts_with_the_matchers_a_bounded_cache_holds(tmp_path):
     match_shard(shard, meta, a, "in", matcher_memory=1)
     match_shard(shard, meta, b, "in", matcher_memory=1)  # starts with "zh", held since the first run
     assert _files(a) == _files(b)
+
+
+def test_memory_per_worker_bounds_buffered_rows_and_changes_no_byte(tmp_path, monkeypatch):
+    meta, shard = _world(tmp_path, 4, 3000)
+    peaks: dict[int, int] = {}
+    real_add = LanguageRuns.add
+
+    def watching_add(self, row):
+        real_add(self, row)
+        peaks[id(self)] = max(peaks.get(id(self), 0), self._bytes)  # bytes held in memory after the add (and any spill)
+        budgets[id(self)] = self._budget
+
+    budgets: dict[int, int] = {}
+    monkeypatch.setattr(LanguageRuns, "add", watching_add)
+    spilled = []
+    real_spill = LanguageRuns._spill
+    monkeypatch.setattr(LanguageRuns, "_spill", lambda self: (spilled.append(1), real_spill(self)))
+    outs = {}
+    for size in ("8GiB", "1GiB", "100MiB", "1MiB"):
+        peaks.clear()
+        budgets.clear()
+        spilled.clear()
+        out = tmp_path / f"out-{size}"
+        out.mkdir()
+        cache.clear()
+        match_shard(shard, meta, out, "in", memory_per_worker=size)
+        outs[size] = _files(out)
+        rows = budget_module.WorkerBudget.of(match.MatchOptions(memory_per_worker=size)).rows
+        assert set(budgets.values()) == {rows}  # both groupings get the rows' share of the budget
+        assert max(peaks.values()) <= rows
+        if size == "1MiB":
+            assert spilled  # 3,000 images of rows do not fit in the minimum share: they went to disk
+        if size == "8GiB":
+            assert not spilled
+    assert len({json.dumps(sorted((k, v.hex()) for k, v in o.items())) for o in outs.values()}) == 1
+
+
+def test_memory_per_worker_is_split_and_checked():
+    big = budget_module.WorkerBudget.split(8 << 30)
+    small = budget_module.WorkerBudget.split(512 << 20)
+    assert small.rows < big.rows and small.matchers < big.matchers
+    assert 2 * small.rows + small.matchers + small.lid <= 512 << 20
+    assert budget_module.WorkerBudget.split(1 << 30, matcher_memory=5).matchers == 5  # an explicit cache size wins
+    assert CurationConfig(memory_per_worker="1.5GiB").memory_per_worker == 3 << 29
+    assert "memory_per_worker" not in {k for s in (1, 2, 3) for k in CurationConfig().section(s)}
+    for bad in (0, -1, "lots"):
+        with pytest.raises(ValueError, match="memory_per_worker"):
+            CurationConfig(memory_per_worker=bad)

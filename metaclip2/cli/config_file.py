@@ -1,12 +1,12 @@
 """``--config FILE`` and ``--print-config``: a curation run's parameters in a TOML file.
 
-The file's keys are the :class:`~metaclip2.pipeline.run.config.CurationConfig` field names
+The file's keys are the [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] field names
 (``t_en``, ``seed``, ``text_keys``, ...) and the run's ``metadata``, ``input`` and ``out``
-(:data:`RUN_KEYS`). Options given on the command line override the file; a key the file does
+([`RUN_KEYS`][metaclip2.cli.config_file.RUN_KEYS]). Options given on the command line override the file; a key the file does
 not set keeps its default. A command uses the keys it has options for, so one file describing
 a run serves ``curate``, ``count``, ``thresholds`` and ``sample`` alike (the last two take
 ``out`` as their RUN when none is given, so ``--out NEW`` forks it). Relative paths are
-relative to the current directory, as on the command line. :func:`format_config` writes such a
+relative to the current directory, as on the command line. [`format_config`][metaclip2.cli.config_file.format_config] writes such a
 file, every field included (an unset optional one as a comment), and reading it back gives the
 same config.
 """
@@ -34,7 +34,7 @@ def _kind(f: dataclasses.Field) -> str | None:
     """What TOML value a field takes: str, strs (a string or a list of them), bool, size; None:
     numbers, left to the config's own checks."""
     t = str(f.type)
-    if f.name == "matcher_memory":
+    if f.name in ("matcher_memory", "memory_per_worker"):
         return "size"
     if "bool" in t:
         return "bool"
@@ -88,7 +88,7 @@ def read_config_file(path: str | os.PathLike, command_keys: Iterable[str] = ()) 
     path : path
         The TOML file.
     command_keys : iterable of str
-        Other keys the file may set (e.g. :data:`RUN_KEYS`): a string, or for ``input`` also a
+        Other keys the file may set (e.g. [`RUN_KEYS`][metaclip2.cli.config_file.RUN_KEYS]): a string, or for ``input`` also a
         list of strings.
 
     Returns

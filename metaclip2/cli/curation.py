@@ -1,6 +1,6 @@
 """``metaclip2 curate | count | thresholds | sample | report``.
 
-The options are built from :class:`~metaclip2.pipeline.run.config.CurationConfig`'s fields, so
+The options are built from [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig]'s fields, so
 each one's default and check live in one place.
 """
 
@@ -36,7 +36,7 @@ def _inputs(p: argparse.ArgumentParser) -> None:
 
 
 def _config_file(p: argparse.ArgumentParser, command: str) -> None:
-    """``--config FILE`` and ``--print-config`` (see :mod:`metaclip2.cli.config_file`)."""
+    """``--config FILE`` and ``--print-config`` (see [`metaclip2.cli.config_file`][metaclip2.cli.config_file])."""
     uses = "metadata, input, out" if command in ("curate", "count") else "out: RUN when none is given"
     p.add_argument("--config", metavar="FILE",
                    help="TOML file of parameters: keys are the options' names with underscores (t_en, text_keys, "
@@ -261,7 +261,7 @@ def _stage1_total(out):
 
 
 def _damage_status(invalid_by_reason: dict, damaged, strict: bool) -> int:
-    """:data:`DAMAGED_EXIT` when a lenient run skipped damaged inputs, else 0.
+    """[`DAMAGED_EXIT`][metaclip2.cli.curation.DAMAGED_EXIT] when a lenient run skipped damaged inputs, else 0.
 
     Damage is an invalid reason starting with ``damaged``, or a ``damaged`` entry in the stats
     (a list of damaged stretches, a number, or a mapping of numbers), whichever the readers report.

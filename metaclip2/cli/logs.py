@@ -1,10 +1,10 @@
 """Logging for the command line: one ``metaclip2`` logger hierarchy, on stderr and in the run directory.
 
 Library modules log through ``logging.getLogger(__name__)`` (all under ``metaclip2``) and never
-configure handlers; the command does, once per process (:func:`setup_logging`): messages on
+configure handlers; the command does, once per process ([`setup_logging`][metaclip2.cli.logs.setup_logging]): messages on
 stderr at ``--log-level`` (``-q``: warnings and errors only), and, for the verbs that write a
 run directory, every message at INFO or finer appended to ``<run>/metaclip2.log``
-(:func:`attach_run_log`), with timestamps, so a Slurm job's history stays with its run.
+([`attach_run_log`][metaclip2.cli.logs.attach_run_log]), with timestamps, so a Slurm job's history stays with its run.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Subcommands::
                --languages for every language of a downloaded tree (then LID merge)
 
 Every handler is set as ``func`` on its parser and returns an exit status; the top-level
-``metaclip2`` CLI calls :func:`add_subcommands`.
+``metaclip2`` CLI calls [`add_subcommands`][metaclip2.cli.metadata.add_subcommands].
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def write_views(path: str | os.PathLike, views: Counter) -> None:
 
 
 def read_views(path: str | os.PathLike) -> Counter:
-    """Read a file written by :func:`write_views` (title -> views)."""
+    """Read a file written by [`write_views`][metaclip2.cli.metadata.write_views] (title -> views)."""
     out: Counter = Counter()
     with open(path, encoding="utf-8", newline="\n") as f:
         for line in f:

@@ -2,7 +2,7 @@
 
 argparse reports a misspelt option late and vaguely: ``curate --metdata x`` first complains
 that ``--metadata`` is required, and an extra option otherwise shows up as "unrecognized
-arguments" of the top-level command. :class:`Parser` instead says ``unknown option --metdata;
+arguments" of the top-level command. [`Parser`][metaclip2.cli.parser.Parser] instead says ``unknown option --metdata;
 did you mean --metadata?`` in the verb that was given it (exit status 2, as every usage error).
 """
 

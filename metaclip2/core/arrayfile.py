@@ -9,10 +9,10 @@ sees a half-written file. Layout (integers little-endian)::
     meta length (u64)  meta (JSON: {"header": ..., "arrays": [{"name", "dtype", "length"}]})
     the arrays' bytes, in the order of "arrays"
 
-:func:`load_arrays` checks the declared lengths against the file size before it allocates
+[`load_arrays`][metaclip2.core.arrayfile.load_arrays] checks the declared lengths against the file size before it allocates
 anything and the checksum before it returns, so a damaged file (a flipped bit, a cut, a
 garbage length, two arrays of one name, a header nested too deep, a directory or pipe in its
-place) raises :class:`~metaclip2.core.errors.DataError` naming it. Files of the
+place) raises [`DataError`][metaclip2.core.errors.DataError] naming it. Files of the
 first version (``MC2ARR01``, no checksum) are still read, with the length checks only.
 """
 
@@ -122,7 +122,7 @@ def _read_layout(f, path: Path, size: int, repair: str):
 
 
 def load_arrays(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read a file written by :func:`save_arrays`; returns ``(header, arrays)``.
+    """Read a file written by [`save_arrays`][metaclip2.core.arrayfile.save_arrays]; returns ``(header, arrays)``.
 
     Raises
     ------
@@ -178,7 +178,7 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def load_header(path: str | os.PathLike) -> dict:
-    """The header of a file written by :func:`save_arrays`, after checking the whole file.
+    """The header of a file written by [`save_arrays`][metaclip2.core.arrayfile.save_arrays], after checking the whole file.
 
     The arrays are streamed through the checksum, never held: memory does not depend on the
     file's size.
@@ -186,7 +186,7 @@ def load_header(path: str | os.PathLike) -> dict:
     Raises
     ------
     DataError
-        As :func:`load_arrays`.
+        As [`load_arrays`][metaclip2.core.arrayfile.load_arrays].
 
     See Also
     --------

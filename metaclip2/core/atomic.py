@@ -2,12 +2,12 @@
 
 A file is written under a temporary name beside its target (``<name>.tmp<pid>``, so two
 processes never share one), flushed and fsynced, then renamed into place with
-:func:`os.replace`. A killed writer leaves only its temporary file, which
-:func:`remove_temporaries` deletes when the directory is next resumed.
+`os.replace`. A killed writer leaves only its temporary file, which
+[`remove_temporaries`][metaclip2.core.atomic.remove_temporaries] deletes when the directory is next resumed.
 
 A write that the system refuses (disk full, read-only file system, no permission, a path
-through a file) raises :class:`OutputError`, one sentence naming the path and the cause,
-instead of a bare :class:`OSError` traceback.
+through a file) raises [`OutputError`][metaclip2.core.errors.OutputError], one sentence naming the path and the cause,
+instead of a bare `OSError` traceback.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ _PATH_ERRORS = {
 
 
 def output_error(e: OSError, path: str | os.PathLike, any_errno: bool = True) -> OSError | None:
-    """The :class:`OutputError` for `e`, raised while writing `path`.
+    """The [`OutputError`][metaclip2.core.errors.OutputError] for `e`, raised while writing `path`.
 
     With ``any_errno=False`` only errors that reading never raises (disk full, read-only file
     system, quota, file too large) are mapped and None is returned for others, for code that
@@ -74,7 +74,7 @@ def output_error(e: OSError, path: str | os.PathLike, any_errno: bool = True) ->
 
 
 def make_directory(path: str | os.PathLike) -> Path:
-    """``mkdir -p`` `path`; a refusal raises :class:`OutputError` naming it.
+    """``mkdir -p`` `path`; a refusal raises [`OutputError`][metaclip2.core.errors.OutputError] naming it.
 
     Examples
     --------

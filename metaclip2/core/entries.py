@@ -1,7 +1,7 @@
 """Entry lists: digests, duplicate checks and the on-disk metadata format.
 
 An entry's id is its position in its list, so anything that stores ids (a
-matcher, counts, probabilities) also stores :func:`entries_digest` of the list
+matcher, counts, probabilities) also stores [`entries_digest`][metaclip2.core.entries.entries_digest] of the list
 and refuses to be paired with another list.
 
 File format (``<lang>.tsv``, UTF-8, human-readable)::
@@ -86,7 +86,7 @@ def find_duplicates(entries: Iterable[str]) -> list[str]:
 
 
 def check_entries(entries: Sequence[str]) -> None:
-    """Raise :class:`MetadataError` unless `entries` is a list of unique, non-empty strings.
+    """Raise [`MetadataError`][metaclip2.core.errors.MetadataError] unless `entries` is a list of unique, non-empty strings.
 
     See Also
     --------
@@ -157,7 +157,7 @@ def write_metadata(path: str | os.PathLike, entries: Sequence[str], sources: Seq
 
 
 def read_metadata(path: str | os.PathLike, with_sources: bool = False):
-    """Read a metadata ``.tsv`` file written by :func:`write_metadata`.
+    """Read a metadata ``.tsv`` file written by [`write_metadata`][metaclip2.core.entries.write_metadata].
 
     Returns the entry list, or ``(entries, sources)`` when `with_sources` is true.
     The digest in the header is checked against the entries read.

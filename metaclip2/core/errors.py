@@ -1,6 +1,6 @@
 """The package's exceptions: one root, so callers (and the CLI) can catch everything we raise on purpose.
 
-Every exception class metaclip2 defines derives from :class:`Metaclip2Error`, and also from
+Every exception class metaclip2 defines derives from [`Metaclip2Error`][metaclip2.core.errors.Metaclip2Error], and also from
 the builtin it refines (``ValueError``, ``ImportError``, ``LookupError``), so code written
 against the builtins keeps working. Messages name the bad input and what to do about it.
 """

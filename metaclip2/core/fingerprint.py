@@ -1,9 +1,9 @@
 """Content fingerprints of files: what a run records about each file it writes or reads.
 
-A stage records ``{"bytes", "sha256"}`` of every output file (:func:`file_digest`) in the
+A stage records ``{"bytes", "sha256"}`` of every output file ([`file_digest`][metaclip2.core.fingerprint.file_digest]) in the
 shard's stats, written last, and ``{"bytes", "mtime_ns", "sha256"}`` of every input
-(:func:`input_fingerprint`). Before a later run reuses an output it streams the file again and
-compares (:func:`file_problem`): a missing, truncated or altered file is named, never used.
+([`input_fingerprint`][metaclip2.core.fingerprint.input_fingerprint]). Before a later run reuses an output it streams the file again and
+compares ([`file_problem`][metaclip2.core.fingerprint.file_problem]): a missing, truncated or altered file is named, never used.
 Hashes are streamed in 1 MiB blocks, so memory does not depend on file size; hashlib
 releases the GIL on such blocks, so threads hash files in parallel.
 """
@@ -206,7 +206,7 @@ def file_problem(path: str | os.PathLike, recorded: Mapping[str, Any]) -> str | 
 
 
 def input_change(path: str | os.PathLike, recorded: Mapping[str, Any]) -> str | None:
-    """How input `path` differs from its `recorded` :func:`input_fingerprint`, or None if it does not.
+    """How input `path` differs from its `recorded` [`input_fingerprint`][metaclip2.core.fingerprint.input_fingerprint], or None if it does not.
 
     Size and modification time equal to the record mean unchanged (no read); otherwise the
     content is hashed, and an equal hash (a file touched or copied back) is unchanged too.

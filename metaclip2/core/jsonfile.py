@@ -1,14 +1,14 @@
 """Reading back the package's own JSON, bounded, and sealing the records a later run trusts.
 
-Everything metaclip2 parses from its own files goes through :func:`parse_json` (bytes already
-read, e.g. a header inside a binary file) or :func:`read_json` (a whole file): the size is
-capped, the nesting depth is measured before :func:`json.loads` runs (a file of 100,000
+Everything metaclip2 parses from its own files goes through [`parse_json`][metaclip2.core.jsonfile.parse_json] (bytes already
+read, e.g. a header inside a binary file) or [`read_json`][metaclip2.core.jsonfile.read_json] (a whole file): the size is
+capped, the nesting depth is measured before `json.loads` runs (a file of 100,000
 ``[`` would otherwise end in a ``RecursionError``), duplicate keys and non-UTF-8 bytes are
-refused, and every refusal is one :class:`~metaclip2.core.errors.DataError` naming the file.
+refused, and every refusal is one [`DataError`][metaclip2.core.errors.DataError] naming the file.
 
 A *record* (a shard's ``stats.json``, ``thresholds.json``, ``run.json``) also carries its own
-digest: :func:`seal` adds ``record_sha256``, the sha256 of the canonical JSON of the rest, and
-:func:`unseal` checks and removes it. One edited digit is then a refusal naming the file,
+digest: [`seal`][metaclip2.core.jsonfile.seal] adds ``record_sha256``, the sha256 of the canonical JSON of the rest, and
+[`unseal`][metaclip2.core.jsonfile.unseal] checks and removes it. One edited digit is then a refusal naming the file,
 never a number that reaches the datacard. The digest is over the parsed value, not the
 bytes, so indentation or key order does not matter.
 """
@@ -28,11 +28,11 @@ from metaclip2.core.regularfile import open_regular
 
 __all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "SEAL_KEY", "json_depth", "parse_json", "read_json", "seal", "unseal"]
 
-#: Largest JSON file :func:`read_json` reads (bytes).
+#: Largest JSON file [`read_json`][metaclip2.core.jsonfile.read_json] reads (bytes).
 MAX_JSON_BYTES = 256 << 20
 #: Deepest nesting of arrays and objects accepted; the package's own files nest a few levels.
 MAX_JSON_DEPTH = 64
-#: The key :func:`seal` adds to a record.
+#: The key [`seal`][metaclip2.core.jsonfile.seal] adds to a record.
 SEAL_KEY = "record_sha256"
 
 _REDO = "delete it and run the stage that writes it again"
@@ -76,7 +76,7 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)  # one instance: m
 
 
 def parse_json(raw: bytes | str, source: str, hint: str = _REDO, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """The JSON value of `raw`, or one :class:`DataError` naming `source`.
+    """The JSON value of `raw`, or one [`DataError`][metaclip2.core.errors.DataError] naming `source`.
 
     Parameters
     ----------
@@ -123,7 +123,7 @@ def parse_json(raw: bytes | str, source: str, hint: str = _REDO, max_depth: int 
 
 
 def read_json(path: str | os.PathLike, hint: str = _REDO, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """The JSON value of the regular file `path`, read bounded (see :func:`parse_json`).
+    """The JSON value of the regular file `path`, read bounded (see [`parse_json`][metaclip2.core.jsonfile.parse_json]).
 
     Raises
     ------
@@ -166,7 +166,7 @@ def _digest(obj: dict) -> str:
 
 
 def seal(record: dict) -> dict:
-    """`record` with its own digest added (``SEAL_KEY``), for :func:`unseal` to check when read back.
+    """`record` with its own digest added (``SEAL_KEY``), for [`unseal`][metaclip2.core.jsonfile.unseal] to check when read back.
 
     Examples
     --------

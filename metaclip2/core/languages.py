@@ -283,7 +283,7 @@ def label_scripts(label: str) -> tuple[str, ...] | None:
     Returns
     -------
     tuple of str or None
-        ISO 15924 codes (see :data:`LID176_SCRIPTS`); None for ``"other"`` and for labels
+        ISO 15924 codes (see [`LID176_SCRIPTS`][metaclip2.core.languages.LID176_SCRIPTS]); None for ``"other"`` and for labels
         that name no lid.176 language (the script check never changes those).
     """
     key = _canonical_code(label)
@@ -385,7 +385,7 @@ def lid_to_metadata_language(label: str, default: str | None = OTHER) -> str:
         A lid.176 label (``"en"``, ``"__label__yue"``) or ``"other"``. Also accepted: the
         ``-``/region forms and old codes other detectors or an input language column use
         (``"zh-TW"``, ``"nb"``, ``"iw"``, ``"pt-BR"``), ISO 639-3 and ``xxx_Script`` codes
-        (``"deu"``, ``"eng_Latn"``; see :func:`normalize_language_code`) and Wikipedia codes
+        (``"deu"``, ``"eng_Latn"``; see [`normalize_language_code`][metaclip2.core.languages.normalize_language_code]) and Wikipedia codes
         (``"be_tarask"``, ``"simple"``).
     default : str or None
         Returned for a label that names no known language; None raises ``KeyError``.
@@ -393,7 +393,7 @@ def lid_to_metadata_language(label: str, default: str | None = OTHER) -> str:
     Returns
     -------
     str
-        A key of :func:`lid_language_groups` (``"yue"`` → ``"zh"``, ``"lrc"`` → ``"other"``).
+        A key of [`lid_language_groups`][metaclip2.core.languages.lid_language_groups] (``"yue"`` → ``"zh"``, ``"lrc"`` → ``"other"``).
 
     See Also
     --------
@@ -437,7 +437,7 @@ def normalize_language_code(code: str) -> str | None:
     Returns
     -------
     str or None
-        A code that :func:`lid_to_metadata_language` maps without falling back to its
+        A code that [`lid_to_metadata_language`][metaclip2.core.languages.lid_to_metadata_language] maps without falling back to its
         default, or None.
 
     Examples

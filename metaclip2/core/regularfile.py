@@ -2,7 +2,7 @@
 
 A named pipe opened for reading blocks until a writer comes, and a symlink to ``/dev/zero``
 yields bytes forever, so a crafted or misplaced path must be refused *before* it is read.
-:func:`open_regular` opens without blocking (``O_NONBLOCK``), checks with ``fstat`` that what
+[`open_regular`][metaclip2.core.regularfile.open_regular] opens without blocking (``O_NONBLOCK``), checks with ``fstat`` that what
 it opened is a regular file (so a path swapped between a check and the open cannot slip
 through), and only then hands back a normal binary file object.
 """
@@ -69,7 +69,7 @@ def open_regular(path: str | os.PathLike, hint: str = "delete it and run the sta
 
 
 def open_regular_fd(path: str | os.PathLike, hint: str = "delete it and run the stage that writes it again") -> tuple[int, os.stat_result]:
-    """:func:`open_regular` as ``(file descriptor, fstat)``, for a caller that maps the file; it closes `fd`.
+    """[`open_regular`][metaclip2.core.regularfile.open_regular] as ``(file descriptor, fstat)``, for a caller that maps the file; it closes `fd`.
 
     Examples
     --------

@@ -2,11 +2,11 @@
 
 Every door of the package (stage 3, the batch API, the online sampler, the sweep) computes
 Algorithm 1 through these modules alone: thresholds through
-:class:`~metaclip2.curation.threshold.SortedCounts`, entry probabilities through
-:func:`~metaclip2.curation.threshold.entry_probabilities`, keep probabilities through one kernel
-(:func:`~metaclip2.curation.sampling.keep_probabilities`), the per-image choice through
-:func:`~metaclip2.curation.sampling.keep_decisions`, expectations through
-:class:`~metaclip2.curation.expectation.SweepData`.
+[`SortedCounts`][metaclip2.curation.threshold.SortedCounts], entry probabilities through
+[`entry_probabilities`][metaclip2.curation.threshold.entry_probabilities], keep probabilities through one kernel
+([`keep_probabilities`][metaclip2.curation.sampling.keep_probabilities]), the per-image choice through
+[`keep_decisions`][metaclip2.curation.sampling.keep_decisions], expectations through
+[`SweepData`][metaclip2.curation.expectation.SweepData].
 """
 
 from metaclip2.curation.counts import CountsWriter, EntryCounts, count_entries, merge_count_files

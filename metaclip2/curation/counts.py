@@ -12,8 +12,8 @@ A block is one language, either ``sparse`` (``ids: u32[nnz]`` ascending, then
 ``counts: u64[nnz]``) or ``dense`` (``counts: u64[n_entries]``), whichever is smaller. The
 footer lists, per language, its entry-list ``digest``, ``n_entries``, ``layout``, ``nnz``,
 byte ``offset`` and ``crc32``. A file is written language by language
-(:class:`CountsWriter`) and read language by language (:meth:`EntryCounts.load` reads only
-the footer), so merging shards (:func:`merge_count_files`) holds one language at a time.
+([`CountsWriter`][metaclip2.curation.counts.CountsWriter]) and read language by language ([`EntryCounts.load`][metaclip2.curation.counts.EntryCounts.load] reads only
+the footer), so merging shards ([`merge_count_files`][metaclip2.curation.counts.merge_count_files]) holds one language at a time.
 Files of the first format (``metaclip2-counts/1``, dense arrays) are still read.
 """
 
@@ -52,7 +52,7 @@ def count_entries(n_entries: int, offsets: np.ndarray, ids: np.ndarray) -> np.nd
     offsets : ndarray of int, shape (n + 1,)
         CSR offsets: the ids of text ``k`` are ``ids[offsets[k]:offsets[k + 1]]``.
     ids : ndarray of int, shape (offsets[-1],)
-        Matched entry ids, unique within each text (as :meth:`Matcher.match_many` returns them).
+        Matched entry ids, unique within each text (as [`Matcher.match_many`][metaclip2.matching.matcher.Matcher.match_many] returns them).
 
     Returns
     -------
@@ -108,13 +108,13 @@ class EntryCounts(Mapping[str, np.ndarray]):
     """Per-language entry counts, each tied to the digest of the entry list it indexes.
 
     A mapping ``lang -> ndarray of uint64, shape (n_entries,)``. Partial counts
-    from different shards merge by sum (:meth:`merge`, ``+``); counts of the
+    from different shards merge by sum ([`merge`][metaclip2.curation.counts.EntryCounts.merge], ``+``); counts of the
     same language built from different entry lists refuse to merge.
 
     Counts are held sparse (non-zero entries) until a language becomes denser than that
     pays for; counts loaded from a file stay on disk until a language is asked for, and
     ``counts[lang]`` then builds a dense array (a fresh one unless the language is held
-    dense). :meth:`sparse` gives the non-zero entries without a dense array.
+    dense). [`sparse`][metaclip2.curation.counts.EntryCounts.sparse] gives the non-zero entries without a dense array.
 
     Examples
     --------
@@ -200,7 +200,7 @@ class EntryCounts(Mapping[str, np.ndarray]):
         self._add_sparse(lang, u, np.ones(len(u), dtype=np.uint64))
 
     def add_matches(self, lang: str, offsets: np.ndarray, ids: np.ndarray) -> None:
-        """Count a batch of pairs of `lang` in CSR form (see :func:`count_entries`)."""
+        """Count a batch of pairs of `lang` in CSR form (see [`count_entries`][metaclip2.curation.counts.count_entries])."""
         ids = np.asarray(ids)
         offsets = np.asarray(offsets)
         n = self._n[lang]
@@ -255,7 +255,7 @@ class EntryCounts(Mapping[str, np.ndarray]):
         return total
 
     def check_digests(self, digests: Mapping[str, str]) -> None:
-        """Raise :class:`MatcherMismatchError` if any language counts another entry list than `digests` says."""
+        """Raise [`MatcherMismatchError`][metaclip2.core.errors.MatcherMismatchError] if any language counts another entry list than `digests` says."""
         bad = [lang for lang in self if lang in digests and digests[lang] != self._digests[lang]]
         missing = [lang for lang in self if lang not in digests]
         if bad or missing:
@@ -273,7 +273,7 @@ class EntryCounts(Mapping[str, np.ndarray]):
 
     @classmethod
     def load(cls, path: str | os.PathLike, digests: Mapping[str, str] | None = None) -> "EntryCounts":
-        """Counts saved by :meth:`save`; with `digests`, check they index those entry lists.
+        """Counts saved by [`save`][metaclip2.curation.counts.EntryCounts.save]; with `digests`, check they index those entry lists.
 
         Only the file's table of contents is read now; each language is read when used.
         """

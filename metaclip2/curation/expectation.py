@@ -1,7 +1,7 @@
 """Stage 3 in expectation: expected kept pairs and images, per language, for any threshold.
 
-The sweep's kernel. It takes a pool's matched alt-texts once (:class:`SweepData`) and answers,
-for each ``t_en``, what stage 2 would derive (through :func:`~metaclip2.curation.threshold.thresholds`)
+The sweep's kernel. It takes a pool's matched alt-texts once ([`SweepData`][metaclip2.curation.expectation.SweepData]) and answers,
+for each ``t_en``, what stage 2 would derive (through [`thresholds`][metaclip2.curation.threshold.thresholds])
 and what stage 3 would keep on average, and with what spread, through the same entry
 probabilities and keep-probability kernel stage 3 uses: only the draw is replaced by its
 expectation. With ``unit="image"`` a candidate alt-text of an image with ``m`` candidates is kept
@@ -25,7 +25,7 @@ __all__ = ["SweepData", "Folder"]
 
 
 class Folder:
-    """Builds a :class:`SweepData` batch by batch, in bounded memory per matched pair.
+    """Builds a [`SweepData`][metaclip2.curation.expectation.SweepData] batch by batch, in bounded memory per matched pair.
 
     Images whose only matched alt-text matched a single entry (most of a pool) are folded into a
     count per entry; only the others are kept as rows.
@@ -85,7 +85,7 @@ class Folder:
         self.pairs += n
 
     def data(self, source: str = "") -> "SweepData":
-        """The :class:`SweepData` of everything added."""
+        """The [`SweepData`][metaclip2.curation.expectation.SweepData] of everything added."""
         cat = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64)) for k, v in self.parts.items()}
         offsets = np.zeros(len(cat["lengths"]) + 1, dtype=np.int64)
         np.cumsum(cat["lengths"], out=offsets[1:])
@@ -218,7 +218,7 @@ class SweepData:
     # -- stage 2 ------------------------------------------------------------------------------
 
     def thresholds(self, t_en: float, english: str = "keep", p: float | None = None) -> tuple[float, dict]:
-        """``(p, {lang: t or None})``: :func:`~metaclip2.curation.threshold.thresholds` on the sorted counts."""
+        """``(p, {lang: t or None})``: [`thresholds`][metaclip2.curation.threshold.thresholds] on the sorted counts."""
         if p is None:
             if not self.english:
                 raise DataError(no_english_message())

@@ -79,7 +79,7 @@ def keep_probability(q: np.ndarray, ids: Iterable[int]) -> float:
     Accumulated as ``p += q[i] * (1 - p)`` over the ids in ascending order, in
     float64: equal to the product form, but exact for a single entry (``p ==
     q[i]``) and never below the largest ``q[i]`` by rounding.
-    :func:`keep_probabilities` performs the same operations and gives the same
+    [`keep_probabilities`][metaclip2.curation.sampling.keep_probabilities] performs the same operations and gives the same
     bits. 0 for no ids.
 
     See Also
@@ -109,7 +109,7 @@ def keep_probability(q: np.ndarray, ids: Iterable[int]) -> float:
 
 
 def keep_probabilities(q: np.ndarray, offsets: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """:func:`keep_probability` of every text of a CSR batch (ids sorted and unique within each text).
+    """[`keep_probability`][metaclip2.curation.sampling.keep_probability] of every text of a CSR batch (ids sorted and unique within each text).
 
     Parameters
     ----------
@@ -146,7 +146,7 @@ def _accumulate(qi: np.ndarray, offsets: np.ndarray, plan: list | None = None) -
 
     The keep-probability kernel: every door (stage 3, the batch API, the online sampler, the
     sweep) ends here, so a pair gets the same bits through each. `plan` is
-    :func:`_accumulation_plan` of `offsets`, for a caller that runs the kernel many times.
+    `_accumulation_plan` of `offsets`, for a caller that runs the kernel many times.
     """
     n = len(offsets) - 1
     p = np.zeros(n, dtype=np.float64)
@@ -183,7 +183,7 @@ def select_texts(
         has no metadata), indexed by alt-text index.
     seed, epoch : int
     unit : {"image", "pair"}
-        See :data:`UNITS`.
+        See [`UNITS`][metaclip2.curation.sampling.UNITS].
 
     Returns
     -------
@@ -252,7 +252,7 @@ def keep_decisions(
     image_ids : sequence of str
         Image id of each row (other values are turned into ``str``).
     probabilities : sequence of float
-        Keep probability of each row (:meth:`EntryProbabilities.row_probabilities`); rows at 0
+        Keep probability of each row ([`EntryProbabilities.row_probabilities`][metaclip2.curation.sampling.EntryProbabilities.row_probabilities]); rows at 0
         (matched nothing, no metadata) are never kept and are no candidates.
     text_indices : sequence of int, optional
         Alt-text index of each row within its image. Default: the rows of an image are
@@ -401,12 +401,12 @@ class EntryProbabilities:
         strict : bool
             Raise for matches of a language the probabilities lack (stage 3: the index and the
             probabilities must come from one run); False gives such rows 0, as
-            :meth:`keep_probability` does (the online sampler, the batch API).
+            [`keep_probability`][metaclip2.curation.sampling.EntryProbabilities.keep_probability] does (the online sampler, the batch API).
 
         Returns
         -------
         ndarray of float64
-            0 for a row without language or matches; otherwise :func:`keep_probability` of its
+            0 for a row without language or matches; otherwise [`keep_probability`][metaclip2.curation.sampling.EntryProbabilities.keep_probability] of its
             ids, bit for bit.
 
         Raises
@@ -454,7 +454,7 @@ class EntryProbabilities:
         return _accumulate(qi, offsets) if len(offsets) > 1 else np.zeros(0, dtype=np.float64)
 
     def check_digests(self, digests: Mapping[str, str]) -> None:
-        """Raise :class:`MatcherMismatchError` if a language indexes another entry list."""
+        """Raise [`MatcherMismatchError`][metaclip2.core.errors.MatcherMismatchError] if a language indexes another entry list."""
         bad = sorted(lang for lang in self.digests if lang in digests and digests[lang] != self.digests[lang])
         if bad:
             raise MatcherMismatchError(f"probabilities were computed for other metadata of: {', '.join(bad)}")
@@ -466,13 +466,13 @@ class EntryProbabilities:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "EntryProbabilities":
-        """Read probabilities saved by :meth:`save`, checked before use.
+        """Read probabilities saved by [`save`][metaclip2.curation.sampling.EntryProbabilities.save], checked before use.
 
         Raises
         ------
         DataError
             Not a probabilities file, or a damaged one: a checksum mismatch
-            (:func:`~metaclip2.core.arrayfile.load_arrays`), a missing field, or a probability
+            ([`load_arrays`][metaclip2.core.arrayfile.load_arrays]), a missing field, or a probability
             that is NaN or outside [0, 1]. The message names the file and the language.
         """
         header, arrays = load_arrays(path)

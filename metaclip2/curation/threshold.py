@@ -50,7 +50,7 @@ def _counts(counts) -> np.ndarray:
 class SortedCounts:
     """One language's entry counts sorted once: the t -> p and p -> t maps of Algorithm 1.
 
-    :func:`t_to_p`, :func:`p_to_t`, :func:`thresholds` and the sweep's many thresholds all go
+    [`t_to_p`][metaclip2.curation.threshold.SortedCounts.t_to_p], [`p_to_t`][metaclip2.curation.threshold.SortedCounts.p_to_t], [`thresholds`][metaclip2.curation.threshold.thresholds] and the sweep's many thresholds all go
     through these two methods, so every door derives the same thresholds from the same counts.
 
     Parameters

@@ -1,7 +1,7 @@
 """Layer 1: where tasks run — worker processes of this machine or a Ray cluster, one interface.
 
-:mod:`metaclip2.metadata` (n-gram counting of dumps) and :mod:`metaclip2.pipeline` (the
-curation stages) both run their work through an :class:`Executor`; Ray is imported only when
+[`metaclip2.metadata`][metaclip2.metadata] (n-gram counting of dumps) and [`metaclip2.pipeline`][metaclip2.pipeline] (the
+curation stages) both run their work through an [`Executor`][metaclip2.execution.executor.Executor]; Ray is imported only when
 the Ray executor is asked for.
 """
 

@@ -2,10 +2,10 @@
 
 An executor has one method that matters, ``map(fn, list_of_kwargs) -> list``: it returns
 ``[fn(**kw) for kw in list_of_kwargs]``, computed wherever the executor runs things (worker
-processes of this machine, :class:`~metaclip2.execution.local.LocalExecutor`; Ray tasks,
-:class:`~metaclip2.execution.ray_executor.RayExecutor`), in input order, the first task error
+processes of this machine, [`LocalExecutor`][metaclip2.execution.local.LocalExecutor]; Ray tasks,
+[`RayExecutor`][metaclip2.execution.ray_executor.RayExecutor]), in input order, the first task error
 re-raised. ``fn`` must be importable by name and its arguments picklable. Typed tasks (callable
-objects such as the pipeline's per-shard tasks) run with :meth:`Executor.run`.
+objects such as the pipeline's per-shard tasks) run with [`Executor.run`][metaclip2.execution.executor.Executor.run].
 
 The pipeline and the n-gram counting of dumps use only this interface, so their outputs are
 the same bytes whichever executor runs them; a scheduler of your own only has to provide
@@ -29,14 +29,14 @@ def _run_task(task: Callable[[], Any]) -> Any:
 
 
 class Executor(ABC):
-    """Base of the executors; subclasses implement :meth:`map` (and :meth:`close` if they own resources).
+    """Base of the executors; subclasses implement [`map`][metaclip2.execution.executor.Executor.map] (and [`close`][metaclip2.execution.executor.Executor.close] if they own resources).
 
     Attributes
     ----------
     workers : int
         How many tasks can run at once.
     desc : str or None
-        Label of the progress bar of the next :meth:`map`.
+        Label of the progress bar of the next [`map`][metaclip2.execution.executor.Executor.map].
 
     See Also
     --------
@@ -46,7 +46,7 @@ class Executor(ABC):
 
     Examples
     --------
-    A subclass needs only :meth:`map`; :meth:`run` and the ``with`` block come with the base:
+    A subclass needs only [`map`][metaclip2.execution.executor.Executor.map]; [`run`][metaclip2.execution.executor.Executor.run] and the ``with`` block come with the base:
 
     >>> from metaclip2.execution import Executor
     >>> class InProcess(Executor):
@@ -59,7 +59,7 @@ class Executor(ABC):
 
     workers: int = 1
     desc: str | None = None
-    #: ``result -> {"pairs": n, ...}``, summed into the progress display (see :meth:`run`, :func:`counting`).
+    #: ``result -> {"pairs": n, ...}``, summed into the progress display (see [`run`][metaclip2.execution.executor.Executor.run], [`counting`][metaclip2.execution.executor.counting]).
     counter: Callable[[Any], dict] | None = None
 
     @abstractmethod

@@ -5,10 +5,10 @@ On a terminal, a tqdm bar; otherwise (a Slurm log, a pipe) a plain ``logging`` l
 
 Counts come two ways. Each finished task's result reports through a counter function (e.g. a
 stage-1 shard's pairs): exact, free. And a task may report pairs *while it runs* with
-:func:`report_pairs` (the stages do, per chunk of images): in the calling process that reaches
-the display directly; in a :class:`~metaclip2.execution.local.LocalExecutor` worker it adds to
+[`report_pairs`][metaclip2.execution.progress.report_pairs] (the stages do, per chunk of images): in the calling process that reaches
+the display directly; in a [`LocalExecutor`][metaclip2.execution.local.LocalExecutor] worker it adds to
 a counter in shared memory that the parent polls, so one big shard still shows pairs and
-pairs/s. Elsewhere (Ray, your own scheduler) :func:`report_pairs` is a no-op.
+pairs/s. Elsewhere (Ray, your own scheduler) [`report_pairs`][metaclip2.execution.progress.report_pairs] is a no-op.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ def report_pairs(n: int) -> None:
 
 
 def set_sink(sink: Any) -> Any:
-    """Make `sink` (a :class:`Progress`, a ``multiprocessing.Value('q')`` or None) receive
-    :func:`report_pairs` in this process; returns the previous one."""
+    """Make `sink` (a [`Progress`][metaclip2.execution.progress.Progress], a ``multiprocessing.Value('q')`` or None) receive
+    [`report_pairs`][metaclip2.execution.progress.report_pairs] in this process; returns the previous one."""
     global _sink
     old, _sink = _sink, sink
     return old
@@ -126,7 +126,7 @@ class Progress:
         self._show(n)
 
     def live(self, pairs: int) -> None:
-        """`pairs` more processed by running tasks (see :func:`report_pairs`)."""
+        """`pairs` more processed by running tasks (see [`report_pairs`][metaclip2.execution.progress.report_pairs])."""
         self.live_pairs += pairs
         self._show(0)
 

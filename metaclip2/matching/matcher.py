@@ -1,6 +1,6 @@
 """Multi-pattern matching of alt-texts against one language's metadata ([Matching rules][matching-rules]).
 
-An entry is found by how :func:`~metaclip2.matching.text.pad_entry` pads it:
+An entry is found by how [`pad_entry`][metaclip2.matching.text.pad_entry] pads it:
 
 * **padded on both sides** (most entries of languages written with spaces): ``" e "``
   occurs in a spaced text exactly when the space-separated tokens of ``e`` are consecutive
@@ -12,7 +12,7 @@ An entry is found by how :func:`~metaclip2.matching.text.pad_entry` pads it:
   characters, walked backward from every position holding one of their last characters.
 * **never matchable**: an entry holding one of ``, . ; : ? ! ` `` next to a character other
   than a space (or two of them one space apart) can never occur in a spaced text (spacing
-  always puts a space of their own around those characters). Such entries are reported (:attr:`Matcher.unmatchable`, a log warning) and
+  always puts a space of their own around those characters). Such entries are reported ([`Matcher.unmatchable`][metaclip2.matching.matcher.Matcher], a log warning) and
   skipped.
 
 Every walk starts at each candidate position and follows the trie as far as the text
@@ -38,9 +38,9 @@ section's dtype, offset and length; ``sha256`` is that of the whole file with it
 digits read as zeros. The sections hold what the trie engine walks, ready to use: the entries
 (UTF-8, joined by newlines) and their byte offsets, the unmatchable ids, the token vocabulary
 (bytes and offsets) with an open-addressing table of its words' 64-bit hashes, the word ->
-entry array and the three tries' arrays. :meth:`Matcher.load` maps the file (``mmap``, read
+entry array and the three tries' arrays. [`Matcher.load`][metaclip2.matching.matcher.Matcher.load] maps the file (``mmap``, read
 only) and, with the trie engine, uses those arrays in place: nothing is parsed or built, the
-entry strings are decoded only when :attr:`Matcher.entries` is read, and all processes of a
+entry strings are decoded only when [`Matcher.entries`][metaclip2.matching.matcher.Matcher.entries] is read, and all processes of a
 machine share one copy of the pages through the page cache. A text's tokens are found by their
 hash, and every hash hit is compared byte for byte with the vocabulary word. The Aho-Corasick
 engine is rebuilt from the entries at every load (automata are never stored).
@@ -50,7 +50,7 @@ and its header, section offsets and lengths are checked against the file's size 
 anything is mapped. The whole file is verified once per machine and file version: its
 checksum, then its entries decoded and encoded again, which must give the file byte for byte
 (so every array, and every index stored in one, is exactly what this code derives from the
-entries). A version that passed is recorded by :mod:`metaclip2.core.verified` under its
+entries). A version that passed is recorded by [`metaclip2.core.verified`][metaclip2.core.verified] under its
 ``(st_dev, st_ino, size, mtime, ctime)`` and checksum, so later loads by any process of the
 machine skip the hashing, and a rewritten or touched file is verified again; processes that
 open a file not yet verified wait for the one verifying it (``flock``). Nothing in a file is
@@ -208,7 +208,7 @@ class Matcher:
     entries : sequence of str
         The ordered entry list of one language. Entry ``i`` has id ``i``.
         Entries must be unique, non-empty, and free of tab, newline, carriage
-        return and NUL (such an entry could never match, since :func:`spacing`
+        return and NUL (such an entry could never match, since [`spacing`][metaclip2.matching.text.spacing]
         turns the first three into spaces).
     lang : str, optional
         The list's language, recorded in saved files and checked on load.
@@ -222,7 +222,7 @@ class Matcher:
     ----------
     entries : list of str
     digest : str
-        :func:`~metaclip2.core.entries.entries_digest` of `entries`.
+        [`entries_digest`][metaclip2.core.entries.entries_digest] of `entries`.
     lang : str or None
     engine : str
     unmatchable : tuple of int
@@ -231,7 +231,7 @@ class Matcher:
     Raises
     ------
     ParameterError
-        `engine` is not one of :data:`MATCHER_ENGINES`.
+        `engine` is not one of [`MATCHER_ENGINES`][metaclip2.matching.matcher.MATCHER_ENGINES].
     MetadataError
         An entry is empty, repeated, or holds a tab, newline, carriage return or NUL.
 
@@ -241,8 +241,8 @@ class Matcher:
 
     Notes
     -----
-    Matching is case-sensitive. Each entry is padded with :func:`pad_entry` and
-    searched in :func:`spacing` ``(text)``; overlapping occurrences are all
+    Matching is case-sensitive. Each entry is padded with [`pad_entry`][metaclip2.matching.text.pad_entry] and
+    searched in [`spacing`][metaclip2.matching.text.spacing] ``(text)``; overlapping occurrences are all
     found (``"of univ"`` and ``"univ"`` both match ``"of univ of universe"``).
 
     Examples
@@ -386,7 +386,7 @@ class Matcher:
         path : path
             The ``.matcher`` file to write.
         version : {3, 2}
-            3 (default): the mapped format, whose arrays :meth:`load` uses in place. 2: the
+            3 (default): the mapped format, whose arrays [`load`][metaclip2.matching.matcher.Matcher.load] uses in place. 2: the
             previous format (entries, vocabulary and token codes; rebuilt on every load), for
             older metaclip2 versions.
         """
@@ -441,12 +441,12 @@ class Matcher:
         cls, path: str | os.PathLike, entries: Iterable[str] | None = None, digest: str | None = None, lang: str | None = None,
         engine: str = "trie",
     ) -> "Matcher":
-        """Load a matcher saved by :meth:`save`, checking everything it holds.
+        """Load a matcher saved by [`save`][metaclip2.matching.matcher.Matcher.save], checking everything it holds.
 
         A file of the mapped format (version 3) is memory-mapped: with the trie engine its
         arrays are used in place (nothing parsed or built; the processes of a machine share one
         copy through the page cache) and the entries are decoded only when
-        :attr:`entries` is read. Its whole content is checked once per machine and file
+        [`entries`][metaclip2.matching.matcher.Matcher.entries] is read. Its whole content is checked once per machine and file
         version (see the module docstring); later loads only check its header. The
         Aho-Corasick engine is rebuilt from the entries (its automata are never stored). A
         file of version 2 is read, checked and built as before.
@@ -456,17 +456,17 @@ class Matcher:
         entries, digest : optional
             The entry list (or just its digest) the caller will interpret ids
             with. A matcher built from any other list raises
-            :class:`MatcherMismatchError` instead of returning wrong ids.
+            [`MatcherMismatchError`][metaclip2.core.errors.MatcherMismatchError] instead of returning wrong ids.
         lang : str, optional
             The language the caller expects; a file saved for another one raises
-            :class:`MatcherMismatchError`.
+            [`MatcherMismatchError`][metaclip2.core.errors.MatcherMismatchError].
         engine : {"trie", "aho-corasick"}
-            The engine to use (see :class:`Matcher`).
+            The engine to use (see [`Matcher`][metaclip2.matching.matcher.Matcher]).
 
         Raises
         ------
         ParameterError
-            `engine` is not one of :data:`MATCHER_ENGINES`.
+            `engine` is not one of [`MATCHER_ENGINES`][metaclip2.matching.matcher.MATCHER_ENGINES].
         MatcherFileError
             The file is not a regular file or not a matcher, is truncated or damaged, fails a
             check against its own entries, or uses the old pickle-based format (which is never loaded).
@@ -640,7 +640,7 @@ class _AhoCorasickEngine:
     such a run); for Latin text that is little or nothing. Unmatchable entries are left out
     of all three.
 
-    :attr:`nbytes` is measured: the growth of the process's resident memory while the
+    `nbytes` is measured: the growth of the process's resident memory while the
     structures are built (free heap pages given back to the OS before and after, so that
     reused or transient memory does not distort it), and at least pyahocorasick's own count
     of its nodes.
@@ -731,7 +731,7 @@ def _word_keys(big: str, n_texts: int, n_entries: int, words: dict, word_entry: 
 
 
 def _code_keys(codes: np.ndarray, n_texts: int, n_entries: int, word_entry: np.ndarray, phrases: _Trie | None) -> list[np.ndarray]:
-    """:func:`_word_keys` from the token codes."""
+    """`_word_keys` from the token codes."""
     # The first and last pieces lie outside the outer spaces: no occurrence may use them.
     codes[0] = codes[-1] = _UNKNOWN
     text_of = np.cumsum(codes == _SEPCODE) if n_texts > 1 else np.zeros(len(codes), dtype=np.int64)
@@ -869,7 +869,7 @@ class _Layout:
         return out
 
     def padded(self, ids: Sequence[int]) -> list[str]:
-        """The entries `ids` padded as :func:`~metaclip2.matching.text.pad_entry` pads them."""
+        """The entries `ids` padded as [`pad_entry`][metaclip2.matching.text.pad_entry] pads them."""
         first, last, entries = self.first_cjk, self.last_cjk, self.entries
         return [("" if first[i] else " ") + entries[i] + ("" if last[i] else " ") for i in ids]
 
@@ -963,7 +963,7 @@ def _count_newlines(a: np.ndarray) -> int:
 
 
 def _digest_of_joined(joined: np.ndarray, starts: np.ndarray, lengths: np.ndarray, chunk: int = 1 << 16) -> str:
-    """:func:`entries_digest` of entries given as UTF-8 bytes joined by \\n, chunk by chunk (bounded memory)."""
+    """[`entries_digest`][metaclip2.core.entries.entries_digest] of entries given as UTF-8 bytes joined by \\n, chunk by chunk (bounded memory)."""
     h = hashlib.sha256()
     n = len(lengths)
     for a in range(0, n, chunk):
@@ -1175,7 +1175,7 @@ def _encode_mapped(entries: list[str], lang: str | None, digest: str) -> bytes |
 
 
 def _open_file(path: Path) -> tuple[int, os.stat_result]:
-    """``(fd, fstat)`` of a regular file; anything else is a :class:`MatcherFileError` naming it."""
+    """``(fd, fstat)`` of a regular file; anything else is a [`MatcherFileError`][metaclip2.core.errors.MatcherFileError] naming it."""
     try:
         return open_regular_fd(path, "build it again from its .tsv (metaclip2 metadata lid)")
     except MissingInputError:

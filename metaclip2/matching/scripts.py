@@ -1,8 +1,8 @@
 """Which script(s) a text is written in: its letters counted per Unicode script.
 
 Used by the script-consistency step of language identification
-(:func:`metaclip2.matching.lid.script_check`). Only letters of the scripts that lid.176
-labels are written in are counted (:data:`SCRIPTS`, ISO 15924 codes, see
+([`metaclip2.matching.lid.script_check`][metaclip2.matching.lid.script_check]). Only letters of the scripts that lid.176
+labels are written in are counted ([`SCRIPTS`][metaclip2.matching.scripts.SCRIPTS], ISO 15924 codes, see
 ``languages.LID176_SCRIPTS``); characters of the Common and Inherited scripts (digits,
 punctuation, spaces, combining marks, the prolonged-sound mark ``ー``) and of other scripts
 are ignored. A character's script is its Unicode ``Script`` property, read once from the
@@ -14,8 +14,8 @@ Katakana (kana and Han together), and as ``Hani`` otherwise: kana only occur in 
 while Han without kana is read as Chinese. Bopomofo counts as ``Hani``.
 
 A script is **dominant** in a text when its weighted letter count is at least
-:data:`DOMINANT_SHARE` of the text's largest one. Han, kana and Hangul characters weigh
-:data:`SYLLABIC_WEIGHT` Latin letters each, since one of them carries about a syllable or
+[`DOMINANT_SHARE`][metaclip2.matching.scripts.DOMINANT_SHARE] of the text's largest one. Han, kana and Hangul characters weigh
+[`SYLLABIC_WEIGHT`][metaclip2.matching.scripts.SYLLABIC_WEIGHT] Latin letters each, since one of them carries about a syllable or
 a word: ``"iPhone 15 Pro Max 手机壳 透明"`` (12 Latin letters, 5 Han) has both Latin and Han
 dominant, ``"a photo of a dog 狗"`` only Latin.
 """
@@ -43,7 +43,7 @@ SCRIPTS: tuple[str, ...] = (
     "Thai", "Laoo", "Khmr", "Mymr", "Tibt",
     "Deva", "Beng", "Guru", "Gujr", "Orya", "Taml", "Telu", "Knda", "Mlym", "Sinh",
 )
-"""Columns of :func:`script_counts`: ISO 15924 codes of the scripts lid.176 labels use."""
+"""Columns of [`script_counts`][metaclip2.matching.scripts.script_counts]: ISO 15924 codes of the scripts lid.176 labels use."""
 
 DOMINANT_SHARE = 0.25
 """A script is dominant if its weighted count is at least this share of the largest."""
@@ -74,7 +74,7 @@ _BLOCK = 4096  # texts per numpy pass: bounds the temporary arrays, not the resu
 WEIGHTS = np.ones(len(SCRIPTS), dtype=np.int32)
 WEIGHTS[[_COL["Hani"], _COL["Jpan"], _COL["Hang"]]] = SYLLABIC_WEIGHT
 WEIGHTS.setflags(write=False)
-"""Weight of one letter of each column of :func:`script_counts` (see :data:`SYLLABIC_WEIGHT`)."""
+"""Weight of one letter of each column of [`script_counts`][metaclip2.matching.scripts.script_counts] (see [`SYLLABIC_WEIGHT`][metaclip2.matching.scripts.SYLLABIC_WEIGHT])."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -114,7 +114,7 @@ def script_counts(texts: Sequence[str]) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        int32, shape ``(len(texts), len(SCRIPTS))``; columns in :data:`SCRIPTS` order.
+        int32, shape ``(len(texts), len(SCRIPTS))``; columns in [`SCRIPTS`][metaclip2.matching.scripts.SCRIPTS] order.
         Han letters are in ``Jpan`` together with the kana if the text has any kana, in
         ``Hani`` otherwise.
 
@@ -144,7 +144,7 @@ def script_counts(texts: Sequence[str]) -> np.ndarray:
 
 
 def dominant_mask(counts: np.ndarray) -> np.ndarray:
-    """Dominant scripts of each row of :func:`script_counts` (bool, same shape).
+    """Dominant scripts of each row of [`script_counts`][metaclip2.matching.scripts.script_counts] (bool, same shape).
 
     A row without any counted letter has no dominant script.
 
@@ -169,7 +169,7 @@ def dominant_mask(counts: np.ndarray) -> np.ndarray:
 
 
 def dominant_scripts(text: str) -> tuple[str, ...]:
-    """Dominant scripts of one text, heaviest first (ties in :data:`SCRIPTS` order).
+    """Dominant scripts of one text, heaviest first (ties in [`SCRIPTS`][metaclip2.matching.scripts.SCRIPTS] order).
 
     Examples: ``"狗在水中"`` → ``("Hani",)``; ``"犬が好き"`` → ``("Jpan",)``;
     ``"Nike 运动鞋"`` → ``("Hani", "Latn")``; ``"2024!"`` → ``()``.

@@ -26,7 +26,7 @@ _MAX_INDEX = 64 << 20  # a larger index.json is not read (the digests are then h
 
 class MetadataStore:
     """Per-LID-language metadata in one directory, as written by
-    :func:`metaclip2.matching.lid_metadata.build_lid_metadata`.
+    [`metaclip2.matching.lid_metadata.build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata].
 
     The directory holds ``<lang>.tsv`` entry lists and, optionally, prebuilt
     ``<lang>.matcher`` files. A matcher is loaded on first use and kept in a cache
@@ -34,21 +34,21 @@ class MetadataStore:
     the budget is exceeded. A matcher file that is damaged, truncated, in the old
     pickle-based format, or built from another list or language is never used: the
     matcher is rebuilt in memory from the ``.tsv`` with a warning (or, with `strict`,
-    :class:`~metaclip2.matching.matcher.MatcherFileError` /
-    :class:`~metaclip2.matching.matcher.MatcherMismatchError` is raised).
+    [`MatcherFileError`][metaclip2.core.errors.MatcherFileError] /
+    [`MatcherMismatchError`][metaclip2.core.errors.MatcherMismatchError] is raised).
 
     Parameters
     ----------
     directory : path
         The metadata directory.
     matcher_memory : int
-        Budget in bytes for loaded matchers (their :attr:`Matcher.nbytes` estimates),
+        Budget in bytes for loaded matchers (their [`Matcher.nbytes`][metaclip2.matching.matcher.Matcher.nbytes] estimates),
         1 GiB by default. The cache holds at most one matcher over the budget: a single
         matcher larger than the budget is still loaded, alone.
     strict : bool
         Raise instead of rebuilding when a ``.matcher`` file cannot be used.
     engine : {"trie", "aho-corasick"}
-        The :class:`~metaclip2.matching.matcher.Matcher` engine to build from each list or
+        The [`Matcher`][metaclip2.matching.matcher.Matcher] engine to build from each list or
         file (the same files serve both; the results are the same).
 
     Raises
@@ -140,10 +140,10 @@ class MetadataStore:
         return self.matcher(lang).entries
 
     def digest(self, lang: str) -> str:
-        """:func:`~metaclip2.core.entries.entries_digest` of `lang`'s entry list.
+        """[`entries_digest`][metaclip2.core.entries.entries_digest] of `lang`'s entry list.
 
         Taken from the directory's ``index.json`` (written by
-        :func:`~metaclip2.matching.lid_metadata.build_lid_metadata`) when it records one that
+        [`build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata]) when it records one that
         agrees with the digest in the first line of ``<lang>.tsv``; otherwise the ``.tsv`` is
         read and checked. Either way once per language; only the digest is kept.
         """
@@ -192,7 +192,7 @@ class MetadataStore:
             return m
 
     def cache_info(self) -> dict[str, int]:
-        """Estimated bytes (:attr:`Matcher.nbytes`) of each loaded matcher, least recently used first."""
+        """Estimated bytes ([`Matcher.nbytes`][metaclip2.matching.matcher.Matcher.nbytes]) of each loaded matcher, least recently used first."""
         with self._lock:
             return {lang: m.nbytes for lang, m in self._matchers.items()}
 

@@ -1,7 +1,7 @@
 """Layer 2: per-language metadata builders (WordNet/OMW, Wikipedia n-grams and titles, merged).
 
 The per-LID-language merge that turns these into matchable metadata lives one layer up,
-in :mod:`metaclip2.matching.lid_metadata`.
+in [`metaclip2.matching.lid_metadata`][metaclip2.matching.lid_metadata].
 """
 
 from metaclip2.metadata.wordnet import WORDNET_LANGUAGES, WordNetDataError, wordnet_entries

@@ -79,7 +79,7 @@ class MetadataBuild:
     entries : list of str
         Ordered, unique entries; entry ``i`` has id ``i``.
     sources : list of str
-        ``sources[i]`` is the source (one of :data:`SOURCES`) that added ``entries[i]``.
+        ``sources[i]`` is the source (one of [`SOURCES`][metaclip2.metadata.build.SOURCES]) that added ``entries[i]``.
     summary : dict
         JSON-ready: entries and candidates per source, strings dropped per filter rule,
         duplicates of earlier sources, caps and parameters used, digest.
@@ -362,7 +362,7 @@ def build_metadata(
         Wikipedia code (``"en"``, ``"zh_yue"`` …).
     wordnet : ``"auto"``, bool, None or sequence of str
         ``"auto"``: the language's WordNet/OMW lemmas if it is in
-        :data:`~metaclip2.metadata.wordnet.WORDNET_LANGUAGES`, else none. ``True``: look it
+        [`WORDNET_LANGUAGES`][metaclip2.metadata.wordnet.WORDNET_LANGUAGES], else none. ``True``: look it
         up (an error if nltk has no such language code). ``None``/``False``: no WordNet.
         A sequence: these strings, as given.
     ngrams : NgramCounts, NgramFile, path or None
@@ -374,7 +374,7 @@ def build_metadata(
         ``max_*`` cap applies).
     titles : mapping, sequence or None
         Title -> views mapping (ranked here, e.g. one language of
-        :func:`~metaclip2.metadata.pageviews.read_pageviews`), or an already ranked title
+        [`read_pageviews`][metaclip2.metadata.pageviews.read_pageviews]), or an already ranked title
         list (only `max_titles` applies).
     pageviews : path or sequence of paths, optional
         Page-view files, read for `lang` and then ranked (instead of `titles`).

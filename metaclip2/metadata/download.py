@@ -2,7 +2,7 @@
 
 Files land in a local copy of the dump site's layout, so a tree downloaded here, a mirror
 already on a shared filesystem and the site itself all look the same to
-:func:`metaclip2.metadata.worldwide.build_all`::
+[`metaclip2.pipeline.builds.worldwide.build_all`][metaclip2.pipeline.builds.worldwide.build_all]::
 
     <out>/<code>wiki/<date>/<code>wiki-<date>-pages-articles.xml.bz2
     <out>/other/pageviews/<YYYY>/<YYYY-MM>/pageviews-<YYYYMMDD>-<HH>0000.gz
@@ -18,7 +18,7 @@ complete one and is skipped; a ``.part`` left by an interrupted run is resumed w
 The network is treated as hostile: every body is bounded by its published size (checksum
 files by a few MiB) and in time (socket timeout, a minimum rate, a whole-file deadline); an
 HTML or text answer, wrong magic bytes, a 206 for another range or version are refused or
-restart the file from byte 0 (see :func:`download_files`). Only the standard library's
+restart the file from byte 0 (see [`download_files`][metaclip2.metadata.download.download_files]). Only the standard library's
 ``urllib`` is used.
 """
 
@@ -93,7 +93,7 @@ class DownloadError(DataError):
     """A checksum file or listing could not be fetched (the message names the URL and what to do).
 
     Per-file failures (missing, checksum mismatch, network) are not raised: they are reported
-    in each :class:`FileResult` so that one bad file does not stop the others.
+    in each [`FileResult`][metaclip2.metadata.download.FileResult] so that one bad file does not stop the others.
     """
 
 
@@ -155,7 +155,7 @@ class FileTask:
 
 @dataclass
 class FileResult:
-    """Outcome of one :class:`FileTask`.
+    """Outcome of one [`FileTask`][metaclip2.metadata.download.FileTask].
 
     ``status`` is ``"downloaded"``, ``"skipped"`` (already complete), ``"missing"`` (the server
     has no such file), ``"checksum_mismatch"``, ``"invalid"`` (the server's bytes are not the
@@ -279,7 +279,7 @@ def pageview_hours(
     seed : int
         Same seed and range -> same hours.
     start, end : date or str, optional
-        Inclusive range (``YYYYMMDD``); default the 365 days before :data:`DEFAULT_DUMP_DATE`.
+        Inclusive range (``YYYYMMDD``); default the 365 days before [`DEFAULT_DUMP_DATE`][metaclip2.metadata.download.DEFAULT_DUMP_DATE].
     hours_per_date : int
         Hourly files per date (1-24), distinct hours of that day.
 
@@ -352,7 +352,7 @@ class _Clock:
     """Stops a body that trickles or runs too long.
 
     A socket timeout alone is reset by every byte, so one byte every few seconds would hold a
-    connection forever: each `timeout`-long window must bring at least :data:`_MIN_RATE`
+    connection forever: each `timeout`-long window must bring at least `_MIN_RATE`
     bytes a second, and nothing may run past `deadline` (``time.monotonic()`` seconds).
     """
 
@@ -405,7 +405,7 @@ def _read_body(r, write, limit: int, clock: _Clock) -> int:
 
 
 def _fetch_small(url: str, timeout: float = 60.0, retries: int = 3) -> bytes | None:
-    """Body of a small file (at most :data:`_SMALL_CAP` bytes), or None on 404."""
+    """Body of a small file (at most `_SMALL_CAP` bytes), or None on 404."""
     for attempt in range(retries + 1):
         try:
             with _open(url, timeout=timeout) as r:
@@ -679,7 +679,7 @@ def _file_digest(path: Path, alg: str) -> str:
 def _decompression_problem(path: Path, suffix: str) -> str | None:
     """Why `path` is not whole bz2 (`suffix` ``.bz2``) or gzip data (streams back to back, nothing after), or None.
 
-    Decompresses in :data:`_CHUNK` steps and drops the output, so memory stays bounded.
+    Decompresses in `_CHUNK` steps and drops the output, so memory stays bounded.
     """
     gz = suffix == ".gz"
 
@@ -1015,14 +1015,14 @@ def download_sources(
     date : str
         Dump date ``YYYYMMDD`` (the paper: 20240501).
     pageview_dates, hours_per_date, seed, pageviews_from, pageviews_to :
-        See :func:`pageview_hours`; the range defaults to the 365 days before `date`.
+        See [`pageview_hours`][metaclip2.metadata.download.pageview_hours]; the range defaults to the 365 days before `date`.
         ``pageview_dates=0`` fetches no page views.
     base_url : str
         Dump site or mirror with the same layout.
     pageviews_base_url : str, optional
         Page-view root (default ``<base_url>/other/pageviews``).
     dump_path : str
-        A dump's path below `base_url` (see :func:`dump_tasks`).
+        A dump's path below `base_url` (see [`dump_tasks`][metaclip2.metadata.download.dump_tasks]).
     connections : int
         Parallel HTTP connections (the dump site allows 2 per address).
     retries, timeout : int, float
@@ -1030,7 +1030,7 @@ def download_sources(
     progress : bool
         Byte progress bar with transfer rate (stderr).
     file_deadline : float
-        Seconds one file may take, retries included (see :func:`download_files`).
+        Seconds one file may take, retries included (see [`download_files`][metaclip2.metadata.download.download_files]).
 
     Returns
     -------

@@ -6,7 +6,7 @@ Accepted inputs (detected from the first non-blank character, or named with ``li
 * ``json-list``: a JSON array of strings (e.g. MetaCLIP 1's ``metadata.json``);
 * ``json-keys``: a JSON object whose keys are the entries, in file order (entry -> anything).
 
-The entries go through the filters of built metadata (:func:`metaclip2.metadata.build.clean_source`:
+The entries go through the filters of built metadata ([`metaclip2.metadata.build.clean_source`][metaclip2.metadata.build.clean_source]:
 strip; drop empty, over-long, punctuation-only and tab/newline strings) and are deduplicated,
 the first occurrence winning, so the result is a valid, deterministic entry list. Their source
 column reads ``import``; with ``numbers=True`` the strings ``"0"`` … ``"99"`` come first, as in
@@ -106,7 +106,7 @@ def import_metadata(
     Parameters
     ----------
     path : path
-        Text (one entry per line), JSON list, or JSON object (keys) file; see :func:`read_entry_list`.
+        Text (one entry per line), JSON list, or JSON object (keys) file; see [`read_entry_list`][metaclip2.metadata.importing.read_entry_list].
     lang : str
         Wikipedia code the list is for; names the output ``<lang>.tsv``.
     out_dir : path, optional

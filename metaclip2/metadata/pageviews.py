@@ -202,7 +202,7 @@ def pageview_titles(
     languages: Iterable[str] | None = None,
     progress: bool = True,
 ) -> dict[str, Counter]:
-    """Per-language title view totals over page-view files; see :func:`read_pageviews`.
+    """Per-language title view totals over page-view files; see [`read_pageviews`][metaclip2.metadata.pageviews.read_pageviews].
 
     See Also
     --------

@@ -434,7 +434,7 @@ EXAMPLE_DUMP = "\n".join([
 
 
 def write_example_dump(directory: str | os.PathLike) -> Path:
-    """Write :data:`EXAMPLE_DUMP` as ``enwiki-20240501-pages-articles.xml`` in `directory`; returns its path.
+    """Write [`EXAMPLE_DUMP`][metaclip2.metadata.wikitext.EXAMPLE_DUMP] as ``enwiki-20240501-pages-articles.xml`` in `directory`; returns its path.
 
     Examples
     --------

@@ -2,7 +2,7 @@
 
 Read through nltk's ``wordnet`` corpus (English) and its OMW corpus (``omw-2.0`` for
 nltk >= 3.10, ``omw-1.4`` for nltk 3.9). Nothing is downloaded: a missing corpus raises
-:class:`WordNetDataError` naming the ``nltk.download(...)`` call to run.
+[`WordNetDataError`][metaclip2.metadata.wordnet.WordNetDataError] naming the ``nltk.download(...)`` call to run.
 
 Order is deterministic and independent of the tab files' row order: synsets sorted by
 (part of speech, offset), i.e. WordNet's own data-file order (adjectives with their
@@ -202,7 +202,7 @@ def wordnet_entries(lang: str, head_word_only: bool = False, progress: bool = Fa
     Parameters
     ----------
     lang : str
-        Wikipedia code (``"en"``, ``"fr"``, ``"zh"`` …, see :data:`WORDNET_LANGUAGES`) or an
+        Wikipedia code (``"en"``, ``"fr"``, ``"zh"`` …, see [`WORDNET_LANGUAGES`][metaclip2.metadata.wordnet.WORDNET_LANGUAGES]) or an
         nltk WordNet code (``"eng"``, ``"fra"``, ``"ita_iwn"`` …).
     head_word_only : bool
         English only: keep only each synset's first lemma name (the English predecessor,

@@ -1,14 +1,14 @@
 """Layer 5: the curation pipeline over a pool — readers, per-shard stages, the run directory,
 the datacard, plots and the demo. Every stage runs on one shard without the runner, for any
-scheduler (:func:`match_shard`, :func:`merge_counts`, :func:`compute_probabilities`,
-:func:`sample_shard`). Data frameworks use the batch API over plain columns instead
-(:func:`annotate`, :func:`count_matches`, :func:`keep_mask`, :class:`BatchCurator`).
+scheduler ([`match_shard`][metaclip2.pipeline.stages.match.match_shard], [`merge_counts`][metaclip2.pipeline.stages.merge.merge_counts], [`compute_probabilities`][metaclip2.pipeline.stages.merge.compute_probabilities],
+[`sample_shard`][metaclip2.pipeline.stages.sample.sample_shard]). Data frameworks use the batch API over plain columns instead
+([`annotate`][metaclip2.pipeline.batch.annotate.annotate], [`count_matches`][metaclip2.pipeline.batch.annotate.count_matches], [`keep_mask`][metaclip2.pipeline.batch.annotate.keep_mask], [`BatchCurator`][metaclip2.pipeline.batch.annotate.BatchCurator]).
 
 The modules live in sub-packages by job, each importing only from the ones before it:
-:mod:`~metaclip2.pipeline.io` (reading and writing shards), :mod:`~metaclip2.pipeline.stages`
-(per-shard stages), :mod:`~metaclip2.pipeline.run` (a run directory and the run functions),
-:mod:`~metaclip2.pipeline.report` (reading finished runs), :mod:`~metaclip2.pipeline.batch`
-(curation inside other frameworks) and :mod:`~metaclip2.pipeline.builds` (the demo and the
+[`io`][metaclip2.pipeline.io] (reading and writing shards), [`stages`][metaclip2.pipeline.stages]
+(per-shard stages), [`run`][metaclip2.pipeline.run] (a run directory and the run functions),
+[`report`][metaclip2.pipeline.report] (reading finished runs), [`batch`][metaclip2.pipeline.batch]
+(curation inside other frameworks) and [`builds`][metaclip2.pipeline.builds] (the demo and the
 worldwide build)."""
 
 from metaclip2.pipeline.run.config import CurationConfig

@@ -1,8 +1,8 @@
 """Sub-layer 4 of the pipeline: curation inside other frameworks. The batch API over plain columns
-(:func:`~metaclip2.pipeline.batch.annotate.annotate`,
-:class:`~metaclip2.pipeline.batch.annotate.BatchCurator`, ...) gives the offline run's
+([`annotate`][metaclip2.pipeline.batch.annotate.annotate],
+[`BatchCurator`][metaclip2.pipeline.batch.annotate.BatchCurator], ...) gives the offline run's
 decisions to Hugging Face datasets, Ray Data or WebDataset code; the datatrove steps
-(:mod:`metaclip2.pipeline.batch.datatrove_steps`: ``MetaclipCounter``, ``MetaclipFilter``,
+([`metaclip2.pipeline.batch.datatrove_steps`][metaclip2.pipeline.batch.datatrove_steps]: ``MetaclipCounter``, ``MetaclipFilter``,
 ``load_counts``) need datatrove and are imported from their module, not from here. Imports only
 the lower sub-layers of the pipeline.
 """

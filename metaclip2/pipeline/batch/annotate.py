@@ -1,20 +1,20 @@
 """Curation over plain columns, for data frameworks (HF ``datasets``, Ray Data, datatrove, WebDataset).
 
-The offline run (:func:`~metaclip2.pipeline.run.api.curate`) reads shards itself; a framework
+The offline run ([`curate`][metaclip2.pipeline.run.api.curate]) reads shards itself; a framework
 user holds the columns already. These functions take columns (lists, numpy arrays, Arrow
 arrays, pandas Series) and give the same results as the offline run on the same records:
 
-* :func:`annotate` — validity check (as the readers do), LID, routing to a metadata language
-  (:meth:`~metaclip2.matching.store.MetadataStore.resolve`), matching: ``(langs, offsets, ids)``
+* [`annotate`][metaclip2.pipeline.batch.annotate.annotate] — validity check (as the readers do), LID, routing to a metadata language
+  ([`resolve`][metaclip2.matching.store.MetadataStore.resolve]), matching: ``(langs, offsets, ids)``
   with the matched entry ids in CSR form;
-* :func:`count_matches` — adds a batch's matches into an
-  :class:`~metaclip2.curation.counts.EntryCounts` (counts of batches add up with ``+``);
-* :func:`keep_mask` — the keep decision of each row, equal to
-  :class:`~metaclip2.curation.sampling.OnlineSampler` and to stage 3 of the offline run (epoch 0).
+* [`count_matches`][metaclip2.pipeline.batch.annotate.count_matches] — adds a batch's matches into an
+  [`EntryCounts`][metaclip2.curation.counts.EntryCounts] (counts of batches add up with ``+``);
+* [`keep_mask`][metaclip2.pipeline.batch.annotate.keep_mask] — the keep decision of each row, equal to
+  [`OnlineSampler`][metaclip2.curation.sampling.OnlineSampler] and to stage 3 of the offline run (epoch 0).
 
-:class:`BatchCurator` bundles them with column names for ``map``/``filter`` style APIs and
+[`BatchCurator`][metaclip2.pipeline.batch.annotate.BatchCurator] bundles them with column names for ``map``/``filter`` style APIs and
 pickles cheaply into worker processes (the metadata is re-opened there, once per process,
-through :class:`MetadataHandle`).
+through [`MetadataHandle`][metaclip2.pipeline.batch.annotate.MetadataHandle]).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class MetadataHandle:
 
     @property
     def store(self):
-        """The :class:`~metaclip2.matching.store.MetadataStore` (cached per process)."""
+        """The [`MetadataStore`][metaclip2.matching.store.MetadataStore] (cached per process)."""
         from metaclip2.pipeline.stages.cache import cached_store
 
         return cached_store(self.directory)
@@ -173,13 +173,13 @@ def annotate(
         Alt-texts (str; bytes are read as a tar ``.txt`` member; None/NaN are invalid).
     langs : same kinds, optional
         Given language codes (None entries: LID decides). Any code form
-        :func:`~metaclip2.core.languages.normalize_language_code` reads.
+        [`normalize_language_code`][metaclip2.core.languages.normalize_language_code] reads.
     metadata : path or MetadataHandle
     options : MatchOptions or CurationConfig, optional
         Stage 1's options, as the offline run uses them (``max_chars``, ``min_confidence``,
         ``lid_model``, ``script_check``, …); default: all defaults.
     **changes
-        :class:`~metaclip2.pipeline.stages.options.MatchOptions` fields applied over `options`.
+        [`MatchOptions`][metaclip2.pipeline.stages.options.MatchOptions] fields applied over `options`.
 
     Returns
     -------
@@ -223,6 +223,7 @@ def annotate(
     out_langs: list = [None] * len(texts)
     per_text: list = [None] * len(texts)
     if valid:
+        valid = options.prepare_texts(valid)
         labels = options.identify(valid, valid_langs)
         resolved: dict = {}
         by_lang: dict[str, list[int]] = {}
@@ -280,12 +281,12 @@ def count_matches(
     offsets: Any = None,
     counts: EntryCounts | None = None,
 ) -> EntryCounts:
-    """Add a batch's matches into `counts` (a new :class:`EntryCounts` by default) and return it.
+    """Add a batch's matches into `counts` (a new [`EntryCounts`][metaclip2.curation.counts.EntryCounts] by default) and return it.
 
     Parameters
     ----------
     langs : column of (str or None)
-        Metadata language per text (:attr:`Annotation.langs`).
+        Metadata language per text ([`Annotation.langs`][metaclip2.pipeline.batch.annotate.Annotation.langs]).
     ids : CSR ids with `offsets`, or a per-row list column (lists, Arrow ListArray)
     metadata : path or MetadataHandle
         Gives each language's entry count and digest.
@@ -332,7 +333,7 @@ def count_matches(
     langs = _to_list(langs)
     off, flat = _csr(ids, offsets)
     for lang, rows in _by_lang(langs).items():
-        counts.register(lang, store.digest(lang), len(store.entries(lang)))
+        counts.register(lang, store.digest(lang), len(store.matcher(lang)))  # a mapped matcher knows its size without decoding entries
         sub_off, sub_ids = take_rows(off, flat, rows)
         counts.add_matches(lang, sub_off, sub_ids)
     return counts
@@ -350,17 +351,17 @@ def keep_mask(
     options: SampleOptions | None = None,
     **changes: Any,
 ) -> np.ndarray:
-    """Keep decision of every row of a batch: the offline run's (epoch 0) and :class:`OnlineSampler`'s.
+    """Keep decision of every row of a batch: the offline run's (epoch 0) and [`OnlineSampler`][metaclip2.curation.sampling.OnlineSampler]'s.
 
-    The rows of an image are all rows with its id (:func:`~metaclip2.curation.sampling.keep_decisions`):
+    The rows of an image are all rows with its id ([`keep_decisions`][metaclip2.curation.sampling.keep_decisions]):
     give every row of the images you decide in one call (with ``unit="image"``); a batch that
-    holds part of an image decides it differently. :meth:`BatchCurator.decide` decides a whole
+    holds part of an image decides it differently. [`BatchCurator.decide`][metaclip2.pipeline.batch.annotate.BatchCurator.decide] decides a whole
     annotated table at once.
 
     Parameters
     ----------
     probabilities : EntryProbabilities or path
-        ``probabilities.bin`` of a run, or :meth:`EntryProbabilities.from_counts` of the counts.
+        ``probabilities.bin`` of a run, or [`EntryProbabilities.from_counts`][metaclip2.curation.sampling.EntryProbabilities.from_counts] of the counts.
     image_ids : column of str
     langs : column of (str or None)
     ids : CSR ids with `offsets`, or a per-row list column
@@ -419,26 +420,26 @@ def _column(batch: Any, key: str) -> Any:
 class BatchCurator:
     """Curation for ``map``/``filter`` style APIs: column names, metadata and settings in one picklable object.
 
-    An image is all rows with one id (:func:`~metaclip2.curation.sampling.keep_decisions`).
-    :meth:`keep_batch` decides the images of one batch, so it needs each image's rows in one
-    batch (one row per image, or rows grouped first); :meth:`decide` decides a whole annotated
-    table at once, whatever batches annotated it; :meth:`filter_stream` never splits the
+    An image is all rows with one id ([`keep_decisions`][metaclip2.curation.sampling.keep_decisions]).
+    [`keep_batch`][metaclip2.pipeline.batch.annotate.BatchCurator.keep_batch] decides the images of one batch, so it needs each image's rows in one
+    batch (one row per image, or rows grouped first); [`decide`][metaclip2.pipeline.batch.annotate.BatchCurator.decide] decides a whole annotated
+    table at once, whatever batches annotated it; [`filter_stream`][metaclip2.pipeline.batch.annotate.BatchCurator.filter_stream] never splits the
     consecutive rows of an image.
 
     Parameters
     ----------
     metadata : path or MetadataHandle
     probabilities : EntryProbabilities or path, optional
-        Needed for keep decisions; or call :meth:`fit` with counts.
+        Needed for keep decisions; or call [`fit`][metaclip2.pipeline.batch.annotate.BatchCurator.fit] with counts.
     config : CurationConfig, MatchOptions, SampleOptions or ThresholdOptions, optional
         The run's options, taken as they are (e.g. the ``CurationConfig`` of a ``curate`` run):
-        LID and matching from its stage-1 fields, :meth:`fit` from its stage-2 fields, the
+        LID and matching from its stage-1 fields, [`fit`][metaclip2.pipeline.batch.annotate.BatchCurator.fit] from its stage-2 fields, the
         decisions from ``seed`` and ``unit``; the column names from ``id_key``, ``text_keys``,
         ``lang_key`` and ``text_index_key`` (defaults ``"id"``, ``"text"``, none, none).
     text_key : str, optional
         The alt-text column (the same as ``text_keys=(text_key,)``).
     **options
-        :class:`~metaclip2.pipeline.run.config.CurationConfig` fields applied over `config`
+        [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] fields applied over `config`
         (``seed=``, ``unit=``, ``script_check=``, ``id_key=``, …), checked as a run checks them.
 
     See Also
@@ -463,7 +464,7 @@ class BatchCurator:
     >>> cur.fit(cur.count(batch), t_en=1).keep_batch(batch)
     [True, False, False, True]
 
-    Rows of one image split across batches are decided whole by :meth:`decide`:
+    Rows of one image split across batches are decided whole by [`decide`][metaclip2.pipeline.batch.annotate.BatchCurator.decide]:
 
     >>> rows = {"key": ["i1", "i1", "i2"], "caption": ["a red dog", "a cat", "a dog"], "lang": ["en"] * 3}
     >>> parts = [cur.annotate_batch({k: v[:2] for k, v in rows.items()}), cur.annotate_batch({k: v[2:] for k, v in rows.items()})]
@@ -525,7 +526,7 @@ class BatchCurator:
 
     @property
     def probabilities(self) -> EntryProbabilities | None:
-        """The entry probabilities (from ``probabilities=`` or :meth:`fit`), or None."""
+        """The entry probabilities (from ``probabilities=`` or [`fit`][metaclip2.pipeline.batch.annotate.BatchCurator.fit]), or None."""
         if self._probabilities is None and self._probabilities_path is not None:
             from metaclip2.pipeline.stages.cache import cached_probabilities
 
@@ -533,11 +534,11 @@ class BatchCurator:
         return self._probabilities
 
     def annotate(self, texts: Any, langs: Any = None) -> Annotation:
-        """:func:`annotate` with this curator's metadata and settings."""
+        """[`annotate`][metaclip2.pipeline.batch.annotate.BatchCurator.annotate] with this curator's metadata and settings."""
         return annotate(texts, langs, metadata=self.metadata, options=self.config)
 
     def annotate_batch(self, batch: Any) -> Any:
-        """`batch` (a dict of columns or a pandas DataFrame) with columns :attr:`LANG` and :attr:`IDS` added."""
+        """`batch` (a dict of columns or a pandas DataFrame) with columns `LANG` and `IDS` added."""
         a = self.annotate(_column(batch, self.text_key), _column(batch, self.lang_key) if self.lang_key else None)
         if hasattr(batch, "assign"):  # pandas
             return batch.assign(**{self.LANG: a.langs, self.IDS: a.ids_lists()})
@@ -570,7 +571,7 @@ class BatchCurator:
         return self
 
     def keep(self, image_ids: Any, langs: Any, ids: Any, text_indices: Any = None, epoch: int = 0) -> np.ndarray:
-        """:func:`keep_mask` with this curator's probabilities, seed and unit."""
+        """[`keep_mask`][metaclip2.pipeline.batch.annotate.keep_mask] with this curator's probabilities, seed and unit."""
         if self.probabilities is None:
             raise ParameterError("no entry probabilities: give probabilities= or call fit(counts) first")
         return keep_mask(self.probabilities, image_ids, langs, ids, text_indices=text_indices, epoch=epoch, options=self.config)
@@ -580,7 +581,7 @@ class BatchCurator:
 
         A batch that begins with the image the previous batch of this process ended with has cut
         that image in two, and each part would be decided alone: that is logged as a warning (once),
-        naming :meth:`decide`.
+        naming [`decide`][metaclip2.pipeline.batch.annotate.BatchCurator.decide].
         """
         ids = _to_list(_column(batch, self.id_key))
         if ids and getattr(self, "_last_id", None) is not None and ids[0] == self._last_id and not getattr(self, "_warned", False):
@@ -597,7 +598,7 @@ class BatchCurator:
         Parameters
         ----------
         table : HF Dataset, pandas DataFrame, pyarrow Table or dict of columns
-            With the id column, :attr:`LANG` and :attr:`IDS` (from :meth:`annotate_batch`) and
+            With the id column, `LANG` and `IDS` (from [`annotate_batch`][metaclip2.pipeline.batch.annotate.BatchCurator.annotate_batch]) and
             the text-index column if the config names one.
         epoch : int
 
@@ -639,7 +640,7 @@ class BatchCurator:
 
 
 def _as_config(config: Any, options: dict) -> CurationConfig:
-    """A :class:`CurationConfig` from a config, any stage's options object, or none, with `options` applied."""
+    """A [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] from a config, any stage's options object, or none, with `options` applied."""
     if config is None or isinstance(config, CurationConfig):
         return CurationConfig.from_options(config, **options)
     fields = {f: getattr(config, f) for f in getattr(config, "__dataclass_fields__", {})}

@@ -9,7 +9,7 @@ Curation needs the whole pool's counts before any keep decision, so it is two pi
 
 Documents are one alt-text each (``doc.text``, image id ``doc.id``, the alt-text index in
 ``doc.metadata[<text_index_key>]`` when the curator's config names one), as datatrove's readers
-give them. An image is all documents with its id; :class:`MetaclipFilter` decides the
+give them. An image is all documents with its id; [`MetaclipFilter`][metaclip2.pipeline.batch.datatrove_steps.MetaclipFilter] decides the
 consecutive documents of one id together (a pair-per-line file lists an image's alt-texts one
 after the other), so its decisions equal the offline run's (``metaclip2 curate``) on the same
 records whenever an image's documents follow each other within one task's files.
@@ -54,7 +54,7 @@ class MetaclipCounter(PipelineStep):
     ----------
     curator : BatchCurator
     counts_dir : str
-        A local directory; :func:`load_counts` sums its files.
+        A local directory; [`load_counts`][metaclip2.pipeline.batch.datatrove_steps.load_counts] sums its files.
     """
 
     name = "metaclip2 counter"
@@ -76,7 +76,7 @@ class MetaclipCounter(PipelineStep):
 
 
 class MetaclipFilter(BaseFilter):
-    """Pass 2: keep the documents the curation keeps (the curator needs probabilities: :meth:`BatchCurator.fit`).
+    """Pass 2: keep the documents the curation keeps (the curator needs probabilities: [`BatchCurator.fit`][metaclip2.pipeline.batch.annotate.BatchCurator.fit]).
 
     Consecutive documents with the same id are one image and are decided together, never split
     between two batches.
@@ -132,7 +132,7 @@ def _image_batches(data, n: int):
 
 
 def load_counts(counts_dir: str) -> EntryCounts:
-    """The sum of the ``counts-*.bin`` files a :class:`MetaclipCounter` wrote."""
+    """The sum of the ``counts-*.bin`` files a [`MetaclipCounter`][metaclip2.pipeline.batch.datatrove_steps.MetaclipCounter] wrote."""
     paths = sorted(glob.glob(os.path.join(counts_dir, "counts-*.bin")))
     if not paths:
         raise MissingInputError(f"{counts_dir} holds no counts-*.bin: run the MetaclipCounter pipeline first")

@@ -1,6 +1,6 @@
 """Sub-layer 5 of the pipeline: whole builds over the layers below. The demo over the bundled
-sample data (:func:`~metaclip2.pipeline.builds.demo.run_demo`) and the worldwide metadata build
-from downloaded dumps (:func:`~metaclip2.pipeline.builds.worldwide.build_all`).
+sample data ([`run_demo`][metaclip2.pipeline.builds.demo.run_demo]) and the worldwide metadata build
+from downloaded dumps ([`build_all`][metaclip2.pipeline.builds.worldwide.build_all]).
 """
 
 from metaclip2.pipeline.builds.demo import DEMO_DATA, DEMO_LANGUAGES, DEMO_T_EN, build_demo_metadata, make_sample_pool, run_demo, write_example_pool

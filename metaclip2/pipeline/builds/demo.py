@@ -3,10 +3,10 @@
 Steps, all offline and deterministic:
 
 1. Metadata per Wikipedia language (en, de, fr, es, zh, ja, ru, ar, th) built with
-   :func:`metaclip2.build_metadata` from the bundled sample sources in
+   [`metaclip2.build_metadata`][metaclip2.metadata.build.build_metadata] from the bundled sample sources in
    ``metaclip2/data/demo/`` (a WordNet-like word list, a small generated corpus counted into
    n-grams, two synthetic page-view files), then merged into per-LID-language metadata and
-   matchers (:func:`metaclip2.matching.lid_metadata.build_lid_metadata`).
+   matchers ([`metaclip2.matching.lid_metadata.build_lid_metadata`][metaclip2.matching.lid_metadata.build_lid_metadata]).
 2. A sample pool of a few thousand images with one to three alt-texts each, generated from a
    fixed seed: nine languages, Zipf-distributed concepts (so a few entries dominate and get
    sub-sampled), some texts without a language (language identification runs on them when
@@ -190,7 +190,7 @@ def make_sample_pool(
     """Generate the SAMPLE pool: ``n_shards`` JSONL shards of ``{"id", "texts": [...]}`` images.
 
     Each image has one to three alt-texts, mostly in the image's language (weights
-    :data:`_LANG_WEIGHTS`), about concepts drawn from a Zipf law over ``concepts.tsv``.
+    `_LANG_WEIGHTS`), about concepts drawn from a Zipf law over ``concepts.tsv``.
     With `with_lid`, a third of the texts carry no ``lang`` (language identification decides);
     without it every text carries the language it was generated in. About 2 % are in a
     language without metadata, 3 % match nothing, and the first shard ends with one record per
@@ -387,7 +387,7 @@ def write_example_pool(directory: str | os.PathLike) -> tuple[Path, Path]:
     """Write the tiny example the docstrings curate: ``metadata/`` (en, de) and ``pool.jsonl``.
 
     The metadata is ``en``: dog, cat, red and ``de``: Hund, Katze; the pool is
-    :data:`EXAMPLE_POOL`, one JSON line per image, languages given (no LID needed).
+    [`EXAMPLE_POOL`][metaclip2.pipeline.builds.demo.EXAMPLE_POOL], one JSON line per image, languages given (no LID needed).
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """Build the metadata of every language of a downloaded tree, then merge it per LID language.
 
-Input: a tree laid out like the dump site (see :mod:`metaclip2.metadata.download`)::
+Input: a tree laid out like the dump site (see [`metaclip2.metadata.download`][metaclip2.metadata.download])::
 
     <tree>/<code>wiki/<date>/<code>wiki-<date>-pages-articles.xml.bz2   (or pages-articlesN.xml-p…bz2 parts)
     <tree>/other/pageviews/**/pageviews-*.gz
@@ -44,7 +44,7 @@ __all__ = [
     "build_all",
 ]
 
-#: What :func:`build_all` does with a no-space language whose segmenter is not installed:
+#: What [`build_all`][metaclip2.pipeline.builds.worldwide.build_all] does with a no-space language whose segmenter is not installed:
 #: ``"error"`` (stop before building anything), ``"skip"`` (leave the language out),
 #: ``"no-ngrams"`` (build it from numbers, WordNet and titles only).
 MISSING_SEGMENTER_POLICIES = ("error", "skip", "no-ngrams")
@@ -254,11 +254,11 @@ def build_language(
     dumps : list of str
         Its dump (or ordered parts); empty: no n-gram sources.
     view_dirs : list of str or None
-        Directories written by :func:`split_pageviews`; None: no title source.
+        Directories written by [`split_pageviews`][metaclip2.pipeline.builds.worldwide.split_pageviews]; None: no title source.
     out_dir : str
-        The :func:`build_all` output root.
+        The [`build_all`][metaclip2.pipeline.builds.worldwide.build_all] output root.
     build_kwargs : dict
-        Keyword arguments of :func:`metaclip2.metadata.build.build_metadata` (caps, WordNet).
+        Keyword arguments of [`metaclip2.metadata.build.build_metadata`][metaclip2.metadata.build.build_metadata] (caps, WordNet).
     fingerprint : dict
         Inputs and parameters; stored in ``state/<lang>.json`` and compared on the next run.
 
@@ -300,7 +300,7 @@ def build_language(
 
 @dataclass
 class WorldwideReport:
-    """What :func:`build_all` did.
+    """What [`build_all`][metaclip2.pipeline.builds.worldwide.build_all] did.
 
     Attributes
     ----------
@@ -379,7 +379,7 @@ def build_all(
     Parameters
     ----------
     tree : path
-        Downloaded tree (see :func:`find_sources`).
+        Downloaded tree (see [`find_sources`][metaclip2.pipeline.builds.worldwide.find_sources]).
     out_dir : path
         Output root (see the module docstring); re-running resumes.
     languages : ``"all"``, ``"en,de"`` or list of str
@@ -400,13 +400,13 @@ def build_all(
         with the executor's workers on batches of articles (one task per language would
         leave the largest dumps on one core).
     missing_segmenter : {"error", "skip", "no-ngrams"}
-        See :data:`MISSING_SEGMENTER_POLICIES`.
+        See [`MISSING_SEGMENTER_POLICIES`][metaclip2.pipeline.builds.worldwide.MISSING_SEGMENTER_POLICIES].
     lid : bool
         Merge into ``<out_dir>/lid`` (with `matchers`, also save one matcher per LID language).
     progress : bool
         Progress bars (stderr).
     **build_kwargs
-        Passed to :func:`metaclip2.metadata.build.build_metadata` (``wordnet``, caps …).
+        Passed to [`metaclip2.metadata.build.build_metadata`][metaclip2.metadata.build.build_metadata] (``wordnet``, caps …).
 
     Returns
     -------

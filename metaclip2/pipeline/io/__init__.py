@@ -1,11 +1,11 @@
 """Sub-layer 0 of the pipeline: reading and writing shards. Input shards (JSONL, Parquet,
 WebDataset tar; local or fsspec URLs) are read into
-:class:`~metaclip2.pipeline.io.records.Image` records by
-:func:`~metaclip2.pipeline.io.readers.read_shard`, one module per format; curated subsets are
-written by :mod:`~metaclip2.pipeline.io.writers`; stage 1's per-shard index
-(:mod:`~metaclip2.pipeline.io.index`), its spill-to-disk grouping by language
-(:mod:`~metaclip2.pipeline.io.partition`) and the local copy of remote metadata
-(:mod:`~metaclip2.pipeline.io.remote`) live here too. Imports nothing else of the pipeline.
+[`Image`][metaclip2.pipeline.io.records.Image] records by
+[`read_shard`][metaclip2.pipeline.io.readers.read_shard], one module per format; curated subsets are
+written by [`writers`][metaclip2.pipeline.io.writers]; stage 1's per-shard index
+([`index`][metaclip2.pipeline.io.index]), its spill-to-disk grouping by language
+([`partition`][metaclip2.pipeline.io.partition]) and the local copy of remote metadata
+([`remote`][metaclip2.pipeline.io.remote]) live here too. Imports nothing else of the pipeline.
 """
 
 from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS, INVALID_REASONS, Image, InvalidInputError, LAYOUTS, LayoutError, ParquetDependencyError, ReaderSpec, check_lang, check_text

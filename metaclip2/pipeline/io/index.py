@@ -1,13 +1,16 @@
 """The stage-1 index of a shard: its matched pairs, read back by stage 3 and by sweeps.
 
-One row per *matched* pair, in input order: ``n`` (image ordinal in the shard), ``id``
+One row per *matched* pair, in input order: ``n`` (ordinal of the record group in the shard), ``id``
 (image id), ``k`` (alt-text index), ``lang`` (metadata language), ``ids`` (matched entry
 ids), ``text``, ``extra`` (the image's carried fields, or None). Readers get rows in
-:class:`IndexBatch` es of whole images, as arrays (entry ids in CSR form), so consumers never
-parse rows one by one.
+[`IndexBatch`][metaclip2.pipeline.io.index.IndexBatch] es of whole images, as arrays (entry ids in CSR form), so consumers never
+parse rows one by one. "Whole image" here is a run of rows with one ``n`` (the rows read from
+one record, or from consecutive records of one id); the same id further down the shard is
+another run, so consumers that decide per image group rows by id over the whole shard
+([`sample_shard`][metaclip2.pipeline.stages.sample.sample_shard], the sweep).
 
-The storage format is private to this module: use :class:`IndexWriter` and
-:func:`iter_index`. It is binary and chunked (no pickle, no per-row parsing)::
+The storage format is private to this module: use [`IndexWriter`][metaclip2.pipeline.io.index.IndexWriter] and
+[`iter_index`][metaclip2.pipeline.io.index.iter_index]. It is binary and chunked (no pickle, no per-row parsing)::
 
     file   := MAGIC chunk*
     chunk  := b"CHNK" meta_len:u32 payload_len:u64 crc32(meta + payload):u32 meta payload
@@ -134,7 +137,7 @@ class IndexBatch:
         return np.flatnonzero(np.r_[True, self.n[1:] != self.n[:-1]])
 
     def rows(self) -> Iterator[tuple]:
-        """The rows as ``(n, id, k, lang, ids, text, extra)`` tuples (the arguments of :meth:`IndexWriter.write`)."""
+        """The rows as ``(n, id, k, lang, ids, text, extra)`` tuples (the arguments of [`IndexWriter.write`][metaclip2.pipeline.io.index.IndexWriter.write])."""
         n, k, o = self.n.tolist(), self.k.tolist(), self.offsets.tolist()
         for r in range(len(n)):
             yield n[r], self.id[r], k[r], self.lang[r], self.ids[o[r] : o[r + 1]], self.text[r], self.extra[r]
@@ -231,7 +234,7 @@ def encode_rows(rows: Sequence[tuple], codec: _ExtraCodec | None = None) -> byte
 def append_rows(path: str | os.PathLike, rows: Sequence[tuple], chunk_rows: int = 4096) -> None:
     """Append `rows` to a scratch index file (made if absent) in chunks of `chunk_rows`.
 
-    For temporary runs read back with :func:`iter_chunks`; chunks need not hold whole images.
+    For temporary runs read back with [`iter_chunks`][metaclip2.pipeline.io.index.iter_chunks]; chunks need not hold whole images.
 
     See Also
     --------
@@ -450,7 +453,7 @@ def _read_exact(f: BinaryIO, size: int) -> bytes:
 
 
 def iter_chunks(path: str | os.PathLike) -> Iterator[IndexBatch]:
-    """The chunks of an index file, one :class:`IndexBatch` each, as written.
+    """The chunks of an index file, one [`IndexBatch`][metaclip2.pipeline.io.index.IndexBatch] each, as written.
 
     Every chunk is checked before it is used: its checksum, its declared lengths against the
     file's size (before anything is allocated), and every field of its metadata (types,
@@ -517,7 +520,7 @@ def iter_chunks(path: str | os.PathLike) -> Iterator[IndexBatch]:
 
 
 def iter_index(path: str | os.PathLike, batch_rows: int = 8192) -> Iterator[IndexBatch]:
-    """The index's rows as :class:`IndexBatch` es of about `batch_rows` rows, whole images each.
+    """The index's rows as [`IndexBatch`][metaclip2.pipeline.io.index.IndexBatch] es of about `batch_rows` rows, whole images each.
 
     Raises
     ------

@@ -1,5 +1,5 @@
 """Opening input files, local or fsspec URLs, gzip-compressed or not, and telling a shard's
-format from its name (:data:`FORMATS`).
+format from its name ([`FORMATS`][metaclip2.pipeline.io.inputs.FORMATS]).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def open_input(path: str | os.PathLike):
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """Input format of `path` from its name: one of :data:`FORMATS`.
+    """Input format of `path` from its name: one of [`FORMATS`][metaclip2.pipeline.io.inputs.FORMATS].
 
     Raises
     ------

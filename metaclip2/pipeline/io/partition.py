@@ -1,11 +1,11 @@
 """Index rows partitioned by language, in memory up to a budget, then in temporary files.
 
 Stage 1 groups a shard's pairs by language so that each language's matcher is used in one
-phase per shard (:func:`~metaclip2.pipeline.stages.match.match_shard`); :class:`LanguageRuns`
+phase per shard ([`match_shard`][metaclip2.pipeline.stages.match.match_shard]); [`LanguageRuns`][metaclip2.pipeline.io.partition.LanguageRuns]
 holds the groups. Rows keep the order they were added in within a language; their memory is
 bounded by ``budget`` bytes (estimated), beyond which every language's rows go to a
 temporary file beside the outputs, named ``*.tmp<pid>`` so that a killed worker's leftovers
-are removed with the other temporaries (:func:`~metaclip2.core.atomic.remove_temporaries`).
+are removed with the other temporaries ([`remove_temporaries`][metaclip2.core.atomic.remove_temporaries]).
 """
 
 from __future__ import annotations

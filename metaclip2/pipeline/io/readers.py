@@ -12,13 +12,18 @@ Formats (chosen by file name, or ``format=``):
     file name); concatenated archives are read through. Per key a ``.json`` record and/or a
     ``.txt`` alt-text; other members (images) are never read.
 
-Layouts (the record's keys; detected per shard, or named with a :class:`ReaderSpec`):
+Layouts (the record's keys; detected per shard, or named with a [`ReaderSpec`][metaclip2.pipeline.io.records.ReaderSpec]):
 
 ``metaclip2``
     ``{"id", "texts": [str | {"text", "lang"?, "source"?, …}]}`` (image form) or the *flat*
-    form, one pair per record, ``{"id", "text", "lang"?}``. Consecutive flat records with the
-    same id form one image (alt-text indices 0, 1, … in record order); the same id further
-    down starts another image. Both forms may be mixed. In a tar, ``id`` defaults to the key.
+    form, one pair per record, ``{"id", "text", "lang"?, "text_index"?}``. All records with
+    one id form one image, wherever they stand in the shard. An alt-text's index is the
+    record's ``text_index`` (or the key named by ``text_index_key``) where it has one;
+    otherwise the id's records are numbered 0, 1, … in the order they stand in the whole
+    shard, after the indices the id already used (an image-form record's texts keep their
+    positions). An ``(id, index)`` met twice is invalid (``duplicate_index``), an index that
+    is not a whole number ``>= 0`` too (``bad_index``); see [`Numbering`][metaclip2.pipeline.io.records.Numbering].
+    Both forms may be mixed. In a tar, ``id`` defaults to the key.
 ``datacomp``
     DataComp metadata: ``uid``, ``text`` (plus ``url``, sizes, CLIP scores, …), flat.
 ``img2dataset``
@@ -29,7 +34,7 @@ Detection looks at a shard's Parquet schema, its first JSONL record with a known
 its tar samples; a record that fits two layouts is an error naming them (name the keys with
 ``ReaderSpec(id_key=..., text_keys=...)`` / ``--id-key``, ``--text-key``). A record's other
 scalar fields (``url``, sizes, scores; per-text ones such as ``source``) are carried in
-:attr:`Image.extra` / :attr:`Image.text_extra`, chosen with ``keep_keys`` / ``drop_keys``.
+[`Image.extra`][metaclip2.pipeline.io.records.Image.extra] / [`Image.text_extra`][metaclip2.pipeline.io.records.Image.text_extra], chosen with ``keep_keys`` / ``drop_keys``.
 
 Paths may be fsspec URLs (``s3://…``, ``memory://…``, ``https://…``); local paths are opened
 directly.
@@ -37,12 +42,12 @@ directly.
 Image ids are strings; integer ids are accepted and written in decimal. A text given with a
 language skips language identification.
 
-Bad input is reported, per alt-text, with one of :data:`INVALID_REASONS`; the unit of
+Bad input is reported, per alt-text, with one of [`INVALID_REASONS`][metaclip2.pipeline.io.records.INVALID_REASONS]; the unit of
 accounting is the pair: a record that cannot be read at all (a malformed line, a record
 without id) counts as one invalid pair per alt-text it visibly holds, at least one. A damaged
 container (a corrupt tar header or compressed stream, a corrupt Parquet row group, a gzip CRC
-or truncation error) yields an :class:`Image` with reason ``"damaged"``, ``where`` the byte
-offset or row group, and :attr:`Image.damage` saying the error and the records lost where
+or truncation error) yields an [`Image`][metaclip2.pipeline.io.records.Image] with reason ``"damaged"``, ``where`` the byte
+offset or row group, and [`Image.damage`][metaclip2.pipeline.io.records.Image.damage] saying the error and the records lost where
 known (a Parquet row group's rows; one pair where unknown).
 """
 
@@ -55,7 +60,7 @@ from metaclip2.core.errors import ParameterError
 from metaclip2.pipeline.io.inputs import FORMATS, detect_format
 from metaclip2.pipeline.io.jsonl import _read_jsonl
 from metaclip2.pipeline.io.parquet import _read_parquet
-from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS, Image, InvalidInputError, ReaderSpec, _Resolver
+from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS, Image, InvalidInputError, Numbering, ReaderSpec, _Resolver
 from metaclip2.pipeline.io.tar import _read_tar
 
 __all__ = ["read_shard"]
@@ -69,6 +74,7 @@ def read_shard(
     strict: bool = False,
     spec: ReaderSpec | None = None,
     report: dict | None = None,
+    numbering: Numbering | None = None,
 ) -> Iterator[Image]:
     """Images of one input shard, in file order.
 
@@ -77,17 +83,20 @@ def read_shard(
     path : path or URL
         The shard (a local path or an fsspec URL).
     input_format : {"jsonl", "parquet", "tar"}, optional
-        Default: from the file name (:func:`detect_format`).
+        Default: from the file name ([`detect_format`][metaclip2.pipeline.io.inputs.detect_format]).
     max_chars : int
         Texts longer than this many characters are invalid (``too_long``).
     strict : bool
-        Raise :class:`InvalidInputError` at the first invalid pair or damage instead of
+        Raise [`InvalidInputError`][metaclip2.pipeline.io.records.InvalidInputError] at the first invalid pair or damage instead of
         reporting it.
     spec : ReaderSpec, optional
         Named keys and carried fields; default: detect the layout.
     report : dict, optional
         Filled with the layout used: ``layout``, ``id_key``, ``text_keys``, ``lang_key``,
         ``fields`` (of the first record), ``expected`` (the keys looked for).
+    numbering : Numbering, optional
+        Numbers the alt-texts across the shard (default: a new one); pass one to read its
+        per-id slot counts afterwards.
 
     Yields
     ------
@@ -128,7 +137,9 @@ def read_shard(
     path = os.fspath(path)
     resolver = _Resolver(path, spec, report)
     reader = {"jsonl": _read_jsonl, "parquet": _read_parquet, "tar": _read_tar}[fmt]
+    numbering = Numbering() if numbering is None else numbering
     for image in reader(path, max_chars, resolver):
+        numbering.apply(image)
         if strict:
             for reason, where in zip(image.invalid, image.where):
                 if reason is not None:

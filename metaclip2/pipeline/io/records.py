@@ -1,10 +1,10 @@
-"""Records as read: :class:`Image`, :class:`ReaderSpec`, the known layouts and their
+"""Records as read: [`Image`][metaclip2.pipeline.io.records.Image], [`ReaderSpec`][metaclip2.pipeline.io.records.ReaderSpec], the known layouts and their
 detection, the errors of bad input, and the validation and shaping of one decoded record into
-images, shared by every format (:mod:`metaclip2.pipeline.io.jsonl`, :mod:`~metaclip2.pipeline.io.parquet`,
-:mod:`~metaclip2.pipeline.io.tar`).
+images, shared by every format ([`metaclip2.pipeline.io.jsonl`][metaclip2.pipeline.io.jsonl], [`parquet`][metaclip2.pipeline.io.parquet],
+[`tar`][metaclip2.pipeline.io.tar]).
 
-Bad input is reported, per alt-text, with one of :data:`INVALID_REASONS` (see
-:mod:`metaclip2.pipeline.io.readers` for the formats, layouts and accounting).
+Bad input is reported, per alt-text, with one of [`INVALID_REASONS`][metaclip2.pipeline.io.records.INVALID_REASONS] (see
+[`metaclip2.pipeline.io.readers`][metaclip2.pipeline.io.readers] for the formats, layouts and accounting).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ __all__ = [
     "Image",
     "InvalidInputError",
     "LayoutError",
+    "Numbering",
     "ParquetDependencyError",
     "ReaderSpec",
     "check_lang",
@@ -41,6 +42,8 @@ INVALID_REASONS = (
     "empty",         # a text that is empty or only whitespace
     "too_long",      # a text longer than max_chars
     "damaged",       # records lost in a damaged container (see Image.damage)
+    "bad_index",     # an alt-text index (text_index) that is not a whole number >= 0
+    "duplicate_index",  # an (image id, alt-text index) already met earlier in the shard
 )  # fmt: skip
 
 _PARQUET_HINT = "pip install 'metaclip2[parquet]'"
@@ -68,7 +71,7 @@ class ParquetDependencyError(MissingExtraError):
 
 
 def import_pyarrow():
-    """Import ``pyarrow`` and ``pyarrow.parquet``, or raise :class:`ParquetDependencyError`."""
+    """Import ``pyarrow`` and ``pyarrow.parquet``, or raise [`ParquetDependencyError`][metaclip2.pipeline.io.records.ParquetDependencyError]."""
     try:
         import pyarrow
         import pyarrow.parquet as pq
@@ -86,11 +89,15 @@ class Image:
     id : str or None
         None for a record that could not be read (then every slot is invalid).
     texts : list of (str or None)
-        Alt-text ``k`` (None where invalid); ``k`` is the alt-text index used everywhere downstream.
+        The image's alt-texts in the order read (None where invalid).
+    indices : list of int
+        The alt-text index of each slot (what names the alt-text everywhere downstream): the
+        record's ``text_index`` where it has one, else the position among the id's alt-texts
+        in the whole shard (see [`read_shard`][metaclip2.pipeline.io.readers.read_shard]).
     langs : list of (str or None)
         Language given with text ``k``, or None (language identification decides).
     invalid : list of (str or None)
-        Reason text ``k`` is invalid (one of :data:`INVALID_REASONS`), or None.
+        Reason text ``k`` is invalid (one of [`INVALID_REASONS`][metaclip2.pipeline.io.records.INVALID_REASONS]), or None.
     where : list of (int or str)
         Where text ``k`` came from: 1-based line (JSONL) or row (Parquet) number, tar member
         name, or for damage ``"offset N"`` / ``"row group G"``.
@@ -124,6 +131,7 @@ class Image:
 
     id: str | None
     texts: list = field(default_factory=list)
+    indices: list = field(default_factory=list)
     langs: list = field(default_factory=list)
     invalid: list = field(default_factory=list)
     where: list = field(default_factory=list)
@@ -131,7 +139,10 @@ class Image:
     text_extra: list = field(default_factory=list)
     damage: dict | None = None
 
-    def add(self, text: str | None, lang: str | None, reason: str | None, where: int | str, extra: dict | None = None) -> None:
+    def add(self, text: str | None, lang: str | None, reason: str | None, where: int | str, extra: dict | None = None,
+            index: int | None = -1) -> None:
+        """Append a slot; `index` its alt-text index (default: its position; None: numbered by the shard)."""
+        self.indices.append(len(self.texts) if index == -1 else index)
         self.texts.append(text if reason is None else None)
         self.langs.append(lang if reason is None else None)
         self.invalid.append(reason)
@@ -312,7 +323,7 @@ def _is_utf8(s: str) -> bool:
 
 
 def check_text(text: Any, max_chars: int) -> str | None:
-    """Reason `text` is invalid (one of :data:`INVALID_REASONS`), or None.
+    """Reason `text` is invalid (one of [`INVALID_REASONS`][metaclip2.pipeline.io.records.INVALID_REASONS]), or None.
 
     See Also
     --------
@@ -471,12 +482,95 @@ def _record_keys(lay: _Layout, spec: ReaderSpec) -> tuple:
     keys = (lay.id_key, *lay.text_keys) + ((lay.lang_key,) if lay.lang_key else ())
     if lay.name == "metaclip2" and not spec.text_keys:
         keys += ("texts", "text")
-    return keys
+    return keys + (spec.text_index_key or "text_index",)
+
+
+_NOT_GIVEN = object()
+
+
+def _text_index(value: Any) -> tuple[int | None, str | None]:
+    """``(index or None, reason or None)`` of a flat record's alt-text index; None: none given."""
+    if value is None or value is _NOT_GIVEN or (isinstance(value, float) and math.isnan(value)):
+        return None, None
+    if isinstance(value, bool):
+        return None, "bad_index"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and 0 <= value < 1 << 31:
+        return value, None
+    return None, "bad_index"
+
+
+class Numbering:
+    """Alt-text indices across a whole shard: what makes an image *all* records with its id.
+
+    A slot whose index the data gives keeps it; the others are numbered per id, ``0, 1, 2, …``
+    in the order they stand in the shard, after every index the id already used (so the same id
+    further down continues its image instead of starting another). An ``(id, index)`` met a
+    second time is invalid (``duplicate_index``), never a second row with one key.
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.io.records import Image, Numbering
+    >>> numbering, a, b = Numbering(), Image("x"), Image("x")
+    >>> a.add("one", None, None, 1, index=None); b.add("two", None, None, 3, index=None)
+    >>> b.add("three", None, None, 4, index=0)
+    >>> numbering.apply(a); numbering.apply(b)
+    >>> a.indices, b.indices, b.invalid
+    ([0], [1, 0], [None, 'duplicate_index'])
+    >>> numbering.slots("x")
+    2
+    """
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._used: dict[str, Any] = {}  # id -> the one index used, or the set of them
+        self._given: set = set()  # ids with an index the data gave
+
+    def ids(self) -> Iterator[tuple[str, int, bool]]:
+        """``(id, slots, numbered)`` of every id met: [`slots`][metaclip2.pipeline.io.records.Numbering.slots], and whether all its indices
+        were numbered here (none given by the data)."""
+        given = self._given
+        for image_id, n in self._next.items():
+            yield image_id, n, image_id not in given
+
+    def slots(self, image_id: str) -> int:
+        """One past the largest index `image_id` used so far (0 if unseen)."""
+        return self._next.get(image_id, 0)
+
+    def apply(self, image: Image) -> None:
+        """Give `image`'s unnumbered slots their indices and mark duplicates invalid."""
+        if image.id is None:
+            image.indices = list(range(len(image.texts)))
+            return
+        nxt = self._next.get(image.id, 0)
+        used = self._used.get(image.id)
+        for s, k in enumerate(image.indices):
+            if k is None:
+                k = image.indices[s] = nxt
+            else:  # given by the data (text_index, or a position in an image-form record)
+                self._given.add(image.id)
+            if used is None:
+                used = k
+            elif (k == used) if isinstance(used, int) else (k in used):
+                if image.invalid[s] is None:
+                    image.invalid[s] = "duplicate_index"
+                    image.texts[s] = image.langs[s] = None
+                continue
+            elif isinstance(used, int):
+                used = {used, k}
+            else:
+                used.add(k)
+            nxt = max(nxt, k + 1)
+        if used is not None:
+            self._used[image.id] = used
+            self._next[image.id] = nxt
 
 
 def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_chars: int, default_id: str | None = None) -> Iterator[Image]:
     """Images from ``(decoded object, _Bad or _Damage, where)`` in order, grouping flat records."""
     spec = resolver.spec
+    index_key = spec.text_index_key or "text_index"
     group: Image | None = None  # the open group of consecutive flat records
     for obj, where in objs:
         if isinstance(obj, (_Bad, _Damage)):
@@ -506,8 +600,9 @@ def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_cha
                 group = Image(image_id)
             lang, lang_reason = check_lang(shape[2])
             text = _decode(shape[1])
-            reason = check_text(text, max_chars) or lang_reason
-            group.add(text, lang, reason, where, _extra(obj, skip, spec) if reason is None else None)
+            index, index_reason = _text_index(obj.get(index_key, _NOT_GIVEN))
+            reason = check_text(text, max_chars) or lang_reason or index_reason
+            group.add(text, lang, reason, where, _extra(obj, skip, spec) if reason is None else None, index=index)
             continue
         if group is not None:
             yield group

@@ -6,7 +6,7 @@ cache (``$METACLIP2_CACHE``, default ``~/.cache/metaclip2``) and read from there
 copied again when its fsspec key (size, modification time, ETag, as the protocol reports them)
 changes; runs record the entry lists' digests anyway, so a stale copy can never pass unseen.
 
-Inputs are read from URLs directly (:func:`~metaclip2.pipeline.io.inputs.open_input`); run
+Inputs are read from URLs directly ([`open_input`][metaclip2.pipeline.io.inputs.open_input]); run
 directories are local paths.
 """
 

@@ -1,5 +1,5 @@
 """Row writers: JSON lines, and the curated subset as JSONL or Parquet, each file atomic
-(:class:`~metaclip2.core.atomic.AtomicFile`): a killed run never leaves a file that looks finished."""
+([`AtomicFile`][metaclip2.core.atomic.AtomicFile]): a killed run never leaves a file that looks finished."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def json_line(obj: Any) -> str:
 
 
 class _RowWriter:
-    """Rows into an :class:`AtomicFile`: committed by :meth:`close`, dropped by :meth:`abort`."""
+    """Rows into an [`AtomicFile`][metaclip2.core.atomic.AtomicFile]: committed by `close`, dropped by `abort`."""
 
     def __init__(self, path: str | os.PathLike):
         self._file = AtomicFile(path)
@@ -135,7 +135,7 @@ class _RowWriter:
 
 
 class JsonlWriter(_RowWriter):
-    """JSON lines (see :func:`json_line`) written atomically to `path`."""
+    """JSON lines (see [`json_line`][metaclip2.pipeline.io.writers.json_line]) written atomically to `path`."""
 
     def __init__(self, path: str | os.PathLike):
         super().__init__(path)
@@ -156,11 +156,11 @@ class JsonlWriter(_RowWriter):
 
 
 class ParquetWriter(_RowWriter):
-    """The curated subset (:data:`CURATED_COLUMNS`, then carried columns) as a Parquet file, written atomically.
+    """The curated subset ([`CURATED_COLUMNS`][metaclip2.pipeline.io.writers.CURATED_COLUMNS], then carried columns) as a Parquet file, written atomically.
 
     Column types: ``id``, ``text``, ``lang`` string; ``text_index`` int32; ``ids`` list of
     int32; ``keep_probability`` float64; carried columns as `extra_types` says (see
-    :class:`ExtraTypes`), sorted by name. Needs pyarrow (``pip install 'metaclip2[parquet]'``).
+    [`ExtraTypes`][metaclip2.pipeline.io.writers.ExtraTypes]), sorted by name. Needs pyarrow (``pip install 'metaclip2[parquet]'``).
     """
 
     ROW_GROUP = 65536
@@ -213,7 +213,7 @@ class ParquetWriter(_RowWriter):
 
 
 def curated_writer(path: str | os.PathLike, output_format: str = "jsonl", extra_types: dict[str, str] | None = None):
-    """A :class:`JsonlWriter` or :class:`ParquetWriter` (with carried columns of `extra_types`) for the curated subset."""
+    """A [`JsonlWriter`][metaclip2.pipeline.io.writers.JsonlWriter] or [`ParquetWriter`][metaclip2.pipeline.io.writers.ParquetWriter] (with carried columns of `extra_types`) for the curated subset."""
     if output_format == "jsonl":
         return JsonlWriter(path)
     if output_format == "parquet":

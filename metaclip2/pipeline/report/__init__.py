@@ -1,9 +1,9 @@
 """Sub-layer 3 of the pipeline: reading finished runs. The report of a run
-(:func:`~metaclip2.pipeline.report.card.write_report`: the datacard and plots,
-:mod:`~metaclip2.pipeline.report.plots`; :func:`~metaclip2.pipeline.report.card.write_html_report`:
-one self-contained HTML page, :mod:`~metaclip2.pipeline.report.browse` and
-:mod:`~metaclip2.pipeline.report.html`) and the threshold sweep over a run's stage-1 outputs
-(:mod:`~metaclip2.pipeline.report.sweep`). Imports only the lower sub-layers of the pipeline.
+([`write_report`][metaclip2.pipeline.report.card.write_report]: the datacard and plots,
+[`plots`][metaclip2.pipeline.report.plots]; [`write_html_report`][metaclip2.pipeline.report.card.write_html_report]:
+one self-contained HTML page, [`browse`][metaclip2.pipeline.report.browse] and [`html`][metaclip2.pipeline.report.html])
+and the threshold sweep over a run's stage-1 outputs ([`sweep`][metaclip2.pipeline.report.sweep]). Imports only the
+lower sub-layers of the pipeline.
 """
 
 from metaclip2.pipeline.report.card import write_html_report, write_report

@@ -1,14 +1,14 @@
 """What the HTML report shows, gathered from a run's verified stage files.
 
-:func:`report_data` reads the datacard (:func:`~metaclip2.pipeline.run.datacard.make_datacard`,
+[`report_data`][metaclip2.pipeline.report.browse.report_data] reads the datacard ([`make_datacard`][metaclip2.pipeline.run.datacard.make_datacard],
 which checks every stats file's seal and sums), the merged counts and ``probabilities.bin``
 (checked against the run's metadata digests), the shards' examples files (each against the size
 and sha256 its stats recorded), the entry lists of the metadata (against the same digests), and
-the threshold sweep over a grid of ``t_en`` (:func:`~metaclip2.pipeline.report.sweep.sweep`,
+the threshold sweep over a grid of ``t_en`` ([`sweep`][metaclip2.pipeline.report.sweep.sweep],
 the kernel of ``metaclip2 sweep``). Everything it returns is bounded: per language at most
-:data:`~metaclip2.pipeline.stages.examples.HEAD` head and
-:data:`~metaclip2.pipeline.stages.examples.TAIL` tail entries, :data:`CURVE_POINTS` points of
-the ranked counts, and :data:`GRID` sweep rows.
+``HEAD`` head and
+``TAIL`` tail entries, ``CURVE_POINTS`` points of
+the ranked counts, and ``GRID`` sweep rows.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Writing a finished run's report: ``datacard.json`` and, with matplotlib installed, PNG plots
-(:func:`metaclip2.pipeline.report.plots.write_plots`).
+([`metaclip2.pipeline.report.plots.write_plots`][metaclip2.pipeline.report.plots.write_plots]).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ def write_report(run_dir: str | os.PathLike, plots: bool = True, html: bool | st
     ----------
     run_dir : path
     plots : bool
-        Also draw plots (:func:`metaclip2.pipeline.report.plots.write_plots`); skipped with a note
+        Also draw plots ([`metaclip2.pipeline.report.plots.write_plots`][metaclip2.pipeline.report.plots.write_plots]); skipped with a note
         on stderr when matplotlib (``pip install 'metaclip2[plot]'``) is missing.
     html : bool or path
-        Also write the HTML report (:func:`write_html_report`): True for ``report.html`` in the
+        Also write the HTML report ([`write_html_report`][metaclip2.pipeline.report.card.write_html_report]): True for ``report.html`` in the
         run directory, or the path to write it to.
 
     Returns
@@ -81,9 +81,9 @@ def write_html_report(run_dir: str | os.PathLike, path: str | os.PathLike | None
     input pair, a sortable per-language table, per language the flattening of its entry counts
     (inline SVG) and samples of alt-texts that matched and matched nothing, an entry browser
     (head entries and a seeded sample of tail entries, with alt-texts kept and not kept), and a
-    ``t_en`` control over sweep rows computed here (:func:`~metaclip2.pipeline.report.sweep.sweep`).
+    ``t_en`` control over sweep rows computed here ([`sweep`][metaclip2.pipeline.report.sweep.sweep]).
     Everything is read from the run's verified stage files
-    (:func:`~metaclip2.pipeline.report.browse.report_data`); its size is bounded by constants,
+    ([`report_data`][metaclip2.pipeline.report.browse.report_data]); its size is bounded by constants,
     not by the pool.
 
     Parameters

@@ -1,6 +1,6 @@
 """The HTML report of a run: one self-contained page (inline CSS, JS and SVG; nothing fetched).
 
-:func:`render_report` turns :func:`~metaclip2.pipeline.report.browse.report_data` into the
+[`render_report`][metaclip2.pipeline.report.html.render_report] turns [`report_data`][metaclip2.pipeline.report.browse.report_data] into the
 page. Tables and figures are made here, in Python, so the page reads without JavaScript; the
 script only sorts tables, filters the entry browser and steps through the sweep rows computed
 here (it computes nothing of the curation itself). A Content-Security-Policy forbids every
@@ -204,7 +204,7 @@ def _examples(records: list, cls: str = "", with_entries: bool = False) -> str:
 
 
 def render_report(data: dict) -> str:
-    """The page of :func:`~metaclip2.pipeline.report.browse.report_data` as one HTML string.
+    """The page of [`report_data`][metaclip2.pipeline.report.browse.report_data] as one HTML string.
 
     Examples
     --------

@@ -99,7 +99,7 @@ def plot_match_mass(counts, t: dict, path: str | os.PathLike, max_languages: int
     Parameters
     ----------
     counts : mapping of str -> ndarray of uint64
-        Entry counts per language (e.g. :class:`metaclip2.EntryCounts`).
+        Entry counts per language (e.g. [`metaclip2.EntryCounts`][metaclip2.curation.counts.EntryCounts]).
     t : dict of str -> int or None
         Threshold per language, in matches.
     path : path
@@ -167,7 +167,7 @@ def plot_pairs_per_language(datacard: dict, path: str | os.PathLike, max_languag
     Parameters
     ----------
     datacard : dict
-        A run's datacard (see :func:`language_rows` for the per-language keys read).
+        A run's datacard (see [`language_rows`][metaclip2.pipeline.report.plots.language_rows] for the per-language keys read).
     path : path
         PNG file to write.
     max_languages : int

@@ -7,15 +7,15 @@ probabilities, and their variances sums of Bernoulli variances:
 * ``unit="pair"`` (each pair on its own): kept pairs ``sum_r p_r``; an image is kept when any of
   its pairs is, with probability ``1 - prod_r (1 - p_r)`` (per language: over its pairs of that
   language).
-* ``unit="image"`` (the release, :func:`~metaclip2.curation.sampling.select_texts`): one
+* ``unit="image"`` (the release, [`select_texts`][metaclip2.curation.sampling.select_texts]): one
   candidate alt-text (``p_r > 0``) is picked uniformly, then kept with its own probability, so
   the image is kept with probability ``mean_r p_r`` over its candidates and at most one pair per
   image is kept (kept pairs = kept images; per language, the sum of ``p_r / m`` over the image's
   pairs of that language, ``m`` its number of candidates). This is *not* ``1 - prod (1 - p_r)``.
 
-:func:`load_sweep_data` reads the stage-1 index once (through
-:func:`~metaclip2.pipeline.io.index.iter_index`) into flat arrays; every threshold is then numpy
-work over them (:func:`sweep`, :func:`target_size`). Images with one matched alt-text that
+[`load_sweep_data`][metaclip2.pipeline.report.sweep.load_sweep_data] reads the stage-1 index once (through
+[`iter_index`][metaclip2.pipeline.io.index.iter_index]) into flat arrays; every threshold is then numpy
+work over them ([`sweep`][metaclip2.pipeline.report.sweep.sweep], [`target_size`][metaclip2.pipeline.report.sweep.target_size]). Images with one matched alt-text that
 matched one entry, the bulk of a web pool, are folded into per-entry counts (their probability
 is ``q`` itself); the others are kept as CSR rows.
 """
@@ -37,6 +37,7 @@ from metaclip2.core.errors import DataError, MissingInputError, ParameterError
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.curation.expectation import Folder, SweepData
 from metaclip2.pipeline.io.index import iter_index
+from metaclip2.pipeline.run.rundir import load_json
 
 __all__ = ["SweepData", "SweepTable", "load_sweep_data", "sweep", "target_size"]
 
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 
 
 def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> SweepData:
-    """Read a run's stage-1 outputs once into a :class:`SweepData`.
+    """Read a run's stage-1 outputs once into a [`SweepData`][metaclip2.curation.expectation.SweepData].
 
     The merged counts are ``stage2/counts.bin`` when stage 2 ran, else the shards' counts summed
     here (nothing is written).
@@ -92,25 +93,109 @@ def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> Swee
         raise MissingInputError(
             f"stage 1 is unfinished for {len(missing)} of {len(names)} shards (e.g. {missing[0]}): run `metaclip2 count` again"
         )
+    # every stage-1 file read below is first checked against what stage 1 recorded (size and
+    # sha256), as stage 3 checks its index: another shard's index, or one cut, is named here
+    from metaclip2.pipeline.run import verify
+
+    checks = verify.verify_many(lambda n, i: verify.stage1_shard(s1_dir, n, i, metadata_digests=s1["metadata_digests"]),
+                                list(zip(names, s1["inputs"])), workers=2)  # fmt: skip
+    for name, check in zip(names, checks):
+        if check.stats is None:
+            raise DataError(f"stage 1 of shard {name} cannot be used: {check.problem or 'it is unfinished'}; "
+                            "run `metaclip2 count` again, which redoes it")  # fmt: skip
     if run.counts.exists() and run.thresholds.exists():
         counts = EntryCounts.load(run.counts, digests=s1["metadata_digests"])
     else:
         counts = merge_counts([stage1_paths(s1_dir, n)["counts"] for n in names], digests=s1["metadata_digests"])
     code = {lang: i for i, lang in enumerate(counts)}
     fold = Folder(counts)
+    split = _split_rows(run, s1_dir, names)
+    split_ids = {r[0] for r in split}
     for name in names:
-        for batch in iter_index(stage1_paths(s1_dir, name)["index"], batch_rows=batch_rows):
-            if not len(batch):
-                continue
-            try:
-                lc = np.array([code[lang] for lang in batch.lang], dtype=np.int32)
-            except KeyError as e:
-                raise DataError(f"the stage-1 index of {name} holds language {e.args[0]!r}, which its counts lack: delete the shard's stage-1 files and run stage 1 again") from None
-            fold.add(lc, batch.image_starts(), np.asarray(batch.offsets, dtype=np.int64), batch.ids.astype(np.int64),
-                     where=f"the stage-1 index of {name}")  # fmt: skip
+        _fold_shard(fold, code, stage1_paths(s1_dir, name)["index"], name, batch_rows, split_ids)
+    _fold_split(fold, code, [r for r in split if not r[6]])
     data = fold.data(source=str(run.path))
     log.debug("sweep data of %s: %d images, %d matched pairs (%d single-entry images folded)", run.path, data.images, data.pairs, int(data.single.sum()))
     return data
+
+
+def _split_rows(run, s1_dir: Path, names: Sequence[str]) -> list[tuple]:
+    """Rows of the images split across shards (``(id, k, lang, ids, shard, own k, duplicate)``):
+    stage 2's file when it is current, else found here the same way (nothing is written)."""
+    from metaclip2.pipeline.run import verify
+    from metaclip2.pipeline.stages.files import stage1_paths
+    from metaclip2.pipeline.stages.split import SPLIT_FILE, find_split_images, load_split
+    from metaclip2.pipeline.stages.stats import Stage1Stats
+
+    paths = [stage1_paths(s1_dir, n) for n in names]
+    try:
+        stats = {n: Stage1Stats.from_json(load_json(p["stats"])) for n, p in zip(names, paths)}
+        digest = verify.split_inputs_digest(s1_dir, names, stats)
+    except (KeyError, TypeError, DataError):
+        digest = None  # stats of an older stage 1: find_split_images names what to redo
+    if digest is not None:
+        info, _ = verify.split_record(run.stage2, digest)
+        if info is not None:
+            return load_split(run.stage2 / SPLIT_FILE)
+    rows = find_split_images([p["index"] for p in paths], [p["images"] for p in paths], names)
+    return [(i, k, lang, ids, extra["shard"], extra["k"], bool(extra.get("duplicate"))) for _, i, k, lang, ids, _, extra in rows]
+
+
+def _fold_split(fold: Folder, code: dict, rows: list[tuple]) -> None:
+    """Fold the split images' rows (sorted by id), each image on all its rows."""
+    if not rows:
+        return
+    lc = np.array([code[r[2]] for r in rows], dtype=np.int32)
+    lengths = np.fromiter((len(r[3]) for r in rows), dtype=np.int64, count=len(rows))
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    ids = np.fromiter((e for r in rows for e in r[3]), dtype=np.int64, count=int(offsets[-1]))
+    starts = np.flatnonzero([j == 0 or rows[j][0] != rows[j - 1][0] for j in range(len(rows))])
+    fold.add(lc, starts, offsets, ids, where="the split-images rows")
+
+
+def _fold_shard(fold: Folder, code: dict, index: Path, name: str, batch_rows: int, skip: set = frozenset()) -> None:
+    """Fold one shard's matched rows, an image being all the rows with its id in the shard (as
+    stage 3 decides it), wherever they stand; images in `skip` (split across shards) are left out."""
+    langs, lengths, ids, image = [], [], [], []
+    first: dict[str, int] = {}  # id -> image number, in first-occurrence order
+    for batch in iter_index(index, batch_rows=batch_rows):
+        if skip and len(batch):
+            rows = [r for r, x in enumerate(batch.id) if x not in skip]
+            if len(rows) < len(batch):
+                batch = _take(batch, rows)
+        if not len(batch):
+            continue
+        try:
+            langs.append(np.array([code[lang] for lang in batch.lang], dtype=np.int32))
+        except KeyError as e:
+            raise DataError(f"the stage-1 index of {name} holds language {e.args[0]!r}, which its counts lack: delete the shard's stage-1 files and run stage 1 again") from None
+        lengths.append(np.diff(batch.offsets).astype(np.int64))
+        ids.append(batch.ids.astype(np.int64))
+        image.append(np.fromiter((first.setdefault(x, len(first)) for x in batch.id), dtype=np.int64, count=len(batch)))
+    if not langs:
+        return
+    lc, ln, gi, im = (np.concatenate(a) for a in (langs, lengths, ids, image))
+    offsets = np.zeros(len(ln) + 1, dtype=np.int64)
+    np.cumsum(ln, out=offsets[1:])
+    if np.any(im[1:] < im[:-1]):  # an id that comes back further down: its rows made contiguous
+        order = np.argsort(im, kind="stable")
+        starts, ln, lc, im = offsets[:-1][order], ln[order], lc[order], im[order]
+        offsets = np.zeros(len(ln) + 1, dtype=np.int64)
+        np.cumsum(ln, out=offsets[1:])
+        gi = gi[np.repeat(starts - offsets[:-1], ln) + np.arange(int(offsets[-1]), dtype=np.int64)]
+    fold.add(lc, np.flatnonzero(np.r_[True, im[1:] != im[:-1]]), offsets, gi, where=f"the stage-1 index of {name}")
+
+
+def _take(batch, rows: list):
+    """The batch's `rows` (only the columns the sweep reads)."""
+    from metaclip2.pipeline.io.index import IndexBatch
+    from metaclip2.pipeline.stages.sample import take_rows
+
+    r = np.asarray(rows, dtype=np.int64)
+    offsets, ids = take_rows(batch.offsets, batch.ids, r)
+    return IndexBatch(n=batch.n[r], k=batch.k[r], lang=[batch.lang[i] for i in rows], offsets=offsets, ids=ids,
+                      id=[batch.id[i] for i in rows], text=[], extra=[])  # fmt: skip
 
 
 # -- the table ---------------------------------------------------------------------------------
@@ -123,7 +208,7 @@ class SweepTable:
     Attributes
     ----------
     rows : list of dict
-        :meth:`SweepData.expect` results.
+        [`SweepData.expect`][metaclip2.curation.expectation.SweepData.expect] results.
     unit, english : str
     matched_pairs, matched_images : int
         The run's matched pairs and images with a matched alt-text (what can be kept).
@@ -250,7 +335,7 @@ def sweep(
     Parameters
     ----------
     run : path or SweepData
-        A run directory with a finished stage 1 (or data loaded by :func:`load_sweep_data`, to
+        A run directory with a finished stage 1 (or data loaded by [`load_sweep_data`][metaclip2.pipeline.report.sweep.load_sweep_data], to
         sweep it several times).
     t_en : iterable of float
         Candidate English thresholds.
@@ -335,7 +420,7 @@ def target_size(
     size : float
         Target expected number of kept pairs (`measure` ``"pairs"``) or images (``"images"``).
     english, unit : str
-        As in :func:`sweep`.
+        As in [`sweep`][metaclip2.pipeline.report.sweep.sweep].
     p : float, optional
         A fixed tail share: then t_en can only move English (``english="keep"``); with
         ``"recompute"`` it moves nothing, and the search runs over p instead.
@@ -346,7 +431,7 @@ def target_size(
     Returns
     -------
     dict
-        The :meth:`SweepData.expect` row of the threshold found, plus ``"target"``,
+        The [`SweepData.expect`][metaclip2.curation.expectation.SweepData.expect] row of the threshold found, plus ``"target"``,
         ``"searched"`` (``"t_en"`` or ``"p"``) and ``"gap"``: None, or, when the expected size
         jumps over the target (a language's threshold steps; small pools), the sizes just
         below and above the jump (the nearest one is returned, with a warning).

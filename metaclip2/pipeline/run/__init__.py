@@ -1,13 +1,13 @@
 """Sub-layer 2 of the pipeline: a run directory and the public run functions.
-:func:`~metaclip2.pipeline.run.api.curate` (and :func:`~metaclip2.pipeline.run.api.count`,
-:func:`~metaclip2.pipeline.run.api.compute_thresholds`,
-:func:`~metaclip2.pipeline.run.api.sample`) run the stages over a pool in a resumable run
-directory (:mod:`~metaclip2.pipeline.run.rundir`) whose shards are verified before reuse
-(:mod:`~metaclip2.pipeline.run.verify`), configured by
-:class:`~metaclip2.pipeline.run.config.CurationConfig`, forked for another threshold
-(:mod:`~metaclip2.pipeline.run.fork`), guided by warnings about thresholds
-(:mod:`~metaclip2.pipeline.run.guidance`) and summed up in a datacard
-(:mod:`~metaclip2.pipeline.run.datacard`). Imports only the io and stages sub-layers of the
+[`curate`][metaclip2.pipeline.run.api.curate] (and [`count`][metaclip2.pipeline.run.api.count],
+[`compute_thresholds`][metaclip2.pipeline.run.api.compute_thresholds],
+[`sample`][metaclip2.pipeline.run.api.sample]) run the stages over a pool in a resumable run
+directory ([`rundir`][metaclip2.pipeline.run.rundir]) whose shards are verified before reuse
+([`verify`][metaclip2.pipeline.run.verify]), configured by
+[`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig], forked for another threshold
+([`fork`][metaclip2.pipeline.run.fork]), guided by warnings about thresholds
+([`guidance`][metaclip2.pipeline.run.guidance]) and summed up in a datacard
+([`datacard`][metaclip2.pipeline.run.datacard]). Imports only the io and stages sub-layers of the
 pipeline.
 """
 

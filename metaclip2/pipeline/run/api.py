@@ -1,25 +1,26 @@
 """Curation of a pool over a run directory: resumable, deterministic, refusing to mix runs.
 
-:func:`curate` runs the three stages; :func:`count`, :func:`compute_thresholds` and
-:func:`sample` run one each. Every parameter lives in a
-:class:`~metaclip2.pipeline.run.config.CurationConfig`, given whole (``config=``) or as keyword
-options; the directory's layout and ``run.json`` are :class:`~metaclip2.pipeline.run.rundir.RunDir`'s.
+[`curate`][metaclip2.pipeline.run.api.curate] runs the three stages; [`count`][metaclip2.pipeline.run.api.count], [`compute_thresholds`][metaclip2.pipeline.run.api.compute_thresholds] and
+[`sample`][metaclip2.pipeline.run.api.sample] run one each. Every parameter lives in a
+[`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig], given whole (``config=``) or as keyword
+options; the directory's layout and ``run.json`` are [`RunDir`][metaclip2.pipeline.run.rundir.RunDir]'s.
 
 Every file is written atomically, and a shard whose stats file exists and whose recorded
-inputs and outputs verify (:mod:`metaclip2.pipeline.run.verify`: sizes and sha256) is skipped, so
+inputs and outputs verify ([`metaclip2.pipeline.run.verify`][metaclip2.pipeline.run.verify]: sizes and sha256) is skipped, so
 a run killed at any point and started again with the same arguments finishes with the same
 bytes as an uninterrupted one; a shard whose outputs were lost or altered is redone, with a
 warning naming it. Outputs do not depend on the number of workers or the executor.
 
 Every parameter and input is checked before anything is written; a run refuses
-(:class:`~metaclip2.core.errors.RunMismatchError`) to continue in a directory made with
-other metadata, inputs, or parameters, and (:class:`~metaclip2.pipeline.run.rundir.RunBusyError`)
-to share it with another running command (:meth:`~metaclip2.pipeline.run.rundir.RunDir.lock`).
+([`RunMismatchError`][metaclip2.core.errors.RunMismatchError]) to continue in a directory made with
+other metadata, inputs, or parameters, and ([`RunBusyError`][metaclip2.pipeline.run.rundir.RunBusyError])
+to share it with another running command ([`lock`][metaclip2.pipeline.run.rundir.RunDir.lock]).
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -27,20 +28,23 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from metaclip2.core.atomic import make_directory, remove_temporaries, write_json
-from metaclip2.core.errors import DataError, MissingInputError, ParameterError
+from metaclip2.core.errors import DataError, MissingInputError, ParameterError, RunMismatchError
 from metaclip2.curation.threshold import ENGLISH, no_english_message
 from metaclip2.execution.executor import Executor, get_executor
+from metaclip2.execution.local import preload_in_workers
 from metaclip2.pipeline.run import verify
 from metaclip2.pipeline.run.config import CurationConfig
 from metaclip2.pipeline.run.driver import ShardStage, run_shards
 from metaclip2.pipeline.run.fork import fork_run, stage1_dir
 from metaclip2.pipeline.io.inputs import detect_format
 from metaclip2.pipeline.run.rundir import RunDir
+from metaclip2.pipeline.stages.budget import WorkerBudget
 from metaclip2.pipeline.stages.cache import cached_store
 from metaclip2.pipeline.stages.files import shard_names, stage1_paths, stage3_paths
 from metaclip2.pipeline.stages.match import MatchTask, shard_warnings, stage1_summary
 from metaclip2.pipeline.stages.merge import compute_probabilities, merge_counts
 from metaclip2.pipeline.stages.sample import SampleTask
+from metaclip2.pipeline.stages.split import SPLIT_FILE, split_images
 from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
 
 log = logging.getLogger(__name__)
@@ -57,7 +61,7 @@ class CurationResult:
     out : Path
         The run directory.
     probabilities : Path
-        ``stage2/probabilities.bin``, for :class:`~metaclip2.curation.sampling.OnlineSampler`.
+        ``stage2/probabilities.bin``, for [`OnlineSampler`][metaclip2.curation.sampling.OnlineSampler].
     outputs : list of Path
         The curated subset, one file per input shard, in input order.
     datacard : dict
@@ -178,6 +182,10 @@ def _expand_url(pattern: str) -> list[str]:
     return [fs.unstrip_protocol(p) for p in files]
 
 
+# Stage 1's and stage 3's task modules, imported once by the forkserver rather than by every worker.
+preload_in_workers("metaclip2.pipeline.stages.match", "metaclip2.pipeline.stages.sample")
+
+
 class _Executor:
     """The config's executor for the length of a ``with`` block; closed only if made here."""
 
@@ -211,22 +219,92 @@ def _note(config: CurationConfig, msg: str) -> None:
 
 def _store(metadata, config: CurationConfig):
     # The store stage 1's in-process tasks will ask for: same engine and budget, so one load serves both.
-    return cached_store(metadata, config.matcher_engine, matcher_memory=config.matcher_memory, strict=config.strict)
+    return cached_store(metadata, config.matcher_engine, matcher_memory=WorkerBudget.of(config).matchers, strict=config.strict)
 
 
-def _stage1_section(metadata, inputs, config: CurationConfig) -> tuple[list[str], list[str], dict]:
+def _stage1_section(metadata, inputs, config: CurationConfig, run: RunDir) -> tuple[list[str], list[str], dict]:
     """Input paths, shard names and run.json's stage-1 section; everything checked, nothing written."""
-    paths = expand_inputs(inputs)
+    paths = _outside(expand_inputs(inputs), run.path)
     _check_inputs(paths, config.input_format, config)
     store = _store(metadata, config)  # a missing or empty metadata directory is refused here
     section = {
         "metadata": os.fspath(metadata) if "://" in os.fspath(metadata) else str(Path(metadata).resolve()),
         "metadata_digests": store.digests(),
         "inputs": paths,
-        "shards": shard_names(paths),
+        "shards": _names(paths, _pattern_root(inputs), run.read().get("stage1"), config.add_inputs),
         **config.section(1),
     }
     return paths, section["shards"], section
+
+
+def _check_stage1(run: RunDir, section: dict, config: CurationConfig) -> tuple[dict | None, bool]:
+    """Check `section` against run.json's stage 1: (the recorded section, whether the run grows by new inputs)."""
+    old = run.read().get("stage1")
+    paths = section["inputs"]
+    grown = old is not None and old.get("inputs") != paths
+    if grown and not config.add_inputs and set(old.get("inputs") or ()) < set(paths):
+        raise RunMismatchError(f"{run.path} holds a run of {len(old['inputs'])} inputs and {len(paths) - len(old['inputs'])} more are "
+                               "given: to grow the run by them (stage 1 of the new shards only, stages 2-3 redone) pass "
+                               "--add-inputs (add_inputs=True); else use another output directory")  # fmt: skip
+    run.check("stage1", section, ignore=("metadata",) + (("inputs", "shards") if grown and config.add_inputs else ()))
+    return old, grown and config.add_inputs
+
+
+def _pattern_root(patterns: Sequence[str | os.PathLike] | str | os.PathLike) -> str | None:
+    """The deepest common folder of the patterns' fixed parts (``pool`` for ``pool/*/*.jsonl``,
+    a file's folder for a file): what shards are named relative to, so that a pattern matching
+    more folders later names the old shards as before. None for URLs (named as before)."""
+    if isinstance(patterns, (str, os.PathLike)):
+        patterns = [patterns]
+    fixed = []
+    for pattern in map(os.fspath, patterns):
+        if "://" in pattern and not pattern.startswith("file://"):
+            return None
+        pattern = os.path.abspath(pattern.removeprefix("file://"))
+        cut = min((i for i, c in enumerate(pattern) if c in "*?["), default=None)
+        fixed.append(os.path.dirname(pattern if cut is None else pattern[:cut]))
+    return os.path.commonpath(fixed) if fixed else None
+
+
+def _names(paths: list[str], root: str | None, old: dict | None, add_inputs: bool) -> list[str]:
+    """Shard names of `paths`; the names run.json records for the inputs it records are kept
+    (a resumed or grown run never renames a shard), a new input's name never takes an old one."""
+    names = shard_names(paths, root=root)
+    if not old or not isinstance(old.get("inputs"), list) or not isinstance(old.get("shards"), list):
+        return names
+    recorded = dict(zip(old["inputs"], old["shards"]))
+    if old["inputs"] == paths:
+        return list(old["shards"])
+    if not add_inputs:
+        return names  # the inputs differ: RunDir.check refuses them (naming --add-inputs)
+    gone = [p for p in old["inputs"] if p not in set(paths)]
+    if gone:
+        raise RunMismatchError(f"--add-inputs: the run's input {gone[0]} is no longer among the inputs ({len(gone)} missing): "
+                               "a run only grows; give its old inputs too, or start a new output directory")  # fmt: skip
+    taken = set(old["shards"])
+    out = []
+    for p, n in zip(paths, names):
+        if p in recorded:
+            out.append(recorded[p])
+        else:
+            if n in taken:
+                n = f"{n}-{hashlib.sha1(p.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+            taken.add(n)
+            out.append(n)
+    return out
+
+
+def _outside(paths: list[str], out: Path) -> list[str]:
+    """`paths` less the files inside the run directory `out`: a run never reads its own outputs
+    as input (a recursive glob over a folder that holds the run would match its subset)."""
+    root = os.path.realpath(out)
+    inside = [p for p in paths if "://" not in p and os.path.realpath(p).startswith(root + os.sep)]
+    if inside:
+        log.info("%d file(s) inside the run directory %s are not inputs (e.g. %s)", len(inside), out, inside[0])
+    kept = [p for p in paths if p not in set(inside)]
+    if not kept and inside:
+        raise MissingInputError(f"every input matched lies inside the run directory {out}: give the pool's own files")
+    return kept
 
 
 def _finished_stage1(run: RunDir, s1: dict, config: CurationConfig, what: Sequence[str]) -> dict[str, Stage1Stats]:
@@ -241,8 +319,9 @@ def _finished_stage1(run: RunDir, s1: dict, config: CurationConfig, what: Sequen
             f"stage 1 is unfinished for {len(missing)} of {len(names)} shards (e.g. {missing[0]}): run `metaclip2 count` again"
         )
     checks = verify.verify_many(
-        lambda n, p: verify.stage1_shard(run.stage1, n, p, check_outputs=what), list(zip(names, s1["inputs"])), config.workers
-    )
+        lambda n, p: verify.stage1_shard(run.stage1, n, p, check_outputs=what, metadata_digests=s1["metadata_digests"]),
+        list(zip(names, s1["inputs"])), config.workers,
+    )  # fmt: skip
     for name, check in zip(names, checks):
         if check.stats is None:
             raise DataError(f"stage 1 of shard {name} cannot be used: {check.problem}; run `metaclip2 count` again, which redoes it")
@@ -268,7 +347,7 @@ def count(
     metadata : path
         Per-LID-language metadata directory.
     inputs : sequence of str
-        Input shards or glob patterns (see :func:`expand_inputs`).
+        Input shards or glob patterns (see [`expand_inputs`][metaclip2.pipeline.run.api.expand_inputs]).
     out : path
         The run directory.
     config : CurationConfig, optional
@@ -278,7 +357,7 @@ def count(
         Slurm array; ``[]`` only records the run's parameters in ``run.json`` (do that once
         before starting the array). Default: every shard.
     **options
-        :class:`CurationConfig` fields, applied over `config`.
+        [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] fields, applied over `config`.
 
     Returns
     -------
@@ -321,9 +400,9 @@ def count(
 def _count(metadata, inputs, out, config: CurationConfig, shards: Sequence[int] | None, preflight: bool) -> list[Stage1Stats]:
     run = RunDir(_local(out))
     run.read()  # refuse a file or a foreign directory before anything else
-    paths, names, section = _stage1_section(metadata, inputs, config)
+    paths, names, section = _stage1_section(metadata, inputs, config, run)
     todo = _selected(shards, len(paths))
-    run.check("stage1", section, ignore=("metadata",))
+    old, grown = _check_stage1(run, section, config)
     if "source" in run.read():
         stage1_dir(run)  # a fork's stage 1 is another run's: checked against what the fork recorded
     elif preflight and shards is None and config.p is None and "stage1" not in run.read():
@@ -331,12 +410,17 @@ def _count(metadata, inputs, out, config: CurationConfig, shards: Sequence[int] 
     options = config.match_options()
     stage = ShardStage(
         "stage 1", "stage 1: match", names,
-        check=lambda i: verify.stage1_shard(run.stage1, names[i], paths[i], redo_changed=config.redo_changed),
+        check=lambda i: verify.stage1_shard(run.stage1, names[i], paths[i], redo_changed=config.redo_changed,
+                                            metadata_digests=section["metadata_digests"]),
         marker=lambda i: stage1_paths(run.stage1, names[i])["stats"],
         task=lambda i: MatchTask(input_path=paths[i], metadata=section["metadata"], out_dir=str(run.stage1), shard=names[i], options=options),
         progress=_stage1_progress,
     )  # fmt: skip
     with _Executor(config) as ex, run.lock(exclusive=not shards):  # an executor that cannot start refuses before anything is written
+        if grown:
+            run.check("stage1", section, ignore=("metadata", "inputs", "shards"))  # again, under the lock
+            run.update("stage1", {**old, "inputs": section["inputs"], "shards": section["shards"]})
+            log.info("stage 1: the run grows by %d inputs to %d", len(paths) - len(old["inputs"]), len(paths))
         run.claim("stage1", section, ignore=("metadata",))
         make_directory(run.stage1)
         stats = run_shards(stage, todo, ex, config.workers)
@@ -361,13 +445,13 @@ def compute_thresholds(
     out : path
         A run directory whose stage 1 is complete; with `source`, a new directory to fork into.
     source : path, optional
-        Reuse this run's finished stage 1 by reference (:func:`~metaclip2.pipeline.run.fork.fork_run`)
+        Reuse this run's finished stage 1 by reference ([`fork_run`][metaclip2.pipeline.run.fork.fork_run])
         and make `out` a run of its own for stages 2-3: how to try another ``t_en`` without
         redoing stage 1.
     config : CurationConfig, optional
         Run parameters (its ``t_en``, ``english`` and ``p`` are used).
     **options
-        :class:`CurationConfig` fields, applied over `config`.
+        [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] fields, applied over `config`.
 
     Returns
     -------
@@ -404,7 +488,7 @@ def compute_thresholds(
     run.check("stage2", section)
     with run.lock(exclusive=True):
         s1 = run.require("stage1", "run stage 1 (`metaclip2 count`) first")
-        stats = _finished_stage1(run, s1, config, what=["counts"])
+        stats = _finished_stage1(run, s1, config, what=["counts", "images"])
         counts_name = {n: stage1_paths(run.stage1, n)["counts"].name for n in s1["shards"]}
         digest = verify.counts_digest({n: stats[n].outputs[counts_name[n]]["sha256"] for n in s1["shards"]})
         if "stage2" in run.read():
@@ -412,12 +496,14 @@ def compute_thresholds(
             if info is not None:
                 problem = _stage2_params_problem(info, section)
             if problem is None:
+                _split_images(run, s1, stats, config)
                 _note(config, "stage 2: already done (verified), skipped")
                 return info
             log.warning("stage 2 is redone: %s", problem)
         make_directory(run.stage2)
         remove_temporaries(run.stage2)
         run.thresholds.unlink(missing_ok=True)  # the "done" marker goes first, comes back last
+        _split_images(run, s1, stats, config)
         counts = merge_counts([stage1_paths(run.stage1, n)["counts"] for n in s1["shards"]], run.counts, digests=s1["metadata_digests"])
         if config.p is None and len(counts) and not (ENGLISH in counts and counts[ENGLISH].any()):
             raise DataError(no_english_message())
@@ -429,6 +515,21 @@ def compute_thresholds(
     _note(config, f"stage 2: p = {info['p']:.4g}, thresholds of {len(info['t'])} languages")
     if config.p is None:
         warn_tail_share(counts, info["p"], config.t_en, log)
+    return info
+
+
+def _split_images(run: RunDir, s1: dict, stats: dict[str, Stage1Stats], config: CurationConfig) -> dict:
+    """``stage2/split.json`` (made now if missing or stale): the images found in more than one
+    shard, whose rows ``stage2/split.index.bin`` holds for stage 3 ([`split`][metaclip2.pipeline.stages.split])."""
+    digest = verify.split_inputs_digest(run.stage1, s1["shards"], stats)
+    info, problem = verify.split_record(run.stage2, digest)
+    if info is not None:
+        return info
+    if problem is not None:
+        log.warning("the split-images file is made again: %s", problem)
+    info = split_images(run.stage1, s1["shards"], run.stage2, inputs_sha256=digest)
+    if info["images"]:
+        _note(config, f"stage 2: {info['images']} images have rows in more than one shard; each is decided on all of them")
     return info
 
 
@@ -472,12 +573,12 @@ def sample(
     config : CurationConfig, optional
         Run parameters (its stage-3 and execution fields are used).
     shards : sequence of int, optional
-        As in :func:`count`.
+        As in [`count`][metaclip2.pipeline.run.api.count].
     source : path, optional
-        Fork `out` from this run's finished stage 1 (as :func:`compute_thresholds` does) and run
+        Fork `out` from this run's finished stage 1 (as [`compute_thresholds`][metaclip2.pipeline.run.api.compute_thresholds] does) and run
         stage 2 there with `config`'s stage-2 fields when the fork has none yet.
     **options
-        :class:`CurationConfig` fields, applied over `config`.
+        [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] fields, applied over `config`.
 
     Returns
     -------
@@ -522,6 +623,11 @@ def sample(
         s2 = run.require("stage2", "run stage 2 (`metaclip2 thresholds`) first")
         info = _finished_stage2(run, s2)
         probs_sha = info["outputs"]["probabilities.bin"]["sha256"]
+        split, problem = verify.split_record(run.stage2)
+        if split is None:
+            raise DataError(f"stage 2 of {run.path} has no usable split-images file ({problem or 'missing'}): "
+                            "run `metaclip2 thresholds` again, which makes it")  # fmt: skip
+        split_sha = split["outputs"][SPLIT_FILE]["sha256"]
         run.claim("stage3", section)
         make_directory(run.stage3)
         if not shards:
@@ -536,11 +642,13 @@ def sample(
         options = config.sample_options()
         stage = ShardStage(
             "stage 3", "stage 3: sample", names,
-            check=lambda i: verify.stage3_shard(run.stage3, names[i], options.output_format, {"index": index_sha[i], "probabilities": probs_sha}),
+            check=lambda i: verify.stage3_shard(run.stage3, names[i], options.output_format,
+                                                {"index": index_sha[i], "probabilities": probs_sha, "split": split_sha}),
             marker=lambda i: stage3_paths(run.stage3, names[i], options.output_format)["stats"],
             task=lambda i: SampleTask(index_path=str(stage1_paths(run.stage1, names[i])["index"]), probabilities=str(run.probabilities),
                                       out_dir=str(run.stage3), shard=names[i], options=options,
-                                      index_sha256=index_sha[i], probabilities_sha256=probs_sha),
+                                      index_sha256=index_sha[i], probabilities_sha256=probs_sha,
+                                      split=str(run.stage2 / SPLIT_FILE), split_sha256=split_sha),
             progress=_stage3_progress,
         )  # fmt: skip
         with _Executor(config) as ex:
@@ -554,11 +662,11 @@ def curate(
     config: CurationConfig | None = None,
     **options: Any,
 ) -> CurationResult:
-    """Curate a pool: stage 1 (:func:`count`), 2 (:func:`compute_thresholds`), 3 (:func:`sample`), datacard.
+    """Curate a pool: stage 1 ([`count`][metaclip2.pipeline.run.api.count]), 2 ([`compute_thresholds`][metaclip2.pipeline.run.api.compute_thresholds]), 3 ([`sample`][metaclip2.pipeline.run.api.sample]), datacard.
 
     Re-running with the same arguments resumes (verified finished shards are skipped, damaged
     ones redone) and ends with the same bytes as an uninterrupted run; other metadata, inputs
-    or parameters raise :class:`~metaclip2.core.errors.RunMismatchError`, leaving the
+    or parameters raise [`RunMismatchError`][metaclip2.core.errors.RunMismatchError], leaving the
     directory as it was. The directory is locked for the whole run.
 
     Parameters
@@ -572,7 +680,7 @@ def curate(
     config : CurationConfig, optional
         Every run parameter; default: all defaults.
     **options
-        :class:`CurationConfig` fields (``t_en=``, ``seed=``, ``workers=``, …), applied over
+        [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] fields (``t_en=``, ``seed=``, ``workers=``, …), applied over
         `config`; all are checked before anything is written.
 
     Returns
@@ -612,8 +720,8 @@ def curate(
     config = CurationConfig.from_options(config, **options)
     run = RunDir(_local(out))
     run.read()
-    paths, names, section = _stage1_section(metadata, inputs, config)
-    run.check("stage1", section, ignore=("metadata",))
+    paths, names, section = _stage1_section(metadata, inputs, config, run)
+    _check_stage1(run, section, config)
     run.check("stage2", config.section(2))
     run.check("stage3", config.section(3))
     if config.p is None and "stage2" not in run.read() and "source" not in run.read():

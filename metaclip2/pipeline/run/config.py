@@ -1,8 +1,8 @@
 """Every parameter of a curation run, its default and its check, declared once.
 
-:class:`CurationConfig` is what :func:`~metaclip2.pipeline.run.api.curate` and the stage runners
+[`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] is what [`curate`][metaclip2.pipeline.run.api.curate] and the stage runners
 take; the command line builds its options from the same fields
-(:func:`add_config_arguments`), so a default or a check is never written twice. A config is
+([`add_config_arguments`][metaclip2.pipeline.run.config.add_config_arguments]), so a default or a check is never written twice. A config is
 validated whole when it is made, before anything is written.
 """
 
@@ -25,9 +25,9 @@ __all__ = ["ENGLISH_MODES", "CurationConfig", "add_config_arguments", "config_fr
 class CurationConfig(SampleOptions, ThresholdOptions, MatchOptions):
     """The parameters of a curation run: every stage's options and the run's own (defaults follow the authors' release (see [Choices and departures][choices-and-departures])).
 
-    A config *is* a :class:`~metaclip2.pipeline.stages.options.MatchOptions`,
-    :class:`~metaclip2.pipeline.stages.options.ThresholdOptions` and
-    :class:`~metaclip2.pipeline.stages.options.SampleOptions` (its fields are theirs, declared
+    A config *is* a [`MatchOptions`][metaclip2.pipeline.stages.options.MatchOptions],
+    [`ThresholdOptions`][metaclip2.pipeline.stages.options.ThresholdOptions] and
+    [`SampleOptions`][metaclip2.pipeline.stages.options.SampleOptions] (its fields are theirs, declared
     there once), so it is accepted as it is wherever one of them is: by the stage functions,
     the batch API and the preflight. The run adds:
 
@@ -36,6 +36,11 @@ class CurationConfig(SampleOptions, ThresholdOptions, MatchOptions):
     redo_changed : bool
         Redo the shards whose input file changed since stage 1 read it (and stages 2-3 after
         them) instead of refusing the run (not recorded: it only says what to do on resume).
+    add_inputs : bool
+        Accept inputs added since the run's stage 1 (a growing pool: a new month's shards): the
+        old inputs must all still be there, unchanged; they keep their shard names and verified
+        stage-1 outputs, stage 1 runs for the new shards only, and stages 2-3 are redone (their
+        input changed). The result equals a fresh run over all inputs (not recorded).
     workers : int
         Worker processes (local) or CPUs of a local Ray instance.
     executor : {"local", "ray"} or Executor
@@ -79,6 +84,8 @@ class CurationConfig(SampleOptions, ThresholdOptions, MatchOptions):
     """
 
     redo_changed: bool = option(False, STAGE1, "redo shards whose input file changed since stage 1 (default: refuse the run)", recorded=False)
+    add_inputs: bool = option(False, STAGE1, "grow the run by the inputs added since its stage 1 (its old inputs unchanged and still "
+                              "among them): stage 1 runs for the new shards only, stages 2-3 are redone", recorded=False)  # fmt: skip
     workers: int = option(1, EXEC, "worker processes (Ray: CPUs of a local instance)", metavar="N", kind=int)
     executor: Any = option("local", EXEC, "where shards run (ray: pip install 'metaclip2[ray]')", choices=EXECUTORS)
     ray_address: str | None = option(None, EXEC, "Ray cluster to use: 'auto' or HOST:PORT (default: start a local one)", metavar="ADDR")
@@ -88,7 +95,7 @@ class CurationConfig(SampleOptions, ThresholdOptions, MatchOptions):
         MatchOptions._check(self)
         ThresholdOptions._check(self)
         SampleOptions._check(self)
-        for name in ("redo_changed", "progress"):
+        for name in ("redo_changed", "add_inputs", "progress"):
             _boolean(name, getattr(self, name))
         self._fix("workers", _integer("workers", self.workers, minimum=1))
         if not isinstance(self.executor, Executor):
@@ -173,7 +180,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, stages: Iterable[Any])
 
 
 def config_from_arguments(args: argparse.Namespace) -> CurationConfig:
-    """The :class:`CurationConfig` of parsed arguments (fields not given keep their defaults).
+    """The [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig] of parsed arguments (fields not given keep their defaults).
 
     Raises
     ------

@@ -1,7 +1,7 @@
 """The datacard of a curation run: what went in, what matched, what was kept, and why.
 
-``datacard.json`` (see :func:`make_datacard`) is built from the run directory alone, so it
-can be (re)made at any time; :func:`~metaclip2.pipeline.report.card.write_report` writes it
+``datacard.json`` (see [`make_datacard`][metaclip2.pipeline.run.datacard.make_datacard]) is built from the run directory alone, so it
+can be (re)made at any time; [`write_report`][metaclip2.pipeline.report.card.write_report] writes it
 and adds PNG plots when matplotlib is installed.
 """
 
@@ -68,7 +68,7 @@ def make_datacard(run_dir: str | os.PathLike) -> dict:
     Parameters
     ----------
     run_dir : path
-        A run directory (see :mod:`metaclip2.pipeline.run.api`).
+        A run directory (see [`metaclip2.pipeline.run.api`][metaclip2.pipeline.run.api]).
 
     Returns
     -------

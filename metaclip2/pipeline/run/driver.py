@@ -1,12 +1,12 @@
 """The one driver loop of the per-shard stages: plan, verify, redo, execute.
 
-Stage 1 and stage 3 of a run are both a :class:`ShardStage`: a list of shards, how to verify a
-finished shard, its "done" marker, and the task that makes it. :func:`run_shards` verifies the
+Stage 1 and stage 3 of a run are both a [`ShardStage`][metaclip2.pipeline.run.driver.ShardStage]: a list of shards, how to verify a
+finished shard, its "done" marker, and the task that makes it. [`run_shards`][metaclip2.pipeline.run.driver.run_shards] verifies the
 selected shards (in threads; hashing releases the GIL), drops the markers of those that no
 longer verify (with a warning naming each), plans tasks for the rest and runs them on an
 executor, then returns every selected shard's stats in input order.
 
-:meth:`ShardStage.plan` makes one task per shard; a stage may group several shards into one
+[`ShardStage.plan`][metaclip2.pipeline.run.driver.ShardStage.plan] makes one task per shard; a stage may group several shards into one
 task (for instance to route stage-1 work by language), as long as the task returns one stats
 object per shard it made, in the order it was given them.
 """
@@ -41,7 +41,7 @@ class ShardStage:
     shards : sequence of str
         Shard names, in input order; positions index this list.
     check : callable
-        ``check(i)`` -> :class:`~metaclip2.pipeline.run.verify.ShardCheck` of shard `i`'s finished outputs.
+        ``check(i)`` -> [`ShardCheck`][metaclip2.pipeline.run.verify.ShardCheck] of shard `i`'s finished outputs.
     marker : callable
         ``marker(i)`` -> the path whose presence says shard `i` is done (removed before a redo).
     task : callable

@@ -1,10 +1,10 @@
 """Forks: a new run directory that reuses another run's stage 1 by reference.
 
 Stage 1 is the expensive stage; stages 2 and 3 are cheap. To try another ``t_en`` (or seed,
-unit) on a finished stage 1, :func:`fork_run` makes a new run directory whose ``stage1`` is a
+unit) on a finished stage 1, [`fork_run`][metaclip2.pipeline.run.fork.fork_run] makes a new run directory whose ``stage1`` is a
 symbolic link to the source's, with the source's ``stage1`` section of ``run.json`` copied and
 a ``source`` record: the source run's path, the SHA-256 of each shard's ``stats.json`` and the
-sizes of its index and counts files. Every later use (:func:`stage1_dir`) checks the record, so
+sizes of its index and counts files. Every later use ([`stage1_dir`][metaclip2.pipeline.run.fork.stage1_dir]) checks the record, so
 a fork never silently reads a stage 1 that was redone or damaged since. The fork then behaves
 as a normal run for stages 2-3 and its datacard.
 """
@@ -46,7 +46,7 @@ def _record(run, section: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_fork(run) -> bool:
-    """Whether `run` (a :class:`~metaclip2.pipeline.run.rundir.RunDir`) reuses another run's stage 1.
+    """Whether `run` (a [`RunDir`][metaclip2.pipeline.run.rundir.RunDir]) reuses another run's stage 1.
 
     See Also
     --------

@@ -125,12 +125,12 @@ def check_english(metadata, inputs, options: MatchOptions | None = None, english
     Parameters
     ----------
     metadata, inputs, options
-        As in :func:`sample_languages`.
+        As in [`sample_languages`][metaclip2.pipeline.run.guidance.sample_languages].
 
     Returns
     -------
     dict
-        The sample's languages (see :func:`sample_languages`).
+        The sample's languages (see [`sample_languages`][metaclip2.pipeline.run.guidance.sample_languages]).
 
     Raises
     ------

@@ -5,10 +5,13 @@
     run.json                          parameters and metadata digests, one section per stage
     stage1/<shard>.index.bin          matched pairs: n, id, k, lang, ids, text (pipeline/io/index.py)
     stage1/<shard>.counts.bin         the shard's EntryCounts
+    stage1/<shard>.images.bin         the shard's image ids, hashed (pipeline/stages/split.py)
     stage1/<shard>.stats.json         the shard's accounting — written last, the "done" marker
     stage2/counts.bin                 merged EntryCounts
     stage2/probabilities.bin          EntryProbabilities (what an OnlineSampler loads)
     stage2/thresholds.json            {"p", "t_en", "english", "t"} — written last
+    stage2/split.index.bin            rows of the images found in several shards
+    stage2/split.json                 its record (digests) — written after it
     stage3/<shard>.jsonl|.parquet     the curated subset
     stage3/<shard>.stats.json         the shard's sampling accounting — written last
     datacard.json                     see metaclip2.pipeline.run.datacard
@@ -18,10 +21,10 @@
 
 A section of ``run.json`` is recorded the first time its stage runs and checked on every
 later run: a directory never mixes outputs made with other metadata, inputs or parameters.
-A command checks every parameter against ``run.json`` (:meth:`RunDir.check`) before it
-records anything (:meth:`RunDir.claim`), so a refused command leaves the directory as it was.
+A command checks every parameter against ``run.json`` ([`RunDir.check`][metaclip2.pipeline.run.rundir.RunDir.check]) before it
+records anything ([`RunDir.claim`][metaclip2.pipeline.run.rundir.RunDir.claim]), so a refused command leaves the directory as it was.
 
-One run per directory (:meth:`RunDir.lock`): a whole-run command (``curate``, ``count``,
+One run per directory ([`RunDir.lock`][metaclip2.pipeline.run.rundir.RunDir.lock]): a whole-run command (``curate``, ``count``,
 ``thresholds``, ``sample`` over all shards) holds an exclusive ``flock`` on ``run.lock`` for
 its whole length; the jobs of an array (``--shard-index``) run side by side by design and
 share a lock, as does ``report``. A command that cannot get its lock fails at once, naming
@@ -43,7 +46,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from metaclip2.core.atomic import make_directory, output_error, remove_temporaries, write_json
 from metaclip2.core.jsonfile import read_json, seal, unseal
-from metaclip2.core.errors import DataError, Metaclip2Error, MissingInputError, ParameterError, RunMismatchError
+from metaclip2.core.errors import Metaclip2Error, MissingInputError, ParameterError, RunMismatchError
 
 __all__ = ["RunDir", "RunBusyError", "RUN_FORMAT", "LOCK_NAME", "RUN_LOG", "load_json"]
 
@@ -178,8 +181,17 @@ class RunDir:
             write_json(self.run_json, seal(run))
         return run
 
+    def update(self, section: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Record `values` as run.json's `section`, replacing what it recorded (a grown run's
+        inputs: the caller has checked that only they changed)."""
+        run = self.read()
+        if run.get(section) != values:
+            run[section] = values
+            write_json(self.run_json, seal(run))
+        return run
+
     def require(self, section: str, hint: str) -> dict[str, Any]:
-        """run.json's `section`, or :class:`MissingInputError` with `hint` (what to run first)."""
+        """run.json's `section`, or [`MissingInputError`][metaclip2.core.errors.MissingInputError] with `hint` (what to run first)."""
         run = self.read()
         if section not in run:
             raise MissingInputError(f"{self.path} has no {section} yet: {hint}")
@@ -199,8 +211,9 @@ class RunDir:
         ----------
         exclusive : bool
             True for a whole-run command (no other process may use the directory; temporary
-            files of killed writers are deleted on entry); False for a job of an array or a
-            report (other shared holders allowed, no exclusive one).
+            files of killed writers are deleted on entry, and again when the block ends without
+            error: a task lost with its Ray worker or node and run again elsewhere left one);
+            False for a job of an array or a report (other shared holders allowed, no exclusive one).
 
         Raises
         ------
@@ -254,6 +267,11 @@ class RunDir:
             if exclusive:
                 self.remove_temporaries()
             yield self
+            if exclusive:
+                # Every task has returned, so no writer of this run is left; a retried task's
+                # first attempt, killed mid-write, left its temporary file (not on error: a
+                # cancelled Ray task may still be writing).
+                self.remove_temporaries()
         finally:
             with _held_guard:
                 del _held[key]
@@ -268,7 +286,7 @@ class RunDir:
     def remove_temporaries(self) -> int:
         """Delete killed writers' temporary files in the run directory, its stage folders and plots.
 
-        Only safe while no writer runs: :meth:`lock` calls it under the exclusive lock.
+        Only safe while no writer runs: [`lock`][metaclip2.pipeline.run.rundir.RunDir.lock] calls it under the exclusive lock.
         """
         return sum(remove_temporaries(d) for d in (self.path, self.stage1, self.stage2, self.stage3, self.path / "plots"))
 
@@ -276,7 +294,7 @@ class RunDir:
 def load_json(path: str | os.PathLike, hint: str = "delete it and run the stage that writes it again") -> Any:
     """A JSON file's content; a damaged or unreadable file raises one error naming it.
 
-    The file is read bounded (:func:`~metaclip2.core.jsonfile.read_json`): a regular file
+    The file is read bounded ([`read_json`][metaclip2.core.jsonfile.read_json]): a regular file
     only, of limited size and nesting depth.
 
     Raises

@@ -3,21 +3,21 @@ written, and the inputs are the files they were made from.
 
 A finished shard's stats (written last) record its input's fingerprint and, for each output
 file, the size and sha256 taken right after the file was committed. Before a run skips a
-shard as done it re-verifies (:func:`stage1_shard`, :func:`stage3_shard`, :func:`stage2`):
+shard as done it re-verifies ([`stage1_shard`][metaclip2.pipeline.run.verify.stage1_shard], [`stage3_shard`][metaclip2.pipeline.run.verify.stage3_shard], [`stage2`][metaclip2.pipeline.run.verify.stage2]):
 
 * an output missing, cut, extended or altered -> the shard is redone (with a warning naming
   it and the file);
 * a damaged stats file (unreadable, its seal broken by an edit, counts that do not add up)
   -> the shard is redone (with a warning);
 * the input changed since stage 1 read it (size or mtime differ *and* the content hash
-  differs) -> :class:`InputChangedError`, or the shard is redone with ``redo_changed``;
+  differs) -> [`InputChangedError`][metaclip2.pipeline.run.verify.InputChangedError], or the shard is redone with ``redo_changed``;
 * stage 2 and 3 also record the digests of what they consumed (the shards' counts; the
   index and ``probabilities.bin``), so a redone stage 1 makes the later stages redo too;
   ``thresholds.json`` must agree with the header of ``probabilities.bin`` it was written with.
 
 Every check streams the files' bytes (sha256): nothing is trusted on names or timestamps,
 which a copy, a restore or bit rot can leave unchanged. Verification of many shards runs on
-threads (hashlib releases the GIL), see :func:`verify_many`.
+threads (hashlib releases the GIL), see [`verify_many`][metaclip2.pipeline.run.verify.verify_many].
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
 
 __all__ = [
     "InputChangedError", "ShardCheck", "outputs_problem", "stage1_shard", "stage3_shard", "stage2", "thresholds_problem",
-    "counts_digest", "verify_many",
+    "split_record", "counts_digest", "verify_many",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -86,7 +86,7 @@ def _load(cls, path: Path) -> tuple[Any, str | None]:
 
 
 def stage1_shard(stage1_dir: str | os.PathLike, shard: str, input_path: str, *, redo_changed: bool = False,
-                 check_outputs: bool | Sequence[str] = True) -> ShardCheck:  # fmt: skip
+                 check_outputs: bool | Sequence[str] = True, metadata_digests: Mapping[str, str] | None = None) -> ShardCheck:  # fmt: skip
     """Verify a shard's finished stage 1 against its input and its outputs.
 
     Parameters
@@ -99,12 +99,16 @@ def stage1_shard(stage1_dir: str | os.PathLike, shard: str, input_path: str, *, 
         A changed input makes the shard "not done" instead of raising.
     check_outputs : bool or sequence of str
         Verify every output (True), none (False), or those of these keys of
-        :func:`~metaclip2.pipeline.stages.files.stage1_paths` (e.g. ``["counts"]``).
+        [`stage1_paths`][metaclip2.pipeline.stages.files.stage1_paths] (e.g. ``["counts"]``).
+    metadata_digests : mapping of str to str, optional
+        The run's metadata (run.json's ``metadata_digests``): a shard whose counts index another
+        entry list of some language (the metadata changed while stage 1 ran, even if it was
+        restored since) was made with other metadata.
 
     Raises
     ------
     InputChangedError
-        The input changed and `redo_changed` is False.
+        The input, or the metadata the shard was made with, changed and `redo_changed` is False.
     """
     paths = stage1_paths(stage1_dir, shard)
     if not paths["stats"].exists():
@@ -112,7 +116,7 @@ def stage1_shard(stage1_dir: str | os.PathLike, shard: str, input_path: str, *, 
     stats, problem = _load(Stage1Stats, paths["stats"])
     if stats is None:
         return ShardCheck(problem=problem)
-    if not stats.fingerprint or not stats.outputs:
+    if not stats.fingerprint or not stats.outputs or paths["images"].name not in stats.outputs:
         return ShardCheck(problem=_OLD)
     change = input_change(input_path, stats.fingerprint)
     if change is not None:
@@ -132,12 +136,32 @@ def stage1_shard(stage1_dir: str | os.PathLike, shard: str, input_path: str, *, 
         problem = outputs_problem(stage1_dir, recorded)
         if problem is not None:
             return ShardCheck(problem=problem)
+    if metadata_digests is not None:
+        problem = _metadata_problem(paths["counts"], metadata_digests)
+        if problem is not None and not redo_changed:
+            raise InputChangedError(
+                f"shard {shard} was {problem}: run `metaclip2 curate` or `count` again with --redo-changed "
+                "(redo_changed=True), which redoes every shard made with other metadata and the stages after them"
+            )
+        if problem is not None:
+            return ShardCheck(problem=problem)
     return ShardCheck(stats=stats)
 
 
+def _metadata_problem(counts_path: Path, digests: Mapping[str, str]) -> str | None:
+    """How a shard's counts disagree with the run's metadata, or None (reads the file's table of contents only)."""
+    from metaclip2.curation.counts import EntryCounts
+
+    made = EntryCounts.load(counts_path).digests
+    changed = sorted(lang for lang, d in made.items() if digests.get(lang) != d)
+    if not changed:
+        return None
+    return f"made with other metadata than the run's ({', '.join(changed[:5])}{' …' if len(changed) > 5 else ''} changed while stage 1 ran)"
+
+
 def stage3_shard(stage3_dir: str | os.PathLike, shard: str, output_format: str, sources: Mapping[str, str]) -> ShardCheck:
-    """Verify a shard's finished stage 3: made from `sources` (sha256 of ``index`` and
-    ``probabilities``), and its outputs intact."""
+    """Verify a shard's finished stage 3: made from `sources` (sha256 of ``index``,
+    ``probabilities`` and ``split``), and its outputs intact."""
     paths = stage3_paths(stage3_dir, shard, output_format)
     if not paths["stats"].exists():
         return ShardCheck()
@@ -148,7 +172,7 @@ def stage3_shard(stage3_dir: str | os.PathLike, shard: str, output_format: str, 
         return ShardCheck(problem=_OLD)
     for key in sorted(sources):
         if stats.sources.get(key) != sources[key]:
-            what = "stage-1 index" if key == "index" else "probabilities.bin"
+            what = {"index": "stage-1 index", "split": "split-images file"}.get(key, "probabilities.bin")
             return ShardCheck(problem=f"it was sampled from another {what} than the run's current one")
     problem = outputs_problem(stage3_dir, stats.outputs)
     if problem is not None:
@@ -167,7 +191,7 @@ def counts_digest(shard_counts: Mapping[str, str]) -> str:
 def stage2(stage2_dir: str | os.PathLike, inputs_sha256: str | None = None) -> tuple[dict | None, str | None]:
     """Verify a finished stage 2: ``(thresholds.json content, None)`` when intact, else ``(None, why)``.
 
-    With `inputs_sha256` (:func:`counts_digest` of the current stage-1 counts), stage 2 must
+    With `inputs_sha256` ([`counts_digest`][metaclip2.pipeline.run.verify.counts_digest] of the current stage-1 counts), stage 2 must
     also have been made from those counts.
     """
     path = Path(stage2_dir) / "thresholds.json"
@@ -210,10 +234,43 @@ def thresholds_problem(info: Mapping[str, Any], probabilities: str | os.PathLike
     return None
 
 
+def split_inputs_digest(stage1_dir: str | os.PathLike, names: Sequence[str], stats: Mapping[str, Stage1Stats]) -> str:
+    """What stage 2's split-images file is made from, from the shards' recorded index and images digests."""
+    from metaclip2.pipeline.stages.split import split_inputs_digest as digest
+
+    shas = {}
+    for n in names:
+        p = stage1_paths(stage1_dir, n)
+        shas[n] = (stats[n].outputs[p["index"].name]["sha256"], stats[n].outputs[p["images"].name]["sha256"])
+    return digest(shas)
+
+
+def split_record(stage2_dir: str | os.PathLike, inputs_sha256: str | None = None) -> tuple[dict | None, str | None]:
+    """Verify stage 2's split-images file: ``(split.json content, None)`` when intact (and, with
+    `inputs_sha256`, made from those stage-1 files), else ``(None, why or None when absent)``."""
+    from metaclip2.pipeline.stages.split import SPLIT_FILE, SPLIT_RECORD
+
+    path = Path(stage2_dir) / SPLIT_RECORD
+    if not path.exists():
+        return None, None
+    try:
+        info = load_json(path)
+    except DataError as e:
+        return None, f"{SPLIT_RECORD} is damaged ({e})"
+    if not isinstance(info, dict) or SPLIT_FILE not in (info.get("outputs") or {}):
+        return None, _OLD
+    if inputs_sha256 is not None and info.get("inputs_sha256") != inputs_sha256:
+        return None, "the stage-1 files changed since it was made"
+    problem = outputs_problem(stage2_dir, info["outputs"])
+    if problem is not None:
+        return None, problem
+    return info, None
+
+
 def verify_many(fn: Callable[..., T], calls: Sequence[tuple], workers: int = 1) -> list[T]:
     """``[fn(*args) for args in calls]`` on up to `workers` threads (hashing releases the GIL).
 
-    The first error of ours is raised (e.g. :class:`InputChangedError`), in call order.
+    The first error of ours is raised (e.g. [`InputChangedError`][metaclip2.pipeline.run.verify.InputChangedError]), in call order.
     """
     if workers <= 1 or len(calls) <= 1:
         return [fn(*args) for args in calls]

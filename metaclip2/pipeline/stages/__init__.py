@@ -1,13 +1,15 @@
 """Sub-layer 1 of the pipeline: the curation stages as plain per-shard functions (Algorithm 1).
 Each takes only paths, numbers and strings, writes its outputs atomically and returns a small
 JSON-able result, so any scheduler can run it on one shard: stage 1
-:func:`~metaclip2.pipeline.stages.match.match_shard`, stage 2
-:func:`~metaclip2.pipeline.stages.merge.merge_counts` and
-:func:`~metaclip2.pipeline.stages.merge.compute_probabilities`, stage 3
-:func:`~metaclip2.pipeline.stages.sample.sample_shard`; the file names they write
-(:mod:`~metaclip2.pipeline.stages.files`), their per-process caches
-(:mod:`~metaclip2.pipeline.stages.cache`) and their accounting
-(:mod:`~metaclip2.pipeline.stages.stats`). Imports only :mod:`metaclip2.pipeline.io` of the
+[`match_shard`][metaclip2.pipeline.stages.match.match_shard], stage 2
+[`merge_counts`][metaclip2.pipeline.stages.merge.merge_counts] and
+[`compute_probabilities`][metaclip2.pipeline.stages.merge.compute_probabilities] (and
+[`split_images`][metaclip2.pipeline.stages.split.split_images], the images with rows in several
+shards), stage 3
+[`sample_shard`][metaclip2.pipeline.stages.sample.sample_shard]; the file names they write
+([`files`][metaclip2.pipeline.stages.files]), their per-process caches
+([`cache`][metaclip2.pipeline.stages.cache]) and their accounting
+([`stats`][metaclip2.pipeline.stages.stats]). Imports only [`metaclip2.pipeline.io`][metaclip2.pipeline.io] of the
 pipeline.
 """
 
@@ -16,6 +18,7 @@ from metaclip2.pipeline.stages.cache import cached_probabilities, cached_store, 
 from metaclip2.pipeline.stages.match import MatchTask, match_shard, shard_warnings, stage1_summary
 from metaclip2.pipeline.stages.merge import compute_probabilities, merge_counts
 from metaclip2.pipeline.stages.sample import SampleTask, sample_shard
+from metaclip2.pipeline.stages.split import split_images
 from metaclip2.pipeline.stages.stats import MAX_EXAMPLES, Stage1Stats, Stage3Stats
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "stage1_summary",
     "merge_counts",
     "compute_probabilities",
+    "split_images",
     "sample_shard",
     "SampleTask",
     "MAX_EXAMPLES",

@@ -12,12 +12,13 @@ from typing import Iterable
 from metaclip2.core.fingerprint import file_digest
 from metaclip2.curation.sampling import EntryProbabilities
 
-__all__ = ["cached_store", "cached_probabilities", "clear"]
+__all__ = ["cached_store", "cached_probabilities", "known_language_code", "clear"]
 
 
 _cache_lock = threading.Lock()
 _stores: dict = {}
 _probabilities: dict = {}  # key -> (EntryProbabilities, sha256 of the file)
+_codes: dict = {}  # language code -> whether it is one
 
 
 def _stamp(paths: Iterable[Path]) -> tuple:
@@ -29,12 +30,12 @@ def _stamp(paths: Iterable[Path]) -> tuple:
 
 
 def cached_store(metadata: str | os.PathLike, engine: str = "trie", matcher_memory: int | None = None, strict: bool = False):
-    """The :class:`~metaclip2.matching.store.MetadataStore` of a directory, one per process.
+    """The [`MetadataStore`][metaclip2.matching.store.MetadataStore] of a directory, one per process.
 
     `engine` is the store's matcher engine (``"trie"`` or ``"aho-corasick"``).
 
     Reloaded when the directory's ``.tsv``/``.matcher`` files change (size, mtime, inode). An
-    fsspec URL is read through a local copy (:func:`~metaclip2.pipeline.io.remote.local_metadata`).
+    fsspec URL is read through a local copy ([`local_metadata`][metaclip2.pipeline.io.remote.local_metadata]).
     `matcher_memory` (bytes of loaded matchers kept) is the store's budget; None: its default.
     `strict`: a damaged ``.matcher`` is refused instead of rebuilt from its ``.tsv``.
 
@@ -73,7 +74,7 @@ def cached_store(metadata: str | os.PathLike, engine: str = "trie", matcher_memo
 
 
 def cached_probabilities(path: str | os.PathLike) -> EntryProbabilities:
-    """:meth:`EntryProbabilities.load` of `path`, one per process (reloaded when the file changes).
+    """[`EntryProbabilities.load`][metaclip2.curation.sampling.EntryProbabilities.load] of `path`, one per process (reloaded when the file changes).
 
     See Also
     --------
@@ -110,10 +111,30 @@ def _cached_probabilities(path: str | os.PathLike) -> tuple[EntryProbabilities, 
     return hit
 
 
-def clear() -> None:
-    """Empty every per-process cache of this module (metadata stores and entry probabilities).
+def known_language_code(code: str) -> bool:
+    """Whether `code` is a language code the package reads (memoised per process; :func:`clear` empties it).
 
-    The next :func:`cached_store` or :func:`cached_probabilities` call loads from disk again.
+    Examples
+    --------
+    >>> from metaclip2.pipeline.stages.cache import known_language_code
+    >>> known_language_code("eng_Latn"), known_language_code("xx-nonsense")
+    (True, False)
+    """
+    from metaclip2.core.languages import normalize_language_code
+
+    with _cache_lock:
+        known = _codes.get(code)
+    if known is None:
+        known = normalize_language_code(code) is not None
+        with _cache_lock:
+            _codes[code] = known
+    return known
+
+
+def clear() -> None:
+    """Empty every per-process cache of the pipeline (metadata stores, entry probabilities, language codes).
+
+    The next [`cached_store`][metaclip2.pipeline.stages.cache.cached_store] or [`cached_probabilities`][metaclip2.pipeline.stages.cache.cached_probabilities] call loads from disk again.
 
     See Also
     --------
@@ -135,4 +156,5 @@ def clear() -> None:
     """
     with _cache_lock:
         _stores.clear()
+        _codes.clear()
         _probabilities.clear()

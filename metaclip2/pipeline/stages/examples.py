@@ -2,17 +2,17 @@
 
 Each shard writes ``<shard>.examples.json`` next to its other outputs (recorded with size and
 sha256 in its stats, so it is verified like them). Every sample is a *bottom-k* sample: an
-alt-text's key is :func:`~metaclip2.curation.sampling.uniform` of (seed, image id, alt-text
-index), and a bucket keeps the :data:`K` smallest keys. A bottom-k sample of a union is the
-bottom-k of the shards' bottom-k samples, so samples merge exactly (:func:`merge_examples`) and
+alt-text's key is [`uniform`][metaclip2.curation.sampling.uniform] of (seed, image id, alt-text
+index), and a bucket keeps the ``K`` smallest keys. A bottom-k sample of a union is the
+bottom-k of the shards' bottom-k samples, so samples merge exactly ([`merge_examples`][metaclip2.pipeline.stages.examples.merge_examples]) and
 do not depend on the order of reading, the grouping of images or the number of workers.
 
-* Stage 1 (:class:`Stage1Examples`): per metadata language, alt-texts that matched an entry
+* Stage 1 ([`Stage1Examples`][metaclip2.pipeline.stages.examples.Stage1Examples]): per metadata language, alt-texts that matched an entry
   (with the entry ids) and alt-texts that matched nothing; per LID label without metadata, its
   alt-texts.
-* Stage 3 (:class:`Stage3Examples`): per language, for its :data:`HEAD` entries of highest count
+* Stage 3 ([`Stage3Examples`][metaclip2.pipeline.stages.examples.Stage3Examples]): per language, for its ``HEAD`` entries of highest count
   (the smallest keep probabilities below 1, known from ``probabilities.bin`` alone) and for a
-  seeded sample of :data:`TAIL` tail entries hit by the pool (the smallest entry keys, also a
+  seeded sample of ``TAIL`` tail entries hit by the pool (the smallest entry keys, also a
   bottom-k sample), alt-texts kept and not kept.
 """
 
@@ -237,7 +237,7 @@ class Stage3Examples:
         self.add_rows([lang], [image_id], [k], [text], ids, np.array([0, len(ids)]), [kept])
 
     def add_rows(self, langs, image_ids, ks, texts, ids, offsets, keep) -> None:
-        """:meth:`add` for each row of a CSR batch (row ``r`` matched ``ids[offsets[r]:offsets[r + 1]]``).
+        """[`add`][metaclip2.pipeline.stages.examples.Stage3Examples.add] for each row of a CSR batch (row ``r`` matched ``ids[offsets[r]:offsets[r + 1]]``).
 
         Which matches can be sampled (a head entry, or a tail entry whose key is below its
         language's bound) is decided with numpy over the whole batch; only those reach per-row work.

@@ -1,17 +1,18 @@
 """The files a stage writes for one shard, and the shard names they are named by.
 
-Output files of a shard named ``S`` (see :func:`shard_names`):
+Output files of a shard named ``S`` (see [`shard_names`][metaclip2.pipeline.stages.files.shard_names]):
 
-* stage 1: ``S.index.bin`` (:mod:`metaclip2.pipeline.io.index`: one row per *matched* pair:
+* stage 1: ``S.index.bin`` ([`metaclip2.pipeline.io.index`][metaclip2.pipeline.io.index]: one row per *matched* pair:
   ``n`` image ordinal in the shard, ``id``, ``k`` alt-text index, ``lang`` metadata language,
-  ``ids`` matched entry ids, ``text``), ``S.counts.bin`` (sparse :class:`~metaclip2.curation.counts.EntryCounts`),
+  ``ids`` matched entry ids, ``text``), ``S.counts.bin`` (sparse [`EntryCounts`][metaclip2.curation.counts.EntryCounts]),
+  ``S.images.bin`` (the shard's image ids, hashed: [`metaclip2.pipeline.stages.split`][metaclip2.pipeline.stages.split]),
   ``S.examples.json`` (a bounded sample of alt-texts for the report,
-  :mod:`metaclip2.pipeline.stages.examples`), ``S.stats.json`` (written last);
-* stage 3: ``S.jsonl`` or ``S.parquet`` (:data:`~metaclip2.pipeline.io.writers.CURATED_COLUMNS`),
+  [`metaclip2.pipeline.stages.examples`][metaclip2.pipeline.stages.examples]), ``S.stats.json`` (written last);
+* stage 3: ``S.jsonl`` or ``S.parquet`` ([`CURATED_COLUMNS`][metaclip2.pipeline.io.writers.CURATED_COLUMNS]),
   ``S.examples.json``, ``S.stats.json`` (written last).
 
 Each stats file also records the size and sha256 of the shard's outputs (and of what it was
-made from), so that a resumed run verifies them before reuse (:mod:`metaclip2.pipeline.run.verify`).
+made from), so that a resumed run verifies them before reuse ([`metaclip2.pipeline.run.verify`][metaclip2.pipeline.run.verify]).
 """
 
 from __future__ import annotations
@@ -39,12 +40,15 @@ def _strip_ext(name: str) -> str:
     return name
 
 
-def shard_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+def shard_names(paths: Sequence[str | os.PathLike], root: str | os.PathLike | None = None) -> list[str]:
     """Stable, unique, filesystem-safe names for input shards.
 
-    A shard is named by its path relative to the inputs' deepest common directory, extension
-    dropped, ``/`` written ``__`` (``data/en/part-0.jsonl`` among ``data/*/…`` → ``en__part-0``).
-    Names that would collide after sanitising get an 8-hex suffix from the full path.
+    A shard is named by its path relative to `root` (a run passes the deepest common folder
+    of its input patterns' fixed parts: ``pool/`` for ``pool/*/*.jsonl``, so a shard keeps its
+    name when the pattern later matches more folders), else to the inputs' deepest common
+    directory, extension dropped, ``/`` written ``__`` (``data/en/part-0.jsonl`` among
+    ``data/*/…`` → ``en__part-0``). Names that would collide after sanitising get an 8-hex
+    suffix from the full path.
 
     See Also
     --------
@@ -57,6 +61,11 @@ def shard_names(paths: Sequence[str | os.PathLike]) -> list[str]:
     >>> shard_names(["data/en/part-0.jsonl", "data/de/part-0.jsonl", "data/de/part-1.parquet"])
     ['en__part-0', 'de__part-0', 'de__part-1']
 
+    Relative to a given root, the name does not depend on the other inputs:
+
+    >>> shard_names(["pool/2024-01/part-0.jsonl"], root="pool")
+    ['2024-01__part-0']
+
     The same name twice once extensions are dropped: each gets a suffix from its path.
 
     >>> shard_names(["data/x.jsonl", "data/x.parquet"])
@@ -67,6 +76,8 @@ def shard_names(paths: Sequence[str | os.PathLike]) -> list[str]:
     if not resolved:
         return []
     common = os.path.commonpath([str(p.parent) for p in resolved])
+    if root is not None and "://" not in os.fspath(root):  # (a root above a symlink's target: the common part of both)
+        common = os.path.commonpath([str(Path(root).resolve()), common])
     raw = [_safe(_strip_ext(os.path.relpath(str(p), common)).replace(os.sep, "__")) for p in resolved]
     seen: dict[str, int] = {}
     for r in raw:
@@ -78,7 +89,7 @@ def shard_names(paths: Sequence[str | os.PathLike]) -> list[str]:
 
 
 def stage1_paths(out_dir: str | os.PathLike, shard: str) -> dict[str, Path]:
-    """``index``, ``counts``, ``examples`` and ``stats`` paths of a shard's stage-1 outputs in `out_dir`.
+    """``index``, ``counts``, ``images``, ``examples`` and ``stats`` paths of a shard's stage-1 outputs in `out_dir`.
 
     See Also
     --------
@@ -88,11 +99,11 @@ def stage1_paths(out_dir: str | os.PathLike, shard: str) -> dict[str, Path]:
     --------
     >>> from metaclip2.pipeline.stages.files import stage1_paths
     >>> {key: path.name for key, path in stage1_paths("run/stage1", "en__part-0").items()}
-    {'index': 'en__part-0.index.bin', 'counts': 'en__part-0.counts.bin', 'examples': 'en__part-0.examples.json', 'stats': 'en__part-0.stats.json'}
+    {'index': 'en__part-0.index.bin', 'counts': 'en__part-0.counts.bin', 'images': 'en__part-0.images.bin', 'examples': 'en__part-0.examples.json', 'stats': 'en__part-0.stats.json'}
     """
     d = Path(out_dir)
-    return {"index": d / f"{shard}{INDEX_SUFFIX}", "counts": d / f"{shard}.counts.bin", "examples": d / f"{shard}.examples.json",
-            "stats": d / f"{shard}.stats.json"}  # fmt: skip
+    return {"index": d / f"{shard}{INDEX_SUFFIX}", "counts": d / f"{shard}.counts.bin", "images": d / f"{shard}.images.bin",
+            "examples": d / f"{shard}.examples.json", "stats": d / f"{shard}.stats.json"}  # fmt: skip
 
 
 def stage3_paths(out_dir: str | os.PathLike, shard: str, output_format: str = "jsonl") -> dict[str, Path]:

@@ -1,9 +1,9 @@
 """Stage 1 of the curation ([Algorithm 1][algorithm-1]) as a plain per-shard function.
 
-:func:`match_shard` reads a shard, identifies languages, matches and counts; it takes only
+[`match_shard`][metaclip2.pipeline.stages.match.match_shard] reads a shard, identifies languages, matches and counts; it takes only
 paths, numbers and strings, writes its outputs atomically and returns a small JSON-able
 result, so any scheduler can run it on one shard: our executors
-(:mod:`metaclip2.execution.local`), a Slurm array, a Kubernetes job.
+([`metaclip2.execution.local`][metaclip2.execution.local]), a Slurm array, a Kubernetes job.
 """
 
 from __future__ import annotations
@@ -23,18 +23,19 @@ from metaclip2.execution.progress import report_pairs
 from metaclip2.pipeline.io.index import IndexWriter
 from metaclip2.pipeline.io.partition import LanguageRuns
 from metaclip2.pipeline.io.readers import read_shard
-from metaclip2.pipeline.io.records import Image
-from metaclip2.pipeline.stages.cache import cached_store
+from metaclip2.pipeline.io.records import Image, Numbering
+from metaclip2.pipeline.stages.budget import WorkerBudget
+from metaclip2.pipeline.stages.cache import cached_store, known_language_code
 from metaclip2.pipeline.stages.examples import Stage1Examples
 from metaclip2.pipeline.stages.options import MatchOptions
 from metaclip2.pipeline.stages.files import _safe, _strip_ext, stage1_paths
+from metaclip2.pipeline.stages.split import MATCHED, NUMBERED, write_images
 from metaclip2.pipeline.stages.stats import MAX_EXAMPLES, Stage1Stats
 
 __all__ = ["match_shard", "MatchTask", "shard_warnings", "stage1_summary"]
 
 _CHUNK = 4096  # images per LID batch
 _MATCH_BATCH = 8192  # alt-texts per match_many call
-_RUN_MEMORY = 64 << 20  # estimated bytes of grouped pairs a worker keeps in memory (each of 2 partitions)
 
 
 def match_shard(
@@ -49,26 +50,28 @@ def match_shard(
 
     The shard is processed in three phases, so that each language's matcher is used in one
     contiguous phase and a worker needs only one matcher at a time: (1) LID over the whole
-    shard, pairs grouped by metadata language (:class:`~metaclip2.pipeline.io.partition.LanguageRuns`,
-    spilled to temporary files beyond a fixed memory budget); (2) matching, language by
+    shard, pairs grouped by metadata language ([`LanguageRuns`][metaclip2.pipeline.io.partition.LanguageRuns],
+    spilled to temporary files beyond their share of ``memory_per_worker``:
+    [`WorkerBudget`][metaclip2.pipeline.stages.budget.WorkerBudget]); (2) matching, language by
     language; (3) the matched pairs merged back into input order. The index bytes do not
     depend on the grouping.
 
     Parameters
     ----------
     input_path : path
-        An input shard (see :mod:`metaclip2.pipeline.io.readers`).
+        An input shard (see [`metaclip2.pipeline.io.readers`][metaclip2.pipeline.io.readers]).
     metadata : path
-        Per-LID-language metadata directory (:class:`~metaclip2.matching.store.MetadataStore`).
+        Per-LID-language metadata directory ([`MetadataStore`][metaclip2.matching.store.MetadataStore]).
     out_dir : path
-        Where ``<shard>.index.bin``, ``<shard>.counts.bin`` and ``<shard>.stats.json`` go.
+        Where ``<shard>.index.bin``, ``<shard>.counts.bin``, ``<shard>.images.bin`` and
+        ``<shard>.stats.json`` go.
     shard : str, optional
         Output name; default: the input's file name without extension.
     options : MatchOptions or CurationConfig, optional
-        Stage 1's options (:class:`~metaclip2.pipeline.stages.options.MatchOptions`: reading,
+        Stage 1's options ([`MatchOptions`][metaclip2.pipeline.stages.options.MatchOptions]: reading,
         language identification, matching); default: all defaults.
     **changes
-        :class:`~metaclip2.pipeline.stages.options.MatchOptions` fields applied over `options`
+        [`MatchOptions`][metaclip2.pipeline.stages.options.MatchOptions] fields applied over `options`
         (``lid_model=``, ``script_check=``, ``text_keys=``, …).
 
     Returns
@@ -95,14 +98,16 @@ def match_shard(
     >>> stats.shard, stats.pairs, stats.matched, stats.by_lang
     ('pool', 6, 6, {'de': {'pairs': 2, 'matched': 2}, 'en': {'pairs': 4, 'matched': 4}})
     >>> sorted(os.listdir(f"{d}/stage1"))
-    ['pool.counts.bin', 'pool.examples.json', 'pool.index.bin', 'pool.stats.json']
+    ['pool.counts.bin', 'pool.examples.json', 'pool.images.bin', 'pool.index.bin', 'pool.stats.json']
     >>> tmp.cleanup()
     """
     input_path = os.fspath(input_path)
     shard = shard or _safe(_strip_ext(input_path.rstrip("/").rsplit("/", 1)[-1]))
     paths = stage1_paths(out_dir, shard)
     options = MatchOptions.of(options, **changes)
-    store = cached_store(metadata, options.matcher_engine, matcher_memory=options.matcher_memory, strict=options.strict)
+    # the worker's memory budget: buffered rows (each of the 2 groupings), matcher cache, LID model
+    budget = WorkerBudget.of(options)
+    store = cached_store(metadata, options.matcher_engine, matcher_memory=budget.matchers, strict=options.strict)
     # One extra read of the input (which also warms the page cache for the reader): what a
     # resumed run compares the file with to notice that it was replaced.
     fingerprint = input_fingerprint(input_path)
@@ -112,11 +117,12 @@ def match_shard(
     resolved: dict[str, str | None] = {}
     ordinal = reported = 0
     layout: dict = {}
-    with LanguageRuns(out_dir, f"{shard}.lid", _RUN_MEMORY) as pending, LanguageRuns(out_dir, f"{shard}.matched", _RUN_MEMORY) as matched:
+    numbering = Numbering()
+    with LanguageRuns(out_dir, f"{shard}.lid", budget.rows) as pending, LanguageRuns(out_dir, f"{shard}.matched", budget.rows) as matched:
         # 1. languages of every pair, pairs grouped by metadata language
         chunk: list[tuple[int, Image]] = []
         for image in read_shard(input_path, input_format=options.input_format, max_chars=options.max_chars, strict=options.strict,
-                                spec=options.reader_spec(), report=layout):  # fmt: skip
+                                spec=options.reader_spec(), report=layout, numbering=numbering):  # fmt: skip
             if image.id is not None:
                 chunk.append((ordinal, image))
                 ordinal += 1
@@ -134,9 +140,14 @@ def match_shard(
             _match_language(lang, pending.rows(lang), store, counts, stats, matched, examples)
             pending.release(lang)
         # 3. input order again
+        matched_ids: set = set()
         with IndexWriter(paths["index"]) as index:
             for row in matched.in_order():
                 index.write(*row)
+                matched_ids.add(row[1])
+    # every id of the shard, hashed: what finds the images split across shards at stage 2
+    write_images(paths["images"], ((i, slots, (MATCHED if i in matched_ids else 0) | (NUMBERED if numbered else 0))
+                                   for i, slots, numbered in numbering.ids()))  # fmt: skip
     report_pairs(stats.pairs - reported)
     stats.images = ordinal
     stats.layout = layout
@@ -151,12 +162,7 @@ def match_shard(
     return stats
 
 
-_known_codes: dict = {}
-
-
 def _count_invalid(image: Image, stats: Stage1Stats) -> None:
-    from metaclip2.core.languages import normalize_language_code
-
     if image.damage is not None:
         stats.damaged.append(dict(image.damage))
     for reason, where, lang in zip(image.invalid, image.where, image.langs):
@@ -166,10 +172,7 @@ def _count_invalid(image: Image, stats: Stage1Stats) -> None:
             if len(stats.invalid_examples) < MAX_EXAMPLES:
                 stats.invalid_examples.append({"line": where, "reason": reason})
         elif lang is not None:
-            known = _known_codes.get(lang)
-            if known is None:
-                known = _known_codes[lang] = normalize_language_code(lang) is not None
-            if not known:
+            if not known_language_code(lang):
                 stats.unknown_lang_codes[lang] = stats.unknown_lang_codes.get(lang, 0) + 1
 
 
@@ -249,7 +252,7 @@ def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, option
     slots = [(j, k) for j, (_, image) in enumerate(chunk) for k, r in enumerate(image.invalid) if r is None]
     if not slots:
         return
-    texts = [chunk[j][1].texts[k] for j, k in slots]
+    texts = options.prepare_texts([chunk[j][1].texts[k] for j, k in slots])
     given = [chunk[j][1].langs[k] for j, k in slots]
     changes: Counter = Counter()
     labels = options.identify(texts, given, changes=changes)
@@ -264,10 +267,10 @@ def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, option
             stats.no_metadata += 1
             stats.no_metadata_labels[label] = stats.no_metadata_labels.get(label, 0) + 1
             if examples is not None:
-                examples.no_metadata(label, chunk[j][1].id, k, text)
+                examples.no_metadata(label, chunk[j][1].id, chunk[j][1].indices[k], text)
         else:
             n, image = chunk[j]
-            pending.add((n, image.id, k, lang, (), text, image.fields(k) or None))
+            pending.add((n, image.id, image.indices[k], lang, (), text, image.fields(k) or None))
 
 
 def _phase_order(langs: list[str], store) -> list[str]:
@@ -323,7 +326,7 @@ def _match_batch(lang, batch, matcher, counts, stats, row_stats, matched, exampl
 class MatchTask:
     """Stage 1 of one shard, as a picklable callable (what executors run).
 
-    The fields are :func:`match_shard`'s arguments; calling the task runs it.
+    The fields are [`match_shard`][metaclip2.pipeline.stages.match.match_shard]'s arguments; calling the task runs it.
 
     See Also
     --------

@@ -1,5 +1,5 @@
 """Stage 2 of the curation ([Algorithm 1][algorithm-1]) as plain functions: per-shard counts
-summed (:func:`merge_counts`), then thresholds and entry probabilities (:func:`compute_probabilities`).
+summed ([`merge_counts`][metaclip2.pipeline.stages.merge.merge_counts]), then thresholds and entry probabilities ([`compute_probabilities`][metaclip2.pipeline.stages.merge.compute_probabilities]).
 """
 
 from __future__ import annotations
@@ -88,23 +88,23 @@ def compute_probabilities(
 ) -> dict:
     """Stage 2b: thresholds and entry probabilities from merged counts.
 
-    Writes ``probabilities.bin`` (:class:`EntryProbabilities`, the file an
-    :class:`~metaclip2.curation.sampling.OnlineSampler` loads) and then ``thresholds.json``
+    Writes ``probabilities.bin`` ([`EntryProbabilities`][metaclip2.curation.sampling.EntryProbabilities], the file an
+    [`OnlineSampler`][metaclip2.curation.sampling.OnlineSampler] loads) and then ``thresholds.json``
     (``{"p", "t_en", "english", "t": {lang: t or null}, "outputs": {file name: {"bytes",
     "sha256"}}}`` for the counts and ``probabilities.bin``, plus `record`'s items) to `out_dir`.
 
     Parameters
     ----------
     counts_path : path
-        Merged counts (:func:`merge_counts`).
+        Merged counts ([`merge_counts`][metaclip2.pipeline.stages.merge.merge_counts]).
     out_dir : path
     options : ThresholdOptions or CurationConfig, optional
-        Stage 2's options (:class:`~metaclip2.pipeline.stages.options.ThresholdOptions`:
+        Stage 2's options ([`ThresholdOptions`][metaclip2.pipeline.stages.options.ThresholdOptions]:
         ``t_en``, ``english``, ``p``); default: all defaults.
     record : dict, optional
         More items for ``thresholds.json``.
     **changes
-        :class:`~metaclip2.pipeline.stages.options.ThresholdOptions` fields applied over `options`.
+        [`ThresholdOptions`][metaclip2.pipeline.stages.options.ThresholdOptions] fields applied over `options`.
 
     Returns
     -------

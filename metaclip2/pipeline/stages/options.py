@@ -1,10 +1,10 @@
 """The options of each stage, each declared once: its default, its check, its help text.
 
-A stage function takes its stage's options object (:class:`MatchOptions`, :class:`ThresholdOptions`,
-:class:`SampleOptions`); a task carries it to a worker as it is; the batch API and the
-preflight accept it (or the whole run's :class:`~metaclip2.pipeline.run.config.CurationConfig`,
+A stage function takes its stage's options object ([`MatchOptions`][metaclip2.pipeline.stages.options.MatchOptions], [`ThresholdOptions`][metaclip2.pipeline.stages.options.ThresholdOptions],
+[`SampleOptions`][metaclip2.pipeline.stages.options.SampleOptions]); a task carries it to a worker as it is; the batch API and the
+preflight accept it (or the whole run's [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig],
 which *is* all three) as they are. An option is read where it acts (stage 1's language options
-in :meth:`MatchOptions.identify`, the record keys in :meth:`MatchOptions.reader_spec`), so a new
+in [`MatchOptions.identify`][metaclip2.pipeline.stages.options.MatchOptions.identify], the record keys in [`MatchOptions.reader_spec`][metaclip2.pipeline.stages.options.MatchOptions.reader_spec]), so a new
 option reaches every door by adding one field here.
 """
 
@@ -24,6 +24,7 @@ from metaclip2.matching.matcher import MATCHER_ENGINES
 from metaclip2.pipeline.io.inputs import FORMATS
 from metaclip2.pipeline.io.records import DEFAULT_MAX_CHARS, ReaderSpec
 from metaclip2.pipeline.io.writers import OUTPUT_FORMATS
+from metaclip2.pipeline.stages.budget import DEFAULT_MEMORY_PER_WORKER
 
 __all__ = ["MatchOptions", "ThresholdOptions", "SampleOptions", "option"]
 
@@ -44,7 +45,7 @@ def option(default: Any, stage: Any, help: str, *, metavar: str | None = None, c
     help : str
         The option's help text (the default is appended by the command line, once).
     metavar, choices
-        As in :meth:`argparse.ArgumentParser.add_argument`.
+        As in `argparse.ArgumentParser.add_argument`.
     recorded : bool
         False: the option changes no output, so a resumed run may change it.
     flag : str, optional
@@ -75,7 +76,7 @@ def option(default: Any, stage: Any, help: str, *, metavar: str | None = None, c
 
 
 class _Options:
-    """Shared behaviour: validated on construction, copied with :meth:`replace`, picked from a larger config."""
+    """Shared behaviour: validated on construction, copied with `replace`, picked from a larger config."""
 
     def __post_init__(self) -> None:
         self._check()
@@ -87,13 +88,13 @@ class _Options:
         object.__setattr__(self, name, value)
 
     def replace(self, **changes: Any):
-        """A copy with `changes` applied (and validated); unknown names raise :class:`ParameterError`."""
+        """A copy with `changes` applied (and validated); unknown names raise [`ParameterError`][metaclip2.core.errors.ParameterError]."""
         return dataclasses.replace(self, **_known(type(self), changes))
 
     @classmethod
     def of(cls, options: Any = None, **changes: Any):
         """This stage's options taken from `options` (this class, or any config that has its
-        fields, such as :class:`~metaclip2.pipeline.run.config.CurationConfig`), with `changes`.
+        fields, such as [`CurationConfig`][metaclip2.pipeline.run.config.CurationConfig]), with `changes`.
 
         Examples
         --------
@@ -137,20 +138,30 @@ class MatchOptions(_Options):
     script_check : bool
         Replace a LID label that the text's own script rules out (e.g. ``ja`` for Han without
         kana) by the model's best label in that script; False keeps the model's raw labels.
+    strip_texts : bool
+        Strip white space (``str.strip``: NBSP, U+3000, U+2003 … too) from both ends of every
+        alt-text before it is matched and indexed, as the release does; False matches the text
+        as read, so ``"\\xa0dog\\u3000"`` does not match ``dog`` (see
+        [`prepare_texts`][metaclip2.pipeline.stages.options.MatchOptions.prepare_texts]).
     strict : bool
         Stop at the first bad input record or damaged container (not recorded: it changes no
         output of a finished shard).
     id_key, text_keys, lang_key, text_index_key : str, tuple of str, or None
         Record keys of the image id, its alt-text(s), a given language and the alt-text's index
         within its image; None: detected from the input's layout (see
-        :class:`~metaclip2.pipeline.io.records.ReaderSpec`).
+        [`ReaderSpec`][metaclip2.pipeline.io.records.ReaderSpec]).
     keep_keys, drop_keys : tuple of str or None
         Input fields carried into the curated subset: only `keep_keys` (None: all), less `drop_keys`.
     matcher_engine : {"trie", "aho-corasick"}
         How entries are searched: the compact word trie (default) or pyahocorasick automata,
         the paper's method (not recorded: both give identical matches by construction).
     matcher_memory : int or None
-        Bytes of loaded matchers each worker keeps; None: the metadata store's default (not recorded).
+        Bytes of loaded matchers each worker keeps; None: the matchers' share of
+        `memory_per_worker` (not recorded).
+    memory_per_worker : int
+        Memory budget of a whole worker process, split among its buffered rows, the LID model
+        and its matcher cache ([`WorkerBudget`][metaclip2.pipeline.stages.budget.WorkerBudget]); 1 GiB by
+        default (not recorded: outputs never depend on it).
 
     Raises
     ------
@@ -179,6 +190,8 @@ class MatchOptions(_Options):
     min_confidence: float | None = option(None, STAGE1, "LID predictions below P count as 'other'", metavar="P", kind=float)
     lid_model: str | None = option(None, STAGE1, "fastText LID model instead of the bundled lid.176.ftz", metavar="PATH")
     script_check: bool = option(True, STAGE1, "correct LID labels the text's script rules out (--no-script-check: the model's raw labels, as the paper)")
+    strip_texts: bool = option(True, STAGE1, "strip white space (NBSP, U+3000, ...) from both ends of alt-texts before matching, as "
+                               "the release does (--no-strip-texts: match them as read)")  # fmt: skip
     strict: bool = option(False, STAGE1, "stop at the first bad input record or damaged container, naming file and line", recorded=False)
     id_key: str | None = option(None, STAGE1, "record key of the image id (default: from the detected layout)", metavar="KEY")
     text_keys: tuple | None = option(None, STAGE1, "record key(s) of the alt-texts, repeatable or a comma list (default: from the detected layout)",
@@ -191,7 +204,11 @@ class MatchOptions(_Options):
     matcher_engine: str = option("trie", STAGE1, "matching engine: trie (compact, fast to load) or aho-corasick (pyahocorasick, "
                                  "the paper's automaton); the matches are the same", choices=MATCHER_ENGINES, recorded=False)  # fmt: skip
     matcher_memory: int | None = option(None, EXEC, "memory for loaded matchers per worker, e.g. 512MB or 2GiB (binary: MB = MiB = 2^20 bytes, "
-                                        "GB = 2^30; default: the metadata store's budget)", metavar="SIZE", recorded=False)  # fmt: skip
+                                        "GB = 2^30; default: the matchers' share of --memory-per-worker)", metavar="SIZE", recorded=False)  # fmt: skip
+    memory_per_worker: int = option(DEFAULT_MEMORY_PER_WORKER, EXEC, "memory budget of each worker process, e.g. 1.5GiB (binary: MB = "
+                                    "2^20 bytes, GB = 2^30; 1073741824 = 1 GiB): split among buffered rows (spilled to disk beyond "
+                                    "their share), the LID model and the matcher cache",
+                                    metavar="SIZE", recorded=False)  # fmt: skip
 
     def _check(self) -> None:
         self._fix("max_chars", _integer("max_chars", self.max_chars, minimum=1))
@@ -201,7 +218,7 @@ class MatchOptions(_Options):
         self.reader_spec()  # checks the key names
         self._fix("min_confidence", _fraction("min_confidence", self.min_confidence, optional=True))
         _choice("matcher_engine", self.matcher_engine, MATCHER_ENGINES)
-        for name in ("script_check", "strict"):
+        for name in ("script_check", "strip_texts", "strict"):
             _boolean(name, getattr(self, name))
         if self.lid_model is not None:
             self._fix("lid_model", os.fspath(self.lid_model))
@@ -210,19 +227,37 @@ class MatchOptions(_Options):
             _check_fasttext_model(self.lid_model)
         if self.matcher_memory is not None:
             self._fix("matcher_memory", parse_bytes(self.matcher_memory, "matcher_memory"))
+        self._fix("memory_per_worker", parse_bytes(self.memory_per_worker, "memory_per_worker"))
+        if self.memory_per_worker <= 0:
+            raise ParameterError(f"memory_per_worker must be a positive size such as 1.5GiB, got {self.memory_per_worker!r}")
 
     def reader_spec(self) -> ReaderSpec:
-        """The :class:`~metaclip2.pipeline.io.records.ReaderSpec` of the record-key options."""
+        """The [`ReaderSpec`][metaclip2.pipeline.io.records.ReaderSpec] of the record-key options."""
         return ReaderSpec(id_key=self.id_key, text_keys=self.text_keys or (), lang_key=self.lang_key,
                           text_index_key=self.text_index_key, keep_keys=self.keep_keys,
                           drop_keys=self.drop_keys or ())  # fmt: skip
+
+    def prepare_texts(self, texts: Sequence[str]) -> list[str]:
+        """Alt-texts as language identification and matching see them (every door calls this).
+
+        With `strip_texts`, each is stripped of white space at both ends (``str.strip``, which
+        knows every Unicode space); the matcher pads texts with ASCII spaces only, so an edge
+        NBSP or ideographic space would otherwise hide the word next to it.
+
+        Examples
+        --------
+        >>> from metaclip2.pipeline.stages.options import MatchOptions
+        >>> MatchOptions().prepare_texts(["\\xa0dog\\u3000"]), MatchOptions(strip_texts=False).prepare_texts([" dog"])
+        (['dog'], [' dog'])
+        """
+        return [t.strip() for t in texts] if self.strip_texts else list(texts)
 
     def identify(self, texts: Sequence[str], given: Sequence[str | None], changes: dict | None = None) -> list[str]:
         """LID labels of `texts` (a given language is kept), with these options' model, confidence and script check.
 
         Every door identifies languages through this method: stage 1, the preflight and the batch
         API. `changes` collects the script check's label changes (see
-        :func:`~metaclip2.matching.lid.resolve_languages`).
+        [`resolve_languages`][metaclip2.matching.lid.resolve_languages]).
         """
         from metaclip2.matching.lid import resolve_languages
 

@@ -1,7 +1,7 @@
 """Stage 3 of the curation ([Algorithm 1][algorithm-1]) as a plain per-shard function.
 
-:func:`sample_shard` makes the keep decisions for epoch 0 (the same as
-:class:`~metaclip2.curation.sampling.OnlineSampler`'s) and writes the curated subset.
+[`sample_shard`][metaclip2.pipeline.stages.sample.sample_shard] makes the keep decisions for epoch 0 (the same as
+[`OnlineSampler`][metaclip2.curation.sampling.OnlineSampler]'s) and writes the curated subset.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from metaclip2.pipeline.stages.cache import _cached_probabilities
 from metaclip2.pipeline.stages.examples import Stage3Examples
 from metaclip2.pipeline.stages.files import stage3_paths
 from metaclip2.pipeline.stages.options import SampleOptions
+from metaclip2.pipeline.stages.split import load_split
 from metaclip2.pipeline.stages.stats import Stage3Stats
 
 __all__ = ["sample_shard", "SampleTask", "key_line"]
@@ -50,12 +51,14 @@ def sample_shard(
     *,
     index_sha256: str | None = None,
     probabilities_sha256: str | None = None,
+    split: str | os.PathLike | None = None,
+    split_sha256: str | None = None,
     **changes: Any,
 ) -> Stage3Stats:
     """Stage 3 on one shard: keep decisions for epoch 0, curated subset written.
 
-    Keep probabilities come from :meth:`~metaclip2.curation.sampling.EntryProbabilities.row_probabilities`
-    and decisions from :func:`~metaclip2.curation.sampling.keep_decisions` (an image is all rows
+    Keep probabilities come from [`row_probabilities`][metaclip2.curation.sampling.EntryProbabilities.row_probabilities]
+    and decisions from [`keep_decisions`][metaclip2.curation.sampling.keep_decisions] (an image is all rows
     with one id), so they equal ``OnlineSampler(probabilities, seed, unit)(id, texts, epoch=0)``
     and every other door's.
 
@@ -70,15 +73,22 @@ def sample_shard(
     shard : str, optional
         Default: the index file name without ``.index.bin``.
     options : SampleOptions or CurationConfig, optional
-        Stage 3's options (:class:`~metaclip2.pipeline.stages.options.SampleOptions`: ``seed``,
+        Stage 3's options ([`SampleOptions`][metaclip2.pipeline.stages.options.SampleOptions]: ``seed``,
         ``unit``, ``output_format``, ``keys_list``); default: all defaults.
-    index_sha256, probabilities_sha256 : str, optional
-        What stages 1 and 2 recorded for the two files: a file with another digest is refused.
-        The subset's rows are :data:`~metaclip2.pipeline.io.writers.CURATED_COLUMNS` then the
-        input's carried fields (:func:`~metaclip2.pipeline.io.writers.carried_columns`; in
-        Parquet typed by :class:`~metaclip2.pipeline.io.writers.ExtraTypes` over the shard).
+    split : path, optional
+        Stage 2's ``split.index.bin`` ([`split`][metaclip2.pipeline.stages.split]): the rows, from
+        every shard, of the images found in more than one. This shard decides each such image
+        it holds on all its rows (so every shard decides it alike) and writes its own kept
+        rows; the image is counted (``images``, ``kept_images``, keys list) by the first shard,
+        in the run's order, that holds a matched (kept) row of it. Without it, the shard is
+        taken to hold its images whole.
+    index_sha256, probabilities_sha256, split_sha256 : str, optional
+        What stages 1 and 2 recorded for the files: a file with another digest is refused.
+        The subset's rows are [`CURATED_COLUMNS`][metaclip2.pipeline.io.writers.CURATED_COLUMNS] then the
+        input's carried fields ([`carried_columns`][metaclip2.pipeline.io.writers.carried_columns]; in
+        Parquet typed by [`ExtraTypes`][metaclip2.pipeline.io.writers.ExtraTypes] over the shard).
     **changes
-        :class:`~metaclip2.pipeline.stages.options.SampleOptions` fields applied over `options`.
+        [`SampleOptions`][metaclip2.pipeline.stages.options.SampleOptions] fields applied over `options`.
         With ``keys_list``, ``<shard>.keys.txt`` lists the kept images' ids, one per line, in
         input order; an id that holds a line break or starts with ``"`` is written as a JSON
         string (``"a\\nb"``), so there is exactly one line per kept image.
@@ -127,9 +137,12 @@ def sample_shard(
     paths = stage3_paths(out_dir, shard, options.output_format)
     probs, probs_sha256 = _cached_probabilities(probabilities)
     sources = {"index": file_digest(index_path)["sha256"], "probabilities": probs_sha256}
-    for what, got, want in (("stage-1 index", sources["index"], index_sha256), ("probabilities", probs_sha256, probabilities_sha256)):
+    checks = [("stage-1 index", index_path, sources["index"], index_sha256), ("probabilities", probabilities, probs_sha256, probabilities_sha256)]
+    if split is not None:
+        sources["split"] = file_digest(split)["sha256"]
+        checks.append(("split-images file", split, sources["split"], split_sha256))
+    for what, path, got, want in checks:
         if want is not None and got != want:
-            path = index_path if what == "stage-1 index" else probabilities
             raise DataError(f"{path} is not the {what} its stage wrote (sha256 {got[:12]}, {want[:12]} recorded): run that stage again")
     # a name, not a path: run directories can be compared and moved
     stats = Stage3Stats(index=index_path.name, shard=shard, seed=options.seed, unit=options.unit, sources=sources)
@@ -141,12 +154,39 @@ def sample_shard(
                 if extra:
                     types.add(carried_columns(extra))
         extra_types = types.types()
+    # 1. every matched row's image id, alt-text index and keep probability: an image is all the
+    # rows with its id anywhere in the shard, so the decisions are made over the whole shard
+    image_ids: list = []
+    ks: list = []
+    ps: list = []
+    for batch in iter_index(index_path):
+        ps.append(_batch_probabilities(batch, probs))
+        image_ids += batch.id
+        ks.append(batch.k)
+    p = np.concatenate(ps) if ps else np.zeros(0)
+    k = np.concatenate(ks) if ks else np.zeros(0, dtype=np.int32)
+    split_k: dict = {}
+    if split is None:
+        keep = keep_decisions(image_ids, p, k, seed=options.seed, epoch=0, unit=options.unit)
+        kept_ids = {image_ids[r] for r in np.flatnonzero(keep).tolist()}
+        stats.images = len(set(image_ids))
+    else:
+        keep, kept_ids, split_k = _decide_with_split(image_ids, p, k, load_split(split, shard), shard, probs, options)
+        owned = split_k.pop(None)
+        stats.images = len(set(image_ids) - owned["split"]) + len(owned["images"])
+    stats.kept_images = len(kept_ids)
+    del image_ids, ks, ps
+    # 2. the kept rows, in index order
     keys = AtomicFile(paths["keys"]) if options.keys_list else None
     examples = Stage3Examples(probs.q, options.seed)  # a bounded sample of alt-texts for the report
     try:
         with curated_writer(paths["output"], options.output_format, extra_types) as out:
+            at = 0
             for batch in iter_index(index_path):
-                _sample_batch(batch, probs, options, out, stats, keys, examples)
+                b = at + len(batch)
+                _write_batch(batch, p[at:b], keep[at:b], out, stats, keys, kept_ids, split_k)
+                examples.add_rows(batch.lang, batch.id, batch.k, batch.text, batch.ids, batch.offsets, keep[at:b])
+                at = b
                 report_pairs(len(batch))
         if keys is not None:
             keys.commit()
@@ -178,50 +218,90 @@ def key_line(image_id: str) -> bytes:
     return image_id.encode("utf-8", "surrogatepass") + b"\n"
 
 
-def _sample_batch(batch: IndexBatch, probs: EntryProbabilities, options: SampleOptions, out, stats: Stage3Stats, keys=None,
-                  examples=None) -> None:
-    p = probs.row_probabilities(batch.languages, batch.offsets, batch.ids, codes=batch.lang_code) if batch.lang_code is not None \
-        else probs.row_probabilities(batch.lang, batch.offsets, batch.ids)  # fmt: skip
-    keep = keep_decisions(batch.id, p, batch.k, seed=options.seed, epoch=0, unit=options.unit)
+def _batch_probabilities(batch: IndexBatch, probs: EntryProbabilities) -> np.ndarray:
+    if batch.lang_code is not None:
+        return probs.row_probabilities(batch.languages, batch.offsets, batch.ids, codes=batch.lang_code)
+    return probs.row_probabilities(batch.lang, batch.offsets, batch.ids)
+
+
+def _decide_with_split(image_ids: list, p: np.ndarray, k: np.ndarray, rows: list, shard: str, probs: EntryProbabilities,
+                       options: SampleOptions) -> tuple[np.ndarray, set, dict]:  # fmt: skip
+    """Decisions of a shard's rows when some of its images are split across shards (`rows`:
+    [`load_split`][metaclip2.pipeline.stages.split.load_split] of this shard): those are decided on
+    all their rows; the others as the shard holds them.
+
+    Returns the keep mask, the kept ids this shard counts, and ``(id, own k) -> k`` of its split
+    rows (plus, under ``None``, the split ids and those whose images this shard counts).
+    """
+    split_ids = {r[0] for r in rows}
+    # the shard's other images, decided here alone
+    alone = np.array([x not in split_ids for x in image_ids], dtype=bool)
+    keep = keep_decisions(image_ids, np.where(alone, p, 0.0), k, seed=options.seed, epoch=0, unit=options.unit)
+    kept_ids = {image_ids[r] for r in np.flatnonzero(keep).tolist()}
+    owned = {"split": split_ids, "images": set()}
+    split_k: dict = {None: owned}
+    if rows:
+        lengths = np.fromiter((len(r[3]) for r in rows), dtype=np.int64, count=len(rows))
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        ids = np.fromiter((e for r in rows for e in r[3]), dtype=np.int64, count=int(offsets[-1]))
+        sp = probs.row_probabilities([r[2] for r in rows], offsets, ids)
+        sp[[j for j, r in enumerate(rows) if r[6]]] = 0.0  # an (id, k) an earlier shard holds: never kept
+        skeep = keep_decisions([r[0] for r in rows], sp, [r[1] for r in rows], seed=options.seed, epoch=0, unit=options.unit)
+        first: dict = {}  # id -> the first shard (rows are in shard order) with a matched row, then with a kept one
+        first_kept: dict = {}
+        for j, r in enumerate(rows):
+            first.setdefault(r[0], r[4])
+            if skeep[j]:
+                first_kept.setdefault(r[0], r[4])
+        owned["images"] = {i for i, sh in first.items() if sh == shard}
+        kept_ids |= {i for i, sh in first_kept.items() if sh == shard}
+        decided = {(r[0], r[5]): (bool(skeep[j]), r[1]) for j, r in enumerate(rows) if r[4] == shard}
+        kl = k.tolist()
+        for row in np.flatnonzero(~alone).tolist():
+            got = decided.get((image_ids[row], kl[row]))
+            if got is None:
+                raise DataError(f"the split-images file lacks a row of image {image_ids[row]!r} of shard {shard}: run stage 2 again")
+            keep[row], split_k[(image_ids[row], kl[row])] = got
+    return keep, kept_ids, split_k
+
+
+def _write_batch(batch: IndexBatch, p: np.ndarray, keep: np.ndarray, out, stats: Stage3Stats, keys, kept_ids: set,
+                 split_k: dict | None = None) -> None:  # fmt: skip
+    """Account a batch's rows and write its kept ones; a kept image's key goes out at its first kept row.
+    `split_k` maps ``(id, own k)`` of rows of images split across shards to their index over the pool."""
     pl, k = p.tolist(), batch.k.tolist()
     langs, ids, offsets = batch.lang, batch.ids, batch.offsets.tolist()
     for lang in set(langs):
         stats.by_lang.setdefault(lang, {"matched": 0, "kept": 0})
     for lang in langs:
         stats.by_lang[lang]["matched"] += 1
-    if examples is not None:
-        examples.add_rows(langs, batch.id, k, batch.text, ids, offsets, keep)
-    starts = batch.image_starts().tolist() + [len(batch)]
-    stats.images += len(starts) - 1
     stats.matched += len(batch)
-    for a, b in zip(starts[:-1], starts[1:]):
-        rows = [r for r in range(a, b) if keep[r]]
-        if not rows:
-            continue
-        stats.kept_images += 1
-        if keys is not None:
-            keys.write(key_line(batch.id[a]))
-        for r in rows:
-            stats.kept += 1
-            stats.by_lang[langs[r]]["kept"] += 1
-            out.write(
-                {
-                    **carried_columns(batch.extra[r]),
-                    "id": batch.id[r],
-                    "text": batch.text[r],
-                    "text_index": k[r],
-                    "lang": langs[r],
-                    "ids": ids[offsets[r] : offsets[r + 1]].tolist(),
-                    "keep_probability": pl[r],
-                }
-            )
+    for r in np.flatnonzero(keep).tolist():
+        image_id = batch.id[r]
+        if keys is not None and image_id in kept_ids:
+            kept_ids.discard(image_id)  # one line per kept image
+            keys.write(key_line(image_id))
+        stats.kept += 1
+        stats.by_lang[langs[r]]["kept"] += 1
+        out.write(
+            {
+                **carried_columns(batch.extra[r]),
+                "id": image_id,
+                "text": batch.text[r],
+                "text_index": split_k.get((image_id, k[r]), k[r]) if split_k else k[r],
+                "lang": langs[r],
+                "ids": ids[offsets[r] : offsets[r + 1]].tolist(),
+                "keep_probability": pl[r],
+            }
+        )
 
 
 @dataclass(frozen=True)
 class SampleTask:
     """Stage 3 of one shard, as a picklable callable (what executors run).
 
-    The fields are :func:`sample_shard`'s arguments; calling the task runs it.
+    The fields are [`sample_shard`][metaclip2.pipeline.stages.sample.sample_shard]'s arguments; calling the task runs it.
 
     See Also
     --------
@@ -259,7 +339,10 @@ class SampleTask:
     options: SampleOptions = SampleOptions()
     index_sha256: str | None = None
     probabilities_sha256: str | None = None
+    split: str | None = None
+    split_sha256: str | None = None
 
     def __call__(self) -> Stage3Stats:
         return sample_shard(self.index_path, self.probabilities, self.out_dir, self.shard, self.options,
-                            index_sha256=self.index_sha256, probabilities_sha256=self.probabilities_sha256)  # fmt: skip
+                            index_sha256=self.index_sha256, probabilities_sha256=self.probabilities_sha256,
+                            split=self.split, split_sha256=self.split_sha256)  # fmt: skip

@@ -7,7 +7,7 @@ marker); the run's totals, and so the datacard, are their sum (``sum(stats, Stag
 
 A shard's stats also record what it was made from and what it wrote (``fingerprint``,
 ``sources``, ``outputs``: sizes and sha256 digests), so that a later run verifies them before
-it reuses the shard (:mod:`metaclip2.pipeline.run.verify`); these describe one shard and are None
+it reuses the shard ([`metaclip2.pipeline.run.verify`][metaclip2.pipeline.run.verify]); these describe one shard and are None
 in a sum.
 """
 
@@ -82,7 +82,7 @@ class _Stats:
     def to_json(self) -> dict[str, Any]:
         """The ``stats.json`` content: a format tag, every field (counters key-sorted) and its seal.
 
-        The seal (:func:`~metaclip2.core.jsonfile.seal`) lets :meth:`from_json` refuse a file
+        The seal ([`seal`][metaclip2.core.jsonfile.seal]) lets `from_json` refuse a file
         edited after it was written.
         """
         d = {"format": self.FORMAT}
@@ -93,7 +93,7 @@ class _Stats:
 
     @classmethod
     def from_json(cls, d: dict[str, Any], source: str = "stats") -> "_Stats":
-        """Inverse of :meth:`to_json`; `source` names the file in errors.
+        """Inverse of `to_json`; `source` names the file in errors.
 
         Raises
         ------
@@ -153,7 +153,7 @@ class Stage1Stats(_Stats):
     pairs, images : int
         Alt-texts read, and images with an id.
     invalid : dict
-        Invalid pairs by reason; ``invalid_examples`` lists the first :data:`MAX_EXAMPLES`
+        Invalid pairs by reason; ``invalid_examples`` lists the first [`MAX_EXAMPLES`][metaclip2.pipeline.stages.stats.MAX_EXAMPLES]
         with ``line`` and ``reason``.
     no_metadata : int
         Pairs whose language has no metadata (and no ``other`` list exists), by LID label in
