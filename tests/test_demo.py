@@ -120,6 +120,10 @@ def test_reproducible_and_worker_independent(runs):
         assert pa.read_bytes() == pb.read_bytes(), pa.name
     for name in ("counts.bin", "probabilities.bin", "thresholds.json"):
         assert (a["run"] / "stage2" / name).read_bytes() == (b["run"] / "stage2" / name).read_bytes()
+    for stage in ("stage1", "stage3"):  # the report's samples too
+        ea, eb = sorted((a["run"] / stage).glob("*.examples.json")), sorted((b["run"] / stage).glob("*.examples.json"))
+        assert [p.name for p in ea] == [p.name for p in eb] and len(ea) == len(a["subset"])
+        assert [p.read_bytes() for p in ea] == [p.read_bytes() for p in eb]
     for lang in demo.DEMO_LANGUAGES:
         assert (a["metadata"] / f"{lang}.tsv").read_bytes() == (b["metadata"] / f"{lang}.tsv").read_bytes()
 
@@ -135,6 +139,7 @@ def test_cli_rerun_resumes_with_same_bytes(runs, capsys):
     printed = capsys.readouterr().out
     assert "SAMPLE DATA" in printed
     assert str(a["datacard"]) in printed and str(a["run"] / "subset") in printed
+    assert f"report:    {a['run'] / 'report.html'}" in printed and a["report"] == a["run"] / "report.html"
     assert f"{a['summary']['totals']['pairs']:,} pairs in = " in printed
     assert {p.name: p.read_bytes() for p in a["subset"]} == before
 

@@ -206,13 +206,17 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "report", formatter_class=fmt,
-        help="datacard JSON and plots of a curation run",
-        description="Write RUN_DIR/datacard.json (what went in, matched and was kept, per language and shard)\n"
-        "and, with matplotlib installed, PNG plots in RUN_DIR/plots.",
-        epilog="example:\n  metaclip2 report runs/pool",
+        help="datacard JSON, plots and a self-contained HTML report of a curation run",
+        description="Write RUN_DIR/datacard.json (what went in, matched and was kept, per language and shard),\n"
+        "RUN_DIR/report.html (one self-contained page to browse the run: accounting, languages, entries with\n"
+        "examples kept and not kept, a t_en control; opens from file://, fetches nothing) and, with matplotlib\n"
+        "installed, PNG plots in RUN_DIR/plots.",
+        epilog="examples:\n  metaclip2 report runs/pool\n  metaclip2 report runs/pool --html /tmp/pool-report.html",
     )  # fmt: skip
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--no-plots", action="store_true", help="only the datacard")
+    p.add_argument("--no-plots", action="store_true", help="no PNG plots")
+    p.add_argument("--html", metavar="PATH", default=None, help="write the HTML report here instead of RUN_DIR/report.html")
+    p.add_argument("--no-html", action="store_true", help="no HTML report")
     p.set_defaults(func=run_report)
 
 
@@ -231,13 +235,14 @@ def run_curate(args: argparse.Namespace) -> int:
     _require(args)
     attach_run_log(args.out)
     res = curate(args.metadata, args.input, args.out, config)
-    rep = write_report(res.out)
+    rep = write_report(res.out, html=True)
     t = res.datacard["totals"]
     print(f"{t['pairs']} pairs in ({t['invalid']} invalid, {t['no_metadata']} without metadata, {t['unmatched']} unmatched), "
           f"{t['matched']} matched, {t['kept']} kept")  # fmt: skip
     print(f"curated subset: {res.out / 'subset'}/*.{config.output_format}")
     print(f"probabilities:  {res.probabilities}")
     print(f"datacard:       {rep['datacard']}")
+    print(f"report:         {rep['html']}")
     for p in rep["plots"]:
         print(f"plot:           {p}")
     total = _stage1_total(res.out)
@@ -404,8 +409,10 @@ def run_report(args: argparse.Namespace) -> int:
     """``metaclip2 report``."""
     from metaclip2.pipeline.report.card import write_report
 
-    rep = write_report(args.run_dir, plots=not args.no_plots)
+    rep = write_report(args.run_dir, plots=not args.no_plots, html=False if args.no_html else (args.html or True))
     print(f"datacard: {rep['datacard']}")
+    if rep["html"] is not None:
+        print(f"report:   {rep['html']}")
     for p in rep["plots"]:
         print(f"plot:     {p}")
     return 0

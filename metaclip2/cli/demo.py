@@ -13,7 +13,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="run the whole pipeline on a small multilingual sample shipped with the package",
         description="Build metadata from bundled sample sources, generate a sample pool, curate it, "
-        "and write the datacard and plots. Everything is SAMPLE data.",
+        "and write the datacard, the HTML report (run/report.html) and plots. Everything is SAMPLE data.",
         epilog="examples:\n  metaclip2 demo --out /tmp/demo --workers 2\n  metaclip2 sweep /tmp/demo/run --t-en 5,10,20,40,80",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -23,7 +23,7 @@ from metaclip2.pipeline.stages.stats import Stage1Stats, Stage3Stats
 from metaclip2.pipeline.run.rundir import RunBusyError, RunDir
 from metaclip2.pipeline.run.verify import InputChangedError
 from metaclip2.pipeline.run.api import CurationResult, compute_thresholds, count, curate, expand_inputs, sample
-from metaclip2.pipeline.report.card import write_report
+from metaclip2.pipeline.report.card import write_html_report, write_report
 from metaclip2.pipeline.run.datacard import make_datacard
 from metaclip2.pipeline.builds.demo import run_demo
 from metaclip2.pipeline.run.fork import fork_run
@@ -35,6 +35,6 @@ __all__ = [
     "MatchTask", "SampleTask", "compute_probabilities", "match_shard", "merge_counts", "sample_shard", "shard_names",
     "Stage1Stats", "Stage3Stats", "RunDir", "RunBusyError", "InputChangedError",
     "CurationResult", "compute_thresholds", "count", "curate", "expand_inputs", "sample",
-    "make_datacard", "write_report", "run_demo",
+    "make_datacard", "write_report", "write_html_report", "run_demo",
     "fork_run", "SweepTable", "load_sweep_data", "sweep", "target_size",
 ]  # fmt: skip

@@ -261,10 +261,10 @@ def _curate(metadata: Path, inputs: list[Path], out: Path, workers: int, progres
                   workers=workers, progress=progress)  # fmt: skip
 
 
-def _report(run_dir: Path, progress: bool) -> tuple[dict, Path, list[Path]]:
+def _report(run_dir: Path, progress: bool) -> tuple[dict, Path, list[Path], Path]:
     from metaclip2.pipeline.report.card import write_report
 
-    report = write_report(run_dir, plots=False)
+    report = write_report(run_dir, plots=False, html=True)
     try:
         from metaclip2.pipeline.report.plots import write_plots
 
@@ -272,7 +272,7 @@ def _report(run_dir: Path, progress: bool) -> tuple[dict, Path, list[Path]]:
     except ImportError as e:
         _note(f"no plots: {e}", progress, logging.WARNING)
         plots = []
-    return report["card"], report["datacard"], plots
+    return report["card"], report["datacard"], plots, report["html"]
 
 
 def _unit(datacard: dict) -> str:
@@ -315,7 +315,7 @@ def run_demo(
     ----------
     out : path
         Receives ``metadata/`` (built metadata), ``pool/`` (the sample pool) and ``run/`` (the
-        curation run: subset in ``run/subset/``, ``run/datacard.json``, ``run/plots/``).
+        curation run: subset in ``run/subset/``, ``run/datacard.json``, ``run/report.html``, ``run/plots/``).
     workers : int
         Worker processes for curation (outputs are identical for any number).
     progress : bool
@@ -326,8 +326,8 @@ def run_demo(
     Returns
     -------
     dict
-        ``{"metadata", "pool", "run", "subset": [paths], "datacard": path, "plots": [paths],
-        "lid": bool, "summary": datacard}``.
+        ``{"metadata", "pool", "run", "subset": [paths], "datacard": path, "report": path (the
+        HTML report), "plots": [paths], "lid": bool, "summary": datacard}``.
 
     See Also
     --------
@@ -346,8 +346,10 @@ def run_demo(
     ...     demo = run_demo(d, progress=False, n_images=30)
     ...     print(sorted(demo))
     ...     print([p.name for p in demo["subset"]], demo["datacard"].name)
-    ['datacard', 'lid', 'metadata', 'plots', 'pool', 'run', 'subset', 'summary']
+    ...     print(demo["report"].name)
+    ['datacard', 'lid', 'metadata', 'plots', 'pool', 'report', 'run', 'subset', 'summary']
     ['sample-pool-00.jsonl', 'sample-pool-01.jsonl', 'sample-pool-02.jsonl', 'sample-pool-03.jsonl'] datacard.json
+    report.html
     >>> demo["summary"]["complete"], demo["summary"]["parameters"]["stage2"]["t_en"]
     (True, 40)
     """
@@ -361,15 +363,16 @@ def run_demo(
     pool = make_sample_pool(out / "pool", n_images=n_images, with_lid=lid)
     run_dir = out / "run"
     subset = list(_curate(metadata, pool, run_dir, workers, progress).outputs)
-    datacard, datacard_path, plots = _report(run_dir, progress)
+    datacard, datacard_path, plots, page = _report(run_dir, progress)
     result = {"metadata": metadata, "pool": out / "pool", "run": run_dir, "subset": subset, "datacard": datacard_path,
-              "plots": plots, "lid": lid, "summary": datacard}  # fmt: skip
+              "report": page, "plots": plots, "lid": lid, "summary": datacard}  # fmt: skip
     if progress:
         print("metaclip2 demo — SAMPLE DATA (generated; not real web data)")
         print("\n".join(summary_lines(datacard)))
         print(f"metadata:  {metadata}")
         print(f"subset:    {run_dir / 'subset'}  ({len(subset)} files)")
         print(f"datacard:  {datacard_path}")
+        print(f"report:    {page}  (open it in a browser)")
         for p in plots:
             print(f"plot:      {p}")
     return result

@@ -11,12 +11,12 @@ from pathlib import Path
 from metaclip2.core.atomic import write_json
 from metaclip2.pipeline.run.datacard import make_datacard
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "write_html_report"]
 
 log = logging.getLogger(__name__)
 
 
-def write_report(run_dir: str | os.PathLike, plots: bool = True) -> dict:
+def write_report(run_dir: str | os.PathLike, plots: bool = True, html: bool | str | os.PathLike = False) -> dict:
     """Write ``datacard.json`` and, with matplotlib installed, PNG plots to the run directory.
 
     Parameters
@@ -25,11 +25,14 @@ def write_report(run_dir: str | os.PathLike, plots: bool = True) -> dict:
     plots : bool
         Also draw plots ([`metaclip2.pipeline.report.plots.write_plots`][metaclip2.pipeline.report.plots.write_plots]); skipped with a note
         on stderr when matplotlib (``pip install 'metaclip2[plot]'``) is missing.
+    html : bool or path
+        Also write the HTML report ([`write_html_report`][metaclip2.pipeline.report.card.write_html_report]): True for ``report.html`` in the
+        run directory, or the path to write it to.
 
     Returns
     -------
     dict
-        ``{"datacard": Path, "plots": [Path, ...], "card": dict}``.
+        ``{"datacard": Path, "plots": [Path, ...], "card": dict, "html": Path or None}``.
 
     See Also
     --------
@@ -46,8 +49,8 @@ def write_report(run_dir: str | os.PathLike, plots: bool = True) -> dict:
     >>> _ = count(f"{d}/metadata", [f"{d}/pool.jsonl"], out=f"{d}/run")
     >>> _ = compute_thresholds(f"{d}/run", t_en=2); _ = sample(f"{d}/run")
     >>> report = write_report(f"{d}/run", plots=False)
-    >>> report["datacard"].name, report["plots"], report["card"]["totals"]["kept"]
-    ('datacard.json', [], 5)
+    >>> report["datacard"].name, report["plots"], report["card"]["totals"]["kept"], report["html"]
+    ('datacard.json', [], 5, None)
     >>> tmp.cleanup()
     """
     from metaclip2.pipeline.run.rundir import RunDir
@@ -65,4 +68,65 @@ def write_report(run_dir: str | os.PathLike, plots: bool = True) -> dict:
                 written = list(write_plots(run_dir, card))
             except ImportError as e:
                 log.warning("plots skipped: %s", e)
-    return {"datacard": path, "plots": written, "card": card}
+        page = None
+        if html is not False:
+            page = write_html_report(run_dir, None if html is True else html)
+    return {"datacard": path, "plots": written, "card": card, "html": page}
+
+
+def write_html_report(run_dir: str | os.PathLike, path: str | os.PathLike | None = None) -> Path:
+    """Write the run's HTML report: one self-contained page to browse it (no network, works from file://).
+
+    The page shows the run (inputs, parameters, metadata digests), the accounting of every
+    input pair, a sortable per-language table, per language the flattening of its entry counts
+    (inline SVG) and samples of alt-texts that matched and matched nothing, an entry browser
+    (head entries and a seeded sample of tail entries, with alt-texts kept and not kept), and a
+    ``t_en`` control over sweep rows computed here ([`sweep`][metaclip2.pipeline.report.sweep.sweep]).
+    Everything is read from the run's verified stage files
+    ([`report_data`][metaclip2.pipeline.report.browse.report_data]); its size is bounded by constants,
+    not by the pool.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run directory with at least stage 1 done (what is missing is said on the page).
+    path : path, optional
+        Where to write it; default ``RUN_DIR/report.html``.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    DataError
+        A stage file fails its checks (the message names it and what to run again).
+
+    See Also
+    --------
+    - [`write_report`][metaclip2.pipeline.report.card.write_report] : The datacard and plots (and, with ``html=True``, this page).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory(); d = tmp.name
+    >>> from metaclip2.pipeline.builds.demo import write_example_pool
+    >>> _ = write_example_pool(d)  # metadata/ (en, de) and pool.jsonl: six images
+    >>> from metaclip2.pipeline import curate
+    >>> from metaclip2.pipeline.report.card import write_html_report
+    >>> _ = curate(f"{d}/metadata", f"{d}/pool.jsonl", out=f"{d}/run", t_en=2)
+    >>> page = write_html_report(f"{d}/run")
+    >>> page.name, "Katze und Hund" in page.read_text(encoding="utf-8")
+    ('report.html', True)
+    >>> tmp.cleanup()
+    """
+    from metaclip2.core.atomic import write_text
+    from metaclip2.pipeline.report.browse import report_data
+    from metaclip2.pipeline.report.html import render_report
+    from metaclip2.pipeline.run.rundir import RunDir
+
+    run_dir = Path(run_dir)
+    with RunDir(run_dir).lock(exclusive=False):
+        data = report_data(run_dir)
+        out = Path(path) if path is not None else run_dir / "report.html"
+        return write_text(out, render_report(data))

@@ -6,9 +6,10 @@ Output files of a shard named ``S`` (see [`shard_names`][metaclip2.pipeline.stag
   ``n`` image ordinal in the shard, ``id``, ``k`` alt-text index, ``lang`` metadata language,
   ``ids`` matched entry ids, ``text``), ``S.counts.bin`` (sparse [`EntryCounts`][metaclip2.curation.counts.EntryCounts]),
   ``S.images.bin`` (the shard's image ids, hashed: [`metaclip2.pipeline.stages.split`][metaclip2.pipeline.stages.split]),
-  ``S.stats.json`` (written last);
+  ``S.examples.json`` (a bounded sample of alt-texts for the report,
+  [`metaclip2.pipeline.stages.examples`][metaclip2.pipeline.stages.examples]), ``S.stats.json`` (written last);
 * stage 3: ``subset/S.jsonl`` or ``subset/S.parquet`` ([`CURATED_COLUMNS`][metaclip2.pipeline.io.writers.CURATED_COLUMNS]),
-  ``keys/S.keys.txt`` (optional), ``stage3/S.stats.json`` (written last).
+  ``keys/S.keys.txt`` (optional), ``stage3/S.examples.json``, ``stage3/S.stats.json`` (written last).
 
 Each stats file also records the size and sha256 of the shard's outputs (and of what it was
 made from), so that a resumed run verifies them before reuse ([`metaclip2.pipeline.run.verify`][metaclip2.pipeline.run.verify]).
@@ -91,7 +92,7 @@ def shard_names(paths: Sequence[str | os.PathLike], root: str | os.PathLike | No
 
 
 def stage1_paths(out_dir: str | os.PathLike, shard: str) -> dict[str, Path]:
-    """``index``, ``counts``, ``images`` and ``stats`` paths of a shard's stage-1 outputs in `out_dir`.
+    """``index``, ``counts``, ``images``, ``examples`` and ``stats`` paths of a shard's stage-1 outputs in `out_dir`.
 
     See Also
     --------
@@ -101,19 +102,19 @@ def stage1_paths(out_dir: str | os.PathLike, shard: str) -> dict[str, Path]:
     --------
     >>> from metaclip2.pipeline.stages.files import stage1_paths
     >>> {key: path.name for key, path in stage1_paths("run/stage1", "en__part-0").items()}
-    {'index': 'en__part-0.index.bin', 'counts': 'en__part-0.counts.bin', 'images': 'en__part-0.images.bin', 'stats': 'en__part-0.stats.json'}
+    {'index': 'en__part-0.index.bin', 'counts': 'en__part-0.counts.bin', 'images': 'en__part-0.images.bin', 'examples': 'en__part-0.examples.json', 'stats': 'en__part-0.stats.json'}
     """
     d = Path(out_dir)
     return {"index": d / f"{shard}{INDEX_SUFFIX}", "counts": d / f"{shard}.counts.bin", "images": d / f"{shard}.images.bin",
-            "stats": d / f"{shard}.stats.json"}
+            "examples": d / f"{shard}.examples.json", "stats": d / f"{shard}.stats.json"}  # fmt: skip
 
 
 def stage3_paths(out_dir: str | os.PathLike, shard: str, output_format: str = "jsonl") -> dict[str, Path]:
-    """``output``, ``keys`` (kept image ids, optional) and ``stats`` paths of a shard's stage-3 outputs.
+    """``output``, ``keys`` (kept image ids, optional), ``examples`` and ``stats`` paths of a shard's stage-3 outputs.
 
-    `out_dir` is a run's ``stage3`` directory, which holds the stats; the curated data files go
-    to its sibling ``subset/`` (a directory of data files only, what readers are pointed at)
-    and the kept-key lists to ``keys/``.
+    `out_dir` is a run's ``stage3`` directory, which holds the stats and the report's examples;
+    the curated data files go to its sibling ``subset/`` (a directory of data files only, what
+    readers are pointed at) and the kept-key lists to ``keys/``.
 
     See Also
     --------
@@ -123,11 +124,11 @@ def stage3_paths(out_dir: str | os.PathLike, shard: str, output_format: str = "j
     --------
     >>> from metaclip2.pipeline.stages.files import stage3_paths
     >>> {key: path.as_posix() for key, path in stage3_paths("run/stage3", "en__part-0", "parquet").items()}
-    {'output': 'run/subset/en__part-0.parquet', 'keys': 'run/keys/en__part-0.keys.txt', 'stats': 'run/stage3/en__part-0.stats.json'}
+    {'output': 'run/subset/en__part-0.parquet', 'keys': 'run/keys/en__part-0.keys.txt', 'examples': 'run/stage3/en__part-0.examples.json', 'stats': 'run/stage3/en__part-0.stats.json'}
     """
     d = Path(out_dir)
     return {"output": d.parent / SUBSET_DIR / f"{shard}.{output_format}", "keys": d.parent / KEYS_DIR / f"{shard}.keys.txt",
-            "stats": d / f"{shard}.stats.json"}
+            "examples": d / f"{shard}.examples.json", "stats": d / f"{shard}.stats.json"}  # fmt: skip
 
 
 def stage3_output_name(path: Path) -> str:

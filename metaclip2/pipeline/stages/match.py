@@ -26,6 +26,7 @@ from metaclip2.pipeline.io.readers import read_shard
 from metaclip2.pipeline.io.records import Image, Numbering
 from metaclip2.pipeline.stages.budget import WorkerBudget
 from metaclip2.pipeline.stages.cache import cached_store, known_language_code
+from metaclip2.pipeline.stages.examples import Stage1Examples
 from metaclip2.pipeline.stages.options import MatchOptions
 from metaclip2.pipeline.stages.files import _safe, _strip_ext, stage1_paths
 from metaclip2.pipeline.stages.split import MATCHED, NUMBERED, write_images
@@ -97,7 +98,7 @@ def match_shard(
     >>> stats.shard, stats.pairs, stats.matched, stats.by_lang
     ('pool', 6, 6, {'de': {'pairs': 2, 'matched': 2}, 'en': {'pairs': 4, 'matched': 4}})
     >>> sorted(os.listdir(f"{d}/stage1"))
-    ['pool.counts.bin', 'pool.images.bin', 'pool.index.bin', 'pool.stats.json']
+    ['pool.counts.bin', 'pool.examples.json', 'pool.images.bin', 'pool.index.bin', 'pool.stats.json']
     >>> tmp.cleanup()
     """
     input_path = os.fspath(input_path)
@@ -112,6 +113,7 @@ def match_shard(
     fingerprint = input_fingerprint(input_path)
     counts = EntryCounts()
     stats = Stage1Stats(input=input_path, shard=shard)
+    examples = Stage1Examples()  # a bounded sample of alt-texts for the report
     resolved: dict[str, str | None] = {}
     ordinal = reported = 0
     layout: dict = {}
@@ -126,16 +128,16 @@ def match_shard(
                 ordinal += 1
             _count_invalid(image, stats)
             if len(chunk) >= _CHUNK:
-                _identify_chunk(chunk, store, stats, pending, resolved, options)
+                _identify_chunk(chunk, store, stats, pending, resolved, options, examples)
                 chunk = []
                 report_pairs(stats.pairs - reported)  # live progress in pairs, within the shard
                 reported = stats.pairs
         if chunk:
-            _identify_chunk(chunk, store, stats, pending, resolved, options)
+            _identify_chunk(chunk, store, stats, pending, resolved, options, examples)
         # 2. one phase per language; the matcher is asked for again in each phase, never kept,
         # so a store with a bounded cache can drop it
         for lang in _phase_order(pending.languages(), store):
-            _match_language(lang, pending.rows(lang), store, counts, stats, matched)
+            _match_language(lang, pending.rows(lang), store, counts, stats, matched, examples)
             pending.release(lang)
         # 3. input order again
         matched_ids: set = set()
@@ -150,6 +152,7 @@ def match_shard(
     stats.images = ordinal
     stats.layout = layout
     counts.save(paths["counts"])
+    examples.write(paths["examples"])
     st = input_stat(input_path)
     if (st.st_size, st.st_mtime_ns) != (fingerprint["bytes"], fingerprint["mtime_ns"]):
         raise DataError(f"input {input_path} changed while stage 1 read it: run again once it is complete")
@@ -244,7 +247,7 @@ def shard_warnings(stats: Stage1Stats) -> list[str]:
     return out
 
 
-def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, options: MatchOptions) -> None:
+def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, options: MatchOptions, examples=None) -> None:
     """LID of a chunk's valid alt-texts; each goes to its metadata language's run."""
     slots = [(j, k) for j, (_, image) in enumerate(chunk) for k, r in enumerate(image.invalid) if r is None]
     if not slots:
@@ -263,6 +266,8 @@ def _identify_chunk(chunk, store, stats, pending: LanguageRuns, resolved, option
         if lang is None:
             stats.no_metadata += 1
             stats.no_metadata_labels[label] = stats.no_metadata_labels.get(label, 0) + 1
+            if examples is not None:
+                examples.no_metadata(label, chunk[j][1].id, chunk[j][1].indices[k], text)
         else:
             n, image = chunk[j]
             pending.add((n, image.id, image.indices[k], lang, (), text, image.fields(k) or None))
@@ -284,7 +289,7 @@ def _phase_order(langs: list[str], store) -> list[str]:
     return hot + [lang for lang in langs if lang not in held]
 
 
-def _match_language(lang: str, rows, store, counts: EntryCounts, stats: Stage1Stats, matched: LanguageRuns) -> None:
+def _match_language(lang: str, rows, store, counts: EntryCounts, stats: Stage1Stats, matched: LanguageRuns, examples=None) -> None:
     """Match `lang`'s pairs in batches; count them; matched pairs go to `matched`."""
     matcher = store.matcher(lang)
     counts.register(lang, store.digest(lang), len(matcher))
@@ -293,13 +298,13 @@ def _match_language(lang: str, rows, store, counts: EntryCounts, stats: Stage1St
     for row in rows:
         batch.append(row)
         if len(batch) >= _MATCH_BATCH:
-            _match_batch(lang, batch, matcher, counts, stats, row_stats, matched)
+            _match_batch(lang, batch, matcher, counts, stats, row_stats, matched, examples)
             batch = []
     if batch:
-        _match_batch(lang, batch, matcher, counts, stats, row_stats, matched)
+        _match_batch(lang, batch, matcher, counts, stats, row_stats, matched, examples)
 
 
-def _match_batch(lang, batch, matcher, counts, stats, row_stats, matched) -> None:
+def _match_batch(lang, batch, matcher, counts, stats, row_stats, matched, examples) -> None:
     offsets, ids = matcher.match_many([row[5] for row in batch])
     counts.add_matches(lang, offsets, ids)
     n_matched = int(np.count_nonzero(np.diff(offsets)))
@@ -311,6 +316,10 @@ def _match_batch(lang, batch, matcher, counts, stats, row_stats, matched) -> Non
     for i, (n, id_, k, _, _, text, extra) in enumerate(batch):
         if o[i + 1] > o[i]:
             matched.add((n, id_, k, lang, ids[o[i] : o[i + 1]], text, extra))
+            if examples is not None:
+                examples.matched(lang, id_, k, text, ids[o[i] : o[i + 1]])
+        elif examples is not None:
+            examples.unmatched(lang, id_, k, text)
 
 
 @dataclass(frozen=True)

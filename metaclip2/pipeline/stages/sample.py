@@ -24,6 +24,7 @@ from metaclip2.pipeline.io.index import INDEX_SUFFIX, IndexBatch, iter_index
 from metaclip2.core.jsonfile import read_json
 from metaclip2.pipeline.io.writers import ExtraTypes, carried_columns, curated_writer, output_columns
 from metaclip2.pipeline.stages.cache import _cached_probabilities
+from metaclip2.pipeline.stages.examples import Stage3Examples
 from metaclip2.pipeline.stages.files import stage1_paths, stage3_output_name, stage3_paths
 from metaclip2.pipeline.stages.options import SampleOptions
 from metaclip2.pipeline.stages.split import load_split
@@ -182,12 +183,14 @@ def sample_shard(
     del image_ids, ks, ps
     # 2. the kept rows, in index order
     keys = AtomicFile(paths["keys"]) if options.keys_list else None
+    examples = Stage3Examples(probs.q, options.seed)  # a bounded sample of alt-texts for the report
     try:
         with curated_writer(paths["output"], options.output_format, extra_types, id_column) as out:
             at = 0
             for batch in iter_index(index_path):
                 b = at + len(batch)
                 _write_batch(batch, p[at:b], keep[at:b], out, stats, keys, kept_ids, split_k, id_column)
+                examples.add_rows(batch.lang, batch.id, batch.k, batch.text, batch.ids, batch.offsets, keep[at:b])
                 at = b
                 report_pairs(len(batch))
         if keys is not None:
@@ -197,7 +200,9 @@ def sample_shard(
             keys.abort()
         raise
     stats.not_kept = stats.matched - stats.kept
-    stats.outputs = {stage3_output_name(paths["output"]): file_digest(paths["output"])}
+    examples.write(paths["examples"])
+    stats.outputs = {stage3_output_name(paths["output"]): file_digest(paths["output"]),
+                     stage3_output_name(paths["examples"]): file_digest(paths["examples"])}  # fmt: skip
     if options.keys_list:
         stats.outputs[stage3_output_name(paths["keys"])] = file_digest(paths["keys"])
     write_json(paths["stats"], stats.to_json())
