@@ -356,7 +356,7 @@ def test_subset_directory_is_a_dataset(meta, tmp_path, fmt, monkeypatch):
     assert sorted(p.name for p in subset.iterdir()) == [f"pool.{fmt}"]
     assert [p.parent for p in res.outputs] == [subset]
     assert sorted(p.name for p in (res.out / "keys").iterdir()) == ["pool.keys.txt"]
-    assert sorted(p.name for p in (res.out / "stage3").iterdir()) == ["pool.stats.json"]
+    assert sorted(p.name for p in (res.out / "stage3").iterdir()) == ["pool.examples.json", "pool.stats.json"]  # sidecars stay beside the accounting
     want = sorted((r["uid"] if "uid" in r else r["id"], r["text_index"]) for r in _subset(res))
     assert len(want) == res.datacard["totals"]["kept"] > 0
     key = lambda rows: sorted((r.get("uid", r.get("id")), r["text_index"]) for r in rows)  # noqa: E731
