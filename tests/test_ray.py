@@ -417,5 +417,5 @@ def test_documented_per_shard_script_equals_curate(pool, tmp_path, monkeypatch):
 
     curate(meta, [str(shards[0].parent / "*.jsonl")], out, t_en=25, seed=0, progress=False)
     by_runner = {f: b for f, b in _tree(out).items() if f.startswith(("stage", "subset"))}
-    assert len(by_jobs) == 4 * n + 5 + 2 * n  # stage 1: index, counts, images, stats; stage 2: + split; stage 3: stats, subset
+    assert len(by_jobs) == 5 * n + 5 + 3 * n  # stage 1: index, counts, images, examples, stats; stage 2: + split; stage 3: stats, examples, subset
     assert by_jobs == by_runner
