@@ -116,6 +116,19 @@ def test_batch_curator_over_batches_that_split_images(world, combo):
     assert {(r["id"], r["text_index"]) for r, k in zip(rows, keep) if k} == want
 
 
+@pytest.mark.parametrize("with_index", [True, False], ids=["text_index", "no-index"])
+@pytest.mark.parametrize("combo", FAST, ids=_ids)
+def test_keep_batch_over_batches_that_split_images(world, combo, with_index):
+    """The plain map/filter recipe: annotate and filter in batches that cut images; count() saw them whole."""
+    _, want = _reference(world, combo)
+    rows = _pair_table(world)
+    cur = BatchCurator(world["meta"], config=_config(combo), **({"text_index_key": "text_index"} if with_index else {}))
+    batches = [cur.annotate_batch({k: [r[k] for r in rows[a : a + 7]] for k in rows[0]}) for a in range(0, len(rows), 7)]
+    cur.fit(cur.count(batches))
+    keep = [k for b in batches for k in cur.keep_batch(b)]
+    assert {(r["id"], r["text_index"]) for r, k in zip(rows, keep) if k} == want
+
+
 @pytest.mark.parametrize("combo", COMBOS, ids=_ids)
 def test_keep_mask_over_shuffled_rows_and_the_online_sampler(world, combo):
     _, want = _reference(world, combo)
@@ -193,6 +206,8 @@ def test_hf_datasets_map_with_two_processes(world, combo, tmp_path):
     ds = ds.map(cur.annotate_batch, batched=True, batch_size=64, num_proc=2, cache_file_name=str(tmp_path / "a.arrow"))
     kept = ds.select(np.flatnonzero(cur.decide(ds)))
     assert set(zip(kept["id"], kept["text_index"])) == want
+    filtered = ds.filter(cur.keep_batch, batched=True, batch_size=64, num_proc=2, cache_file_name=str(tmp_path / "f.arrow"))
+    assert set(zip(filtered["id"], filtered["text_index"])) == want  # the plain map/filter recipe too
 
 
 @pytest.mark.slow

@@ -421,8 +421,9 @@ class BatchCurator:
     """Curation for ``map``/``filter`` style APIs: column names, metadata and settings in one picklable object.
 
     An image is all rows with one id ([`keep_decisions`][metaclip2.curation.sampling.keep_decisions]).
-    [`keep_batch`][metaclip2.pipeline.batch.annotate.BatchCurator.keep_batch] decides the images of one batch, so it needs each image's rows in one
-    batch (one row per image, or rows grouped first); [`decide`][metaclip2.pipeline.batch.annotate.BatchCurator.decide] decides a whole annotated
+    [`keep_batch`][metaclip2.pipeline.batch.annotate.BatchCurator.keep_batch] decides the images of one batch; the images
+    [`count`][metaclip2.pipeline.batch.annotate.BatchCurator.count] saw with several matched
+    alt-texts it decides whole, wherever their rows fall; [`decide`][metaclip2.pipeline.batch.annotate.BatchCurator.decide] decides a whole annotated
     table at once, whatever batches annotated it; [`filter_stream`][metaclip2.pipeline.batch.annotate.BatchCurator.filter_stream] never splits the
     consecutive rows of an image.
 
@@ -547,13 +548,70 @@ class BatchCurator:
         return out
 
     def count(self, batches: Any, counts: EntryCounts | None = None) -> EntryCounts:
-        """Counts of annotated rows: one batch (dict of columns / DataFrame / HF Dataset) or an iterable of them."""
+        """Counts of annotated rows: one batch (dict of columns / DataFrame / HF Dataset) or an iterable of them.
+
+        This pass sees every row, so it also remembers the rows of the images that have more than
+        one matched alt-text: after [`fit`][metaclip2.pipeline.batch.annotate.BatchCurator.fit], [`keep_batch`][metaclip2.pipeline.batch.annotate.BatchCurator.keep_batch] decides those images whole even
+        when a later ``filter`` cuts their rows into different batches or processes. Give the
+        whole pool to one ``count`` call (or several calls over disjoint rows, in pool order).
+        """
         counts = EntryCounts() if counts is None else counts
         if hasattr(batches, "keys") or hasattr(batches, "column_names") or hasattr(batches, "assign"):
             batches = [batches]
         for b in batches:
-            count_matches(_column(b, self.LANG), _column(b, self.IDS), metadata=self.metadata, counts=counts)
+            langs, lists = _column(b, self.LANG), _column(b, self.IDS)
+            count_matches(langs, lists, metadata=self.metadata, counts=counts)
+            self._remember(b, langs, lists)
+        self._whole = {}
         return counts
+
+    def _remember(self, batch: Any, langs: Any, lists: Any) -> None:
+        """Note each matched row (id, alt-text index or text, language, ids) for `_whole_decisions`."""
+        try:
+            ids = [str(x) for x in _to_list(_column(batch, self.id_key))]
+            keys = _to_list(_column(batch, self.text_index_key if self.text_index_key else self.text_key))
+        except ParameterError:  # counts of bare annotations (no id column): nothing to remember
+            return
+        seen = self.__dict__.setdefault("_seen", {})  # id -> rows seen (alt-text numbering without an index column)
+        rows = self.__dict__.setdefault("_rows", {})  # id -> {key: (k, lang, ids)}
+        for i, key, lang, row_ids in zip(ids, keys, _to_list(langs), _to_list(lists)):
+            k = int(key) if self.text_index_key else seen.get(i, 0)
+            if not self.text_index_key:
+                seen[i] = k + 1
+            if isinstance(lang, str) and row_ids is not None and len(row_ids):
+                rows.setdefault(i, {})[key] = (k, lang, [int(x) for x in row_ids])
+
+    def _indices(self, ids: list, texts: Any) -> list[int] | None:
+        """Alt-text indices of a batch's rows without an index column: as [`count`][metaclip2.pipeline.batch.annotate.BatchCurator.count] numbered
+        them over the whole pool where it saw the row, else in the order they stand in the batch."""
+        rows = getattr(self, "_rows", None)
+        if not rows:
+            return None
+        local: dict = {}
+        out = []
+        for i, text in zip(ids, _to_list(texts)):
+            k = local.get(i, 0)
+            local[i] = k + 1
+            known = rows.get(str(i), {}).get(text)
+            out.append(known[0] if known is not None else k)
+        return out
+
+    def _whole_decisions(self, epoch: int) -> dict:
+        """``{(id, key): kept}`` for the rows of images with several matched alt-texts that [`count`][metaclip2.pipeline.batch.annotate.BatchCurator.count] saw."""
+        whole = self.__dict__.setdefault("_whole", {})
+        if epoch not in whole:
+            multi = [(i, key, row) for i, keys in getattr(self, "_rows", {}).items() if len(keys) > 1 for key, row in keys.items()]
+            if not multi or self.probabilities is None:
+                return {}
+            lengths = np.fromiter((len(r[2]) for _, _, r in multi), dtype=np.int64, count=len(multi))
+            offsets = np.zeros(len(multi) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            flat = np.fromiter((x for _, _, r in multi for x in r[2]), dtype=np.int64, count=int(offsets[-1]))
+            p = self.probabilities.row_probabilities([r[1] for _, _, r in multi], offsets, flat, strict=False)
+            kept = keep_decisions([i for i, _, _ in multi], p, [r[0] for _, _, r in multi],
+                                  seed=self.config.seed, epoch=epoch, unit=self.config.unit)  # fmt: skip
+            whole[epoch] = {(i, key): bool(x) for (i, key, _), x in zip(multi, kept)}
+        return whole[epoch]
 
     def fit(self, counts: EntryCounts, **changes: Any) -> "BatchCurator":
         """Set the entry probabilities from the pool's counts (stage 2) with the config's
@@ -568,6 +626,7 @@ class BatchCurator:
         o = self.config
         self._probabilities = EntryProbabilities.from_counts(counts, t_en=o.t_en, english=o.english, p=o.p)
         self._probabilities_path = None
+        self._whole = {}
         return self
 
     def keep(self, image_ids: Any, langs: Any, ids: Any, text_indices: Any = None, epoch: int = 0) -> np.ndarray:
@@ -579,18 +638,29 @@ class BatchCurator:
     def keep_batch(self, batch: Any, epoch: int = 0) -> list[bool]:
         """Keep decision per row of an annotated batch whose images are whole (for ``filter(..., batched=True)``).
 
-        A batch that begins with the image the previous batch of this process ended with has cut
-        that image in two, and each part would be decided alone: that is logged as a warning (once),
-        naming [`decide`][metaclip2.pipeline.batch.annotate.BatchCurator.decide].
+        Images with several matched alt-texts that [`count`][metaclip2.pipeline.batch.annotate.BatchCurator.count] saw are decided whole, whatever
+        batch or process their rows fall in (their rows are found by the alt-text index column, or
+        else by id and text). Otherwise a batch that begins with the image the previous batch of
+        this process ended with has cut that image in two, and each part is decided alone: that
+        is logged as a warning (once), naming [`decide`][metaclip2.pipeline.batch.annotate.BatchCurator.decide].
         """
         ids = _to_list(_column(batch, self.id_key))
-        if ids and getattr(self, "_last_id", None) is not None and ids[0] == self._last_id and not getattr(self, "_warned", False):
+        covered = len(getattr(self, "_rows", {}).get(str(ids[0]) if ids else None, ())) > 1 and self._whole_decisions(epoch)
+        if ids and getattr(self, "_last_id", None) is not None and ids[0] == self._last_id and not covered and not getattr(self, "_warned", False):
             self._warned = True
             log.warning("BatchCurator.keep_batch: image %r continues from the previous batch, so its parts are decided apart; "
                         "decide whole images with BatchCurator.decide(table), or group the rows by image first", ids[0])  # fmt: skip
         self._last_id = ids[-1] if ids else None
-        ks = _column(batch, self.text_index_key) if self.text_index_key else None
-        return self.keep(ids, _column(batch, self.LANG), _column(batch, self.IDS), ks, epoch).tolist()
+        ks = _column(batch, self.text_index_key) if self.text_index_key else self._indices(ids, _column(batch, self.text_key))
+        keep = self.keep(ids, _column(batch, self.LANG), _column(batch, self.IDS), ks, epoch)
+        whole = self._whole_decisions(epoch)
+        if whole:  # images with several matched alt-texts, decided whole when count() saw them
+            keys = _to_list(ks) if self.text_index_key else _to_list(_column(batch, self.text_key))
+            for r, (i, key) in enumerate(zip(ids, keys)):
+                kept = whole.get((str(i), key))
+                if kept is not None:
+                    keep[r] = kept
+        return keep.tolist()
 
     def decide(self, table: Any, epoch: int = 0) -> np.ndarray:
         """Keep decision of every row of a whole annotated table, however it was batched.
