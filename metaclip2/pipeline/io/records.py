@@ -10,6 +10,7 @@ Bad input is reported, per alt-text, with one of [`INVALID_REASONS`][metaclip2.p
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -311,6 +312,29 @@ class _Resolver:
 # -- record validation (shared by all formats) ------------------------------------------
 
 
+try:  # a faster JSON parser where installed (the frameworks extra); json decides whatever it rejects
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is installed with the test extras
+    _orjson = None
+
+# orjson parses integers past 64 bits as floats (json: ints); lines with such a digit run go to json
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def _loads_fast(raw: bytes) -> Any:
+    """`raw` (UTF-8 JSON) parsed by orjson, or ``_SLOW`` where json must decide (invalid UTF-8,
+    lone surrogates, NaN, blank lines, big integers, nesting past orjson's depth: its result or its error)."""
+    if _orjson is None or _LONG_DIGITS.search(raw):
+        return _SLOW
+    try:
+        return _orjson.loads(raw)
+    except ValueError:
+        return _SLOW
+
+
+_SLOW = object()
+
+
 def _decode(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         try:
@@ -324,6 +348,8 @@ _UNDECODABLE = object()
 
 
 def _is_utf8(s: str) -> bool:
+    if s.isascii():  # constant time: most strings, never a lone surrogate
+        return True
     try:
         s.encode("utf-8")
         return True

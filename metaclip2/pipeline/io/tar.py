@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 from metaclip2.pipeline.io.inputs import _open_maybe_gzip
 from metaclip2.pipeline.io.records import (
+    _SLOW,
     _UNDECODABLE,
     Image,
     _check_id,
@@ -23,6 +24,7 @@ from metaclip2.pipeline.io.records import (
     _extra,
     _Layout,
     _layout_error,
+    _loads_fast,
     _records,
     _Resolver,
     _not_downloaded,
@@ -70,13 +72,16 @@ def _tar_sample(key: str, files: dict, max_chars: int, resolver: _Resolver) -> I
         where = f"{key}.json"
         if files["json"] is None:
             return _unreadable("too_long", where)
-        raw = _member_text(files["json"])
-        if raw is _UNDECODABLE:
-            return _unreadable("undecodable", where)
-        try:
-            obj = json.loads(raw)
-        except (ValueError, RecursionError):
-            return _unreadable("malformed", where)
+        data = files["json"]
+        obj = _loads_fast(data[3:] if data.startswith(b"\xef\xbb\xbf") else data)
+        if obj is _SLOW:
+            raw = _member_text(data)
+            if raw is _UNDECODABLE:
+                return _unreadable("undecodable", where)
+            try:
+                obj = json.loads(raw)
+            except (ValueError, RecursionError):
+                return _unreadable("malformed", where)
         if isinstance(obj, (list, str)):
             obj = {"texts": obj if isinstance(obj, list) else [obj]}
         if not isinstance(obj, dict):
@@ -174,7 +179,8 @@ def _tar_members(path: str, max_chars: int):
                     data = recent[target]
                 elif member.isfile():
                     fh = tar.extractfile(member)
-                    data = fh.read(caps[ext] + 1) if fh is not None else b""
+                    # the member's own size when under the cap: no cap-sized buffer per member
+                    data = fh.read(min(member.size, caps[ext] + 1)) if fh is not None else b""
                     if len(data) > caps[ext]:
                         data = None  # too long: the rest is skipped by the tar reader, never held
                     recent[member.name] = data
