@@ -370,6 +370,8 @@ def check_text(text: Any, max_chars: int) -> str | None:
     >>> [check_text(t, 10) for t in ("a red dog", "  ", 7, None, "x" * 11)]
     [None, 'empty', 'not_string', 'missing_text', 'too_long']
     """
+    if type(text) is str and text.isascii():  # the common case: no UTF-8 check needed
+        return "empty" if not text or text.isspace() else ("too_long" if len(text) > max_chars else None)
     if text is _UNDECODABLE:
         return "undecodable"
     if text is None:
@@ -398,6 +400,8 @@ def check_lang(lang: Any) -> tuple[str | None, str | None]:
     >>> [check_lang(v) for v in (" de ", None, "", 3)]
     [('de', None), (None, None), (None, None), (None, 'not_string')]
     """
+    if lang is None:
+        return None, None
     lang = _decode(lang)
     if lang is None or (isinstance(lang, float) and math.isnan(lang)):
         return None, None
@@ -412,6 +416,8 @@ def check_lang(lang: Any) -> tuple[str | None, str | None]:
 
 
 def _check_id(value: Any) -> tuple[str | None, str | None]:
+    if type(value) is str and value and value.isascii():
+        return value, None
     value = _decode(value)
     if value is _UNDECODABLE:
         return None, "undecodable"
@@ -455,6 +461,9 @@ def _extra(obj: dict, skip: tuple, spec: ReaderSpec, nested: frozenset = frozens
         if type(v) is str:  # the common case, checked like the texts
             if _is_utf8(v):
                 out[k] = v
+            continue
+        if v is None or type(v) is int or type(v) is bool:
+            out[k] = v
             continue
         ok, value = _scalar(v)
         if ok:
@@ -614,6 +623,11 @@ class Numbering:
         """Give `image`'s unnumbered slots their indices and mark duplicates invalid."""
         if image.id is None:
             image.indices = list(range(len(image.texts)))
+            return
+        indices = image.indices
+        if len(indices) == 1 and indices[0] is None and image.id not in self._next:  # the common case: a new id, one slot
+            indices[0] = self._used[image.id] = 0
+            self._next[image.id] = 1
             return
         nxt = self._next.get(image.id, 0)
         used = self._used.get(image.id)
