@@ -49,20 +49,26 @@ def _member_text(data: bytes) -> Any:
     return _decode(data)
 
 
-def _tar_layout(fields: set, resolver: _Resolver) -> _Layout | None:
+def _tar_layout(fields, resolver: _Resolver) -> _Layout | None:
     """Layout of a tar sample's ``.json`` record (its id defaults to the key), or None (no text in it)."""
     spec = resolver.spec
     if spec.text_keys:
         ok = all(k in fields for k in spec.text_keys)
         return _Layout("named keys", spec.id_key or "id", spec.text_keys, spec.lang_key) if ok else None
+    # one layout object per kind of record: built once, and a cheap key for the resolver's caches
+    kind = ("texts" in fields, "text" in fields, "caption" in fields)
+    cache = resolver.__dict__.setdefault("tar_layouts", {})
+    if kind in cache:
+        return cache[kind]
     found = []
     if "texts" in fields or "text" in fields:
         found.append(_Layout("metaclip2", spec.id_key or "id", ("texts",) if "texts" in fields else ("text",), spec.lang_key or "lang"))
     if "caption" in fields:
         found.append(_Layout("img2dataset", spec.id_key or "key", ("caption",), spec.lang_key))
     if len(found) > 1:
-        raise _layout_error(resolver.path, fields, found)
-    return found[0] if found else None
+        raise _layout_error(resolver.path, set(fields), found)
+    cache[kind] = found[0] if found else None
+    return cache[kind]
 
 
 def _tar_sample(key: str, files: dict, max_chars: int, resolver: _Resolver) -> Image:
@@ -86,9 +92,10 @@ def _tar_sample(key: str, files: dict, max_chars: int, resolver: _Resolver) -> I
             obj = {"texts": obj if isinstance(obj, list) else [obj]}
         if not isinstance(obj, dict):
             return _unreadable("malformed", where)
-        lay = _tar_layout(set(obj), resolver)
+        lay = _tar_layout(obj, resolver)  # a dict answers `in` like the set of its keys
         if lay is not None:
-            resolver.fix(lay, set(obj) | ({".txt"} if "txt" in files else set()))
+            if resolver.report["layout"] is None:  # fix() reports the first layout only: no key sets after it
+                resolver.fix(lay, set(obj) | ({".txt"} if "txt" in files else set()))
             saved, resolver.layout = resolver.layout, lay
             try:
                 return next(_records(iter([(obj, where)]), resolver, max_chars, default_id=None if spec.id_key else key))
@@ -97,7 +104,8 @@ def _tar_sample(key: str, files: dict, max_chars: int, resolver: _Resolver) -> I
     if "txt" in files:
         where = f"{key}.txt"
         lay = _Layout("webdataset-txt" if obj is None else "img2dataset", spec.id_key or "key", (".txt",), None)
-        resolver.fix(lay, (set(obj) if obj else set()) | {".txt"})
+        if resolver.report["layout"] is None:
+            resolver.fix(lay, (set(obj) if obj else set()) | {".txt"})
         data = files["txt"]
         if data is None:
             return _unreadable("too_long", where)
