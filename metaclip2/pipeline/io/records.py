@@ -658,24 +658,28 @@ def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_cha
     spec = resolver.spec
     index_key = spec.text_index_key or "text_index"
     group: Image | None = None  # the open group of consecutive flat records
+    last_lay = skip = None
     for obj, where in objs:
-        if isinstance(obj, (_Bad, _Damage)):
-            # It cannot be tied to an id, so it does not interrupt a flat group.
-            yield _damaged(obj) if isinstance(obj, _Damage) else _unreadable(obj.reason, where, obj.n)
-            continue
-        if not isinstance(obj, dict):
-            if group is not None:
-                yield group
-                group = None
-            yield _unreadable("malformed", where)
-            continue
+        if type(obj) is not dict:  # the common case (a plain dict) skips these checks
+            if isinstance(obj, (_Bad, _Damage)):
+                # It cannot be tied to an id, so it does not interrupt a flat group.
+                yield _damaged(obj) if isinstance(obj, _Damage) else _unreadable(obj.reason, where, obj.n)
+                continue
+            if not isinstance(obj, dict):
+                if group is not None:
+                    yield group
+                    group = None
+                yield _unreadable("malformed", where)
+                continue
         lay = resolver.layout or resolver.resolve(set(obj)) or resolver.fallback()
-        skip = resolver.skip.get(lay)
-        if skip is None:
-            skip = resolver.skip[lay] = _record_keys(lay, spec)
+        if lay is not last_lay:
+            skip = resolver.skip.get(lay)
+            if skip is None:
+                skip = resolver.skip[lay] = _record_keys(lay, spec)
+            last_lay = lay
         shape = _shape(obj, lay, spec)
         image_id, id_reason = _check_id(obj.get(lay.id_key, default_id))
-        if id_reason is None and _not_downloaded(obj):
+        if id_reason is None and STATUS_KEY in obj and _not_downloaded(obj):
             id_reason = "not_downloaded"  # never an image: counted with its alt-texts, never matched
         if shape[0] == "flat":
             if id_reason is not None:
@@ -687,8 +691,10 @@ def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_cha
             if group is None:
                 group = Image(image_id)
             lang, lang_reason = check_lang(shape[2])
-            text = _decode(shape[1])
-            index, index_reason = _text_index(obj.get(index_key, _NOT_GIVEN))
+            text = shape[1]
+            if type(text) is not str:
+                text = _decode(text)
+            index, index_reason = _text_index(obj[index_key]) if index_key in obj else (None, None)
             reason = check_text(text, max_chars) or lang_reason or index_reason
             group.add(text, lang, reason, where, _extra(obj, skip, spec, resolver.nested) if reason is None else None, index=index)
             continue
