@@ -465,6 +465,9 @@ def _extra(obj: dict, skip: tuple, spec: ReaderSpec, nested: frozenset = frozens
         if v is None or type(v) is int or type(v) is bool:
             out[k] = v
             continue
+        if type(v) is float:
+            out[k] = v if math.isfinite(v) else None
+            continue
         ok, value = _scalar(v)
         if ok:
             out[k] = value
