@@ -5,8 +5,9 @@ Run:  python benchmarks/bench_readers.py [--records 200000]
 Generated files, one per layout: metaclip2 JSONL (flat), DataComp-style Parquet (uid, url,
 text, sizes, scores; one row group per 65,536 rows), img2dataset tar (key.jpg, key.txt,
 key.json), the same tar without the .txt members (tar-json), the JSONL gzipped. Baselines, in
-this process: ``json.loads`` per line; Parquet ``iter_batches().to_pylist()`` of all columns; ``tarfile`` iterating members and reading the
-text ones; the same JSONL loop over ``gzip.open``. The ratio is reader time / baseline time
+this process: ``json.loads`` per line; Parquet ``iter_batches().to_pylist()`` of all columns;
+``tarfile`` iterating members and reading the text ones; the same JSONL loop over
+``gzip.open``. The ratio is reader time / baseline time
 (what layout detection, validation, carried fields and damage accounting cost). Peak RSS is
 printed after each format.
 """
