@@ -168,9 +168,10 @@ def _tar_members(path: str, max_chars: int):
     try:
         with f:
             tar = _TarFile.open(fileobj=f, mode="r|", ignore_zeros=True)
+            state = tar.__dict__
             while (member := tar.next()) is not None:
                 tar.members.clear()  # the stream reader would keep every header otherwise
-                if (d := _skipped(tar)) is not None:
+                if "damage_events" in state and (d := _skipped(tar)) is not None:
                     yield d
                 k, ext = _split_key(member.name)
                 if ext not in caps:
@@ -186,9 +187,16 @@ def _tar_members(path: str, max_chars: int):
                         continue
                     data = recent[target]
                 elif member.isfile():
-                    fh = tar.extractfile(member)
                     # the member's own size when under the cap: no cap-sized buffer per member
-                    data = fh.read(min(member.size, caps[ext] + 1)) if fh is not None else b""
+                    size = min(member.size, caps[ext] + 1)
+                    if member.sparse is None:  # read straight from the stream (no file object per member)
+                        tar.fileobj.seek(member.offset_data)
+                        data = tar.fileobj.read(size)
+                        if len(data) != size:
+                            raise tarfile.ReadError("unexpected end of data")  # as extractfile() reports it
+                    else:
+                        fh = tar.extractfile(member)
+                        data = fh.read(size) if fh is not None else b""
                     if len(data) > caps[ext]:
                         data = None  # too long: the rest is skipped by the tar reader, never held
                     recent[member.name] = data
