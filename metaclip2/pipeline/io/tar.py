@@ -38,6 +38,9 @@ __all__: list[str] = []
 
 def _split_key(name: str) -> tuple[str, str]:
     """WebDataset key and extension of a member name (split at the first dot of the file name)."""
+    if "/" not in name:  # the common case: a flat archive
+        stem, dot, ext = name.partition(".")
+        return stem, ext.lower() if dot else ""
     head, _, base = name.rpartition("/")
     stem, dot, ext = base.partition(".")
     return (f"{head}/{stem}" if head else stem), ext.lower() if dot else ""
@@ -98,7 +101,7 @@ def _tar_sample(key: str, files: dict, max_chars: int, resolver: _Resolver) -> I
                 resolver.fix(lay, set(obj) | ({".txt"} if "txt" in files else set()))
             saved, resolver.layout = resolver.layout, lay
             try:
-                return next(_records(iter([(obj, where)]), resolver, max_chars, default_id=None if spec.id_key else key))
+                return next(_records(((obj, where),), resolver, max_chars, default_id=None if spec.id_key else key))
             finally:
                 resolver.layout = saved
     if "txt" in files:
@@ -224,14 +227,14 @@ def _read_tar(path: str, max_chars: int, resolver: _Resolver) -> Iterator[Image]
     watch: set = set()  # keys whose missing text the last damage already counts
     watch_next = False
 
-    def done(k: str, f: dict) -> Iterator[Image]:
+    def done(k: str, f: dict) -> Image | None:
         image = _tar_sample(k, f, max_chars, resolver)
         if k in watch:
             if _missing_text_only(image):
                 watch.clear()  # one sample per damage
-                return
+                return None
             watch.discard(k)
-        yield image
+        return image
 
     for item in _tar_members(path, max_chars):
         if isinstance(item, _Damage):
@@ -248,13 +251,13 @@ def _read_tar(path: str, max_chars: int, resolver: _Resolver) -> Iterator[Image]
             continue
         k, ext, data = item
         if k != key:
-            if key is not None:
-                yield from done(key, files)
+            if key is not None and (image := done(key, files)) is not None:
+                yield image
             key, files = k, {}
             if watch_next:
                 watch.add(k)
                 watch_next = False
         if ext in ("json", "txt"):
             files[ext] = data
-    if key is not None:
-        yield from done(key, files)
+    if key is not None and (image := done(key, files)) is not None:
+        yield image
