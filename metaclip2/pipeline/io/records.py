@@ -678,7 +678,7 @@ def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_cha
         if lay is not last_lay:
             skip = resolver.skip.get(lay)
             if skip is None:
-                skip = resolver.skip[lay] = _record_keys(lay, spec)
+                skip = resolver.skip[lay] = frozenset(_record_keys(lay, spec))  # looked up per field
             last_lay = lay
         shape = _shape(obj, lay, spec)
         image_id, id_reason = _check_id(obj.get(lay.id_key, default_id))
