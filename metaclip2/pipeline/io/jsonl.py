@@ -5,6 +5,9 @@ Lines are read in bounded pieces: a line longer than `record_cap`
 bytes is one ``too_long`` pair, skipped without ever being held whole. A line that is not
 UTF-8 counts one ``undecodable`` pair per alt-text it visibly holds (it is parsed with the bad
 bytes replaced, only to count them).
+
+Lines are parsed by orjson where it is installed (the ``frameworks`` extra), else by json;
+json decides every line orjson rejects or would read differently, so the records are the same.
 """
 
 from __future__ import annotations
