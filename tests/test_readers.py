@@ -282,3 +282,38 @@ def test_huge_line_memory_stays_bounded(tmp_path):
         tracemalloc.stop()
     assert images == [("a", [None]), (None, ["too_long"]), ("b", [None])]
     assert peak < size // 8, f"peak {peak} bytes for a {size}-byte line"
+
+
+def _shard_view(path):
+    report = {}
+    images = [(im.id, im.texts, im.indices, im.langs, im.invalid, im.where, im.extra, im.text_extra) for im in read_shard(path, report=report)]
+    return images, report
+
+
+def test_fast_json_parse_reads_exactly_as_json(tmp_path, monkeypatch):
+    """orjson (where installed) and json give the same images: big integers, NaN, lone surrogates,
+    a byte-order mark, blank and non-UTF-8 lines, deep nesting."""
+    from metaclip2.pipeline.io import records
+
+    pytest.importorskip("orjson")
+    lines = [b'\xef\xbb\xbf{"id": "a", "text": "a red dog", "n": 1}', b'{"id": 123456789012345678901234567890, "text": "big id"}',
+             b'{"id": "b", "text": "x", "score": NaN}', b'{"id": "c", "text": "\\ud800 lone"}', b"  ",
+             b'{"id": "d", "text": "caf\xe9"}', b'{"id": "e", "texts": ["one", {"text": "zwei", "lang": "de"}], "w": 18446744073709551616}',
+             b'{"id": "f", "text": "deep", "x": ' + b"[" * 2000 + b"]" * 2000 + b"}", b'{"id": "g", "text": "fine", "f": 1e400}', b"[1, 2]"]  # fmt: skip
+    jsonl = tmp_path / "s.jsonl"
+    jsonl.write_bytes(b"\n".join(lines) + b"\n")
+    tar_path = tmp_path / "s.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for i, data in enumerate(lines):
+            info = tarfile.TarInfo(f"{i:04d}.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    for path in (jsonl, tar_path):
+        fast = _shard_view(path)
+        with monkeypatch.context() as m:
+            m.setattr(records, "_orjson", None)
+            slow = _shard_view(path)
+        assert fast == slow
+    images, _ = _shard_view(jsonl)
+    assert images[1][0] == "123456789012345678901234567890"  # an int id, not a float
+    assert "undecodable" in images[3][4] and "undecodable" in images[4][4]

@@ -5,6 +5,9 @@ Lines are read in bounded pieces: a line longer than `record_cap`
 bytes is one ``too_long`` pair, skipped without ever being held whole. A line that is not
 UTF-8 counts one ``undecodable`` pair per alt-text it visibly holds (it is parsed with the bad
 bytes replaced, only to count them).
+
+Lines are parsed by orjson where it is installed (the ``frameworks`` extra), else by json;
+json decides every line orjson rejects or would read differently, so the records are the same.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import zlib
 from typing import Any, Iterator
 
 from metaclip2.pipeline.io.inputs import _open_maybe_gzip
-from metaclip2.pipeline.io.records import Image, _Bad, _Damage, _records, _Resolver, _visible_texts, record_cap
+from metaclip2.pipeline.io.records import _SLOW, Image, _Bad, _Damage, _records, _Resolver, _visible_texts, _loads_fast, record_cap
 
 __all__: list[str] = []
 
@@ -57,6 +60,10 @@ def _jsonl_objects(path: str, resolver: _Resolver, cap: int) -> Iterator[tuple[A
                     continue
                 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]  # a UTF-8 byte-order mark
+                obj = _loads_fast(raw)
+                if obj is not _SLOW:
+                    yield obj, lineno
+                    continue
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError:

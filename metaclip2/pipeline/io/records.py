@@ -10,6 +10,7 @@ Bad input is reported, per alt-text, with one of [`INVALID_REASONS`][metaclip2.p
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -311,6 +312,29 @@ class _Resolver:
 # -- record validation (shared by all formats) ------------------------------------------
 
 
+try:  # a faster JSON parser where installed (the frameworks extra); json decides whatever it rejects
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is installed with the test extras
+    _orjson = None
+
+# orjson parses integers past 64 bits as floats (json: ints); lines with such a digit run go to json
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def _loads_fast(raw: bytes) -> Any:
+    """`raw` (UTF-8 JSON) parsed by orjson, or ``_SLOW`` where json must decide (invalid UTF-8,
+    lone surrogates, NaN, blank lines, big integers, nesting past orjson's depth: its result or its error)."""
+    if _orjson is None or _LONG_DIGITS.search(raw):
+        return _SLOW
+    try:
+        return _orjson.loads(raw)
+    except ValueError:
+        return _SLOW
+
+
+_SLOW = object()
+
+
 def _decode(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         try:
@@ -324,6 +348,8 @@ _UNDECODABLE = object()
 
 
 def _is_utf8(s: str) -> bool:
+    if s.isascii():  # constant time: most strings, never a lone surrogate
+        return True
     try:
         s.encode("utf-8")
         return True
@@ -344,6 +370,8 @@ def check_text(text: Any, max_chars: int) -> str | None:
     >>> [check_text(t, 10) for t in ("a red dog", "  ", 7, None, "x" * 11)]
     [None, 'empty', 'not_string', 'missing_text', 'too_long']
     """
+    if type(text) is str and text.isascii():  # the common case: no UTF-8 check needed
+        return "empty" if not text or text.isspace() else ("too_long" if len(text) > max_chars else None)
     if text is _UNDECODABLE:
         return "undecodable"
     if text is None:
@@ -372,6 +400,8 @@ def check_lang(lang: Any) -> tuple[str | None, str | None]:
     >>> [check_lang(v) for v in (" de ", None, "", 3)]
     [('de', None), (None, None), (None, None), (None, 'not_string')]
     """
+    if lang is None:
+        return None, None
     lang = _decode(lang)
     if lang is None or (isinstance(lang, float) and math.isnan(lang)):
         return None, None
@@ -386,6 +416,8 @@ def check_lang(lang: Any) -> tuple[str | None, str | None]:
 
 
 def _check_id(value: Any) -> tuple[str | None, str | None]:
+    if type(value) is str and value and value.isascii():
+        return value, None
     value = _decode(value)
     if value is _UNDECODABLE:
         return None, "undecodable"
@@ -429,6 +461,12 @@ def _extra(obj: dict, skip: tuple, spec: ReaderSpec, nested: frozenset = frozens
         if type(v) is str:  # the common case, checked like the texts
             if _is_utf8(v):
                 out[k] = v
+            continue
+        if v is None or type(v) is int or type(v) is bool:
+            out[k] = v
+            continue
+        if type(v) is float:
+            out[k] = v if math.isfinite(v) else None
             continue
         ok, value = _scalar(v)
         if ok:
@@ -589,6 +627,11 @@ class Numbering:
         if image.id is None:
             image.indices = list(range(len(image.texts)))
             return
+        indices = image.indices
+        if len(indices) == 1 and indices[0] is None and image.id not in self._next:  # the common case: a new id, one slot
+            indices[0] = self._used[image.id] = 0
+            self._next[image.id] = 1
+            return
         nxt = self._next.get(image.id, 0)
         used = self._used.get(image.id)
         for s, k in enumerate(image.indices):
@@ -618,24 +661,28 @@ def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_cha
     spec = resolver.spec
     index_key = spec.text_index_key or "text_index"
     group: Image | None = None  # the open group of consecutive flat records
+    last_lay = skip = None
     for obj, where in objs:
-        if isinstance(obj, (_Bad, _Damage)):
-            # It cannot be tied to an id, so it does not interrupt a flat group.
-            yield _damaged(obj) if isinstance(obj, _Damage) else _unreadable(obj.reason, where, obj.n)
-            continue
-        if not isinstance(obj, dict):
-            if group is not None:
-                yield group
-                group = None
-            yield _unreadable("malformed", where)
-            continue
+        if type(obj) is not dict:  # the common case (a plain dict) skips these checks
+            if isinstance(obj, (_Bad, _Damage)):
+                # It cannot be tied to an id, so it does not interrupt a flat group.
+                yield _damaged(obj) if isinstance(obj, _Damage) else _unreadable(obj.reason, where, obj.n)
+                continue
+            if not isinstance(obj, dict):
+                if group is not None:
+                    yield group
+                    group = None
+                yield _unreadable("malformed", where)
+                continue
         lay = resolver.layout or resolver.resolve(set(obj)) or resolver.fallback()
-        skip = resolver.skip.get(lay)
-        if skip is None:
-            skip = resolver.skip[lay] = _record_keys(lay, spec)
+        if lay is not last_lay:
+            skip = resolver.skip.get(lay)
+            if skip is None:
+                skip = resolver.skip[lay] = frozenset(_record_keys(lay, spec))  # looked up per field
+            last_lay = lay
         shape = _shape(obj, lay, spec)
         image_id, id_reason = _check_id(obj.get(lay.id_key, default_id))
-        if id_reason is None and _not_downloaded(obj):
+        if id_reason is None and STATUS_KEY in obj and _not_downloaded(obj):
             id_reason = "not_downloaded"  # never an image: counted with its alt-texts, never matched
         if shape[0] == "flat":
             if id_reason is not None:
@@ -647,8 +694,10 @@ def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_cha
             if group is None:
                 group = Image(image_id)
             lang, lang_reason = check_lang(shape[2])
-            text = _decode(shape[1])
-            index, index_reason = _text_index(obj.get(index_key, _NOT_GIVEN))
+            text = shape[1]
+            if type(text) is not str:
+                text = _decode(text)
+            index, index_reason = _text_index(obj[index_key]) if index_key in obj else (None, None)
             reason = check_text(text, max_chars) or lang_reason or index_reason
             group.add(text, lang, reason, where, _extra(obj, skip, spec, resolver.nested) if reason is None else None, index=index)
             continue

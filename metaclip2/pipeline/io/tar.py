@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 from metaclip2.pipeline.io.inputs import _open_maybe_gzip
 from metaclip2.pipeline.io.records import (
+    _SLOW,
     _UNDECODABLE,
     Image,
     _check_id,
@@ -23,6 +24,7 @@ from metaclip2.pipeline.io.records import (
     _extra,
     _Layout,
     _layout_error,
+    _loads_fast,
     _records,
     _Resolver,
     _not_downloaded,
@@ -36,6 +38,9 @@ __all__: list[str] = []
 
 def _split_key(name: str) -> tuple[str, str]:
     """WebDataset key and extension of a member name (split at the first dot of the file name)."""
+    if "/" not in name:  # the common case: a flat archive
+        stem, dot, ext = name.partition(".")
+        return stem, ext.lower() if dot else ""
     head, _, base = name.rpartition("/")
     stem, dot, ext = base.partition(".")
     return (f"{head}/{stem}" if head else stem), ext.lower() if dot else ""
@@ -47,20 +52,26 @@ def _member_text(data: bytes) -> Any:
     return _decode(data)
 
 
-def _tar_layout(fields: set, resolver: _Resolver) -> _Layout | None:
+def _tar_layout(fields, resolver: _Resolver) -> _Layout | None:
     """Layout of a tar sample's ``.json`` record (its id defaults to the key), or None (no text in it)."""
     spec = resolver.spec
     if spec.text_keys:
         ok = all(k in fields for k in spec.text_keys)
         return _Layout("named keys", spec.id_key or "id", spec.text_keys, spec.lang_key) if ok else None
+    # one layout object per kind of record: built once, and a cheap key for the resolver's caches
+    kind = ("texts" in fields, "text" in fields, "caption" in fields)
+    cache = resolver.__dict__.setdefault("tar_layouts", {})
+    if kind in cache:
+        return cache[kind]
     found = []
     if "texts" in fields or "text" in fields:
         found.append(_Layout("metaclip2", spec.id_key or "id", ("texts",) if "texts" in fields else ("text",), spec.lang_key or "lang"))
     if "caption" in fields:
         found.append(_Layout("img2dataset", spec.id_key or "key", ("caption",), spec.lang_key))
     if len(found) > 1:
-        raise _layout_error(resolver.path, fields, found)
-    return found[0] if found else None
+        raise _layout_error(resolver.path, set(fields), found)
+    cache[kind] = found[0] if found else None
+    return cache[kind]
 
 
 def _tar_sample(key: str, files: dict, max_chars: int, resolver: _Resolver) -> Image:
@@ -70,29 +81,34 @@ def _tar_sample(key: str, files: dict, max_chars: int, resolver: _Resolver) -> I
         where = f"{key}.json"
         if files["json"] is None:
             return _unreadable("too_long", where)
-        raw = _member_text(files["json"])
-        if raw is _UNDECODABLE:
-            return _unreadable("undecodable", where)
-        try:
-            obj = json.loads(raw)
-        except (ValueError, RecursionError):
-            return _unreadable("malformed", where)
+        data = files["json"]
+        obj = _loads_fast(data[3:] if data.startswith(b"\xef\xbb\xbf") else data)
+        if obj is _SLOW:
+            raw = _member_text(data)
+            if raw is _UNDECODABLE:
+                return _unreadable("undecodable", where)
+            try:
+                obj = json.loads(raw)
+            except (ValueError, RecursionError):
+                return _unreadable("malformed", where)
         if isinstance(obj, (list, str)):
             obj = {"texts": obj if isinstance(obj, list) else [obj]}
         if not isinstance(obj, dict):
             return _unreadable("malformed", where)
-        lay = _tar_layout(set(obj), resolver)
+        lay = _tar_layout(obj, resolver)  # a dict answers `in` like the set of its keys
         if lay is not None:
-            resolver.fix(lay, set(obj) | ({".txt"} if "txt" in files else set()))
+            if resolver.report["layout"] is None:  # fix() reports the first layout only: no key sets after it
+                resolver.fix(lay, set(obj) | ({".txt"} if "txt" in files else set()))
             saved, resolver.layout = resolver.layout, lay
             try:
-                return next(_records(iter([(obj, where)]), resolver, max_chars, default_id=None if spec.id_key else key))
+                return next(_records(((obj, where),), resolver, max_chars, default_id=None if spec.id_key else key))
             finally:
                 resolver.layout = saved
     if "txt" in files:
         where = f"{key}.txt"
         lay = _Layout("webdataset-txt" if obj is None else "img2dataset", spec.id_key or "key", (".txt",), None)
-        resolver.fix(lay, (set(obj) if obj else set()) | {".txt"})
+        if resolver.report["layout"] is None:
+            resolver.fix(lay, (set(obj) if obj else set()) | {".txt"})
         data = files["txt"]
         if data is None:
             return _unreadable("too_long", where)
@@ -155,9 +171,10 @@ def _tar_members(path: str, max_chars: int):
     try:
         with f:
             tar = _TarFile.open(fileobj=f, mode="r|", ignore_zeros=True)
+            state = tar.__dict__
             while (member := tar.next()) is not None:
                 tar.members.clear()  # the stream reader would keep every header otherwise
-                if (d := _skipped(tar)) is not None:
+                if "damage_events" in state and (d := _skipped(tar)) is not None:
                     yield d
                 k, ext = _split_key(member.name)
                 if ext not in caps:
@@ -173,8 +190,16 @@ def _tar_members(path: str, max_chars: int):
                         continue
                     data = recent[target]
                 elif member.isfile():
-                    fh = tar.extractfile(member)
-                    data = fh.read(caps[ext] + 1) if fh is not None else b""
+                    # the member's own size when under the cap: no cap-sized buffer per member
+                    size = min(member.size, caps[ext] + 1)
+                    if member.sparse is None:  # read straight from the stream (no file object per member)
+                        tar.fileobj.seek(member.offset_data)
+                        data = tar.fileobj.read(size)
+                        if len(data) != size:
+                            raise tarfile.ReadError("unexpected end of data")  # as extractfile() reports it
+                    else:
+                        fh = tar.extractfile(member)
+                        data = fh.read(size) if fh is not None else b""
                     if len(data) > caps[ext]:
                         data = None  # too long: the rest is skipped by the tar reader, never held
                     recent[member.name] = data
@@ -202,14 +227,14 @@ def _read_tar(path: str, max_chars: int, resolver: _Resolver) -> Iterator[Image]
     watch: set = set()  # keys whose missing text the last damage already counts
     watch_next = False
 
-    def done(k: str, f: dict) -> Iterator[Image]:
+    def done(k: str, f: dict) -> Image | None:
         image = _tar_sample(k, f, max_chars, resolver)
         if k in watch:
             if _missing_text_only(image):
                 watch.clear()  # one sample per damage
-                return
+                return None
             watch.discard(k)
-        yield image
+        return image
 
     for item in _tar_members(path, max_chars):
         if isinstance(item, _Damage):
@@ -226,13 +251,13 @@ def _read_tar(path: str, max_chars: int, resolver: _Resolver) -> Iterator[Image]
             continue
         k, ext, data = item
         if k != key:
-            if key is not None:
-                yield from done(key, files)
+            if key is not None and (image := done(key, files)) is not None:
+                yield image
             key, files = k, {}
             if watch_next:
                 watch.add(k)
                 watch_next = False
         if ext in ("json", "txt"):
             files[ext] = data
-    if key is not None:
-        yield from done(key, files)
+    if key is not None and (image := done(key, files)) is not None:
+        yield image
