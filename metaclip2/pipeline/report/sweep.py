@@ -37,7 +37,6 @@ from metaclip2.core.errors import DataError, MissingInputError, ParameterError
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.curation.expectation import Folder, SweepData
 from metaclip2.pipeline.io.index import iter_index
-from metaclip2.pipeline.run.rundir import load_json
 
 __all__ = ["SweepData", "SweepTable", "load_sweep_data", "sweep", "target_size"]
 
@@ -109,7 +108,7 @@ def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> Swee
         counts = merge_counts([stage1_paths(s1_dir, n)["counts"] for n in names], digests=s1["metadata_digests"])
     code = {lang: i for i, lang in enumerate(counts)}
     fold = Folder(counts)
-    split = _split_rows(run, s1_dir, names)
+    split = _split_rows(run, s1_dir, names, {n: c.stats for n, c in zip(names, checks)})
     split_ids = {r[0] for r in split}
     for name in names:
         _fold_shard(fold, code, stage1_paths(s1_dir, name)["index"], name, batch_rows, split_ids)
@@ -119,17 +118,16 @@ def load_sweep_data(run_dir: str | os.PathLike, batch_rows: int = 65536) -> Swee
     return data
 
 
-def _split_rows(run, s1_dir: Path, names: Sequence[str]) -> list[tuple]:
+def _split_rows(run, s1_dir: Path, names: Sequence[str], stats: dict) -> list[tuple]:
     """Rows of the images split across shards (``(id, k, lang, ids, shard, own k, duplicate)``):
-    stage 2's file when it is current, else found here the same way (nothing is written)."""
+    stage 2's file when it is current, else found here the same way (nothing is written).
+    `stats`: the shards' verified stage-1 stats."""
     from metaclip2.pipeline.run import verify
     from metaclip2.pipeline.stages.files import stage1_paths
     from metaclip2.pipeline.stages.split import SPLIT_FILE, find_split_images, load_split
-    from metaclip2.pipeline.stages.stats import Stage1Stats
 
     paths = [stage1_paths(s1_dir, n) for n in names]
     try:
-        stats = {n: Stage1Stats.from_json(load_json(p["stats"])) for n, p in zip(names, paths)}
         digest = verify.split_inputs_digest(s1_dir, names, stats)
     except (KeyError, TypeError, DataError):
         digest = None  # stats of an older stage 1: find_split_images names what to redo

@@ -298,10 +298,10 @@ def _outside(paths: list[str], out: Path) -> list[str]:
     """`paths` less the files inside the run directory `out`: a run never reads its own outputs
     as input (a recursive glob over a folder that holds the run would match its subset)."""
     root = os.path.realpath(out)
-    inside = [p for p in paths if "://" not in p and os.path.realpath(p).startswith(root + os.sep)]
+    inside = {p for p in paths if "://" not in p and os.path.realpath(p).startswith(root + os.sep)}
     if inside:
-        log.info("%d file(s) inside the run directory %s are not inputs (e.g. %s)", len(inside), out, inside[0])
-    kept = [p for p in paths if p not in set(inside)]
+        log.info("%d file(s) inside the run directory %s are not inputs (e.g. %s)", len(inside), out, min(inside))
+    kept = [p for p in paths if p not in inside]
     if not kept and inside:
         raise MissingInputError(f"every input matched lies inside the run directory {out}: give the pool's own files")
     return kept
