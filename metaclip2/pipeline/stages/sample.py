@@ -149,18 +149,10 @@ def sample_shard(
     # a name, not a path: run directories can be compared and moved
     stats = Stage3Stats(index=index_path.name, shard=shard, seed=options.seed, unit=options.unit, sources=sources)
     id_column, arrow_types = _input_columns(index_path)
-    extra_types = None
-    if options.output_format == "parquet":  # one schema per shard, from all its rows: a pass over the index first
-        types = ExtraTypes()
-        for batch in iter_index(index_path):
-            for extra in batch.extra:
-                if extra:
-                    types.add(carried_columns(extra, id_column))
-        extra_types = types.types()
-        # the columns of a Parquet input keep their Arrow types, all of them in every shard's file
-        extra_types.update({k: t for k, t in carried_columns(arrow_types, id_column).items()})
     # 1. every matched row's image id, alt-text index and keep probability: an image is all the
-    # rows with its id anywhere in the shard, so the decisions are made over the whole shard
+    # rows with its id anywhere in the shard, so the decisions are made over the whole shard;
+    # the same pass types a Parquet subset's carried columns (one schema per shard, from all its rows)
+    types = ExtraTypes() if options.output_format == "parquet" else None
     image_ids: list = []
     ks: list = []
     ps: list = []
@@ -168,6 +160,15 @@ def sample_shard(
         ps.append(_batch_probabilities(batch, probs))
         image_ids += batch.id
         ks.append(batch.k)
+        if types is not None:
+            for extra in batch.extra:
+                if extra:
+                    types.add(carried_columns(extra, id_column))
+    extra_types = None
+    if types is not None:
+        extra_types = types.types()
+        # the columns of a Parquet input keep their Arrow types, all of them in every shard's file
+        extra_types.update({k: t for k, t in carried_columns(arrow_types, id_column).items()})
     p = np.concatenate(ps) if ps else np.zeros(0)
     k = np.concatenate(ks) if ks else np.zeros(0, dtype=np.int32)
     split_k: dict = {}
