@@ -555,4 +555,4 @@ class OnlineSampler:
     def keep(self, image_id: str, text_index: int, lang: str, ids: Sequence[int], epoch: int = 0) -> bool:
         """Pair-unit decision for a single alt-text."""
         p = self.probabilities.keep_probability(lang, ids) if len(ids) else 0.0
-        return p > 0 and uniform(self.seed, image_id, text_index, epoch) < p
+        return p > 0 and bool(_choose(image_id, [text_index], [p], self.seed, epoch, "pair"))
