@@ -37,6 +37,7 @@ from metaclip2.pipeline.run.config import CurationConfig
 from metaclip2.pipeline.run.driver import ShardStage, run_shards
 from metaclip2.pipeline.run.fork import fork_run, stage1_dir
 from metaclip2.pipeline.io.inputs import detect_format
+from metaclip2.pipeline.io.remote import is_url
 from metaclip2.pipeline.run.rundir import RunDir
 from metaclip2.pipeline.stages.budget import WorkerBudget
 from metaclip2.pipeline.stages.cache import cached_store
@@ -128,7 +129,7 @@ def expand_inputs(patterns: Sequence[str | os.PathLike]) -> list[str]:
     found: set[str] = set()
     for pattern in patterns:
         pattern = os.fspath(pattern)
-        if "://" in pattern and not pattern.startswith("file://"):
+        if is_url(pattern):
             found.update(_expand_url(pattern))
             continue
         pattern = pattern.removeprefix("file://")
@@ -162,7 +163,7 @@ def _check_inputs(paths: Sequence[str], input_format: str | None, config: Curati
 
 def _local(out: str | os.PathLike) -> str | os.PathLike:
     """`out`, refused if it is a URL: run directories are local (inputs and metadata may be remote)."""
-    if "://" in os.fspath(out) and not os.fspath(out).startswith("file://"):
+    if is_url(out):
         raise ParameterError(f"--out {os.fspath(out)!r} is a URL: run directories are local paths "
                              "(inputs and metadata may be fsspec URLs; copy the finished run to the object store)")  # fmt: skip
     return os.fspath(out).removeprefix("file://")
@@ -258,7 +259,7 @@ def _pattern_root(patterns: Sequence[str | os.PathLike] | str | os.PathLike) -> 
         patterns = [patterns]
     fixed = []
     for pattern in map(os.fspath, patterns):
-        if "://" in pattern and not pattern.startswith("file://"):
+        if is_url(pattern):
             return None
         pattern = os.path.abspath(pattern.removeprefix("file://"))
         cut = min((i for i, c in enumerate(pattern) if c in "*?["), default=None)
