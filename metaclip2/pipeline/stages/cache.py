@@ -122,12 +122,9 @@ def known_language_code(code: str) -> bool:
     """
     from metaclip2.core.languages import normalize_language_code
 
-    with _cache_lock:
-        known = _codes.get(code)
+    known = _codes.get(code)  # a dict lookup is atomic: no lock on this per-pair path
     if known is None:
-        known = normalize_language_code(code) is not None
-        with _cache_lock:
-            _codes[code] = known
+        known = _codes[code] = normalize_language_code(code) is not None
     return known
 
 
