@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# Nothing downloads at run time: the Hugging Face libraries stay off the hub (set before any test
+# imports them; a test that needed the hub would fail here, not fetch).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
