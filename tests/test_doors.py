@@ -48,6 +48,8 @@ def world(tmp_path_factory):
         im["texts"] = [t["text"] for t in im["texts"]]
         if rnd.random() < 0.1:
             im["texts"].append(rnd.choice(EXTRA_TEXTS))
+    for im in images[::7]:  # white space the release strips (NBSP, U+3000): strip_texts decides whether they match
+        im["texts"][0] = "\xa0" + im["texts"][0] + "\u3000"
     write_jsonl(d / "images.jsonl", images)
     pairs = [{"id": im["id"], "text": t} for im in images for t in im["texts"]]
     cut = next(i for i in range(len(pairs) // 2, len(pairs)) if pairs[i]["id"] == pairs[i - 1]["id"])  # inside an image
@@ -159,6 +161,24 @@ def test_options_reach_every_door(world):
     """The script check changes this pool's labels, so a door that dropped the option would differ."""
     on, off = _reference(world, ("image", True, "keep"))[1], _reference(world, ("image", False, "keep"))[1]
     assert on != off
+
+
+def test_strip_texts_reaches_every_door(world, tmp_path):
+    """strip_texts changes this pool's matches, so a door that dropped the option would differ."""
+    combo = ("image", True, "keep")
+    _, stripped = _reference(world, combo)
+    res = curate(world["meta"], [str(world["dir"] / "images.jsonl")], tmp_path / "raw", _config(combo, strip_texts=False))
+    want = _kept(res)
+    assert want != stripped
+    pairs = curate(world["meta"], [str(world["dir"] / "pairs" / "*.jsonl")], tmp_path / "pairs", _config(combo, strip_texts=False))
+    assert _kept(pairs) == want
+    cur = BatchCurator(world["meta"], config=_config(combo, strip_texts=False), text_index_key="text_index")
+    rows = _pair_table(world)
+    parts = [cur.annotate_batch({k: [r[k] for r in rows[a : a + 7]] for k in rows[0]}) for a in range(0, len(rows), 7)]
+    cur.fit(cur.count(parts))
+    table = {k: [x for p in parts for x in p[k]] for k in parts[0]}
+    assert {(r["id"], r["text_index"]) for r, k in zip(rows, cur.decide(table)) if k} == want
+    assert {(r["id"], r["text_index"]) for r, k in zip(rows, [k for p in parts for k in cur.keep_batch(p)]) if k} == want
 
 
 def test_sweep_expects_what_the_run_keeps(world):
