@@ -43,8 +43,11 @@ def _lines(f, cap: int) -> Iterator[tuple[bytes | None, int]]:
         yield raw, len(raw)
 
 
-def _jsonl_objects(path: str, resolver: _Resolver, cap: int) -> Iterator[tuple[Any, int | str]]:
-    f, damage = _open_maybe_gzip(path, path.lower())
+def _jsonl_objects(path: str, resolver: _Resolver, cap: int, piece: tuple[int, int] | None = None) -> Iterator[tuple[Any, int | str]]:
+    if piece is not None:  # bytes [start, stop) of an uncompressed local file, from a line start; lines numbered from 1 there
+        f, damage = _window(path, *piece), None
+    else:
+        f, damage = _open_maybe_gzip(path, path.lower())
     if damage is not None:
         yield damage, damage.where
         return
@@ -58,7 +61,7 @@ def _jsonl_objects(path: str, resolver: _Resolver, cap: int) -> Iterator[tuple[A
                 if raw is None:
                     yield _Bad("too_long"), lineno
                     continue
-                if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                if lineno == 1 and raw.startswith(b"\xef\xbb\xbf") and not (piece and piece[0]):
                     raw = raw[3:]  # a UTF-8 byte-order mark
                 obj = _loads_fast(raw)
                 if obj is not _SLOW:
@@ -84,5 +87,32 @@ def _jsonl_objects(path: str, resolver: _Resolver, cap: int) -> Iterator[tuple[A
             yield d, d.where
 
 
-def _read_jsonl(path: str, max_chars: int, resolver: _Resolver, cap: int | None = None) -> Iterator[Image]:
-    return _records(_jsonl_objects(path, resolver, record_cap(max_chars) if cap is None else cap), resolver, max_chars)
+def _read_jsonl(path: str, max_chars: int, resolver: _Resolver, cap: int | None = None, piece: tuple[int, int] | None = None) -> Iterator[Image]:
+    return _records(_jsonl_objects(path, resolver, record_cap(max_chars) if cap is None else cap, piece), resolver, max_chars)
+
+
+class _Range(io.RawIOBase):
+    """Bytes ``[start, stop)`` of a local file, as a raw stream (a stage-1 piece of a shard)."""
+
+    def __init__(self, path: str, start: int, stop: int):
+        self._f = open(path, "rb", buffering=0)
+        self._f.seek(start)
+        self._left = stop - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self._left <= 0:
+            return 0
+        n = self._f.readinto(memoryview(b)[: min(len(b), self._left)])
+        self._left -= n or 0
+        return n
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def _window(path: str, start: int, stop: int) -> io.BufferedReader:
+    return io.BufferedReader(_Range(path, start, stop), buffer_size=1 << 20)

@@ -66,7 +66,7 @@ def _parquet_columns(schema, resolver: _Resolver) -> list[str]:
     return out
 
 
-def _parquet_objects(path: str, resolver: _Resolver) -> Iterator[tuple[Any, int | str]]:
+def _parquet_objects(path: str, resolver: _Resolver, piece: tuple[int, int] | None = None) -> Iterator[tuple[Any, int | str]]:
     _, pq = import_pyarrow()
     try:
         f = open_input(path, seekable=True)
@@ -84,8 +84,9 @@ def _parquet_objects(path: str, resolver: _Resolver) -> Iterator[tuple[Any, int 
         except Exception as e:  # noqa: BLE001 - pyarrow raises many types for a corrupt file
             yield _Damage("footer", f"{type(e).__name__}: {e}"), "footer"
             return
-        row = 0
-        for g in range(pf.num_row_groups):
+        first, stop = piece or (0, pf.num_row_groups)  # a stage-1 piece: row groups [first, stop)
+        row = sum(pf.metadata.row_group(g).num_rows for g in range(first))
+        for g in range(first, stop):
             n = pf.metadata.row_group(g).num_rows
             done = 0
             try:
@@ -104,5 +105,5 @@ def _parquet_objects(path: str, resolver: _Resolver) -> Iterator[tuple[Any, int 
             row += n
 
 
-def _read_parquet(path: str, max_chars: int, resolver: _Resolver) -> Iterator[Image]:
-    return _records(_parquet_objects(path, resolver), resolver, max_chars)
+def _read_parquet(path: str, max_chars: int, resolver: _Resolver, piece: tuple[int, int] | None = None) -> Iterator[Image]:
+    return _records(_parquet_objects(path, resolver, piece), resolver, max_chars)

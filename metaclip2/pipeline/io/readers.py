@@ -70,6 +70,7 @@ known (a Parquet row group's rows; one pair where unknown).
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Iterator
 
@@ -93,6 +94,7 @@ def read_shard(
     spec: ReaderSpec | None = None,
     report: dict | None = None,
     numbering: Numbering | None = None,
+    piece: tuple[int, int] | None = None,
 ) -> Iterator[Image]:
     """Images of one input shard, in file order.
 
@@ -115,6 +117,11 @@ def read_shard(
     numbering : Numbering, optional
         Numbers the alt-texts across the shard (default: a new one); pass one to read its
         per-id slot counts afterwards.
+    piece : (int, int), optional
+        Read only part of the shard (stage 1 reads a big shard in pieces): bytes
+        ``[start, stop)`` of an uncompressed local JSONL file, ``start`` at a line start (lines
+        numbered from 1 there), or row groups ``[first, stop)`` of a Parquet file (rows numbered
+        as in the whole file).
 
     Yields
     ------
@@ -157,6 +164,10 @@ def read_shard(
     reader = {"jsonl": _read_jsonl, "parquet": _read_parquet, "tar": _read_tar, "csv": _read_delimited("csv"),
               "tsv": _read_delimited("tsv")}[fmt]  # fmt: skip
     numbering = Numbering() if numbering is None else numbering
+    if piece is not None:
+        if fmt not in ("jsonl", "parquet"):
+            raise ParameterError(f"{path}: only JSONL and Parquet shards are read in pieces, not {fmt}")
+        reader = functools.partial(reader, piece=tuple(piece))
     for image in reader(path, max_chars, resolver):
         numbering.apply(image)
         if strict:

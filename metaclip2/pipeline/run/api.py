@@ -43,6 +43,7 @@ from metaclip2.pipeline.stages.budget import WorkerBudget
 from metaclip2.pipeline.stages.cache import cached_store
 from metaclip2.pipeline.stages.files import shard_names, stage1_paths, stage3_paths
 from metaclip2.pipeline.stages.match import MatchTask, shard_warnings, stage1_summary
+from metaclip2.pipeline.stages.pieces import input_size, remove_pieces, shard_pieces
 from metaclip2.pipeline.stages.merge import compute_probabilities, merge_counts
 from metaclip2.pipeline.stages.sample import SampleTask
 from metaclip2.pipeline.stages.split import SPLIT_FILE, split_images
@@ -416,6 +417,9 @@ def _count(metadata, inputs, out, config: CurationConfig, shards: Sequence[int] 
         marker=lambda i: stage1_paths(run.stage1, names[i])["stats"],
         task=lambda i: MatchTask(input_path=paths[i], metadata=section["metadata"], out_dir=str(run.stage1), shard=names[i], options=options),
         progress=_stage1_progress,
+        size=lambda i: input_size(paths[i]),  # big shards first; read in pieces when they are few
+        pieces=lambda i, target: shard_pieces(paths[i], section["metadata"], str(run.stage1), names[i], options, target),
+        leftovers=lambda i: remove_pieces(run.stage1, names[i]),
     )  # fmt: skip
     with _Executor(config) as ex, run.lock(exclusive=not shards):  # an executor that cannot start refuses before anything is written
         if grown:
@@ -693,6 +697,7 @@ def _sample(run: RunDir, config: CurationConfig, shards: Sequence[int] | None) -
                                       index_sha256=index_sha[i], probabilities_sha256=probs_sha,
                                       split=str(run.stage2 / SPLIT_FILE), split_sha256=split_sha),
             progress=_stage3_progress,
+            size=lambda i: input_size(str(stage1_paths(run.stage1, names[i])["index"])),
         )  # fmt: skip
         with _Executor(config) as ex:
             return run_shards(stage, todo, ex, config.workers)

@@ -9,6 +9,11 @@ executor, then returns every selected shard's stats in input order.
 [`ShardStage.plan`][metaclip2.pipeline.run.driver.ShardStage.plan] makes one task per shard; a stage may group several shards into one
 task (for instance to route stage-1 work by language), as long as the task returns one stats
 object per shard it made, in the order it was given them.
+
+Tasks are submitted biggest input first (a stage's ``size``), so that a big shard does not
+start last and hold the run alone. A stage with ``pieces`` may have a big shard read as several
+piece tasks when there are too few shards to keep the workers busy; those run with the other
+tasks, then one merge task per split shard makes its outputs (two waves of the executor).
 """
 
 from __future__ import annotations
@@ -48,6 +53,15 @@ class ShardStage:
         ``task(i)`` -> a picklable callable that makes shard `i` and returns its stats.
     progress : callable
         ``progress(stats)`` -> the counters a finished task adds to the progress bar.
+    size : callable, optional
+        ``size(i)`` -> shard `i`'s input bytes: tasks are submitted largest first.
+    pieces : callable, optional
+        ``pieces(i, target)`` -> ``([(bytes, piece task)], merge task)`` to read shard `i` in
+        pieces of about `target` bytes, or None to read it whole. The piece tasks' results
+        count in the progress; the merge task returns the shard's stats.
+    leftovers : callable, optional
+        ``leftovers(i)`` removes what an earlier, stopped run of shard `i` left besides its
+        outputs (pieces), before anything is planned.
 
     Examples
     --------
@@ -68,6 +82,9 @@ class ShardStage:
     marker: Callable[[int], Path] | None
     task: Callable[[int], Callable[[], Any]]
     progress: Callable[[Any], dict]
+    size: Callable[[int], int] | None = None
+    pieces: Callable[[int, int], Any] | None = None
+    leftovers: Callable[[int], None] | None = None
 
     def plan(self, todo: Sequence[int]) -> list[tuple[list[int], Callable[[], Any]]]:
         """Tasks for the shards in `todo`: ``[(positions, task)]``, here one task per shard."""
@@ -128,12 +145,42 @@ def run_shards(stage: ShardStage, todo: Sequence[int], executor: Executor, worke
         log.warning("%s: %d more shards are redone (outputs missing or changed)", stage.name, len(redo) - _MAX_REDO_WARNINGS)
     if done:
         log.info("%s: %d of %d shards already done (verified), skipped", stage.name, len(done), len(order))
+    if stage.leftovers is not None:
+        for i in order:
+            stage.leftovers(i)
     plan = stage.plan([i for i in order if i not in done])
-    with counting(executor, stage.progress):  # also for executors whose run() takes no counter
-        outcomes = executor.run([task for _, task in plan], desc=stage.desc)
     results = dict(done)
-    for (positions, _), out in zip(plan, outcomes):
+    for (positions, _), out in zip(plan, _execute(stage, plan, executor)):
         if len(positions) == 1 and not isinstance(out, list):
             out = [out]
         results.update(zip(positions, out))
     return [results[i] for i in order]
+
+
+# a run with fewer shards than this many per worker has its big shards read in pieces
+_SHARDS_PER_WORKER = 3
+_PIECES_PER_WORKER = 4  # the pieces' size: the run's input over this many per worker
+
+
+def _execute(stage: ShardStage, plan: list, executor: Executor) -> list:
+    """The outcomes of `plan`'s tasks, in plan order: largest first, big shards in pieces."""
+    sizes = [sum(stage.size(i) for i in positions) for positions, _ in plan] if stage.size is not None else [0] * len(plan)
+    workers = max(int(getattr(executor, "workers", 1) or 1), 1)
+    split: dict[int, tuple] = {}  # plan entry -> ([(bytes, piece task)], merge task)
+    if stage.pieces is not None and workers > 1 and 0 < len(plan) < _SHARDS_PER_WORKER * workers:
+        target = sum(sizes) // (_PIECES_PER_WORKER * workers)
+        for e, (positions, _) in enumerate(plan):
+            if len(positions) == 1 and (cut := stage.pieces(positions[0], target)) is not None:
+                split[e] = cut
+    wave = [(size, e, task) for e, ((_, task), size) in enumerate(zip(plan, sizes)) if e not in split]
+    wave += [(size, e, task) for e, (pieces, _) in split.items() for size, task in pieces]
+    wave.sort(key=lambda w: -w[0])  # stable: equal sizes keep input order
+    with counting(executor, stage.progress):  # also for executors whose run() takes no counter
+        first = executor.run([task for _, _, task in wave], desc=stage.desc)
+    outcomes: dict[int, Any] = {e: out for (_, e, _), out in zip(wave, first) if e not in split}
+    if split:
+        merges = sorted(split, key=lambda e: -sizes[e])
+        log.info("%s: %d big shards read in pieces, merging them", stage.name, len(merges))
+        with counting(executor, lambda _: {}):  # their pairs were counted with the pieces
+            outcomes.update(zip(merges, executor.run([split[e][1] for e in merges], desc=f"{stage.desc} (merge pieces)")))
+    return [outcomes[e] for e in range(len(plan))]

@@ -103,14 +103,29 @@ def match_shard(
     """
     input_path = os.fspath(input_path)
     shard = shard or _safe(_strip_ext(input_path.rstrip("/").rsplit("/", 1)[-1]))
-    paths = stage1_paths(out_dir, shard)
     options = MatchOptions.of(options, **changes)
+    return _match(input_path, metadata, out_dir, shard, shard, options)
+
+
+def _match(input_path: str, metadata, out_dir, shard: str, name: str, options: MatchOptions,
+           piece: tuple[int, int] | None = None) -> Stage1Stats:  # fmt: skip
+    """[`match_shard`][metaclip2.pipeline.stages.match.match_shard]'s work; its files are named `name` in `out_dir`.
+
+    With `piece` (see [`read_shard`][metaclip2.pipeline.io.readers.read_shard]) only that part of the
+    input is read, and its fingerprint is its size and time only (the merge of the pieces hashes
+    the whole file: [`metaclip2.pipeline.stages.pieces`][metaclip2.pipeline.stages.pieces]).
+    """
+    paths = stage1_paths(out_dir, name)
     # the worker's memory budget: buffered rows (each of the 2 groupings), matcher cache, LID model
     budget = WorkerBudget.of(options)
     store = cached_store(metadata, options.matcher_engine, matcher_memory=budget.matchers, strict=options.strict)
     # One extra read of the input (which also warms the page cache for the reader): what a
     # resumed run compares the file with to notice that it was replaced.
-    fingerprint = input_fingerprint(input_path)
+    if piece is None:
+        fingerprint = input_fingerprint(input_path)
+    else:
+        st = input_stat(input_path)
+        fingerprint = {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
     counts = EntryCounts()
     stats = Stage1Stats(input=input_path, shard=shard)
     examples = Stage1Examples()  # a bounded sample of alt-texts for the report
@@ -118,11 +133,11 @@ def match_shard(
     ordinal = reported = 0
     layout: dict = {}
     numbering = Numbering()
-    with LanguageRuns(out_dir, f"{shard}.lid", budget.rows) as pending, LanguageRuns(out_dir, f"{shard}.matched", budget.rows) as matched:
+    with LanguageRuns(out_dir, f"{name}.lid", budget.rows) as pending, LanguageRuns(out_dir, f"{name}.matched", budget.rows) as matched:
         # 1. languages of every pair, pairs grouped by metadata language
         chunk: list[tuple[int, Image]] = []
         for image in read_shard(input_path, input_format=options.input_format, max_chars=options.max_chars, strict=options.strict,
-                                spec=options.reader_spec(), report=layout, numbering=numbering):  # fmt: skip
+                                spec=options.reader_spec(), report=layout, numbering=numbering, piece=piece):  # fmt: skip
             if image.id is not None:
                 chunk.append((ordinal, image))
                 ordinal += 1

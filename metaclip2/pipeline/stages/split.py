@@ -91,7 +91,13 @@ def write_images(path: str | os.PathLike, ids: Iterable[tuple[str, int, int]]) -
     h = np.fromiter((r[0] for r in rows), dtype="<u8", count=len(rows))
     s = np.fromiter((min(r[1], 2**32 - 1) for r in rows), dtype="<u4", count=len(rows))
     f = np.fromiter((r[2] for r in rows), dtype="<u1", count=len(rows))
-    body = [h.tobytes(), s.tobytes(), f.tobytes()]
+    return _write_image_arrays(path, h, s, f)
+
+
+def _write_image_arrays(path: str | os.PathLike, h: np.ndarray, s: np.ndarray, f: np.ndarray) -> int:
+    """Write an ``images.bin`` of hashes `h` (ascending), slots `s` and flags `f`."""
+    rows = h
+    body = [np.asarray(h, dtype="<u8").tobytes(), np.asarray(s, dtype="<u4").tobytes(), np.asarray(f, dtype="<u1").tobytes()]
     crc = 0
     for b in body:
         crc = zlib.crc32(b, crc)
