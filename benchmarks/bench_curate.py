@@ -2,6 +2,7 @@
 writing), with 1 and 2 local worker processes (and Ray with --ray).
 
 Run:  python benchmarks/bench_curate.py [--shards 8] [--images 10000] [--lid] [--no-matchers]
+      python benchmarks/bench_curate.py --uneven 1,1,2,6 [--images 10000] [--lid] [--code DIR]
 
 The pool is generated: per language a synthetic vocabulary (entries = its first words and
 word pairs), alt-texts of 1-8 words drawn from it, 1-3 alt-texts per image, languages given
@@ -12,6 +13,12 @@ runs in a fresh run directory; the worker pool is started before timing. Baselin
 configurations are checked to be byte-identical. CPU seconds of the driver and of the workers are
 measured per stage (from /proc): on a shared machine the wall clock says little about scaling,
 while the driver's CPU (serial) against the workers' (divided among them) bounds the speed-up.
+
+With --uneven the generated shards are concatenated into a few shards of unequal sizes (the
+weights, in input order; ``1,1,2,6``: the biggest last), and the whole command line
+``metaclip2 curate`` (of this checkout, or of --code: another branch's, to compare) is timed
+with --workers 1 and 2, each in a fresh run directory. Stage 1's time is from the command's
+start to its first stage-2 log line.
 """
 
 from __future__ import annotations
@@ -138,7 +145,12 @@ def main() -> int:
     p.add_argument("--lid", action="store_true", help="half of the texts without a language (LID runs)")
     p.add_argument("--ray", action="store_true", help="also the Ray executor (2 CPUs, local instance)")
     p.add_argument("--no-matchers", action="store_true", help="metadata without saved .matcher files (each worker builds its own)")
+    p.add_argument("--uneven", metavar="W,W,...", help="shards of these relative sizes (the generated ones concatenated): "
+                   "time the command line `metaclip2 curate` with 1 and 2 workers")  # fmt: skip
+    p.add_argument("--code", default=str(ROOT), help="with --uneven: the checkout whose command line is timed")
     args = p.parse_args()
+    if args.uneven:
+        return uneven(args)
 
     configs = [("local, 1 worker", lambda: get_executor("local", 1)), ("local, 2 workers", lambda: get_executor("local", 2))]
     if args.ray:  # hook: the Ray executor implements the same map interface
@@ -190,6 +202,67 @@ def main() -> int:
             drv, wrk = sum(d for _, d, _ in st), sum(c for _, _, c in st)
             print(f"{label:18s} {cells}  total {drv + wrk:.2f} CPU s, {n_pairs / (drv + wrk):,.0f} pairs/CPU-s; "
                   f"bound x{one / (drv + wrk / w):.2f}")  # fmt: skip
+    return 0
+
+
+def _log_seconds(log: Path) -> float | None:
+    """Seconds from a command's first log line to its first stage-2 line (stage 1 and its start-up)."""
+    from datetime import datetime
+
+    stamps = []
+    for line in log.read_text(encoding="utf-8").splitlines():
+        try:
+            t = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+        except ValueError:
+            continue
+        if not stamps or "stage 2" in line:
+            stamps.append(t)
+        if len(stamps) == 2:
+            return (stamps[1] - stamps[0]).total_seconds()
+    return None
+
+
+def uneven(args) -> int:
+    import subprocess
+
+    weights = [int(w) for w in args.uneven.split(",")]
+    with tempfile.TemporaryDirectory(prefix="bench-curate-") as tmp:
+        tmp = Path(tmp)
+        meta, _, n_pairs = make_pool(tmp, sum(weights), args.images, args.lid)
+        if not args.no_matchers:
+            save_matchers(meta)
+        parts = sorted((tmp / "pool").glob("part-*.jsonl"))
+        shards, at = [], 0
+        for j, w in enumerate(weights):  # concatenated in order: ids stay unique
+            path = tmp / "pool" / f"uneven-{j}.jsonl"
+            with open(path, "wb") as out:
+                for part in parts[at : at + w]:
+                    out.write(part.read_bytes())
+                    part.unlink()
+            at += w
+            shards.append(path)
+        sizes = ", ".join(f"{p.stat().st_size / 2**20:.1f}" for p in shards)
+        print(f"pool: {len(shards)} shards of {sizes} MiB ({args.uneven}), {n_pairs} pairs; lid={args.lid}; code: {args.code}")
+        env = {**os.environ, "PYTHONPATH": args.code}
+        rows, reference = [], None
+        for workers in (1, 2):
+            run = tmp / f"run-{workers}"
+            cmd = [sys.executable, "-m", "metaclip2", "curate", "--metadata", str(meta), "--input", str(tmp / "pool" / "*.jsonl"),
+                   "--out", str(run), "--workers", str(workers), "--t-en", "50", "-q"]  # fmt: skip
+            t = time.perf_counter()
+            done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            wall = time.perf_counter() - t
+            if done.returncode:
+                print(done.stderr, file=sys.stderr)
+                return done.returncode
+            out = {k: v for k, v in outputs(run).items() if k.split("/")[0] in ("subset", "stage1", "stage2", "stage3")}
+            same = reference is None or out == reference
+            reference = reference or out
+            rows.append((workers, _log_seconds(run / "metaclip2.log"), wall, same))
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(f"{'workers':>7s} {'stage 1 s':>9s} {'ratio':>6s} {'curate s':>9s} {'ratio':>6s}  same bytes")
+        for workers, s1, wall, same in rows:
+            print(f"{workers:7d} {s1:9.2f} {rows[0][1] / s1:6.2f} {wall:9.2f} {rows[0][2] / wall:6.2f}  {same}")
     return 0
 
 

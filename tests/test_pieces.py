@@ -112,6 +112,24 @@ def test_jsonl_pieces_write_the_whole_shard_bytes(tmp_path, monkeypatch, caplog,
     assert (WHOLE in caplog.text) == repeat
 
 
+def test_a_piece_read_with_other_keys_makes_the_merge_read_the_shard_whole(tmp_path, monkeypatch, caplog):
+    # datacomp records (uid + text), every other one without its text: the whole shard reads
+    # those with the layout of its first record (missing_text); a piece that starts with one
+    # reads it before it knows the layout (missing_id), so its merge reads the shard whole
+    meta = make_metadata(tmp_path / "meta", META)
+    rng = random.Random(5)
+    lines = [json.dumps({"uid": f"u{i}", "text": _text(rng)} if i % 2 == 0 else {"uid": f"u{i}", "caption": _text(rng)}) for i in range(300)]
+    path = tmp_path / "pool.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    options = MatchOptions()
+    whole = match_shard(path, meta, tmp_path / "whole", "pool", options)
+    with caplog.at_level(logging.DEBUG, logger="metaclip2.pipeline.stages.pieces"):
+        _in_pieces(path, meta, tmp_path / "pieces", options, 1000, monkeypatch)
+    assert whole.layout["layout"] == "datacomp" and whole.invalid == {"missing_text": 150}
+    assert "does not start with a record of layout datacomp" in caplog.text
+    assert _outputs(tmp_path / "pieces") == _outputs(tmp_path / "whole")
+
+
 def test_jsonl_cuts_start_lines_and_keep_images_whole(tmp_path, monkeypatch):
     path = write_jsonl(tmp_path / "pool.jsonl", long_at=100)
     data = path.read_bytes()

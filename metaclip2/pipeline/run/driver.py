@@ -165,9 +165,9 @@ _PIECES_PER_WORKER = 4  # the pieces' size: the run's input over this many per w
 def _execute(stage: ShardStage, plan: list, executor: Executor) -> list:
     """The outcomes of `plan`'s tasks, in plan order: largest first, big shards in pieces."""
     sizes = [sum(stage.size(i) for i in positions) for positions, _ in plan] if stage.size is not None else [0] * len(plan)
-    workers = max(int(getattr(executor, "workers", 1) or 1), 1)
+    workers = max(int(getattr(executor, "workers", 1) or 1), 1) if stage.pieces is not None and plan else 1
     split: dict[int, tuple] = {}  # plan entry -> ([(bytes, piece task)], merge task)
-    if stage.pieces is not None and workers > 1 and 0 < len(plan) < _SHARDS_PER_WORKER * workers:
+    if stage.pieces is not None and workers > 1 and len(plan) < _SHARDS_PER_WORKER * workers:
         target = sum(sizes) // (_PIECES_PER_WORKER * workers)
         for e, (positions, _) in enumerate(plan):
             if len(positions) == 1 and (cut := stage.pieces(positions[0], target)) is not None:

@@ -324,7 +324,12 @@ class PieceTask:
 
     def __call__(self) -> Stage1Stats:
         d = piece_dir(self.out_dir, self.shard)
-        d.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):  # another shard's merge may remove an empty .pieces/ between the two mkdirs
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+                break
+            except FileNotFoundError:
+                continue
         info: dict = {"piece": list(self.piece), "fmt": self.fmt}
         try:
             stats = _match(self.input_path, self.metadata, d, self.shard, str(self.k), self.options, tuple(self.piece))
