@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -222,6 +223,49 @@ def _log_seconds(log: Path) -> float | None:
     return None
 
 
+def _descendants_cpu(root: int) -> dict[int, tuple[int, float]]:
+    """``pid -> (parent, CPU seconds)`` of `root` and its live descendants (from /proc)."""
+    ticks, procs = os.sysconf("SC_CLK_TCK"), {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+                procs[int(d)] = (int(f[1]), (int(f[11]) + int(f[12])) / ticks)
+            except (OSError, ValueError, IndexError):
+                pass
+    out, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in procs:
+            out[pid] = procs[pid]
+            todo += [c for c, (parent, _) in procs.items() if parent == pid]
+    return out
+
+
+def _watch(proc, log: Path) -> tuple[dict, dict]:
+    """Poll the command's processes until it ends: their last CPU seconds, and those when its log
+    first names stage 2 (the end of stage 1)."""
+    seen: dict[int, tuple[int, float]] = {}
+    at_stage2: dict = {}
+    while proc.poll() is None:
+        seen.update(_descendants_cpu(proc.pid))
+        if not at_stage2 and log.exists() and "stage 2" in log.read_text(encoding="utf-8", errors="replace"):
+            at_stage2 = dict(seen)
+        time.sleep(0.2)
+    return seen, at_stage2 or dict(seen)
+
+
+def _critical(cpu: dict, root: int, total: float | None = None) -> tuple[float, float]:
+    """(total CPU seconds, the driver's plus the busiest worker's) of a polled process tree;
+    `total`: the children's CPU seconds from getrusage (exact for the driver, which the polls see
+    only until their last look; workers reaped by a forkserver are not in it)."""
+    workers = [c for pid, (_, c) in cpu.items() if pid != root]
+    driver = cpu.get(root, (0, 0.0))[1]
+    if total is not None:
+        driver = max(driver, total - sum(workers))
+    return driver + sum(workers), driver + max(workers, default=0.0)
+
+
 def uneven(args) -> int:
     import subprocess
 
@@ -249,20 +293,27 @@ def uneven(args) -> int:
             run = tmp / f"run-{workers}"
             cmd = [sys.executable, "-m", "metaclip2", "curate", "--metadata", str(meta), "--input", str(tmp / "pool" / "*.jsonl"),
                    "--out", str(run), "--workers", str(workers), "--t-en", "50", "-q"]  # fmt: skip
-            t = time.perf_counter()
-            done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            wall = time.perf_counter() - t
-            if done.returncode:
-                print(done.stderr, file=sys.stderr)
-                return done.returncode
+            t, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            seen, at_stage2 = _watch(proc, run / "metaclip2.log")
+            wall, r1 = time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN)
+            total = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)  # exact, whatever the polls missed
+            if proc.returncode:
+                print(proc.stderr.read(), file=sys.stderr)
+                return proc.returncode
             out = {k: v for k, v in outputs(run).items() if k.split("/")[0] in ("subset", "stage1", "stage2", "stage3")}
             same = reference is None or out == reference
             reference = reference or out
-            rows.append((workers, _log_seconds(run / "metaclip2.log"), wall, same))
+            rows.append((workers, _log_seconds(run / "metaclip2.log"), wall, same, _critical(seen, proc.pid, total), _critical(at_stage2, proc.pid)))
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-        print(f"{'workers':>7s} {'stage 1 s':>9s} {'ratio':>6s} {'curate s':>9s} {'ratio':>6s}  same bytes")
-        for workers, s1, wall, same in rows:
-            print(f"{workers:7d} {s1:9.2f} {rows[0][1] / s1:6.2f} {wall:9.2f} {rows[0][2] / wall:6.2f}  {same}")
+        print(f"{'workers':>7s} {'stage 1 s':>9s} {'ratio':>6s} {'curate s':>9s} {'ratio':>6s}  same bytes   "
+              "CPU s: stage 1 total / critical path (bound)   whole run total / critical path (bound)")  # fmt: skip
+        for workers, s1, wall, same, whole, first in rows:
+            print(f"{workers:7d} {s1:9.2f} {rows[0][1] / s1:6.2f} {wall:9.2f} {rows[0][2] / wall:6.2f}  {str(same):5s}        "
+                  f"{first[0]:7.1f} / {first[1]:6.1f} (x{rows[0][5][0] / first[1]:.2f})"
+                  f"                   {whole[0]:7.1f} / {whole[1]:6.1f} (x{rows[0][4][0] / whole[1]:.2f})")  # fmt: skip
+        print("critical path: the driver's CPU seconds plus the busiest worker's; bound: 1 worker's total over it, the "
+              "speed-up on otherwise idle cores (wall clocks on a shared machine say little)")  # fmt: skip
     return 0
 
 

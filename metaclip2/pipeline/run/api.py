@@ -419,7 +419,7 @@ def _count(metadata, inputs, out, config: CurationConfig, shards: Sequence[int] 
         progress=_stage1_progress,
         size=lambda i: input_size(paths[i]),  # big shards first; read in pieces when they are few
         pieces=lambda i, target: shard_pieces(paths[i], section["metadata"], str(run.stage1), names[i], options, target),
-        leftovers=lambda i: remove_pieces(run.stage1, names[i]),
+        leftovers=lambda todo: remove_pieces(run.stage1, [names[i] for i in todo]),
     )  # fmt: skip
     with _Executor(config) as ex, run.lock(exclusive=not shards):  # an executor that cannot start refuses before anything is written
         if grown:

@@ -60,8 +60,8 @@ class ShardStage:
         pieces of about `target` bytes, or None to read it whole. The piece tasks' results
         count in the progress; the merge task returns the shard's stats.
     leftovers : callable, optional
-        ``leftovers(i)`` removes what an earlier, stopped run of shard `i` left besides its
-        outputs (pieces), before anything is planned.
+        ``leftovers(positions)`` removes what an earlier, stopped run of those shards left
+        besides their outputs (pieces), before anything is planned.
 
     Examples
     --------
@@ -84,7 +84,7 @@ class ShardStage:
     progress: Callable[[Any], dict]
     size: Callable[[int], int] | None = None
     pieces: Callable[[int, int], Any] | None = None
-    leftovers: Callable[[int], None] | None = None
+    leftovers: Callable[[Sequence[int]], None] | None = None
 
     def plan(self, todo: Sequence[int]) -> list[tuple[list[int], Callable[[], Any]]]:
         """Tasks for the shards in `todo`: ``[(positions, task)]``, here one task per shard."""
@@ -146,8 +146,7 @@ def run_shards(stage: ShardStage, todo: Sequence[int], executor: Executor, worke
     if done:
         log.info("%s: %d of %d shards already done (verified), skipped", stage.name, len(done), len(order))
     if stage.leftovers is not None:
-        for i in order:
-            stage.leftovers(i)
+        stage.leftovers(order)
     plan = stage.plan([i for i in order if i not in done])
     results = dict(done)
     for (positions, _), out in zip(plan, _execute(stage, plan, executor)):

@@ -47,7 +47,7 @@ from metaclip2.pipeline.stages.options import MatchOptions
 from metaclip2.pipeline.stages.split import _write_image_arrays, read_images
 from metaclip2.pipeline.stages.stats import MAX_EXAMPLES, Stage1Stats
 
-__all__ = ["PIECES_DIR", "MergeTask", "PieceTask", "input_size", "plan_pieces", "shard_pieces"]
+__all__ = ["PIECES_DIR", "MergeTask", "PieceTask", "input_size", "piece_dir", "plan_pieces", "remove_pieces", "shard_pieces"]
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +65,42 @@ _ID_KEYS = ("id", "uid", "key")  # the known layouts' id keys
 
 
 def piece_dir(stage1: str | os.PathLike, shard: str) -> Path:
-    """Where the pieces of `shard` are read to."""
+    """Where the pieces of `shard` are read to (in a run's `stage1` folder).
+
+    Examples
+    --------
+    >>> from metaclip2.pipeline.stages.pieces import piece_dir
+    >>> piece_dir("run/stage1", "pool").as_posix()
+    'run/stage1/.pieces/pool'
+    """
     return Path(stage1) / PIECES_DIR / shard
 
 
-def remove_pieces(stage1: str | os.PathLike, shard: str) -> None:
-    """Remove what pieces of `shard` a stopped run left (never a shard's own files)."""
-    d = piece_dir(stage1, shard)
-    if d.exists():
-        shutil.rmtree(d, ignore_errors=True)
-        try:
-            d.parent.rmdir()  # the last one out removes .pieces/ (others may still be in it)
-        except OSError:
-            pass
+def remove_pieces(stage1: str | os.PathLike, shards: Sequence[str]) -> None:
+    """Remove what pieces of `shards` a stopped run left (never a shard's own files).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from metaclip2.pipeline.stages.pieces import piece_dir, remove_pieces
+    >>> tmp = tempfile.TemporaryDirectory(); stage1 = Path(tmp.name)
+    >>> piece_dir(stage1, "pool").mkdir(parents=True); (piece_dir(stage1, "pool") / "0.index.bin").write_bytes(b"cut")
+    3
+    >>> remove_pieces(stage1, ["pool"]); sorted(p.name for p in stage1.iterdir())
+    []
+    >>> tmp.cleanup()
+    """
+    if not (Path(stage1) / PIECES_DIR).exists():  # the common case: one look for all shards
+        return
+    for shard in shards:
+        d = piece_dir(stage1, shard)
+        if d.exists():
+            shutil.rmtree(d, ignore_errors=True)
+    try:
+        (Path(stage1) / PIECES_DIR).rmdir()  # the last one out removes .pieces/ (others may still be in it)
+    except OSError:
+        pass
 
 
 def _format(path: str, options: MatchOptions) -> str | None:
@@ -379,7 +402,7 @@ class MergeTask:
         except _CannotMerge as e:
             log.debug("stage 1: shard %s is read whole: its pieces cannot be merged (%s)", self.shard, e)
             stats = match_shard(self.input_path, self.metadata, self.out_dir, self.shard, self.options)
-        remove_pieces(self.out_dir, self.shard)
+        remove_pieces(self.out_dir, [self.shard])
         return stats
 
     def _merge(self) -> Stage1Stats:
