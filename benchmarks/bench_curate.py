@@ -307,13 +307,14 @@ def uneven(args) -> int:
             rows.append((workers, _log_seconds(run / "metaclip2.log"), wall, same, _critical(seen, proc.pid, total), _critical(at_stage2, proc.pid)))
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(f"{'workers':>7s} {'stage 1 s':>9s} {'ratio':>6s} {'curate s':>9s} {'ratio':>6s}  same bytes   "
-              "CPU s: stage 1 total / critical path (bound)   whole run total / critical path (bound)")  # fmt: skip
+              "CPU s: stage 1 total / critical path (balance, bound)   whole run total / critical path (balance, bound)")  # fmt: skip
         for workers, s1, wall, same, whole, first in rows:
             print(f"{workers:7d} {s1:9.2f} {rows[0][1] / s1:6.2f} {wall:9.2f} {rows[0][2] / wall:6.2f}  {str(same):5s}        "
-                  f"{first[0]:7.1f} / {first[1]:6.1f} (x{rows[0][5][0] / first[1]:.2f})"
-                  f"                   {whole[0]:7.1f} / {whole[1]:6.1f} (x{rows[0][4][0] / whole[1]:.2f})")  # fmt: skip
-        print("critical path: the driver's CPU seconds plus the busiest worker's; bound: 1 worker's total over it, the "
-              "speed-up on otherwise idle cores (wall clocks on a shared machine say little)")  # fmt: skip
+                  f"{first[0]:7.1f} / {first[1]:6.1f} (x{first[0] / first[1]:.2f}, x{rows[0][5][0] / first[1]:.2f})"
+                  f"              {whole[0]:7.1f} / {whole[1]:6.1f} (x{whole[0] / whole[1]:.2f}, x{rows[0][4][0] / whole[1]:.2f})")  # fmt: skip
+        print("critical path: the driver's CPU seconds plus the busiest worker's; balance: the run's own total over it "
+              "(how evenly its work was divided); bound: 1 worker's total over it, the speed-up on otherwise idle cores "
+              "(wall clocks on a shared machine say little)")  # fmt: skip
     return 0
 
 
