@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -85,26 +86,31 @@ def _outputs(d: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
 
 
-def _in_pieces(path: Path, meta: Path, out: Path, options: MatchOptions, target: int, monkeypatch) -> int:
-    """Stage 1 of `path` as piece tasks and a merge task (in this process); the number of pieces."""
+def _in_pieces(path: Path, meta: Path, out: Path, options: MatchOptions, target: int, monkeypatch, by_last_piece: bool = True) -> int:
+    """Stage 1 of `path` as piece tasks and a merge task (in this process); the number of pieces.
+
+    `by_last_piece`: the last piece merges (as in a run); else the merge task does."""
     monkeypatch.setattr(pieces, "_PIECE_BYTES", 1)
     planned = pieces.shard_pieces(str(path), str(meta), str(out), "pool", options, target)
     assert planned is not None
     tasks, merge = planned
     for _, task in reversed(tasks):  # any order
-        task()
+        (task if by_last_piece else dataclasses.replace(task, n_pieces=0))()
+    # merged by the last piece, or not yet
+    assert stage1_paths(out, "pool")["stats"].exists() == by_last_piece != pieces.piece_dir(out, "pool").exists()
     merge()
     return len(tasks)
 
 
+@pytest.mark.parametrize("by_last_piece", [True, False], ids=["merged-by-last-piece", "merged-by-merge-task"])
 @pytest.mark.parametrize("repeat", [False, True], ids=["images-consecutive", "ids-repeated"])
-def test_jsonl_pieces_write_the_whole_shard_bytes(tmp_path, monkeypatch, caplog, repeat):
+def test_jsonl_pieces_write_the_whole_shard_bytes(tmp_path, monkeypatch, caplog, repeat, by_last_piece):
     meta = make_metadata(tmp_path / "meta", META)
     path = write_jsonl(tmp_path / "pool.jsonl", repeat=repeat, long_at=200)
     options = MatchOptions(max_chars=64)
     whole = match_shard(path, meta, tmp_path / "whole", "pool", options)
     with caplog.at_level(logging.DEBUG, logger="metaclip2.pipeline.stages.pieces"):
-        n = _in_pieces(path, meta, tmp_path / "pieces", options, 3000, monkeypatch)
+        n = _in_pieces(path, meta, tmp_path / "pieces", options, 3000, monkeypatch, by_last_piece)
     assert n > 5
     assert whole.invalid_examples and whole.invalid.get("too_long") and whole.invalid.get("duplicate_index")
     assert _outputs(tmp_path / "pieces") == _outputs(tmp_path / "whole")  # no .pieces/ left either

@@ -13,7 +13,8 @@ object per shard it made, in the order it was given them.
 Tasks are submitted biggest input first (a stage's ``size``), so that a big shard does not
 start last and hold the run alone. A stage with ``pieces`` may have a big shard read as several
 piece tasks when there are too few shards to keep the workers busy; those run with the other
-tasks, then one merge task per split shard makes its outputs (two waves of the executor).
+tasks, then one merge task per split shard makes its outputs, or returns those its pieces
+already merged (two waves of the executor).
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ When a run has fewer shards than its workers can keep busy, the driver reads a b
 several *pieces* (byte ranges of an uncompressed local JSONL file, cut at line starts; row-group
 ranges of a local Parquet file), each a [`PieceTask`][metaclip2.pipeline.stages.pieces.PieceTask]
 that runs stage 1 on its part into a temporary folder (``.pieces/<shard>/`` in the run's
-``stage1`` folder). One [`MergeTask`][metaclip2.pipeline.stages.pieces.MergeTask] per shard then
-writes the shard's ``index.bin``, ``counts.bin``, ``images.bin``, ``examples.json`` and
-``stats.json``, byte for byte what one whole-shard task
+``stage1`` folder). The last piece of a shard to finish (or else the shard's
+[`MergeTask`][metaclip2.pipeline.stages.pieces.MergeTask], which the driver runs after all
+pieces) merges them: it writes the shard's ``index.bin``, ``counts.bin``, ``images.bin``,
+``examples.json`` and ``stats.json``, byte for byte what one whole-shard task
 ([`match_shard`][metaclip2.pipeline.stages.match.match_shard]) writes, and removes the pieces.
 
 Pieces are exact because an image is all records with one id: cuts are moved past records of
@@ -325,7 +326,10 @@ class PieceTask:
     """Stage 1 of one piece of a shard (see [`plan_pieces`][metaclip2.pipeline.stages.pieces.plan_pieces]), into its temporary folder.
 
     A piece that fails is recorded, not raised: its shard's merge then reads the whole shard
-    (which raises whatever is wrong with it, as a run without pieces would).
+    (which raises whatever is wrong with it, as a run without pieces would). With `n_pieces`,
+    the piece that finds all ``n_pieces`` done merges them at once (one claims the merge), so
+    that the merge overlaps the run's other tasks; the shard's
+    [`MergeTask`][metaclip2.pipeline.stages.pieces.MergeTask] then only reads its stats.
 
     Examples
     --------
@@ -344,8 +348,24 @@ class PieceTask:
     piece: tuple
     fmt: str
     options: MatchOptions = MatchOptions()
+    n_pieces: int = 0
 
     def __call__(self) -> Stage1Stats:
+        stats = self._read()
+        self._merge_if_last()
+        return stats  # the piece's own: its pairs count once in the progress
+
+    def _merge_if_last(self) -> None:
+        d = piece_dir(self.out_dir, self.shard)
+        if not self.n_pieces or not all((d / f"{k}.piece.json").exists() for k in range(self.n_pieces)):
+            return
+        try:  # each piece checks after its own is written: the last to finish sees all, maybe more than one
+            os.close(os.open(d / "merge.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        MergeTask(self.input_path, self.metadata, self.out_dir, self.shard, self.n_pieces, self.fmt, self.options)()
+
+    def _read(self) -> Stage1Stats:
         d = piece_dir(self.out_dir, self.shard)
         for _ in range(3):  # another shard's merge may remove an empty .pieces/ between the two mkdirs
             try:
@@ -397,6 +417,12 @@ class MergeTask:
     options: MatchOptions = MatchOptions()
 
     def __call__(self) -> Stage1Stats:
+        paths = stage1_paths(self.out_dir, self.shard)
+        if not piece_dir(self.out_dir, self.shard).exists() and paths["stats"].exists():
+            try:  # merged by its last piece (the driver removed any older stats before the pieces ran)
+                return Stage1Stats.from_json(json.loads(paths["stats"].read_text(encoding="utf-8")), str(paths["stats"]))
+            except (OSError, ValueError, Metaclip2Error):
+                pass
         try:
             stats = self._merge()
         except _CannotMerge as e:
@@ -520,7 +546,8 @@ def shard_pieces(input_path: str, metadata: str, out_dir: str, shard: str, optio
     if cut is None:
         return None
     fmt = _format(input_path, options)
-    tasks = [(size, PieceTask(input_path, str(metadata), str(out_dir), shard, k, piece, fmt, options)) for k, (piece, size) in enumerate(cut)]
+    tasks = [(size, PieceTask(input_path, str(metadata), str(out_dir), shard, k, piece, fmt, options, len(cut)))
+             for k, (piece, size) in enumerate(cut)]  # fmt: skip
     return tasks, MergeTask(input_path, str(metadata), str(out_dir), shard, len(cut), fmt, options)
 
 
