@@ -157,10 +157,21 @@ def read_shard(
     reader = {"jsonl": _read_jsonl, "parquet": _read_parquet, "tar": _read_tar, "csv": _read_delimited("csv"),
               "tsv": _read_delimited("tsv")}[fmt]  # fmt: skip
     numbering = Numbering() if numbering is None else numbering
+    apply = numbering.apply
+    if not strict:
+        resolver.numbering = numbering  # a reader may take it (then it numbers what it yields)
+        images = reader(path, max_chars, resolver)
+        for image in images:
+            if resolver.numbering is None:  # taken (before its first image)
+                yield image
+                yield from images
+                return
+            apply(image)
+            yield image
+        return
     for image in reader(path, max_chars, resolver):
-        numbering.apply(image)
-        if strict:
-            for reason, where in zip(image.invalid, image.where):
-                if reason is not None:
-                    raise InvalidInputError(path, where, reason, image.damage["error"] if image.damage else "")
+        apply(image)
+        for reason, where in zip(image.invalid, image.where):
+            if reason is not None:
+                raise InvalidInputError(path, where, reason, image.damage["error"] if image.damage else "")
         yield image

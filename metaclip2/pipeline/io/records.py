@@ -281,6 +281,9 @@ class _Resolver:
         self.nested = frozenset(spec.keep_keys or ())
         self.report = report if report is not None else {}
         self.report.update(layout=None, id_key=None, text_keys=None, lang_key=None, fields=None, expected=_expected(spec))
+        # the shard's Numbering, set by read_shard; a reader that numbers the images it yields
+        # itself (in bulk where it can) takes it, leaving None
+        self.numbering: Numbering | None = None
 
     def resolve(self, fields: set) -> _Layout | None:
         if self.layout is None:
@@ -608,7 +611,7 @@ class Numbering:
 
     def __init__(self) -> None:
         self._next: dict[str, int] = {}
-        self._used: dict[str, Any] = {}  # id -> the one index used, or the set of them
+        self._used: dict[str, Any] = {}  # id -> the one index used, or the set of them (absent: 0)
         self._given: set = set()  # ids with an index the data gave
 
     def ids(self) -> Iterator[tuple[str, int, bool]]:
@@ -622,23 +625,37 @@ class Numbering:
         """One past the largest index `image_id` used so far (0 if unseen)."""
         return self._next.get(image_id, 0)
 
+    def _fresh(self, ids: list, *unnumbered: str) -> bool:
+        """Number `ids`, each the id of one image of one unnumbered slot, in this order, as
+        [`apply`][metaclip2.pipeline.io.records.Numbering.apply] would, if they are distinct,
+        none met before and none among `unnumbered` (ids of images yet to be numbered): True;
+        else False and nothing changed (then apply them one by one)."""
+        new = dict.fromkeys(ids, 1)
+        nxt = self._next
+        if len(new) != len(ids) or not nxt.keys().isdisjoint(new) or any(i in new for i in unnumbered):
+            return False
+        nxt.update(new)
+        return True
+
     def apply(self, image: Image) -> None:
         """Give `image`'s unnumbered slots their indices and mark duplicates invalid."""
-        if image.id is None:
+        image_id, indices = image.id, image.indices
+        nxt = self._next
+        if image_id not in nxt and len(indices) == 1 and indices[0] is None and image_id is not None:
+            # the common case: a new id, one slot; its one used index 0 is implied (not stored)
+            indices[0] = 0
+            nxt[image_id] = 1
+            return
+        if image_id is None:
             image.indices = list(range(len(image.texts)))
             return
-        indices = image.indices
-        if len(indices) == 1 and indices[0] is None and image.id not in self._next:  # the common case: a new id, one slot
-            indices[0] = self._used[image.id] = 0
-            self._next[image.id] = 1
-            return
-        nxt = self._next.get(image.id, 0)
-        used = self._used.get(image.id)
-        for s, k in enumerate(image.indices):
+        n = nxt.get(image_id, 0)
+        used = self._used.get(image_id, 0 if image_id in nxt else None)
+        for s, k in enumerate(indices):
             if k is None:
-                k = image.indices[s] = nxt
+                k = indices[s] = n
             else:  # given by the data (text_index, or a position in an image-form record)
-                self._given.add(image.id)
+                self._given.add(image_id)
             if used is None:
                 used = k
             elif (k == used) if isinstance(used, int) else (k in used):
@@ -650,10 +667,10 @@ class Numbering:
                 used = {used, k}
             else:
                 used.add(k)
-            nxt = max(nxt, k + 1)
+            n = max(n, k + 1)
         if used is not None:
-            self._used[image.id] = used
-            self._next[image.id] = nxt
+            self._used[image_id] = used
+            nxt[image_id] = n
 
 
 def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_chars: int, default_id: str | None = None) -> Iterator[Image]:
