@@ -309,13 +309,19 @@ def _parquet_images(objs, resolver: _Resolver, max_chars: int) -> Iterator[Image
         # one dict per row, as _extra makes it (its transformations are the column-wise ones above)
         extras = plan.dicts(*columns) if plan.dicts is not None else None
         gid = group.id if group is not None else None
-        if (numbering is not None and indices is None and n > 1 and all(clean) and ids[-1] != gid
-                and numbering._fresh(ids[:-1], gid, ids[-1])):  # fmt: skip
-            # the common case: every row clean, a new id each; all but the last (its group may go
-            # on in the next batch) numbered in bulk: index 0, as apply gives a new id's one slot
+        if numbering is not None and indices is None and n > 1 and ids[0] != gid and all(clean):
+            # its first row closes the open group (it is clean and of another id): first that one,
+            # numbered, so that the shard's ids stay in the order they are numbered
             if group is not None:
                 number(group)
                 yield group
+                group = gid = None
+            bulk = numbering._fresh(ids[:-1], ids[-1])
+        else:
+            bulk = False
+        if bulk:
+            # the common case: every row clean, a new id each; all but the last (its group may go
+            # on in the next batch) numbered in bulk: index 0, as apply gives a new id's one slot
             image = None
             for image_id, text, lang, extra, where in zip(
                 ids, texts, langs or itertools.repeat(None), extras or itertools.repeat(None), range(first_row + 1, first_row + n + 1)
