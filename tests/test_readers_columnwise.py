@@ -184,3 +184,170 @@ def test_parquet_not_flat_goes_through_records(tmp_path, monkeypatch):
         path = tmp_path / f"n{i}.parquet"
         pq.write_table(pa.table(table), path)
         _same(path, monkeypatch)
+
+
+# -- JSONL and tar: against _records as it stood before its fast paths, and the digit-run test first
+
+from metaclip2.pipeline.io import jsonl as jsonl_io  # noqa: E402
+from metaclip2.pipeline.io import tar as tar_io  # noqa: E402
+from metaclip2.pipeline.io.records import (  # noqa: E402
+    STATUS_KEY,
+    Image,
+    _Bad,
+    _check_id,
+    _Damage,
+    _damaged,
+    _decode,
+    _extra,
+    _not_downloaded,
+    _record_keys,
+    _shape,
+    _text_index,
+    _text_item,
+    _unreadable,
+    check_lang,
+    check_text,
+)
+
+
+def _records_reference(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_chars: int, default_id: str | None = None) -> Iterator[Image]:
+    """records._records as it stood before its fast paths (verbatim but for this line)."""
+    spec = resolver.spec
+    index_key = spec.text_index_key or "text_index"
+    group: Image | None = None  # the open group of consecutive flat records
+    last_lay = skip = None
+    for obj, where in objs:
+        if type(obj) is not dict:  # the common case (a plain dict) skips these checks
+            if isinstance(obj, (_Bad, _Damage)):
+                # It cannot be tied to an id, so it does not interrupt a flat group.
+                yield _damaged(obj) if isinstance(obj, _Damage) else _unreadable(obj.reason, where, obj.n)
+                continue
+            if not isinstance(obj, dict):
+                if group is not None:
+                    yield group
+                    group = None
+                yield _unreadable("malformed", where)
+                continue
+        lay = resolver.layout or resolver.resolve(set(obj)) or resolver.fallback()
+        if lay is not last_lay:
+            skip = resolver.skip.get(lay)
+            if skip is None:
+                skip = resolver.skip[lay] = frozenset(_record_keys(lay, spec))  # looked up per field
+            last_lay = lay
+        shape = _shape(obj, lay, spec)
+        image_id, id_reason = _check_id(obj.get(lay.id_key, default_id))
+        if id_reason is None and STATUS_KEY in obj and _not_downloaded(obj):
+            id_reason = "not_downloaded"  # never an image: counted with its alt-texts, never matched
+        if shape[0] == "flat":
+            if id_reason is not None:
+                yield _unreadable(id_reason, where)
+                continue
+            if group is not None and group.id != image_id:
+                yield group
+                group = None
+            if group is None:
+                group = Image(image_id)
+            lang, lang_reason = check_lang(shape[2])
+            text = shape[1]
+            if type(text) is not str:
+                text = _decode(text)
+            index, index_reason = _text_index(obj[index_key]) if index_key in obj else (None, None)
+            reason = check_text(text, max_chars) or lang_reason or index_reason
+            group.add(text, lang, reason, where, _extra(obj, skip, spec, resolver.nested) if reason is None else None, index=index)
+            continue
+        if group is not None:
+            yield group
+            group = None
+        if id_reason is not None:
+            yield _unreadable(id_reason, where, len(shape[1]) if shape[0] == "image" else 1)
+            continue
+        if shape[0] == "missing":
+            yield _unreadable("missing_text", where)
+            continue
+        lang, lang_reason = check_lang(shape[2])
+        image = Image(image_id, extra=_extra(obj, skip, spec, resolver.nested))
+        for item in shape[1]:
+            text, tlang, reason, extra = _text_item(item, max_chars, lang, spec, resolver.nested)
+            image.add(text, tlang, reason or lang_reason, where, extra)
+        yield image
+    if group is not None:
+        yield group
+
+
+def _same_records(path, monkeypatch, **kw):
+    """As _same, the reference being _records_reference with every line through the digit-run test."""
+    monkeypatch.setattr(records, "_FAST", True)
+    new = _read(path, True, monkeypatch, **kw)
+    monkeypatch.setattr(jsonl_io, "_records", _records_reference)
+    monkeypatch.setattr(tar_io, "_records", _records_reference)
+    ref = _read(path, False, monkeypatch, **kw)
+    assert new[0] == ref[0]
+    assert new[1:] == ref[1:]
+    return new[0]
+
+
+BIG = ["12345678901234567890123", "-98765432109876543210", "18446744073709551616", "9223372036854775807", "1234567890123456789"]
+FLOATS = ["0.5", "1e5", "-0.0", "1.0000000000000000001", "0.12345678901234567890123", "NaN", "Infinity", "1e400", "12345678901234567890.5"]
+STRINGS = ['"a red dog"', '""', '"  "', '"\\u001c"', '"\\ud800"', '"caf\\u00e9"', '"\\u3000"', '"x y z w v"', '"0123456789a"', "null",
+           "7", "true", '"12345678901234567890123"']  # fmt: skip
+
+
+def _value(rng, depth=0):
+    r = rng.random()
+    if r < 0.3:
+        return rng.choice(STRINGS)
+    if r < 0.45:
+        return rng.choice(BIG)
+    if r < 0.6:
+        return rng.choice(FLOATS)
+    if r < 0.7 and depth < 3:
+        return "[" + ", ".join(_value(rng, depth + 1) for _ in range(rng.randrange(3))) + "]"
+    if r < 0.8 and depth < 3:
+        return "{" + ", ".join(f'"k{i}": {_value(rng, depth + 1)}' for i in range(rng.randrange(3))) + "}"
+    return str(rng.randrange(-5, 50))
+
+
+def _record(rng, k):
+    """One JSONL line (bytes): flat or image form, clean or not."""
+    r = rng.random()
+    if r < 0.03:
+        return rng.choice([b"", b"   ", b"not json", b'{"id": "x", "text": "caf\xe9"}', b"[1, 2]", b'"a string"',
+                           b'{"id": "deep", "text": "t", "n": ' + b"[" * 2000 + b"]" * 2000 + b"}",
+                           b'{"id": "deep", "text": "t", "n": ' + b"[" * 1000 + BIG[0].encode() + b"]" * 1000 + b"}"])  # fmt: skip
+    fields = {}
+    idr = rng.random()
+    fields["id"] = f'"i{k // 2 if rng.random() < 0.5 else k}"' if idr < 0.8 else rng.choice(['""', "null", "true", "12", rng.choice(BIG), '"\\u00fc"', '"\\udc00"'])
+    if rng.random() < 0.7:
+        fields["text"] = f'"clean text {k}"' if rng.random() < 0.6 else rng.choice(STRINGS)
+    else:
+        fields["texts"] = "[" + ", ".join(rng.choice(STRINGS + ['{"text": "ein Hund", "lang": " de ", "source": 1.5}', '{"text": 3}']) for _ in range(rng.randrange(4))) + "]"
+    for key in rng.sample(["url", "score", "n", "status", "lang", "text_index", "nested"], rng.randrange(4)):
+        fields[key] = {"status": rng.choice(['"success"', '"failed"', "1", "null"]), "lang": rng.choice(['" de "', '""', "3", "null"]),
+                       "text_index": rng.choice(["0", "1", "-1", "1.0", "1.5", "true", BIG[0]]), "url": '"https://x/1"'}.get(key) or _value(rng)  # fmt: skip
+    return ("{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}").encode()
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_jsonl_fast_is_the_reference(tmp_path, monkeypatch, seed):
+    rng = random.Random(seed)
+    lines = [_record(rng, k) for k in range(rng.randrange(1, 80))]
+    path = tmp_path / "s.jsonl"
+    path.write_bytes((b"\xef\xbb\xbf" if seed % 5 == 0 else b"") + b"\n".join(lines) + b"\n")
+    _same_records(path, monkeypatch, max_chars=10)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_tar_fast_is_the_reference(tmp_path, monkeypatch, seed):
+    rng = random.Random(100 + seed)
+    path = tmp_path / "s.tar"
+    with tarfile.open(path, "w") as tar:
+        for k in range(rng.randrange(1, 40)):
+            key = f"{k // 2 if rng.random() < 0.3 else k:06d}"
+            members = [("json", _record(rng, k))] if rng.random() < 0.8 else []
+            if rng.random() < 0.4:
+                members.append(("txt", rng.choice([b"a caption", b"", b"  ", b"caf\xe9", b"x" * 20])))
+            for ext, data in [("jpg", b"\xff")] + members:
+                info = tarfile.TarInfo(f"{key}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    _same_records(path, monkeypatch, max_chars=10)

@@ -323,16 +323,45 @@ except ImportError:  # pragma: no cover - orjson is installed with the test extr
 # orjson parses integers past 64 bits as floats (json: ints); lines with such a digit run go to json
 _LONG_DIGITS = re.compile(rb"\d{19}")
 
+#: Off: every line through the digit-run test first (the reference the tests compare with).
+_FAST = True
+
+_PLAIN = frozenset((str, int, bool, type(None)))
+
+
+def _no_float(values) -> bool:
+    """Whether no float is among `values` (a list or a dict's values) nor inside them."""
+    types = set(map(type, values))
+    if types <= _PLAIN:  # the common case: one C pass
+        return True
+    if float in types:
+        return False
+    for v in values:
+        if (type(v) is list and not _no_float(v)) or (type(v) is dict and not _no_float(v.values())):
+            return False
+    return True
+
 
 def _loads_fast(raw: bytes) -> Any:
     """`raw` (UTF-8 JSON) parsed by orjson, or ``_SLOW`` where json must decide (invalid UTF-8,
-    lone surrogates, NaN, blank lines, big integers, nesting past orjson's depth: its result or its error)."""
-    if _orjson is None or _LONG_DIGITS.search(raw):
+    lone surrogates, NaN, blank lines, big integers, nesting past orjson's depth: its result or its error).
+
+    An integer past 64 bits is a float in orjson's result: a result without floats needs no
+    look at the digit runs (the common case), one with floats does (as every line did)."""
+    if _orjson is None or (not _FAST and _LONG_DIGITS.search(raw)):
         return _SLOW
     try:
-        return _orjson.loads(raw)
+        obj = _orjson.loads(raw)
     except ValueError:
         return _SLOW
+    if _FAST:
+        try:
+            plain = _no_float(obj.values()) if type(obj) is dict else _no_float((obj,))
+        except RecursionError:  # nesting deeper than Python's stack: the digit runs decide
+            plain = False
+        if not plain and _LONG_DIGITS.search(raw):
+            return _SLOW
+    return obj
 
 
 _SLOW = object()
@@ -528,6 +557,16 @@ class _Damage:
         self.where, self.error, self.lost, self.final = where, error, lost, final
 
 
+def _one(image_id: str | None, text: Any, lang: Any, reason: str | None, where: int | str, extra: dict | None, index: int | None) -> Image:
+    """``Image(image_id)`` with one ``add(text, lang, reason, where, extra, index=index)`` (`index`
+    not -1), built without the dataclass's default factories."""
+    image = object.__new__(Image)
+    ok = reason is None
+    image.id, image.texts, image.indices, image.langs, image.invalid = image_id, [text if ok else None], [index], [lang if ok else None], [reason]
+    image.where, image.extra, image.text_extra, image.damage = [where], {}, [extra or {}], None
+    return image
+
+
 def _unreadable(reason: str, where: int | str, n: int = 1) -> Image:
     image = Image(None)
     for _ in range(max(n, 1)):
@@ -698,25 +737,30 @@ def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_cha
                 skip = resolver.skip[lay] = frozenset(_record_keys(lay, spec))  # looked up per field
             last_lay = lay
         shape = _shape(obj, lay, spec)
-        image_id, id_reason = _check_id(obj.get(lay.id_key, default_id))
+        image_id = obj.get(lay.id_key, default_id)
+        if type(image_id) is str and image_id and image_id.isascii():  # the common case, as _check_id
+            id_reason = None
+        else:
+            image_id, id_reason = _check_id(image_id)
         if id_reason is None and STATUS_KEY in obj and _not_downloaded(obj):
             id_reason = "not_downloaded"  # never an image: counted with its alt-texts, never matched
         if shape[0] == "flat":
             if id_reason is not None:
                 yield _unreadable(id_reason, where)
                 continue
-            if group is not None and group.id != image_id:
-                yield group
-                group = None
-            if group is None:
-                group = Image(image_id)
-            lang, lang_reason = check_lang(shape[2])
+            lang, lang_reason = check_lang(shape[2]) if shape[2] is not None else (None, None)
             text = shape[1]
             if type(text) is not str:
                 text = _decode(text)
             index, index_reason = _text_index(obj[index_key]) if index_key in obj else (None, None)
             reason = check_text(text, max_chars) or lang_reason or index_reason
-            group.add(text, lang, reason, where, _extra(obj, skip, spec, resolver.nested) if reason is None else None, index=index)
+            extra = _extra(obj, skip, spec, resolver.nested) if reason is None else None
+            if group is not None:
+                if group.id == image_id:
+                    group.add(text, lang, reason, where, extra, index=index)
+                    continue
+                yield group
+            group = _one(image_id, text, lang, reason, where, extra, index)
             continue
         if group is not None:
             yield group
