@@ -712,6 +712,37 @@ class Numbering:
             nxt[image_id] = n
 
 
+def _flat_image(obj: dict, where: int | str, lay: _Layout, resolver: _Resolver, max_chars: int, default_id: str | None = None) -> Image | None:
+    """The image of record `obj` read alone, as ``_records`` makes a flat record's, under layout
+    `lay`; None where it is not a flat record (then ``_records`` decides)."""
+    spec = resolver.spec
+    shape = _shape(obj, lay, spec)
+    if shape[0] != "flat":
+        return None
+    image_id = obj.get(lay.id_key, default_id)
+    if type(image_id) is str and image_id and image_id.isascii():
+        id_reason = None
+    else:
+        image_id, id_reason = _check_id(image_id)
+    if id_reason is None and STATUS_KEY in obj and _not_downloaded(obj):
+        id_reason = "not_downloaded"
+    if id_reason is not None:
+        return _unreadable(id_reason, where)
+    lang, lang_reason = check_lang(shape[2]) if shape[2] is not None else (None, None)
+    text = shape[1]
+    if type(text) is not str:
+        text = _decode(text)
+    index_key = spec.text_index_key or "text_index"
+    index, index_reason = _text_index(obj[index_key]) if index_key in obj else (None, None)
+    reason = check_text(text, max_chars) or lang_reason or index_reason
+    if reason is not None:
+        return _one(image_id, text, lang, reason, where, None, index)
+    skip = resolver.skip.get(lay)
+    if skip is None:
+        skip = resolver.skip[lay] = frozenset(_record_keys(lay, spec))
+    return _one(image_id, text, lang, None, where, _extra(obj, skip, spec, resolver.nested), index)
+
+
 def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_chars: int, default_id: str | None = None) -> Iterator[Image]:
     """Images from ``(decoded object, _Bad or _Damage, where)`` in order, grouping flat records."""
     spec = resolver.spec
