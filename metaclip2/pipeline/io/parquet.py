@@ -239,11 +239,19 @@ def _flat_plan(schema, resolver: _Resolver, max_chars: int) -> _Plan | None:
     return plan
 
 
-def _clean_rows(plan: _Plan, lists: list) -> list:
+_SUCCESS_OR_NONE = frozenset((DOWNLOAD_SUCCESS, None))
+
+
+def _clean_rows(plan: _Plan, lists: list, batch) -> list:
     """Per row, whether its id, text and status are certainly clean: what check_text, _check_id
     and the status test accept at once (Arrow's strings are valid UTF-8: never undecodable)."""
     m = plan.max_chars
     texts, ids = lists[plan.text], lists[plan.id]
+    # all(): no None nor "" (the texts and string ids); an int id column: no null
+    if (texts and all(texts) and max(map(len, texts)) <= m and not any(map(str.isspace, texts))
+            and (not batch.column(plan.id).null_count if plan.id_int else all(ids))
+            and (plan.status is None or set(lists[plan.status]) <= _SUCCESS_OR_NONE)):  # fmt: skip
+        return [True] * len(texts)  # the common case: every row, in C loops
     if plan.id_int:
         clean = [t is not None and 0 < len(t) <= m and not t.isspace() and i is not None for t, i in zip(texts, ids)]
     else:
@@ -286,7 +294,7 @@ def _parquet_images(objs, resolver: _Resolver, max_chars: int) -> Iterator[Image
                 yield image
             continue
         lists, n = block.lists, block.batch.num_rows
-        clean = _clean_rows(plan, lists)
+        clean = _clean_rows(plan, lists, block.batch)
         ids = lists[plan.id]
         if plan.id_int:
             ids = [None if v is None else str(v) for v in ids]
@@ -322,17 +330,19 @@ def _parquet_images(objs, resolver: _Resolver, max_chars: int) -> Iterator[Image
         if bulk:
             # the common case: every row clean, a new id each; all but the last (its group may go
             # on in the next batch) numbered in bulk: index 0, as apply gives a new id's one slot
-            image = None
+            if extras is None:
+                extras = [{} for _ in range(n)]
             for image_id, text, lang, extra, where in zip(
-                ids, texts, langs or itertools.repeat(None), extras or itertools.repeat(None), range(first_row + 1, first_row + n + 1)
-            ):
-                if image is not None:
-                    yield image
+                ids, texts, langs or itertools.repeat(None), extras, range(first_row + 1, first_row + n)
+            ):  # all but the last row
                 image = new(Image)  # what Image(id) and one add() make, without the default factories
                 image.id, image.texts, image.indices, image.langs, image.invalid = image_id, [text], [0], [lang], [None]
-                image.where, image.extra, image.text_extra, image.damage = [where], {}, [{} if extra is None else extra], None
-            image.indices[0] = None  # the last one: the open group, numbered when it is complete
-            group = image
+                image.where, image.extra, image.text_extra, image.damage = [where], {}, [extra], None
+                yield image
+            # the last one: the open group, numbered when it is complete
+            group = new(Image)
+            group.id, group.texts, group.indices, group.langs, group.invalid = ids[-1], [texts[-1]], [None], [langs[-1] if langs else None], [None]
+            group.where, group.extra, group.text_extra, group.damage = [first_row + n], {}, [extras[-1]], None
             continue
         where = first_row
         for image_id, text, lang, index, extra, ok in zip(
