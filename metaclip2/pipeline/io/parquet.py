@@ -1,5 +1,9 @@
 """Reading Parquet shards (``.parquet``, ``.pq``): one record per row, row group by row group,
 only the layout's and the carried scalar columns (needs pyarrow: ``pip install 'metaclip2[parquet]'``).
+
+A flat layout (one string column of alt-texts: DataComp's, img2dataset's) is read column-wise:
+the rows that are certainly clean become images straight from the column lists, every other
+row is checked as a record, alone, in its place; the images are the same.
 """
 
 from __future__ import annotations
@@ -131,10 +135,12 @@ def _read_parquet(path: str, max_chars: int, resolver: _Resolver) -> Iterator[Im
 
 # -- the column-wise path ----------------------------------------------------------------------
 #
-# A flat layout (one string column of texts) is read batch by batch: Arrow compute marks the
-# rows that are certainly clean (their Image is built straight from the column lists); every
-# other row goes through _records, alone, in its place. The Images are exactly the reference's
-# (tests/test_readers_columnwise.py compares both paths field by field).
+# A flat layout (one string column of texts) is read batch by batch: loops over the column lists
+# mark the rows that are certainly clean (their Image is built straight from the lists); every
+# other row goes through _records, alone, in its place, its slot joining the open group as
+# _records would join it. Numbering (read_shard's) is taken and done here, a batch of new ids in
+# bulk. The Images are exactly the reference's (tests/test_readers_columnwise.py compares both
+# paths field by field, numbering and report included).
 
 #: Switch for the column-wise path (off: every row through _records, the reference).
 _COLUMNWISE = True

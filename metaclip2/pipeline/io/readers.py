@@ -114,7 +114,8 @@ def read_shard(
         ``fields`` (of the first record), ``expected`` (the keys looked for).
     numbering : Numbering, optional
         Numbers the alt-texts across the shard (default: a new one); pass one to read its
-        per-id slot counts afterwards.
+        per-id slot counts once the shard is read through (a reader may number a batch of
+        images ahead of yielding them).
 
     Yields
     ------

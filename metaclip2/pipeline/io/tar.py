@@ -62,7 +62,9 @@ def _tar_layout(fields, resolver: _Resolver) -> _Layout | None:
         return _Layout("named keys", spec.id_key or "id", spec.text_keys, spec.lang_key) if ok else None
     # one layout object per kind of record: built once, and a cheap key for the resolver's caches
     kind = ("texts" in fields, "text" in fields, "caption" in fields)
-    cache = resolver.__dict__.setdefault("tar_layouts", {})
+    cache = resolver.__dict__.get("tar_layouts")
+    if cache is None:
+        cache = resolver.__dict__["tar_layouts"] = {}
     if kind in cache:
         return cache[kind]
     found = []
