@@ -200,8 +200,10 @@ def _tar_members(path: str, max_chars: int):
                     # the member's own size when under the cap: no cap-sized buffer per member
                     size = min(member.size, caps[ext] + 1)
                     if member.sparse is None:  # read straight from the stream (no file object per member)
-                        tar.fileobj.seek(member.offset_data)
-                        data = tar.fileobj.read(size)
+                        stream = tar.fileobj
+                        if stream.pos != member.offset_data:  # where the header just read leaves it, mostly
+                            stream.seek(member.offset_data)
+                        data = stream.read(size)
                         if len(data) != size:
                             raise tarfile.ReadError("unexpected end of data")  # as extractfile() reports it
                     else:
