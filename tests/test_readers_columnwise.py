@@ -9,6 +9,7 @@ import json
 import math
 import random
 import tarfile
+from typing import Any, Iterator
 
 import pytest
 
@@ -354,3 +355,88 @@ def test_tar_fast_is_the_reference(tmp_path, monkeypatch, seed):
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
     _same_records(path, monkeypatch, max_chars=10)
+
+
+# -- Numbering: its cheaper common case and bulk numbering against it as it stood
+
+
+class _NumberingReference:
+    """records.Numbering as it stood before (verbatim but for this docstring)."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._used: dict[str, Any] = {}  # id -> the one index used, or the set of them
+        self._given: set = set()  # ids with an index the data gave
+
+    def ids(self) -> Iterator[tuple[str, int, bool]]:
+        """``(id, slots, numbered)`` of every id met: [`slots`][metaclip2.pipeline.io.records.Numbering.slots], and whether all its indices
+        were numbered here (none given by the data)."""
+        given = self._given
+        for image_id, n in self._next.items():
+            yield image_id, n, image_id not in given
+
+    def slots(self, image_id: str) -> int:
+        """One past the largest index `image_id` used so far (0 if unseen)."""
+        return self._next.get(image_id, 0)
+
+    def apply(self, image: Image) -> None:
+        """Give `image`'s unnumbered slots their indices and mark duplicates invalid."""
+        if image.id is None:
+            image.indices = list(range(len(image.texts)))
+            return
+        indices = image.indices
+        if len(indices) == 1 and indices[0] is None and image.id not in self._next:  # the common case: a new id, one slot
+            indices[0] = self._used[image.id] = 0
+            self._next[image.id] = 1
+            return
+        nxt = self._next.get(image.id, 0)
+        used = self._used.get(image.id)
+        for s, k in enumerate(image.indices):
+            if k is None:
+                k = image.indices[s] = nxt
+            else:  # given by the data (text_index, or a position in an image-form record)
+                self._given.add(image.id)
+            if used is None:
+                used = k
+            elif (k == used) if isinstance(used, int) else (k in used):
+                if image.invalid[s] is None:
+                    image.invalid[s] = "duplicate_index"
+                    image.texts[s] = image.langs[s] = None
+                continue
+            elif isinstance(used, int):
+                used = {used, k}
+            else:
+                used.add(k)
+            nxt = max(nxt, k + 1)
+        if used is not None:
+            self._used[image.id] = used
+            self._next[image.id] = nxt
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_numbering_is_the_reference(seed):
+    """Random images (new and met ids, one or several slots, given and unnumbered indices,
+    invalid slots), numbered one by one or, where _fresh takes them, in bulk."""
+    rng = random.Random(seed)
+    new, ref = Numbering(), _NumberingReference()
+    pool = [f"i{k}" for k in range(rng.choice([5, 50, 500]))]
+    for _ in range(300):
+        if rng.random() < 0.2:  # a batch of one-slot images of distinct ids, as the Parquet path hands them
+            ids = list(dict.fromkeys(rng.choice(pool) for _ in range(rng.randrange(1, 6))))
+            if new._fresh(ids):
+                for i in ids:
+                    ref.apply(Image(i, ["t"], [None], [None], [None], [0], {}, [{}]))
+                continue
+            images = [Image(i, ["t"], [None], [None], [None], [0], {}, [{}]) for i in ids]
+        else:
+            k = rng.choice([1, 1, 1, 2, 3])
+            image_id = None if rng.random() < 0.05 else rng.choice(pool)
+            images = [Image(image_id, ["t"] * k, [rng.choice([None, None, 0, 1, 2, 5]) for _ in range(k)], ["en"] * k,
+                            [rng.choice([None, None, None, "empty"]) for _ in range(k)], list(range(k)), {}, [{}] * k)]  # fmt: skip
+        for image in images:
+            twin = Image(image.id, list(image.texts), list(image.indices), list(image.langs), list(image.invalid), list(image.where), {}, [{}] * len(image.texts))
+            new.apply(image)
+            ref.apply(twin)
+            assert repr(image) == repr(twin)
+    assert list(new.ids()) == list(ref.ids())
+    assert all(new.slots(i) == ref._next.get(i, 0) for i in pool)
