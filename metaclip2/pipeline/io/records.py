@@ -9,6 +9,7 @@ Bad input is reported, per alt-text, with one of [`INVALID_REASONS`][metaclip2.p
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -670,11 +671,25 @@ class Numbering:
         none met before and none among `unnumbered` (ids of images yet to be numbered): True;
         else False and nothing changed (then apply them one by one)."""
         new = dict.fromkeys(ids, 1)
-        nxt = self._next
-        if len(new) != len(ids) or not nxt.keys().isdisjoint(new) or any(i in new for i in unnumbered):
+        if len(new) != len(ids) or any(i in new for i in unnumbered):
             return False
-        nxt.update(new)
-        return True
+        nxt = self._next
+        before = len(nxt)
+        nxt.update(new)  # one pass over the large dict; met ids are rare, and undone below
+        added = len(nxt) - before
+        if added == len(new):
+            return True
+        # Undo: the ids added are the last ones (a dict keeps insertion order); a met id's value
+        # was overwritten, and is one past the largest index it used (0 where _used has none).
+        fresh = set(itertools.islice(reversed(nxt.keys()), added))
+        for i in fresh:
+            del nxt[i]
+        used = self._used
+        for i in new:
+            if i not in fresh:
+                u = used.get(i, 0)
+                nxt[i] = (u if isinstance(u, int) else max(u)) + 1
+        return False
 
     def apply(self, image: Image) -> None:
         """Give `image`'s unnumbered slots their indices and mark duplicates invalid."""
