@@ -342,8 +342,15 @@ def _parquet_images(objs, resolver: _Resolver, max_chars: int) -> Iterator[Image
                 ids, texts, langs or itertools.repeat(None), extras, range(first_row + 1, first_row + n)
             ):  # all but the last row
                 image = new(Image)  # what Image(id) and one add() make, without the default factories
-                image.id, image.texts, image.indices, image.langs, image.invalid = image_id, [text], [0], [lang], [None]
-                image.where, image.extra, image.text_extra, image.damage = [where], {}, [extra], None
+                image.id = image_id  # one store per field: no tuple to build and unpack
+                image.texts = [text]
+                image.indices = [0]
+                image.langs = [lang]
+                image.invalid = [None]
+                image.where = [where]
+                image.extra = {}
+                image.text_extra = [extra]
+                image.damage = None
                 yield image
             # the last one: the open group, numbered when it is complete
             group = new(Image)
@@ -383,8 +390,15 @@ def _parquet_images(objs, resolver: _Resolver, max_chars: int) -> Iterator[Image
                 number(group)
                 yield group
             group = new(Image)  # what Image(id) and one add() make, without the default factories
-            group.id, group.texts, group.indices, group.langs, group.invalid = image_id, [text], [index], [lang], [None]
-            group.where, group.extra, group.text_extra, group.damage = [where], {}, [extra], None
+            group.id = image_id
+            group.texts = [text]
+            group.indices = [index]
+            group.langs = [lang]
+            group.invalid = [None]
+            group.where = [where]
+            group.extra = {}
+            group.text_extra = [extra]
+            group.damage = None
             gid = image_id
     if group is not None:
         number(group)

@@ -563,8 +563,15 @@ def _one(image_id: str | None, text: Any, lang: Any, reason: str | None, where: 
     not -1), built without the dataclass's default factories."""
     image = object.__new__(Image)
     ok = reason is None
-    image.id, image.texts, image.indices, image.langs, image.invalid = image_id, [text if ok else None], [index], [lang if ok else None], [reason]
-    image.where, image.extra, image.text_extra, image.damage = [where], {}, [extra or {}], None
+    image.id = image_id  # one store per field: no tuple to build and unpack
+    image.texts = [text if ok else None]
+    image.indices = [index]
+    image.langs = [lang if ok else None]
+    image.invalid = [reason]
+    image.where = [where]
+    image.extra = {}
+    image.text_extra = [extra or {}]
+    image.damage = None
     return image
 
 
