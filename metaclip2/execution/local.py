@@ -20,6 +20,7 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Sequence
 
+from metaclip2.execution.collection import fewer_collections, set_task_thresholds
 from metaclip2.execution.executor import Executor
 from metaclip2.execution.progress import Progress, counter_of, set_sink
 from metaclip2.core.errors import ParameterError
@@ -99,9 +100,11 @@ def exit_with_driver(alive) -> None:
 
 
 def _init_worker(alive, pairs) -> None:
-    """Pool initializer: [`exit_with_driver`][metaclip2.execution.local.exit_with_driver], and [`report_pairs`][metaclip2.execution.progress.report_pairs] into the shared `pairs`."""
+    """Pool initializer: [`exit_with_driver`][metaclip2.execution.local.exit_with_driver], [`report_pairs`][metaclip2.execution.progress.report_pairs] into the shared `pairs`,
+    and the task thresholds of the garbage collector for the worker's life ([`metaclip2.execution.collection`][metaclip2.execution.collection])."""
     exit_with_driver(alive)
     set_sink(pairs)
+    set_task_thresholds()
 
 
 class LocalExecutor(Executor):
@@ -247,7 +250,8 @@ class LocalExecutor(Executor):
         if self.workers == 1:
             future: Future = Future()
             try:
-                future.set_result(fn(**kwargs))
+                with fewer_collections():
+                    future.set_result(fn(**kwargs))
             except BaseException as e:
                 future.set_exception(e)
             return future
@@ -270,7 +274,8 @@ class LocalExecutor(Executor):
                 old = set_sink(bar)  # tasks' report_pairs reach the display directly
                 try:
                     for kw in list_of_kwargs:
-                        results.append(fn(**kw))
+                        with fewer_collections():  # the caller's thresholds back between tasks
+                            results.append(fn(**kw))
                         bar.update(1, **counter_of(self.counter, results[-1]))
                 finally:
                     set_sink(old)
