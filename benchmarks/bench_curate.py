@@ -139,6 +139,9 @@ def main() -> int:
                         "and 2, alternating, and the driver's serial phases (see whole())")  # fmt: skip
     p.add_argument("--rounds", type=int, default=5, help="with --whole: timed runs per worker count (after a warm-up run)")
     p.add_argument("--t-en", type=float, default=6, help="with --whole: the command's --t-en")
+    p.add_argument("--bytecode", action="store_true",
+                   help="with --whole: let the command's processes cache their bytecode (in a temporary folder), as an "
+                        "installed package has it, even where PYTHONDONTWRITEBYTECODE is set")  # fmt: skip
     p.add_argument("--others-max", type=float, default=0.5,
                    help="with --whole: medians leave out runs during which other processes used more CPU seconds than this")  # fmt: skip
     p.add_argument("--shards", type=int, default=8)
@@ -294,8 +297,11 @@ def whole(args) -> int:
         if not args.no_matchers:
             save_matchers(meta)
         print(f"pool: {args.shards} shards, {args.shards * args.images} images, {n_pairs} pairs; lid={args.lid}; "
-              f"code: {args.whole}")  # fmt: skip
+              f"code: {args.whole}; bytecode cached: {args.bytecode or not os.environ.get('PYTHONDONTWRITEBYTECODE')}")  # fmt: skip
         env = {**os.environ, "PYTHONPATH": args.whole, "METACLIP2_PROGRESS_INTERVAL": "3600"}
+        if args.bytecode:  # compiled once (by the warm-up run) into a folder of its own, as an installed package has it
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
         run = tmp / "run"
 
         def once(workers: int) -> tuple[dict, dict]:
