@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import re
 import resource
 import sys
 import tempfile
@@ -141,6 +142,16 @@ def outputs(run: Path) -> dict[str, bytes]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--whole", nargs="?", const=str(ROOT), metavar="CHECKOUT",
+                   help="time the whole command line `metaclip2 curate` (of this checkout, or of CHECKOUT) with --workers 1 "
+                        "and 2, alternating, and the driver's serial phases (see whole())")  # fmt: skip
+    p.add_argument("--rounds", type=int, default=5, help="with --whole: timed runs per worker count (after a warm-up run)")
+    p.add_argument("--t-en", type=float, default=6, help="with --whole: the command's --t-en")
+    p.add_argument("--bytecode", action="store_true",
+                   help="with --whole: let the command's processes cache their bytecode (in a temporary folder), as an "
+                        "installed package has it, even where PYTHONDONTWRITEBYTECODE is set")  # fmt: skip
+    p.add_argument("--others-max", type=float, default=0.5,
+                   help="with --whole: medians leave out runs during which other processes used more CPU seconds than this")  # fmt: skip
     p.add_argument("--shards", type=int, default=8)
     p.add_argument("--images", type=int, default=10000, help="images per shard")
     p.add_argument("--lid", action="store_true", help="half of the texts without a language (LID runs)")
@@ -154,6 +165,8 @@ def main() -> int:
         return uneven(args)
 
     configs = [("local, 1 worker", lambda: get_executor("local", 1)), ("local, 2 workers", lambda: get_executor("local", 2))]
+    if args.whole:
+        return whole(args)
     if args.ray:  # hook: the Ray executor implements the same map interface
         configs.append(("ray, 2 CPUs", lambda: get_executor("ray", 2)))
 
@@ -316,6 +329,151 @@ def uneven(args) -> int:
               "(how evenly its work was divided); bound: 1 worker's total over it, the speed-up on otherwise idle cores "
               "(wall clocks on a shared machine say little)")  # fmt: skip
     return 0
+
+
+# -- the whole command line ----------------------------------------------------------------------
+
+_STAGE_LINE = re.compile(r"(stage [13]): [^:]+: \d+/\d+ shards, ([\d,]+) pairs \(([\d,]+) pairs/s\)")
+
+
+def _phases(log: Path, start: float, end: float) -> dict[str, float]:
+    """Wall seconds of a command's phases, from its run log's stage lines (their time stamps, and
+    pairs / rate for the stage's own length) and the command's start and end (epoch seconds):
+    ``before`` stage 1 (start-up, checks, language sample; the pool start when it is not under
+    way already), stage 1, ``between`` (stage 2), stage 3, ``after`` (datacard, report, exit)."""
+    from datetime import datetime
+
+    ends, lengths = {}, {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        m = _STAGE_LINE.search(line)
+        if m:
+            stage = m.group(1)
+            ends[stage] = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            lengths[stage] = int(m.group(2).replace(",", "")) / int(m.group(3).replace(",", ""))
+    s1, s3 = ends["stage 1"] - lengths["stage 1"], ends["stage 3"] - lengths["stage 3"]
+    return {"before": s1 - start, "stage 1": lengths["stage 1"], "between": s3 - ends["stage 1"], "stage 3": lengths["stage 3"],
+            "after": end - ends["stage 3"], "total": end - start}  # fmt: skip
+
+
+class _OthersCPU:
+    """CPU seconds used by processes other than this one and its descendants while a block runs
+    (sampled from /proc twice a second): on a shared machine, how much the other tenants
+    took; runs during which they took much are left out of the medians."""
+
+    def __enter__(self) -> "_OthersCPU":
+        import threading
+
+        self.seen: dict[int, tuple[float, float]] = {}  # pid -> (first, last) CPU seconds of others
+        self.stop = threading.Event()
+        self._sample(first=True)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self.stop.wait(0.5):
+            self._sample()
+
+    def _sample(self, first: bool = False) -> None:
+        ticks, procs = os.sysconf("SC_CLK_TCK"), {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+                    procs[int(d)] = (int(f[1]), (int(f[11]) + int(f[12])) / ticks)
+                except (OSError, ValueError, IndexError):
+                    pass
+        mine, todo = {os.getpid()}, [os.getpid()]
+        kids: dict[int, list[int]] = {}
+        for pid, (ppid, _) in procs.items():
+            kids.setdefault(ppid, []).append(pid)
+        while todo:
+            for k in kids.get(todo.pop(), ()):
+                mine.add(k)
+                todo.append(k)
+        for pid, (_, cpu) in procs.items():
+            if pid not in mine:
+                start = self.seen.get(pid, (cpu if first else 0.0, 0.0))[0]
+                self.seen[pid] = (start, cpu)
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+        self.seconds = sum(last - first for first, last in self.seen.values())
+
+
+def whole(args) -> int:
+    """--whole: the command line ``metaclip2 curate`` as a user runs it, timed end to end.
+
+    One warm-up run, then ``--rounds`` runs with ``--workers 1`` and as many with ``--workers 2``,
+    alternating (1, 2, 2, 1, 1, 2, ...) so that a change in the machine's load hits both alike;
+    each in a fresh run directory at the same path (so every output file, report.html and the
+    PNG plots included, is compared byte for byte with the warm-up's). Prints the median wall
+    seconds of each worker count and their ratio, and the medians of the phases
+    ([`_phases`]: the serial ones, before, between and after the stages, bound the ratio).
+    """
+    import statistics
+    import subprocess
+
+    with tempfile.TemporaryDirectory(prefix="bench-curate-") as tmp:
+        tmp = Path(tmp)
+        meta, pattern, n_pairs = make_pool(tmp, args.shards, args.images, args.lid)
+        if not args.no_matchers:
+            save_matchers(meta)
+        print(f"pool: {args.shards} shards, {args.shards * args.images} images, {n_pairs} pairs; lid={args.lid}; "
+              f"code: {args.whole}; bytecode cached: {args.bytecode or not os.environ.get('PYTHONDONTWRITEBYTECODE')}")  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": args.whole, "METACLIP2_PROGRESS_INTERVAL": "3600"}
+        if args.bytecode:  # compiled once (by the warm-up run) into a folder of its own, as an installed package has it
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+        run = tmp / "run"
+
+        def once(workers: int) -> tuple[dict, dict]:
+            import shutil
+
+            shutil.rmtree(run, ignore_errors=True)
+            cmd = [sys.executable, "-m", "metaclip2", "curate", "--metadata", str(meta), "--input", pattern, "--out", str(run),
+                   "--workers", str(workers), "--t-en", f"{args.t_en:g}", "--log-level", "info"]  # fmt: skip
+            with _OthersCPU() as others:
+                start = time.time()
+                done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                end = time.time()
+            if done.returncode:
+                raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+            files = {k: v for k, v in outputs(run).items() if k not in ("metaclip2.log", "run.lock")}
+            return {**_phases(run / "metaclip2.log", start, end), "others": others.seconds}, files
+
+        _, reference = once(2)
+        times: dict[int, list[dict]] = {1: [], 2: []}
+        same = True
+        for r in range(args.rounds):
+            for workers in (1, 2) if r % 2 == 0 else (2, 1):
+                phases, files = once(workers)
+                times[workers].append(phases)
+                same = same and files == reference
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {args.rounds} rounds; same bytes (every file, "
+              f"plots and report.html included): {same}")  # fmt: skip
+        # a run during which other processes took more than --others-max CPU seconds is left out
+        quiet = {w: [p for p in times[w] if p["others"] <= args.others_max] for w in times}
+        if all(quiet.values()):
+            print(f"medians of the runs during which other processes used at most {args.others_max:g} CPU s: "
+                  f"{len(quiet[1])} and {len(quiet[2])} of {args.rounds}")  # fmt: skip
+            times = quiet
+        else:
+            print(f"every run of one worker count shared the machine (other processes used more than {args.others_max:g} CPU s): "
+                  "medians of all runs, not of a quiet machine")  # fmt: skip
+        keys = ["total", "before", "stage 1", "between", "stage 3", "after"]
+        med = {w: {k: statistics.median(p[k] for p in times[w]) for k in keys} for w in times}
+        print(f"{'workers':>7s} " + " ".join(f"{k:>8s}" for k in keys) + f" {'serial':>8s}   (median wall seconds)")
+        for w in (1, 2):
+            serial = med[w]["before"] + med[w]["between"] + med[w]["after"]
+            print(f"{w:7d} " + " ".join(f"{med[w][k]:8.2f}" for k in keys) + f" {serial:8.2f}")
+        print(f"whole-run ratio (median 1 worker / median 2 workers): x{med[1]['total'] / med[2]['total']:.2f}; "
+              f"stage 1 x{med[1]['stage 1'] / med[2]['stage 1']:.2f}, stage 3 x{med[1]['stage 3'] / med[2]['stage 3']:.2f}")  # fmt: skip
+        for w in (1, 2):
+            print(f"  {w} worker(s), totals (others' CPU s): " + " ".join(f"{p['total']:.2f} ({p['others']:.1f})" for p in times[w]))
+    return 0 if same else 1
 
 
 if __name__ == "__main__":

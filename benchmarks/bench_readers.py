@@ -9,7 +9,9 @@ this process: ``json.loads`` per line; Parquet ``iter_batches().to_pylist()`` of
 ``tarfile`` iterating members and reading the text ones; the same JSONL loop over
 ``gzip.open``. The ratio is reader time / baseline time
 (what layout detection, validation, carried fields and damage accounting cost). Peak RSS is
-printed after each format.
+printed after each format. With ``--reference``, also the ratio of the readers' slow reference
+paths (every Parquet row through the per-record checks, every JSONL line through the digit-run
+test and tar's records through the record generator), which give the same images.
 """
 
 from __future__ import annotations
@@ -85,6 +87,17 @@ def baseline(kind: str, path: Path) -> int:
     return n
 
 
+def reference(path: Path) -> int:
+    """Pairs read by the readers' reference paths (the same images, slower)."""
+    from metaclip2.pipeline.io import parquet, records
+
+    parquet._COLUMNWISE = records._FAST = False
+    try:
+        return sum(len(im.texts) for im in read_shard(path))
+    finally:
+        parquet._COLUMNWISE = records._FAST = True
+
+
 def timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -94,16 +107,21 @@ def timed(fn):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--reference", action="store_true", help="also time the readers' reference paths")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         files = make(Path(d), args.records)
-        print(f"{'layout':<10} {'records':>8} {'baseline/s':>12} {'reader/s':>12} {'ratio':>6} {'peak RSS MiB':>13}")
+        ref = f" {'ref ratio':>9}" if args.reference else ""
+        print(f"{'layout':<10} {'records':>8} {'baseline/s':>12} {'reader/s':>12} {'ratio':>6} {'peak RSS MiB':>13}{ref}")
         for kind, path in files.items():
             tb, n = timed(lambda: baseline(kind, path))
             tr, m = timed(lambda: sum(len(im.texts) for im in read_shard(path)))
             assert m == n, (kind, m, n)
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"{kind:<10} {n:>8} {n / tb:>12,.0f} {n / tr:>12,.0f} {tr / tb:>6.2f} {rss:>13.0f}")
+            if args.reference:
+                t0, _ = timed(lambda: reference(path))
+                ref = f" {t0 / tb:>9.2f}"
+            print(f"{kind:<10} {n:>8} {n / tb:>12,.0f} {n / tr:>12,.0f} {tr / tb:>6.2f} {rss:>13.0f}{ref}")
 
 
 if __name__ == "__main__":

@@ -128,3 +128,56 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake)
     with pytest.raises(ImportError, match=r"pip install 'metaclip2\[plot\]'"):
         plots.write_plots(".", {})
+
+
+
+def _drawn(monkeypatch, draw):
+    """The figure `draw` makes (drawn), its renderer, and the boxes of what is drawn: each visible
+    axes' tight box (tick labels, axis labels and title included) and the figure's own texts."""
+    plt = plots._pyplot()
+    figs = []
+    monkeypatch.setattr(plt, "close", figs.append)
+    draw()
+    [fig] = figs
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    boxes = {f"axes {ax.get_title()}": ax.get_tightbbox(renderer) for ax in fig.axes if ax.get_visible()}
+    boxes.update({t.get_text(): t.get_window_extent(renderer) for t in fig.texts if t.get_text()})
+    return fig, renderer, boxes
+
+
+def _inside(box, outer, slack: float = 1.0) -> bool:
+    return box.x0 >= outer.x0 - slack and box.x1 <= outer.x1 + slack and box.y0 >= outer.y0 - slack and box.y1 <= outer.y1 + slack
+
+
+@pytest.mark.parametrize("top", [120, 999_999, 5_000_000])
+def test_pairs_plot_margins_fit_its_labels(tmp_path, monkeypatch, top):
+    """Fixed margins (no tight_layout): everything drawn stays inside the figure, and the axis
+    label clear of the tick labels, for narrow and wide (six-digit) tick labels and offset notation."""
+    card = {"languages": {f"l{i}": {"pairs": top // (i + 1), "matched": top // (i + 2), "kept": top // (i + 1) // 2, "t": 5}
+                          for i in range(4)}}  # fmt: skip
+    fig, renderer, boxes = _drawn(monkeypatch, lambda: plots.plot_pairs_per_language(card, tmp_path / "p.png"))
+    for what, box in boxes.items():
+        assert _inside(box, fig.bbox), what
+    [ax] = fig.axes
+    lo, hi = ax.get_ylim()
+    ticks = [t.label1.get_window_extent(renderer) for t in ax.yaxis.get_major_ticks() if lo <= t.get_loc() <= hi and t.label1.get_text()]
+    assert ticks and ax.yaxis.label.get_window_extent(renderer).x1 <= min(b.x0 for b in ticks)
+    plots._pyplot().close("all")
+
+
+@pytest.mark.parametrize("n_langs", [4, 5])
+def test_match_mass_margins_fit_its_labels(run_dir, monkeypatch, n_langs):
+    path, _, counts, t = run_dir
+    fig, _, boxes = _drawn(monkeypatch, lambda: plots.plot_match_mass(counts, t, path / "m.png", max_languages=n_langs))
+    assert len([b for b in boxes if b.startswith("axes")]) == min(n_langs, 4)  # ja has no matches: no panel
+    for what, box in boxes.items():
+        assert _inside(box, fig.bbox), what
+    plots._pyplot().close("all")
+
+
+def test_plots_are_the_same_bytes_run_to_run(run_dir, tmp_path):
+    path, datacard, _, _ = run_dir
+    first = {p.name: p.read_bytes() for p in plots.write_plots(path, datacard)}
+    again = {p.name: p.read_bytes() for p in plots.write_plots(path, datacard)}
+    assert first == again and len(first) == 2

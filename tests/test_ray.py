@@ -419,3 +419,12 @@ def test_documented_per_shard_script_equals_curate(pool, tmp_path, monkeypatch):
     by_runner = {f: b for f, b in _tree(out).items() if f.startswith(("stage", "subset"))}
     assert len(by_jobs) == 5 * n + 5 + 3 * n  # stage 1: index, counts, images, examples, stats; stage 2: + split; stage 3: stats, examples, subset
     assert by_jobs == by_runner
+
+
+def test_tasks_run_with_fewer_collections(ray_cluster):
+    import gc
+
+    from metaclip2.execution.collection import TASK_GC_THRESHOLD
+
+    got = RayExecutor().map(gc.get_threshold, [{}, {}])
+    assert all(t[0] >= TASK_GC_THRESHOLD for t in got), got

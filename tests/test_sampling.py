@@ -350,3 +350,32 @@ def test_ids_from_another_list_are_a_clear_error():
         keep_probability(q, [1, 7])
     with pytest.raises(ValueError, match="another metadata list"):
         keep_probability(q, [-1])
+
+
+def test_accumulate_gives_the_bits_of_the_plain_loop():
+    """The kernel's shortcut for the first id of every row (p = q) changes no bit: rows with and
+    without ids, zeros (also negative), ones, NaN, float32 input."""
+    from metaclip2.curation.sampling import _accumulate, _accumulation_plan
+
+    def plain(qi, offsets):
+        p = np.zeros(len(offsets) - 1, dtype=np.float64)
+        for r in range(len(offsets) - 1):
+            for j in range(offsets[r], offsets[r + 1]):
+                p[r] += qi[j] * (1.0 - p[r])
+        return p
+
+    rng = np.random.default_rng(7)
+    for min_ids in (1, 0):  # every row with an id (the shortcut), or some without
+        lengths = rng.integers(min_ids, 5, 300)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        qi = rng.random(int(offsets[-1]))
+        qi[rng.integers(0, len(qi), 20)] = 0.0
+        qi[rng.integers(0, len(qi), 20)] = -0.0
+        qi[rng.integers(0, len(qi), 20)] = 1.0
+        qi[rng.integers(0, len(qi), 5)] = np.nan
+        for q in (qi, qi.astype(np.float32)):
+            want = plain(q, offsets)
+            for got in (_accumulate(q, offsets), _accumulate(q, offsets, _accumulation_plan(offsets))):
+                assert got.dtype == np.float64
+                assert np.array_equal(got.view(np.int64), want.view(np.int64))

@@ -234,8 +234,9 @@ def run_curate(args: argparse.Namespace) -> int:
         return _print_config(config, args)
     _require(args)
     attach_run_log(args.out)
-    res = curate(args.metadata, args.input, args.out, config)
-    rep = write_report(res.out, html=True)
+    with _workers(config) as ex:  # one pool for the stages and the report
+        res = curate(args.metadata, args.input, args.out, config if ex is None else config.replace(executor=ex))
+        rep = write_report(res.out, html=True, executor=ex)
     t = res.datacard["totals"]
     print(f"{t['pairs']} pairs in ({t['invalid']} invalid, {t['no_metadata']} without metadata, {t['unmatched']} unmatched), "
           f"{t['matched']} matched, {t['kept']} kept")  # fmt: skip
@@ -247,6 +248,20 @@ def run_curate(args: argparse.Namespace) -> int:
         print(f"plot:           {p}")
     total = _stage1_total(res.out)
     return _damage_status(total.invalid, getattr(total, "damaged", None), config.strict)
+
+
+def _workers(config):
+    """Local worker processes for a whole ``curate``, started at once in the background (they get
+    ready while the inputs are checked and sampled) and kept for the report, whose plots one of
+    them draws while the HTML report is written; a null context (curate makes its own executor)
+    for one worker or Ray."""
+    import contextlib
+
+    if config.executor != "local" or config.workers < 2:
+        return contextlib.nullcontext()
+    from metaclip2.execution.local import LocalExecutor
+
+    return LocalExecutor(config.workers, progress=config.progress).start(wait=False)
 
 
 def _stage1_total(out):

@@ -149,9 +149,15 @@ def _accumulate(qi: np.ndarray, offsets: np.ndarray, plan: list | None = None) -
     `_accumulation_plan` of `offsets`, for a caller that runs the kernel many times.
     """
     n = len(offsets) - 1
-    p = np.zeros(n, dtype=np.float64)
+    plan = plan if plan is not None else _accumulation_plan(offsets)
+    if plan and len(plan[0][0]) == n:  # every row has an id: after the first, p is 0 + q * 1, q itself
+        p = qi[plan[0][1]].astype(np.float64)
+        p += 0.0  # as 0 + q: a -0.0 becomes 0.0, every other value stays the same bits
+        plan = plan[1:]
+    else:
+        p = np.zeros(n, dtype=np.float64)
     # the j-th id of every row at once
-    for rows, at in plan if plan is not None else _accumulation_plan(offsets):
+    for rows, at in plan:
         p[rows] += qi[at] * (1.0 - p[rows])
     return p
 

@@ -17,9 +17,10 @@ import multiprocessing
 import os
 import sys
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Sequence
 
+from metaclip2.execution.collection import fewer_collections, set_task_thresholds
 from metaclip2.execution.executor import Executor
 from metaclip2.execution.progress import Progress, counter_of, set_sink
 from metaclip2.core.errors import ParameterError
@@ -99,9 +100,11 @@ def exit_with_driver(alive) -> None:
 
 
 def _init_worker(alive, pairs) -> None:
-    """Pool initializer: [`exit_with_driver`][metaclip2.execution.local.exit_with_driver], and [`report_pairs`][metaclip2.execution.progress.report_pairs] into the shared `pairs`."""
+    """Pool initializer: [`exit_with_driver`][metaclip2.execution.local.exit_with_driver], [`report_pairs`][metaclip2.execution.progress.report_pairs] into the shared `pairs`,
+    and the task thresholds of the garbage collector for the worker's life ([`metaclip2.execution.collection`][metaclip2.execution.collection])."""
     exit_with_driver(alive)
     set_sink(pairs)
+    set_task_thresholds()
 
 
 class LocalExecutor(Executor):
@@ -153,9 +156,106 @@ class LocalExecutor(Executor):
         self.desc = desc
         self._pool: ProcessPoolExecutor | None = None
         self._alive = None  # (reader, writer) of the pipe whose end-of-file stops the workers
+        self._starting: threading.Thread | None = None  # start(wait=False) at work
+        self._start_error: BaseException | None = None
 
     def __repr__(self) -> str:
         return f"LocalExecutor(workers={self.workers})"
+
+    def start(self, wait: bool = True) -> "LocalExecutor":
+        """Start the worker processes now rather than at the first [`map`][metaclip2.execution.local.LocalExecutor.map].
+
+        With ``wait=False`` they start in a background thread and this returns at once, so the
+        caller's own work (reading a sample of the inputs, checking them) overlaps with the
+        workers' start (``forkserver`` imports the preloaded modules first: a few tenths of a
+        second); the first ``map`` or ``submit`` waits for them. Nothing to do with one worker.
+
+        Returns
+        -------
+        LocalExecutor
+            This executor.
+
+        Examples
+        --------
+        >>> import os
+        >>> from metaclip2.execution import LocalExecutor
+        >>> with LocalExecutor(workers=2).start(wait=False) as ex:
+        ...     pids = ex.map(os.getpid, [{}, {}])
+        >>> os.getpid() in pids
+        False
+        """
+        if self.workers == 1 or self._pool is not None or self._starting is not None:
+            return self
+        if wait:
+            self._start()
+            return self
+
+        def start() -> None:
+            try:
+                self._start()
+            except BaseException as e:  # raised by the next map or submit
+                self._start_error = e
+
+        self._starting = threading.Thread(target=start, name="metaclip2-start-workers", daemon=True)
+        self._starting.start()
+        return self
+
+    def _start(self) -> None:
+        ctx = _mp_context()
+        if _PRELOAD and ctx.get_start_method() == "forkserver":
+            # (takes effect when this process starts its forkserver, i.e. with its first pool)
+            ctx.set_forkserver_preload(["__main__", *_PRELOAD])
+        self._alive = ctx.Pipe(duplex=False)
+        self._pairs = ctx.Value("q", 0)  # workers' report_pairs add here; polled below
+        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self._alive[0], self._pairs))
+        try:  # a task per worker starts the processes (the first one waits for the forkserver's preload)
+            for f in [pool.submit(os.getpid) for _ in range(self.workers)]:
+                f.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        self._pool = pool
+
+    def _started(self) -> ProcessPoolExecutor:
+        """The worker pool, started now or by [`start`][metaclip2.execution.local.LocalExecutor.start] (waited for)."""
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+            if self._start_error is not None:
+                error, self._start_error = self._start_error, None
+                raise error
+        if self._pool is None:
+            self._start()
+        return self._pool
+
+    def submit(self, fn: Callable[..., Any], /, **kwargs: Any) -> Future:
+        """``fn(**kwargs)`` in a worker process, returning at once; with one worker, here and now.
+
+        For work the caller overlaps with its own (e.g. drawing plots while it writes a report).
+        `fn` and the arguments must be picklable, as for [`map`][metaclip2.execution.local.LocalExecutor.map].
+
+        Returns
+        -------
+        concurrent.futures.Future
+            Its ``result()`` is ``fn``'s, or raises what ``fn`` raised.
+
+        Examples
+        --------
+        >>> from metaclip2.execution import LocalExecutor
+        >>> with LocalExecutor(workers=2) as ex:
+        ...     future = ex.submit(pow, base=2, exp=10)
+        ...     future.result()
+        1024
+        """
+        if self.workers == 1:
+            future: Future = Future()
+            try:
+                with fewer_collections():
+                    future.set_result(fn(**kwargs))
+            except BaseException as e:
+                future.set_exception(e)
+            return future
+        return self._started().submit(fn, **kwargs)
 
     def map(self, fn: Callable[..., Any], list_of_kwargs: Sequence[dict[str, Any]]) -> list[Any]:
         """``[fn(**kw) for kw in list_of_kwargs]``, computed by the workers.
@@ -174,22 +274,16 @@ class LocalExecutor(Executor):
                 old = set_sink(bar)  # tasks' report_pairs reach the display directly
                 try:
                     for kw in list_of_kwargs:
-                        results.append(fn(**kw))
+                        with fewer_collections():  # the caller's thresholds back between tasks
+                            results.append(fn(**kw))
                         bar.update(1, **counter_of(self.counter, results[-1]))
                 finally:
                     set_sink(old)
                 return results
-            if self._pool is None:
-                ctx = _mp_context()
-                if _PRELOAD and ctx.get_start_method() == "forkserver":
-                    # (takes effect when this process starts its forkserver, i.e. with its first pool)
-                    ctx.set_forkserver_preload(["__main__", *_PRELOAD])
-                self._alive = ctx.Pipe(duplex=False)
-                self._pairs = ctx.Value("q", 0)  # workers' report_pairs add here; polled below
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self._alive[0], self._pairs))
+            pool = self._started()
             with self._pairs.get_lock():
                 self._pairs.value = 0
-            futures = [self._pool.submit(fn, **kw) for kw in list_of_kwargs]
+            futures = [pool.submit(fn, **kw) for kw in list_of_kwargs]
             pending = set(futures)
             try:
                 while pending:
@@ -207,6 +301,9 @@ class LocalExecutor(Executor):
 
     def close(self) -> None:
         """Shut the worker pool down."""
+        if self._starting is not None:  # a start under way: let it finish, then shut it down
+            self._starting.join()
+            self._starting = self._start_error = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

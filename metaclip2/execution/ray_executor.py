@@ -104,7 +104,10 @@ def _call(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     if refs:
         values = ray.get(list(refs.values()))
         kwargs = {**kwargs, **dict(zip(refs, values))}
-    return fn(**kwargs)
+    from metaclip2.execution.collection import fewer_collections
+
+    with fewer_collections():  # a Ray worker runs other tasks too: its thresholds come back after this one
+        return fn(**kwargs)
 
 
 class RayExecutor(Executor):

@@ -116,7 +116,8 @@ def read_shard(
         ``fields`` (of the first record), ``expected`` (the keys looked for).
     numbering : Numbering, optional
         Numbers the alt-texts across the shard (default: a new one); pass one to read its
-        per-id slot counts afterwards.
+        per-id slot counts once the shard is read through (a reader may number a batch of
+        images ahead of yielding them).
     piece : (int, int), optional
         Read only part of the shard (stage 1 reads a big shard in pieces): bytes
         ``[start, stop)`` of an uncompressed local JSONL file, ``start`` at a line start (lines
@@ -168,10 +169,21 @@ def read_shard(
         if fmt not in ("jsonl", "parquet"):
             raise ParameterError(f"{path}: only JSONL and Parquet shards are read in pieces, not {fmt}")
         reader = functools.partial(reader, piece=tuple(piece))
+    apply = numbering.apply
+    if not strict:
+        resolver.numbering = numbering  # a reader may take it (then it numbers what it yields)
+        images = reader(path, max_chars, resolver)
+        for image in images:
+            if resolver.numbering is None:  # taken (before its first image)
+                yield image
+                yield from images
+                return
+            apply(image)
+            yield image
+        return
     for image in reader(path, max_chars, resolver):
-        numbering.apply(image)
-        if strict:
-            for reason, where in zip(image.invalid, image.where):
-                if reason is not None:
-                    raise InvalidInputError(path, where, reason, image.damage["error"] if image.damage else "")
+        apply(image)
+        for reason, where in zip(image.invalid, image.where):
+            if reason is not None:
+                raise InvalidInputError(path, where, reason, image.damage["error"] if image.damage else "")
         yield image

@@ -9,6 +9,7 @@ Bad input is reported, per alt-text, with one of [`INVALID_REASONS`][metaclip2.p
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -281,6 +282,9 @@ class _Resolver:
         self.nested = frozenset(spec.keep_keys or ())
         self.report = report if report is not None else {}
         self.report.update(layout=None, id_key=None, text_keys=None, lang_key=None, fields=None, expected=_expected(spec))
+        # the shard's Numbering, set by read_shard; a reader that numbers the images it yields
+        # itself (in bulk where it can) takes it, leaving None
+        self.numbering: Numbering | None = None
 
     def resolve(self, fields: set) -> _Layout | None:
         if self.layout is None:
@@ -320,16 +324,45 @@ except ImportError:  # pragma: no cover - orjson is installed with the test extr
 # orjson parses integers past 64 bits as floats (json: ints); lines with such a digit run go to json
 _LONG_DIGITS = re.compile(rb"\d{19}")
 
+#: Off: every line through the digit-run test first (the reference the tests compare with).
+_FAST = True
+
+_PLAIN = frozenset((str, int, bool, type(None)))
+
+
+def _no_float(values) -> bool:
+    """Whether no float is among `values` (a list or a dict's values) nor inside them."""
+    types = set(map(type, values))
+    if types <= _PLAIN:  # the common case: one C pass
+        return True
+    if float in types:
+        return False
+    for v in values:
+        if (type(v) is list and not _no_float(v)) or (type(v) is dict and not _no_float(v.values())):
+            return False
+    return True
+
 
 def _loads_fast(raw: bytes) -> Any:
     """`raw` (UTF-8 JSON) parsed by orjson, or ``_SLOW`` where json must decide (invalid UTF-8,
-    lone surrogates, NaN, blank lines, big integers, nesting past orjson's depth: its result or its error)."""
-    if _orjson is None or _LONG_DIGITS.search(raw):
+    lone surrogates, NaN, blank lines, big integers, nesting past orjson's depth: its result or its error).
+
+    An integer past 64 bits is a float in orjson's result: a result without floats needs no
+    look at the digit runs (the common case), one with floats does (as every line did)."""
+    if _orjson is None or (not _FAST and _LONG_DIGITS.search(raw)):
         return _SLOW
     try:
-        return _orjson.loads(raw)
+        obj = _orjson.loads(raw)
     except ValueError:
         return _SLOW
+    if _FAST:
+        try:
+            plain = _no_float(obj.values()) if type(obj) is dict else _no_float((obj,))
+        except RecursionError:  # nesting deeper than Python's stack: the digit runs decide
+            plain = False
+        if not plain and _LONG_DIGITS.search(raw):
+            return _SLOW
+    return obj
 
 
 _SLOW = object()
@@ -525,6 +558,23 @@ class _Damage:
         self.where, self.error, self.lost, self.final = where, error, lost, final
 
 
+def _one(image_id: str | None, text: Any, lang: Any, reason: str | None, where: int | str, extra: dict | None, index: int | None) -> Image:
+    """``Image(image_id)`` with one ``add(text, lang, reason, where, extra, index=index)`` (`index`
+    not -1), built without the dataclass's default factories."""
+    image = object.__new__(Image)
+    ok = reason is None
+    image.id = image_id  # one store per field: no tuple to build and unpack
+    image.texts = [text if ok else None]
+    image.indices = [index]
+    image.langs = [lang if ok else None]
+    image.invalid = [reason]
+    image.where = [where]
+    image.extra = {}
+    image.text_extra = [extra or {}]
+    image.damage = None
+    return image
+
+
 def _unreadable(reason: str, where: int | str, n: int = 1) -> Image:
     image = Image(None)
     for _ in range(max(n, 1)):
@@ -608,7 +658,7 @@ class Numbering:
 
     def __init__(self) -> None:
         self._next: dict[str, int] = {}
-        self._used: dict[str, Any] = {}  # id -> the one index used, or the set of them
+        self._used: dict[str, Any] = {}  # id -> the one index used, or the set of them (absent: 0)
         self._given: set = set()  # ids with an index the data gave
 
     def ids(self) -> Iterator[tuple[str, int, bool]]:
@@ -622,23 +672,51 @@ class Numbering:
         """One past the largest index `image_id` used so far (0 if unseen)."""
         return self._next.get(image_id, 0)
 
+    def _fresh(self, ids: list, *unnumbered: str) -> bool:
+        """Number `ids`, each the id of one image of one unnumbered slot, in this order, as
+        [`apply`][metaclip2.pipeline.io.records.Numbering.apply] would, if they are distinct,
+        none met before and none among `unnumbered` (ids of images yet to be numbered): True;
+        else False and nothing changed (then apply them one by one)."""
+        new = dict.fromkeys(ids, 1)
+        if len(new) != len(ids) or any(i in new for i in unnumbered):
+            return False
+        nxt = self._next
+        before = len(nxt)
+        nxt.update(new)  # one pass over the large dict; met ids are rare, and undone below
+        added = len(nxt) - before
+        if added == len(new):
+            return True
+        # Undo: the ids added are the last ones (a dict keeps insertion order); a met id's value
+        # was overwritten, and is one past the largest index it used (0 where _used has none).
+        fresh = set(itertools.islice(reversed(nxt.keys()), added))
+        for i in fresh:
+            del nxt[i]
+        used = self._used
+        for i in new:
+            if i not in fresh:
+                u = used.get(i, 0)
+                nxt[i] = (u if isinstance(u, int) else max(u)) + 1
+        return False
+
     def apply(self, image: Image) -> None:
         """Give `image`'s unnumbered slots their indices and mark duplicates invalid."""
-        if image.id is None:
+        image_id, indices = image.id, image.indices
+        nxt = self._next
+        if image_id not in nxt and len(indices) == 1 and indices[0] is None and image_id is not None:
+            # the common case: a new id, one slot; its one used index 0 is implied (not stored)
+            indices[0] = 0
+            nxt[image_id] = 1
+            return
+        if image_id is None:
             image.indices = list(range(len(image.texts)))
             return
-        indices = image.indices
-        if len(indices) == 1 and indices[0] is None and image.id not in self._next:  # the common case: a new id, one slot
-            indices[0] = self._used[image.id] = 0
-            self._next[image.id] = 1
-            return
-        nxt = self._next.get(image.id, 0)
-        used = self._used.get(image.id)
-        for s, k in enumerate(image.indices):
+        n = nxt.get(image_id, 0)
+        used = self._used.get(image_id, 0 if image_id in nxt else None)
+        for s, k in enumerate(indices):
             if k is None:
-                k = image.indices[s] = nxt
+                k = indices[s] = n
             else:  # given by the data (text_index, or a position in an image-form record)
-                self._given.add(image.id)
+                self._given.add(image_id)
             if used is None:
                 used = k
             elif (k == used) if isinstance(used, int) else (k in used):
@@ -650,10 +728,41 @@ class Numbering:
                 used = {used, k}
             else:
                 used.add(k)
-            nxt = max(nxt, k + 1)
+            n = max(n, k + 1)
         if used is not None:
-            self._used[image.id] = used
-            self._next[image.id] = nxt
+            self._used[image_id] = used
+            nxt[image_id] = n
+
+
+def _flat_image(obj: dict, where: int | str, lay: _Layout, resolver: _Resolver, max_chars: int, default_id: str | None = None) -> Image | None:
+    """The image of record `obj` read alone, as ``_records`` makes a flat record's, under layout
+    `lay`; None where it is not a flat record (then ``_records`` decides)."""
+    spec = resolver.spec
+    shape = _shape(obj, lay, spec)
+    if shape[0] != "flat":
+        return None
+    image_id = obj.get(lay.id_key, default_id)
+    if type(image_id) is str and image_id and image_id.isascii():
+        id_reason = None
+    else:
+        image_id, id_reason = _check_id(image_id)
+    if id_reason is None and STATUS_KEY in obj and _not_downloaded(obj):
+        id_reason = "not_downloaded"
+    if id_reason is not None:
+        return _unreadable(id_reason, where)
+    lang, lang_reason = check_lang(shape[2]) if shape[2] is not None else (None, None)
+    text = shape[1]
+    if type(text) is not str:
+        text = _decode(text)
+    index_key = spec.text_index_key or "text_index"
+    index, index_reason = _text_index(obj[index_key]) if index_key in obj else (None, None)
+    reason = check_text(text, max_chars) or lang_reason or index_reason
+    if reason is not None:
+        return _one(image_id, text, lang, reason, where, None, index)
+    skip = resolver.skip.get(lay)
+    if skip is None:
+        skip = resolver.skip[lay] = frozenset(_record_keys(lay, spec))
+    return _one(image_id, text, lang, None, where, _extra(obj, skip, spec, resolver.nested), index)
 
 
 def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_chars: int, default_id: str | None = None) -> Iterator[Image]:
@@ -681,25 +790,30 @@ def _records(objs: Iterator[tuple[Any, int | str]], resolver: _Resolver, max_cha
                 skip = resolver.skip[lay] = frozenset(_record_keys(lay, spec))  # looked up per field
             last_lay = lay
         shape = _shape(obj, lay, spec)
-        image_id, id_reason = _check_id(obj.get(lay.id_key, default_id))
+        image_id = obj.get(lay.id_key, default_id)
+        if type(image_id) is str and image_id and image_id.isascii():  # the common case, as _check_id
+            id_reason = None
+        else:
+            image_id, id_reason = _check_id(image_id)
         if id_reason is None and STATUS_KEY in obj and _not_downloaded(obj):
             id_reason = "not_downloaded"  # never an image: counted with its alt-texts, never matched
         if shape[0] == "flat":
             if id_reason is not None:
                 yield _unreadable(id_reason, where)
                 continue
-            if group is not None and group.id != image_id:
-                yield group
-                group = None
-            if group is None:
-                group = Image(image_id)
-            lang, lang_reason = check_lang(shape[2])
+            lang, lang_reason = check_lang(shape[2]) if shape[2] is not None else (None, None)
             text = shape[1]
             if type(text) is not str:
                 text = _decode(text)
             index, index_reason = _text_index(obj[index_key]) if index_key in obj else (None, None)
             reason = check_text(text, max_chars) or lang_reason or index_reason
-            group.add(text, lang, reason, where, _extra(obj, skip, spec, resolver.nested) if reason is None else None, index=index)
+            extra = _extra(obj, skip, spec, resolver.nested) if reason is None else None
+            if group is not None:
+                if group.id == image_id:
+                    group.add(text, lang, reason, where, extra, index=index)
+                    continue
+                yield group
+            group = _one(image_id, text, lang, reason, where, extra, index)
             continue
         if group is not None:
             yield group

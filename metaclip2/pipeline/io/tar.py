@@ -12,6 +12,7 @@ import zlib
 from collections import OrderedDict
 from typing import Any, Iterator
 
+from metaclip2.pipeline.io import records
 from metaclip2.pipeline.io.inputs import _open_maybe_gzip
 from metaclip2.pipeline.io.records import (
     _SLOW,
@@ -22,6 +23,7 @@ from metaclip2.pipeline.io.records import (
     _Damage,
     _decode,
     _extra,
+    _flat_image,
     _Layout,
     _layout_error,
     _loads_fast,
@@ -60,7 +62,9 @@ def _tar_layout(fields, resolver: _Resolver) -> _Layout | None:
         return _Layout("named keys", spec.id_key or "id", spec.text_keys, spec.lang_key) if ok else None
     # one layout object per kind of record: built once, and a cheap key for the resolver's caches
     kind = ("texts" in fields, "text" in fields, "caption" in fields)
-    cache = resolver.__dict__.setdefault("tar_layouts", {})
+    cache = resolver.__dict__.get("tar_layouts")
+    if cache is None:
+        cache = resolver.__dict__["tar_layouts"] = {}
     if kind in cache:
         return cache[kind]
     found = []
@@ -91,14 +95,17 @@ def _tar_sample(key: str, files: dict, max_chars: int, resolver: _Resolver) -> I
                 obj = json.loads(raw)
             except (ValueError, RecursionError):
                 return _unreadable("malformed", where)
-        if isinstance(obj, (list, str)):
-            obj = {"texts": obj if isinstance(obj, list) else [obj]}
-        if not isinstance(obj, dict):
-            return _unreadable("malformed", where)
+        if type(obj) is not dict:  # the common case skips these checks
+            if isinstance(obj, (list, str)):
+                obj = {"texts": obj if isinstance(obj, list) else [obj]}
+            if not isinstance(obj, dict):
+                return _unreadable("malformed", where)
         lay = _tar_layout(obj, resolver)  # a dict answers `in` like the set of its keys
         if lay is not None:
             if resolver.report["layout"] is None:  # fix() reports the first layout only: no key sets after it
                 resolver.fix(lay, set(obj) | ({".txt"} if "txt" in files else set()))
+            if records._FAST and (image := _flat_image(obj, where, lay, resolver, max_chars, None if spec.id_key else key)) is not None:
+                return image  # the common case: a flat record, without a _records generator
             saved, resolver.layout = resolver.layout, lay
             try:
                 return next(_records(((obj, where),), resolver, max_chars, default_id=None if spec.id_key else key))
@@ -193,8 +200,10 @@ def _tar_members(path: str, max_chars: int):
                     # the member's own size when under the cap: no cap-sized buffer per member
                     size = min(member.size, caps[ext] + 1)
                     if member.sparse is None:  # read straight from the stream (no file object per member)
-                        tar.fileobj.seek(member.offset_data)
-                        data = tar.fileobj.read(size)
+                        stream = tar.fileobj
+                        if stream.pos != member.offset_data:  # where the header just read leaves it, mostly
+                            stream.seek(member.offset_data)
+                        data = stream.read(size)
                         if len(data) != size:
                             raise tarfile.ReadError("unexpected end of data")  # as extractfile() reports it
                     else:
@@ -229,7 +238,7 @@ def _read_tar(path: str, max_chars: int, resolver: _Resolver) -> Iterator[Image]
 
     def done(k: str, f: dict) -> Image | None:
         image = _tar_sample(k, f, max_chars, resolver)
-        if k in watch:
+        if watch and k in watch:
             if _missing_text_only(image):
                 watch.clear()  # one sample per damage
                 return None
@@ -237,7 +246,7 @@ def _read_tar(path: str, max_chars: int, resolver: _Resolver) -> Iterator[Image]
         return image
 
     for item in _tar_members(path, max_chars):
-        if isinstance(item, _Damage):
+        if type(item) is not tuple:  # damage
             if item.final and key is not None:  # the sample read so far is complete, unless the damage cut its text
                 image = _tar_sample(key, files, max_chars, resolver)
                 if not _missing_text_only(image):

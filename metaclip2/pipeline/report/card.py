@@ -16,7 +16,7 @@ __all__ = ["write_report", "write_html_report"]
 log = logging.getLogger(__name__)
 
 
-def write_report(run_dir: str | os.PathLike, plots: bool = True, html: bool | str | os.PathLike = False) -> dict:
+def write_report(run_dir: str | os.PathLike, plots: bool = True, html: bool | str | os.PathLike = False, executor=None) -> dict:
     """Write ``datacard.json`` and, with matplotlib installed, PNG plots to the run directory.
 
     Parameters
@@ -28,6 +28,9 @@ def write_report(run_dir: str | os.PathLike, plots: bool = True, html: bool | st
     html : bool or path
         Also write the HTML report ([`write_html_report`][metaclip2.pipeline.report.card.write_html_report]): True for ``report.html`` in the
         run directory, or the path to write it to.
+    executor : LocalExecutor, optional
+        With more than one worker, the plots are drawn in one of its worker processes while
+        this one writes the HTML report (the files are the same).
 
     Returns
     -------
@@ -60,17 +63,25 @@ def write_report(run_dir: str | os.PathLike, plots: bool = True, html: bool | st
     # shared: reports may run beside the jobs of an array, never beside a whole-run command
     with RunDir(run_dir).lock(exclusive=False):
         path = write_json(run_dir / "datacard.json", card)
-        written: list[Path] = []
-        if plots:
-            try:
-                from metaclip2.pipeline.report.plots import write_plots
+        drawing = None
+        if plots and getattr(executor, "workers", 1) > 1 and hasattr(executor, "submit"):
+            from metaclip2.pipeline.report.plots import write_plots
 
-                written = list(write_plots(run_dir, card))
-            except ImportError as e:
-                log.warning("plots skipped: %s", e)
+            drawing = executor.submit(write_plots, run_dir=str(run_dir), datacard=card)  # beside the HTML report
         page = None
         if html is not False:
             page = write_html_report(run_dir, None if html is True else html)
+        written: list[Path] = []
+        if plots:
+            try:
+                if drawing is None:
+                    from metaclip2.pipeline.report.plots import write_plots
+
+                    written = list(write_plots(run_dir, card))
+                else:
+                    written = [Path(p) for p in drawing.result()]
+            except ImportError as e:
+                log.warning("plots skipped: %s", e)
     return {"datacard": path, "plots": written, "card": card, "html": page}
 
 
