@@ -35,6 +35,7 @@ import numpy as np
 from metaclip2.core.atomic import write_json
 from metaclip2.core.errors import Metaclip2Error
 from metaclip2.core.fingerprint import file_digest, input_fingerprint
+from metaclip2.core.jsonfile import read_json
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.pipeline.io.index import IndexWriter, iter_index
 from metaclip2.pipeline.io.inputs import detect_format
@@ -420,7 +421,7 @@ class MergeTask:
         paths = stage1_paths(self.out_dir, self.shard)
         if not piece_dir(self.out_dir, self.shard).exists() and paths["stats"].exists():
             try:  # merged by its last piece (the driver removed any older stats before the pieces ran)
-                return Stage1Stats.from_json(json.loads(paths["stats"].read_text(encoding="utf-8")), str(paths["stats"]))
+                return Stage1Stats.from_json(read_json(paths["stats"]), str(paths["stats"]))
             except (OSError, ValueError, Metaclip2Error):
                 pass
         try:
@@ -437,10 +438,10 @@ class MergeTask:
         infos, parts = [], []
         for name in names:
             try:
-                info = json.loads((d / f"{name}.piece.json").read_text(encoding="utf-8"))
+                info = read_json(d / f"{name}.piece.json")
                 if "failed" in info:
                     raise _CannotMerge(f"piece {name} failed: {info['failed']}")
-                parts.append(Stage1Stats.from_json(json.loads(stage1_paths(d, name)["stats"].read_text(encoding="utf-8"))))
+                parts.append(Stage1Stats.from_json(read_json(stage1_paths(d, name)["stats"])))
             except (OSError, ValueError, Metaclip2Error) as e:
                 raise _CannotMerge(f"piece {name}: {e}") from None
             infos.append(info)
@@ -468,7 +469,10 @@ class MergeTask:
                 offset += part.images
         _write_image_arrays(paths["images"], hs, np.concatenate([a[1] for a in images])[order], np.concatenate([a[2] for a in images])[order])
         EntryCounts.sum(EntryCounts.load(stage1_paths(d, name)["counts"]) for name in names).save(paths["counts"])
-        docs = [json.loads(stage1_paths(d, name)["examples"].read_text(encoding="utf-8")) for name in names]
+        try:
+            docs = [read_json(stage1_paths(d, name)["examples"]) for name in names]
+        except Metaclip2Error as e:
+            raise _CannotMerge(str(e)) from None
         _write_examples(paths["examples"], merge_examples(docs))
         stats = self._stats(parts, infos)
         stats.layout = layout
