@@ -88,16 +88,24 @@ def make_pool(root: Path, shards: int, images: int, lid: bool, seed: int = 0) ->
     return root / "meta", str(root / "pool" / "*.jsonl"), n_pairs
 
 
-def children_cpu() -> float:
-    """CPU seconds (user + system) of this process's live descendants (the worker pool)."""
-    ticks, kids = os.sysconf("SC_CLK_TCK"), {}
+def processes() -> dict[int, tuple[int, float]]:
+    """``pid -> (parent pid, CPU seconds user + system)`` of every live process (from /proc)."""
+    ticks, procs = os.sysconf("SC_CLK_TCK"), {}
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
                 f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
-                kids.setdefault(int(f[1]), []).append((int(d), (int(f[11]) + int(f[12])) / ticks))
+                procs[int(d)] = (int(f[1]), (int(f[11]) + int(f[12])) / ticks)
             except (OSError, ValueError, IndexError):
                 pass
+    return procs
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's live descendants (the worker pool)."""
+    kids: dict[int, list] = {}
+    for pid, (ppid, cpu) in processes().items():
+        kids.setdefault(ppid, []).append((pid, cpu))
     total, todo = 0.0, [os.getpid()]
     while todo:
         for pid, cpu in kids.get(todo.pop(), ()):
@@ -238,14 +246,7 @@ def _log_seconds(log: Path) -> float | None:
 
 def _descendants_cpu(root: int) -> dict[int, tuple[int, float]]:
     """``pid -> (parent, CPU seconds)`` of `root` and its live descendants (from /proc)."""
-    ticks, procs = os.sysconf("SC_CLK_TCK"), {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
-                procs[int(d)] = (int(f[1]), (int(f[11]) + int(f[12])) / ticks)
-            except (OSError, ValueError, IndexError):
-                pass
+    procs = processes()
     out, todo = {}, [root]
     while todo:
         pid = todo.pop()
@@ -375,14 +376,7 @@ class _OthersCPU:
             self._sample()
 
     def _sample(self, first: bool = False) -> None:
-        ticks, procs = os.sysconf("SC_CLK_TCK"), {}
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
-                    procs[int(d)] = (int(f[1]), (int(f[11]) + int(f[12])) / ticks)
-                except (OSError, ValueError, IndexError):
-                    pass
+        procs = processes()
         mine, todo = {os.getpid()}, [os.getpid()]
         kids: dict[int, list[int]] = {}
         for pid, (ppid, _) in procs.items():
