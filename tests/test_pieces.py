@@ -248,3 +248,32 @@ def test_ray_runs_pieces_like_one_worker(tmp_path, monkeypatch, caplog):
         ray = _curate_tree(meta, inputs, tmp_path, out, workers=2, executor="ray")
     assert "read in pieces" in caplog.text
     assert ray == one
+
+
+class _TwoWorkers:
+    """An in-process executor that says it has two workers (what the piece plan looks at)."""
+
+    workers = 2
+
+    def run(self, tasks, desc=None):
+        return [task() for task in tasks]
+
+
+@pytest.mark.parametrize("sizes, split", [
+    ([10, 10, 10, 10], False),  # even on two workers: pieces would only cost
+    ([50, 50, 50, 50, 50, 50, 50, 50], False),
+    ([10, 10, 20, 60], True),  # the big shard alone outlasts the rest
+    ([30, 30, 30], True),  # three on two workers
+    ([100], True),
+])
+def test_pieces_only_when_the_shards_cannot_keep_the_workers_even(sizes, split):
+    asked: list = []
+
+    def cut(i, target):
+        asked.append(i)
+        return None  # read whole: this test is about the plan's choice only
+
+    stage = ShardStage("stage 0", "x", [str(i) for i in range(len(sizes))], check=lambda i: ShardCheck(), marker=None,
+                       task=lambda i: (lambda: i), progress=lambda s: {}, size=lambda i: sizes[i], pieces=cut)  # fmt: skip
+    assert run_shards(stage, list(range(len(sizes))), _TwoWorkers()) == list(range(len(sizes)))
+    assert bool(asked) is split

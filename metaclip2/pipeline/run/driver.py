@@ -12,7 +12,8 @@ object per shard it made, in the order it was given them.
 
 Tasks are submitted biggest input first (a stage's ``size``), so that a big shard does not
 start last and hold the run alone. A stage with ``pieces`` may have a big shard read as several
-piece tasks when there are too few shards to keep the workers busy; those run with the other
+piece tasks when the shards cannot keep the workers evenly busy (placed biggest first, one
+worker would run more than 10% longer than an even split); those run with the other
 tasks, then one merge task per split shard makes its outputs, or returns those its pieces
 already merged (two waves of the executor).
 """
@@ -157,9 +158,18 @@ def run_shards(stage: ShardStage, todo: Sequence[int], executor: Executor, worke
     return [results[i] for i in order]
 
 
-# a run with fewer shards than this many per worker has its big shards read in pieces
-_SHARDS_PER_WORKER = 3
+# a run whose shards, biggest first, would keep one worker busy this much longer than an even
+# split has its big shards read in pieces (pieces cost a little CPU: worth it only then)
+_IMBALANCE = 1.1
 _PIECES_PER_WORKER = 4  # the pieces' size: the run's input over this many per worker
+
+
+def _makespan(sizes: Sequence[int], workers: int) -> int:
+    """The busiest worker's load when `sizes` go, biggest first, to the least loaded worker."""
+    loads = [0] * workers
+    for size in sorted(sizes, reverse=True):
+        loads[loads.index(min(loads))] += size
+    return max(loads, default=0)
 
 
 def _execute(stage: ShardStage, plan: list, executor: Executor) -> list:
@@ -167,7 +177,7 @@ def _execute(stage: ShardStage, plan: list, executor: Executor) -> list:
     sizes = [sum(stage.size(i) for i in positions) for positions, _ in plan] if stage.size is not None else [0] * len(plan)
     workers = max(int(getattr(executor, "workers", 1) or 1), 1) if stage.pieces is not None and plan else 1
     split: dict[int, tuple] = {}  # plan entry -> ([(bytes, piece task)], merge task)
-    if stage.pieces is not None and workers > 1 and len(plan) < _SHARDS_PER_WORKER * workers:
+    if stage.pieces is not None and workers > 1 and _makespan(sizes, workers) > _IMBALANCE * sum(sizes) / workers:
         target = sum(sizes) // (_PIECES_PER_WORKER * workers)
         for e, (positions, _) in enumerate(plan):
             if len(positions) == 1 and (cut := stage.pieces(positions[0], target)) is not None:
