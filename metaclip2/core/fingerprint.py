@@ -20,12 +20,20 @@ from metaclip2.core.errors import DataError, MissingInputError
 from metaclip2.core.httpstream import is_http, open_http_stream
 from metaclip2.core.regularfile import open_regular
 
-__all__ = ["file_digest", "input_fingerprint", "input_stat", "file_problem", "input_change"]
+__all__ = ["file_digest", "input_fingerprint", "input_stat", "file_problem", "input_change", "is_url"]
 
 _BLOCK = 1 << 20
 
 
-def _is_url(path) -> bool:
+def is_url(path: str | os.PathLike) -> bool:
+    """Whether `path` names an fsspec location (has a protocol other than ``file://``).
+
+    Examples
+    --------
+    >>> from metaclip2.core.fingerprint import is_url
+    >>> [is_url(p) for p in ("s3://bucket/part-0.parquet", "https://host/a.jsonl", "file:///data/a.jsonl", "pool/a.jsonl")]
+    [True, True, False, False]
+    """
     p = os.fspath(path)
     return "://" in p and not p.startswith("file://")
 
@@ -34,7 +42,7 @@ class _Stat:
     """``st_size`` and ``st_mtime_ns`` of a local file, or of an fsspec URL (mtime 0 if the store has none)."""
 
     def __init__(self, path):
-        if not _is_url(path):
+        if not is_url(path):
             st = os.stat(path)
             self.st_size, self.st_mtime_ns = st.st_size, st.st_mtime_ns
             return
@@ -72,7 +80,7 @@ def input_stat(path: str | os.PathLike) -> _Stat:
 
 
 def _open(path):
-    if not _is_url(path):
+    if not is_url(path):
         # a pipe or device in place of a file would block or never end: refused at once
         return open_regular(path, "put the file it should be in its place")
     if is_http(path):  # one GET from the start: servers without Range serve it too

@@ -9,6 +9,7 @@ import os
 import zlib
 
 from metaclip2.core.errors import MissingExtraError, ParameterError
+from metaclip2.core.fingerprint import is_url
 from metaclip2.core.httpstream import is_http, open_http_seekable, open_http_stream
 from metaclip2.pipeline.io.records import _Damage
 
@@ -18,10 +19,6 @@ FORMATS = ("jsonl", "parquet", "tar", "csv", "tsv")
 
 
 # -- opening files (local or fsspec) ------------------------------------------------------------
-
-
-def _is_url(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
 
 
 def open_input(path: str | os.PathLike, *, seekable: bool = False):
@@ -59,7 +56,7 @@ def open_input(path: str | os.PathLike, *, seekable: bool = False):
     >>> tmp.cleanup()
     """
     path = os.fspath(path)
-    if not _is_url(path):
+    if not is_url(path):
         return open(path.removeprefix("file://"), "rb")
     if is_http(path):
         return open_http_seekable(path) if seekable else open_http_stream(path)

@@ -18,14 +18,9 @@ from pathlib import Path
 
 from metaclip2.core.atomic import AtomicFile
 from metaclip2.core.errors import MissingExtraError, MissingInputError
+from metaclip2.core.fingerprint import is_url  # the one URL test, here for the pipeline's callers
 
 __all__ = ["is_url", "local_metadata"]
-
-
-def is_url(path: str | os.PathLike) -> bool:
-    """Whether `path` names an fsspec location (has a protocol other than ``file://``)."""
-    s = os.fspath(path)
-    return "://" in s and not s.startswith("file://")
 
 
 def _cache_root() -> Path:
