@@ -23,6 +23,7 @@ from metaclip2.pipeline.io.records import (
     _Damage,
     _jsonable,
     _record_keys,
+    _one,
     _records,
     _Resolver,
     _text_index,
@@ -355,9 +356,7 @@ def _parquet_images(objs, resolver: _Resolver, max_chars: int) -> Iterator[Image
                 image.damage = None
                 yield image
             # the last one: the open group, numbered when it is complete
-            group = new(Image)
-            group.id, group.texts, group.indices, group.langs, group.invalid = ids[-1], [texts[-1]], [None], [langs[-1] if langs else None], [None]
-            group.where, group.extra, group.text_extra, group.damage = [first_row + n], {}, [extras[-1]], None
+            group = _one(ids[-1], texts[-1], langs[-1] if langs else None, None, first_row + n, extras[-1], None)
             continue
         where = first_row
         for image_id, text, lang, index, extra, ok in zip(
@@ -391,17 +390,7 @@ def _parquet_images(objs, resolver: _Resolver, max_chars: int) -> Iterator[Image
             if group is not None:
                 number(group)
                 yield group
-            group = new(Image)  # what Image(id) and one add() make, without the default factories
-            group.id = image_id
-            group.texts = [text]
-            group.indices = [index]
-            group.langs = [lang]
-            group.invalid = [None]
-            group.where = [where]
-            group.extra = {}
-            group.text_extra = [extra]
-            group.damage = None
-            gid = image_id
+            group, gid = _one(image_id, text, lang, None, where, extra, index), image_id
     if group is not None:
         number(group)
         yield group
