@@ -39,6 +39,7 @@ from metaclip2.core.jsonfile import read_json
 from metaclip2.curation.counts import EntryCounts
 from metaclip2.pipeline.io.index import IndexWriter, iter_index
 from metaclip2.pipeline.io.inputs import detect_format
+from metaclip2.pipeline.io.jsonl import _lines
 from metaclip2.pipeline.io.records import _candidates, import_pyarrow, record_cap
 from metaclip2.pipeline.io.remote import is_url
 from metaclip2.pipeline.stages.examples import _write as _write_examples
@@ -186,16 +187,12 @@ def _jsonl_cuts(path: str, size: int, target: int, options: MatchOptions) -> lis
             here = f.tell()
             cut, prev = None, _ids_before(f, here, id_keys, cap)
             f.seek(here)
+            lines = _lines(f, cap)  # reads lazily: f.tell() is the next line's start
             for _ in range(_ALIGN_LINES):
                 pos = f.tell()
-                if pos >= size:
+                if pos >= size or (line := next(lines, None)) is None:
                     break
-                raw = f.readline(cap + 1)
-                if len(raw) > cap and not raw.endswith(b"\n"):
-                    while (rest := f.readline(1 << 20)) and not rest.endswith(b"\n"):
-                        pass
-                    raw = None
-                ids = _id_of(raw, id_keys)
+                ids = _id_of(line[0], id_keys)
                 if ids is None:  # not a record of an id: stays with the lines before it
                     continue
                 if prev is not None and ids != prev:
@@ -305,13 +302,10 @@ def _first_fields(path: str, start: int, stop: int, cap: int) -> list | None:
     """Fields of the first JSONL record (an object) in bytes ``[start, stop)``, as the reader meets it."""
     with open(path, "rb") as f:
         f.seek(start)
-        while f.tell() < stop:
-            raw = f.readline(cap + 1)
-            if not raw:
-                break
-            if len(raw) > cap and not raw.endswith(b"\n"):
-                while (rest := f.readline(1 << 20)) and not rest.endswith(b"\n"):
-                    pass
+        lines = _lines(f, cap)
+        while f.tell() < stop and (line := next(lines, None)) is not None:
+            raw = line[0]
+            if raw is None:  # too long: skipped, as the reader skips it
                 continue
             try:
                 obj = json.loads(raw)
