@@ -259,9 +259,9 @@ def _workers(config):
 
     if config.executor != "local" or config.workers < 2:
         return contextlib.nullcontext()
-    from metaclip2.execution.local import LocalExecutor
+    from metaclip2.execution import get_executor
 
-    return LocalExecutor(config.workers, progress=config.progress).start(wait=False)
+    return get_executor(config.executor, config.workers, config.ray_address, config.progress).start(wait=False)  # curate's own
 
 
 def _stage1_total(out):
